@@ -1,0 +1,14 @@
+"""mmbackbones: an OpenMMLab-style registry of multi-scale backbones.
+
+Importing the package is light: model families (and timm/torchvision) load on first use.
+"""
+from .utils.mmcv_check import check_mmcv_version
+
+check_mmcv_version()
+
+from .builder import build_backbone, build_backbone_from_config, load_config  # noqa: E402
+from .registry import BACKBONES, MODELS  # noqa: E402
+from .version import __version__  # noqa: E402
+
+__all__ = ['MODELS', 'BACKBONES', 'build_backbone', 'build_backbone_from_config', 'load_config',
+           '__version__']

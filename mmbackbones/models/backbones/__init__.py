@@ -1,0 +1,1 @@
+"""One family per module; importing a module registers its classes."""

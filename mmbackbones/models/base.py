@@ -1,0 +1,135 @@
+"""The one contract every backbone in the zoo follows.
+
+A backbone is built from explicit arguments, validates them at construction, and knows its
+outputs before any forward pass:
+
+* ``forward(x)`` returns a tuple of tensors, one per requested output, in ``out_indices`` order;
+* ``out_channels``, ``out_strides``, ``out_names`` (tuples in output order) and ``output_shape()``
+  (``{name: ShapeSpec(channels, stride)}``, detectron2's neck contract);
+* ``frozen_stages``: ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``. Frozen
+  parameters get ``requires_grad=False`` and frozen norm layers stay in eval mode across
+  ``.train()``; ``norm_eval=True`` keeps every BatchNorm in eval mode;
+* ``init_cfg`` is handled by mmengine's ``BaseModule.init_weights()``.
+
+A family subclass calls ``_set_outputs(...)`` once its layers exist, implements
+``stem_and_stages()`` (index 0 the stem, index ``i`` stage ``i``) and calls
+``_freeze_stages()`` at the end of ``__init__``.
+"""
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..utils.validation import check_frozen_stages
+from .layers.norm import FrozenBatchNorm2d
+
+
+class ShapeSpec(NamedTuple):
+    """Channels and stride of one output; field names follow detectron2's ``ShapeSpec``."""
+    channels: Optional[int] = None
+    height: Optional[int] = None
+    width: Optional[int] = None
+    stride: Optional[int] = None
+
+
+class BaseBackbone(BaseModule):
+    """Base class of every backbone: output metadata, stage freezing, norm_eval."""
+
+    def __init__(self, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self._out_channels: Tuple[int, ...] = ()
+        self._out_strides: Tuple[int, ...] = ()
+        self._out_names: Tuple[str, ...] = ()
+        self.frozen_stages = -1
+        self.norm_eval = False
+        self.in_channels: Optional[int] = None
+
+    # ----- output metadata -------------------------------------------------------------------
+    def _set_outputs(self, channels: Sequence[int], strides: Sequence[int],
+                     names: Sequence[str]) -> None:
+        channels, strides, names = tuple(channels), tuple(strides), tuple(names)
+        if not len(channels) == len(strides) == len(names):
+            raise ValueError(f'output metadata lengths differ: channels={channels}, '
+                             f'strides={strides}, names={names}')
+        if len(set(names)) != len(names):
+            raise ValueError(f'output names must be unique, got {names}')
+        self._out_channels, self._out_strides, self._out_names = channels, strides, names
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each output, in output order."""
+        return self._out_channels
+
+    @property
+    def out_strides(self) -> Tuple[int, ...]:
+        """Stride (input pixels per output pixel) of each output, in output order."""
+        return self._out_strides
+
+    @property
+    def out_names(self) -> Tuple[str, ...]:
+        """Name of each output, in output order (e.g. ``res2``..``res5``)."""
+        return self._out_names
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        """``{name: ShapeSpec(channels=..., stride=...)}`` as detectron2 necks expect."""
+        return {name: ShapeSpec(channels=c, stride=s)
+                for name, c, s in zip(self._out_names, self._out_channels, self._out_strides)}
+
+    @property
+    def size_divisibility(self) -> int:
+        """Input sides must be a multiple of this (0: any size). detectron2 pads to it."""
+        return 0
+
+    @property
+    def padding_constraints(self) -> Dict[str, int]:
+        """detectron2's padding contract: ``{'size_divisibility': n}`` when there is one."""
+        return {'size_divisibility': self.size_divisibility} if self.size_divisibility else {}
+
+    def forward_dict(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``{name: feature}`` instead of a tuple (the detectron2/detrex style)."""
+        return dict(zip(self._out_names, self(x)))
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse a wrong input early with a message naming ``in_channels``."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f'{type(self).__name__} expects a 4-D (N, C, H, W) tensor, got {shape}')
+        if self.in_channels is not None and x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__} was built with in_channels={self.in_channels} '
+                             f'but the input has {x.shape[1]} channels (shape {tuple(x.shape)})')
+
+    # ----- freezing and norm_eval --------------------------------------------------------------
+    def stem_and_stages(self) -> List[Optional[nn.Module]]:
+        """Modules to freeze: index 0 the stem, index ``i`` stage ``i``.
+
+        Families that support ``frozen_stages`` override this.
+        """
+        return []
+
+    def _check_frozen_stages(self, frozen_stages, num_stages: int) -> int:
+        return check_frozen_stages(frozen_stages, num_stages)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        for module in self.stem_and_stages()[:self.frozen_stages + 1]:
+            if module is None:
+                continue
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, (_BatchNorm, FrozenBatchNorm2d)):
+                    module.eval()
+        return self
+
+    def extra_repr(self) -> str:
+        return (f'out_names={self._out_names}, out_channels={self._out_channels}, '
+                f'out_strides={self._out_strides}')

@@ -1,0 +1,67 @@
+"""Norm layers shared by several families."""
+import torch
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d with fixed statistics and affine parameters (detectron2's FrozenBN).
+
+    Holds ``weight``, ``bias``, ``running_mean``, ``running_var`` as buffers, so a BatchNorm
+    checkpoint loads into it and nothing is trained. ``num_batches_tracked`` from a BatchNorm
+    checkpoint is accepted and dropped. Input and output: ``(N, C, H, W)``.
+    """
+
+    _abbr_ = 'bn'  # mmcv's build_norm_layer names the layer bn1, bn2, ... like BatchNorm
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=None, affine=True,
+                 track_running_stats=True):
+        super().__init__()
+        # momentum/affine/track_running_stats are accepted so a BN norm_cfg can say FrozenBN.
+        self.num_features = num_features
+        self.eps = eps
+        self.register_buffer('weight', torch.ones(num_features))
+        self.register_buffer('bias', torch.zeros(num_features))
+        self.register_buffer('running_mean', torch.zeros(num_features))
+        self.register_buffer('running_var', torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.view(1, -1, 1, 1).to(x.dtype) + shift.view(1, -1, 1, 1).to(x.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        state_dict.pop(prefix + 'num_batches_tracked', None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def extra_repr(self) -> str:
+        return f'{self.num_features}, eps={self.eps}'
+
+    @classmethod
+    def convert_frozen_batchnorm(cls, module: nn.Module) -> nn.Module:
+        """Return ``module`` with every BatchNorm replaced by a FrozenBatchNorm2d holding the
+        same statistics (in place for children; a bare BatchNorm is returned converted)."""
+        if isinstance(module, _BatchNorm):
+            frozen = cls(module.num_features, eps=module.eps)
+            if module.affine:
+                frozen.weight.copy_(module.weight.detach())
+                frozen.bias.copy_(module.bias.detach())
+            if module.track_running_stats and module.running_mean is not None:
+                frozen.running_mean.copy_(module.running_mean)
+                frozen.running_var.copy_(module.running_var)
+            return frozen
+        for name, child in module.named_children():
+            converted = cls.convert_frozen_batchnorm(child)
+            if converted is not child:
+                setattr(module, name, converted)
+        return module
+
+
+# Registered in mmengine's root registry (where mmcv registers BN/GN/SyncBN) so that
+# norm_cfg=dict(type='FrozenBN') works from any scope, including mmdet's and mmseg's.
+for _name in ('FrozenBN', 'FrozenBatchNorm2d'):
+    if _name not in MMENGINE_MODELS._module_dict:
+        MMENGINE_MODELS.register_module(_name, module=FrozenBatchNorm2d)

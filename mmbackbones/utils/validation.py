@@ -1,0 +1,82 @@
+"""Argument validation shared by every backbone.
+
+Each helper raises ``ValueError``/``TypeError`` whose message names the argument, the bad value
+and what is allowed, so a wrong config fails at construction with a readable message.
+"""
+from typing import Iterable, Sequence, Tuple, Union
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value) -> int:
+    if not _is_int(value):
+        raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__})')
+    if value <= 0:
+        raise ValueError(f'{name} must be a positive int, got {value!r}')
+    return value
+
+
+def check_non_negative_int(name: str, value) -> int:
+    if not _is_int(value):
+        raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__})')
+    if value < 0:
+        raise ValueError(f'{name} must be >= 0, got {value!r}')
+    return value
+
+
+def check_choice(name: str, value, choices: Iterable):
+    choices = tuple(choices)
+    try:
+        ok = value in choices
+    except TypeError:  # unhashable value
+        ok = False
+    if not ok:
+        allowed = ', '.join(repr(c) for c in choices)
+        raise ValueError(f'{name} must be one of {allowed}; got {value!r}')
+    return value
+
+
+def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: int,
+                          name: str = 'out_indices') -> Tuple[int, ...]:
+    """Turn an int or a sequence of ints into a tuple of non-negative stage indices.
+
+    Negative indices count from the end (``-1`` is the last of ``num_stages`` stages). Order is
+    kept (outputs come back in this order); duplicates and out-of-range values are refused.
+    """
+    if _is_int(out_indices):
+        indices = [out_indices]
+    elif isinstance(out_indices, (list, tuple)):
+        indices = list(out_indices)
+    else:
+        raise TypeError(f'{name} must be an int or a list/tuple of ints, got {out_indices!r} '
+                        f'({type(out_indices).__name__})')
+    if not indices:
+        raise ValueError(f'{name} must not be empty; allowed indices are '
+                         f'{-num_stages}..{num_stages - 1}')
+    resolved = []
+    for index in indices:
+        if not _is_int(index):
+            raise TypeError(f'{name} must contain ints, got {index!r} ({type(index).__name__}) '
+                            f'in {out_indices!r}')
+        if not -num_stages <= index < num_stages:
+            raise ValueError(f'{name} contains {index}, out of range: allowed indices are '
+                             f'{-num_stages}..{num_stages - 1} for {num_stages} stages '
+                             f'(got {out_indices!r})')
+        resolved.append(index % num_stages)
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f'{name} must not repeat a stage, got {out_indices!r} '
+                         f'(resolved to {tuple(resolved)})')
+    return tuple(resolved)
+
+
+def check_frozen_stages(frozen_stages, num_stages: int, name: str = 'frozen_stages') -> int:
+    """``-1`` freezes nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``."""
+    if not _is_int(frozen_stages):
+        raise TypeError(f'{name} must be an int in -1..{num_stages}, got {frozen_stages!r} '
+                        f'({type(frozen_stages).__name__})')
+    if not -1 <= frozen_stages <= num_stages:
+        raise ValueError(f'{name} must be in -1..{num_stages} (-1: nothing, 0: stem, k: stem and '
+                         f'stages 1..k), got {frozen_stages!r}')
+    return frozen_stages

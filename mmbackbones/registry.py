@@ -18,6 +18,13 @@ MODEL_LOCATIONS = ['mmbackbones.models']
 LIST_HINT = 'run `mmbackbones list` to see every registered type'
 
 
+class UnknownTypeError(KeyError):
+    """A ``KeyError`` whose message prints as written (``KeyError`` would print its repr)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
 class BackboneRegistry(Registry):
     """A ``Registry`` whose failed lookups raise a ``KeyError`` that suggests close names."""
 
@@ -26,7 +33,7 @@ class BackboneRegistry(Registry):
         if found is None and isinstance(key, str):
             scope, real_key = self.split_scope_key(key)
             if scope is None or scope == self.scope:
-                raise KeyError(self._unknown_type_message(real_key))
+                raise UnknownTypeError(self._unknown_type_message(real_key))
         return found
 
     def __contains__(self, key) -> bool:
@@ -79,4 +86,4 @@ def _mmcls_alias():
 
 MMCLS_MODELS = _mmcls_alias()
 
-__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'BackboneRegistry']
+__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'BackboneRegistry', 'UnknownTypeError']

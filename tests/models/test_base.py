@@ -1,0 +1,72 @@
+"""The backbone contract, exercised through a tiny test backbone."""
+import pytest
+import torch
+
+from mmbackbones import build_backbone
+from mmbackbones.models.base import ShapeSpec
+from tests.toy_backbone import ToyBackbone
+
+
+def test_outputs_follow_out_indices_order_and_metadata():
+    model = build_backbone(dict(type='ToyBackbone', out_indices=(2, 0)))
+    assert isinstance(model, ToyBackbone)
+    outs = model(torch.randn(2, 3, 64, 48))
+    assert isinstance(outs, tuple) and len(outs) == 2
+    assert model.out_channels == (32, 8)
+    assert model.out_strides == (16, 4)
+    assert model.out_names == ('stage3', 'stage1')
+    for out, ch, stride in zip(outs, model.out_channels, model.out_strides):
+        assert out.shape == (2, ch, 64 // stride, 48 // stride)
+    assert model.output_shape() == {'stage3': ShapeSpec(channels=32, stride=16),
+                                    'stage1': ShapeSpec(channels=8, stride=4)}
+    assert list(model.forward_dict(torch.randn(1, 3, 32, 32))) == ['stage3', 'stage1']
+
+
+def test_metadata_is_read_only():
+    model = ToyBackbone()
+    with pytest.raises(AttributeError):
+        model.out_channels = (1,)
+
+
+def test_stages_after_last_output_are_not_built():
+    assert len(ToyBackbone(out_indices=(0,)).stages) == 1
+    assert len(ToyBackbone(out_indices=-1).stages) == 3
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 1, 2])
+def test_frozen_stages_survive_train(frozen_stages):
+    model = ToyBackbone(frozen_stages=frozen_stages)
+    model.train()
+    frozen = [model.stem, *model.stages][:frozen_stages + 1]
+    trainable = [model.stem, *model.stages][frozen_stages + 1:]
+    for module in frozen:
+        assert not module.training
+        assert all(not p.requires_grad for p in module.parameters())
+    for module in trainable:
+        assert module.training
+        assert all(p.requires_grad for p in module.parameters())
+    assert model.train() is model
+
+
+def test_norm_eval_keeps_every_bn_in_eval_mode():
+    model = ToyBackbone(norm_eval=True).train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(not bn.training for bn in bns)
+    assert all(p.requires_grad for p in model.parameters())
+    running_mean = model.stages[0][1].running_mean.clone()
+    model(torch.randn(2, 3, 32, 32))
+    assert torch.equal(running_mean, model.stages[0][1].running_mean)
+
+
+def test_wrong_channel_count_names_in_channels():
+    model = ToyBackbone()
+    with pytest.raises(ValueError, match=r'in_channels=3 but the input has 1 channels'):
+        model(torch.randn(1, 1, 32, 32))
+    with pytest.raises(ValueError, match='4-D'):
+        model(torch.randn(3, 32, 32))
+
+
+def test_detectron2_padding_contract_defaults():
+    model = ToyBackbone()
+    assert model.size_divisibility == 0
+    assert model.padding_constraints == {}

@@ -1,0 +1,65 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import ConfigDict
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import DefaultScope, Registry
+
+from mmbackbones import BACKBONES, MODELS, build_backbone
+from tests.toy_backbone import ToyBackbone
+
+DOWNSTREAM = Registry('model', parent=MMENGINE_MODELS, scope='downstream_test')
+
+
+def test_registry_is_a_child_of_mmengine_root():
+    assert MODELS is BACKBONES
+    assert MODELS.parent is MMENGINE_MODELS
+    assert MODELS.scope == 'mmbackbones'
+    assert 'mmbackbones' in MMENGINE_MODELS.children
+    assert 'mmcls' in MMENGINE_MODELS.children
+
+
+def test_build_from_dict_and_configdict():
+    assert isinstance(build_backbone(dict(type='ToyBackbone')), ToyBackbone)
+    model = build_backbone(ConfigDict(type='ToyBackbone', out_indices=[1]))
+    assert model.out_names == ('stage2',)
+
+
+@pytest.mark.parametrize('type_name', ['mmcls.ToyBackbone', 'mmbackbones.ToyBackbone'])
+def test_downstream_registry_resolves_scoped_types(type_name):
+    model = DOWNSTREAM.build(dict(type=type_name, out_indices=(0, 1)))
+    assert isinstance(model, ToyBackbone)
+    assert model.out_channels == (8, 16)
+
+
+def test_unscoped_type_means_ours_under_another_default_scope():
+    with DefaultScope.overwrite_default_scope('downstream_test'):
+        assert isinstance(build_backbone(dict(type='ToyBackbone')), ToyBackbone)
+
+
+@pytest.mark.parametrize('build', [
+    lambda t: build_backbone(dict(type=t)),
+    lambda t: DOWNSTREAM.build(dict(type='mmcls.' + t)),
+    lambda t: DOWNSTREAM.build(dict(type='mmbackbones.' + t)),
+])
+def test_unknown_type_suggests_close_names(build):
+    with pytest.raises(KeyError) as info:
+        build('ToyBackbon')
+    message = str(info.value)
+    assert "Unknown model type 'ToyBackbon'" in message
+    assert "Did you mean 'ToyBackbone'" in message
+    assert 'mmbackbones list' in message
+
+
+def test_membership_does_not_raise():
+    assert 'ToyBackbone' in MODELS
+    assert 'NoSuchBackbone' not in MODELS
+
+
+def test_build_requires_type_and_a_mapping():
+    with pytest.raises(KeyError, match='"type"'):
+        build_backbone(dict(depth=50))
+    with pytest.raises(TypeError, match='dict or ConfigDict'):
+        build_backbone(['ResNet'])

@@ -1,1 +1,2 @@
 """One family per module; importing a module registers its classes."""
+from . import cspnet  # noqa: F401

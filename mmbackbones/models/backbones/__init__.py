@@ -1,2 +1,3 @@
 """One family per module; importing a module registers its classes."""
 from . import cspnet  # noqa: F401
+from . import regnet  # noqa: F401

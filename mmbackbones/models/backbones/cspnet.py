@@ -14,7 +14,6 @@ import math
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
 from torch import nn
 
 from ...registry import MODELS
@@ -23,6 +22,7 @@ from ...utils.validation import (check_choice, check_frozen_stages, check_positi
 from ..base import BaseBackbone
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.drop import DropPath
+from ..layers.resnet_blocks import Bottleneck
 
 _BN = dict(type='BN', eps=1e-5)
 _LEAKY = dict(type='LeakyReLU', inplace=True)
@@ -54,53 +54,8 @@ class DarknetBottleneck(nn.Module):
         return out + x if self.add_identity else out
 
 
-class CSPBottleneck(nn.Module):
-    """ResNet/ResNeXt bottleneck as CSPResNet(X)t uses it: stride 1, identity shortcut.
-
-    ``conv1`` (1x1) / ``bn1`` / act, ``conv2`` (3x3, ``groups``) / ``bn2`` / act, ``conv3`` (1x1) /
-    ``bn3``, plus the input, then act. ``(N, C, H, W) -> (N, C, H, W)`` with ``C = in_channels =
-    out_channels``. The middle width is ``out_channels // expansion``, scaled by
-    ``groups * width_per_group / base_channels`` when ``groups > 1`` (ResNeXt's rule).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, expansion: int = 4, groups: int = 1,
-                 width_per_group: int = 4, base_channels: int = 64, drop_path_rate: float = 0.,
-                 conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY):
-        super().__init__()
-        if in_channels != out_channels:
-            raise ValueError(f'CSPBottleneck keeps the width: in_channels ({in_channels}) must '
-                             f'equal out_channels ({out_channels})')
-        if out_channels % expansion:
-            raise ValueError(f'out_channels ({out_channels}) must be divisible by expansion '
-                             f'({expansion})')
-        mid = out_channels // expansion
-        if groups != 1:
-            if mid % base_channels:
-                raise ValueError(f'the bottleneck width {mid} must be divisible by '
-                                 f'base_channels ({base_channels}) when groups={groups}')
-            mid = groups * width_per_group * mid // base_channels
-        self.conv1 = build_conv_layer(conv_cfg, in_channels, mid, 1, bias=False)
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, mid, postfix=1)
-        self.add_module(self.norm1_name, norm1)
-        self.conv2 = build_conv_layer(conv_cfg, mid, mid, 3, padding=1, groups=groups, bias=False)
-        self.norm2_name, norm2 = build_norm_layer(norm_cfg, mid, postfix=2)
-        self.add_module(self.norm2_name, norm2)
-        self.conv3 = build_conv_layer(conv_cfg, mid, out_channels, 1, bias=False)
-        self.norm3_name, norm3 = build_norm_layer(norm_cfg, out_channels, postfix=3)
-        self.add_module(self.norm3_name, norm3)
-        self.relu = build_activation_layer(act_cfg)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self._modules
-        out = self.relu(m[self.norm1_name](self.conv1(x)))
-        out = self.relu(m[self.norm2_name](self.conv2(out)))
-        out = self.drop_path(m[self.norm3_name](self.conv3(out)))
-        out += x  # `out` is a fresh tensor: adding in place saves one allocation
-        return self.relu(out)
-
-
-_BLOCKS = {'darknet': DarknetBottleneck, 'resnet': CSPBottleneck, 'resnext': CSPBottleneck}
+# CSPResNet(X)t use the ResNet(X)t bottleneck at stride 1 with an identity shortcut.
+_BLOCKS = {'darknet': DarknetBottleneck, 'resnet': Bottleneck, 'resnext': Bottleneck}
 
 
 class CSPStage(nn.Module):

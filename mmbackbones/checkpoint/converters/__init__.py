@@ -1,0 +1,1 @@
+"""Key converters: one small module per source format, each pure keys-in/keys-out."""

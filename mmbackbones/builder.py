@@ -16,12 +16,20 @@ def _as_dict(cfg, name: str = 'cfg') -> dict:
                     f'{type(cfg).__name__}')
 
 
-def build_backbone(cfg: Union[dict, ConfigDict], **default_args):
+def build_backbone(cfg: Union[dict, ConfigDict], neck: Union[dict, ConfigDict] = None,
+                   **default_args):
     """Build a backbone from ``dict(type='ResNet', depth=50, ...)``.
 
     An unscoped ``type`` means an mmbackbones type even when another OpenMMLab default scope
     (mmdet, mmseg) is active; write ``'mmdet.ResNet'`` to mean another package's class.
+
+    With ``neck=dict(type='FPN', in_channels='auto', ...)`` the result is a ``BackboneWithNeck``
+    whose neck takes its ``in_channels`` from the backbone's ``out_channels``.
     """
+    if neck is not None:
+        from .models.necks import BackboneWithNeck
+        backbone = build_backbone(cfg, **default_args)
+        return BackboneWithNeck(backbone=backbone, neck=_as_dict(neck, 'neck'))
     cfg = _as_dict(cfg)
     if 'type' not in cfg:
         raise KeyError(f'cfg must contain the key "type" (e.g. type="ResNet"), got keys '

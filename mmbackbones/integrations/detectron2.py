@@ -1,0 +1,352 @@
+"""detectron2 / detrex users: our backbones behind detectron2's ``Backbone`` contract.
+
+detectron2's necks (``FPN``, detrex's ``ChannelMapper``, ...) need, from a backbone:
+
+* ``forward(x) -> {name: tensor}``;
+* ``output_shape() -> {name: ShapeSpec(channels=..., stride=...)}``;
+* ``size_divisibility`` (int) and ``padding_constraints`` (dict) for the input padding.
+
+:class:`Detectron2Backbone` gives any mmbackbones backbone that contract (and is a subclass of
+``detectron2.modeling.Backbone`` when detectron2 is importable, so ``isinstance`` checks in
+detectron2's FPN pass). :func:`register_all` puts builders into detectron2's
+``BACKBONE_REGISTRY``:
+
+* ``build_mmbackbones_backbone`` / ``build_mmbackbones_fpn_backbone``: type and arguments from
+  ``cfg.MODEL.MMBACKBONES`` (see :func:`add_mmbackbones_config`);
+* ``build_mmbackbones_<type>_backbone`` (+ ``_fpn_``) for every registered backbone type
+  (``build_mmbackbones_resnet_backbone``, ...);
+* ``build_<timm_name>_backbone`` / ``build_<timm_name>_fpn_backbone`` for timm models, the naming
+  of the detectron2_timm project (``build_resnet50_backbone``, ``build_convnext_tiny_fpn_backbone``).
+
+detectron2 is imported only inside the functions that need it.
+"""
+import inspect
+import re
+import types
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from ..models.base import ShapeSpec as _OwnShapeSpec
+
+MMB_PREFIX = 'build_mmbackbones'
+_ADAPTER_CLASSES: Dict[type, type] = {}
+
+
+def _detectron2():
+    """detectron2's ``Backbone``, ``ShapeSpec`` and ``BACKBONE_REGISTRY``, or ``None``."""
+    try:
+        from detectron2.layers import ShapeSpec
+        from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+    except ImportError:
+        return None
+    return types.SimpleNamespace(Backbone=Backbone, ShapeSpec=ShapeSpec,
+                                 BACKBONE_REGISTRY=BACKBONE_REGISTRY)
+
+
+def detectron2_available() -> bool:
+    return _detectron2() is not None
+
+
+def _shape_spec_cls():
+    d2 = _detectron2()
+    return d2.ShapeSpec if d2 is not None else _OwnShapeSpec
+
+
+class _Detectron2BackboneMixin:
+    """The adapter's behaviour; mixed with detectron2's ``Backbone`` or with ``nn.Module``."""
+
+    def __init__(self, backbone: Union[nn.Module, dict],
+                 out_features: Optional[Sequence[str]] = None,
+                 rename: Optional[Mapping[str, str]] = None,
+                 size_divisibility: Optional[int] = None):
+        super().__init__()
+        if not isinstance(backbone, nn.Module):
+            from ..builder import build_backbone
+            backbone = build_backbone(backbone)
+        for attr in ('out_names', 'out_channels', 'out_strides'):
+            if not getattr(backbone, attr, None):
+                raise TypeError(f'{type(backbone).__name__} has no {attr}: only backbones that '
+                                f'follow the mmbackbones contract can be adapted')
+        self.backbone = backbone
+        names = list(backbone.out_names)
+        rename = dict(rename or {})
+        unknown = sorted(set(rename) - set(names))
+        if unknown:
+            raise KeyError(f'rename has names {unknown} the backbone does not output; its '
+                           f'outputs are {names}')
+        self._src_names = names
+        self._names = [rename.get(n, n) for n in names]
+        if len(set(self._names)) != len(self._names):
+            raise ValueError(f'rename={rename} maps two outputs to one name: {self._names}')
+        if out_features is None:
+            out_features = list(self._names)
+        elif isinstance(out_features, str) or not out_features:
+            raise TypeError(f'out_features must be a non-empty list of output names from '
+                            f'{self._names}, got {out_features!r}')
+        missing = [f for f in out_features if f not in self._names]
+        if missing:
+            raise KeyError(f'out_features {missing} are not outputs of '
+                           f'{type(backbone).__name__}; available: {self._names}')
+        self._out_features = list(out_features)
+        channels = dict(zip(self._names, backbone.out_channels))
+        strides = dict(zip(self._names, backbone.out_strides))
+        # detectron2's Backbone keeps these two dicts; its FPN and heads read them.
+        self._out_feature_channels = {f: int(channels[f]) for f in self._out_features}
+        self._out_feature_strides = {f: int(strides[f]) for f in self._out_features}
+        if size_divisibility is not None and (not isinstance(size_divisibility, int)
+                                              or size_divisibility < 0):
+            raise ValueError(f'size_divisibility must be an int >= 0, got {size_divisibility!r}')
+        self._size_divisibility = size_divisibility
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        feats = dict(zip(self._names, self.backbone(x)))
+        return {f: feats[f] for f in self._out_features}
+
+    def output_shape(self):
+        spec = _shape_spec_cls()
+        return {f: spec(channels=self._out_feature_channels[f],
+                        stride=self._out_feature_strides[f]) for f in self._out_features}
+
+    @property
+    def size_divisibility(self) -> int:
+        if self._size_divisibility is not None:
+            return self._size_divisibility
+        return int(getattr(self.backbone, 'size_divisibility', 0) or 0)
+
+    @property
+    def padding_constraints(self) -> Dict[str, int]:
+        own = dict(getattr(self.backbone, 'padding_constraints', {}) or {})
+        if self.size_divisibility:
+            own['size_divisibility'] = self.size_divisibility
+        return own
+
+
+def _adapter_class() -> type:
+    d2 = _detectron2()
+    base = d2.Backbone if d2 is not None else nn.Module
+    if base not in _ADAPTER_CLASSES:
+        _ADAPTER_CLASSES[base] = type('Detectron2Backbone', (_Detectron2BackboneMixin, base), {
+            '__doc__': Detectron2Backbone.__doc__, '__module__': __name__})
+    return _ADAPTER_CLASSES[base]
+
+
+def Detectron2Backbone(backbone: Union[nn.Module, dict],  # noqa: N802 (a class to its users)
+                       out_features: Optional[Sequence[str]] = None,
+                       rename: Optional[Mapping[str, str]] = None,
+                       size_divisibility: Optional[int] = None) -> nn.Module:
+    """Wrap a backbone (module or config dict) with detectron2's ``Backbone`` contract.
+
+    Args:
+        backbone: an mmbackbones backbone or its config (``dict(type='ResNet', depth=50)``).
+        out_features: the output names to return (after ``rename``); default all.
+        rename: ``{our_name: new_name}``, e.g. ``{'stage3': 'res4'}`` (detrex's ``return_nodes``).
+        size_divisibility: override the backbone's own value (e.g. 32 for a ResNet + FPN).
+
+    ``forward(x)`` returns ``{name: (N, C, H/stride, W/stride)}`` for ``out_features``. The result
+    is an instance of ``detectron2.modeling.Backbone`` when detectron2 is installed.
+    """
+    return _adapter_class()(backbone, out_features=out_features, rename=rename,
+                            size_divisibility=size_divisibility)
+
+
+# ----- config helpers --------------------------------------------------------------------------
+def _get(node, path: str, default=None):
+    """``node.A.B`` (attribute or key access), ``default`` when absent."""
+    for part in path.split('.'):
+        if node is None:
+            return default
+        if isinstance(node, Mapping):
+            node = node.get(part, None)
+        else:
+            node = getattr(node, part, None)
+    return default if node is None else node
+
+
+def add_mmbackbones_config(cfg) -> None:
+    """Add ``cfg.MODEL.MMBACKBONES`` (detectron2 ``CfgNode``) with its defaults, in place.
+
+    * ``TYPE``: backbone type (``'ResNet'``, ``'mmcls.ResNet'``, ``'TIMMBackbone'``);
+    * ``ARGS``: its keyword arguments (a dict / CfgNode);
+    * ``OUT_FEATURES``: output names to return (``[]``: all);
+    * ``RENAME``: ``{our_name: new_name}``;
+    * ``SIZE_DIVISIBILITY``: ``-1`` keeps the backbone's own value.
+    """
+    node_cls = type(cfg)
+    mmb = node_cls()
+    mmb.TYPE = 'ResNet'
+    mmb.ARGS = node_cls()
+    mmb.OUT_FEATURES = []
+    mmb.RENAME = node_cls()
+    mmb.SIZE_DIVISIBILITY = -1
+    cfg.MODEL.MMBACKBONES = mmb
+
+
+def _to_dict(node) -> dict:
+    if node is None:
+        return {}
+    if isinstance(node, Mapping):
+        return {k: _to_dict(v) if isinstance(v, Mapping) else v for k, v in node.items()}
+    return dict(vars(node))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r'[^0-9a-zA-Z_]', '_', name).lower()
+
+
+def _accepts(cls, arg: str) -> bool:
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+    return arg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _backbone_from_cfg(cfg, input_shape, type_: Optional[str], extra: Optional[dict] = None):
+    """Build the adapted backbone a detectron2 builder returns."""
+    from ..builder import build_backbone
+    from ..registry import MODELS
+    args = _to_dict(_get(cfg, 'MODEL.MMBACKBONES.ARGS', {}))
+    args.update(extra or {})
+    type_ = type_ or _get(cfg, 'MODEL.MMBACKBONES.TYPE')
+    if not type_:
+        raise KeyError('cfg.MODEL.MMBACKBONES.TYPE is not set (call add_mmbackbones_config(cfg) '
+                       'and set it, e.g. "ResNet")')
+    in_ch = getattr(input_shape, 'channels', None)
+    if in_ch is not None and 'in_channels' not in args:
+        key = type_ if '.' in type_ else f'{MODELS.scope}.{type_}'
+        if _accepts(MODELS.get(key), 'in_channels'):
+            args['in_channels'] = int(in_ch)
+    backbone = build_backbone(dict(type=type_, **args))
+    div = _get(cfg, 'MODEL.MMBACKBONES.SIZE_DIVISIBILITY', -1)
+    return Detectron2Backbone(
+        backbone, out_features=list(_get(cfg, 'MODEL.MMBACKBONES.OUT_FEATURES', [])) or None,
+        rename=_to_dict(_get(cfg, 'MODEL.MMBACKBONES.RENAME', {})) or None,
+        size_divisibility=None if div is None or div < 0 else int(div))
+
+
+def _with_detectron2_fpn(cfg, bottom_up):
+    """detectron2's own FPN on top of ``bottom_up``, read from ``cfg.MODEL.FPN`` as detectron2's
+    ``build_resnet_fpn_backbone`` does."""
+    try:
+        from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
+    except ImportError as e:
+        raise ImportError('the *_fpn_backbone builders use detectron2\'s FPN; install '
+                          'detectron2') from e
+    in_features = list(_get(cfg, 'MODEL.FPN.IN_FEATURES', [])) or list(bottom_up._out_features)
+    return FPN(bottom_up=bottom_up, in_features=in_features,
+               out_channels=_get(cfg, 'MODEL.FPN.OUT_CHANNELS', 256),
+               norm=_get(cfg, 'MODEL.FPN.NORM', ''), top_block=LastLevelMaxPool(),
+               fuse_type=_get(cfg, 'MODEL.FPN.FUSE_TYPE', 'sum'))
+
+
+def _make_builder(name: str, type_: Optional[str], fpn: bool,
+                  extra: Optional[dict] = None) -> Callable:
+    def builder(cfg, input_shape=None):
+        bottom_up = _backbone_from_cfg(cfg, input_shape, type_, extra)
+        return _with_detectron2_fpn(cfg, bottom_up) if fpn else bottom_up
+
+    builder.__name__ = builder.__qualname__ = name
+    what = f'type={type_!r}' if type_ else 'cfg.MODEL.MMBACKBONES.TYPE'
+    if extra:
+        what += f' ({extra})'
+    builder.__doc__ = (f'detectron2 backbone builder: mmbackbones {what}'
+                       f'{" + detectron2 FPN" if fpn else ""}.')
+    return builder
+
+
+def timm_builder_names(model_name: str) -> List[str]:
+    """``['build_<name>_backbone', 'build_<name>_fpn_backbone']`` (detectron2_timm's naming)."""
+    name = _snake(model_name)
+    return [f'build_{name}_backbone', f'build_{name}_fpn_backbone']
+
+
+def native_builder_names(type_name: str) -> List[str]:
+    name = _snake(type_name)
+    return [f'{MMB_PREFIX}_{name}_backbone', f'{MMB_PREFIX}_{name}_fpn_backbone']
+
+
+def _native_types() -> List[str]:
+    from ..models.base import BaseBackbone
+    from ..registry import MODELS
+    out = []
+    for name in MODELS.known_names():
+        cls = MODELS.get(f'{MODELS.scope}.{name}')
+        if inspect.isclass(cls) and issubclass(cls, BaseBackbone) and name != 'BackboneWithNeck':
+            out.append(name)
+    return out
+
+
+def _timm_names(timm_models) -> List[str]:
+    if timm_models is None:
+        return []
+    import timm
+    available = timm.list_models()
+    if timm_models == 'all':
+        return list(available)
+    if isinstance(timm_models, str):
+        timm_models = [timm_models]
+    known = set(available)
+    unknown = [m for m in timm_models if m not in known]
+    if unknown:
+        raise KeyError(f'unknown timm models {unknown} (see timm.list_models())')
+    return list(timm_models)
+
+
+def _contains(registry, name: str) -> bool:
+    try:
+        return name in registry
+    except TypeError:
+        return name in getattr(registry, '_obj_map', {})
+
+
+def register_all(registry=None, timm_models: Union[str, Iterable[str], None] = 'all',
+                 native: bool = True) -> List[str]:
+    """Register mmbackbones' builders into detectron2's ``BACKBONE_REGISTRY``.
+
+    Args:
+        registry: the registry to fill; default ``detectron2.modeling.BACKBONE_REGISTRY``
+            (imported now: ``ImportError`` when detectron2 is not installed). Anything with
+            detectron2's ``register(fn)`` (the name is ``fn.__name__``) works.
+        timm_models: ``'all'`` (every name in ``timm.list_models()``), a list of names, or
+            ``None`` for none.
+        native: register the generic ``build_mmbackbones[_fpn]_backbone`` and one pair per
+            registered backbone type.
+
+    Returns the names registered by this call. Names already in the registry are skipped, so a
+    second call is harmless.
+    """
+    if registry is None:
+        d2 = _detectron2()
+        if d2 is None:
+            raise ImportError('register_all() registers into detectron2\'s BACKBONE_REGISTRY, but '
+                              'detectron2 is not installed; install it, or pass registry=')
+        registry = d2.BACKBONE_REGISTRY
+    if not callable(getattr(registry, 'register', None)):
+        raise TypeError(f'registry must have a register(fn) method (detectron2 Registry), got '
+                        f'{type(registry).__name__}')
+    builders = []
+    if native:
+        builders.append(_make_builder(f'{MMB_PREFIX}_backbone', None, False))
+        builders.append(_make_builder(f'{MMB_PREFIX}_fpn_backbone', None, True))
+        for type_name in _native_types():
+            plain, fpn = native_builder_names(type_name)
+            builders.append(_make_builder(plain, type_name, False))
+            builders.append(_make_builder(fpn, type_name, True))
+    for model_name in _timm_names(timm_models):
+        plain, fpn = timm_builder_names(model_name)
+        extra = dict(model_name=model_name)
+        builders.append(_make_builder(plain, 'TIMMBackbone', False, extra))
+        builders.append(_make_builder(fpn, 'TIMMBackbone', True, extra))
+    registered = []
+    for fn in builders:
+        if _contains(registry, fn.__name__):
+            continue
+        registry.register(fn)
+        registered.append(fn.__name__)
+    return registered
+
+
+__all__ = ['Detectron2Backbone', 'register_all', 'add_mmbackbones_config',
+           'detectron2_available', 'timm_builder_names', 'native_builder_names']

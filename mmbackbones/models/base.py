@@ -130,6 +130,22 @@ class BaseBackbone(BaseModule):
                     module.eval()
         return self
 
+    # ----- deploy ------------------------------------------------------------------------------
+    def fuse(self):
+        """Deploy path: switch to eval mode and fold every BatchNorm/FrozenBN into the conv that
+        feeds it (``layers.fuse.fuse_conv_bn``). In place; returns ``self``. Outputs stay equal
+        (to float rounding); the state dict changes (norms become ``Identity``, convs get
+        biases), so load checkpoints before fusing, and do not train a fused model."""
+        from .layers.fuse import fuse_conv_bn
+        self.eval()
+        self.num_fused_norms = getattr(self, 'num_fused_norms', 0) + fuse_conv_bn(self)
+        self.deploy = True
+        return self
+
+    def switch_to_deploy(self):
+        """Same as :meth:`fuse` (mmpretrain's spelling for re-parameterised models)."""
+        return self.fuse()
+
     def extra_repr(self) -> str:
         return (f'out_names={self._out_names}, out_channels={self._out_channels}, '
                 f'out_strides={self._out_strides}')

@@ -1,3 +1,4 @@
 """One family per module; importing a module registers its classes."""
 from . import cspnet  # noqa: F401
 from . import regnet  # noqa: F401
+from . import resnet  # noqa: F401

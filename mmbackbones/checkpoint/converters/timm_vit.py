@@ -1,0 +1,89 @@
+"""timm ``vit_*`` (``VisionTransformer``) state dict -> mmbackbones/mmpretrain ``VisionTransformer``.
+
+=======================================  ===========================================
+timm                                     mmpretrain / mmbackbones
+=======================================  ===========================================
+``patch_embed.proj.*``                   ``patch_embed.projection.*``
+``cls_token``, ``pos_embed``             unchanged (``pos_embed`` gets a zero cls entry
+                                         when timm had ``no_embed_class=True``)
+``norm_pre.*``                           ``pre_norm.*``
+``blocks.{i}.norm1|norm2.*``             ``layers.{i}.ln1|ln2.*``
+``blocks.{i}.attn.qkv|proj.*``           ``layers.{i}.attn.qkv|proj.*`` (same [q; k; v]
+                                         head-major layout: no permutation)
+``blocks.{i}.ls1.gamma`` / ``ls2.gamma`` ``layers.{i}.attn.gamma1.weight`` /
+                                         ``layers.{i}.ffn.gamma2.weight``
+``blocks.{i}.mlp.fc1|fc2.*``             ``layers.{i}.ffn.layers.0.0|layers.1.*``
+``norm.*`` (final norm, token pooling)   ``ln1.*`` (``final_norm=True``)
+``fc_norm.*`` (``global_pool='avg'``)    ``ln2.*`` (``out_type='avg_featmap'``,
+                                         ``final_norm=False``)
+``head.*``, ``head_drop``                dropped (classifier)
+=======================================  ===========================================
+
+Keys of features we do not have (register tokens, qk-norm, attention pooling) are kept as they
+are and show up as unexpected in the load report.
+"""
+import math
+import re
+from typing import Dict, Mapping
+
+import torch
+
+_BLOCK_RENAMES = (
+    ('norm1.', 'ln1.'),
+    ('norm2.', 'ln2.'),
+    ('attn.qkv.', 'attn.qkv.'),
+    ('attn.proj.', 'attn.proj.'),
+    ('ls1.gamma', 'attn.gamma1.weight'),
+    ('ls2.gamma', 'ffn.gamma2.weight'),
+    ('mlp.fc1.', 'ffn.layers.0.0.'),
+    ('mlp.fc2.', 'ffn.layers.1.'),
+)
+_TOP_RENAMES = (
+    ('patch_embed.proj.', 'patch_embed.projection.'),
+    ('norm_pre.', 'pre_norm.'),
+    ('fc_norm.', 'ln2.'),
+    ('norm.', 'ln1.'),
+)
+_BLOCK = re.compile(r'^blocks\.(\d+)\.(.*)$')
+
+
+def is_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """timm ViT layout: ``patch_embed.proj.weight`` and ``blocks.0.attn.qkv.weight``."""
+    return 'patch_embed.proj.weight' in state_dict and 'blocks.0.attn.qkv.weight' in state_dict
+
+
+is_timm_vit_state_dict = is_timm_vit
+
+
+def _is_square(n: int) -> bool:
+    return n > 0 and math.isqrt(n) ** 2 == n
+
+
+def convert_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A new dict with mmpretrain ``VisionTransformer`` names (tensors are not copied)."""
+    out: Dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith(('head.', 'head_drop.')):
+            continue
+        match = _BLOCK.match(key)
+        if match:
+            index, rest = match.groups()
+            for src, dst in _BLOCK_RENAMES:
+                if rest.startswith(src):
+                    rest = dst + rest[len(src):]
+                    break
+            out[f'layers.{index}.{rest}'] = value
+            continue
+        for src, dst in _TOP_RENAMES:
+            if key.startswith(src):
+                key = dst + key[len(src):]
+                break
+        out[key] = value
+    pos_embed = out.get('pos_embed')
+    # timm's no_embed_class=True models (DeiT III, ...) add positions to the patch tokens only; an
+    # all-zero cls entry gives the same result in our layout (positions added after the concat).
+    if ('cls_token' in out and isinstance(pos_embed, torch.Tensor) and pos_embed.dim() == 3
+            and _is_square(pos_embed.shape[1]) and not _is_square(pos_embed.shape[1] - 1)):
+        out['pos_embed'] = torch.cat((pos_embed.new_zeros(1, 1, pos_embed.shape[2]), pos_embed),
+                                     dim=1)
+    return out

@@ -1,0 +1,71 @@
+"""Multi-head self-attention over token sequences through
+``torch.nn.functional.scaled_dot_product_attention`` (fused kernels on CPU and GPU).
+
+Parameter names (``qkv``, ``proj``) follow mmpretrain's ``MultiheadAttention`` and timm's
+``Attention``; the fused ``qkv`` weight is laid out ``[q; k; v]``, each head-major, in both.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiheadSelfAttention(nn.Module):
+    """``(B, N, C)`` tokens -> ``(B, N, embed_dims)``.
+
+    Args:
+        embed_dims: channels of queries/keys/values (and of the output).
+        num_heads: heads; ``embed_dims`` must be divisible by it.
+        input_dims: channels of the input (defaults to ``embed_dims``).
+        qkv_bias: bias of the fused qkv projection.
+        proj_bias: bias of the output projection.
+        attn_drop: dropout on attention weights (training only).
+        proj_drop: dropout after the output projection.
+        qk_scale: scale of ``q @ k^T`` (default ``head_dims ** -0.5``).
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 input_dims: Optional[int] = None,
+                 qkv_bias: bool = True,
+                 proj_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 qk_scale: Optional[float] = None):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
+                             f'({num_heads})')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.input_dims = input_dims or embed_dims
+        self.scale = qk_scale
+        self.attn_drop = float(attn_drop)
+        self.qkv = nn.Linear(self.input_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims, bias=proj_bias)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+
+    def attention(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None
+                  ) -> torch.Tensor:
+        """Attention without the output projection: ``(B, N, C_in)`` -> ``(B, N, embed_dims)``.
+
+        ``attn_mask`` is broadcast to ``(B, num_heads, N, N)``: bool (True = attend) or an
+        additive float bias (e.g. a relative position bias).
+        """
+        b, n, _ = x.shape
+        # (B, N, 3 * C) -> (3, B, heads, N, head_dims); SDPA takes the strided views as they are
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dims).permute(
+            2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask,
+            dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
+        return x.transpose(1, 2).reshape(b, n, self.embed_dims)
+
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.proj_drop(self.proj(self.attention(x, attn_mask)))
+
+    def extra_repr(self) -> str:
+        return f'embed_dims={self.embed_dims}, num_heads={self.num_heads}'

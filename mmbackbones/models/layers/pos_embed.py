@@ -1,0 +1,91 @@
+"""Absolute position embeddings: resizing to another patch grid.
+
+A ViT-style position embedding is a ``(1, L, C)`` tensor holding ``num_extra_tokens`` leading
+entries (class token, distillation token, ...) followed by ``H * W`` entries of a patch grid in
+row-major order. Resizing interpolates the grid part and keeps the extra tokens unchanged.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+INTERPOLATE_MODES = ('nearest', 'bilinear', 'bicubic', 'area', 'nearest-exact')
+
+
+def _pair(value, name: str) -> Tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, (tuple, list, torch.Size)) and len(value) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return int(value[0]), int(value[1])
+    raise TypeError(f'{name} must be an int or a pair of ints (H, W), got {value!r}')
+
+
+def infer_grid_shape(num_patches: int, hint: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+    """The ``(H, W)`` grid holding ``num_patches`` entries.
+
+    A square grid when ``num_patches`` is a perfect square; otherwise the grid with the aspect
+    ratio of ``hint`` (the grid the model was built for). Raises ``ValueError`` when neither fits.
+    """
+    side = math.isqrt(num_patches)
+    if side * side == num_patches:
+        return side, side
+    if hint is not None:
+        hint_h, hint_w = _pair(tuple(hint), 'hint')
+        # H * W = n with H / W = hint_h / hint_w  ->  H = sqrt(n * hint_h / hint_w)
+        h = round(math.sqrt(num_patches * hint_h / hint_w))
+        if h > 0 and num_patches % h == 0:
+            return h, num_patches // h
+    raise ValueError(f'cannot infer the patch grid of a position embedding with {num_patches} '
+                     f'patch entries: not a square and not the aspect ratio of {hint}; pass '
+                     f'src_shape explicitly')
+
+
+def resize_pos_embed(pos_embed: torch.Tensor,
+                     src_shape: Optional[Sequence[int]],
+                     dst_shape: Sequence[int],
+                     mode: str = 'bicubic',
+                     num_extra_tokens: int = 1,
+                     antialias: bool = False) -> torch.Tensor:
+    """Resize a ``(1, num_extra_tokens + Hs * Ws, C)`` position embedding to an ``(Hd, Wd)`` grid.
+
+    Args:
+        pos_embed: ``(1, L, C)`` (any leading batch size works).
+        src_shape: ``(Hs, Ws)`` grid of ``pos_embed``; ``None`` infers a square grid.
+        dst_shape: ``(Hd, Wd)`` grid wanted.
+        mode: ``F.interpolate`` mode (``'bicubic'`` by default, as mmpretrain and timm).
+        num_extra_tokens: leading non-grid entries, copied unchanged (0 when there is none).
+        antialias: passed to ``F.interpolate`` (timm uses ``True`` when downsizing).
+
+    Returns:
+        ``(1, num_extra_tokens + Hd * Wd, C)`` in the dtype of ``pos_embed``. The input itself
+        is returned when the grids are equal.
+    """
+    if pos_embed.dim() != 3:
+        raise ValueError(f'pos_embed must be (1, L, C), got shape {tuple(pos_embed.shape)}')
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f'mode must be one of {INTERPOLATE_MODES}, got {mode!r}')
+    if num_extra_tokens < 0:
+        raise ValueError(f'num_extra_tokens must be >= 0, got {num_extra_tokens}')
+    n, length, channels = pos_embed.shape
+    dst_h, dst_w = _pair(tuple(dst_shape), 'dst_shape')
+    num_patches = length - num_extra_tokens
+    if src_shape is None:
+        src_h, src_w = infer_grid_shape(num_patches)
+    else:
+        src_h, src_w = _pair(tuple(src_shape), 'src_shape')
+    if src_h * src_w != num_patches:
+        raise ValueError(f'pos_embed has {length} entries, which is not {num_extra_tokens} extra '
+                         f'tokens + a {src_h}x{src_w} grid ({src_h * src_w} entries)')
+    if (src_h, src_w) == (dst_h, dst_w):
+        return pos_embed
+    extra = pos_embed[:, :num_extra_tokens]
+    grid = pos_embed[:, num_extra_tokens:].reshape(n, src_h, src_w, channels).permute(0, 3, 1, 2)
+    # bicubic interpolation is only implemented for floating types >= fp32 on some backends
+    kwargs = dict(align_corners=False) if mode in ('bilinear', 'bicubic') else {}
+    if antialias and mode in ('bilinear', 'bicubic'):
+        kwargs['antialias'] = True
+    grid = F.interpolate(grid.float(), size=(dst_h, dst_w), mode=mode, **kwargs)
+    grid = grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
+    return torch.cat((extra, grid), dim=1)

@@ -1,6 +1,9 @@
 """Small building blocks shared by several backbone families."""
 from .drop import DropPath, drop_path
 from .norm import FrozenBatchNorm2d
+from .attention import MultiheadSelfAttention  # noqa: F401
+from .patch_embed import PatchEmbed  # noqa: F401
+from .pos_embed import resize_pos_embed  # noqa: F401
 from .resnet_blocks import BasicBlock, Bottleneck, ResLayer, make_res_layer  # noqa: F401
 
 __all__ = ['FrozenBatchNorm2d', 'DropPath', 'drop_path']

@@ -227,7 +227,8 @@ class CSPDarkNet(_CSPNet):
     Args:
         depth (int): 53 (the only depth). ``arch`` is accepted as another spelling.
         in_channels (int): input channels. out_indices (int | Sequence[int]): stages to return
-            (0..4, negative from the end). frozen_stages (int): -1 none, 0 the stem, k the stem
+            (0..4, negative from the end; default -1, the last, as mmpretrain's ``(4,)``;
+            ``(3,)`` for CSPResNet/CSPResNeXt). frozen_stages (int): -1 none, 0 the stem, k the stem
             and stages 1..k. drop_path_rate (float): stochastic depth of the last block.
         conv_cfg, norm_cfg, act_cfg (dict): layer configs (default BN and LeakyReLU(0.01)).
         norm_eval (bool): keep BatchNorm layers in eval mode while training.
@@ -241,7 +242,7 @@ class CSPDarkNet(_CSPNet):
     block = 'darknet'
     default_depth = 53
 
-    def __init__(self, depth=None, in_channels=3, out_indices=(4,), frozen_stages=-1,
+    def __init__(self, depth=None, in_channels=3, out_indices=-1, frozen_stages=-1,
                  drop_path_rate=0., conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY, norm_eval=False,
                  init_cfg=dict(type='Kaiming', layer='Conv2d', a=math.sqrt(5),
                                distribution='uniform', mode='fan_in', nonlinearity='leaky_relu'),
@@ -274,7 +275,7 @@ class CSPResNet(_CSPNet):
     block = 'resnet'
     default_depth = 50
 
-    def __init__(self, depth=None, in_channels=3, out_indices=(3,), frozen_stages=-1,
+    def __init__(self, depth=None, in_channels=3, out_indices=-1, frozen_stages=-1,
                  deep_stem=False, drop_path_rate=0., conv_cfg=None, norm_cfg=_BN,
                  act_cfg=_LEAKY, norm_eval=False, init_cfg=dict(type='Kaiming', layer='Conv2d'),
                  arch=None):

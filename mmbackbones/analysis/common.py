@@ -1,0 +1,99 @@
+"""Shared helpers of the tools: build a backbone from a config file, make inputs, count params."""
+import os
+from typing import Optional, Sequence, Tuple
+
+DEFAULT_INPUT_SIZE = 224
+
+# ImageNet mean/std in 0..255, the mmpretrain data_preprocessor default.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+class CLIError(Exception):
+    """A user-facing error of a tool: printed as one line, exit code 2."""
+
+
+def load_backbone_config(config: str, cfg_options: Optional[dict] = None):
+    """``(cfg, backbone_cfg)`` of a config file, overrides applied."""
+    from ..builder import backbone_cfg_from_config, load_config
+
+    cfg = load_config(config, cfg_options)
+    return cfg, backbone_cfg_from_config(cfg)
+
+
+def build_from_config(config: str, cfg_options: Optional[dict] = None):
+    """``(cfg, backbone_cfg, model)``; the model is in eval mode with its constructor's weights.
+
+    ``init_weights()`` is not called: a ``Pretrained`` init_cfg would download weights, and the
+    tools describe the architecture, which random weights show just as well.
+    """
+    from ..builder import build_backbone
+
+    cfg, backbone_cfg = load_backbone_config(config, cfg_options)
+    model = build_backbone(backbone_cfg)
+    model.eval()
+    return cfg, backbone_cfg, model
+
+
+def default_input_size(backbone_cfg) -> Tuple[int, int]:
+    """The backbone's own ``img_size`` when the config names one (ViT-like), else 224x224."""
+    size = backbone_cfg.get('img_size') if hasattr(backbone_cfg, 'get') else None
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return (size, size)
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(
+            isinstance(s, int) and s > 0 for s in size):
+        return (int(size[0]), int(size[1]))
+    return (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
+
+
+def model_in_channels(model) -> int:
+    channels = getattr(model, 'in_channels', None)
+    return channels if isinstance(channels, int) and channels > 0 else 3
+
+
+def make_input(model, input_size: Sequence[int], batch: int = 1, seed: int = 0):
+    """A reproducible random ``(batch, in_channels, H, W)`` float tensor."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, model_in_channels(model), int(input_size[0]), int(input_size[1]),
+                       generator=generator)
+
+
+def count_params(model) -> Tuple[int, int]:
+    """``(total, frozen)`` parameter counts; shared parameters are counted once."""
+    total = frozen = 0
+    for param in model.parameters():  # parameters() already yields each tensor once
+        total += param.numel()
+        if not param.requires_grad:
+            frozen += param.numel()
+    return total, frozen
+
+
+def output_names(model, outputs) -> Tuple[str, ...]:
+    """The backbone's ``out_names``, or ``out0..outN`` for a module without the contract."""
+    names = tuple(getattr(model, 'out_names', ()) or ())
+    if len(names) != len(outputs):
+        names = tuple(f'out{i}' for i in range(len(outputs)))
+    return names
+
+
+def as_tuple(outputs):
+    """A forward result as a tuple of tensors (a lone tensor or a dict is accepted too)."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return (outputs, )
+    if isinstance(outputs, dict):
+        return tuple(outputs.values())
+    return tuple(outputs)
+
+
+def check_output_path(path: str, suffixes: Sequence[str]) -> str:
+    """Refuse an output path whose folder is missing or whose suffix is not one of ``suffixes``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f'output folder does not exist: {folder}')
+    if suffixes and not path.lower().endswith(tuple(suffixes)):
+        raise CLIError(f'output file must end with {" or ".join(suffixes)}, got {path!r}')
+    return path

@@ -1,0 +1,147 @@
+"""``mmbackbones show``: the mean activation of every output stage, side by side with the input.
+
+The picture has a fixed size so scripts (and tests) can rely on it: ``n = 1 + number of outputs``
+panels of ``panel x panel`` pixels with ``MARGIN`` pixels around each, a title band above and a
+caption band below::
+
+    width  = n * panel + (n + 1) * MARGIN
+    height = TITLE + panel + CAPTION + 2 * MARGIN
+"""
+import os
+from typing import Optional, Sequence, Tuple
+
+from .common import (IMAGENET_MEAN, IMAGENET_STD, CLIError, as_tuple, build_from_config,
+                     default_input_size, output_names)
+
+MARGIN = 8
+TITLE = 40
+CAPTION = 24
+DPI = 100
+
+
+def figure_size(num_outputs: int, panel: int) -> Tuple[int, int]:
+    """``(width, height)`` in pixels of the picture for ``num_outputs`` stages."""
+    n = num_outputs + 1
+    return n * panel + (n + 1) * MARGIN, TITLE + panel + CAPTION + 2 * MARGIN
+
+
+def _normalization(cfg):
+    """mean/std (0..255 scale) and RGB order from ``model.data_preprocessor`` when present."""
+    pre = None
+    model = cfg.get('model')
+    if isinstance(model, dict):
+        pre = model.get('data_preprocessor')
+    pre = pre or cfg.get('data_preprocessor') or {}
+    mean = tuple(pre.get('mean', IMAGENET_MEAN))
+    std = tuple(pre.get('std', IMAGENET_STD))
+    return mean, std
+
+
+def load_image(path: str, size: Sequence[int], channels: int = 3):
+    """``(pil_image_resized, tensor_0_255)``: the image resized to ``size`` (H, W)."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as e:
+        raise CLIError(f'cannot read image {path}: {e}') from None
+    image = image.convert('L' if channels == 1 else 'RGB')
+    height, width = int(size[0]), int(size[1])
+    image = image.resize((width, height), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[..., None]
+    if channels not in (1, 3):
+        raise CLIError(f'show needs a backbone with 1 or 3 input channels; this one has '
+                       f'in_channels={channels}')
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)[None]
+    return image, tensor
+
+
+def stage_maps(model, x):
+    """Per output: ``(name, channels, map_2d_or_None, shape)``; map = mean over channels."""
+    import torch
+
+    with torch.no_grad():
+        outputs = as_tuple(model(x))
+    names = output_names(model, outputs)
+    maps = []
+    for name, out in zip(names, outputs):
+        shape = tuple(out.shape)
+        if out.dim() == 4:
+            maps.append((name, shape[1], out[0].float().mean(dim=0).cpu().numpy(), shape))
+        else:  # e.g. a class token (N, C): nothing spatial to draw
+            maps.append((name, shape[1] if out.dim() > 1 else None, None, shape))
+    return maps
+
+
+def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
+           cmap: str = 'viridis', title: Optional[str] = None) -> Tuple[int, int]:
+    """Draw the input and each stage map into ``out_path`` (PNG); returns its pixel size."""
+    import matplotlib
+
+    matplotlib.use('Agg', force=True)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    width, height = figure_size(len(maps), panel)
+    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    fig.patch.set_facecolor('white')
+    bottom = (CAPTION + MARGIN) / height
+    panel_w, panel_h = panel / width, panel / height
+    panels = [('input', f'{image.size[1]}x{image.size[0]}', np.asarray(image), None)]
+    for i, (name, channels, fmap, shape) in enumerate(maps):
+        stride = strides[i] if i < len(strides) else None
+        spatial = f'{shape[2]}x{shape[3]}' if fmap is not None else 'x'.join(map(str, shape))
+        detail = f'{channels} ch' + (f', /{stride}' if stride else '') + f', {spatial}'
+        panels.append((name, detail, fmap, True))
+    for i, (name, detail, data, is_map) in enumerate(panels):
+        left = (MARGIN + i * (panel + MARGIN)) / width
+        ax = fig.add_axes([left, bottom, panel_w, panel_h])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if data is None:
+            ax.text(0.5, 0.5, 'no spatial map', ha='center', va='center', fontsize=9)
+        elif is_map:
+            low, high = float(data.min()), float(data.max())
+            scaled = (data - low) / (high - low) if high > low else np.zeros_like(data)
+            ax.imshow(scaled, cmap=cmap, vmin=0, vmax=1, interpolation='nearest', aspect='auto')
+        else:
+            ax.imshow(data, cmap='gray' if data.ndim == 2 else None, interpolation='bilinear',
+                      aspect='auto')
+        ax.set_title(f'{name}\n{detail}', fontsize=9, pad=4)
+    caption = (title + ' | ' if title else '') + (
+        'mean over channels, min-max scaled per stage (dark: low, bright: high)')
+    fig.text(0.5, (MARGIN / 2) / height, caption, ha='center', va='bottom', fontsize=8)
+    fig.savefig(out_path, dpi=DPI, format='png', facecolor='white')
+    plt.close(fig)
+    return width, height
+
+
+def show(config: str, image_path: str, out_path: str, input_size: Optional[Sequence[int]] = None,
+         cfg_options: Optional[dict] = None, panel: int = 256, device: str = 'cpu') -> dict:
+    """Build the backbone, run it on the image and write the picture; returns what was drawn."""
+    import torch
+
+    if panel < 32 or panel > 2048:
+        raise CLIError(f'--panel-size must be between 32 and 2048 pixels; got {panel}')
+    cfg, backbone_cfg, model = build_from_config(config, cfg_options)
+    size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
+    channels = getattr(model, 'in_channels', None) or 3
+    image, pixels = load_image(image_path, size, channels)
+    mean, std = _normalization(cfg)
+    if len(mean) != pixels.shape[1]:
+        mean, std = mean[:1] * pixels.shape[1], std[:1] * pixels.shape[1]
+    x = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    model.to(device)
+    maps = stage_maps(model, x.to(device))
+    strides = tuple(getattr(model, 'out_strides', ()) or ())
+    title = f'{type(model).__name__} ({os.path.basename(config)}, random-init weights)'
+    width, height = render(image, maps, strides, out_path, panel=panel, title=title)
+    return dict(output=out_path, width=width, height=height,
+                stages=[dict(name=n, channels=c, shape=list(s)) for n, c, _, s in maps])

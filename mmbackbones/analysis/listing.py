@@ -1,0 +1,55 @@
+"""``mmbackbones list``: registered backbone types and the timm/torchvision models we wrap."""
+import fnmatch
+from typing import Iterable, List, Optional
+
+
+def as_glob(pattern: Optional[str]) -> str:
+    """A pattern without wildcards matches as a substring: ``resnet`` means ``*resnet*``."""
+    if not pattern:
+        return '*'
+    if any(ch in pattern for ch in '*?['):
+        return pattern
+    return f'*{pattern}*'
+
+
+def match(names: Iterable[str], pattern: Optional[str]) -> List[str]:
+    glob = as_glob(pattern).lower()
+    return sorted(n for n in names if fnmatch.fnmatchcase(n.lower(), glob))
+
+
+def registered_types(pattern: Optional[str] = None) -> List[dict]:
+    """Types of ``mmbackbones.MODELS`` (every lazy location imported) with their module."""
+    from ..registry import MODELS
+
+    names = MODELS.known_names()
+    rows = []
+    for name in match(names, pattern):
+        cls = MODELS.module_dict.get(name)
+        rows.append(dict(name=name, module=getattr(cls, '__module__', '?')))
+    return rows
+
+
+def timm_models(pattern: Optional[str] = None) -> List[str]:
+    """timm model names that ``TIMMBackbone`` can wrap (the wrapper's list when it has one)."""
+    try:
+        from ..models.backbones.timm_backbone import list_timm_models
+    except ImportError:
+        list_timm_models = None
+    if list_timm_models is not None:
+        return sorted(list_timm_models(as_glob(pattern)))
+    import timm
+
+    return match(timm.list_models(), pattern)
+
+
+def torchvision_models(pattern: Optional[str] = None) -> List[str]:
+    """torchvision model names that ``TorchvisionBackbone`` can wrap."""
+    try:
+        from ..models.backbones.torchvision_backbone import list_torchvision_models
+    except ImportError:
+        list_torchvision_models = None
+    if list_torchvision_models is not None:
+        return sorted(list_torchvision_models(as_glob(pattern)))
+    import torchvision
+
+    return match(torchvision.models.list_models(module=torchvision.models), pattern)

@@ -1,0 +1,85 @@
+"""``mmbackbones export``: ONNX export of a backbone with its outputs named by ``out_names``."""
+import warnings
+from typing import List, Optional, Sequence
+
+from .common import (CLIError, as_tuple, build_from_config, default_input_size, make_input,
+                     output_names)
+
+DEFAULT_OPSET = 17
+
+
+def export_onnx(model, x, path: str, dynamic: bool = False, opset: int = DEFAULT_OPSET) -> dict:
+    """Export ``model`` traced on ``x`` to ``path``.
+
+    Input ``input``; outputs named by the backbone's ``out_names``. ``dynamic=True`` leaves batch,
+    height and width free (axes named batch/height/width, ``<name>_height`` per output). Uses the
+    TorchScript-based exporter (``dynamo=False``), which needs no onnxscript.
+    """
+    import torch
+
+    with torch.no_grad():
+        outputs = as_tuple(model(x))
+    names = list(output_names(model, outputs))
+    dynamic_axes = None
+    if dynamic:
+        dynamic_axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+        for name, out in zip(names, outputs):
+            axes = {0: 'batch'}
+            if out.dim() == 4:
+                axes.update({2: f'{name}_height', 3: f'{name}_width'})
+            dynamic_axes[name] = axes
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # tracer and exporter deprecation warnings
+        torch.onnx.export(model, (x, ), path, input_names=['input'], output_names=names,
+                          dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False,
+                          do_constant_folding=True)
+    return dict(path=path, input_shape=list(x.shape), outputs=names, opset=opset,
+                dynamic=dynamic)
+
+
+def verify_onnx(model, path: str, x) -> List[dict]:
+    """Run ``path`` in onnxruntime on ``x`` and compare each output with PyTorch's."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    onnx_names = [o.name for o in session.get_outputs()]
+    results = session.run(None, {session.get_inputs()[0].name: x.cpu().numpy()})
+    with torch.no_grad():
+        expected = as_tuple(model(x))
+    rows = []
+    for name, got, want in zip(onnx_names, results, expected):
+        want = want.cpu().numpy()
+        diff = float(np.abs(got - want).max()) if got.shape == want.shape else float('inf')
+        rows.append(dict(name=name, shape=list(got.shape), max_abs_diff=diff))
+    return rows
+
+
+def export(config: str, out_path: str, input_size: Optional[Sequence[int]] = None,
+           dynamic: bool = False, batch: int = 1, opset: int = DEFAULT_OPSET,
+           verify: bool = True, cfg_options: Optional[dict] = None) -> dict:
+    """Build a config's backbone, export it to ONNX and (by default) check it in onnxruntime.
+
+    With ``dynamic`` the check also runs a second input (batch + 1, same size) through the file.
+    """
+    if opset < 7:
+        raise CLIError(f'--opset must be >= 7; got {opset}')
+    _, backbone_cfg, model = build_from_config(config, cfg_options)
+    size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
+    x = make_input(model, size, batch=batch)
+    result = export_onnx(model, x, out_path, dynamic=dynamic, opset=opset)
+    if verify:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            result['verify'] = 'skipped: onnxruntime is not installed'
+            return result
+        checks = [dict(input_shape=list(x.shape), outputs=verify_onnx(model, out_path, x))]
+        if dynamic:
+            x2 = make_input(model, size, batch=batch + 1, seed=1)
+            checks.append(dict(input_shape=list(x2.shape),
+                               outputs=verify_onnx(model, out_path, x2)))
+        result['verify'] = checks
+        result['max_abs_diff'] = max(o['max_abs_diff'] for c in checks for o in c['outputs'])
+    return result

@@ -1,0 +1,279 @@
+"""RegNet: mmpretrain and timm parity, the timm key converter, metadata, freezing, arguments,
+configs."""
+import glob
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from mmbackbones import build_backbone, build_backbone_from_config
+from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
+                                                           convert_timm_regnet, is_timm_regnet)
+from mmbackbones.models.backbones.regnet import RegNet
+
+# timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
+X200 = TIMM_REGNETX_ARCHS['regnetx_002']
+ALL = (0, 1, 2, 3)
+
+
+def _randomize_bn(model: nn.Module) -> None:
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
+                m.running_var.uniform_(0.5, 1.5, generator=gen)
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.uniform_(-0.5, 0.5, generator=gen)
+
+
+def _save_as_backbone(state_dict, path) -> str:
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()}}, str(path))
+    return str(path)
+
+
+def _mmpretrain_regnet():
+    pytest.importorskip('mmpretrain', reason='mmpretrain is needed for parity tests')
+    from mmpretrain.models.backbones.regnet import RegNet as MMPretrainRegNet
+    return MMPretrainRegNet
+
+
+# ----- parity with mmpretrain --------------------------------------------------------------------
+@pytest.mark.parametrize('arch,kwargs', [
+    ('regnetx_400mf', {}),
+    (X200, {}),
+    (X200, dict(style='caffe', avg_down=True)),
+    (X200, dict(strides=(2, 2, 2, 1), dilations=(1, 1, 1, 2), stem_channels=16)),
+])
+def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, tmp_path):
+    theirs = _mmpretrain_regnet()(arch, out_indices=ALL, **kwargs)
+    _randomize_bn(theirs)
+    theirs.eval()
+    ckpt = _save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
+    ours = RegNet(arch, out_indices=ALL, **kwargs,
+                  init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.init_weights()  # zero_init_residual must not undo a pretrained checkpoint
+    ours.eval()
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    x = torch.randn(2, 3, 35, 45)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert len(got) == 4
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('arch', sorted(RegNet.arch_settings))
+def test_every_named_arch_has_mmpretrains_stages(arch):
+    """Widths, depths and group widths of every named arch equal mmpretrain's arithmetic."""
+    mp = _mmpretrain_regnet()
+    helper = mp.__new__(mp)  # its width arithmetic needs no built layers
+    cfg = mp.arch_settings[arch]
+    widths, num_stages = helper.generate_regnet(cfg['w0'], cfg['wa'], cfg['wm'], cfg['depth'])
+    stage_widths, stage_blocks = helper.get_stages_from_blocks(widths)
+    stage_widths, group_widths = helper.adjust_width_group(
+        stage_widths, [cfg['bot_mul']] * num_stages, [cfg['group_w']] * num_stages)
+    assert RegNet.arch_settings[arch] == cfg
+    model = RegNet(arch, out_indices=0)  # builds layer1 only: cheap for the 12gf arch
+    assert model.stage_widths == stage_widths
+    assert model.stage_blocks == stage_blocks
+    assert model.group_widths == group_widths
+
+
+def test_frozen_stages_match_mmpretrain():
+    theirs = _mmpretrain_regnet()(X200, out_indices=ALL, frozen_stages=2)
+    ours = RegNet(X200, out_indices=ALL, frozen_stages=2)
+    assert ({k: p.requires_grad for k, p in ours.named_parameters()}
+            == {k: p.requires_grad for k, p in theirs.named_parameters()})
+    assert not ours.conv1.weight.requires_grad and ours.layer3[0].conv1.weight.requires_grad
+
+
+# ----- parity with timm through the key converter ------------------------------------------------
+@pytest.mark.parametrize('name', ['regnetx_002', 'regnetx_004'])
+def test_timm_checkpoint_converts_and_matches(name, tmp_path):
+    timm = pytest.importorskip('timm', reason='timm is needed for timm parity')
+    theirs = timm.create_model(name, pretrained=False)
+    _randomize_bn(theirs)
+    theirs.eval()
+    state = theirs.state_dict()
+    assert is_timm_regnet(state)
+    converted = convert_timm_regnet(state)
+    assert not any(k.startswith('head') for k in converted)
+    ckpt = _save_as_backbone(converted, tmp_path / 'timm.pth')
+    ours = RegNet(TIMM_REGNETX_ARCHS[name], out_indices=ALL,
+                  init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
+    assert set(ours.state_dict()) == set(converted)
+    ours.init_weights()
+    ours.eval()
+    x = torch.randn(2, 3, 45, 37)
+    with torch.no_grad():
+        expected = theirs.forward_intermediates(x, intermediates_only=True)[1:]  # drop the stem
+        got = ours(x)
+    assert [f.shape[1] for f in expected] == list(ours.out_channels)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+
+
+def test_timm_mmpretrain_names_agree():
+    """regnetx_004 is mmpretrain's regnetx_400mf and regnetx_040 its regnetx_4.0gf."""
+    for timm_name, ours in [('regnetx_004', 'regnetx_400mf'), ('regnetx_008', 'regnetx_800mf'),
+                            ('regnetx_016', 'regnetx_1.6gf'), ('regnetx_032', 'regnetx_3.2gf'),
+                            ('regnetx_040', 'regnetx_4.0gf'), ('regnetx_064', 'regnetx_6.4gf'),
+                            ('regnetx_080', 'regnetx_8.0gf'), ('regnetx_120', 'regnetx_12gf')]:
+        assert TIMM_REGNETX_ARCHS[timm_name] == RegNet.arch_settings[ours]
+
+
+def test_converter_maps_keys_and_refuses_what_has_no_counterpart():
+    value = torch.zeros(1)
+    state = {'stem.conv.weight': value, 'stem.bn.running_var': value,
+             's2.b1.conv2.conv.weight': value, 's2.b1.conv3.bn.bias': value,
+             's2.b1.downsample.conv.weight': value, 's2.b1.downsample.bn.weight': value,
+             's4.b3.conv1.bn.num_batches_tracked': value,
+             'head.fc.weight': value, 'head.fc.bias': value}
+    assert sorted(convert_timm_regnet(state)) == sorted([
+        'conv1.weight', 'bn1.running_var', 'layer2.0.conv2.weight', 'layer2.0.bn3.bias',
+        'layer2.0.downsample.0.weight', 'layer2.0.downsample.1.weight',
+        'layer4.2.bn1.num_batches_tracked'])
+    with pytest.raises(KeyError, match=r"'s1\.b1\.se\.fc1\.weight'"):
+        convert_timm_regnet({'s1.b1.se.fc1.weight': value})  # RegNetY
+    assert not is_timm_regnet({'conv1.weight': value})
+
+
+# ----- init --------------------------------------------------------------------------------------
+def test_zero_init_residual_zeroes_the_last_norm_of_each_block():
+    model = RegNet(X200, out_indices=ALL)
+    model.init_weights()
+    blocks = [b for name in model.res_layers for b in getattr(model, name)]
+    assert len(blocks) == sum(model.stage_blocks)
+    assert all(torch.all(b.bn3.weight == 0) for b in blocks)
+    model = RegNet(X200, zero_init_residual=False)
+    model.init_weights()
+    assert all(torch.all(b.bn3.weight == 1) for b in model.layer4)
+
+
+# ----- metadata and shapes -----------------------------------------------------------------------
+def test_metadata_is_known_before_forward_and_matches_it():
+    model = RegNet('regnetx_400mf', out_indices=ALL)
+    assert model.out_channels == (32, 64, 160, 384)
+    assert model.out_strides == (4, 8, 16, 32)
+    assert model.out_names == ('stage1', 'stage2', 'stage3', 'stage4')
+    model.eval()
+    for h, w in [(64, 64), (37, 29)]:
+        with torch.no_grad():
+            outs = model(torch.randn(1, 3, h, w))
+        for out, c, s in zip(outs, model.out_channels, model.out_strides):
+            assert out.shape == (1, c, math.ceil(h / s), math.ceil(w / s))
+
+
+def test_seed_config_spelling_builds_through_the_mmcls_scope():
+    model = build_backbone(dict(type='mmcls.RegNet', arch='regnetx_4.0gf', out_indices=ALL))
+    assert isinstance(model, RegNet)
+    assert model.out_channels == (80, 240, 560, 1360)
+    assert model.stage_blocks == [2, 5, 14, 2]
+
+
+def test_dilated_last_stage_keeps_stride_16():
+    model = RegNet(X200, out_indices=(2, 3), strides=(2, 2, 2, 1), dilations=(1, 1, 1, 2))
+    assert model.out_strides == (16, 16)
+    outs = model.eval()(torch.randn(1, 3, 64, 64))
+    assert [o.shape[-1] for o in outs] == [4, 4]
+
+
+def test_stages_after_the_last_output_are_not_built_and_all_params_get_grads():
+    model = RegNet('regnetx_400mf', out_indices=(1, 0))
+    assert model.res_layers == ['layer1', 'layer2'] and not hasattr(model, 'layer3')
+    assert model.out_names == ('stage2', 'stage1') and model.out_channels == (64, 32)
+    model.train()
+    sum(o.sum() for o in model(torch.randn(2, 3, 32, 32))).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_with_cp_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = RegNet(X200, out_indices=(1,))
+    cp = RegNet(X200, out_indices=(1,), with_cp=True)
+    cp.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    grads = []
+    for model in (plain, cp):
+        model.train()
+        model.zero_grad()
+        model(x)[0].square().sum().backward()
+        grads.append(model.layer1[0].conv2.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_wrong_input_is_refused_with_in_channels():
+    with pytest.raises(ValueError, match='in_channels=3'):
+        RegNet(X200)(torch.randn(1, 4, 32, 32))
+
+
+# ----- freezing and norm_eval --------------------------------------------------------------------
+@pytest.mark.parametrize('frozen_stages', [0, 1, 4])
+def test_frozen_stages(frozen_stages):
+    model = RegNet(X200, out_indices=ALL, frozen_stages=frozen_stages).train()
+    parts = [[model.conv1, model.bn1], *([getattr(model, n)] for n in model.res_layers)]
+    for i, part in enumerate(parts):
+        frozen = i <= frozen_stages
+        for module in part:
+            assert all(p.requires_grad != frozen for p in module.parameters())
+            assert all(m.training != frozen for m in module.modules())
+
+
+def test_norm_eval_keeps_bn_statistics():
+    model = RegNet(X200, out_indices=(0,), norm_eval=True).train()
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and not any(bn.training for bn in bns)
+    before = [bn.running_mean.clone() for bn in bns]
+    model(torch.randn(2, 3, 32, 32))
+    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+
+
+# ----- argument errors ---------------------------------------------------------------------------
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(arch='regnetx_4gf'), ValueError, r"arch must be one of .*'regnetx_4\.0gf'"),
+    (dict(arch=400), TypeError, 'RegNet arch must be one of the names'),
+    (dict(arch=dict(w0=24, wa=36.44, wm=2.49, depth=13)), KeyError,
+     r"missing keys \['group_w', 'bot_mul'\]"),
+    (dict(arch=dict(X200, w0=20)), ValueError, r"arch\['w0'\] must be a multiple of 8"),
+    (dict(arch=dict(X200, wm=1.0)), ValueError, r"arch\['wm'\] .* must be > 1"),
+    (dict(arch=dict(X200, wa=-1)), ValueError, r"arch\['wa'\] .* must be >= 0"),
+    (dict(arch=dict(X200, wa=200.0, wm=1.5)), ValueError, r'gives 7 stages .* supports 1 to 4'),
+    (dict(strides=(2, 2, 2)), ValueError, r'strides must have one entry per stage \(4'),
+    (dict(dilations=(1, 1, 1, 0)), ValueError, 'each of dilations must be a positive int'),
+    (dict(out_indices=(4,)), ValueError, r'out_indices contains 4'),
+    (dict(frozen_stages=-2), ValueError, r'frozen_stages must be in -1\.\.4'),
+    (dict(style='tf'), ValueError, r"style must be one of 'pytorch', 'caffe'; got 'tf'"),
+    (dict(deep_stem=True), ValueError, 'deep_stem=True is not supported'),
+    (dict(norm_eval=1), TypeError, 'norm_eval must be a bool'),
+])
+def test_bad_arguments_name_the_argument(kwargs, error, match):
+    kwargs = dict(dict(arch=X200), **kwargs)
+    with pytest.raises(error, match=match):
+        RegNet(**kwargs)
+
+
+# ----- configs -----------------------------------------------------------------------------------
+CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
+                                        'regnet', '*.py')))
+
+
+def test_configs_cover_every_named_arch():
+    names = {os.path.basename(p) for p in CONFIGS}
+    expected = {a.replace('_', '-') + '.py' for a in RegNet.arch_settings}
+    assert expected <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_every_config_builds_and_runs(path):
+    model = build_backbone_from_config(path).eval()
+    assert isinstance(model, RegNet)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 32, 32))
+    assert tuple(o.shape[1] for o in outs) == model.out_channels
+    assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides

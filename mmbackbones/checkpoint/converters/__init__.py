@@ -1,1 +1,137 @@
-"""Key converters: one small module per source format, each pure keys-in/keys-out."""
+"""Key converters: one small module per source format, each pure keys-in/keys-out.
+
+A converter module is named ``<source>_<arch>.py`` (``timm_resnet``, ``torchvision_resnet``,
+``detectron2_resnet``, ``timm_vit``, ...) and defines
+
+* ``is_<module>(state_dict)`` (or ``is_<module>_state_dict``): True when the keys are that layout;
+* ``convert_<module>(state_dict)``: a new dict in mmbackbones (= mmpretrain) names.
+
+Modules are discovered by name, so adding a format is adding a file. ``convert_state_dict`` picks
+one from an explicit ``convert='timm'|'torchvision'|'mmpretrain'|'detectron2'`` or, with
+``'auto'``, from the keys (and keeps the dict unchanged when it already fits the model better).
+"""
+import importlib
+import pkgutil
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+
+__all__ = ['Converter', 'available_converters', 'detect_format', 'convert_state_dict',
+           'SOURCES']
+
+# convert= values users write, and the module-name prefix each means
+SOURCES = {'timm': 'timm', 'torchvision': 'torchvision', 'detectron2': 'detectron2',
+           'd2': 'detectron2', 'mmpretrain': 'mmpretrain', 'mmcls': 'mmpretrain'}
+NO_CONVERSION = (None, False, 'none', 'native', 'mmbackbones')
+
+
+class Converter(NamedTuple):
+    name: str  # module name, e.g. 'timm_resnet'
+    source: str  # 'timm', 'torchvision', ...
+    detect: Callable[[Mapping[str, torch.Tensor]], bool]
+    convert: Callable[[Mapping[str, torch.Tensor]], Dict[str, torch.Tensor]]
+
+
+_CACHE: List[Converter] = []
+# tried first in auto mode: the specific layouts before the generic "strip backbone." one
+_PRIORITY = ('detectron2', 'timm', 'torchvision', 'mmpretrain')
+
+
+def available_converters() -> List[Converter]:
+    """Every converter module of this package (discovered once)."""
+    if _CACHE:
+        return list(_CACHE)
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        name = info.name
+        source = name.split('_')[0]
+        if source not in _PRIORITY:
+            continue
+        try:
+            module = importlib.import_module(f'{__name__}.{name}')
+        except ImportError:  # a converter whose optional dependency is missing
+            continue
+        detect = getattr(module, f'is_{name}', None) or getattr(module, f'is_{name}_state_dict',
+                                                                 None)
+        convert = getattr(module, f'convert_{name}', None)
+        if detect is None or convert is None:
+            continue
+        found.append(Converter(name, source, detect, convert))
+    found.sort(key=lambda c: (_PRIORITY.index(c.source), c.name))
+    _CACHE[:] = found
+    return list(found)
+
+
+def _source_of(convert: str) -> str:
+    if not isinstance(convert, str) or convert.lower() not in SOURCES:
+        allowed = ', '.join(repr(s) for s in ['auto', *SOURCES, 'none'])
+        raise ValueError(f'convert must be one of {allowed}, got {convert!r}')
+    return SOURCES[convert.lower()]
+
+
+def detect_format(state_dict: Mapping[str, torch.Tensor],
+                  source: Optional[str] = None) -> List[Converter]:
+    """The converters whose layout the keys match (optionally of one source), best first."""
+    out = []
+    for conv in available_converters():
+        if source is not None and conv.source != source:
+            continue
+        try:
+            if conv.detect(state_dict):
+                out.append(conv)
+        except Exception:  # noqa: BLE001 - a detector must never break loading
+            continue
+    return out
+
+
+def _score(state_dict: Mapping[str, torch.Tensor], target: Mapping[str, Tuple[int, ...]]) -> int:
+    return sum(1 for k, v in state_dict.items()
+               if k in target and tuple(getattr(v, 'shape', ())) == tuple(target[k]))
+
+
+def convert_state_dict(state_dict: Mapping[str, torch.Tensor],
+                       convert='auto',
+                       target: Optional[Mapping[str, Sequence[int]]] = None,
+                       hint: Optional[str] = None
+                       ) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
+    """Convert keys to mmbackbones names.
+
+    Args:
+        state_dict: the checkpoint's weights.
+        convert: ``'auto'`` (detect from the keys), a source (``'timm'``, ``'torchvision'``,
+            ``'mmpretrain'``, ``'detectron2'``) or ``None``/``'none'`` (keep as is).
+        target: ``{key: shape}`` of the model the weights are for. In auto mode a conversion is
+            used only if more of its keys fit the model than of the unconverted dict.
+        hint: a source known from where the checkpoint came from (a zoo entry), used in auto
+            mode before detection.
+    Returns:
+        ``(new_state_dict, converter name or None)``.
+    """
+    if convert in NO_CONVERSION:
+        return dict(state_dict), None
+    if convert != 'auto':
+        source = _source_of(convert)
+        matches = detect_format(state_dict, source)
+        if not matches:
+            names = [c.name for c in available_converters() if c.source == source]
+            first = ', '.join(list(state_dict)[:6])
+            raise ValueError(f'convert={convert!r}: the keys match none of the {source} layouts '
+                             f'known ({", ".join(names) or "none"}); the checkpoint starts with '
+                             f'{first}')
+        return dict(matches[0].convert(state_dict)), matches[0].name
+    candidates = detect_format(state_dict, _source_of(hint) if hint in SOURCES else None)
+    if not candidates and hint is not None:
+        candidates = detect_format(state_dict)
+    best, best_name = dict(state_dict), None
+    best_score = _score(state_dict, target) if target is not None else -1
+    for conv in candidates:
+        try:
+            converted = dict(conv.convert(state_dict))
+        except Exception:  # noqa: BLE001 - in auto mode a converter that fails is not the one
+            continue
+        if target is None:
+            return converted, conv.name
+        score = _score(converted, target)
+        if score > best_score:
+            best, best_name, best_score = converted, conv.name, score
+    return best, best_name

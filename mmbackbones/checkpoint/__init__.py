@@ -1,0 +1,22 @@
+"""Pretrained weights: safe loading, prefixes, format conversion, the model zoo.
+
+Importing this package registers our loaders with mmengine (``CheckpointLoader`` schemes and the
+``Pretrained`` initializer); ``mmbackbones.models`` imports it, so every backbone built through
+the registry loads ``init_cfg=dict(type='Pretrained', ...)`` this way.
+"""
+from .converters import convert_state_dict, detect_format
+from .download import ChecksumError, DownloadError, download, get_cache_dir
+from .io import UnsafeCheckpointError, load_file, save_file
+from .loading import (PretrainedInit, load_checkpoint, read_checkpoint, read_state_dict,
+                      register)
+from .state import (CheckpointMismatchError, LoadReport, extract_state_dict, load_state_dict,
+                    select_prefix)
+from .zoo import format_zoo_table, list_zoo, resolve
+
+register()
+
+__all__ = ['load_checkpoint', 'read_checkpoint', 'read_state_dict', 'load_file', 'save_file',
+           'load_state_dict', 'extract_state_dict', 'select_prefix', 'convert_state_dict',
+           'detect_format', 'list_zoo', 'resolve', 'format_zoo_table', 'download',
+           'get_cache_dir', 'PretrainedInit', 'LoadReport', 'CheckpointMismatchError',
+           'UnsafeCheckpointError', 'DownloadError', 'ChecksumError']

@@ -1,0 +1,223 @@
+"""mmengine integration: checkpoint schemes and the ``Pretrained`` initializer.
+
+mmengine's path is ``init_cfg=dict(type='Pretrained', ...)`` -> ``WEIGHT_INITIALIZERS`` ->
+``PretrainedInit`` -> ``CheckpointLoader`` schemes -> ``torch.load``. We extend it at two points
+instead of forking it:
+
+* ``CheckpointLoader`` schemes: local paths and ``file://`` (safe loading, see ``io.py``),
+  ``http(s)://`` (download into our cache with a hash check, then safe loading), and the zoo names
+  ``mmbackbones://``, ``mmcls://``, ``torchvision://``, ``timm://``. mmengine's own runner
+  (``load_from``, ``resume``) therefore loads safely too once mmbackbones' models are imported.
+* ``Pretrained`` in ``WEIGHT_INITIALIZERS``: a subclass of mmengine's ``PretrainedInit`` that
+  keeps its arguments (``checkpoint``, ``prefix``, ``map_location``) and adds ``strict``,
+  ``convert`` and ``allowed_globals``; after loading it logs one report of what matched.
+
+Registration happens when this module is imported (``mmbackbones.models`` imports
+``mmbackbones.checkpoint``), so a backbone built through the registry always has it.
+"""
+import contextlib
+import contextvars
+import os
+from typing import Iterable, Optional
+
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
+from mmengine.model.weight_init import PretrainedInit as _MMEnginePretrainedInit
+from mmengine.model.weight_init import update_init_info
+from mmengine.registry import WEIGHT_INITIALIZERS
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
+
+from .converters import convert_state_dict
+from .download import download
+from .io import load_file
+from .state import LoadReport, extract_state_dict, load_state_dict, select_prefix
+from .zoo import ZOO_SCHEMES, resolve, split_scheme
+
+__all__ = ['PretrainedInit', 'load_checkpoint', 'read_checkpoint', 'read_state_dict',
+           'register_schemes']
+
+_ALLOWED_GLOBALS: contextvars.ContextVar = contextvars.ContextVar('mmbackbones_allowed_globals',
+                                                                  default=None)
+
+
+@contextlib.contextmanager
+def allowed_globals(names: Optional[Iterable]):
+    """Within the block, scheme loaders accept these extra ``'module.Name'`` globals."""
+    token = _ALLOWED_GLOBALS.set(list(names) if names else None)
+    try:
+        yield
+    finally:
+        _ALLOWED_GLOBALS.reset(token)
+
+
+def load_from_safe_local(filename, map_location=None):
+    return load_file(filename, map_location=map_location or 'cpu',
+                     allowed_globals=_ALLOWED_GLOBALS.get())
+
+
+def load_from_safe_file_url(filename, map_location=None):
+    from urllib.parse import unquote, urlparse
+    return load_from_safe_local(unquote(urlparse(filename).path), map_location)
+
+
+def _download_once(url: str, **kwargs) -> str:
+    """Rank 0 downloads, the other ranks then find the file in the cache."""
+    rank, world_size = get_dist_info()
+    path = download(url, **kwargs) if rank == 0 else None
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            path = download(url, **kwargs)
+    return path
+
+
+def load_from_safe_http(filename, map_location=None):
+    return load_from_safe_local(_download_once(filename), map_location)
+
+
+def load_from_zoo(filename, map_location=None):
+    entry = resolve(filename)
+    path = _download_once(entry['url'], sha256=entry.get('sha256'))
+    checkpoint = load_from_safe_local(path, map_location)
+    state_dict = extract_state_dict(checkpoint, source=f'{filename} ({path})')
+    if entry.get('prefix'):
+        state_dict = select_prefix(state_dict, entry['prefix'], source=filename)
+    return {'state_dict': state_dict,
+            'meta': {'mmbackbones_format': entry.get('format'), 'zoo_name': filename,
+                     'path': path}}
+
+
+def load_from_safe_openmmlab(filename, map_location=None):
+    """``open-mmlab://name``: mmengine's table of URLs, our download and safe loading."""
+    from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models
+    name = filename.split('://', 1)[1]
+    name = get_deprecated_model_names().get(name, name)
+    urls = get_external_models()
+    if name not in urls:
+        raise KeyError(f'unknown open-mmlab checkpoint {name!r}')
+    url = urls[name]
+    if not url.startswith(('http://', 'https://')):
+        from mmengine.runner.checkpoint import _get_mmengine_home
+        return load_from_safe_local(os.path.join(_get_mmengine_home(), url), map_location)
+    return load_from_safe_http(url, map_location)
+
+
+def register_schemes() -> None:
+    """Put our loaders into mmengine's ``CheckpointLoader`` (idempotent)."""
+    CheckpointLoader.register_scheme('', load_from_safe_local, force=True)
+    CheckpointLoader.register_scheme('file://', load_from_safe_file_url, force=True)
+    CheckpointLoader.register_scheme(['http://', 'https://'], load_from_safe_http, force=True)
+    CheckpointLoader.register_scheme([f'{s}://' for s in ZOO_SCHEMES], load_from_zoo, force=True)
+    CheckpointLoader.register_scheme(['open-mmlab://', 'openmmlab://'], load_from_safe_openmmlab,
+                                     force=True)
+
+
+def read_checkpoint(filename: str, map_location='cpu', allowed_globals=None, logger='current'):
+    """What a path, URL or zoo name holds, through mmengine's ``CheckpointLoader``."""
+    filename = os.fspath(filename)
+    with _allowed(allowed_globals):
+        return CheckpointLoader.load_checkpoint(filename, map_location=map_location,
+                                                logger=logger)
+
+
+def _allowed(names):
+    return allowed_globals(names) if names else contextlib.nullcontext()
+
+
+def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
+                    target: Optional[nn.Module] = None, map_location='cpu',
+                    allowed_globals=None, logger='current'):
+    """``(state_dict, notes)``: the weights of ``filename`` under ``prefix``, converted to
+    mmbackbones names (``convert='auto'`` detects the layout; with ``target`` it converts only
+    when that fits the module better)."""
+    checkpoint = read_checkpoint(filename, map_location, allowed_globals, logger)
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    state_dict = extract_state_dict(checkpoint, source=str(filename))
+    scheme, _ = split_scheme(str(filename))
+    hint = ('zoo names hold the backbone weights already (prefix removed): drop prefix='
+            if scheme else '')
+    state_dict = select_prefix(state_dict, prefix, source=str(filename), hint=hint)
+    target_shapes = None
+    if target is not None:
+        target_shapes = {k: tuple(v.shape) for k, v in _unwrap(target).state_dict().items()}
+    state_dict, used = convert_state_dict(state_dict, convert, target_shapes,
+                                          hint=meta.get('mmbackbones_format'))
+    notes = []
+    if prefix:
+        notes.append(f'prefix {prefix!r}')
+    if used:
+        notes.append(f'converted with {used}')
+    placeholders = checkpoint.get('_mmbackbones_placeholders') if isinstance(
+        checkpoint, dict) else None
+    if placeholders:
+        notes.append(f'non-weight objects replaced by placeholders: {", ".join(placeholders)}')
+    return state_dict, notes
+
+
+def _unwrap(module):
+    from mmengine.model import is_model_wrapper
+    while is_model_wrapper(module):
+        module = module.module
+    return module
+
+
+def load_checkpoint(module: nn.Module, filename: str, prefix: Optional[str] = None,
+                    strict: bool = False, convert='auto', map_location='cpu',
+                    allowed_globals=None, logger='current') -> LoadReport:
+    """Load ``filename`` (path, URL or zoo name) into ``module``; returns the report it logged.
+
+    Raises ``KeyError`` (a prefix matching nothing), :class:`CheckpointMismatchError` (shape
+    mismatch; any mismatch with ``strict=True``), :class:`UnsafeCheckpointError`,
+    ``DownloadError``/``ChecksumError``.
+    """
+    state_dict, notes = read_state_dict(filename, prefix, convert, module, map_location,
+                                        allowed_globals, logger)
+    return load_state_dict(module, state_dict, strict=strict, source=str(filename), notes=notes,
+                           logger=logger)
+
+
+class PretrainedInit(_MMEnginePretrainedInit):
+    """``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone', strict=False,
+    convert='auto', allowed_globals=None)``.
+
+    Args:
+        checkpoint: a local path, a URL, or a zoo name (``mmcls://resnet50``, ...).
+        prefix: the sub-module to take (``'backbone'`` for an mmpretrain/mmdet checkpoint).
+        map_location: as ``torch.load``.
+        strict: missing or unexpected keys are an error (shape mismatches always are).
+        convert: ``'auto'`` (detect from the keys), ``'timm'``, ``'torchvision'``,
+            ``'mmpretrain'``, ``'detectron2'`` or ``None``.
+        allowed_globals: extra ``'module.Name'`` types trusted in this file's metadata.
+    """
+
+    def __init__(self, checkpoint, prefix=None, map_location='cpu', strict=False,
+                 convert='auto', allowed_globals=None):
+        super().__init__(checkpoint, prefix=prefix, map_location=map_location)
+        if not isinstance(strict, bool):
+            raise TypeError(f'init_cfg strict must be True or False, got {strict!r}')
+        self.strict, self.convert, self.allowed_globals = strict, convert, allowed_globals
+
+    def __call__(self, module):
+        self.report = load_checkpoint(module, self.checkpoint, prefix=self.prefix,
+                                      strict=self.strict, convert=self.convert,
+                                      map_location=self.map_location,
+                                      allowed_globals=self.allowed_globals)
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=self._get_init_info())
+
+    def _get_init_info(self):
+        return f'{type(self).__name__}: load from {self.checkpoint}'
+
+
+def register_initializer() -> None:
+    WEIGHT_INITIALIZERS.register_module(name='Pretrained', module=PretrainedInit, force=True)
+
+
+def register() -> None:
+    register_schemes()
+    register_initializer()
+    print_log('mmbackbones: safe checkpoint loading registered with mmengine', logger='current',
+              level=10)

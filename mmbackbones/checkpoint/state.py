@@ -1,0 +1,238 @@
+"""From a loaded checkpoint to weights in a module, with an honest report.
+
+``extract_state_dict`` finds the tensors in what a file held, ``select_prefix`` keeps one
+sub-module's weights (an error names the prefixes that exist when the asked one matches nothing),
+``load_state_dict`` copies them into a module after checking every shape (a mismatch is an error
+naming the key and both shapes, raised before any tensor is copied: never a half-load) and returns
+a :class:`LoadReport` whose ``message`` groups missing and unexpected keys by prefix with counts.
+"""
+import logging
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+__all__ = ['extract_state_dict', 'select_prefix', 'load_state_dict', 'LoadReport',
+           'CheckpointMismatchError', 'group_keys', 'top_level_prefixes']
+
+# where training frameworks keep the weights inside a checkpoint dict, most specific first
+STATE_DICT_KEYS = ('state_dict', 'model', 'module', 'model_state', 'model_state_dict', 'net')
+_IGNORED_MISSING = ('num_batches_tracked',)
+
+
+class CheckpointMismatchError(RuntimeError):
+    """Checkpoint and module disagree (shapes always; names when ``strict=True``)."""
+
+
+def _to_tensor(key: str, value):
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if np is not None and isinstance(value, np.ndarray):
+        return torch.from_numpy(value)  # no copy (detectron2 .pkl files hold numpy arrays)
+    raise TypeError(f'checkpoint entry {key!r} is a {type(value).__name__}, not a tensor: only '
+                    f'tensors are loaded into a module')
+
+
+def extract_state_dict(checkpoint, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
+    """The ``{name: tensor}`` part of a loaded checkpoint.
+
+    Accepts a bare state dict or a dict holding one under ``state_dict``/``model``/``module``/...
+    (mmengine, timm train scripts, detectron2, DeiT). numpy arrays become tensors without a copy;
+    ``module.`` (DataParallel) is stripped when every key has it.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f'{source} holds a {type(checkpoint).__name__}, not a dict of tensors')
+    sd = checkpoint
+    for key in STATE_DICT_KEYS:
+        value = checkpoint.get(key) if isinstance(checkpoint.get(key, None), Mapping) else None
+        if value is not None and value:
+            sd = value
+            break
+    out = OrderedDict()
+    bad = []
+    for key, value in sd.items():
+        if not isinstance(key, str):
+            bad.append(repr(key))
+            continue
+        if key.startswith('_mmbackbones_') or key in ('meta', 'message_hub', 'optimizer',
+                                                      'param_schedulers', '__author__',
+                                                      'matching_heuristics'):
+            continue
+        try:
+            out[key] = _to_tensor(key, value)
+        except TypeError as e:
+            raise TypeError(f'{source}: {e}') from None
+    if bad:
+        raise TypeError(f'{source}: state dict keys must be strings, got {", ".join(bad[:5])}')
+    if not out:
+        found = ', '.join(sorted(str(k) for k in checkpoint)[:10])
+        raise ValueError(f'{source} holds no tensors (top-level keys: {found})')
+    if all(k.startswith('module.') for k in out):
+        out = OrderedDict((k[len('module.'):], v) for k, v in out.items())
+    return out
+
+
+def _group_of(key: str) -> str:
+    parts = key.split('.')
+    if len(parts) > 2 and parts[1].isdigit():  # layer1.0.conv1.weight -> layer1.0
+        return '.'.join(parts[:2])
+    return parts[0] if len(parts) > 1 else key
+
+
+def group_keys(keys: Sequence[str]) -> 'OrderedDict[str, List[str]]':
+    """``{prefix: [keys]}`` grouped by the first name (two when the second is an index)."""
+    groups: 'OrderedDict[str, List[str]]' = OrderedDict()
+    for key in keys:
+        groups.setdefault(_group_of(key), []).append(key)
+    return groups
+
+
+def top_level_prefixes(keys: Sequence[str]) -> 'OrderedDict[str, int]':
+    """``{first name: number of keys}``: what a checkpoint holds, for error messages."""
+    counts: 'OrderedDict[str, int]' = OrderedDict()
+    for key in keys:
+        head = key.split('.')[0]
+        counts[head] = counts.get(head, 0) + 1
+    return counts
+
+
+def _describe_prefixes(keys: Sequence[str], limit: int = 12) -> str:
+    counts = top_level_prefixes(keys)
+    items = [f'{name} ({n} key{"s" if n > 1 else ""})' for name, n in counts.items()]
+    more = f', ... ({len(items) - limit} more)' if len(items) > limit else ''
+    return ', '.join(items[:limit]) + more
+
+
+def select_prefix(state_dict: Mapping[str, torch.Tensor], prefix: Optional[str],
+                  source: str = 'checkpoint', hint: str = '') -> Dict[str, torch.Tensor]:
+    """Keep the keys under ``prefix`` (``'backbone'`` or ``'backbone.'``), prefix removed.
+
+    Raises ``KeyError`` naming the prefixes the checkpoint does have when none matches.
+    """
+    if not prefix:
+        return dict(state_dict)
+    if not isinstance(prefix, str):
+        raise TypeError(f'prefix must be a string such as "backbone", got {prefix!r}')
+    dotted = prefix if prefix.endswith('.') else prefix + '.'
+    out = OrderedDict((k[len(dotted):], v) for k, v in state_dict.items() if k.startswith(dotted))
+    if not out:
+        message = (f'prefix {prefix!r} matches no key in {source}; the prefixes it has are: '
+                   f'{_describe_prefixes(list(state_dict))}')
+        if hint:
+            message += f'. {hint}'
+        raise KeyError(message)
+    return out
+
+
+class LoadReport:
+    """What happened when a state dict was loaded into a module."""
+
+    def __init__(self, module_name: str, source: str, loaded: List[str], missing: List[str],
+                 unexpected: List[str], notes: Sequence[str] = ()):
+        self.module_name, self.source = module_name, source
+        self.loaded, self.missing, self.unexpected = loaded, missing, unexpected
+        self.notes = list(notes)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.unexpected
+
+    @property
+    def message(self) -> str:
+        total = len(self.loaded) + len(self.missing)
+        lines = [f'Loaded {self.source} into {self.module_name}: {len(self.loaded)}/{total} '
+                 f'tensors of the module matched'
+                 + ('.' if self.ok else f', {len(self.missing)} missing, '
+                    f'{len(self.unexpected)} unexpected.')]
+        lines += [f'  note: {note}' for note in self.notes]
+        for title, keys in (('missing in the checkpoint (left as initialised)', self.missing),
+                            ('unexpected in the checkpoint (ignored)', self.unexpected)):
+            if keys:
+                lines.append(f'  {title}: {len(keys)} key{"s" if len(keys) > 1 else ""}')
+                lines += _group_lines(keys)
+        return '\n'.join(lines)
+
+    def __repr__(self):
+        return self.message
+
+
+def _group_lines(keys: Sequence[str], max_groups: int = 20) -> List[str]:
+    groups = group_keys(keys)
+    lines = []
+    for i, (prefix, members) in enumerate(groups.items()):
+        if i == max_groups:
+            rest = sum(len(m) for m in list(groups.values())[max_groups:])
+            lines.append(f'    ... {len(groups) - max_groups} more groups ({rest} keys)')
+            break
+        leaves = sorted({m[len(prefix) + 1:] if m != prefix else m for m in members})
+        shown = ', '.join(leaves[:4]) + (', ...' if len(leaves) > 4 else '')
+        lines.append(f'    {prefix}.*: {len(members)} ({shown})' if members[0] != prefix
+                     else f'    {prefix}')
+    return lines
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    from mmengine.model import is_model_wrapper
+    while is_model_wrapper(module):
+        module = module.module
+    return module
+
+
+def _shape_check_hook(expected: Mapping[str, Tuple[int, ...]], source: str):
+    """A root-level load_state_dict pre-hook run after the module's own pre-hooks (e.g. a ViT's
+    position-embedding resize) and before any tensor is copied."""
+
+    def hook(module, state_dict, prefix, *args, **kwargs):
+        bad = []
+        for key, value in state_dict.items():
+            name = key[len(prefix):] if prefix and key.startswith(prefix) else key
+            want = expected.get(name)
+            if want is not None and isinstance(value, torch.Tensor) and \
+                    tuple(value.shape) != want:
+                bad.append(f'{name}: checkpoint {tuple(value.shape)} vs model {want}')
+        if bad:
+            raise CheckpointMismatchError(
+                f'{source} does not fit {type(module).__name__}: {len(bad)} tensor shape '
+                f'mismatch{"es" if len(bad) > 1 else ""} (nothing was loaded):\n  '
+                + '\n  '.join(bad[:20]) + ('\n  ...' if len(bad) > 20 else ''))
+
+    return hook
+
+
+def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                    strict: bool = False, source: str = 'checkpoint',
+                    notes: Sequence[str] = (), logger='current') -> LoadReport:
+    """Copy ``state_dict`` into ``module`` and log one summary block.
+
+    Shapes are checked first (after the module's own load hooks ran): any mismatch raises
+    :class:`CheckpointMismatchError` naming the keys and both shapes and nothing is copied. With
+    ``strict=True`` missing or unexpected keys raise the same error, also before copying.
+    """
+    module = _unwrap(module)
+    own = module.state_dict()
+    expected = {k: tuple(v.shape) for k, v in own.items()}
+    sd = OrderedDict(state_dict)
+    missing = [k for k in own if k not in sd and not k.endswith(_IGNORED_MISSING)]
+    unexpected = [k for k in sd if k not in own]
+    report = LoadReport(type(module).__name__, source,
+                        [k for k in own if k in sd], missing, unexpected, notes)
+    if strict and not report.ok:
+        raise CheckpointMismatchError(report.message + '\n(strict=True: nothing was loaded)')
+    handle = module.register_load_state_dict_pre_hook(_shape_check_hook(expected, source))
+    try:
+        result = module.load_state_dict(sd, strict=False)
+    finally:
+        handle.remove()
+    # keys a module's own load hooks consumed or added are reported as torch saw them
+    report.missing = [k for k in result.missing_keys if not k.endswith(_IGNORED_MISSING)]
+    report.unexpected = list(result.unexpected_keys)
+    report.loaded = [k for k in own if k not in set(result.missing_keys)]
+    print_log(report.message, logger=logger,
+              level=logging.INFO if report.ok else logging.WARNING)
+    return report

@@ -86,4 +86,54 @@ def _mmcls_alias():
 
 MMCLS_MODELS = _mmcls_alias()
 
-__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'BackboneRegistry', 'UnknownTypeError']
+
+class TimmModelRegistry(Registry):
+    """Scope ``'timm'``: every timm model by name, with nothing registered in advance.
+
+    ``get('convnext_tiny')`` returns a builder of ``TIMMBackbone(model_name='convnext_tiny', ...)``
+    when timm knows the name (timm is imported on the first lookup, not when this module is), so
+    ``dict(type='timm.convnext_tiny', out_indices=(1, 2, 3))`` builds from any scope. An unknown
+    name raises a ``KeyError`` listing close timm names. Like the mmcls alias it is a direct
+    child of mmengine's root, the only place mmengine looks for ``'<scope>.X'``.
+    """
+
+    def get(self, key):
+        if not isinstance(key, str):
+            raise TypeError(f'registry keys must be str, got {key!r}')
+        name = key[len(self.scope) + 1:] if key.startswith(self.scope + '.') else key
+        if name in self._module_dict:
+            return self._module_dict[name]
+        backbone = MODELS.get('TIMMBackbone')
+        if not backbone.is_timm_model(name):
+            raise UnknownTypeError(f'Unknown model type {key!r} in the {self.scope!r} registry: '
+                                   + backbone.unknown_model_message(name))
+
+        def build(**kwargs):
+            if 'model_name' in kwargs:
+                raise TypeError(f'type={self.scope}.{name!r} already names the timm model; '
+                                f'remove model_name={kwargs["model_name"]!r}')
+            return backbone(model_name=name, **kwargs)
+
+        build.__name__ = build.__qualname__ = name
+        build.__module__ = backbone.__module__
+        build.__doc__ = f'TIMMBackbone(model_name={name!r}, **kwargs)'
+        return build
+
+    def __contains__(self, key) -> bool:
+        try:
+            return self.get(key) is not None
+        except (KeyError, ImportError):
+            return False
+
+
+def _timm_scope():
+    existing = MMENGINE_MODELS._children.get('timm')
+    if existing is not None:
+        return existing
+    return TimmModelRegistry('model', parent=MMENGINE_MODELS, scope='timm')
+
+
+TIMM_MODELS = _timm_scope()
+
+__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'TIMM_MODELS', 'BackboneRegistry',
+           'UnknownTypeError']

@@ -507,18 +507,25 @@ class VisionTransformer(BaseBackbone):
         if ckpt.shape == target or ckpt.dim() != 3 or ckpt.shape[2] != target[2]:
             return ckpt  # equal, or not a pos_embed we can read: the loader reports it
         length = ckpt.shape[1]
+        # how many leading non-grid entries the checkpoint has: this model's count or the other
+        # one (0 <-> 1). Prefer a reading that gives exactly this model's grid (9 entries are
+        # 1 + 2x4 for a 2x4 model, not 3x3), then this model's count.
+        readings = []
         for ckpt_extra in (self.num_extra_tokens, 1 - self.num_extra_tokens):
             try:
-                grid = infer_grid_shape(length - ckpt_extra, hint=self.patch_resolution)
+                readings.append((ckpt_extra, infer_grid_shape(length - ckpt_extra,
+                                                              hint=self.patch_resolution)))
             except ValueError:
-                continue
-            break
-        else:
+                if length - ckpt_extra == self.patch_resolution[0] * self.patch_resolution[1]:
+                    readings.append((ckpt_extra, tuple(self.patch_resolution)))
+        readings.sort(key=lambda r: r[1] != tuple(self.patch_resolution))
+        if not readings:
             from mmengine.logging import print_log
             print_log(f'pos_embed of shape {tuple(ckpt.shape)} in the checkpoint: cannot infer '
                       f'its patch grid, left as is (model: {tuple(target)})', logger='current',
                       level=30)
             return ckpt
+        ckpt_extra, grid = readings[0]
         if ckpt_extra > self.num_extra_tokens:  # checkpoint has a cls token this model lacks
             ckpt = ckpt[:, 1:]
         elif ckpt_extra < self.num_extra_tokens:  # timm no_embed_class: cls gets no position

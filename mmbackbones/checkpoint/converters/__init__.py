@@ -33,8 +33,9 @@ class Converter(NamedTuple):
 
 
 _CACHE: List[Converter] = []
-# tried first in auto mode: the specific layouts before the generic "strip backbone." one
-_PRIORITY = ('detectron2', 'timm', 'torchvision', 'mmpretrain')
+# tried first in auto mode: the specific layouts before the generic "strip backbone." one;
+# plain torchvision and timm ResNets share one layout (reported as torchvision_resnet)
+_PRIORITY = ('detectron2', 'torchvision', 'timm', 'mmpretrain')
 
 
 def available_converters() -> List[Converter]:

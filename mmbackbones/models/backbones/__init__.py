@@ -1,4 +1,5 @@
 """One family per module; importing a module registers its classes."""
+from . import convnext  # noqa: F401
 from . import cspnet  # noqa: F401
 from . import regnet  # noqa: F401
 from . import resnet  # noqa: F401

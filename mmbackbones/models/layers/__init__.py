@@ -1,6 +1,8 @@
 """Small building blocks shared by several backbone families."""
 from .drop import DropPath, drop_path
 from .norm import FrozenBatchNorm2d
+from .layer_norm2d import LayerNorm2d  # noqa: F401
+from .window_attention import ShiftWindowMSA, WindowMSA  # noqa: F401
 from .attention import MultiheadSelfAttention  # noqa: F401
 from .patch_embed import PatchEmbed  # noqa: F401
 from .pos_embed import resize_pos_embed  # noqa: F401

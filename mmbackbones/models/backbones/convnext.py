@@ -1,0 +1,302 @@
+"""ConvNeXt (`A ConvNet for the 2020s <https://arxiv.org/abs/2201.03545>`_), v1 and v2.
+
+Parameter names follow mmpretrain 1.2.0's ``ConvNeXt`` (``downsample_layers.{i}``,
+``stages.{i}.{j}.depthwise_conv|norm|pointwise_conv1|pointwise_conv2|gamma``, ``norm{i}``), so its
+checkpoints load with ``prefix='backbone'``; timm checkpoints load through
+:func:`mmbackbones.checkpoint.converters.timm_convnext.convert_timm_convnext`.
+
+Layout: stem (``patch x patch`` conv, stride ``patch``, then LN) -> stage 1 -> (LN, 2x2 conv
+stride 2) -> stage 2 -> ... Stage ``i`` (1-based) has stride ``patch * 2 ** (i - 1)``: 4, 8, 16,
+32 with the default ``stem_patch_size=4``. Convs have no padding, so odd sides are floored.
+"""
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from torch import nn
+
+from ...registry import MODELS
+from ...utils.validation import (check_choice, check_positive_int, check_frozen_stages,
+                                 normalize_out_indices)
+from ..base import BaseBackbone
+from ..layers.drop import DropPath
+from ..layers.layer_norm2d import LayerNorm2d
+
+# depths: blocks per stage; channels: width of each stage (mmpretrain's table).
+arch_settings = {
+    'atto': dict(depths=[2, 2, 6, 2], channels=[40, 80, 160, 320]),
+    'femto': dict(depths=[2, 2, 6, 2], channels=[48, 96, 192, 384]),
+    'pico': dict(depths=[2, 2, 6, 2], channels=[64, 128, 256, 512]),
+    'nano': dict(depths=[2, 2, 8, 2], channels=[80, 160, 320, 640]),
+    'tiny': dict(depths=[3, 3, 9, 3], channels=[96, 192, 384, 768]),
+    'small': dict(depths=[3, 3, 27, 3], channels=[96, 192, 384, 768]),
+    'base': dict(depths=[3, 3, 27, 3], channels=[128, 256, 512, 1024]),
+    'large': dict(depths=[3, 3, 27, 3], channels=[192, 384, 768, 1536]),
+    'xlarge': dict(depths=[3, 3, 27, 3], channels=[256, 512, 1024, 2048]),
+    'huge': dict(depths=[3, 3, 27, 3], channels=[352, 704, 1408, 2816]),
+}
+
+
+def _norm(norm_cfg: dict, channels: int) -> nn.Module:
+    return build_norm_layer(norm_cfg, channels)[1]
+
+
+def _is_channel_norm(norm: nn.Module) -> bool:
+    """A LayerNorm over the last dim can run on the (N, H, W, C) view inside a block."""
+    return isinstance(norm, nn.LayerNorm) and len(norm.normalized_shape) == 1
+
+
+class GRN(nn.Module):
+    """Global Response Normalization (ConvNeXt v2) on ``(N, H, W, C)`` or ``(N, C, H, W)``."""
+
+    def __init__(self, in_channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.in_channels = in_channels
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.zeros(in_channels))
+        self.beta = nn.Parameter(torch.zeros(in_channels))
+
+    def forward(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+        if channels_last:
+            gx = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)
+            nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
+            return self.gamma * (x * nx) + self.beta + x
+        gx = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True)
+        nx = gx / (gx.mean(dim=1, keepdim=True) + self.eps)
+        return self.gamma.view(1, -1, 1, 1) * (x * nx) + self.beta.view(1, -1, 1, 1) + x
+
+
+class ConvNeXtBlock(nn.Module):
+    """7x7 depthwise conv -> norm -> 1x1 expand (x4) -> GELU -> [GRN] -> 1x1 project -> layer
+    scale -> drop path, plus the identity. ``(N, C, H, W)`` in and out.
+
+    With ``linear_pw_conv=True`` (the default, as in the official repo) the pointwise convs are
+    ``nn.Linear`` run on the ``(N, H, W, C)`` view; otherwise 1x1 ``nn.Conv2d``.
+    """
+
+    def __init__(self, in_channels: int, norm_cfg: dict, act_cfg: dict, mlp_ratio: float = 4.,
+                 linear_pw_conv: bool = True, drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6, use_grn: bool = False,
+                 with_cp: bool = False):
+        super().__init__()
+        self.with_cp = with_cp
+        self.linear_pw_conv = linear_pw_conv
+        mid_channels = int(mlp_ratio * in_channels)
+        self.depthwise_conv = nn.Conv2d(in_channels, in_channels, kernel_size=7, padding=3,
+                                        groups=in_channels)
+        self.norm = _norm(norm_cfg, in_channels)
+        if linear_pw_conv:
+            self.pointwise_conv1 = nn.Linear(in_channels, mid_channels)
+            self.pointwise_conv2 = nn.Linear(mid_channels, in_channels)
+        else:
+            self.pointwise_conv1 = nn.Conv2d(in_channels, mid_channels, kernel_size=1)
+            self.pointwise_conv2 = nn.Conv2d(mid_channels, in_channels, kernel_size=1)
+        self.act = build_activation_layer(act_cfg)
+        self.grn = GRN(mid_channels) if use_grn else None
+        self.gamma = (nn.Parameter(torch.full((in_channels,), float(layer_scale_init_value)))
+                      if layer_scale_init_value > 0 else None)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        # A LayerNorm over channels runs on the channels-last view; any other norm runs before
+        # the permute, on (N, C, H, W).
+        self._norm_channels_last = linear_pw_conv and _is_channel_norm(self.norm)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.depthwise_conv(x)
+        if self.linear_pw_conv:
+            if self._norm_channels_last:
+                x = x.permute(0, 2, 3, 1)
+                x = nn.functional.layer_norm(x, self.norm.normalized_shape, self.norm.weight,
+                                             self.norm.bias, self.norm.eps)
+            else:
+                x = self.norm(x).permute(0, 2, 3, 1)
+            x = self.act(self.pointwise_conv1(x))
+            if self.grn is not None:
+                x = self.grn(x, channels_last=True)
+            x = self.pointwise_conv2(x)
+            if self.gamma is not None:
+                x = x * self.gamma  # broadcast over the last (channel) dim
+            return x.permute(0, 3, 1, 2)
+        x = self.act(self.pointwise_conv1(self.norm(x)))
+        if self.grn is not None:
+            x = self.grn(x, channels_last=False)
+        x = self.pointwise_conv2(x)
+        if self.gamma is not None:
+            x = x * self.gamma.view(1, -1, 1, 1)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return x + self.drop_path(cp.checkpoint(self._residual, x, use_reentrant=False))
+        return x + self.drop_path(self._residual(x))
+
+
+@MODELS.register_module()
+class ConvNeXt(BaseBackbone):
+    """ConvNeXt v1/v2 backbone with mmpretrain's parameter names.
+
+    Args:
+        arch (str | dict): a key of ``ConvNeXt.arch_settings`` (``'tiny'``, ``'small'``,
+            ``'base'``, ``'large'``, ... as mmpretrain spells them) or
+            ``dict(depths=[...], channels=[...])`` of equal lengths.
+        in_channels (int): input image channels.
+        stem_patch_size (int): kernel and stride of the stem conv.
+        norm_cfg (dict): norm of the stem, downsampling layers, blocks and outputs
+            (default ``LN2d`` with eps 1e-6).
+        act_cfg (dict): activation between the pointwise convs.
+        linear_pw_conv (bool): pointwise convs as ``nn.Linear`` (True) or 1x1 convs.
+        use_grn (bool): Global Response Normalization in the blocks (ConvNeXt v2, usually with
+            ``layer_scale_init_value=0``).
+        drop_path_rate (float): stochastic depth, linearly increasing over all blocks.
+        layer_scale_init_value (float): initial layer scale ``gamma``; 0 disables layer scale.
+        out_indices (int | Sequence[int]): stages (0-based) to return, in this order. Only stages
+            up to ``max(out_indices)`` are built.
+        frozen_stages (int): ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``
+            (with their output norms). mmpretrain's ``frozen_stages=0`` means nothing; ``k >= 1``
+            means the same there.
+        norm_eval (bool): keep BatchNorm layers (if ``norm_cfg`` asks for them) in eval mode.
+        gap_before_final_norm (bool): average-pool each output before its norm and return
+            ``(N, C)`` vectors (mmpretrain's default, for classification); ``False`` returns
+            ``(N, C, H, W)`` maps (what dense tasks want).
+        with_cp (bool): gradient checkpointing of each block.
+        init_cfg (dict | list[dict]): mmengine init config (default: mmpretrain's truncated
+            normal for convs/linears and constant LayerNorms).
+
+    Outputs: a tuple in ``out_indices`` order; stage ``i`` (0-based) has
+    ``channels[i]`` channels and stride ``stem_patch_size * 2 ** i``; names ``stage{i + 1}``.
+    """
+
+    arch_settings = arch_settings
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 stem_patch_size: int = 4,
+                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 act_cfg: dict = dict(type='GELU'),
+                 linear_pw_conv: bool = True,
+                 use_grn: bool = False,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 gap_before_final_norm: bool = True,
+                 with_cp: bool = False,
+                 init_cfg=[
+                     dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=.02, bias=0.),
+                     dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.),
+                 ]):
+        super().__init__(init_cfg=init_cfg)
+        depths, channels = self._parse_arch(arch)
+        num_stages = len(depths)
+        self.in_channels = check_positive_int('in_channels', in_channels)
+        self.stem_patch_size = check_positive_int('stem_patch_size', stem_patch_size)
+        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}')
+        if not isinstance(layer_scale_init_value, (int, float)) or layer_scale_init_value < 0:
+            raise ValueError(f'layer_scale_init_value must be a number >= 0 (0 disables layer '
+                             f'scale), got {layer_scale_init_value!r}')
+        for name, value in (('linear_pw_conv', linear_pw_conv), ('use_grn', use_grn),
+                            ('norm_eval', norm_eval), ('with_cp', with_cp),
+                            ('gap_before_final_norm', gap_before_final_norm)):
+            if not isinstance(value, bool):
+                raise TypeError(f'{name} must be a bool, got {value!r}')
+        if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
+            raise TypeError(f'norm_cfg must be a dict with a "type" key, got {norm_cfg!r}')
+
+        self.depths, self.channels = depths, channels
+        self.num_stages = num_stages
+        self.out_indices = normalize_out_indices(out_indices, num_stages)
+        self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
+        self.norm_eval = norm_eval
+        self.gap_before_final_norm = gap_before_final_norm
+        num_built = max(self.out_indices) + 1
+
+        # Drop-path rates are spread over every block of the full arch (as mmpretrain does), so a
+        # truncated backbone keeps the rates of the full one.
+        dpr = torch.linspace(0, float(drop_path_rate), sum(depths), device='cpu').tolist()
+
+        self.downsample_layers = nn.ModuleList([nn.Sequential(
+            nn.Conv2d(in_channels, channels[0], kernel_size=stem_patch_size,
+                      stride=stem_patch_size),
+            _norm(norm_cfg, channels[0]))])
+        self.stages = nn.ModuleList()
+        block_idx = 0
+        for i in range(num_built):
+            if i > 0:
+                self.downsample_layers.append(nn.Sequential(
+                    _norm(norm_cfg, channels[i - 1]),
+                    nn.Conv2d(channels[i - 1], channels[i], kernel_size=2, stride=2)))
+            self.stages.append(nn.Sequential(*[
+                ConvNeXtBlock(channels[i], norm_cfg=norm_cfg, act_cfg=act_cfg,
+                              linear_pw_conv=linear_pw_conv, drop_path_rate=dpr[block_idx + j],
+                              layer_scale_init_value=layer_scale_init_value, use_grn=use_grn,
+                              with_cp=with_cp)
+                for j in range(depths[i])]))
+            block_idx += depths[i]
+            if i in self.out_indices:
+                self.add_module(f'norm{i}', _norm(norm_cfg, channels[i]))
+
+        self._set_outputs([channels[i] for i in self.out_indices],
+                          [stem_patch_size * 2 ** i for i in self.out_indices],
+                          [f'stage{i + 1}' for i in self.out_indices])
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch):
+        if isinstance(arch, str):
+            check_choice('arch', arch, cls.arch_settings)
+            arch = cls.arch_settings[arch]
+        elif isinstance(arch, dict):
+            missing = {'depths', 'channels'} - set(arch)
+            if missing:
+                raise KeyError(f'arch dict must have the keys "depths" and "channels"; missing '
+                               f'{sorted(missing)} in {arch!r}')
+        else:
+            raise TypeError(f'arch must be one of {sorted(cls.arch_settings)} or a dict with '
+                            f'"depths" and "channels", got {arch!r}')
+        depths, channels = arch['depths'], arch['channels']
+        if (not isinstance(depths, (list, tuple)) or not isinstance(channels, (list, tuple))
+                or len(depths) != len(channels) or not depths):
+            raise ValueError(f'arch "depths" and "channels" must be non-empty lists of the same '
+                             f'length, got depths={depths!r}, channels={channels!r}')
+        for name, values in (('depths', depths), ('channels', channels)):
+            for v in values:
+                check_positive_int(f'arch["{name}"] entry', v)
+        return list(depths), list(channels)
+
+    @property
+    def size_divisibility(self) -> int:
+        # Sides that are multiples of the last built stride give maps with no floored rows.
+        return self.stem_patch_size * 2 ** (len(self.stages) - 1)
+
+    def stem_and_stages(self) -> List[Optional[nn.Module]]:
+        groups = [self.downsample_layers[0]]
+        for i, stage in enumerate(self.stages):
+            parts = [stage] if i == 0 else [self.downsample_layers[i], stage]
+            if i in self.out_indices:
+                parts.append(getattr(self, f'norm{i}'))
+            groups.append(nn.ModuleList(parts))
+        return groups
+
+    def forward(self, x: torch.Tensor):
+        """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` maps (or ``(N, C_i)``
+        with ``gap_before_final_norm``), with ``H_i = H // stride_i`` after flooring at every
+        downsampling step."""
+        self.check_input(x)
+        min_side = self.stem_patch_size * 2 ** (len(self.stages) - 1)
+        if x.shape[2] < min_side or x.shape[3] < min_side:
+            raise ValueError(f'ConvNeXt with out_indices={self.out_indices} needs inputs of at '
+                             f'least {min_side}x{min_side}, got {tuple(x.shape[2:])}')
+        outs = [None] * len(self.out_indices)
+        for i, stage in enumerate(self.stages):
+            x = stage(self.downsample_layers[i](x))
+            if i in self.out_indices:
+                norm = getattr(self, f'norm{i}')
+                if self.gap_before_final_norm:
+                    out = norm(x.mean((2, 3), keepdim=True)).flatten(1)
+                else:
+                    out = norm(x).contiguous()
+                outs[self.out_indices.index(i)] = out
+        return tuple(outs)

@@ -1,0 +1,183 @@
+"""Shifted-window self-attention (Swin) with a relative position bias, through SDPA.
+
+Parameter and buffer names follow mmpretrain's ``ShiftWindowMSA``/``WindowMSA``
+(``w_msa.qkv``, ``w_msa.proj``, ``w_msa.relative_position_bias_table``,
+``w_msa.relative_position_index``) so Swin checkpoints load unchanged.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Masked pairs get this additive bias, as in the original Swin (not -inf, which would make a
+# row of padded tokens NaN); kept so outputs match mmpretrain/timm bit for bit.
+MASK_VALUE = -100.0
+
+
+def relative_position_index(window_size: Tuple[int, int]) -> torch.Tensor:
+    """``(Wh*Ww, Wh*Ww)`` long tensor: row of the bias table for each (query, key) pair."""
+    wh, ww = window_size
+    coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing='ij'))
+    coords = coords.flatten(1)  # 2, Wh*Ww
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)  # Wh*Ww, Wh*Ww, 2
+    return (rel[..., 0] + wh - 1) * (2 * ww - 1) + (rel[..., 1] + ww - 1)
+
+
+def resize_relative_position_bias_table(table: torch.Tensor,
+                                        dst_window_size: Tuple[int, int]) -> torch.Tensor:
+    """Resize a ``((2*Wh-1)*(2*Ww-1), num_heads)`` table of a square window to another window
+    size by bicubic interpolation of its ``(2*W-1)`` x ``(2*W-1)`` grid (timm's "simple"
+    resize). Returns a table of shape ``((2*dh-1)*(2*dw-1), num_heads)``."""
+    num_pos, num_heads = table.shape
+    src = int(round(num_pos ** 0.5))
+    if src * src != num_pos:
+        raise ValueError(f'cannot resize a relative position bias table of {num_pos} rows: '
+                         f'expected a square (2*W-1)**2 table of a square window')
+    dst = (2 * dst_window_size[0] - 1, 2 * dst_window_size[1] - 1)
+    if (src, src) == dst:
+        return table
+    grid = table.t().reshape(1, num_heads, src, src).float()
+    grid = F.interpolate(grid, size=dst, mode='bicubic', align_corners=False)
+    return grid.reshape(num_heads, -1).t().contiguous().to(table.dtype)
+
+
+def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """``(B, H, W, C)`` with sides multiple of ``window_size`` -> ``(B*nW, ws*ws, C)``."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window_size, window_size, w // window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, c)
+
+
+def window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: ``(B*nW, ws*ws, C)`` -> ``(B, H, W, C)``."""
+    c = windows.shape[-1]
+    x = windows.view(-1, h // window_size, w // window_size, window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+
+
+def shifted_window_mask(h: int, w: int, window_size: int, shift_size: int,
+                        device=None) -> torch.Tensor:
+    """``(nW, ws*ws, ws*ws)`` additive mask for a map of ``h x w`` (multiples of the window)
+    rolled by ``-shift_size``: pairs of tokens from different regions of the unrolled map get
+    :data:`MASK_VALUE`, others 0."""
+    img = torch.zeros(1, h, w, 1, device=device)
+    cuts = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
+    region = 0
+    for hs in cuts:
+        for ws in cuts:
+            img[:, hs, ws, :] = region
+            region += 1
+    ids = window_partition(img, window_size).squeeze(-1)  # nW, ws*ws
+    diff = ids.unsqueeze(1) - ids.unsqueeze(2)
+    return torch.zeros_like(diff).masked_fill_(diff != 0, MASK_VALUE)
+
+
+class WindowMSA(nn.Module):
+    """Multi-head self-attention inside each window, with a learned relative position bias.
+
+    ``forward(x, mask)``: ``x`` is ``(B*nW, N, C)`` with ``N = Wh*Ww``; ``mask`` (optional) is
+    ``(nW, N, N)`` added to the logits of the windows of each image. Output ``(B*nW, N, C)``.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: Tuple[int, int],
+                 qkv_bias: bool = True, qk_scale: Optional[float] = None,
+                 attn_drop: float = 0., proj_drop: float = 0.):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
+                             f'({num_heads})')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.window_size = tuple(window_size)
+        self.head_dims = embed_dims // num_heads
+        self.scale = qk_scale or self.head_dims ** -0.5
+        wh, ww = self.window_size
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=.02)
+        # Persistent, as in mmpretrain's checkpoints (so they load strictly both ways).
+        self.register_buffer('relative_position_index', relative_position_index(self.window_size))
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+
+    def relative_position_bias(self) -> torch.Tensor:
+        """``(num_heads, N, N)`` bias gathered from the table."""
+        n = self.window_size[0] * self.window_size[1]
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(n, n, -1).permute(2, 0, 1)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        bw, n, c = x.shape
+        q, k, v = self.qkv(x).view(bw, n, 3, self.num_heads, self.head_dims) \
+            .permute(2, 0, 3, 1, 4).unbind(0)  # each (B*nW, heads, N, hd)
+        bias = self.relative_position_bias().unsqueeze(0)  # 1, heads, N, N
+        if mask is not None:
+            nw = mask.shape[0]
+            # (B, nW, heads, N, hd) against a (nW, heads, N, N) bias: one bias per window.
+            q, k, v = (t.view(bw // nw, nw, self.num_heads, n, self.head_dims) for t in (q, k, v))
+            bias = bias + mask.unsqueeze(1).to(bias.dtype)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.to(q.dtype),
+            dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
+        out = out.reshape(bw, self.num_heads, n, self.head_dims).transpose(1, 2).reshape(bw, n, c)
+        return self.proj_drop(self.proj(out))
+
+
+class ShiftWindowMSA(nn.Module):
+    """(Shifted-)window attention over a ``(B, H, W, C)`` map of any size.
+
+    The map is zero-padded at the bottom/right to a multiple of the window, rolled by
+    ``-shift_size`` (with a mask so that windows do not mix the wrapped-around regions),
+    attended window by window, rolled back and cropped. Output ``(B, H, W, C)``.
+
+    ``pad_small_map`` (mmpretrain's flag): when a side of the map equals the window, the shift
+    is dropped unless ``pad_small_map=True``, as the original classification models do. A map
+    smaller than the window is always padded (mmpretrain refuses it without
+    ``pad_small_map=True``; here it behaves as with ``pad_small_map=True``).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, shift_size: int = 0,
+                 pad_small_map: bool = False, **kwargs):
+        super().__init__()
+        if not 0 <= shift_size < window_size:
+            raise ValueError(f'shift_size must be in [0, window_size={window_size}), '
+                             f'got {shift_size}')
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.pad_small_map = pad_small_map
+        self.w_msa = WindowMSA(embed_dims, num_heads, (window_size, window_size), **kwargs)
+        self._masks: Dict[tuple, torch.Tensor] = {}
+
+    def _mask(self, h: int, w: int, shift: int, device) -> torch.Tensor:
+        key = (h, w, shift, str(device))
+        mask = self._masks.get(key)
+        if mask is None:
+            if len(self._masks) > 16:  # many input sizes (multi-scale training): stay small
+                self._masks.clear()
+            mask = shifted_window_mask(h, w, self.window_size, shift, device)
+            self._masks[key] = mask
+        return mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window_size
+        shift = self.shift_size
+        if min(h, w) == ws and not self.pad_small_map:
+            shift = 0
+        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        hp, wp = h + pad_b, w + pad_r
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        mask = self._mask(hp, wp, shift, x.device) if shift else None
+        x = self.w_msa(window_partition(x, ws), mask=mask)
+        x = window_reverse(x, ws, hp, wp)
+        if shift:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        if pad_b or pad_r:
+            x = x[:, :h, :w, :]
+        return x

@@ -279,6 +279,12 @@ class TIMMBackbone(BaseBackbone):
             stride = levels[-1]['reduction'] if levels else None
             self._set_outputs([channels], [stride], ['final'])
 
+        # timm's list/hook wrappers hand channels-last models' maps (Swin, MambaOut) through
+        # as (N, H, W, C); the getter wrapper already asks for NCHW.
+        fmt = getattr(self.timm_model, 'output_fmt', 'NCHW')
+        self._nhwc = (features_only and getattr(fmt, 'value', fmt) == 'NHWC'
+                      and type(self.timm_model).__name__ != 'FeatureGetterNet')
+
         self._stage_names = stage_groups(
             self.timm_model, [_resolve_module(self.timm_model, lv['module']) for lv in levels])
         self.frozen_stages = check_frozen_stages(frozen_stages, len(levels) - 1)
@@ -427,6 +433,8 @@ class TIMMBackbone(BaseBackbone):
         outs = self.timm_model(x)
         if not self.features_only:
             return (outs, )
+        if self._nhwc:
+            outs = [out.permute(0, 3, 1, 2) for out in outs]
         if self._perm is not None:
             return tuple(outs[i] for i in self._perm)
         return tuple(outs)

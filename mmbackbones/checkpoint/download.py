@@ -79,11 +79,12 @@ def _check_hash(actual: str, sha256: Optional[str], prefix: Optional[str]) -> Op
 def _progress(total: Optional[int], label: str, enabled: bool):
     if not enabled:
         return None
+    from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
                                TransferSpeedColumn)
     progress = Progress('[progress.description]{task.description}', BarColumn(),
                         DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                        transient=False)
+                        console=Console(stderr=True), transient=False)
     task = progress.add_task(label, total=total)
     return progress, task
 

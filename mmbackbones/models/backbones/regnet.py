@@ -210,6 +210,10 @@ class RegNet(BaseBackbone):
     def norm1(self) -> nn.Module:
         return self._modules[self.norm1_name]
 
+    def conv_norm_pairs(self) -> List[Tuple[str, str]]:
+        """The stem's (conv, norm) pair, for ``fuse()`` (the blocks declare their own)."""
+        return [('conv1', self.norm1_name)]
+
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         # A throwaway container: the stem's layers stay registered under their own names.
         stem = nn.ModuleList([self.conv1, self.norm1])

@@ -234,3 +234,47 @@ def test_every_config_builds_and_runs(path):
         outs = model(torch.randn(1, 3, 32, 32))
     assert tuple(o.shape[1] for o in outs) == model.out_channels
     assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides
+
+
+# ----- timm has the same networks ------------------------------------------------------------------
+@pytest.mark.parametrize('cls,timm_name', [(CSPResNeXt, 'cspresnext50'),
+                                           (CSPResNet, 'cspresnet50'),
+                                           (CSPDarkNet, 'cspdarknet53')])
+def test_timm_model_is_the_same_network(cls, timm_name):
+    """timm's CSP nets hold the same tensors in the same order (other names): copied over, the
+    outputs are equal, so a timm checkpoint is one renaming away."""
+    timm = pytest.importorskip('timm', reason='timm is needed for timm parity')
+    theirs = timm.create_model(timm_name, pretrained=False).eval()
+    ours = cls(out_indices=-1).eval()
+    _randomize_bn(ours)
+    timm_keys = [k for k in theirs.state_dict() if not k.startswith('head.')]
+    ours_state = ours.state_dict()
+    assert len(timm_keys) == len(ours_state)
+    state = {}
+    for tk, (ok, value) in zip(timm_keys, ours_state.items()):
+        assert theirs.state_dict()[tk].shape == value.shape, (tk, ok)
+        state[tk] = value
+    theirs.load_state_dict(state, strict=False)
+    x = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[-1], theirs.forward_features(x), rtol=1e-5,
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize('cls', [CSPDarkNet, CSPResNet, CSPResNeXt])
+def test_fuse_folds_every_bn_and_keeps_outputs(cls):
+    arch = TINY
+    if cls is CSPResNeXt:  # grouped convs need widths that are multiples of 32
+        arch = dict(TINY, in_channels=(64, 64), out_channels=(64, 128), expand_ratio=4,
+                    bottle_ratio=4, block_args=dict(groups=32, width_per_group=4,
+                                                    base_channels=32))
+    model = cls(arch=arch, out_indices=(0, 1)).eval()
+    _randomize_bn(model)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+        model.fuse()
+        after = model(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -277,3 +277,16 @@ def test_every_config_builds_and_runs(path):
         outs = model(torch.randn(1, 3, 32, 32))
     assert tuple(o.shape[1] for o in outs) == model.out_channels
     assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides
+
+
+def test_fuse_folds_every_bn_and_keeps_outputs():
+    model = RegNet(X200, out_indices=ALL).eval()
+    _randomize_bn(model)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+        model.fuse()
+        after = model(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -45,7 +45,10 @@ def close_timm_names(name: str, n: int = 5) -> List[str]:
     """timm model names close to ``name`` (for error messages)."""
     import timm
     names = timm.list_models()
-    close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    close = difflib.get_close_matches(name, names, n=max(n, 20), cutoff=0.6)
+    # difflib breaks ties by reverse alphabetical order ('..._b8' before '..._b0'): re-rank
+    ratio = {c: difflib.SequenceMatcher(None, name, c).ratio() for c in close}
+    close = sorted(close, key=lambda c: (-round(ratio[c], 6), c))[:n]
     if len(close) < n:  # a prefix such as 'convnext' matches no whole name closely enough
         close += [m for m in names if m.startswith(name) and m not in close][:n - len(close)]
     return close
@@ -263,9 +266,9 @@ class TIMMBackbone(BaseBackbone):
         if features_only:
             timm_indices = tuple(self.timm_model.feature_info.out_indices)
             if requested is None:
-                self.out_indices = normalize_out_indices(list(timm_indices), len(levels))
+                self.out_indices = normalize_out_indices(tuple(timm_indices), len(levels))
             else:
-                self.out_indices = normalize_out_indices(list(requested), len(levels))
+                self.out_indices = normalize_out_indices(tuple(requested), len(levels))
             order = sorted(self.out_indices)
             self._perm = None if order == list(self.out_indices) else [
                 order.index(i) for i in self.out_indices]
@@ -382,7 +385,7 @@ class TIMMBackbone(BaseBackbone):
         except Exception as e:
             if requested is not None and self.features_only:
                 # An out-of-range level surfaces as an IndexError deep in timm: say it plainly.
-                normalize_out_indices(list(requested), self._num_levels(create_kwargs))
+                normalize_out_indices(tuple(requested), self._num_levels(create_kwargs))
             if isinstance(e, TypeError) and 'unexpected keyword' in str(e):
                 raise TypeError(f'timm model {self.model_name!r} does not accept an argument '
                                 f'given to TIMMBackbone: {e}') from e

@@ -1,5 +1,5 @@
 """One family per module; importing a module registers its classes."""
-from . import convnext  # noqa: F401
+from . import convnext, swin  # noqa: F401
 from . import cspnet  # noqa: F401
 from . import regnet  # noqa: F401
 from . import resnet  # noqa: F401

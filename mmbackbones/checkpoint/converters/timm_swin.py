@@ -1,0 +1,96 @@
+"""timm (and original Microsoft) Swin state dict -> mmbackbones/mmpretrain ``SwinTransformer``
+names (keys in, keys out).
+
+==============================================  ==============================================
+timm / Microsoft                                mmpretrain / mmbackbones
+==============================================  ==============================================
+``patch_embed.proj``                            ``patch_embed.projection``
+``layers.{i}.blocks.{j}.norm1|norm2``           ``stages.{i}.blocks.{j}.norm1|norm2``
+``layers.{i}.blocks.{j}.attn.*``                ``stages.{i}.blocks.{j}.attn.w_msa.*``
+``layers.{i}.blocks.{j}.mlp.fc1|fc2``           ``stages.{i}.blocks.{j}.ffn.layers.0.0|1``
+``layers.{i}.downsample.*`` (timm >= 0.9)       ``stages.{i-1}.downsample.*``
+``layers.{i}.downsample.*`` (Microsoft, old)    ``stages.{i}.downsample.*``
+``norm``                                        ``norm{last}``
+==============================================  ==============================================
+
+Patch merging concatenates the 2x2 neighbours in another order in timm (``dx, dy, c``) than
+mmcv's ``nn.Unfold`` (``c, dy, dx``), so the merging norm and reduction are permuted.
+``head.*`` and ``attn_mask`` buffers are dropped; ``relative_position_index`` (a buffer timm does
+not save) is added for every bias table, so the result loads strictly.
+"""
+import re
+from typing import Dict, Mapping
+
+import torch
+
+from ...models.layers.window_attention import relative_position_index
+
+_BLOCK = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.(.+)$')
+_DOWNSAMPLE = re.compile(r'^layers\.(\d+)\.downsample\.(.+)$')
+_BLOCK_PARTS = (
+    ('norm1.', 'norm1.'), ('norm2.', 'norm2.'), ('attn.', 'attn.w_msa.'),
+    ('mlp.fc1.', 'ffn.layers.0.0.'), ('mlp.fc2.', 'ffn.layers.1.'),
+)
+
+
+def is_timm_swin(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """True for a timm/Microsoft Swin state dict."""
+    return 'patch_embed.proj.weight' in state_dict and any(
+        k.startswith('layers.0.blocks.0.attn.relative_position_bias_table') for k in state_dict)
+
+
+def unfold_order(tensor: torch.Tensor) -> torch.Tensor:
+    """Reorder the last dim (``4C``) of a merging weight from timm's ``(dx, dy, c)`` order to
+    ``nn.Unfold``'s ``(c, dy, dx)``."""
+    c = tensor.shape[-1] // 4
+    lead = tensor.shape[:-1]
+    t = tensor.reshape(*lead, 2, 2, c)  # ..., dx, dy, c
+    t = t.permute(*range(len(lead)), len(lead) + 2, len(lead) + 1, len(lead))
+    return t.reshape(*lead, 4 * c).contiguous()
+
+
+def convert_timm_swin(state_dict: Mapping[str, torch.Tensor],
+                      num_stages: int = 4) -> Dict[str, torch.Tensor]:
+    """Return a new dict with mmpretrain Swin keys (see the module table).
+
+    ``num_stages`` names the final norm ``norm{num_stages - 1}``. Unknown keys raise ``KeyError``.
+    """
+    # Microsoft/old-timm checkpoints keep the merging at the end of stage i (layers.0 has one);
+    # timm >= 0.9 at the start of stage i + 1 (layers.0 never has one).
+    merge_at_end = any(k.startswith('layers.0.downsample.') for k in state_dict)
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith('head.') or key.endswith('attn_mask'):
+            continue
+        if key.startswith('patch_embed.proj.'):
+            out['patch_embed.projection.' + key[len('patch_embed.proj.'):]] = value
+            continue
+        if key.startswith('patch_embed.norm.') or key == 'absolute_pos_embed':
+            out[key] = value
+            continue
+        if key.startswith('norm.'):
+            out[f'norm{num_stages - 1}.' + key[len('norm.'):]] = value
+            continue
+        m = _DOWNSAMPLE.match(key)
+        if m:
+            layer, rest = int(m.group(1)), m.group(2)
+            stage = layer if merge_at_end else layer - 1
+            if rest in ('reduction.weight', 'norm.weight', 'norm.bias'):
+                value = unfold_order(value)
+            out[f'stages.{stage}.downsample.{rest}'] = value
+            continue
+        m = _BLOCK.match(key)
+        if m:
+            layer, block, rest = m.groups()
+            dst = next((d + rest[len(s):] for s, d in _BLOCK_PARTS if rest.startswith(s)), None)
+            if dst is None:
+                raise KeyError(f'unexpected key {key!r} in a timm Swin state dict')
+            prefix = f'stages.{layer}.blocks.{block}.'
+            out[prefix + dst] = value
+            if rest == 'attn.relative_position_bias_table':
+                window = (int(round(value.shape[0] ** 0.5)) + 1) // 2
+                out.setdefault(prefix + 'attn.w_msa.relative_position_index',
+                               relative_position_index((window, window)))
+            continue
+        raise KeyError(f'unexpected key {key!r} in a timm Swin state dict')
+    return out

@@ -290,3 +290,22 @@ def test_fuse_folds_every_bn_and_keeps_outputs():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     for b, a in zip(before, after):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('convert', ['auto', 'timm'])
+def test_raw_timm_checkpoint_loads_through_init_cfg(convert, tmp_path):
+    """The converter is found by the checkpoint package: a timm file loads as it is."""
+    timm = pytest.importorskip('timm', reason='timm is needed for timm parity')
+    theirs = timm.create_model('regnetx_002', pretrained=False)
+    _randomize_bn(theirs)
+    theirs.eval()
+    path = str(tmp_path / 'regnetx_002.pth')
+    torch.save(theirs.state_dict(), path)
+    ours = RegNet(TIMM_REGNETX_ARCHS['regnetx_002'], out_indices=ALL,
+                  init_cfg=dict(type='Pretrained', checkpoint=path, convert=convert))
+    ours.init_weights()
+    ours.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[-1], theirs.forward_features(x), rtol=1e-5,
+                                   atol=1e-5)

@@ -63,3 +63,24 @@ def test_build_requires_type_and_a_mapping():
         build_backbone(dict(depth=50))
     with pytest.raises(TypeError, match='dict or ConfigDict'):
         build_backbone(['ResNet'])
+
+
+def test_lazy_locations_resolve_without_importing_models(tmp_path):
+    """A downstream registry finds 'mmbackbones.X' with no import of mmbackbones by the user."""
+    code = (
+        'import sys\n'
+        'from mmengine.registry import MODELS, Registry\n'
+        "reg = Registry('model', parent=MODELS, scope='downstream_test')\n"
+        "assert 'mmbackbones' not in sys.modules\n"
+        "m = reg.build(dict(type='mmbackbones.ResNet', depth=18, out_indices=(3,)))\n"
+        "print(type(m).__module__, m.out_channels)\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr
+    assert 'mmbackbones.models.backbones.resnet (512,)' in result.stdout
+
+
+def test_build_resnet_from_package_root():
+    from mmbackbones import build_backbone as build
+    model = build(dict(type='ResNet', depth=50))
+    assert model.out_channels == (256, 512, 1024, 2048)

@@ -1,0 +1,233 @@
+"""One table: each of our backbones against its anchor, measured the same way in one run.
+
+For every pair: latency ratio (ours / anchor, paired alternating runs, median), build-time ratio,
+peak memory of one forward (RSS growth in a fresh subprocess, so the two do not share a heap),
+and the import time of ``mmbackbones`` beside ``timm`` and ``torchvision``. Anchors that are not
+installed are skipped with the reason printed. Results go to ``benchmarks/results/bench_all.json``.
+
+    python benchmarks/bench_all.py [--quick] [--threads N] [--batch N] [--only resnet50,vit-b16]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, 'results')
+sys.path.insert(0, os.path.dirname(HERE))
+
+# name: (our config, anchor kind, anchor name, input side). Anchor kinds: timm (features_only
+# where the wrapped model is a feature extractor), torchvision, mmpretrain.
+PAIRS = {
+    'resnet50': (dict(type='ResNet', depth=50), 'timm', 'resnet50', 224),
+    'resnet50/mmpretrain': (dict(type='ResNet', depth=50), 'mmpretrain', 'ResNet:depth=50', 224),
+    'resnet50/torchvision': (dict(type='ResNet', depth=50), 'torchvision', 'resnet50', 224),
+    'vit-b16': (dict(type='VisionTransformer', arch='b', img_size=224, patch_size=16),
+                'timm', 'vit_base_patch16_224', 224),
+    'convnext-t': (dict(type='ConvNeXt', arch='tiny'), 'timm', 'convnext_tiny', 224),
+    'swin-t': (dict(type='SwinTransformer', arch='tiny'), 'timm',
+               'swin_tiny_patch4_window7_224', 224),
+    'regnetx-4.0gf': (dict(type='RegNet', arch='regnetx_4.0gf'), 'timm', 'regnetx_040', 224),
+    'cspresnext50': (dict(type='CSPResNeXt', depth=50), 'timm', 'cspresnext50', 224),
+    'TIMMBackbone(resnet50)': (dict(type='TIMMBackbone', model_name='resnet50'), 'timm-features',
+                               'resnet50', 224),
+    'TorchvisionBackbone(resnet50)': (
+        dict(type='TorchvisionBackbone', model_name='resnet50',
+             return_nodes={'layer1': 'res2', 'layer2': 'res3', 'layer3': 'res4',
+                           'layer4': 'res5'}),
+        'torchvision-features', 'resnet50', 224),
+}
+
+
+def build_anchor(kind: str, name: str):
+    if kind in ('timm', 'timm-features'):
+        import timm
+        model = timm.create_model(name, pretrained=False, features_only=(kind == 'timm-features'))
+        if kind == 'timm' and hasattr(model, 'reset_classifier'):
+            model.reset_classifier(0, '')  # compare feature extraction, not the head
+        return model
+    if kind == 'torchvision':
+        import torchvision
+        return torchvision.models.get_model(name, weights=None)
+    if kind == 'torchvision-features':
+        import torchvision
+        from torchvision.models.feature_extraction import create_feature_extractor
+        model = torchvision.models.get_model(name, weights=None)
+        return create_feature_extractor(model, {f'layer{i}': f'res{i + 1}' for i in range(1, 5)})
+    if kind == 'mmpretrain':
+        import mmpretrain.models  # noqa: F401  (registers its modules)
+        from mmpretrain.registry import MODELS
+        type_name, _, args = name.partition(':')
+        kwargs = {k: int(v) for k, v in (a.split('=') for a in args.split(',') if a)}
+        return MODELS.build(dict(type=type_name, **kwargs))
+    raise ValueError(f'unknown anchor kind {kind!r}')
+
+
+def build_ours(cfg: dict):
+    from mmbackbones import build_backbone
+    return build_backbone(dict(cfg))
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def paired_latency(ours, anchor, x, iters: int, warmup: int):
+    """Alternate the two models call by call so drift hits both equally; return medians (s)."""
+    times_ours, times_anchor = [], []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            ours(x)
+            anchor(x)
+        for i in range(iters):
+            first, second = (ours, anchor) if i % 2 == 0 else (anchor, ours)
+            _, t_first = _timed(lambda: first(x))
+            _, t_second = _timed(lambda: second(x))
+            t_ours, t_anchor = (t_first, t_second) if first is ours else (t_second, t_first)
+            times_ours.append(t_ours)
+            times_anchor.append(t_anchor)
+    return statistics.median(times_ours), statistics.median(times_anchor)
+
+
+_MEMORY_CHILD = r'''
+import json, resource, sys, torch
+sys.path.insert(0, {repo!r})
+sys.path.insert(0, {here!r})
+import bench_all
+torch.set_num_threads({threads})
+spec = json.loads({spec!r})
+model = (bench_all.build_ours(spec['cfg']) if spec['which'] == 'ours'
+         else bench_all.build_anchor(spec['kind'], spec['name'])).eval()
+x = torch.randn({batch}, 3, {side}, {side})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.inference_mode():
+    model(x)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps((after - before) / 1024.0))
+'''
+
+
+def forward_peak_mib(which, cfg, kind, name, batch, side, threads):
+    spec = json.dumps(dict(which=which, cfg=cfg, kind=kind, name=name))
+    code = _MEMORY_CHILD.format(repo=os.path.dirname(HERE), here=HERE, threads=threads,
+                                spec=spec, batch=batch, side=side)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def import_times(repeats: int = 3):
+    """Median wall time of a fresh `import X` for mmbackbones and the libraries it wraps."""
+    out = {}
+    for module in ('mmbackbones', 'timm', 'torchvision'):
+        samples = []
+        for _ in range(repeats):
+            code = (f'import time; t = time.perf_counter(); import {module}; '
+                    f'print(time.perf_counter() - t)')
+            result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+            if result.returncode == 0:
+                samples.append(float(result.stdout.strip().splitlines()[-1]))
+        out[module] = statistics.median(samples) if samples else None
+    return out
+
+
+def run_pair(name, cfg, kind, anchor_name, side, args):
+    try:
+        ours, t_build_ours = _timed(lambda: build_ours(cfg).eval())
+        anchor, t_build_anchor = _timed(lambda: build_anchor(kind, anchor_name).eval())
+    except Exception as exc:  # an anchor or family that is not installed
+        return dict(name=name, skipped=f'{type(exc).__name__}: {exc}'.splitlines()[0][:160])
+    x = torch.randn(args.batch, 3, side, side)
+    lat_ours, lat_anchor = paired_latency(ours, anchor, x, args.iters, args.warmup)
+    row = dict(name=name, anchor=f'{kind}:{anchor_name}', batch=args.batch, side=side,
+               latency_ours_ms=lat_ours * 1e3, latency_anchor_ms=lat_anchor * 1e3,
+               latency_ratio=lat_ours / lat_anchor,
+               build_ours_s=t_build_ours, build_anchor_s=t_build_anchor,
+               build_ratio=t_build_ours / t_build_anchor)
+    if not args.no_memory:
+        row['peak_mib_ours'] = forward_peak_mib('ours', cfg, kind, anchor_name, args.batch, side,
+                                                args.threads)
+        row['peak_mib_anchor'] = forward_peak_mib('anchor', cfg, kind, anchor_name, args.batch,
+                                                  side, args.threads)
+    return row
+
+
+def print_table(rows, imports):
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # plain text fallback
+        Console = None
+    headers = ['backbone', 'anchor', 'latency ours/anchor', 'ms ours', 'ms anchor',
+               'build ratio', 'peak MiB ours', 'peak MiB anchor']
+    lines = []
+    for r in rows:
+        if 'skipped' in r:
+            lines.append([r['name'], 'skipped', r['skipped'], '', '', '', '', ''])
+            continue
+        fmt = (lambda v: '-' if v is None else f'{v:.0f}')
+        lines.append([r['name'], r['anchor'], f"{r['latency_ratio']:.3f}",
+                      f"{r['latency_ours_ms']:.1f}", f"{r['latency_anchor_ms']:.1f}",
+                      f"{r['build_ratio']:.2f}", fmt(r.get('peak_mib_ours')),
+                      fmt(r.get('peak_mib_anchor'))])
+    title = 'import time (s): ' + ', '.join(
+        f'{k} {v:.2f}' if v is not None else f'{k} -' for k, v in imports.items())
+    if Console is None:
+        print(title)
+        print(' | '.join(headers))
+        for line in lines:
+            print(' | '.join(line))
+        return
+    table = Table(title='mmbackbones vs anchors (paired, median)', caption=title)
+    for h in headers:
+        table.add_column(h)
+    for line in lines:
+        table.add_row(*line)
+    Console(width=160).print(table)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='fewer iterations')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--iters', type=int, default=None)
+    parser.add_argument('--warmup', type=int, default=None)
+    parser.add_argument('--only', default='', help='comma-separated pair names')
+    parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--output', default=os.path.join(RESULTS, 'bench_all.json'))
+    args = parser.parse_args(argv)
+    args.iters = args.iters or (6 if args.quick else 20)
+    args.warmup = args.warmup or (1 if args.quick else 3)
+    torch.set_num_threads(args.threads)
+    wanted = [n for n in args.only.split(',') if n] or list(PAIRS)
+    unknown = [n for n in wanted if n not in PAIRS]
+    if unknown:
+        parser.error(f'--only: unknown pair(s) {unknown}; known: {sorted(PAIRS)}')
+    rows = []
+    for name in wanted:
+        cfg, kind, anchor_name, side = PAIRS[name]
+        print(f'[bench_all] {name} vs {kind}:{anchor_name} ...', file=sys.stderr, flush=True)
+        rows.append(run_pair(name, cfg, kind, anchor_name, side, args))
+    imports = import_times()
+    print_table(rows, imports)
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, 'w') as f:
+        json.dump(dict(time=time.strftime('%Y-%m-%dT%H:%M:%S'), torch=torch.__version__,
+                       machine=platform.machine(), threads=args.threads, quick=args.quick,
+                       import_s=imports, rows=rows), f, indent=2)
+    print(f'results written to {args.output}')
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -491,15 +491,16 @@ def _without_type(kwargs: Optional[dict], expected: str) -> dict:
 
 def _stage_out(stage: nn.Module):
     """(out_channels, stride) of a stage: a ResLayer or any Sequential of our blocks."""
-    blocks = list(stage.children()) if isinstance(stage, nn.Sequential) else [stage]
-    try:
-        stride = 1
-        for block in blocks:
-            stride *= block.stride
-        return blocks[-1].out_channels, stride
-    except (AttributeError, IndexError):
-        raise TypeError(f'a stage must be a Sequential of blocks with out_channels and stride '
-                        f'(see make_default_stages), got {type(stage).__name__}') from None
+    blocks = list(stage.children()) if isinstance(stage, nn.Sequential) else []
+    ok = bool(blocks) and all(isinstance(getattr(b, 'stride', None), int) and
+                              isinstance(getattr(b, 'out_channels', None), int) for b in blocks)
+    if not ok:
+        raise TypeError(f'a stage must be a Sequential of blocks with int out_channels and stride '
+                        f'(see make_default_stages), got {type(stage).__name__}')
+    stride = 1
+    for block in blocks:
+        stride *= block.stride
+    return blocks[-1].out_channels, stride
 
 
 @MODELS.register_module()

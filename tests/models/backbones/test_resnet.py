@@ -1,0 +1,349 @@
+"""ResNet / ResNetV1c / ResNetV1d / ResNeXt: mmpretrain parity, metadata, freezing, arguments,
+deploy (fuse, channels_last), configs."""
+import glob
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmbackbones import build_backbone, build_backbone_from_config
+from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
+from mmbackbones.models.layers import FrozenBatchNorm2d
+from mmbackbones.models.layers.resnet_blocks import BasicBlock, Bottleneck
+
+ALL = (0, 1, 2, 3)
+CHANNELS = {18: (64, 128, 256, 512), 34: (64, 128, 256, 512), 50: (256, 512, 1024, 2048),
+            101: (256, 512, 1024, 2048), 152: (256, 512, 1024, 2048)}
+
+
+def randomize_(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Non-trivial norm statistics/affines so that every norm matters in a comparison."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (_BatchNorm, FrozenBatchNorm2d, nn.GroupNorm)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) - 0.5)
+                if getattr(m, 'running_mean', None) is not None:
+                    m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) - 0.5)
+                    m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+    return model
+
+
+def save_as_backbone(state_dict, path) -> str:
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()}}, str(path))
+    return str(path)
+
+
+def mmpretrain_backbones():
+    pytest.importorskip('mmpretrain', reason='mmpretrain is needed for parity tests')
+    from mmpretrain.models import backbones
+    return backbones
+
+
+def spatial(size: int, stride: int) -> int:
+    return math.ceil(size / stride)
+
+
+# ----- parity with mmpretrain --------------------------------------------------------------------
+@pytest.mark.parametrize('name,kwargs', [
+    ('ResNet', dict(depth=18)),
+    ('ResNet', dict(depth=50)),
+    ('ResNetV1c', dict(depth=50)),
+    ('ResNetV1d', dict(depth=50)),
+    ('ResNeXt', dict(depth=50, groups=32, width_per_group=4)),
+    ('ResNet', dict(depth=34, style='caffe', strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))),
+    ('ResNetV1d', dict(depth=18, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))),
+    ('ResNet', dict(depth=50, style='caffe', norm_cfg=dict(type='GN', num_groups=32),
+                    strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))),
+])
+def test_mmpretrain_checkpoint_loads_and_matches(name, kwargs, tmp_path):
+    theirs = getattr(mmpretrain_backbones(), name)(out_indices=ALL, **kwargs)
+    randomize_(theirs)
+    theirs.eval()
+    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
+    ours = build_backbone(dict(type=name, out_indices=ALL, **kwargs,
+                               init_cfg=dict(type='Pretrained', checkpoint=ckpt,
+                                             prefix='backbone')))
+    assert type(ours).__module__ == 'mmbackbones.models.backbones.resnet'
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.init_weights()  # zero_init_residual must not undo a loaded checkpoint
+    ours.eval()
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert len(got) == len(expected) == 4
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+
+
+def test_mmcls_scope_builds_ours():
+    model = build_backbone(dict(type='mmcls.ResNet', depth=18, out_indices=(3,)))
+    assert isinstance(model, ResNet) and model.out_channels == (512,)
+
+
+# ----- metadata ----------------------------------------------------------------------------------
+@pytest.mark.parametrize('depth', [18, 34, 50, 101, 152])
+def test_metadata_matches_forward_every_depth(depth):
+    model = ResNet(depth=depth).eval()
+    assert model.out_names == ('res2', 'res3', 'res4', 'res5')
+    assert model.out_channels == CHANNELS[depth]
+    assert model.out_strides == (4, 8, 16, 32)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    for out, c, s in zip(outs, model.out_channels, model.out_strides):
+        assert out.shape == (1, c, spatial(64, s), spatial(64, s))
+    shapes = model.output_shape()
+    assert [(v.channels, v.stride) for v in shapes.values()] == \
+        list(zip(model.out_channels, model.out_strides))
+
+
+@pytest.mark.parametrize('cls,kwargs,strides', [
+    (ResNet, dict(depth=50, strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)), (4, 8, 16, 16)),
+    (ResNetV1c, dict(depth=18, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)), (4, 8, 8, 8)),
+    (ResNeXt, dict(depth=50, base_channels=32, groups=8, width_per_group=4,
+                   strides=(2, 1, 2, 1), dilations=(1, 2, 1, 2)), (8, 8, 16, 16)),
+])
+def test_metadata_matches_forward_dilated(cls, kwargs, strides):
+    model = cls(**kwargs).eval()
+    assert model.out_strides == strides
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, 64, 48))
+    for out, c, s in zip(outs, model.out_channels, model.out_strides):
+        assert out.shape == (2, c, spatial(64, s), spatial(48, s))
+
+
+def test_base_channels_and_expansion_change_channels():
+    model = ResNet(depth=50, base_channels=16, stem_channels=32, expansion=2).eval()
+    assert model.out_channels == (32, 64, 128, 256)
+    with torch.no_grad():
+        assert [o.shape[1] for o in model(torch.randn(1, 3, 32, 32))] == [32, 64, 128, 256]
+
+
+def test_out_indices_order_names_and_unbuilt_stages():
+    model = ResNet(depth=18, out_indices=(2, 0), out_names=['c4', 'c2']).eval()
+    assert model.out_names == ('c4', 'c2') and model.out_channels == (256, 64)
+    assert not hasattr(model, 'layer4'), 'stages after the last output must not be built'
+    assert not any(k.startswith('layer4') for k in model.state_dict())
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 32, 32))
+    assert [o.shape[1] for o in outs] == [256, 64]
+    assert ResNet(depth=18, out_indices=-1).out_names == ('res5',)
+
+
+def test_every_parameter_gets_a_gradient():
+    """Nothing computed that is not returned: DDP runs without find_unused_parameters."""
+    model = ResNet(depth=18, out_indices=(0, 1)).train()
+    sum(o.sum() for o in model(torch.randn(2, 3, 32, 32))).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_num_stages_limits_the_network():
+    model = ResNet(depth=18, num_stages=2, strides=(1, 2), dilations=(1, 1), out_indices=(0, 1))
+    assert model.out_names == ('res2', 'res3') and not hasattr(model, 'layer3')
+
+
+# ----- freezing ----------------------------------------------------------------------------------
+def _norms(module):
+    return [m for m in module.modules() if isinstance(m, (_BatchNorm, FrozenBatchNorm2d))]
+
+
+@pytest.mark.parametrize('cls', [ResNet, ResNetV1d])
+def test_frozen_stages_stay_frozen_after_train(cls):
+    model = cls(depth=18, frozen_stages=2)
+    model.train()
+    stem = [model.stem] if model.deep_stem else [model.conv1, model.norm1]
+    frozen = stem + [model.layer1, model.layer2]
+    for module in frozen:
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(not n.training for n in _norms(module))
+    for module in (model.layer3, model.layer4):
+        assert all(p.requires_grad for p in module.parameters())
+        assert all(n.training for n in _norms(module))
+    assert model.train() is model
+
+
+def test_frozen_stem_only_and_norm_eval():
+    model = ResNet(depth=18, frozen_stages=0, norm_eval=True).train()
+    assert not model.conv1.weight.requires_grad and not model.norm1.weight.requires_grad
+    assert model.layer1[0].conv1.weight.requires_grad
+    assert all(not n.training for n in _norms(model)), 'norm_eval keeps every BN in eval mode'
+    assert model.layer1.training  # the rest of the network still trains (e.g. drop path)
+
+
+def test_frozen_bn_norm_cfg():
+    model = ResNet(depth=18, norm_cfg=dict(type='FrozenBN'))
+    assert isinstance(model.norm1, FrozenBatchNorm2d) and 'bn1.running_mean' in model.state_dict()
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    randomize_(model)
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    first = model(x)[0]
+    torch.testing.assert_close(model(x)[0], first)  # no running statistics update
+
+
+# ----- training features -------------------------------------------------------------------------
+def test_with_cp_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = ResNet(depth=18, out_indices=(1,), drop_path_rate=0.0)
+    ckpt = ResNet(depth=18, out_indices=(1,), with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    plain(x)[0].square().sum().backward()
+    grads = [p.grad.clone() for p in plain.parameters()]
+    ckpt(x)[0].square().sum().backward()
+    for g, p in zip(grads, ckpt.parameters()):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
+
+
+def test_drop_path_rates_rise_linearly_and_vanish_in_eval():
+    model = ResNet(depth=18, drop_path_rate=0.3)
+    rates = [b.drop_path.drop_prob for layer in (model.layer1, model.layer2, model.layer3,
+                                                 model.layer4) for b in layer
+             if hasattr(b.drop_path, 'drop_prob')]
+    assert len(rates) == 7 and rates == sorted(rates)  # the first block's rate is 0: Identity
+    assert rates[-1] == pytest.approx(0.3)
+    model.eval()
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(model(x)[-1], model(x)[-1])
+
+
+def test_zero_init_residual():
+    model = ResNet(depth=50, out_indices=(0,))
+    model.init_weights()
+    assert all(float(b.norm3.weight.detach().abs().sum()) == 0 for b in model.layer1)
+    assert float(model.norm1.weight.detach().sum()) == 64  # other norms: constant 1
+    plain = ResNet(depth=18, out_indices=(0,), zero_init_residual=False)
+    plain.init_weights()
+    assert all(float(b.norm2.weight.detach().sum()) == 64 for b in plain.layer1)
+
+
+# ----- arguments ---------------------------------------------------------------------------------
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(depth=42), ValueError, r'depth must be one of 18, 34, 50, 101, 152; got 42'),
+    (dict(num_stages=5), ValueError, r'num_stages must be an int in 1\.\.4, got 5'),
+    (dict(strides=(1, 2, 2)), ValueError, r'strides must have one value per stage'),
+    (dict(dilations=(1, 1, 1, 0)), ValueError, r'dilations must contain positive ints'),
+    (dict(out_indices=(0, 4)), ValueError, r'out_indices contains 4, out of range'),
+    (dict(style='tf'), ValueError, r"style must be one of 'pytorch', 'caffe'; got 'tf'"),
+    (dict(frozen_stages=5), ValueError, r'frozen_stages must be in -1\.\.4'),
+    (dict(norm_cfg=dict(type='Foo')), KeyError, r"norm_cfg type 'Foo' is not a registered"),
+    (dict(norm_cfg=dict(type='GN')), ValueError, r'GN needs num_groups'),
+    (dict(norm_cfg='BN'), TypeError, r'norm_cfg must be a dict with a "type" key'),
+    (dict(drop_path_rate=1.5), ValueError, r'drop_path_rate must be a float in \[0, 1\)'),
+    (dict(deep_stem='yes'), TypeError, r'deep_stem must be True or False'),
+    (dict(deep_stem=True, stem_channels=63), ValueError, r'stem_channels must be even'),
+    (dict(in_channels=0), ValueError, r'in_channels must be a positive int'),
+    (dict(out_indices=(0, 1), out_names=['a']), ValueError, r'out_names must be a list of 2'),
+])
+def test_bad_arguments(kwargs, error, match):
+    kwargs = dict(dict(depth=18), **kwargs)
+    with pytest.raises(error, match=match):
+        ResNet(**kwargs)
+
+
+def test_bad_variant_arguments():
+    with pytest.raises(ValueError, match=r'depth must be one of 50, 101, 152; got 18'):
+        ResNeXt(depth=18)
+    with pytest.raises(ValueError, match=r'groups must be a positive int'):
+        ResNeXt(depth=50, groups=0)
+    with pytest.raises(ValueError, match=r'ResNetV1c always uses deep_stem=True'):
+        ResNetV1c(depth=50, deep_stem=False)
+    with pytest.raises(ValueError, match=r'ResNetV1d always uses avg_down=True'):
+        ResNetV1d(depth=50, avg_down=False)
+    assert ResNetV1d(depth=18, deep_stem=True).avg_down  # the same value is accepted
+
+
+def test_bad_input_names_in_channels():
+    model = ResNet(depth=18, in_channels=1, out_indices=(0,))
+    with pytest.raises(ValueError, match=r'in_channels=1 but the input has 3 channels'):
+        model(torch.randn(1, 3, 32, 32))
+    assert model(torch.randn(1, 1, 32, 32))[0].shape == (1, 64, 8, 8)
+
+
+def test_block_arguments():
+    with pytest.raises(ValueError, match=r'BasicBlock has no bottleneck: expansion must be 1'):
+        BasicBlock(8, 8, expansion=4)
+    with pytest.raises(ValueError, match=r'out_channels \(10\) must be divisible by expansion'):
+        Bottleneck(8, 10)
+    with pytest.raises(ValueError, match=r"style must be one of 'pytorch', 'caffe'"):
+        Bottleneck(8, 16, style='keras')
+    caffe = Bottleneck(8, 16, stride=2, style='caffe')
+    assert caffe.conv1.stride == (2, 2) and caffe.conv2.stride == (1, 1)
+    grouped = Bottleneck(64, 256, groups=32, width_per_group=4, base_channels=64)
+    assert grouped.mid_channels == 128 and grouped.conv2.groups == 32
+
+
+# ----- deploy: fuse and channels_last ------------------------------------------------------------
+@pytest.mark.parametrize('cls,kwargs,expected_folds', [
+    (ResNet, dict(depth=50), 53),
+    (ResNetV1d, dict(depth=18), 3 + 16 + 3),
+    (ResNet, dict(depth=18, style='caffe', norm_cfg=dict(type='FrozenBN'),
+                  strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)), 1 + 16 + 3),
+])
+def test_fuse_keeps_outputs(cls, kwargs, expected_folds):
+    model = randomize_(cls(**kwargs)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        fused = model.fuse()
+        got = fused(x)
+    assert fused is model and fused.num_fused_norms == expected_folds
+    assert not _norms(fused), 'every norm is folded'
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4 * float(e.abs().max()))
+
+
+def test_fuse_leaves_group_norm_alone():
+    model = randomize_(ResNet(depth=18, out_indices=(0,),
+                              norm_cfg=dict(type='GN', num_groups=8))).eval()
+    x = torch.randn(1, 3, 32, 32)
+    expected = model(x)[0]
+    assert model.fuse().num_fused_norms == 0
+    torch.testing.assert_close(model(x)[0], expected)
+
+
+def test_channels_last_option_same_values():
+    base = randomize_(ResNet(depth=18)).eval()
+    cl = ResNet(depth=18, channels_last=True).eval()
+    cl.load_state_dict(base.state_dict())
+    assert cl.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for e, g in zip(base(x), cl(x)):
+            assert g.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+# ----- configs -----------------------------------------------------------------------------------
+CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
+                                        'resnet', '*.py')))
+
+
+def test_config_set_is_complete():
+    names = {os.path.basename(p) for p in CONFIGS}
+    for required in ('resnet18.py', 'resnet34.py', 'resnet50.py', 'resnet101.py', 'resnet152.py',
+                     'resnet50-v1c.py', 'resnet50-v1d.py', 'resnext50-32x4d.py',
+                     'resnet50-dc5.py', 'resnet50-v1c-os8.py'):
+        assert required in names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_every_config_builds(path):
+    model = build_backbone_from_config(path)
+    assert len(model.out_names) == len(model.out_channels) == len(model.out_strides) >= 1
+    name = os.path.basename(path)
+    expected_strides = {'resnet50-dc5.py': (4, 8, 16, 16), 'resnet50-v1c-os8.py': (4, 8, 8, 8)}
+    assert model.out_strides == expected_strides.get(name, (4, 8, 16, 32))
+    if name in ('resnet18.py', 'resnet50-dc5.py', 'resnet50-detectron2.py'):
+        model.eval()
+        with torch.no_grad():
+            outs = model(torch.randn(1, 3, 64, 64))
+        outs = list(outs.values()) if isinstance(outs, dict) else list(outs)
+        assert [o.shape[1] for o in outs] == list(model.out_channels)

@@ -30,5 +30,30 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
 
+# Optional downstream tier: real mmdet/mmseg models on our backbones, in its own venv with the
+# full mmcv (compiled ops) from ../shared/wheels. Skips with a reason when that wheel is absent.
+DS_VENV := .venv-downstream
+DS_PY := $(DS_VENV)/bin/python
+DS_STAMP := $(DS_VENV)/.installed
+MMCV_WHEEL := $(firstword $(wildcard ../shared/wheels/mmcv-2.1.0-cp311-cp311-linux_$(ARCH).whl))
+
+$(DS_STAMP): requirements/downstream.txt setup.py
+	test -x $(DS_PY) || $(PYTHON) -m venv $(DS_VENV)
+	$(DS_PY) -m pip install -q $(TORCH_PINS)
+	# The full mmcv replaces mmcv-lite here; --no-deps keeps pip from rebuilding it from source.
+	$(DS_PY) -m pip uninstall -q -y mmcv-lite || true
+	$(DS_PY) -m pip install -q --no-deps $(MMCV_WHEEL)
+	$(DS_PY) -m pip install -q $(TORCH_PINS) -r requirements/downstream.txt
+	$(DS_PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(DS_STAMP)
+
+test-downstream:
+ifeq ($(MMCV_WHEEL),)
+	@echo "SKIP test-downstream: no ../shared/wheels/mmcv-2.1.0-cp311-cp311-linux_$(ARCH).whl (mmdet/mmseg need the full mmcv with compiled ops; see ../shared/wheels/README.md)"
+else
+	$(MAKE) $(DS_STAMP)
+	$(DS_PY) -m pytest -q -rs tests/downstream
+endif
+
 clean-venv:
 	rm -rf $(VENV)

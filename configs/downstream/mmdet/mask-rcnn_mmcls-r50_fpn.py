@@ -1,0 +1,18 @@
+# Mask R-CNN whose backbone is the mmcls/mmpretrain ResNet-50, built by mmbackbones.
+_base_ = ['../_base_/models/mask-rcnn_r50_fpn.py']
+
+custom_imports = dict(imports=['mmbackbones'], allow_failed_imports=False)
+checkpoint = 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth'  # noqa: E501
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmcls.ResNet',
+        depth=50,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        style='pytorch',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
+    neck=dict(in_channels=[256, 512, 1024, 2048]))

@@ -1,0 +1,69 @@
+"""Shared helpers of the downstream tier (imported only after mmdet/mmseg were found)."""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_ROOT = os.path.join(REPO, 'configs', 'downstream')
+SKIP_REASON = ('downstream tier needs {pkg} (with the full mmcv and its compiled ops): run '
+               '`make test-downstream`, which builds .venv-downstream from '
+               '../shared/wheels/mmcv-2.1.0-*.whl; skipped here')
+
+
+def require(pkg: str):
+    """Skip the module, with a reason, unless ``pkg`` and mmcv's compiled ops import."""
+    mod = pytest.importorskip(pkg, reason=SKIP_REASON.format(pkg=pkg))
+    pytest.importorskip('mmcv.ops', reason='the full mmcv (mmcv.ops) is not installed: mmcv-lite '
+                                           'cannot run mmdet/mmseg models. ' +
+                                           SKIP_REASON.format(pkg=pkg))
+    return mod
+
+
+def configs(toolbox: str):
+    paths = sorted(glob.glob(os.path.join(CONFIG_ROOT, toolbox, '*.py')))
+    assert paths, f'no configs under {CONFIG_ROOT}/{toolbox}'
+    return paths
+
+
+def config_id(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def with_local_checkpoint(cfg, tmp_dir: str):
+    """Point the backbone's Pretrained init_cfg at a checkpoint written here, shaped like an
+    mmpretrain classifier checkpoint (``state_dict`` with ``backbone.`` keys); return the saved
+    backbone state (or ``None`` when the config loads no checkpoint)."""
+    from mmbackbones import build_backbone
+    backbone_cfg = cfg.model.backbone
+    init_cfg = backbone_cfg.get('init_cfg')
+    if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
+        return None
+    assert init_cfg.get('prefix') == 'backbone.', 'mmpretrain checkpoints keep the backbone ' \
+                                                  'under backbone.'
+    plain = backbone_cfg.to_dict()
+    plain.pop('init_cfg')
+    source = build_backbone(plain)
+    with torch.no_grad():  # make the weights recognisably not the default init
+        for p in source.parameters():
+            p.uniform_(-0.05, 0.05)
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    path = os.path.join(tmp_dir, 'classifier.pth')
+    weights = {f'backbone.{k}': v for k, v in state.items()}
+    weights['head.fc.weight'] = torch.zeros(2, 3)  # a classifier head the detector must ignore
+    torch.save({'meta': {}, 'state_dict': weights}, path)
+    init_cfg['checkpoint'] = path
+    return state
+
+
+def trainable_backbone_params_without_grad(backbone):
+    return [n for n, p in backbone.named_parameters() if p.requires_grad and p.grad is None]
+
+
+def run_isolated(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (nothing imported yet), from the repository root."""
+    return subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)

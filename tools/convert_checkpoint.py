@@ -1,8 +1,9 @@
-"""Convert a checkpoint (timm, torchvision, mmpretrain, detectron2) to mmbackbones names.
+r"""Convert a checkpoint (timm, torchvision, mmpretrain, detectron2) to mmbackbones names.
 
     python tools/convert_checkpoint.py resnet50_timm.pth resnet50.safetensors
     python tools/convert_checkpoint.py model_final.pkl r50.safetensors --convert detectron2
-    python tools/convert_checkpoint.py mmcls://resnet50 r50.safetensors --model configs/resnet/resnet50.py
+    python tools/convert_checkpoint.py mmcls://resnet50 r50.safetensors \
+        --model configs/resnet/resnet50.py
 
 Same as ``mmbackbones convert``; see ``mmbackbones/checkpoint/convert.py``.
 """

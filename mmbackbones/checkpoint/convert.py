@@ -107,7 +107,7 @@ def run_convert(args: argparse.Namespace) -> int:
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f'error: {message}', file=sys.stderr)
-        return 1
+        return 2
     print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
           + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))
     if 'report' in summary:

@@ -254,8 +254,9 @@ def load_file(path: str,
         except UnsafeCheckpointError as e:
             raise UnsafeCheckpointError(f'{path}: {e}') from None
         except Exception as e:  # noqa: BLE001 - not a pickle at all
-            raise ValueError(f'{path} is not a checkpoint mmbackbones can read (not a torch.save '
-                             f'file, a safetensors file or a pickle of numpy arrays): {e}') from None
+            raise ValueError(f'{path} is not a checkpoint mmbackbones can read (not a '
+                             f'torch.save file, a safetensors file or a pickle of numpy '
+                             f'arrays): {e}') from None
     obj = _load_torch(path, map_location, allowed_globals, mmap=(kind == 'torch'), logger=logger)
     if isinstance(obj, _PlaceholderReport):
         print_log(f'{path}: the checkpoint names {len(obj.names)} global(s) that are not '

@@ -162,7 +162,7 @@ def run_zoo(args) -> int:
             print(download(entry['url'], sha256=entry.get('sha256')))
         except (KeyError, DownloadError, ChecksumError) as e:
             print(f'error: {e.args[0] if e.args else e}', file=sys.stderr)
-            return 1
+            return 2
         return 0
     entries = list_zoo(args.pattern, args.source)
     if args.json:
@@ -170,7 +170,8 @@ def run_zoo(args) -> int:
     elif entries:
         print(format_zoo_table(entries))
     else:
-        print(f'no checkpoint matches {args.pattern!r}', file=sys.stderr)
+        print(f'no checkpoint matches {args.pattern!r} (run without a pattern to list all)',
+              file=sys.stderr)
         return 1
     return 0
 

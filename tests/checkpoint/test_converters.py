@@ -206,7 +206,7 @@ def test_convert_command_and_errors(tmp_path, tiny_resnet, capsys):
     assert 'wrote' in capsys.readouterr().out
     written = torch.load(dst, weights_only=True)['state_dict']
     assert set(written) == set(sd)
-    assert convert_main([str(src), str(tmp_path / 'x.safetensors'), '--prefix', 'neck']) == 1
+    assert convert_main([str(src), str(tmp_path / 'x.safetensors'), '--prefix', 'neck']) == 2
     assert "prefix 'neck' matches no key" in capsys.readouterr().err
-    assert convert_main([str(tmp_path / 'missing.pth'), str(tmp_path / 'y')]) == 1
+    assert convert_main([str(tmp_path / 'missing.pth'), str(tmp_path / 'y')]) == 2
     assert 'not found' in capsys.readouterr().err

@@ -214,4 +214,4 @@ def test_zoo_download_command(server, cache_dir, small_resnet, monkeypatch, caps
     monkeypatch.setattr(zoo_mod, '_ZOO', [entry])
     assert zoo_mod.main(['--download', 'timm://r18x']) == 0
     assert capsys.readouterr().out.strip() == str(cache_dir / 'r18.pth')
-    assert zoo_mod.main(['--download', 'nope']) == 1
+    assert zoo_mod.main(['--download', 'nope']) == 2

@@ -6,6 +6,10 @@ names and shapes are mmpretrain 1.2.0's (``stem``, ``stages.<i>.downsample_conv`
 ``.expand_conv``, ``.blocks.<j>``, ``.atfer_blocks_conv`` (sic), ``.final_conv``), so its
 checkpoints load with ``prefix='backbone'``.
 
+Positional arguments follow mmpretrain's signatures; ``drop_path_rate`` and ``arch`` come last.
+``conv_cfg`` applies to every conv (mmpretrain applies it to the blocks and CSPResNet's stem only;
+with the default ``None`` both are plain ``Conv2d``).
+
 Outputs are ``stage1..stageN`` (``out_indices`` ``0..N-1``). ``frozen_stages`` follows the zoo's
 contract (``0`` the stem, ``k`` the stem and stages ``1..k``); mmpretrain's CSPNet counts one
 further (its ``k`` also freezes ``stages[k]``), so its ``frozen_stages=k`` is ours ``k + 1``.
@@ -146,8 +150,8 @@ class _CSPNet(BaseBackbone):
     default_depth = 0
 
     def __init__(self, depth=None, in_channels=3, out_indices=-1, frozen_stages=-1,
-                 drop_path_rate=0., conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY,
-                 norm_eval=False, init_cfg=None, arch=None):
+                 conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY, norm_eval=False, init_cfg=None,
+                 drop_path_rate=0., arch=None):
         super().__init__(init_cfg=init_cfg)
         name = type(self).__name__
         self.depth = self._resolve_depth(depth, arch)
@@ -243,10 +247,10 @@ class CSPDarkNet(_CSPNet):
     default_depth = 53
 
     def __init__(self, depth=None, in_channels=3, out_indices=-1, frozen_stages=-1,
-                 drop_path_rate=0., conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY, norm_eval=False,
+                 conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY, norm_eval=False,
                  init_cfg=dict(type='Kaiming', layer='Conv2d', a=math.sqrt(5),
                                distribution='uniform', mode='fan_in', nonlinearity='leaky_relu'),
-                 arch=None):
+                 drop_path_rate=0., arch=None):
         super().__init__(depth=depth, in_channels=in_channels, out_indices=out_indices,
                          frozen_stages=frozen_stages, drop_path_rate=drop_path_rate,
                          conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg,
@@ -276,9 +280,8 @@ class CSPResNet(_CSPNet):
     default_depth = 50
 
     def __init__(self, depth=None, in_channels=3, out_indices=-1, frozen_stages=-1,
-                 deep_stem=False, drop_path_rate=0., conv_cfg=None, norm_cfg=_BN,
-                 act_cfg=_LEAKY, norm_eval=False, init_cfg=dict(type='Kaiming', layer='Conv2d'),
-                 arch=None):
+                 deep_stem=False, conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY, norm_eval=False,
+                 init_cfg=dict(type='Kaiming', layer='Conv2d'), drop_path_rate=0., arch=None):
         if not isinstance(deep_stem, bool):
             raise TypeError(f'deep_stem must be a bool, got {deep_stem!r}')
         self.deep_stem = deep_stem

@@ -278,3 +278,16 @@ def test_fuse_folds_every_bn_and_keeps_outputs(cls):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     for b, a in zip(before, after):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('cls', [CSPDarkNet, CSPResNet, CSPResNeXt])
+def test_signature_starts_with_mmpretrains(cls):
+    """mmpretrain's arguments, in its order (positional calls keep working), then ours."""
+    import inspect
+    theirs_cls = getattr(_mmpretrain_csp(), cls.__name__)
+    if cls is CSPResNeXt:  # mmpretrain's takes *args, **kwargs and passes them to CSPResNet
+        theirs_cls = theirs_cls.__mro__[1]
+    theirs = list(inspect.signature(theirs_cls.__init__).parameters)
+    ours = list(inspect.signature(cls.__init__).parameters)
+    assert ours[:len(theirs)] == theirs
+    assert ours[len(theirs):] == ['drop_path_rate', 'arch']

@@ -309,3 +309,9 @@ def test_raw_timm_checkpoint_loads_through_init_cfg(convert, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(ours(x)[-1], theirs.forward_features(x), rtol=1e-5,
                                    atol=1e-5)
+
+
+def test_signature_is_mmpretrains():
+    import inspect
+    theirs = list(inspect.signature(_mmpretrain_regnet().__init__).parameters)
+    assert list(inspect.signature(RegNet.__init__).parameters) == theirs

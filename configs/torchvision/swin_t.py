@@ -6,5 +6,4 @@ model = dict(
         model_name='swin_t',
         weights=None,
         return_nodes={'features.1': 'stage1', 'features.3': 'stage2', 'features.5': 'stage3',
-                      'features.7': 'stage4'},
-        stochastic_depth_prob=0.2))
+                      'features.7': 'stage4'}))

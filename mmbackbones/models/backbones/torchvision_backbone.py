@@ -194,8 +194,13 @@ class TorchvisionBackbone(BaseBackbone):
         freeze_bn = self._resolve_norm_layer(norm_layer, kwargs)
 
         model = self._build(model_name, weights, kwargs)
+        # a norm class given by the user is a leaf for the tracer: it holds no return node, and
+        # some (torchvision's own FrozenBatchNorm2d) cannot be traced through
+        norm_cls = kwargs.get('norm_layer')
+        tracer_kwargs = dict(leaf_modules=[norm_cls]) if isinstance(norm_cls, type) else None
         try:
-            self.model = create_feature_extractor(model, return_nodes=nodes)
+            self.model = create_feature_extractor(model, return_nodes=nodes,
+                                                  tracer_kwargs=tracer_kwargs)
         except ValueError as e:
             if 'is not present in model' not in str(e):
                 raise

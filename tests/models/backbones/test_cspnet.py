@@ -291,3 +291,16 @@ def test_signature_starts_with_mmpretrains(cls):
     ours = list(inspect.signature(cls.__init__).parameters)
     assert ours[:len(theirs)] == theirs
     assert ours[len(theirs):] == ['drop_path_rate', 'arch']
+
+
+def test_frozen_bn_and_group_norm_configs():
+    bn = CSPResNet(arch=TINY, out_indices=(0, 1)).eval()
+    _randomize_bn(bn)
+    frozen = CSPResNet(arch=TINY, out_indices=(0, 1), norm_cfg=dict(type='FrozenBN'))
+    frozen.load_state_dict(bn.state_dict())  # num_batches_tracked is accepted and dropped
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen.train()(x)[1], bn(x)[1])
+    gn = CSPResNet(arch=TINY, norm_cfg=dict(type='GN', num_groups=4))
+    assert any(k.endswith('.gn.weight') for k in gn.state_dict())
+    assert gn(torch.randn(1, 3, 32, 32))[0].shape == (1, 64, 4, 4)

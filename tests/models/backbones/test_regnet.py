@@ -315,3 +315,16 @@ def test_signature_is_mmpretrains():
     import inspect
     theirs = list(inspect.signature(_mmpretrain_regnet().__init__).parameters)
     assert list(inspect.signature(RegNet.__init__).parameters) == theirs
+
+
+def test_frozen_bn_and_group_norm_configs():
+    bn = RegNet(X200, out_indices=ALL).eval()
+    _randomize_bn(bn)
+    frozen = RegNet(X200, out_indices=ALL, norm_cfg=dict(type='FrozenBN'))
+    frozen.load_state_dict(bn.state_dict())
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen.train()(x)[-1], bn(x)[-1])
+    gn = RegNet(X200, norm_cfg=dict(type='GN', num_groups=8))
+    assert 'gn1.weight' in gn.state_dict() and 'layer1.0.gn3.weight' in gn.state_dict()
+    assert gn(torch.randn(1, 3, 32, 32))[0].shape == (1, 368, 1, 1)

@@ -47,7 +47,10 @@ def extract_state_dict(checkpoint, source: str = 'checkpoint') -> Dict[str, torc
     ``module.`` (DataParallel) is stripped when every key has it.
     """
     if not isinstance(checkpoint, Mapping):
-        raise TypeError(f'{source} holds a {type(checkpoint).__name__}, not a dict of tensors')
+        what = repr(checkpoint) if hasattr(checkpoint, 'global_name') else \
+            type(checkpoint).__name__
+        raise TypeError(f'{source} holds a {what}, not a dict of tensors (a file with a whole '
+                        f'pickled model: save model.state_dict() instead)')
     sd = checkpoint
     for key in STATE_DICT_KEYS:
         value = checkpoint.get(key) if isinstance(checkpoint.get(key, None), Mapping) else None

@@ -210,3 +210,20 @@ def test_convert_command_and_errors(tmp_path, tiny_resnet, capsys):
     assert "prefix 'neck' matches no key" in capsys.readouterr().err
     assert convert_main([str(tmp_path / 'missing.pth'), str(tmp_path / 'y')]) == 2
     assert 'not found' in capsys.readouterr().err
+
+
+def test_raw_library_checkpoint_into_wrapper_backbone(tmp_path):
+    timm = pytest.importorskip('timm', reason='timm is optional')
+    from mmbackbones import build_backbone
+    ref = timm.create_model('resnet18', pretrained=False)
+    path = tmp_path / 'timm_r18.pth'
+    torch.save(ref.state_dict(), path)
+    model = build_backbone(dict(type='TIMMBackbone', model_name='resnet18',
+                                init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    model.init_weights()
+    loaded = model.state_dict()
+    assert torch.equal(loaded['timm_model.layer3.0.conv1.weight'],
+                       ref.state_dict()['layer3.0.conv1.weight'])
+    report = load_checkpoint(model, str(path))
+    assert "converted with wrapper prefix 'timm_model.'" in report.notes
+    assert not report.missing

@@ -189,3 +189,11 @@ def test_process_wide_allow_list_is_left_alone(tmp_path):
     assert list(torch.serialization.get_safe_globals()) == before
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
+
+
+def test_whole_pickled_model_is_refused_with_advice(tmp_path):
+    path = tmp_path / 'whole_model.pth'
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), path)
+    with pytest.raises(TypeError, match=r'Placeholder for torch\.nn\.modules\.container\.'
+                                        r'Sequential.*save model\.state_dict\(\) instead'):
+        load_checkpoint(torch.nn.Linear(2, 2), str(path))

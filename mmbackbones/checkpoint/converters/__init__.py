@@ -135,4 +135,19 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor],
         score = _score(converted, target)
         if score > best_score:
             best, best_name, best_score = converted, conv.name, score
+    wrap = _wrapper_prefix(target) if target is not None else None
+    if wrap and not any(k.startswith(wrap) for k in state_dict):
+        # a wrapper (TIMMBackbone's ``timm_model.``, TorchvisionBackbone's ``model.``) holds the
+        # library's own module: its raw checkpoint fits once the attribute name is prepended
+        wrapped = {wrap + k: v for k, v in state_dict.items()}
+        if _score(wrapped, target) > best_score:
+            best, best_name = wrapped, f'wrapper prefix {wrap!r}'
     return best, best_name
+
+
+def _wrapper_prefix(target: Mapping[str, Sequence[int]]) -> Optional[str]:
+    """``'timm_model.'`` when every key of the model starts with that one name, else None."""
+    heads = {k.split('.', 1)[0] for k in target if '.' in k}
+    if len(heads) == 1 and all('.' in k for k in target):
+        return heads.pop() + '.'
+    return None

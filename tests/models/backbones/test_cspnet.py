@@ -1,4 +1,5 @@
-"""CSPDarkNet / CSPResNet / CSPResNeXt: mmpretrain parity, metadata, freezing, arguments, configs."""
+"""CSPDarkNet / CSPResNet / CSPResNeXt: mmpretrain and timm parity, metadata, freezing,
+arguments, configs."""
 import glob
 import math
 import os
@@ -206,7 +207,8 @@ def test_norm_eval_keeps_bn_statistics():
     (dict(deep_stem=1), TypeError, 'deep_stem must be a bool'),
     (dict(drop_path_rate=1.5), ValueError, r'drop_path_rate must be a float in \[0, 1\)'),
     (dict(in_channels=0), ValueError, 'in_channels must be a positive int'),
-    (dict(arch=dict(in_channels=(8,), out_channels=(16,))), KeyError, r"missing keys \['num_blocks'\]"),
+    (dict(arch=dict(in_channels=(8,), out_channels=(16,))), KeyError,
+     r"missing keys \['num_blocks'\]"),
     (dict(arch=dict(TINY, widths=1)), KeyError, r"unknown keys \['widths'\]"),
     (dict(arch=dict(TINY, num_blocks=(1, 1, 1))), ValueError, r"arch\['num_blocks'\] has 3"),
     (dict(arch=dict(TINY, in_channels=(15, 32), expand_ratio=1)), ValueError, 'is odd'),
@@ -236,7 +238,7 @@ def test_every_config_builds_and_runs(path):
     assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides
 
 
-# ----- timm has the same networks ------------------------------------------------------------------
+# ----- timm has the same networks ----------------------------------------------------------------
 @pytest.mark.parametrize('cls,timm_name', [(CSPResNeXt, 'cspresnext50'),
                                            (CSPResNet, 'cspresnet50'),
                                            (CSPDarkNet, 'cspdarknet53')])

@@ -126,6 +126,9 @@ def _expand_arch(arch: dict, cls_name: str) -> Dict[str, tuple]:
     if unknown or missing:
         raise KeyError(f'{cls_name} arch dict: unknown keys {unknown}, missing keys {missing}; '
                        f'allowed keys are {list(_ARCH_KEYS)}')
+    if not isinstance(arch['in_channels'], (list, tuple)) or not arch['in_channels']:
+        raise TypeError(f"{cls_name} arch['in_channels'] must be a non-empty list/tuple with one "
+                        f"entry per stage, got {arch['in_channels']!r}")
     num_stages = len(arch['in_channels'])
     defaults = dict(expand_ratio=0.5, bottle_ratio=2, has_downsampler=True, down_growth=False,
                     block_args=None)

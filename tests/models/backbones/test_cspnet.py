@@ -209,6 +209,7 @@ def test_norm_eval_keeps_bn_statistics():
     (dict(in_channels=0), ValueError, 'in_channels must be a positive int'),
     (dict(arch=dict(in_channels=(8,), out_channels=(16,))), KeyError,
      r"missing keys \['num_blocks'\]"),
+    (dict(arch=dict(TINY, in_channels=16)), TypeError, r"arch\['in_channels'\] must be a non"),
     (dict(arch=dict(TINY, widths=1)), KeyError, r"unknown keys \['widths'\]"),
     (dict(arch=dict(TINY, num_blocks=(1, 1, 1))), ValueError, r"arch\['num_blocks'\] has 3"),
     (dict(arch=dict(TINY, in_channels=(15, 32), expand_ratio=1)), ValueError, 'is odd'),

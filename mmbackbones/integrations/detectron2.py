@@ -157,9 +157,9 @@ def _get(node, path: str, default=None):
     for part in path.split('.'):
         if node is None:
             return default
-        if isinstance(node, Mapping):
-            node = node.get(part, None)
-        else:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:  # attribute access also covers mappings that keep some keys as attributes
             node = getattr(node, part, None)
     return default if node is None else node
 

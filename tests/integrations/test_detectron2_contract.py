@@ -288,3 +288,39 @@ def test_lazy_paths_with_detectron2_importable(fake_detectron2):
     outs = fpn(torch.randn(1, 3, 64, 64))
     assert {k: tuple(v.shape) for k, v in outs.items()} == {
         'p2': (1, 8, 16, 16), 'p3': (1, 8, 8, 8), 'p4': (1, 8, 4, 4), 'p5': (1, 8, 2, 2)}
+
+
+# ----- real families --------------------------------------------------------------------------------
+def test_resnet_speaks_detectron2_names(no_detectron2):
+    adapter = d2i.Detectron2Backbone(dict(type='ResNet', depth=18), out_features=['res4', 'res5'])
+    assert {k: (v.channels, v.stride) for k, v in adapter.output_shape().items()} == {
+        'res4': (256, 16), 'res5': (512, 32)}
+    neck = ChannelMapper(adapter.output_shape(), ['res4', 'res5'])
+    outs = neck(adapter(torch.randn(1, 3, 64, 64)))
+    assert [tuple(o.shape) for o in outs] == [(1, 8, 4, 4), (1, 8, 2, 2)]
+
+
+def test_vit_feature_maps_through_the_adapter(no_detectron2):
+    vit = dict(type='VisionTransformer', arch='deit-tiny', img_size=32, patch_size=8,
+               out_indices=(1, 3), out_type='featmap')
+    adapter = d2i.Detectron2Backbone(vit, rename={'stage2': 'p_mid', 'stage4': 'p_last'})
+    shapes = adapter.output_shape()
+    assert {k: (v.channels, v.stride) for k, v in shapes.items()} == {
+        'p_mid': (192, 8), 'p_last': (192, 8)}
+    out = adapter(torch.randn(1, 3, 32, 32))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {'p_mid': (1, 192, 4, 4),
+                                                          'p_last': (1, 192, 4, 4)}
+
+
+def test_timm_builder_by_detectron2_timm_name(no_detectron2):
+    registry = FakeRegistry()
+    d2i.register_all(registry, timm_models=['resnet18'], native=False)
+    cfg = d2_cfg('ignored', out_indices=(2, 3, 4))
+    model = registry.get('build_resnet18_backbone')(cfg, ShapeSpec(channels=3))
+    assert type(model.backbone).__name__ == 'TIMMBackbone'
+    assert model.backbone.model_name == 'resnet18'  # the model comes from the builder's name
+    assert [(v.channels, v.stride) for v in model.output_shape().values()] == [
+        (128, 8), (256, 16), (512, 32)]
+    out = model(torch.randn(1, 3, 64, 64))
+    assert [tuple(v.shape) for v in out.values()] == [(1, 128, 8, 8), (1, 256, 4, 4),
+                                                      (1, 512, 2, 2)]

@@ -56,3 +56,17 @@ def test_odd_sizes_match_mmdet():
     with torch.no_grad():
         for g, w in zip(ours(x), theirs(x)):
             torch.testing.assert_close(g, w)
+
+
+def test_backbone_with_neck_takes_mmdets_fpn():
+    """in_channels='auto' also fills mmdet's own FPN (scoped type), strides included."""
+    from mmbackbones import build_backbone
+    from tests.toy_backbone import ToyBackbone  # noqa: F401  (registers ToyBackbone)
+    model = build_backbone(dict(type='ToyBackbone'),
+                           neck=dict(type='mmdet.FPN', in_channels='auto', out_channels=8,
+                                     num_outs=5, start_level=1, add_extra_convs='on_input'))
+    assert isinstance(model.neck, MMDetFPN) and model.neck.in_channels == [8, 16, 32]
+    assert model.out_strides == (8, 16, 32, 64, 128)
+    assert model.out_names == ('p3', 'p4', 'p5', 'p6', 'p7')
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[-1] for o in outs] == [8, 4, 2, 1, 1]

@@ -80,11 +80,17 @@ class BackboneWithNeck(BaseBackbone):
         num_outs = getattr(self.neck, 'num_outs', None)
         in_strides = tuple(getattr(self.backbone, 'out_strides', ()) or ())
         if isinstance(neck_out, int) and num_outs:
-            if hasattr(self.neck, 'out_strides') and callable(self.neck.out_strides) \
-                    and len(in_strides) == len(channels):
-                strides = self.neck.out_strides(in_strides)
-            else:
-                strides = (None,) * num_outs
+            strides = (None,) * num_outs
+            if len(in_strides) == len(channels):
+                if callable(getattr(self.neck, 'out_strides', None)):
+                    strides = self.neck.out_strides(in_strides)
+                elif all(hasattr(self.neck, a) for a in ('start_level', 'backbone_end_level')):
+                    # mmdet/mmseg FPN-like necks: the used inputs, then levels halving each time
+                    used = list(in_strides[self.neck.start_level:self.neck.backbone_end_level])
+                    while used and len(used) < num_outs:
+                        used.append(used[-1] * 2)
+                    if len(used) == num_outs:
+                        strides = tuple(used)
             names = (_level_names(strides) if None not in strides
                      else tuple(f'p{i}' for i in range(num_outs)))
             self._set_outputs((neck_out,) * num_outs, strides, names)

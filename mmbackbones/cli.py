@@ -63,14 +63,30 @@ def _existing_file(text: str) -> str:
     return text
 
 
+def _cfg_options_action():
+    """mmengine's ``DictAction`` (``a.b=1 'c=(1,2)'``), refusing an item without ``=``."""
+    from mmengine.config import DictAction
+
+    class CfgOptions(DictAction):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            for item in values:
+                key = item.split('=', 1)[0]
+                if '=' not in item or not key:
+                    parser.error(f'argument {option_string}: expected KEY=VALUE items, got '
+                                 f'{item!r}')
+            super().__call__(parser, namespace, values, option_string)
+
+    return CfgOptions
+
+
 def _add_config(parser, cfg_options: bool = True) -> None:
     parser.add_argument('config', type=_existing_file,
                         help='config file (.py) with a `model.backbone`, `backbone` or `model` '
                         'dict')
     if cfg_options:
-        from mmengine.config import DictAction
-
-        parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        parser.add_argument('--cfg-options', nargs='+', action=_cfg_options_action(),
+                            metavar='KEY=VALUE',
                             help='override config entries, e.g. model.backbone.depth=101 '
                             "'model.backbone.out_indices=(2,3)'")
 
@@ -79,6 +95,14 @@ def _add_input_size(parser, what: str = 'input') -> None:
     parser.add_argument('--input-size', nargs=2, type=_positive_int, metavar=('H', 'W'),
                         help=f'{what} height and width (default: the backbone\'s img_size, else '
                         '224 224)')
+
+
+def _add_weights(parser) -> None:
+    parser.add_argument('--checkpoint', type=_existing_file, default=None,
+                        help='weights to load (strict; any format mmbackbones converts). Default: '
+                        'random init')
+    parser.add_argument('--seed', type=_non_negative_int, default=0,
+                        help='torch seed of the random init (default 0)')
 
 
 def _add_device(parser) -> None:
@@ -177,14 +201,16 @@ def cmd_info(args) -> int:
     with console.status('building the backbone and running one forward pass ...') \
             if console.is_terminal and not args.json else _nullcontext():
         info = backbone_info(args.config, args.input_size, args.cfg_options, device=device,
-                             flops=not args.no_flops, memory=not args.no_memory, neck=args.neck)
+                             flops=not args.no_flops, memory=not args.no_memory, neck=args.neck,
+                             seed=args.seed, checkpoint=args.checkpoint)
     if args.json:
         _print_json(info)
         return 0
     console = _console()
     shape = 'x'.join(str(s) for s in info['input_shape'])
+    weights = f'weights {args.checkpoint}' if args.checkpoint else 'random weights'
     console.print(f'[bold]{info["type"]}[/bold] from {args.config}, one forward of a '
-                  f'{shape} input (random weights)', highlight=False)
+                  f'{shape} input ({weights})', highlight=False)
     table = Table(title='Outputs')
     for column, justify in (('#', 'right'), ('name', 'left'), ('channels', 'right'),
                             ('stride', 'right'), ('output shape', 'left')):
@@ -310,7 +336,8 @@ def cmd_show(args) -> int:
     check_output_path(args.out, ('.png', ))
     device = _device(args.device)
     result = show(args.config, args.image, args.out, input_size=args.input_size,
-                  cfg_options=args.cfg_options, panel=args.panel_size, device=device)
+                  cfg_options=args.cfg_options, panel=args.panel_size, device=device,
+                  seed=args.seed, checkpoint=args.checkpoint)
     if args.json:
         _print_json(result)
         return 0
@@ -338,7 +365,7 @@ def cmd_export(args) -> int:
     check_output_path(args.out, ('.onnx', ))
     result = export(args.config, args.out, input_size=args.input_size, dynamic=args.dynamic,
                     batch=args.batch, opset=args.opset, verify=not args.no_verify,
-                    cfg_options=args.cfg_options)
+                    cfg_options=args.cfg_options, seed=args.seed, checkpoint=args.checkpoint)
     if args.json:
         _print_json(result)
         return 0
@@ -388,6 +415,7 @@ def build_parser() -> ArgumentParser:
                    help='also print the in_channels a downstream mmdet/mmseg neck needs')
     p.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     p.add_argument('--no-memory', action='store_true', help='skip the forward-memory measure')
+    _add_weights(p)
     _add_device(p)
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
     p.set_defaults(func=cmd_info)
@@ -421,6 +449,7 @@ def build_parser() -> ArgumentParser:
     _add_input_size(p, 'the image is resized to this')
     p.add_argument('--panel-size', type=_positive_int, default=256,
                    help='pixels per panel side (default 256)')
+    _add_weights(p)
     _add_device(p)
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
     p.set_defaults(func=cmd_show)
@@ -440,6 +469,7 @@ def build_parser() -> ArgumentParser:
                    help='skip the onnxruntime comparison with PyTorch')
     p.add_argument('--atol', type=float, default=1e-4,
                    help='largest |onnx - torch| accepted by the check (default 1e-4)')
+    _add_weights(p)
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
     p.set_defaults(func=cmd_export)
     return parser

@@ -21,16 +21,32 @@ def load_backbone_config(config: str, cfg_options: Optional[dict] = None):
     return cfg, backbone_cfg_from_config(cfg)
 
 
-def build_from_config(config: str, cfg_options: Optional[dict] = None):
-    """``(cfg, backbone_cfg, model)``; the model is in eval mode with its constructor's weights.
+def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int = 0,
+                      checkpoint: Optional[str] = None):
+    """``(cfg, backbone_cfg, model)``, the model in eval mode.
 
-    ``init_weights()`` is not called: a ``Pretrained`` init_cfg would download weights, and the
-    tools describe the architecture, which random weights show just as well.
+    Weights: the constructor's random init after ``torch.manual_seed(seed)`` (the same config and
+    seed give the same weights, so runs are reproducible), or ``checkpoint`` loaded strictly
+    through ``mmbackbones.checkpoint.load_checkpoint`` (any format it converts; a ``backbone.``
+    prefix is found). ``init_weights()`` is not called: a ``Pretrained`` init_cfg would download
+    weights, and describing the architecture needs none.
     """
+    cfg, backbone_cfg = load_backbone_config(config, cfg_options)
+    import torch
+
     from ..builder import build_backbone
 
-    cfg, backbone_cfg = load_backbone_config(config, cfg_options)
+    torch.manual_seed(seed)
     model = build_backbone(backbone_cfg)
+    if checkpoint is not None:
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+        from ..checkpoint import CheckpointMismatchError, UnsafeCheckpointError, load_checkpoint
+
+        try:
+            load_checkpoint(model, checkpoint, strict=True, logger='silent')
+        except (CheckpointMismatchError, UnsafeCheckpointError) as error:
+            raise CLIError(f'--checkpoint {checkpoint}: {error}') from None
     model.eval()
     return cfg, backbone_cfg, model
 

@@ -80,6 +80,20 @@ def stage_maps(model, x):
     return maps
 
 
+def _fit(parts, width: int) -> str:
+    """Join caption parts while they fit the picture width (about 7 px per character)."""
+    limit = max(10, width // 7)
+    text = ''
+    for part in filter(None, parts):
+        candidate = f'{text} | {part}' if text else part
+        if len(candidate) > limit:
+            break
+        text = candidate
+    if not text and parts and parts[0]:
+        text = parts[0][:limit - 1] + '\u2026'
+    return text
+
+
 def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
            cmap: str = 'viridis', title: Optional[str] = None) -> Tuple[int, int]:
     """Draw the input and each stage map into ``out_path`` (PNG); returns its pixel size."""
@@ -97,8 +111,11 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
     panels = [('input', f'{image.size[1]}x{image.size[0]}', np.asarray(image), None)]
     for i, (name, channels, fmap, shape) in enumerate(maps):
         stride = strides[i] if i < len(strides) else None
-        spatial = f'{shape[2]}x{shape[3]}' if fmap is not None else 'x'.join(map(str, shape))
-        detail = f'{channels} ch' + (f', /{stride}' if stride else '') + f', {spatial}'
+        if fmap is not None:
+            detail = f'{channels} ch' + (f', /{stride}' if stride else '') + \
+                f', {shape[2]}x{shape[3]}'
+        else:
+            detail = 'output ' + 'x'.join(map(str, shape))
         panels.append((name, detail, fmap, True))
     for i, (name, detail, data, is_map) in enumerate(panels):
         left = (MARGIN + i * (panel + MARGIN)) / width
@@ -106,7 +123,8 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
         ax.set_xticks([])
         ax.set_yticks([])
         if data is None:
-            ax.text(0.5, 0.5, 'no spatial map', ha='center', va='center', fontsize=9)
+            ax.text(0.5, 0.5, 'no spatial map\n(a vector per image,\ne.g. a class token)',
+                    ha='center', va='center', fontsize=max(5, min(9, panel // 24)))
         elif is_map:
             low, high = float(data.min()), float(data.max())
             scaled = (data - low) / (high - low) if high > low else np.zeros_like(data)
@@ -115,8 +133,8 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
             ax.imshow(data, cmap='gray' if data.ndim == 2 else None, interpolation='bilinear',
                       aspect='auto')
         ax.set_title(f'{name}\n{detail}', fontsize=9, pad=4)
-    caption = (title + ' | ' if title else '') + (
-        'mean over channels, min-max scaled per stage (dark: low, bright: high)')
+    caption = _fit([title or '', 'mean over channels, min-max scaled per stage',
+                    '(dark: low, bright: high)'], width)
     fig.text(0.5, (MARGIN / 2) / height, caption, ha='center', va='bottom', fontsize=8)
     fig.savefig(out_path, dpi=DPI, format='png', facecolor='white')
     plt.close(fig)
@@ -124,13 +142,14 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
 
 
 def show(config: str, image_path: str, out_path: str, input_size: Optional[Sequence[int]] = None,
-         cfg_options: Optional[dict] = None, panel: int = 256, device: str = 'cpu') -> dict:
+         cfg_options: Optional[dict] = None, panel: int = 256, device: str = 'cpu',
+         seed: int = 0, checkpoint: Optional[str] = None) -> dict:
     """Build the backbone, run it on the image and write the picture; returns what was drawn."""
     import torch
 
     if panel < 32 or panel > 2048:
         raise CLIError(f'--panel-size must be between 32 and 2048 pixels; got {panel}')
-    cfg, backbone_cfg, model = build_from_config(config, cfg_options)
+    cfg, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint)
     size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
     channels = getattr(model, 'in_channels', None) or 3
     image, pixels = load_image(image_path, size, channels)
@@ -141,7 +160,9 @@ def show(config: str, image_path: str, out_path: str, input_size: Optional[Seque
     model.to(device)
     maps = stage_maps(model, x.to(device))
     strides = tuple(getattr(model, 'out_strides', ()) or ())
-    title = f'{type(model).__name__} ({os.path.basename(config)}, random-init weights)'
+    weights = (f'weights {os.path.basename(checkpoint)}' if checkpoint else
+               f'random-init weights, seed {seed}')
+    title = f'{type(model).__name__} ({os.path.basename(config)}, {weights})'
     width, height = render(image, maps, strides, out_path, panel=panel, title=title)
     return dict(output=out_path, width=width, height=height,
                 stages=[dict(name=n, channels=c, shape=list(s)) for n, c, _, s in maps])

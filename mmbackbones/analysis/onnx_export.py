@@ -58,14 +58,15 @@ def verify_onnx(model, path: str, x) -> List[dict]:
 
 def export(config: str, out_path: str, input_size: Optional[Sequence[int]] = None,
            dynamic: bool = False, batch: int = 1, opset: int = DEFAULT_OPSET,
-           verify: bool = True, cfg_options: Optional[dict] = None) -> dict:
+           verify: bool = True, cfg_options: Optional[dict] = None, seed: int = 0,
+           checkpoint: Optional[str] = None) -> dict:
     """Build a config's backbone, export it to ONNX and (by default) check it in onnxruntime.
 
     With ``dynamic`` the check also runs a second input (batch + 1, same size) through the file.
     """
     if opset < 7:
         raise CLIError(f'--opset must be >= 7; got {opset}')
-    _, backbone_cfg, model = build_from_config(config, cfg_options)
+    _, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint)
     size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
     x = make_input(model, size, batch=batch)
     result = export_onnx(model, x, out_path, dynamic=dynamic, opset=opset)

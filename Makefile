@@ -30,6 +30,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
 
+# Every benchmark script, then one table of each backbone against its anchor (JSON in
+# benchmarks/results/). BENCH_ARGS=--full for the long runs.
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
 # Optional downstream tier: real mmdet/mmseg models on our backbones, in its own venv with the
 # full mmcv (compiled ops) from ../shared/wheels. Skips with a reason when that wheel is absent.
 DS_VENV := .venv-downstream

@@ -379,9 +379,10 @@ class TorchvisionBackbone(BaseBackbone):
                     continue
             if node.op == 'call_module':
                 groups[group][0].append(node.target)
-                module = self.model.get_submodule(node.target)
-                if in_channels is None and isinstance(module, nn.Conv2d):
-                    in_channels = module.in_channels
+                if in_channels is None:  # the first conv run (a leaf may be a conv block)
+                    conv = next((m for m in self.model.get_submodule(node.target).modules()
+                                 if isinstance(m, nn.Conv2d)), None)
+                    in_channels = conv.in_channels if conv is not None else None
             else:
                 try:
                     self.model.get_parameter(node.target)

@@ -40,6 +40,7 @@ def test_detrex_return_nodes_and_metadata():
     assert model.out_channels == (64, 128, 256, 512)
     assert model.out_strides == (4, 8, 16, 32)
     assert model.in_channels == 3
+    assert model.in_channels == 3
     _check_outputs(model, model(torch.randn(1, 3, 64, 96)), (64, 96))
     assert list(model.eval().forward_dict(torch.randn(1, 3, 32, 32))) == list(model.out_names)
 
@@ -212,3 +213,4 @@ def test_torchvision_configs_build(name):
         model = build_backbone(cfg)
     assert isinstance(model, TorchvisionBackbone)
     assert model.out_strides == (4, 8, 16, 32)
+    assert model.in_channels == 3

@@ -310,3 +310,29 @@ def test_importing_the_wrapper_modules_imports_neither_timm_nor_torchvision():
                             cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == '[]'
+
+
+def test_init_weights_keeps_timm_pretrained_and_runs_timm_init_otherwise(tmp_path):
+    source = _random_timm_model('vit_tiny_patch16_224')
+    path = tmp_path / 'vit.pth'
+    torch.save(source.state_dict(), path)
+    loaded = TIMMBackbone('vit_tiny_patch16_224', features_only=False, checkpoint_path=str(path))
+    before = loaded.timm_model.pos_embed.clone()
+    loaded.init_weights()  # already initialised from the checkpoint: left alone
+    assert torch.equal(before, loaded.timm_model.pos_embed)
+    fresh = TIMMBackbone('vit_tiny_patch16_224', features_only=False)
+    fresh.init_weights()  # timm's own init_weights() of the wrapped model runs without error
+    assert fresh.out_channels == (192, ) and fresh(torch.randn(1, 3, 224, 224))[0].shape == \
+        (1, 197, 192)
+
+
+def test_mmengine_pretrained_init_cfg_loads_a_backbone_checkpoint(tmp_path):
+    source = TIMMBackbone('resnet10t', out_indices=(2, 4)).eval()
+    path = tmp_path / 'backbone.pth'
+    torch.save(dict(state_dict=source.state_dict()), path)
+    model = TIMMBackbone('resnet10t', out_indices=(2, 4),
+                         init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    for a, b in zip(source(x), model.eval()(x)):
+        torch.testing.assert_close(a, b)

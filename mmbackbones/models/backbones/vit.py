@@ -124,8 +124,8 @@ class ViTAttention(MultiheadSelfAttention):
         self.gamma1 = (LayerScale(embed_dims, layer_scale_init_value)
                        if layer_scale_init_value > 0 else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj_drop(self.proj(self.attention(x)))
+    def forward(self, x: torch.Tensor, num_queries: Optional[int] = None) -> torch.Tensor:
+        x = self.proj_drop(self.proj(self.attention(x, num_queries=num_queries)))
         return x if self.gamma1 is None else self.gamma1(x)
 
 
@@ -205,8 +205,14 @@ class TransformerEncoderLayer(nn.Module):
             return branch.add_(x)
         return x + branch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._residual(x, self.attn(self.ln1(x)))
+    def forward(self, x: torch.Tensor, num_queries: Optional[int] = None) -> torch.Tensor:
+        """``num_queries``: compute only the first tokens' outputs, ``(B, num_queries, C)``
+        (they still attend to every token)."""
+        if num_queries is not None:
+            x_out = x[:, :num_queries]
+            x = self._residual(x_out, self.attn(self.ln1(x), num_queries=num_queries))
+        else:
+            x = self._residual(x, self.attn(self.ln1(x)))
         return self._residual(x, self.ffn(self.ln2(x)))
 
 
@@ -596,11 +602,15 @@ class VisionTransformer(BaseBackbone):
 
         outs: Dict[int, torch.Tensor] = {}
         last = self.num_layers - 1
+        last_built = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
+            # a class-token output needs only the class token of the last built layer: its
+            # query, its attention output and its MLP (the other tokens serve as keys/values)
+            num_queries = 1 if self.out_type == 'cls_token' and i == last_built else None
             if self.with_cp and self.training and x.requires_grad:
-                x = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, num_queries, use_reentrant=False)
             else:
-                x = layer(x)
+                x = layer(x, num_queries)
             if i == last and self.ln1 is not None:
                 x = self.ln1(x)
             if i in self.out_indices:

@@ -48,24 +48,36 @@ class MultiheadSelfAttention(nn.Module):
         self.proj = nn.Linear(embed_dims, embed_dims, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
-    def attention(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None
-                  ) -> torch.Tensor:
-        """Attention without the output projection: ``(B, N, C_in)`` -> ``(B, N, embed_dims)``.
+    def attention(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
+                  num_queries: Optional[int] = None) -> torch.Tensor:
+        """Attention without the output projection: ``(B, N, C_in)`` -> ``(B, Q, embed_dims)``.
 
-        ``attn_mask`` is broadcast to ``(B, num_heads, N, N)``: bool (True = attend) or an
+        ``num_queries``: only the first ``Q`` tokens attend (to all ``N``); ``None``: all
+        (``Q = N``). Used when only leading tokens are needed (the class token of a last layer).
+        ``attn_mask`` is broadcast to ``(B, num_heads, Q, N)``: bool (True = attend) or an
         additive float bias (e.g. a relative position bias).
         """
         b, n, _ = x.shape
-        # (B, N, 3 * C) -> (3, B, heads, N, head_dims); SDPA takes the strided views as they are
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dims).permute(
-            2, 0, 3, 1, 4).unbind(0)
+        heads, dims = self.num_heads, self.head_dims
+        if num_queries is None or num_queries >= n:
+            # (B, N, 3C) -> (3, B, heads, N, head_dims); SDPA takes the strided views as they are
+            q, k, v = self.qkv(x).reshape(b, n, 3, heads, dims).permute(2, 0, 3, 1, 4).unbind(0)
+            num_queries = n
+        else:
+            weight, bias = self.qkv.weight, self.qkv.bias
+            c = self.embed_dims
+            q = F.linear(x[:, :num_queries], weight[:c], None if bias is None else bias[:c])
+            q = q.reshape(b, num_queries, heads, dims).transpose(1, 2)
+            kv = F.linear(x, weight[c:], None if bias is None else bias[c:])
+            k, v = kv.reshape(b, n, 2, heads, dims).permute(2, 0, 3, 1, 4).unbind(0)
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask,
             dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
-        return x.transpose(1, 2).reshape(b, n, self.embed_dims)
+        return x.transpose(1, 2).reshape(b, num_queries, self.embed_dims)
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.proj_drop(self.proj(self.attention(x, attn_mask)))
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
+                num_queries: Optional[int] = None) -> torch.Tensor:
+        return self.proj_drop(self.proj(self.attention(x, attn_mask, num_queries)))
 
     def extra_repr(self) -> str:
         return f'embed_dims={self.embed_dims}, num_heads={self.num_heads}'

@@ -429,3 +429,22 @@ def test_patch_embed_grid_and_same_padding():
     assert hw == (3, 3) and tokens.shape == (1, 9, 8)
     with pytest.raises(ValueError, match='padding'):
         PatchEmbed(padding='reflect')
+
+
+def test_cls_token_output_computes_only_the_class_token_of_the_last_layer():
+    cls_model = _tiny(out_type='cls_token', out_indices=(0, 2), drop_path_rate=0.1)
+    raw_model = _tiny(out_type='raw', out_indices=(0, 2), drop_path_rate=0.1)
+    raw_model.load_state_dict(cls_model.state_dict())
+    cls_model.eval(), raw_model.eval()
+    x = torch.randn(2, 3, 40, 72)
+    with torch.no_grad():
+        for got, raw in zip(cls_model(x), raw_model(x)):
+            torch.testing.assert_close(got, raw[:, 0], rtol=1e-5, atol=1e-5)
+    # training: the same gradients as through the full last layer
+    cls_model.train(), raw_model.train()
+    torch.manual_seed(1)
+    sum(o.sum() for o in cls_model(x)).backward()
+    torch.manual_seed(1)
+    sum(o[:, 0].sum() for o in raw_model(x)).backward()
+    for (name, a), b in zip(cls_model.named_parameters(), raw_model.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=name)

@@ -48,9 +48,20 @@ from ...utils.validation import (check_choice, check_frozen_stages, check_positi
                                  normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.conv_norm_act import ConvNormAct
+from ..layers.fuse import conv_relu
 from ..layers.resnet_blocks import STYLES, BasicBlock, Bottleneck, ResLayer, get_expansion
 
 STEM_STRIDE = 4  # stride-2 conv (or deep stem) + stride-2 max pool
+
+
+def stem_max_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``pool(x)``; for CPU inference on an NCHW tensor the pool runs in channels-last layout
+    and the result is turned back to NCHW: the same values, several times faster than ATen's
+    NCHW max-pool kernel (about 5% of a ResNet-50 forward otherwise)."""
+    if x.device.type == 'cpu' and x.dim() == 4 and x.is_contiguous() and \
+            not torch.is_grad_enabled():
+        return pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
+    return pool(x)
 
 
 def _check_bool(name: str, value) -> bool:
@@ -264,6 +275,9 @@ class ResNet(BaseBackbone):
     def conv_norm_pairs(self):
         return [] if self.deep_stem else [('conv1', self.norm1_name)]
 
+    def after_fuse(self) -> None:
+        self._stem_folded = isinstance(self._modules[self.norm1_name], nn.Identity)
+
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         stem = self.stem if self.deep_stem else nn.ModuleList([self.conv1, self.norm1])
         return [stem] + [self._modules[name] for name in self.res_layers]
@@ -278,12 +292,16 @@ class ResNet(BaseBackbone):
                     constant_init(module.last_norm, 0)
 
     # ----- forward -------------------------------------------------------------------------------
+    _stem_folded = False  # set by after_fuse(): the stem norm is folded into conv1
+
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         if self.deep_stem:
             x = self.stem(x)
+        elif self._stem_folded and not self.training:
+            x = conv_relu(self.conv1, x)
         else:
             x = self.relu(self._modules[self.norm1_name](self.conv1(x)))
-        return self.maxpool(x)
+        return stem_max_pool(self.maxpool, x)
 
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of feature maps in ``out_indices`` order."""
@@ -392,11 +410,20 @@ class BasicStem(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
+    _folded = False
+
     def conv_norm_pairs(self):
         return [('conv1', self.norm1_name)]
 
+    def after_fuse(self) -> None:
+        self._folded = isinstance(self._modules[self.norm1_name], nn.Identity)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.relu(self._modules[self.norm1_name](self.conv1(x))))
+        if self._folded and not self.training:
+            x = conv_relu(self.conv1, x)
+        else:
+            x = self.relu(self._modules[self.norm1_name](self.conv1(x)))
+        return stem_max_pool(self.maxpool, x)
 
 
 _D2_BLOCKS = {'BasicBlock': BasicBlock, 'BottleneckBlock': Bottleneck, 'Bottleneck': Bottleneck}

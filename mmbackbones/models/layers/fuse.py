@@ -19,11 +19,19 @@ order is known:
 5. a conv holding its own ``norm`` child that its forward applies (detectron2's ``Conv2d``).
 
 Only norms that use running statistics are folded: BatchNorm/SyncBN in eval mode and
-FrozenBN; training-mode BatchNorm, GroupNorm, LayerNorm are left alone.
+FrozenBN; training-mode BatchNorm, GroupNorm, LayerNorm are left alone. A module whose pairs were
+folded is then told so through its ``after_fuse()`` method, when it has one.
+
+After folding, a block can also fuse its ReLU (and residual add) into the conv:
+:func:`conv_relu` / :func:`conv_add_relu` call oneDNN's fused convolution
+(``torch.ops.mkldnn._convolution_pointwise``, the kernel Inductor uses on CPU) for float32 CPU
+inference without autograd, which saves a full read and write of the activation per ReLU/add,
+and fall back to plain ops everywhere else (GPU, training, other dtypes, builds without it).
 """
-from typing import Callable, Dict, Iterable, List, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
@@ -118,12 +126,16 @@ def fuse_conv_bn(module: nn.Module) -> int:
     count = 0
     for parent in list(module.modules()):
         children = parent._modules
+        folded = 0
         for conv_name, norm_name in _declared_pairs(parent):
             conv, norm = children.get(conv_name), children.get(norm_name)
             if isinstance(conv, _ConvNd) and norm is not None and is_foldable_norm(norm):
                 fold_conv_norm(conv, norm)
                 children[norm_name] = nn.Identity()
-                count += 1
+                folded += 1
+        count += folded
+        if folded and callable(getattr(parent, 'after_fuse', None)):
+            parent.after_fuse()
         # detectron2-style conv that owns and applies its norm
         if isinstance(parent, _ConvNd) and is_foldable_norm(children.get('norm', nn.Identity())):
             fold_conv_norm(parent, children['norm'])
@@ -132,4 +144,57 @@ def fuse_conv_bn(module: nn.Module) -> int:
     return count
 
 
-__all__ = ['fuse_conv_bn', 'fold_conv_norm', 'is_foldable_norm', 'register_conv_norm_pairs']
+# ----- conv + ReLU (+ residual add) in one oneDNN call ------------------------------------------
+_POINTWISE_OK: Optional[bool] = None
+
+
+def pointwise_kernels_available() -> bool:
+    """Whether oneDNN's fused conv+ReLU / conv+add+ReLU kernels exist and compute correctly here
+    (checked once on a tiny input)."""
+    global _POINTWISE_OK
+    if _POINTWISE_OK is None:
+        try:
+            op = torch.ops.mkldnn._convolution_pointwise
+            x, w = torch.ones(1, 2, 3, 3), torch.ones(2, 2, 1, 1)
+            with torch.no_grad():
+                y = op(x, w, None, [0, 0], [1, 1], [1, 1], 1, 'relu', [None], '')
+                z = op.binary(x, x, w, None, [0, 0], [1, 1], [1, 1], 1, 'add', 1.0, 'relu',
+                              [None], '')
+            _POINTWISE_OK = bool(torch.equal(y, torch.full_like(x, 2.0)) and
+                                 torch.equal(z, torch.full_like(x, 3.0)))
+        except (AttributeError, RuntimeError):
+            _POINTWISE_OK = False
+    return _POINTWISE_OK
+
+
+def _fusable(conv: nn.Module, x: torch.Tensor) -> bool:
+    return (x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 4
+            and type(conv) is nn.Conv2d and conv.padding_mode == 'zeros'
+            and not isinstance(conv.padding, str) and not torch.is_grad_enabled()
+            and not x.is_mkldnn and pointwise_kernels_available())
+
+
+def _conv_args(conv: nn.Conv2d):
+    return (conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+            conv.groups)
+
+
+def conv_relu(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``relu(conv(x))``, in one oneDNN kernel when possible (see the module docstring)."""
+    if _fusable(conv, x):
+        return torch.ops.mkldnn._convolution_pointwise(x, *_conv_args(conv), 'relu', [None], '')
+    return F.relu(conv(x), inplace=True)
+
+
+def conv_add_relu(conv: nn.Module, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``relu(conv(x) + other)``, in one oneDNN kernel when possible."""
+    if _fusable(conv, x) and other.dtype == x.dtype and not other.is_mkldnn:
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, other, *_conv_args(conv), 'add', 1.0, 'relu', [None], '')
+    out = conv(x)
+    out += other
+    return F.relu(out, inplace=True)
+
+
+__all__ = ['fuse_conv_bn', 'fold_conv_norm', 'is_foldable_norm', 'register_conv_norm_pairs',
+           'conv_relu', 'conv_add_relu', 'pointwise_kernels_available']

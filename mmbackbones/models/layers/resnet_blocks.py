@@ -12,7 +12,8 @@ does: the middle width is ``out_channels // expansion`` for ``groups=1`` and
 ``groups * width_per_group * (out_channels // expansion) // base_channels`` otherwise.
 
 Each block declares ``conv_norm_pairs()`` so ``layers.fuse.fuse_conv_bn`` can fold its eval-mode
-norms into the convs.
+norms into the convs; once every norm of a block is folded (``after_fuse``), its eval forward
+runs conv+ReLU and conv+add+ReLU as single kernels where the platform has them.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -24,8 +25,16 @@ from torch import nn
 
 from ...utils.validation import check_choice, check_positive_int
 from .drop import DropPath
+from .fuse import conv_add_relu, conv_relu
 
 STYLES = ('pytorch', 'caffe')
+
+
+def _all_folded(block: nn.Module, norm_attrs) -> bool:
+    """True when every norm of ``block`` was folded away and its activation is a plain ReLU, so
+    the eval forward may use the fused conv kernels."""
+    return (all(isinstance(block._modules[getattr(block, a)], nn.Identity) for a in norm_attrs)
+            and type(block.relu) is nn.ReLU)
 
 
 def _drop_path_or_identity(rate: float) -> nn.Module:
@@ -45,6 +54,7 @@ class BasicBlock(BaseModule):
     """
 
     expansion = 1
+    _folded = False  # set by after_fuse(): norms folded into the convs
 
     def __init__(self, in_channels: int, out_channels: int, expansion: int = 1, stride: int = 1,
                  dilation: int = 1, downsample: Optional[nn.Module] = None,
@@ -96,6 +106,9 @@ class BasicBlock(BaseModule):
     def conv_norm_pairs(self) -> List[Tuple[str, str]]:
         return [('conv1', self.norm1_name), ('conv2', self.norm2_name)]
 
+    def after_fuse(self) -> None:
+        self._folded = _all_folded(self, ('norm1_name', 'norm2_name'))
+
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules
         out = self.relu(modules[self.norm1_name](self.conv1(x)))
@@ -105,7 +118,13 @@ class BasicBlock(BaseModule):
         out += identity
         return out
 
+    def _folded_forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        return conv_add_relu(self.conv2, conv_relu(self.conv1, x), identity)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._folded and not self.training:
+            return self._folded_forward(x)
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(self._residual, x, use_reentrant=False)
         else:
@@ -123,6 +142,7 @@ class Bottleneck(BaseModule):
     """
 
     expansion = 4
+    _folded = False  # set by after_fuse(): norms folded into the convs
 
     def __init__(self, in_channels: int, out_channels: int, expansion: int = 4, stride: int = 1,
                  dilation: int = 1, downsample: Optional[nn.Module] = None,
@@ -197,6 +217,14 @@ class Bottleneck(BaseModule):
         return [('conv1', self.norm1_name), ('conv2', self.norm2_name),
                 ('conv3', self.norm3_name)]
 
+    def after_fuse(self) -> None:
+        self._folded = _all_folded(self, ('norm1_name', 'norm2_name', 'norm3_name'))
+
+    def _folded_forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = conv_relu(self.conv2, conv_relu(self.conv1, x))
+        identity = x if self.downsample is None else self.downsample(x)
+        return conv_add_relu(self.conv3, out, identity)
+
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules
         out = self.relu(modules[self.norm1_name](self.conv1(x)))
@@ -208,6 +236,8 @@ class Bottleneck(BaseModule):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._folded and not self.training:
+            return self._folded_forward(x)
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(self._residual, x, use_reentrant=False)
         else:

@@ -293,11 +293,15 @@ def test_fuse_keeps_outputs(cls, kwargs, expected_folds):
     with torch.no_grad():
         expected = model(x)
         fused = model.fuse()
-        got = fused(x)
+        got = fused(x)  # inference: fused conv+ReLU(+add) kernels where available
     assert fused is model and fused.num_fused_norms == expected_folds
     assert not _norms(fused), 'every norm is folded'
-    for e, g in zip(expected, got):
+    assert all(b._folded for b in fused.modules() if isinstance(b, (BasicBlock, Bottleneck)))
+    with torch.enable_grad():
+        got_autograd = fused(x)  # the plain-op path of a fused model
+    for e, g, ga in zip(expected, got, got_autograd):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4 * float(e.abs().max()))
+        torch.testing.assert_close(ga.detach(), e, rtol=1e-4, atol=1e-4 * float(e.abs().max()))
 
 
 def test_fuse_leaves_group_norm_alone():
@@ -307,6 +311,26 @@ def test_fuse_leaves_group_norm_alone():
     expected = model(x)[0]
     assert model.fuse().num_fused_norms == 0
     torch.testing.assert_close(model(x)[0], expected)
+
+
+def test_stem_max_pool_is_exact():
+    from mmbackbones.models.backbones.resnet import stem_max_pool
+    pool = nn.MaxPool2d(3, 2, 1)
+    x = torch.randn(2, 8, 15, 16)
+    with torch.no_grad():
+        out = stem_max_pool(pool, x)
+    assert out.is_contiguous() and torch.equal(out, pool(x))
+
+
+def test_fused_channels_last_same_values():
+    base = randomize_(ResNet(depth=18)).eval()
+    cl = ResNet(depth=18, channels_last=True).eval()
+    cl.load_state_dict(base.state_dict())
+    cl.fuse()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        for e, g in zip(base(x), cl(x)):
+            torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4 * float(e.abs().max()))
 
 
 def test_channels_last_option_same_values():

@@ -5,7 +5,8 @@ from torch import nn
 
 from mmbackbones.models.layers import FrozenBatchNorm2d
 from mmbackbones.models.layers.conv_norm_act import ConvNormAct
-from mmbackbones.models.layers.fuse import fold_conv_norm, fuse_conv_bn, is_foldable_norm
+from mmbackbones.models.layers.fuse import (conv_add_relu, conv_relu, fold_conv_norm, fuse_conv_bn,
+                                            is_foldable_norm, pointwise_kernels_available)
 
 
 def _random_bn(bn, seed=0):
@@ -104,3 +105,30 @@ def test_torchvision_resnet_blocks_are_declared():
     model = _randomize_norms(torchvision.models.resnet18(weights=None))
     model.fc = nn.Identity()
     _assert_fused_equal(model, torch.randn(1, 3, 32, 32), 20)
+
+
+@pytest.mark.parametrize('conv', [
+    nn.Conv2d(8, 16, 3, padding=1),
+    nn.Conv2d(8, 16, 3, stride=2, padding=2, dilation=2, groups=4),
+    nn.Conv2d(8, 16, 1, bias=False),
+], ids=['3x3', 'strided-dilated-grouped', '1x1-nobias'])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_fused_conv_relu_kernels_match_plain_ops(conv, channels_last):
+    x = torch.randn(2, 8, 11, 10)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        plain = torch.relu(conv(x))
+        other = torch.randn_like(plain)
+        plain_add = torch.relu(conv(x) + other)
+        fast, fast_add = conv_relu(conv, x), conv_add_relu(conv, x, other)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast_add, plain_add, rtol=1e-5, atol=1e-5)
+    # with autograd the plain ops run and gradients flow
+    y = conv_add_relu(conv, x.requires_grad_(), other)
+    y.sum().backward()
+    assert x.grad is not None and conv.weight.grad is not None
+
+
+def test_pointwise_kernel_probe_is_a_bool():
+    assert pointwise_kernels_available() in (True, False)

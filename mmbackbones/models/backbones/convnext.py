@@ -101,34 +101,38 @@ class ConvNeXtBlock(nn.Module):
         # the permute, on (N, C, H, W).
         self._norm_channels_last = linear_pw_conv and _is_channel_norm(self.norm)
 
-    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual branch up to (not including) the layer scale, as ``(N, C, H, W)``."""
         x = self.depthwise_conv(x)
         if self.linear_pw_conv:
             if self._norm_channels_last:
-                x = x.permute(0, 2, 3, 1)
-                x = nn.functional.layer_norm(x, self.norm.normalized_shape, self.norm.weight,
-                                             self.norm.bias, self.norm.eps)
+                x = nn.functional.layer_norm(x.permute(0, 2, 3, 1), self.norm.normalized_shape,
+                                             self.norm.weight, self.norm.bias, self.norm.eps)
             else:
                 x = self.norm(x).permute(0, 2, 3, 1)
             x = self.act(self.pointwise_conv1(x))
             if self.grn is not None:
                 x = self.grn(x, channels_last=True)
-            x = self.pointwise_conv2(x)
-            if self.gamma is not None:
-                x = x * self.gamma  # broadcast over the last (channel) dim
-            return x.permute(0, 3, 1, 2)
+            return self.pointwise_conv2(x).permute(0, 3, 1, 2)
         x = self.act(self.pointwise_conv1(self.norm(x)))
         if self.grn is not None:
             x = self.grn(x, channels_last=False)
-        x = self.pointwise_conv2(x)
+        return self.pointwise_conv2(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch = self._branch(x)
         if self.gamma is not None:
-            x = x * self.gamma.view(1, -1, 1, 1)
-        return x
+            gamma = self.gamma.view(1, -1, 1, 1)
+            if not (self.training and isinstance(self.drop_path, DropPath)):
+                # x + gamma * branch in one pass (no separate scaled copy of the branch)
+                return torch.addcmul(x, branch, gamma)
+            branch = branch * gamma
+        return x + self.drop_path(branch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_cp and x.requires_grad:
-            return x + self.drop_path(cp.checkpoint(self._residual, x, use_reentrant=False))
-        return x + self.drop_path(self._residual(x))
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
 
 
 @MODELS.register_module()

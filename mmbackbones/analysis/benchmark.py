@@ -5,6 +5,7 @@ shared machine (other jobs, clock changes) hit all models alike. Reported: media
 per batch and images/s from the median; the ratio is ``other median / our median`` (> 1: ours is
 faster).
 """
+import difflib
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -13,6 +14,12 @@ from .common import CLIError, build_from_config, default_input_size, make_input
 
 DTYPES = ('float32', 'bfloat16', 'float16')
 _HEADS = ('fc', 'classifier', 'head', 'heads')
+
+
+def _similar(name: str, names: Sequence[str], n: int = 5) -> str:
+    close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    close += [m for m in names if name.lower() in m.lower() and m not in close][:n - len(close)]
+    return f' (similar: {", ".join(close)})' if close else ''
 
 
 def reference_model(spec: str, cfg_options: Optional[dict] = None):
@@ -28,9 +35,8 @@ def reference_model(spec: str, cfg_options: Optional[dict] = None):
     if sep and library == 'timm':
         import timm
 
-        if not timm.list_models(name):
-            close = timm.list_models(f'*{name}*')[:5]
-            hint = f' (similar: {", ".join(close)})' if close else ''
+        if not timm.is_model(name):
+            hint = _similar(name, timm.list_models())
             raise CLIError(f'--vs: timm has no model {name!r}{hint}')
         model = timm.create_model(name, pretrained=False)
 
@@ -47,11 +53,10 @@ def reference_model(spec: str, cfg_options: Optional[dict] = None):
     if sep and library == 'torchvision':
         import torchvision
 
-        available = torchvision.models.list_models()
+        available = torchvision.models.list_models(module=torchvision.models)
         if name not in available:
-            close = [n for n in available if name.lower() in n.lower()][:5]
-            hint = f' (similar: {", ".join(close)})' if close else ''
-            raise CLIError(f'--vs: torchvision has no model {name!r}{hint}')
+            hint = _similar(name, available)
+            raise CLIError(f'--vs: torchvision has no classification model {name!r}{hint}')
         model = torchvision.models.get_model(name, weights=None)
         for attr in _HEADS:
             if isinstance(getattr(model, attr, None), nn.Module):

@@ -11,7 +11,7 @@ import os
 from typing import Optional, Sequence, Tuple
 
 from .common import (IMAGENET_MEAN, IMAGENET_STD, CLIError, as_tuple, build_from_config,
-                     default_input_size, output_names)
+                     default_input_size, load_backbone_config, output_names)
 
 MARGIN = 8
 TITLE = 40
@@ -50,15 +50,14 @@ def load_image(path: str, size: Sequence[int], channels: int = 3):
         image.load()
     except (UnidentifiedImageError, OSError) as e:
         raise CLIError(f'cannot read image {path}: {e}') from None
+    if channels not in (1, 3):
+        raise CLIError(f'show needs a backbone with 1 or 3 input channels; got {channels}')
     image = image.convert('L' if channels == 1 else 'RGB')
     height, width = int(size[0]), int(size[1])
     image = image.resize((width, height), Image.BILINEAR)
     array = np.asarray(image, dtype=np.float32)
     if array.ndim == 2:
         array = array[..., None]
-    if channels not in (1, 3):
-        raise CLIError(f'show needs a backbone with 1 or 3 input channels; this one has '
-                       f'in_channels={channels}')
     tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)[None]
     return image, tensor
 
@@ -149,10 +148,14 @@ def show(config: str, image_path: str, out_path: str, input_size: Optional[Seque
 
     if panel < 32 or panel > 2048:
         raise CLIError(f'--panel-size must be between 32 and 2048 pixels; got {panel}')
-    cfg, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint)
+    _, backbone_cfg = load_backbone_config(config, cfg_options)
     size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
-    channels = getattr(model, 'in_channels', None) or 3
-    image, pixels = load_image(image_path, size, channels)
+    channels = backbone_cfg.get('in_channels', 3)
+    image, pixels = load_image(image_path, size, channels if channels in (1, 3) else 3)
+    cfg, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint)
+    if pixels.shape[1] != (getattr(model, 'in_channels', None) or 3):
+        raise CLIError(f'show needs a backbone with 1 or 3 input channels; this one has '
+                       f'in_channels={model.in_channels}')
     mean, std = _normalization(cfg)
     if len(mean) != pixels.shape[1]:
         mean, std = mean[:1] * pixels.shape[1], std[:1] * pixels.shape[1]

@@ -297,3 +297,13 @@ def test_tiny_config_runs():
     outs = model(torch.randn(1, 3, 64, 64))
     assert [tuple(o.shape[1:]) for o in outs] == [(96, 16, 16), (192, 8, 8), (384, 4, 4),
                                                   (768, 2, 2)]
+
+
+def test_default_init_is_mmpretrains_truncated_normal():
+    model = ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False)
+    model.init_weights()
+    w = model.stages[2][0].pointwise_conv1.weight
+    assert 0.015 < float(w.std()) < 0.025  # std .02 (mmengine truncates at +-2, absolute)
+    assert torch.all(model.stages[2][0].pointwise_conv1.bias == 0)
+    assert torch.all(model.norm2.weight == 1) and torch.all(model.norm2.bias == 0)
+    assert torch.allclose(model.stages[0][0].gamma, torch.full((16, ), 1e-6))

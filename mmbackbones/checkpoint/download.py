@@ -139,6 +139,10 @@ def download(url: str,
             finally:
                 if bar is not None:
                     bar[0].stop()
+    except urllib.error.HTTPError as e:
+        _remove(part)
+        raise DownloadError(f'could not download {url}: the server answered {e.code} '
+                            f'{e.reason}. If you have the file, place it at {dst}') from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         _remove(part)
         reason = getattr(e, 'reason', None) or e

@@ -235,7 +235,8 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
     # keys a module's own load hooks consumed or added are reported as torch saw them
     report.missing = [k for k in result.missing_keys if not k.endswith(_IGNORED_MISSING)]
     report.unexpected = list(result.unexpected_keys)
-    report.loaded = [k for k in own if k not in set(result.missing_keys)]
+    not_loaded = set(result.missing_keys)
+    report.loaded = [k for k in own if k not in not_loaded]
     print_log(report.message, logger=logger,
               level=logging.INFO if report.ok else logging.WARNING)
     return report

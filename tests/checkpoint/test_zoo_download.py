@@ -166,6 +166,13 @@ def test_no_network_message_names_url_and_cache_path(cache_dir):
     assert 'place it at' in message
 
 
+def test_http_error_names_status_and_cache_path(server, cache_dir):
+    with pytest.raises(DownloadError, match='answered 404') as info:
+        download(server.url('missing.pth'), progress=False)
+    assert str(cache_dir / 'missing.pth') in str(info.value)
+    assert os.listdir(cache_dir) == []
+
+
 def test_file_url_download_and_progress_bar(tmp_path, cache_dir, small_resnet, capsys):
     src = tmp_path / 'local.pth'
     torch.save(small_resnet().state_dict(), src)

@@ -173,7 +173,10 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
 
     load_before = os.getloadavg() if hasattr(os, 'getloadavg') else None
-    results = {name: run_pair(name, batch, size, rounds, warmup) for name in pairs}
+    results = {}
+    for name in pairs:
+        results[name] = run_pair(name, batch, size, rounds, warmup)
+        print(f'{name}: ours/timm {results[name]["ratio_ours_vs_timm"]:.3f}', flush=True)
     report = dict(
         benchmark='cspnet_regnet', batch=batch, size=size, dtype='float32', device='cpu',
         threads=args.threads, rounds=rounds, quick=args.quick, torch=torch.__version__,

@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 PROG = 'mmbackbones'
 
@@ -99,7 +99,8 @@ def _add_input_size(parser, what: str = 'input') -> None:
 
 def _add_weights(parser) -> None:
     parser.add_argument('--checkpoint', type=_existing_file, default=None,
-                        help='weights to load (strict; any format mmbackbones converts). Default: '
+                        help='weights to load (any format mmbackbones converts; every backbone '
+                        'tensor must be there, extra keys such as a head are ignored). Default: '
                         'random init')
     parser.add_argument('--seed', type=_non_negative_int, default=0,
                         help='torch seed of the random init (default 0)')
@@ -210,7 +211,7 @@ def cmd_info(args) -> int:
     shape = 'x'.join(str(s) for s in info['input_shape'])
     weights = f'weights {args.checkpoint}' if args.checkpoint else 'random weights'
     console.print(f'[bold]{info["type"]}[/bold] from {args.config}, one forward of a '
-                  f'{shape} input ({weights})', highlight=False)
+                  f'{shape} input ({weights})', highlight=False, soft_wrap=True)
     table = Table(title='Outputs')
     for column, justify in (('#', 'right'), ('name', 'left'), ('channels', 'right'),
                             ('stride', 'right'), ('output shape', 'left')):
@@ -387,7 +388,8 @@ def cmd_export(args) -> int:
 
 
 # ----- parser --------------------------------------------------------------------------------
-def build_parser() -> ArgumentParser:
+def build_parser(with_commands: Sequence[str] = ()) -> ArgumentParser:
+    """The parser; ``with_commands`` names the checkpoint commands to give their arguments."""
     parser = ArgumentParser(
         prog=PROG, description='Inspect, benchmark, draw and export mmbackbones backbones.',
         epilog='Run `mmbackbones COMMAND --help` for the options of one command.')
@@ -472,7 +474,42 @@ def build_parser() -> ArgumentParser:
     _add_weights(p)
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
     p.set_defaults(func=cmd_export)
+
+    # convert and zoo are the checkpoint package's commands (mmbackbones/checkpoint/). Their
+    # arguments are added only when one of them runs: importing that package loads torch, and
+    # `mmbackbones --help` should not.
+    for name, help_text in CHECKPOINT_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if name in with_commands:
+            _add_checkpoint_command(p, name)
     return parser
+
+
+CHECKPOINT_COMMANDS = {
+    'convert': 'convert a timm/torchvision/mmpretrain/detectron2 checkpoint to our names',
+    'zoo': 'list (or download) the known pretrained checkpoints',
+}
+
+
+def _add_checkpoint_command(parser, name: str) -> None:
+    if name == 'convert':
+        from .checkpoint.convert import add_convert_args, run_convert
+
+        add_convert_args(parser)
+        parser.set_defaults(func=run_convert)
+    else:
+        from .checkpoint.zoo import add_zoo_args, run_zoo
+
+        add_zoo_args(parser)
+        parser.set_defaults(func=run_zoo)
+
+
+def _command_of(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand named in ``argv`` (the first word that is not a top-level option)."""
+    for word in argv:
+        if not word.startswith('-'):
+            return word
+    return None
 
 
 def _one_line(error: BaseException) -> str:
@@ -491,7 +528,9 @@ def _is_our_bug(error: BaseException) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    parser = build_parser([command] if command in CHECKPOINT_COMMANDS else [])
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')
     prog = f'{PROG} {args.command}'

@@ -26,9 +26,10 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
     """``(cfg, backbone_cfg, model)``, the model in eval mode.
 
     Weights: the constructor's random init after ``torch.manual_seed(seed)`` (the same config and
-    seed give the same weights, so runs are reproducible), or ``checkpoint`` loaded strictly
-    through ``mmbackbones.checkpoint.load_checkpoint`` (any format it converts; a ``backbone.``
-    prefix is found). ``init_weights()`` is not called: a ``Pretrained`` init_cfg would download
+    seed give the same weights, so runs are reproducible), or ``checkpoint`` loaded through
+    ``mmbackbones.checkpoint.load_checkpoint`` (any format it converts; a ``backbone.`` prefix is
+    found): every tensor of the backbone must be in it, extra keys (a classifier head) are
+    ignored. ``init_weights()`` is not called: a ``Pretrained`` init_cfg would download
     weights, and describing the architecture needs none.
     """
     cfg, backbone_cfg = load_backbone_config(config, cfg_options)
@@ -44,9 +45,11 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
         from ..checkpoint import CheckpointMismatchError, UnsafeCheckpointError, load_checkpoint
 
         try:
-            load_checkpoint(model, checkpoint, strict=True, logger='silent')
+            report = load_checkpoint(model, checkpoint, strict=False, logger='silent')
         except (CheckpointMismatchError, UnsafeCheckpointError) as error:
             raise CLIError(f'--checkpoint {checkpoint}: {error}') from None
+        if report.missing:  # extra keys (a classifier head) are fine; holes in the model not
+            raise CLIError(f'--checkpoint {checkpoint}: {report.message}')
     model.eval()
     return cfg, backbone_cfg, model
 

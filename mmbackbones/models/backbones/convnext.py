@@ -21,7 +21,7 @@ from ...utils.validation import (check_choice, check_positive_int, check_frozen_
                                  normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
-from ..layers.layer_norm2d import LayerNorm2d
+from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers norm type 'LN2d')
 
 # depths: blocks per stage; channels: width of each stage (mmpretrain's table).
 arch_settings = {
@@ -168,6 +168,8 @@ class ConvNeXt(BaseBackbone):
 
     Outputs: a tuple in ``out_indices`` order; stage ``i`` (0-based) has
     ``channels[i]`` channels and stride ``stem_patch_size * 2 ** i``; names ``stage{i + 1}``.
+    Sides are floored at every downsampling, so ``size_divisibility`` (what detectron2 pads
+    inputs to) is the last built stride.
     """
 
     arch_settings = arch_settings

@@ -188,7 +188,8 @@ class SwinTransformer(BaseBackbone):
             (its ``frozen_stages=k`` is ``k + 1`` here); mmdet's Swin counts as here.
         norm_eval (bool): keep BatchNorm layers in eval mode (Swin has none; kept for the
             contract).
-        pad_small_map (bool): see :class:`~mmbackbones.models.layers.window_attention.ShiftWindowMSA`.
+        pad_small_map (bool): drop the shift where a map side equals the window unless True
+            (see :class:`~mmbackbones.models.layers.window_attention.ShiftWindowMSA`).
         norm_cfg (dict | None): the output norms ``norm{i}``; ``None`` returns raw stage maps.
         init_cfg (dict | list[dict], optional): mmengine init config.
 

@@ -24,8 +24,12 @@ $(STAMP): requirements/pinned.txt requirements/runtime.txt setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/mmbackbones info configs/resnet/resnet50.py --input-size 224 224
+	$(VENV)/bin/mmbackbones info configs/resnet/resnet50.py --input-size 224 224 --neck mmdet
 	$(VENV)/bin/mmbackbones info configs/vit/vit-base-p16_224.py --input-size 224 224
+	@mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/mmbackbones show configs/resnet/resnet50.py demo/demo.png -o $(DEMO_OUT)/resnet50.png
+	$(VENV)/bin/mmbackbones show configs/vit/vit-base-p16_224.py demo/demo.png -o $(DEMO_OUT)/vit-base-p16_224.png --cfg-options model.backbone.out_type=featmap 'model.backbone.out_indices=(2,5,8,11)'
+	@echo "feature-map pictures: $(abspath $(DEMO_OUT))/resnet50.png $(abspath $(DEMO_OUT))/vit-base-p16_224.png"
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests

@@ -529,10 +529,12 @@ def _is_our_bug(error: BaseException) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv  # accepted anywhere, e.g. `python tools/info.py --debug ...`
+    argv = [a for a in argv if a != '--debug']
     command = _command_of(argv)
     parser = build_parser([command] if command in CHECKPOINT_COMMANDS else [])
     args = parser.parse_args(argv)
-    debug = args.debug or os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')
+    debug = debug or os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')
     prog = f'{PROG} {args.command}'
     try:
         return args.func(args) or 0

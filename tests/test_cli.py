@@ -247,3 +247,33 @@ def test_zoo_lists_checkpoints():
     assert result.returncode == 0, result.stderr
     entries = json.loads(result.stdout)
     assert entries and all('resnet50' in json.dumps(e).lower() for e in entries)
+
+
+# ----- tools/*.py: the OpenMMLab-style script wrappers ----------------------------------------
+TOOLS = {'info.py': 'info', 'bench.py': 'bench', 'show.py': 'show',
+         'print_config.py': 'print-config', 'export_onnx.py': 'export', 'list_models.py': 'list'}
+
+
+def run_tool(name, *args):
+    import subprocess
+    import sys
+    from tests.cli_helpers import REPO_ROOT
+    return subprocess.run([sys.executable, os.path.join('tools', name), *map(str, args)],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize('tool', sorted(TOOLS))
+def test_tool_wrapper_help(tool):
+    result = run_tool(tool, '--help')
+    assert result.returncode == 0, result.stderr
+    assert f'usage: mmbackbones {TOOLS[tool]}' in result.stdout
+
+
+def test_tool_wrapper_runs_and_fails_like_the_script(derived_config, tmp_path):
+    result = run_tool('print_config.py', derived_config)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == run_cli('print-config', derived_config).stdout
+    assert_one_line_error(run_tool('info.py', tmp_path / 'nope.py'), 'file not found')
+    (tmp_path / 'notes.txt').write_text('hello\n')
+    debug = run_tool('print_config.py', '--debug', tmp_path / 'notes.txt')
+    assert debug.returncode != 0 and 'Traceback' in debug.stderr

@@ -209,9 +209,8 @@ def cmd_info(args) -> int:
         return 0
     console = _console()
     shape = 'x'.join(str(s) for s in info['input_shape'])
-    weights = f'weights {args.checkpoint}' if args.checkpoint else 'random weights'
     console.print(f'[bold]{info["type"]}[/bold] from {args.config}, one forward of a '
-                  f'{shape} input ({weights})', highlight=False, soft_wrap=True)
+                  f'{shape} input ({info["weights"]})', highlight=False, soft_wrap=True)
     table = Table(title='Outputs')
     for column, justify in (('#', 'right'), ('name', 'left'), ('channels', 'right'),
                             ('stride', 'right'), ('output shape', 'left')):

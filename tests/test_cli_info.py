@@ -24,6 +24,7 @@ def info_json(tmp_path_factory):
 
 def test_outputs_come_from_a_forward(info_json):
     assert info_json['type'] == 'ToyBackbone'
+    assert info_json['weights'] == 'random weights, seed 0'
     assert info_json['input_shape'] == [1, 3, 32, 48]
     outputs = info_json['outputs']
     assert [o['name'] for o in outputs] == ['stage1', 'stage2', 'stage3']

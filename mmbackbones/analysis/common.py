@@ -54,6 +54,17 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
     return cfg, backbone_cfg, model
 
 
+def weights_label(backbone_cfg, checkpoint: Optional[str] = None, seed: int = 0) -> str:
+    """What the built model's weights are, in words (for the tools' output)."""
+    if checkpoint:
+        return f'weights {checkpoint}'
+    get = backbone_cfg.get if hasattr(backbone_cfg, 'get') else (lambda key, default=None: None)
+    for key in ('checkpoint_path', 'weights', 'pretrained'):
+        if get(key):  # wrappers (timm/torchvision) load these at construction
+            return f'weights from the config ({key}={get(key)!r})'
+    return f'random weights, seed {seed}'
+
+
 def default_input_size(backbone_cfg) -> Tuple[int, int]:
     """The backbone's own ``img_size`` when the config names one (ViT-like), else 224x224."""
     size = backbone_cfg.get('img_size') if hasattr(backbone_cfg, 'get') else None

@@ -40,7 +40,8 @@ ELEMENTWISE_OPS = tuple(f'aten::{op}' for op in (
     'leaky_relu', 'leaky_relu_', 'mish', 'softmax', 'log_softmax', 'clone', 'fill_', 'zero_',
     'roll', 'pad', 'unflatten', 'repeat', 'expand_as', 'select', 'slice', 'unbind', 'split',
     'type_as', 'to', 'linspace', 'stack', 'max_pool2d', 'max_pool2d_with_indices',
-    'max_pool1d', 'max_pool3d', 'addcmul', 'addcmul_'))
+    'max_pool1d', 'max_pool3d', 'addcmul', 'addcmul_', 'rsub', 'ne', 'lt', 'le', 'where',
+    'masked_fill_', 'logical_and', 'logical_or', 'bitwise_or', 'cumsum', 'argmax', 'topk'))
 
 
 def count_flops(model, inputs) -> Tuple[int, Dict[str, int]]:

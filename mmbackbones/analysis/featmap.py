@@ -11,7 +11,8 @@ import os
 from typing import Optional, Sequence, Tuple
 
 from .common import (IMAGENET_MEAN, IMAGENET_STD, CLIError, as_tuple, build_from_config,
-                     default_input_size, load_backbone_config, output_names)
+                     default_input_size, load_backbone_config, output_names,
+                     weights_label)
 
 MARGIN = 8
 TITLE = 40
@@ -163,8 +164,7 @@ def show(config: str, image_path: str, out_path: str, input_size: Optional[Seque
     model.to(device)
     maps = stage_maps(model, x.to(device))
     strides = tuple(getattr(model, 'out_strides', ()) or ())
-    weights = (f'weights {os.path.basename(checkpoint)}' if checkpoint else
-               f'random-init weights, seed {seed}')
+    weights = weights_label(backbone_cfg, checkpoint and os.path.basename(checkpoint), seed)
     title = f'{type(model).__name__} ({os.path.basename(config)}, {weights})'
     width, height = render(image, maps, strides, out_path, panel=panel, title=title)
     return dict(output=out_path, width=width, height=height,

@@ -2,7 +2,7 @@
 from typing import Optional, Sequence
 
 from .common import (as_tuple, build_from_config, count_params, default_input_size, make_input,
-                     output_names)
+                     output_names, weights_label)
 
 NECK_TOOLBOXES = ('mmdet', 'mmseg')
 
@@ -48,6 +48,7 @@ def backbone_info(config: str, input_size: Optional[Sequence[int]] = None,
     info = dict(
         config=config,
         type=type(model).__name__,
+        weights=weights_label(backbone_cfg, checkpoint, seed),
         input_shape=list(x.shape),
         outputs=rows,
         params=total,

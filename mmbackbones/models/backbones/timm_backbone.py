@@ -13,7 +13,6 @@ out_indices=(1, 2, 3))`` is ``TIMMBackbone(model_name='convnext_tiny', out_indic
 (see ``mmbackbones.registry``).
 """
 import difflib
-import fnmatch
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -25,6 +24,7 @@ from ...registry import MODELS
 from ...utils.validation import check_frozen_stages, check_positive_int, normalize_out_indices
 from ..base import BaseBackbone
 from ..layers.norm import FrozenBatchNorm2d
+from ..layers.stage_group import StageGroup
 
 FROZEN_BN_NAMES = ('FrozenBN', 'FrozenBatchNorm2d')
 
@@ -65,7 +65,8 @@ def unknown_timm_model_message(name: str) -> str:
     message = f'{name!r} is not a timm model.'
     if close:
         message += ' Did you mean ' + ', '.join(repr(c) for c in close) + '?'
-    return message + ' (`mmbackbones list --timm PATTERN` or `list_timm_models(PATTERN)` lists them)'
+    return message + (' (`mmbackbones list --timm PATTERN` or `list_timm_models(PATTERN)` '
+                      'lists them)')
 
 
 def freeze_batch_norms(module: nn.Module) -> nn.Module:
@@ -97,20 +98,6 @@ def freeze_batch_norms(module: nn.Module) -> nn.Module:
         if converted is not child:
             setattr(module, name, converted)
     return module
-
-
-class StageGroup(nn.Module):
-    """The modules and loose parameters of one stage, so ``_freeze_stages`` can treat a stage
-    made of several top-level modules (and e.g. a ViT's ``cls_token``) as one module.
-
-    Built on demand by ``stem_and_stages()``; it shares (never owns) the backbone's modules.
-    """
-
-    def __init__(self, modules: Sequence[nn.Module], params: Sequence[nn.Parameter]):
-        super().__init__()
-        self.members = nn.ModuleList(modules)
-        for i, param in enumerate(params):
-            self.register_parameter(f'param{i}', param)
 
 
 def _resolve_module(root: nn.Module, name: str) -> Optional[str]:

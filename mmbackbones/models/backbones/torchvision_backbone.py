@@ -7,7 +7,7 @@ the functions that need it, so importing this module stays light.
 import difflib
 import fnmatch
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -16,6 +16,7 @@ from ...registry import MODELS
 from ...utils.validation import check_frozen_stages
 from ..base import BaseBackbone
 from ..layers.norm import FrozenBatchNorm2d
+from ..layers.stage_group import StageGroup
 
 FROZEN_BN_NAMES = ('FrozenBN', 'FrozenBatchNorm2d')
 _RESNET_NODES = {'layer1': 'res2', 'layer2': 'res3', 'layer3': 'res4', 'layer4': 'res5'}
@@ -131,16 +132,6 @@ def _normalize_return_nodes(model_name: str, return_nodes) -> Dict[str, str]:
         return dict(return_nodes)
     raise TypeError(f'return_nodes must be None, a list of node names or a dict '
                     f'{{node: output_name}}, got {return_nodes!r} ({type(return_nodes).__name__})')
-
-
-class _StageGroup(nn.Module):
-    """Modules and loose parameters of one stage, shared (not owned), for ``_freeze_stages``."""
-
-    def __init__(self, modules: Sequence[nn.Module], params: Sequence[nn.Parameter]):
-        super().__init__()
-        self.members = nn.ModuleList(modules)
-        for i, param in enumerate(params):
-            self.register_parameter(f'param{i}', param)
 
 
 @MODELS.register_module()
@@ -406,7 +397,7 @@ class TorchvisionBackbone(BaseBackbone):
                 continue
             modules = [self.model.get_submodule(n) for n in names[0]]
             params = [self.model.get_parameter(n) for n in names[1]]
-            groups.append(_StageGroup(modules, params))
+            groups.append(StageGroup(modules, params))
         return groups
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

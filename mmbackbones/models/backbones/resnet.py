@@ -33,8 +33,10 @@ In configs the detectron2 model is ``dict(type='Detectron2ResNet', stem=dict(nor
 stages=dict(depth=50, stride_in_1x1=True), out_features=[...], freeze_at=2)`` (dicts are the
 keyword arguments of ``BasicStem`` and ``make_default_stages``).
 
-Deploy: ``model.fuse()`` folds every eval-mode BN/FrozenBN into its conv; ``channels_last=True``
-runs the convs in NHWC (outputs are then channels-last tensors with the same values).
+Deploy: ``model.fuse()`` folds every eval-mode BN/FrozenBN into its conv, after which CPU
+inference runs each conv+ReLU and conv+add+ReLU as one oneDNN kernel (``layers.fuse``);
+``channels_last=True`` runs the convs in NHWC (outputs are then channels-last tensors with the
+same values). Both combine.
 """
 from typing import Dict, List, Optional, Sequence, Union
 

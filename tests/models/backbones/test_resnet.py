@@ -188,6 +188,15 @@ def test_frozen_bn_norm_cfg():
     torch.testing.assert_close(model(x)[0], first)  # no running statistics update
 
 
+def test_sync_bn_and_group_norm_names():
+    bn_keys = list(ResNet(depth=18).state_dict())
+    sync = ResNet(depth=18, norm_cfg=dict(type='SyncBN'))
+    assert isinstance(sync.norm1, nn.SyncBatchNorm) and list(sync.state_dict()) == bn_keys
+    gn = ResNet(depth=18, norm_cfg=dict(type='GN', num_groups=16))
+    assert isinstance(gn.norm1, nn.GroupNorm) and 'gn1.weight' in gn.state_dict()
+    assert 'layer1.0.gn2.weight' in gn.state_dict()
+
+
 # ----- training features -------------------------------------------------------------------------
 def test_with_cp_gives_the_same_gradients():
     torch.manual_seed(0)

@@ -19,6 +19,8 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+from .analysis.common import CLIError
+
 PROG = 'mmbackbones'
 
 
@@ -29,11 +31,9 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see `{self.prog} --help`)\n')
 
 
-class UserError(Exception):
-    """Raised by the command implementations for a problem the user can fix."""
-
-
-USER_ERRORS = (UserError, ValueError, KeyError, TypeError, OSError, SyntaxError, ImportError)
+# Problems the user can fix: one line, exit code 2. Anything else is reported as a failure
+# (exit code 1), still in one line unless --debug.
+USER_ERRORS = (CLIError, ValueError, KeyError, TypeError, OSError, SyntaxError, ImportError)
 
 
 # ----- argument types ------------------------------------------------------------------------
@@ -119,9 +119,9 @@ def _device(name: Optional[str]) -> str:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f'--device: not a torch device: {name!r}') from None
+        raise CLIError(f'--device: not a torch device: {name!r}') from None
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UserError(f'--device {name}: CUDA is not available on this machine')
+        raise CLIError(f'--device {name}: CUDA is not available on this machine')
     return str(device)
 
 
@@ -136,13 +136,21 @@ def _console(stderr: bool = False):
 
 
 def _human(value: float, unit: str = '', base: float = 1000.0) -> str:
+    """``4.11 G``, ``10.72 MiB`` (``base=1024``), ``120``."""
     prefixes = ['', 'K', 'M', 'G', 'T'] if base == 1000.0 else ['', 'Ki', 'Mi', 'Gi', 'Ti']
     value = float(value)
-    for prefix in prefixes:
-        if abs(value) < base or prefix == prefixes[-1]:
-            return f'{value:.2f} {prefix}{unit}'.rstrip() if prefix else f'{value:.0f} {unit}'.rstrip()
+    for prefix in prefixes[:-1]:
+        if abs(value) < base:
+            break
         value /= base
-    return f'{value:.2f}'  # pragma: no cover
+    else:
+        prefix = prefixes[-1]
+    text = f'{value:.2f} {prefix}{unit}' if prefix else f'{value:.0f} {unit}'
+    return text.rstrip()
+
+
+def _mib(n: int) -> str:
+    return _human(n, 'B', 1024.0)
 
 
 def _count(n: int) -> str:
@@ -225,23 +233,24 @@ def cmd_info(args) -> int:
     summary.add_row('params', _count(info['params']))
     summary.add_row('frozen params', _count(info['frozen_params']))
     summary.add_row('trainable params', _count(info['trainable_params']))
-    summary.add_row('weights + buffers', _human(info['param_bytes'], 'B', 1024.0))
+    summary.add_row('weights + buffers', _mib(info['param_bytes']))
     if 'flops' in info:
         note = ''
         if info['flops_unsupported_ops']:
-            skipped = ', '.join(f'{k} x{v}' for k, v in sorted(info['flops_unsupported_ops'].items()))
+            skipped = ', '.join(f'{k} x{v}'
+                                for k, v in sorted(info['flops_unsupported_ops'].items()))
             note = f' [dim](not counted: {skipped})[/dim]'
         summary.add_row('FLOPs (1 multiply-add = 1)', _human(info['flops']) + note)
     if 'memory_inference' in info:
         mem = info['memory_inference']
-        summary.add_row('forward memory, inference', _human(mem['peak'], 'B', 1024.0) +
-                        ' peak of live activations' + (f'; CUDA peak {_human(mem["cuda_peak"], "B", 1024.0)}'
-                                                       if 'cuda_peak' in mem else ''))
+        cuda = f'; CUDA allocator peak {_mib(mem["cuda_peak"])}' if 'cuda_peak' in mem else ''
+        summary.add_row('forward memory, inference',
+                        f'{_mib(mem["peak"])} peak of live activations{cuda}')
         mem = info['memory_autograd']
+        cuda = f'; CUDA allocator peak {_mib(mem["cuda_peak"])}' if 'cuda_peak' in mem else ''
         summary.add_row('forward memory, with autograd',
-                        f'{_human(mem["peak"], "B", 1024.0)} peak, '
-                        f'{_human(mem["retained"], "B", 1024.0)} still held after forward '
-                        '(outputs + saved for backward)')
+                        f'{_mib(mem["peak"])} peak, {_mib(mem["retained"])} still held after '
+                        f'forward (outputs + saved for backward){cuda}')
     console.print(summary)
     for problem in info['mismatches']:
         console.print(f'[bold red]metadata mismatch[/bold red] {problem}')
@@ -544,11 +553,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.close()
         return 0
     except Exception as error:  # noqa: BLE001 - the one place that turns errors into messages
-        from .analysis.common import CLIError
-
         if debug:
             raise
-        if isinstance(error, USER_ERRORS + (CLIError, )) and not _is_our_bug(error):
+        if isinstance(error, USER_ERRORS) and not _is_our_bug(error):
             print(f'{prog}: error: {_one_line(error)}', file=sys.stderr)
             return 2
         print(f'{prog}: failed: {type(error).__name__}: {_one_line(error)} (rerun with '

@@ -21,8 +21,10 @@ Each requested layer gives one output, shaped by ``out_type``:
 Output names are ``stage{k}`` for the output of ``layers[k - 1]`` (``out_indices`` are 0-based
 layer indices: ``out_indices=(2, 5, 8, 11)`` gives ``stage3, stage6, stage9, stage12``), matching
 ``frozen_stages=k``, which freezes the stem (patch embedding, cls token, position embedding,
-pre-norm) and ``layers[0..k-1]``. Every output has ``out_channels = embed_dims`` and
-``out_strides = patch_size``.
+pre-norm) and ``layers[0..k-1]``. Every output has ``out_channels = embed_dims``;
+``out_strides`` is the patch size for ``'featmap'`` and ``'raw'`` (tokens on the patch grid) and
+``None`` for the pooled ``'cls_token'``/``'avg_featmap'`` vectors (the contract's mark). For
+``'raw'`` the channels are the last dimension.
 
 Multi-scale dense tasks: ``out_type='featmap'`` with several ``out_indices`` gives maps that all
 have stride ``P``; feed them to a neck that rescales them (mmseg's ``MultiLevelNeck`` with
@@ -434,8 +436,12 @@ class VisionTransformer(BaseBackbone):
             self._deferred_init else set()
         self.register_load_state_dict_pre_hook(VisionTransformer._load_pre_hook)
 
+        # pooled (B, C) outputs have no stride (the contract's mark); token maps and sequences
+        # sit on the patch grid
         stride = self.patch_size[0] if self.patch_size[0] == self.patch_size[1] else \
             self.patch_size
+        if out_type in ('cls_token', 'avg_featmap'):
+            stride = None
         self._set_outputs([self.embed_dims] * len(self.out_indices),
                           [stride] * len(self.out_indices),
                           [f'stage{i + 1}' for i in self.out_indices])

@@ -26,8 +26,10 @@ After folding, a block can also fuse its ReLU (and residual add) into the conv:
 :func:`conv_relu` / :func:`conv_add_relu` call oneDNN's fused convolution
 (``torch.ops.mkldnn._convolution_pointwise``, the kernel Inductor uses on CPU) for float32 CPU
 inference without autograd, which saves a full read and write of the activation per ReLU/add,
-and fall back to plain ops everywhere else (GPU, training, other dtypes, builds without it).
+and fall back to plain ops everywhere else (GPU, autograd, other dtypes, builds without it,
+TorchScript/ONNX tracing, torch.compile/export).
 """
+import sys
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
@@ -167,11 +169,21 @@ def pointwise_kernels_available() -> bool:
     return _POINTWISE_OK
 
 
+def _exporting() -> bool:
+    """TorchScript/ONNX tracing, torch.compile or torch.export: keep to standard ops there."""
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        return True
+    if torch.compiler.is_compiling():
+        return True
+    onnx = sys.modules.get('torch.onnx')
+    return bool(onnx is not None and onnx.is_in_onnx_export())
+
+
 def _fusable(conv: nn.Module, x: torch.Tensor) -> bool:
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 4
             and type(conv) is nn.Conv2d and conv.padding_mode == 'zeros'
             and not isinstance(conv.padding, str) and not torch.is_grad_enabled()
-            and not x.is_mkldnn and pointwise_kernels_available())
+            and not x.is_mkldnn and not _exporting() and pointwise_kernels_available())
 
 
 def _conv_args(conv: nn.Conv2d):

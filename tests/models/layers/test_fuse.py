@@ -132,3 +132,23 @@ def test_fused_conv_relu_kernels_match_plain_ops(conv, channels_last):
 
 def test_pointwise_kernel_probe_is_a_bool():
     assert pointwise_kernels_available() in (True, False)
+
+
+def test_fused_kernels_stay_out_of_traced_graphs():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, t):
+            return conv_add_relu(self.conv, conv_relu(self.conv, t), t)
+
+    block = Block().eval()
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        traced = torch.jit.trace(block, x)
+        expected = block(x)
+    graph = str(traced.inlined_graph)
+    assert 'mkldnn' not in graph and 'relu' in graph
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), expected)

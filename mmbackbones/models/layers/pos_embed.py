@@ -13,12 +13,26 @@ import torch.nn.functional as F
 INTERPOLATE_MODES = ('nearest', 'bilinear', 'bicubic', 'area', 'nearest-exact')
 
 
+def _as_int(value):
+    """An int, a ``SymInt`` (dynamic shapes, kept symbolic) or a 0-d integer tensor (sizes under
+    ``torch.jit.trace``) -> int-like; anything else -> None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, torch.SymInt)):
+        return value
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+        return int(value)
+    return None
+
+
 def _pair(value, name: str) -> Tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, value
-    if isinstance(value, (tuple, list, torch.Size)) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return int(value[0]), int(value[1])
+    single = _as_int(value)
+    if single is not None:
+        return single, single
+    if isinstance(value, (tuple, list, torch.Size)) and len(value) == 2:
+        pair = (_as_int(value[0]), _as_int(value[1]))
+        if pair[0] is not None and pair[1] is not None:
+            return pair
     raise TypeError(f'{name} must be an int or a pair of ints (H, W), got {value!r}')
 
 

@@ -449,3 +449,14 @@ def test_cls_token_output_computes_only_the_class_token_of_the_last_layer():
     sum(o[:, 0].sum() for o in raw_model(x)).backward()
     for (name, a), b in zip(cls_model.named_parameters(), raw_model.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_jit_trace_at_another_input_size():
+    # FLOP counting traces the model: sizes are then 0-d tensors, pos_embed resizing takes them
+    model = _tiny(out_type='featmap', img_size=64).eval()
+    x = torch.randn(1, 3, 48, 80)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x)[0], model(x)[0])

@@ -167,7 +167,8 @@ class ConvNeXt(BaseBackbone):
             normal for convs/linears and constant LayerNorms).
 
     Outputs: a tuple in ``out_indices`` order; stage ``i`` (0-based) has
-    ``channels[i]`` channels and stride ``stem_patch_size * 2 ** i``; names ``stage{i + 1}``.
+    ``channels[i]`` channels and stride ``stem_patch_size * 2 ** i`` (``None`` for the pooled
+    outputs of ``gap_before_final_norm=True``); names ``stage{i + 1}``.
     Sides are floored at every downsampling, so ``size_divisibility`` (what detectron2 pads
     inputs to) is the last built stride.
     """
@@ -244,8 +245,10 @@ class ConvNeXt(BaseBackbone):
             if i in self.out_indices:
                 self.add_module(f'norm{i}', _norm(norm_cfg, channels[i]))
 
+        # A pooled (N, C) output has no stride: the contract marks it with None.
         self._set_outputs([channels[i] for i in self.out_indices],
-                          [stem_patch_size * 2 ** i for i in self.out_indices],
+                          [None if gap_before_final_norm else stem_patch_size * 2 ** i
+                           for i in self.out_indices],
                           [f'stage{i + 1}' for i in self.out_indices])
         self._freeze_stages()
 

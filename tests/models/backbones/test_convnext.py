@@ -174,6 +174,7 @@ def test_gap_outputs_are_vectors_with_the_stage_channels():
     outs = model(torch.randn(2, 3, 64, 64))
     assert [tuple(o.shape) for o in outs] == [(2, 24), (2, 48)]
     assert model.out_channels == (24, 48) and model.out_names == ('stage2', 'stage4')
+    assert model.out_strides == (None, None)  # the contract's mark for pooled outputs
 
 
 def test_too_small_input_and_wrong_channels_raise():
@@ -303,7 +304,7 @@ def test_default_init_is_mmpretrains_truncated_normal():
     model = ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False)
     model.init_weights()
     w = model.stages[2][0].pointwise_conv1.weight
-    assert 0.015 < float(w.std()) < 0.025  # std .02 (mmengine truncates at +-2, absolute)
+    assert 0.015 < float(w.detach().std()) < 0.025  # std .02 (mmengine truncates at +-2, absolute)
     assert torch.all(model.stages[2][0].pointwise_conv1.bias == 0)
     assert torch.all(model.norm2.weight == 1) and torch.all(model.norm2.bias == 0)
     assert torch.allclose(model.stages[0][0].gamma, torch.full((16, ), 1e-6))

@@ -5,7 +5,9 @@ outputs before any forward pass:
 
 * ``forward(x)`` returns a tuple of tensors, one per requested output, in ``out_indices`` order;
 * ``out_channels``, ``out_strides``, ``out_names`` (tuples in output order) and ``output_shape()``
-  (``{name: ShapeSpec(channels, stride)}``, detectron2's neck contract);
+  (``{name: ShapeSpec(channels, stride)}``, detectron2's neck contract). An output that is a
+  pooled vector ``(N, C)`` rather than a map (a ViT class token, ConvNeXt's
+  ``gap_before_final_norm``) has stride ``None``;
 * ``frozen_stages``: ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``. Frozen
   parameters get ``requires_grad=False`` and frozen norm layers stay in eval mode across
   ``.train()``; ``norm_eval=True`` keeps every BatchNorm in eval mode;
@@ -63,8 +65,9 @@ class BaseBackbone(BaseModule):
         return self._out_channels
 
     @property
-    def out_strides(self) -> Tuple[int, ...]:
-        """Stride (input pixels per output pixel) of each output, in output order."""
+    def out_strides(self) -> Tuple[Optional[int], ...]:
+        """Stride (input pixels per output pixel) of each output, in output order; ``None``
+        for a pooled ``(N, C)`` output."""
         return self._out_strides
 
     @property

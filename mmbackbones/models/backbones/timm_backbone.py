@@ -152,6 +152,17 @@ def stage_groups(root: nn.Module, level_modules: Sequence[Optional[str]]
     return groups
 
 
+class _ForwardFeatures(nn.Module):
+    """Calls ``forward_features`` of a timm model (so ``functional_call`` can run it)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_features(x)
+
+
 # ----- the backbone ----------------------------------------------------------------------------
 @MODELS.register_module()
 class TIMMBackbone(BaseBackbone):
@@ -162,7 +173,9 @@ class TIMMBackbone(BaseBackbone):
             (``'convnext_tiny.fb_in22k'``).
         features_only (bool): return feature maps of several levels (timm's ``features_only``;
             ViT-style models go through ``forward_intermediates``, maps are ``(N, C, H, W)``).
-            ``False`` returns the model's final unpooled features as a one-element tuple.
+            ``False`` returns the model's final features as a one-element tuple: the unpooled
+            ``(N, C, H/s, W/s)`` map for CNNs (as mmpretrain's TIMMBackbone), the pooled
+            ``(N, C)`` features (stride ``None``) for token models such as ViTs and Swin.
         pretrained (bool): load timm's pretrained weights (Hugging Face Hub or URL).
         checkpoint_path (str): a local timm checkpoint (``.pth``/``.safetensors`` of the full
             timm model) to load instead of downloading; same as
@@ -243,7 +256,7 @@ class TIMMBackbone(BaseBackbone):
 
         self.timm_model = self._create(pretrained, local_file, requested, create_kwargs)
         if not features_only and hasattr(self.timm_model, 'reset_classifier'):
-            self.timm_model.reset_classifier(0, '')  # unpooled final features, no classifier
+            self.timm_model.reset_classifier(0)  # no classifier; the model's pooling is kept
         if freeze_bn:
             self.timm_model = freeze_batch_norms(self.timm_model)
         if pretrained:
@@ -265,9 +278,16 @@ class TIMMBackbone(BaseBackbone):
         else:
             self.out_indices = (len(levels) - 1, ) if levels else (0, )
             self._perm = None
-            channels = getattr(self.timm_model, 'num_features', None)
-            stride = levels[-1]['reduction'] if levels else None
-            self._set_outputs([channels], [stride], ['final'])
+            # CNNs: the unpooled final map (N, C, H/s, W/s), as mmpretrain's TIMMBackbone
+            # returns; token models (ViTs): the pooled features (N, C), stride None.
+            self._spatial = self._final_features_are_spatial(in_channels)
+            if self._spatial:
+                self._set_outputs([self.timm_model.num_features], [levels[-1]['reduction']],
+                                  ['final'])
+            else:
+                channels = (getattr(self.timm_model, 'head_hidden_size', None)
+                            or self.timm_model.num_features)
+                self._set_outputs([channels], [None], ['final'])
 
         # timm's list/hook wrappers hand channels-last models' maps (Swin, MambaOut) through
         # as (N, H, W, C); the getter wrapper already asks for NCHW.
@@ -401,6 +421,30 @@ class TIMMBackbone(BaseBackbone):
                 f"checkpoint_path=...)); or copy the Hugging Face cache to this machine "
                 f'(HF_HOME) and set HF_HUB_OFFLINE=1.')
 
+    def _final_features_are_spatial(self, in_channels: int) -> bool:
+        """Whether ``forward_features`` gives an (N, C, H, W) map, from a forward on the meta
+        device (parameters swapped for meta tensors: nothing is computed or allocated)."""
+        from torch.func import functional_call
+        model = self.timm_model
+        if not (self._levels() and hasattr(model, 'forward_features')):
+            return False
+        size = tuple(getattr(model, 'pretrained_cfg', {}).get('input_size', (3, 224, 224)))[1:]
+        probe = _ForwardFeatures(model)
+        meta = {n: torch.empty_like(t, device='meta')
+                for n, t in list(probe.named_parameters()) + list(probe.named_buffers())}
+        was_training = model.training
+        model.eval()
+        try:
+            out = functional_call(probe, meta, (torch.empty(1, in_channels, *size,
+                                                            device='meta'), ), strict=False)
+        except Exception:  # an op without a meta kernel: the pooled output is always valid
+            return False
+        finally:
+            model.train(was_training)
+        # channels-last maps (Swin) have C last: they count as token-like and get pooled
+        return isinstance(out, torch.Tensor) and out.dim() == 4 and \
+            out.shape[1] == model.num_features
+
     def _levels(self) -> List[Dict]:
         info = getattr(self.timm_model, 'feature_info', None)
         if info is None:
@@ -420,9 +464,25 @@ class TIMMBackbone(BaseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
-        outs = self.timm_model(x)
+        try:
+            return self._forward(x)
+        except (AssertionError, RuntimeError) as e:
+            # timm refuses an input size with an assert (fixed-size ViTs) or a shape error deep
+            # in a layer (too small for a kernel, a window, a bias table): say it is the input
+            if isinstance(e, RuntimeError) and (isinstance(e, torch.OutOfMemoryError) or not any(
+                    w in str(e) for w in ('size', 'shape', 'Kernel', 'dimension', 'match'))):
+                raise
+            hint = (' (a fixed-size model: build it with dynamic_img_size=True, if it has that '
+                    'option, to accept other sizes)' if "doesn't match model" in str(e) else '')
+            raise ValueError(f'timm model {self.model_name!r} cannot run on an input of size '
+                             f'{tuple(x.shape[2:])}{hint}: {type(e).__name__}: {e}') from e
+
+    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if not self.features_only:
-            return (outs, )
+            if self._spatial:
+                return (self.timm_model.forward_features(x), )
+            return (self.timm_model(x), )
+        outs = self.timm_model(x)
         if self._nhwc:
             outs = [out.permute(0, 3, 1, 2) for out in outs]
         if self._perm is not None:

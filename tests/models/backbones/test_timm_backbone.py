@@ -67,6 +67,9 @@ def test_output_stride_dilates_and_metadata_follows():
 
 
 def test_features_only_false_returns_final_features_as_one_tuple():
+    vit = TIMMBackbone('vit_tiny_patch16_224', features_only=False)  # tokens: pooled (N, C)
+    assert vit.out_channels == (192, ) and vit.out_strides == (None, )
+    assert vit(torch.randn(1, 3, 224, 224))[0].shape == (1, 192)
     model = TIMMBackbone('resnet10t', features_only=False)
     outs = model(torch.randn(1, 3, 64, 64))
     assert isinstance(outs, tuple) and len(outs) == 1
@@ -323,7 +326,7 @@ def test_init_weights_keeps_timm_pretrained_and_runs_timm_init_otherwise(tmp_pat
     fresh = TIMMBackbone('vit_tiny_patch16_224', features_only=False)
     fresh.init_weights()  # timm's own init_weights() of the wrapped model runs without error
     assert fresh.out_channels == (192, ) and fresh(torch.randn(1, 3, 224, 224))[0].shape == \
-        (1, 197, 192)
+        (1, 192)
 
 
 def test_mmengine_pretrained_init_cfg_loads_a_backbone_checkpoint(tmp_path):
@@ -336,3 +339,18 @@ def test_mmengine_pretrained_init_cfg_loads_a_backbone_checkpoint(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     for a, b in zip(source(x), model.eval()(x)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('name, size', [('vit_tiny_patch16_224', (64, 96)), ('resnet10t', (5, 5)),
+                                        ('levit_128s', (5, 7))])
+def test_unsupported_input_sizes_raise_a_value_error_about_the_input(name, size):
+    model = TIMMBackbone(name).eval()
+    try:
+        with torch.no_grad():
+            outs = model(torch.randn(1, 3, *size))
+    except ValueError as e:
+        assert f"timm model {name!r} cannot run on an input of size {size}" in str(e)
+        if name.startswith('vit'):
+            assert 'dynamic_img_size=True' in str(e)
+    else:
+        assert len(outs) == len(model.out_channels)  # small inputs may simply work

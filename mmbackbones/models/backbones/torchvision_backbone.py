@@ -402,6 +402,15 @@ class TorchvisionBackbone(BaseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
-        outs = self.model(x)
+        try:
+            outs = self.model(x)
+        except (AssertionError, RuntimeError) as e:
+            # a fixed-size model (torchvision's ViT asserts the image size) or an input too small
+            # for a kernel: say it is the input
+            if isinstance(e, RuntimeError) and (isinstance(e, torch.OutOfMemoryError) or not any(
+                    w in str(e) for w in ('size', 'shape', 'Kernel', 'dimension', 'match'))):
+                raise
+            raise ValueError(f'torchvision model {self.model_name!r} cannot run on an input of '
+                             f'size {tuple(x.shape[2:])}: {type(e).__name__}: {e}') from e
         return tuple(outs[name].permute(0, 3, 1, 2) if last else outs[name]
                      for name, last in zip(self._names, self._nhwc))

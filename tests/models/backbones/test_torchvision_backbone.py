@@ -214,3 +214,11 @@ def test_torchvision_configs_build(name):
     assert isinstance(model, TorchvisionBackbone)
     assert model.out_strides == (4, 8, 16, 32)
     assert model.in_channels == 3
+
+
+def test_input_size_a_model_refuses_raises_a_value_error_about_the_input():
+    with torch.device('meta'):  # ViT-B/16: structure only, the size check runs before any op
+        model = TorchvisionBackbone('vit_b_16', return_nodes=['encoder.layers.encoder_layer_0'])
+    assert model.out_channels == (768, ) and model.out_strides == (None, )
+    with pytest.raises(ValueError, match=r"'vit_b_16' cannot run on an input of size \(64, 96\)"):
+        model(torch.empty(1, 3, 64, 96, device='meta'))

@@ -1,4 +1,4 @@
-"""timm ``vit_*`` (``VisionTransformer``) state dict -> mmbackbones/mmpretrain ``VisionTransformer``.
+"""timm ``vit_*`` state dict -> mmbackbones (= mmpretrain) ``VisionTransformer`` names.
 
 =======================================  ===========================================
 timm                                     mmpretrain / mmbackbones

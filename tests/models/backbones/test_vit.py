@@ -124,7 +124,8 @@ def test_timm_parity_through_converter(timm_kwargs, our_kwargs):
 def test_timm_detector_refuses_other_layouts():
     ours = _tiny()
     assert not is_timm_vit(ours.state_dict())
-    assert not is_timm_vit({'conv1.weight': torch.zeros(1), 'layer1.0.conv1.weight': torch.zeros(1)})
+    assert not is_timm_vit({'conv1.weight': torch.zeros(1),
+                            'layer1.0.conv1.weight': torch.zeros(1)})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -321,7 +322,8 @@ def test_deferred_init_forward_guard_and_missing_keys(tmp_path):
     # the missing final norm got the default init (ones/zeros), the rest the checkpoint's values
     torch.testing.assert_close(model.ln1.weight.detach(), torch.ones(32))
     torch.testing.assert_close(model.ln1.bias.detach(), torch.zeros(32))
-    torch.testing.assert_close(model.layers[1].ffn.layers[1].weight, src.layers[1].ffn.layers[1].weight)
+    torch.testing.assert_close(model.layers[1].ffn.layers[1].weight,
+                               src.layers[1].ffn.layers[1].weight)
     assert torch.isfinite(model(torch.randn(1, 3, 32, 32))[0]).all()
 
 

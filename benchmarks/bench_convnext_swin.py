@@ -19,6 +19,7 @@ machine hit both alike. Reported: median latency per model and the median of the
 ratios ours/timm (the headline; target <= 1.00).
 
     python benchmarks/bench_convnext_swin.py [--quick] [--threads 2] [--batch 4] [--only swin-t]
+                                             [--clock wall|cpu] [--out results.json]
 """
 import argparse
 import json
@@ -124,7 +125,7 @@ def _as_list(out):
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
-def run_pair(name, batch, size, rounds, warmup):
+def run_pair(name, batch, size, rounds, warmup, clock=time.perf_counter):
     ours, anchor, timm_name = build_pair(name)
     x = torch.randn(batch, 3, size, size)
     models = {'ours': ours, 'timm': anchor}
@@ -137,9 +138,9 @@ def run_pair(name, batch, size, rounds, warmup):
             order = ('ours', 'timm') if r % 2 == 0 else ('timm', 'ours')
             this_round = {}
             for k in order:
-                start = time.perf_counter()
+                start = clock()
                 models[k](x)
-                this_round[k] = time.perf_counter() - start
+                this_round[k] = clock() - start
             if r >= warmup:
                 for k, t in this_round.items():
                     times[k].append(t)
@@ -184,6 +185,9 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--rounds', type=int, default=None)
     parser.add_argument('--only', default=None, help='comma-separated pair names')
+    parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                        help='wall time, or this process\'s CPU time (steadier on a machine '
+                             'shared with other jobs; with N threads it sums their time)')
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results',
                                                       'convnext_swin.json'))
     args = parser.parse_args(argv)
@@ -196,7 +200,8 @@ def main(argv=None):
     warmup = 1 if args.quick else 3
     results = {}
     for name in pairs:
-        results[name] = run_pair(name, args.batch, SIZE, rounds, warmup)
+        clock = time.perf_counter if args.clock == 'wall' else time.process_time
+        results[name] = run_pair(name, args.batch, SIZE, rounds, warmup, clock)
         print(f'{name}: {results[name]}', flush=True)
     print_table(results)
     try:
@@ -205,7 +210,7 @@ def main(argv=None):
         load = None
     report = dict(
         benchmark='convnext_swin', quick=args.quick, threads=args.threads, batch=args.batch,
-        size=SIZE, rounds=rounds, warmup=warmup, dtype='float32', device='cpu',
+        size=SIZE, rounds=rounds, warmup=warmup, clock=args.clock, dtype='float32', device='cpu',
         torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
         cpu_count=os.cpu_count(), load_average_at_end=load, results=results,
         note='paired alternating rounds; headline ratio = median of per-round ours/timm')

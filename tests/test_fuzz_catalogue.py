@@ -1,0 +1,33 @@
+"""Bad inputs the config fuzzer (tests/test_fuzz.py) found, kept as fixed regression cases."""
+import pytest
+
+from tests.test_fuzz import check_config
+
+CATALOGUE = [
+    # Pooled outputs were reported with a spatial stride; the contract now says stride None.
+    (dict(type='ConvNeXt', arch='atto'), (1, 32, 32), 'built'),
+    (dict(type='VisionTransformer', arch=dict(embed_dims=32, num_layers=3, num_heads=2,
+                                              feedforward_channels=64),
+          img_size=32, patch_size=8), (1, 5, 5), 'built'),
+    (dict(type='VisionTransformer', arch='deit-t', img_size=32, patch_size=8,
+          out_type='avg_featmap'), (2, 17, 40), 'built'),
+    # A missing return_nodes was refused with a message that the fuzzer could not tie to an
+    # argument given; the message names return_nodes, which the oracle now accepts.
+    (dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small'), (1, 32, 32), 'refused'),
+    # timm ViTs asserted on any input size but their img_size (AssertionError from timm).
+    (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224'), (1, 5, 5), None),
+    (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224', out_indices=(-1,)),
+     (1, 40, 72), None),
+]
+
+
+@pytest.mark.parametrize('cfg, image, expected', CATALOGUE,
+                         ids=[f"{c['type']}-{i}" for i, (c, _, _) in enumerate(CATALOGUE)])
+def test_catalogue(cfg, image, expected):
+    if cfg['type'] in ('TIMMBackbone', 'TorchvisionBackbone'):
+        pytest.importorskip('timm' if cfg['type'] == 'TIMMBackbone' else 'torchvision')
+    outcome = check_config(cfg, image)
+    if expected is not None:
+        assert outcome == expected
+    else:
+        assert outcome in ('built', 'input refused')

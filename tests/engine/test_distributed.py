@@ -1,6 +1,6 @@
 """Two-process DDP training (gloo, CPU) of our backbones without find_unused_parameters."""
+import datetime
 import os
-import socket
 
 import pytest
 import torch
@@ -19,16 +19,11 @@ CONFIGS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank, world_size, port, name, ckpt_path, result_path):
+def _worker(rank, world_size, init_file, name, ckpt_path, result_path):
     torch.set_num_threads(1)
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=world_size)
+    # A file rendezvous (no port to race for) and a long timeout: CI machines can be loaded.
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world_size, timeout=datetime.timedelta(minutes=10))
     try:
         torch.manual_seed(0)  # same initial weights on every rank
         cfg, shape = CONFIGS[name]
@@ -71,7 +66,7 @@ def _worker(rank, world_size, port, name, ckpt_path, result_path):
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_ddp_two_processes(tmp_path, name):
     ckpt, result = str(tmp_path / 'model.pth'), str(tmp_path / 'result')
-    mp.start_processes(_worker, args=(2, _free_port(), name, ckpt, result), nprocs=2,
+    mp.start_processes(_worker, args=(2, str(tmp_path / 'rendezvous'), name, ckpt, result), nprocs=2,
                        start_method='spawn', join=True)
     for rank in range(2):
         with open(f'{result}.{rank}') as f:

@@ -2,9 +2,8 @@
 
 Everything runs the installed script in a subprocess (tests/cli_helpers.py). ``info`` is in
 test_cli_info.py, ``bench`` in test_cli_bench.py, ``show`` in test_cli_show.py, ``export`` in
-test_cli_export.py.
+test_cli_export.py, ``list`` in test_cli_list.py, ``convert``/``zoo`` in test_cli_convert.py.
 """
-import json
 import os
 
 import pytest
@@ -17,7 +16,7 @@ COMMANDS = ('list', 'info', 'bench', 'show', 'print-config', 'export')
 def test_help_lists_every_command():
     result = run_cli('--help')
     assert result.returncode == 0, result.stderr
-    for command in COMMANDS:
+    for command in COMMANDS + ('convert', 'zoo'):
         assert command in result.stdout
 
 
@@ -124,53 +123,6 @@ def test_debug_flag_shows_the_traceback(tmp_path):
     assert 'Traceback' in result.stderr and 'KeyError' in result.stderr
 
 
-# ----- list ----------------------------------------------------------------------------------
-def test_list_json_is_the_registry():
-    from mmbackbones import MODELS
-    result = run_cli('list', '--json')
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    names = [row['name'] for row in data['registered']]
-    # Other tests in this process may have registered test-only types (ToyBackbone).
-    ours = [n for n in MODELS.known_names()
-            if getattr(MODELS.module_dict.get(n), '__module__', '').startswith('mmbackbones.')]
-    assert names == sorted(ours)
-    assert 'ResNet' in names and 'VisionTransformer' in names
-    assert all(row['module'].startswith('mmbackbones.') for row in data['registered'])
-    assert 'timm' not in data and 'torchvision' not in data
-
-
-def test_list_glob_pattern_with_wrapped_models():
-    import timm
-    import torchvision
-    result = run_cli('list', 'resnet1*', '--json', '--timm', '--torchvision')
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert data['registered'] == []  # a glob anchors at the start (case-insensitive)
-    assert data['timm'] == sorted(timm.list_models('resnet1*'))
-    expected = sorted(n for n in torchvision.models.list_models(module=torchvision.models)
-                      if n.startswith('resnet1'))
-    assert data['torchvision'] == expected and 'resnet18' in expected
-
-
-def test_list_table_with_substring_pattern_and_counts():
-    result = run_cli('list', 'resnet', '--torchvision')
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert 'Registered backbone types matching' in out and 'ResNetV1c' in out
-    assert 'VisionTransformer' not in out  # filtered out by the pattern
-    import torchvision
-    count = sum('resnet' in n for n in torchvision.models.list_models(module=torchvision.models))
-    assert f"torchvision models matching 'resnet': {count}" in out and 'resnet18' in out
-    assert 'timm models' not in out
-
-
-def test_list_no_match_says_so():
-    result = run_cli('list', 'zzzz*')
-    assert result.returncode == 0, result.stderr
-    assert "no registered backbone type matching 'zzzz*'" in result.stdout
-
-
 # ----- print-config --------------------------------------------------------------------------
 @pytest.fixture
 def derived_config(tmp_path):
@@ -219,37 +171,6 @@ def test_module_entry_point_matches_script(derived_config):
     assert out.returncode == 0, out.stderr
     assert out.stdout == run_cli('print-config', derived_config).stdout
     assert os.path.isfile(os.path.join(REPO_ROOT, 'mmbackbones', '__main__.py'))
-
-
-# ----- convert and zoo (the checkpoint package's commands, wired into the script) -------------
-def test_convert_then_use_the_checkpoint(tmp_path):
-    import torch
-    import torchvision
-    from tests.cli_helpers import REPO_ROOT
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / 'tv.pth')
-    out = tmp_path / 'r18.safetensors'
-    config = os.path.join(REPO_ROOT, 'configs', 'resnet', 'resnet18.py')
-    result = run_cli('convert', tmp_path / 'tv.pth', out, '--model', config)
-    assert result.returncode == 0, result.stderr
-    assert f'wrote {out}' in result.stdout and os.path.isfile(out)
-    assert '120/120 tensors of the module matched' in result.stdout
-    info = run_cli('info', config, '--checkpoint', out, '--input-size', '32', '32', '--no-flops',
-                   '--no-memory')
-    assert info.returncode == 0, info.stderr
-    assert f'weights {out}' in info.stdout
-
-
-def test_convert_missing_source_is_an_error(tmp_path):
-    result = run_cli('convert', tmp_path / 'none.pth', tmp_path / 'out.safetensors')
-    assert result.returncode == 2 and 'Traceback' not in result.stderr
-    assert 'not found' in result.stderr
-
-
-def test_zoo_lists_checkpoints():
-    result = run_cli('zoo', 'resnet50', '--json')
-    assert result.returncode == 0, result.stderr
-    entries = json.loads(result.stdout)
-    assert entries and all('resnet50' in json.dumps(e).lower() for e in entries)
 
 
 # ----- tools/*.py: the OpenMMLab-style script wrappers ----------------------------------------

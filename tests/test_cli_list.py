@@ -1,0 +1,50 @@
+"""``mmbackbones list``: registered types and wrapped timm/torchvision models, with counts."""
+import json
+
+from tests.cli_helpers import run_cli
+
+
+def test_list_json_is_the_registry():
+    from mmbackbones import MODELS
+    result = run_cli('list', '--json')
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    names = [row['name'] for row in data['registered']]
+    # Other tests in this process may have registered test-only types (ToyBackbone).
+    ours = [n for n in MODELS.known_names()
+            if getattr(MODELS.module_dict.get(n), '__module__', '').startswith('mmbackbones.')]
+    assert names == sorted(ours)
+    assert 'ResNet' in names and 'VisionTransformer' in names
+    assert all(row['module'].startswith('mmbackbones.') for row in data['registered'])
+    assert 'timm' not in data and 'torchvision' not in data
+
+
+def test_list_glob_pattern_with_wrapped_models():
+    import timm
+    import torchvision
+    result = run_cli('list', 'resnet1*', '--json', '--timm', '--torchvision')
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data['registered'] == []  # a glob anchors at the start (case-insensitive)
+    assert data['timm'] == sorted(timm.list_models('resnet1*'))
+    expected = sorted(n for n in torchvision.models.list_models(module=torchvision.models)
+                      if n.startswith('resnet1'))
+    assert data['torchvision'] == expected and 'resnet18' in expected
+
+
+def test_list_table_with_substring_pattern_and_counts():
+    result = run_cli('list', 'resnet', '--torchvision')
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert 'Registered backbone types matching' in out and 'ResNetV1c' in out
+    assert 'VisionTransformer' not in out  # filtered out by the pattern
+    import torchvision
+    count = sum('resnet' in n for n in torchvision.models.list_models(module=torchvision.models))
+    assert f"torchvision models matching 'resnet': {count}" in out and 'resnet18' in out
+    assert 'timm models' not in out
+
+
+def test_list_no_match_says_so():
+    result = run_cli('list', 'zzzz*')
+    assert result.returncode == 0, result.stderr
+    assert "no registered backbone type matching 'zzzz*'" in result.stdout

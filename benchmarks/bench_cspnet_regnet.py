@@ -20,6 +20,7 @@ ratios ours/timm (the headline, target <= 1.00), the ratio of medians and the ra
 (the least-disturbed runs; the steadiest figure when other jobs share the cores).
 
     python benchmarks/bench_cspnet_regnet.py [--quick] [--threads 2] [--only cspresnext50,...]
+    python benchmarks/bench_cspnet_regnet.py --threads 1 --clock cpu --out ...  # shared machine
 """
 import argparse
 import json
@@ -118,7 +119,7 @@ def build_pair(name: str):
     return _Last(ours), _Last(theirs, 'forward_features'), _Last(fused), timm_name
 
 
-def run_pair(name, batch, size, rounds, warmup):
+def run_pair(name, batch, size, rounds, warmup, clock=time.perf_counter):
     ours, theirs, fused, timm_name = build_pair(name)
     x = torch.randn(batch, 3, size, size)
     models = {'ours': ours, 'timm': theirs, 'ours_fused': fused}
@@ -132,9 +133,9 @@ def run_pair(name, batch, size, rounds, warmup):
             order = names[r % len(names):] + names[:r % len(names)]
             this_round = {}
             for k in order:
-                start = time.perf_counter()
+                start = clock()
                 models[k](x)
-                this_round[k] = time.perf_counter() - start
+                this_round[k] = clock() - start
             if r >= warmup:
                 for k, t in this_round.items():
                     times[k].append(t)
@@ -160,6 +161,9 @@ def main(argv=None) -> dict:
     parser.add_argument('--batch', type=int, default=None)
     parser.add_argument('--size', type=int, default=None)
     parser.add_argument('--rounds', type=int, default=None)
+    parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                        help='cpu: CPU time of the calling thread (with --threads 1 it is all of '
+                             'the work), insensitive to waiting for cores other jobs hold')
     parser.add_argument('--only', default=None, help=f'comma-separated subset of {PAIRS}')
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results',
                                                       'cspnet_regnet.json'))
@@ -172,22 +176,27 @@ def main(argv=None) -> dict:
     size = args.size or (160 if args.quick else 224)
     rounds = args.rounds or (4 if args.quick else 15)
     warmup = 1 if args.quick else 2
+    if args.clock == 'cpu' and args.threads != 1:
+        parser.error('--clock cpu counts the calling thread only: use it with --threads 1')
+    clock = time.thread_time if args.clock == 'cpu' else time.perf_counter
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     load_before = os.getloadavg() if hasattr(os, 'getloadavg') else None
     results = {}
     for name in pairs:
-        results[name] = run_pair(name, batch, size, rounds, warmup)
+        results[name] = run_pair(name, batch, size, rounds, warmup, clock)
         print(f'{name}: ours/timm {results[name]["ratio_ours_vs_timm"]:.3f}', flush=True)
     report = dict(
         benchmark='cspnet_regnet', batch=batch, size=size, dtype='float32', device='cpu',
-        threads=args.threads, rounds=rounds, quick=args.quick, torch=torch.__version__,
+        threads=args.threads, clock=args.clock, rounds=rounds, quick=args.quick,
+        torch=torch.__version__,
         machine=platform.machine(), cpu_count=os.cpu_count(), load_average_before=load_before,
         load_average_after=os.getloadavg() if hasattr(os, 'getloadavg') else None,
         pairs=results)
 
-    print(f'batch {batch}, {size}x{size}, fp32, {args.threads} threads, {rounds} paired rounds '
+    print(f'batch {batch}, {size}x{size}, fp32, {args.threads} threads, {args.clock} clock, '
+          f'{rounds} paired rounds '
           f'(load average {load_before})')
     print(f'{"pair":15s} {"timm model":14s} {"ours ms":>9s} {"timm ms":>9s} {"fused ms":>9s} '
           f'{"ours/timm":>9s} {"min ratio":>9s} {"fused/timm":>10s} {"max rel diff":>12s}')

@@ -51,6 +51,7 @@ from ...utils.validation import (check_choice, check_frozen_stages, check_positi
 from ..base import BaseBackbone
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.fuse import conv_relu
+from ..layers.norm import check_norm_cfg
 from ..layers.resnet_blocks import STYLES, BasicBlock, Bottleneck, ResLayer, get_expansion
 
 STEM_STRIDE = 4  # stride-2 conv (or deep stem) + stride-2 max pool
@@ -82,22 +83,6 @@ def _check_int_tuple(name: str, value, length: int, length_name: str) -> tuple:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f'{name} must contain positive ints, got {tuple(value)!r}')
     return tuple(value)
-
-
-def _check_norm_cfg(norm_cfg) -> dict:
-    """Build the norm once on 16 channels so a bad ``norm_cfg`` fails with a message naming it."""
-    if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
-        raise TypeError(f'norm_cfg must be a dict with a "type" key (BN, SyncBN, GN, FrozenBN), '
-                        f'got {norm_cfg!r}')
-    try:
-        build_norm_layer(dict(norm_cfg), 16 * norm_cfg.get('num_groups', 1))
-    except KeyError as err:
-        raise KeyError(f'norm_cfg type {norm_cfg["type"]!r} is not a registered norm layer '
-                       f'(use BN, SyncBN, GN, FrozenBN, ...): {err}') from None
-    except AssertionError as err:  # mmcv asserts e.g. that GN has num_groups
-        raise ValueError(f'invalid norm_cfg {norm_cfg!r}: GN needs num_groups '
-                         f'({err or "mmcv refused it"})') from None
-    return norm_cfg
 
 
 def _check_rate(name: str, value) -> float:
@@ -196,7 +181,7 @@ class ResNet(BaseBackbone):
             raise ValueError(f'deep_stem halves stem_channels in its first convs: stem_channels '
                              f'must be even, got {stem_channels}')
         self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
-        _check_norm_cfg(norm_cfg)
+        check_norm_cfg(norm_cfg)
         drop_path_rate = _check_rate('drop_path_rate', drop_path_rate)
 
         self.depth, self.in_channels = depth, in_channels
@@ -384,7 +369,7 @@ def d2_norm_cfg(norm: Union[str, dict]) -> dict:
     """detectron2's ``norm`` string (``'FrozenBN'``, ``'BN'``, ``'SyncBN'``, ``'GN'``) as an mmcv
     ``norm_cfg``; a dict is taken as an ``norm_cfg`` already."""
     if isinstance(norm, dict):
-        return _check_norm_cfg(dict(norm))
+        return check_norm_cfg(dict(norm))
     if isinstance(norm, str) and norm in _D2_NORMS:
         return dict(_D2_NORMS[norm])
     raise ValueError(f'norm must be one of {", ".join(repr(n) for n in _D2_NORMS)} or an mmcv '

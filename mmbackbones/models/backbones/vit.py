@@ -48,6 +48,7 @@ from ...utils.validation import (check_choice, check_frozen_stages, check_positi
 from ..base import BaseBackbone
 from ..layers.attention import MultiheadSelfAttention
 from ..layers.drop import DropPath
+from ..layers.norm import check_norm_cfg
 from ..layers.patch_embed import PatchEmbed
 from ..layers.pos_embed import INTERPOLATE_MODES, infer_grid_shape, resize_pos_embed
 
@@ -247,13 +248,6 @@ def _check_cfg(name: str, cfg, allowed: Sequence[str]) -> dict:
     return dict(cfg)
 
 
-def _check_norm_cfg(name: str, cfg) -> dict:
-    if not isinstance(cfg, dict) or 'type' not in cfg:
-        raise ValueError(f'{name} must be a dict with a "type" key (e.g. dict(type="LN", '
-                         f'eps=1e-6)), got {cfg!r}')
-    return dict(cfg)
-
-
 def resolve_arch(arch) -> dict:
     """``arch`` name or dict -> ``dict(embed_dims, num_layers, num_heads, feedforward_channels)``.
     """
@@ -373,7 +367,7 @@ class VisionTransformer(BaseBackbone):
                            ('with_cp', with_cp)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be a bool, got {flag!r}')
-        norm_cfg = _check_norm_cfg('norm_cfg', norm_cfg)
+        norm_cfg = check_norm_cfg(norm_cfg)
         self.out_type = check_choice('out_type', out_type, OUT_TYPES)
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError("out_type='cls_token' needs with_cls_token=True (there is no class "

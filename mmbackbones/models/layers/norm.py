@@ -60,6 +60,43 @@ class FrozenBatchNorm2d(nn.Module):
         return module
 
 
+def check_norm_cfg(norm_cfg, name: str = 'norm_cfg') -> dict:
+    """Validate an OpenMMLab ``norm_cfg`` at construction, with a message naming ``name``.
+
+    Builds the layer once on a small probe width (a multiple of ``num_groups`` for GN), so an
+    unknown type, a GN without ``num_groups`` or a bad keyword fails here rather than as a
+    ``KeyError``/``AssertionError`` from inside mmcv while the first block is built.
+    """
+    from mmcv.cnn import build_norm_layer  # mmcv imports OpenCV: keep it off the import path
+
+    if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
+        raise TypeError(f'{name} must be a dict with a "type" key (e.g. dict(type="BN"); '
+                        f'BN, SyncBN, GN, LN, FrozenBN, ...), got {norm_cfg!r}')
+    groups = norm_cfg.get('num_groups', 1)
+    probe = 16 * groups if isinstance(groups, int) and not isinstance(groups, bool) else 16
+    try:
+        build_norm_layer(dict(norm_cfg), probe)
+    except KeyError as err:
+        raise KeyError(f'{name} type {norm_cfg["type"]!r} is not a registered norm layer '
+                       f'(BN, SyncBN, GN, LN, FrozenBN, ...): {err}') from None
+    except (AssertionError, TypeError, ValueError) as err:
+        reason = str(err) or 'mmcv refused it (GN needs num_groups)'
+        raise ValueError(f'invalid {name} {norm_cfg!r}: {reason}') from None
+    return dict(norm_cfg)
+
+
+def build_norm(norm_cfg: dict, num_features: int, postfix='', name: str = 'norm_cfg'):
+    """mmcv's ``build_norm_layer`` whose refusals name ``name`` and the width (e.g. GN groups
+    that do not divide the channels). Returns ``(layer_name, layer)`` like mmcv."""
+    from mmcv.cnn import build_norm_layer
+
+    try:
+        return build_norm_layer(norm_cfg, num_features, postfix=postfix)
+    except (AssertionError, ValueError) as err:
+        raise ValueError(f'{name} {norm_cfg!r} cannot normalise {num_features} channels: '
+                         f'{err}') from None
+
+
 # Registered in mmengine's root registry (where mmcv registers BN/GN/SyncBN) so that
 # norm_cfg=dict(type='FrozenBN') works from any scope, including mmdet's and mmseg's.
 for _name in ('FrozenBN', 'FrozenBatchNorm2d'):

@@ -357,7 +357,7 @@ def test_default_init_weights():
     (dict(arch=TINY, layer_cfgs=dict(ffn_type='moe')), ValueError, 'ffn_type'),
     (dict(arch=TINY, patch_cfg=dict(stride=8)), ValueError, 'patch_cfg.*unknown keys'),
     (dict(arch=TINY, layer_scale_init_value=-1.), ValueError, 'layer_scale_init_value'),
-    (dict(arch=TINY, norm_cfg='LN'), ValueError, 'norm_cfg'),
+    (dict(arch=TINY, norm_cfg='LN'), TypeError, 'norm_cfg'),
     (dict(arch=TINY, qkv_bias='yes'), TypeError, 'qkv_bias'),
 ])
 def test_bad_arguments(kwargs, exc, pattern):

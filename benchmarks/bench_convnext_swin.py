@@ -210,7 +210,8 @@ def main(argv=None):
         load = None
     report = dict(
         benchmark='convnext_swin', quick=args.quick, threads=args.threads, batch=args.batch,
-        size=SIZE, rounds=rounds, warmup=warmup, clock=args.clock, dtype='float32', device='cpu',
+        size=SIZE, rounds=rounds, warmup=warmup, clock=args.clock, dtype='float32',
+        device='cpu',
         torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
         cpu_count=os.cpu_count(), load_average_at_end=load, results=results,
         note='paired alternating rounds; headline ratio = median of per-round ours/timm')

@@ -21,7 +21,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
-from ...utils.validation import check_frozen_stages, check_positive_int, normalize_out_indices
+from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
+                                 normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.norm import FrozenBatchNorm2d
 from ..layers.stage_group import StageGroup
@@ -225,6 +226,7 @@ class TIMMBackbone(BaseBackbone):
         self.in_channels = check_positive_int('in_channels', in_channels)
         if output_stride is not None:
             check_positive_int('output_stride', output_stride)
+            check_choice('output_stride', output_stride, (8, 16, 32))
         if not features_only and out_indices is not None:
             raise ValueError(f'out_indices={out_indices!r} needs features_only=True; with '
                              'features_only=False the model returns its final features only')
@@ -351,8 +353,17 @@ class TIMMBackbone(BaseBackbone):
             if norm_layer in FROZEN_BN_NAMES:
                 return True
             from mmengine.registry import MODELS as ROOT
-            resolved = ROOT.get(norm_layer) if norm_layer in ROOT._module_dict else None
-            create_kwargs['norm_layer'] = resolved or norm_layer  # else a timm norm name
+            if norm_layer in ROOT._module_dict:
+                create_kwargs['norm_layer'] = ROOT.get(norm_layer)
+                return False
+            from timm.layers import get_norm_layer
+            try:
+                create_kwargs['norm_layer'] = get_norm_layer(norm_layer)  # a timm norm name
+            except (KeyError, AssertionError, ValueError) as e:
+                raise ValueError(f"norm_layer={norm_layer!r} is not a norm layer name: use "
+                                 f"'FrozenBN', a name in mmengine's registry ('BN', 'SyncBN', "
+                                 f"...), a timm norm name ('batchnorm', 'layernorm2d', ...) or a "
+                                 f'class') from e
             return False
         if isinstance(norm_layer, type) and issubclass(norm_layer, nn.Module):
             if issubclass(norm_layer, FrozenBatchNorm2d) or norm_layer.__name__ in FROZEN_BN_NAMES:
@@ -399,6 +410,10 @@ class TIMMBackbone(BaseBackbone):
             if self.features_only and 'features_only not implemented' in str(e):
                 raise ValueError(f'timm model {self.model_name!r} does not support '
                                  f'features_only=True ({e}); use features_only=False') from e
+            if isinstance(e, (AssertionError, KeyError)):  # timm refusing an argument's value
+                given = ', '.join(k for k in create_kwargs if k not in ('in_chans', ))
+                raise ValueError(f'timm could not build {self.model_name!r} with the arguments '
+                                 f'given ({given}, in_channels): {type(e).__name__}: {e}') from e
             raise
 
     def _download_message(self, error: Exception) -> str:

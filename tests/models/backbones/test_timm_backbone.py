@@ -277,6 +277,8 @@ def test_local_checkpoint_of_another_model_fails_loudly(offline):
     (dict(pretrained='weights.pth'), TypeError, 'pretrained must be a bool'),
     (dict(in_channels=0), ValueError, 'in_channels must be a positive int'),
     (dict(output_stride='8'), TypeError, 'output_stride must be an int'),
+    (dict(output_stride=3), ValueError, 'output_stride must be one of 8, 16, 32'),
+    (dict(norm_layer='Nope'), ValueError, "norm_layer='Nope' is not a norm layer name"),
     (dict(in_chans=1), TypeError, "'in_chans' is set by TIMMBackbone"),
     (dict(not_an_arg=1), TypeError, "does not accept.*not_an_arg"),
     (dict(features_only=False, out_indices=(1, )), ValueError, 'needs features_only=True'),

@@ -70,6 +70,9 @@ def check_config(cfg: dict, image):
     assert isinstance(outs, tuple) and len(outs) == len(model.out_channels), cfg
     for out, channels, stride, name in zip(outs, model.out_channels, model.out_strides,
                                            model.out_names):
+        if out.dim() == 3:  # a ViT's out_type='raw': tokens (N, L, C), channels last
+            assert out.shape[0] == batch and out.shape[2] == channels, (cfg, name, out.shape)
+            continue
         assert out.shape[0] == batch and out.shape[1] == channels, (cfg, name, out.shape)
         if stride is None:  # the contract's mark for a pooled (N, C) output
             assert out.dim() == 2, (cfg, name, out.shape)

@@ -80,3 +80,20 @@ def check_frozen_stages(frozen_stages, num_stages: int, name: str = 'frozen_stag
         raise ValueError(f'{name} must be in -1..{num_stages} (-1: nothing, 0: stem, k: stem and '
                          f'stages 1..k), got {frozen_stages!r}')
     return frozen_stages
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f'{name} must be a bool (True or False), got {value!r} '
+                        f'({type(value).__name__})')
+    return value
+
+
+def check_rate(name: str, value) -> float:
+    """A probability such as ``drop_path_rate``: a number in ``[0, 1)``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'{name} must be a float in [0, 1), got {value!r} '
+                        f'({type(value).__name__})')
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f'{name} must be a float in [0, 1), got {value!r}')
+    return float(value)

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
-                                 normalize_out_indices)
+from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
+                                 check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..layers.norm import check_norm_cfg
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.drop import DropPath
 from ..layers.resnet_blocks import Bottleneck
@@ -164,12 +165,9 @@ class _CSPNet(BaseBackbone):
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_stages)
-        if not isinstance(norm_eval, bool):
-            raise TypeError(f'norm_eval must be a bool, got {norm_eval!r}')
-        self.norm_eval = norm_eval
-        if not (isinstance(drop_path_rate, (int, float)) and 0 <= drop_path_rate < 1):
-            raise ValueError(f'drop_path_rate must be a float in [0, 1), got {drop_path_rate!r}')
-        self.conv_cfg, self.norm_cfg, self.act_cfg = conv_cfg, norm_cfg, act_cfg
+        self.norm_eval = check_bool('norm_eval', norm_eval)
+        drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
+        self.conv_cfg, self.norm_cfg, self.act_cfg = conv_cfg, check_norm_cfg(norm_cfg), act_cfg
 
         self.stem, stride = self._make_stem(in_channels)
         # Stochastic depth rises linearly over all blocks of the full network, built or not,
@@ -285,9 +283,7 @@ class CSPResNet(_CSPNet):
     def __init__(self, depth=None, in_channels=3, out_indices=-1, frozen_stages=-1,
                  deep_stem=False, conv_cfg=None, norm_cfg=_BN, act_cfg=_LEAKY, norm_eval=False,
                  init_cfg=dict(type='Kaiming', layer='Conv2d'), drop_path_rate=0., arch=None):
-        if not isinstance(deep_stem, bool):
-            raise TypeError(f'deep_stem must be a bool, got {deep_stem!r}')
-        self.deep_stem = deep_stem
+        self.deep_stem = check_bool('deep_stem', deep_stem)
         super().__init__(depth=depth, in_channels=in_channels, out_indices=out_indices,
                          frozen_stages=frozen_stages, drop_path_rate=drop_path_rate,
                          conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg,

@@ -17,9 +17,10 @@ from mmengine.model.weight_init import constant_init
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
+from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  normalize_out_indices)
 from ..base import BaseBackbone
+from ..layers.norm import check_norm_cfg
 from ..layers.resnet_blocks import Bottleneck, ResLayer
 
 _ARCH_KEYS = ('w0', 'wa', 'wm', 'group_w', 'depth', 'bot_mul')
@@ -158,8 +159,7 @@ class RegNet(BaseBackbone):
                              'RegNet); use deep_stem=False')
         for name, value in (('avg_down', avg_down), ('norm_eval', norm_eval),
                             ('with_cp', with_cp), ('zero_init_residual', zero_init_residual)):
-            if not isinstance(value, bool):
-                raise TypeError(f'{name} must be a bool, got {value!r}')
+            check_bool(name, value)
 
         self.stage_widths, self.group_widths = stage_widths, group_widths
         self.stage_blocks = stage_blocks
@@ -173,7 +173,7 @@ class RegNet(BaseBackbone):
         self.out_indices = normalize_out_indices(out_indices, num_stages)
         self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
         self.style, self.avg_down, self.with_cp = style, avg_down, with_cp
-        self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
+        self.conv_cfg, self.norm_cfg = conv_cfg, check_norm_cfg(norm_cfg)
         self.norm_eval = norm_eval
         self.zero_init_residual = zero_init_residual
 

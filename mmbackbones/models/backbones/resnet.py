@@ -46,8 +46,8 @@ from mmengine.model.weight_init import constant_init
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
-                                 normalize_out_indices)
+from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
+                                 check_rate, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.fuse import conv_relu
@@ -67,12 +67,6 @@ def stem_max_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return pool(x)
 
 
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f'{name} must be True or False, got {value!r} ({type(value).__name__})')
-    return value
-
-
 def _check_int_tuple(name: str, value, length: int, length_name: str) -> tuple:
     if not isinstance(value, (list, tuple)):
         raise TypeError(f'{name} must be a list/tuple of {length} positive ints, got {value!r}')
@@ -83,12 +77,6 @@ def _check_int_tuple(name: str, value, length: int, length_name: str) -> tuple:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f'{name} must contain positive ints, got {tuple(value)!r}')
     return tuple(value)
-
-
-def _check_rate(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f'{name} must be a float in [0, 1), got {value!r}')
-    return float(value)
 
 
 @MODELS.register_module()
@@ -176,13 +164,13 @@ class ResNet(BaseBackbone):
                            ('norm_eval', norm_eval), ('with_cp', with_cp),
                            ('zero_init_residual', zero_init_residual),
                            ('channels_last', channels_last)):
-            _check_bool(name, flag)
+            check_bool(name, flag)
         if deep_stem and stem_channels % 2:
             raise ValueError(f'deep_stem halves stem_channels in its first convs: stem_channels '
                              f'must be even, got {stem_channels}')
         self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
         check_norm_cfg(norm_cfg)
-        drop_path_rate = _check_rate('drop_path_rate', drop_path_rate)
+        drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
 
         self.depth, self.in_channels = depth, in_channels
         self.stem_channels, self.base_channels = stem_channels, base_channels
@@ -438,7 +426,7 @@ def make_d2_stage(block_class, num_blocks: int, *, in_channels: int, out_channel
             raise ValueError(f'stride_per_block must be [s] + [1] * {num_blocks - 1} (only the '
                              f'first block strides), got {stride_per_block}')
         stride = stride_per_block[0]
-    kwargs = dict(style='caffe' if _check_bool('stride_in_1x1', stride_in_1x1) else 'pytorch')
+    kwargs = dict(style='caffe' if check_bool('stride_in_1x1', stride_in_1x1) else 'pytorch')
     if block_class is Bottleneck:
         bottleneck_channels = bottleneck_channels or out_channels // 4
         check_positive_int('num_groups', num_groups)
@@ -475,7 +463,7 @@ def make_default_stages(depth: int = 50, stride_in_1x1: bool = False,
                          f'apply (got {num_groups}, {width_per_group})')
     out_channels = res2_out_channels or (64 if basic else 256)
     bottleneck = num_groups * width_per_group
-    rates = torch.linspace(0, _check_rate('drop_path_rate', drop_path_rate),
+    rates = torch.linspace(0, check_rate('drop_path_rate', drop_path_rate),
                            sum(blocks_per_stage)).tolist()
     stages = []
     for i, num_blocks in enumerate(blocks_per_stage):

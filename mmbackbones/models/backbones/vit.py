@@ -43,7 +43,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
+from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int, check_rate,
                                  normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.attention import MultiheadSelfAttention
@@ -231,14 +231,6 @@ def _check_pair(name: str, value) -> Tuple[int, int]:
     return v, v
 
 
-def _check_rate(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'{name} must be a float in [0, 1), got {value!r}')
-    if not 0. <= value < 1.:
-        raise ValueError(f'{name} must be in [0, 1), got {value!r}')
-    return float(value)
-
-
 def _check_cfg(name: str, cfg, allowed: Sequence[str]) -> dict:
     if not isinstance(cfg, dict):
         raise TypeError(f'{name} must be a dict, got {cfg!r} ({type(cfg).__name__})')
@@ -360,8 +352,8 @@ class VisionTransformer(BaseBackbone):
         self.patch_size = _check_pair('patch_size', patch_size)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
-        drop_rate = _check_rate('drop_rate', drop_rate)
-        drop_path_rate = _check_rate('drop_path_rate', drop_path_rate)
+        drop_rate = check_rate('drop_rate', drop_rate)
+        drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
         for name, flag in (('qkv_bias', qkv_bias), ('final_norm', final_norm),
                            ('with_cls_token', with_cls_token), ('pre_norm', pre_norm),
                            ('with_cp', with_cp)):

@@ -246,7 +246,7 @@ def test_zero_init_residual():
     (dict(norm_cfg=dict(type='GN')), ValueError, r'GN needs num_groups'),
     (dict(norm_cfg='BN'), TypeError, r'norm_cfg must be a dict with a "type" key'),
     (dict(drop_path_rate=1.5), ValueError, r'drop_path_rate must be a float in \[0, 1\)'),
-    (dict(deep_stem='yes'), TypeError, r'deep_stem must be True or False'),
+    (dict(deep_stem='yes'), TypeError, r'deep_stem must be a bool \(True or False\)'),
     (dict(deep_stem=True, stem_channels=63), ValueError, r'stem_channels must be even'),
     (dict(in_channels=0), ValueError, r'in_channels must be a positive int'),
     (dict(out_indices=(0, 1), out_names=['a']), ValueError, r'out_names must be a list of 2'),

@@ -14,6 +14,12 @@ CATALOGUE = [
     # A missing return_nodes was refused with a message that the fuzzer could not tie to an
     # argument given; the message names return_nodes, which the oracle now accepts.
     (dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small'), (1, 32, 32), 'refused'),
+    # A bad norm_cfg reached mmcv, which raised TypeError('cfg must be a dict') or
+    # KeyError('Cannot find None in registry'), naming neither norm_cfg nor the value.
+    (dict(type='RegNet', arch='regnetx_400mf', norm_cfg='BN'), (1, 32, 32), 'refused'),
+    (dict(type='RegNet', arch='regnetx_400mf', norm_cfg=dict(type='NoSuchNorm')), (1, 32, 32),
+     'refused'),
+    (dict(type='CSPDarkNet', depth=53, norm_cfg=dict(type='GN')), (1, 32, 32), 'refused'),
     # timm ViTs asserted on any input size but their img_size (AssertionError from timm).
     (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224'), (1, 5, 5), None),
     (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224', out_indices=(-1,)),

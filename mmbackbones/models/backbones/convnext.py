@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn import build_activation_layer
 from torch import nn
 
 from ...registry import MODELS
@@ -22,6 +22,7 @@ from ...utils.validation import (check_choice, check_positive_int, check_frozen_
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
 from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers norm type 'LN2d')
+from ..layers.norm import build_norm, check_norm_cfg
 
 # depths: blocks per stage; channels: width of each stage (mmpretrain's table).
 arch_settings = {
@@ -39,7 +40,7 @@ arch_settings = {
 
 
 def _norm(norm_cfg: dict, channels: int) -> nn.Module:
-    return build_norm_layer(norm_cfg, channels)[1]
+    return build_norm(norm_cfg, channels)[1]
 
 
 def _is_channel_norm(norm: nn.Module) -> bool:
@@ -209,8 +210,14 @@ class ConvNeXt(BaseBackbone):
                             ('gap_before_final_norm', gap_before_final_norm)):
             if not isinstance(value, bool):
                 raise TypeError(f'{name} must be a bool, got {value!r}')
-        if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
-            raise TypeError(f'norm_cfg must be a dict with a "type" key, got {norm_cfg!r}')
+        check_norm_cfg(norm_cfg)
+        if not isinstance(act_cfg, dict) or 'type' not in act_cfg:
+            raise TypeError(f'act_cfg must be a dict with a "type" key, got {act_cfg!r}')
+        try:
+            build_activation_layer(act_cfg)
+        except KeyError as err:
+            raise KeyError(f'act_cfg type {act_cfg["type"]!r} is not a registered activation: '
+                           f'{err}') from None
 
         self.depths, self.channels = depths, channels
         self.num_stages = num_stages

@@ -17,7 +17,6 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_norm_layer
 from torch import nn
 
 from ...registry import MODELS
@@ -25,6 +24,7 @@ from ...utils.validation import (check_choice, check_frozen_stages, check_positi
                                  normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
+from ..layers.norm import build_norm, check_norm_cfg
 from ..layers.window_attention import ShiftWindowMSA, resize_relative_position_bias_table
 
 _TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
@@ -238,9 +238,8 @@ class SwinTransformer(BaseBackbone):
                 raise TypeError(f'{name} must be a bool, got {value!r}')
         self.interpolate_mode = check_choice(
             'interpolate_mode', interpolate_mode, ('bicubic', 'bilinear', 'nearest'))
-        if norm_cfg is not None and (not isinstance(norm_cfg, dict) or 'type' not in norm_cfg):
-            raise TypeError(f'norm_cfg must be None or a dict with a "type" key, got '
-                            f'{norm_cfg!r}')
+        if norm_cfg is not None:
+            check_norm_cfg(norm_cfg)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers)
         self.norm_eval = norm_eval
@@ -275,7 +274,7 @@ class SwinTransformer(BaseBackbone):
             dims *= 2 if has_next else 1
         self.num_features = channels
         for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, channels[i])[1]
+            self.add_module(f'norm{i}', build_norm(norm_cfg, channels[i])[1]
                             if norm_cfg is not None else nn.Identity())
 
         self._register_load_state_dict_pre_hook(self._prepare_checkpoint)

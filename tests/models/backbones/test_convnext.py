@@ -246,6 +246,9 @@ def test_frozen_stages(frozen_stages):
     (dict(in_channels=0), ValueError, 'in_channels'),
     (dict(gap_before_final_norm='no'), TypeError, 'gap_before_final_norm must be a bool'),
     (dict(norm_cfg='LN2d'), TypeError, 'norm_cfg'),
+    (dict(norm_cfg=dict(type='NoSuchNorm')), KeyError, 'norm_cfg'),
+    (dict(norm_cfg=dict(type='GN', num_groups=7)), ValueError, 'norm_cfg'),
+    (dict(act_cfg=dict(type='Nope')), KeyError, 'act_cfg'),
 ])
 def test_bad_arguments_name_the_argument(kwargs, exc, match):
     with pytest.raises(exc, match=match):

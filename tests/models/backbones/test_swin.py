@@ -354,6 +354,7 @@ def test_frozen_stages(frozen_stages):
     (dict(frozen_stages=-2), ValueError, 'frozen_stages must be in -1..4'),
     (dict(pad_small_map=1), TypeError, 'pad_small_map must be a bool'),
     (dict(norm_cfg='LN'), TypeError, 'norm_cfg'),
+    (dict(norm_cfg=dict(type='NoSuchNorm')), KeyError, 'norm_cfg'),
 ])
 def test_bad_arguments_name_the_argument(kwargs, exc, match):
     with pytest.raises(exc, match=match):

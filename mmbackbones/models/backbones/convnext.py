@@ -17,8 +17,8 @@ from mmcv.cnn import build_activation_layer
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_choice, check_positive_int, check_frozen_stages,
-                                 normalize_out_indices)
+from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
+                                 check_rate, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
 from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers norm type 'LN2d')
@@ -200,16 +200,14 @@ class ConvNeXt(BaseBackbone):
         num_stages = len(depths)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.stem_patch_size = check_positive_int('stem_patch_size', stem_patch_size)
-        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}')
+        check_rate('drop_path_rate', drop_path_rate)
         if not isinstance(layer_scale_init_value, (int, float)) or layer_scale_init_value < 0:
             raise ValueError(f'layer_scale_init_value must be a number >= 0 (0 disables layer '
                              f'scale), got {layer_scale_init_value!r}')
         for name, value in (('linear_pw_conv', linear_pw_conv), ('use_grn', use_grn),
                             ('norm_eval', norm_eval), ('with_cp', with_cp),
                             ('gap_before_final_norm', gap_before_final_norm)):
-            if not isinstance(value, bool):
-                raise TypeError(f'{name} must be a bool, got {value!r}')
+            check_bool(name, value)
         check_norm_cfg(norm_cfg)
         if not isinstance(act_cfg, dict) or 'type' not in act_cfg:
             raise TypeError(f'act_cfg must be a dict with a "type" key, got {act_cfg!r}')

@@ -20,8 +20,8 @@ import torch.utils.checkpoint as cp
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
-                                 normalize_out_indices)
+from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
+                                 check_rate, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
 from ..layers.norm import build_norm, check_norm_cfg
@@ -34,12 +34,6 @@ _LARGE = dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])
 # mmpretrain's table, with its one-letter aliases.
 arch_zoo = {'t': _TINY, 'tiny': _TINY, 's': _SMALL, 'small': _SMALL,
             'b': _BASE, 'base': _BASE, 'l': _LARGE, 'large': _LARGE}
-
-
-def _check_rate(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f'{name} must be a number in [0, 1), got {value!r}')
-    return float(value)
 
 
 def _pair(name: str, value) -> Tuple[int, int]:
@@ -229,13 +223,12 @@ class SwinTransformer(BaseBackbone):
         self.patch_size = check_positive_int('patch_size', patch_size)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.window_size = check_positive_int('window_size', window_size)
-        drop_rate = _check_rate('drop_rate', drop_rate)
-        drop_path_rate = _check_rate('drop_path_rate', drop_path_rate)
+        drop_rate = check_rate('drop_rate', drop_rate)
+        drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
         for name, value in (('out_after_downsample', out_after_downsample),
                             ('use_abs_pos_embed', use_abs_pos_embed), ('with_cp', with_cp),
                             ('norm_eval', norm_eval), ('pad_small_map', pad_small_map)):
-            if not isinstance(value, bool):
-                raise TypeError(f'{name} must be a bool, got {value!r}')
+            check_bool(name, value)
         self.interpolate_mode = check_choice(
             'interpolate_mode', interpolate_mode, ('bicubic', 'bilinear', 'nearest'))
         if norm_cfg is not None:

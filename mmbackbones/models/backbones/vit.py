@@ -43,8 +43,8 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int, check_rate,
-                                 normalize_out_indices)
+from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
+                                 check_rate, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.attention import MultiheadSelfAttention
 from ..layers.drop import DropPath
@@ -357,8 +357,7 @@ class VisionTransformer(BaseBackbone):
         for name, flag in (('qkv_bias', qkv_bias), ('final_norm', final_norm),
                            ('with_cls_token', with_cls_token), ('pre_norm', pre_norm),
                            ('with_cp', with_cp)):
-            if not isinstance(flag, bool):
-                raise TypeError(f'{name} must be a bool, got {flag!r}')
+            check_bool(name, flag)
         norm_cfg = check_norm_cfg(norm_cfg)
         self.out_type = check_choice('out_type', out_type, OUT_TYPES)
         if out_type == 'cls_token' and not with_cls_token:

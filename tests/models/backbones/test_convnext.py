@@ -241,7 +241,7 @@ def test_frozen_stages(frozen_stages):
     (dict(out_indices=4), ValueError, 'out_indices contains 4'),
     (dict(out_indices=(1, 1)), ValueError, 'must not repeat'),
     (dict(frozen_stages=5), ValueError, 'frozen_stages must be in -1..4'),
-    (dict(drop_path_rate=1.0), ValueError, r'drop_path_rate must be a number in \[0, 1\)'),
+    (dict(drop_path_rate=1.0), ValueError, r'drop_path_rate must be a float in \[0, 1\)'),
     (dict(layer_scale_init_value=-1), ValueError, 'layer_scale_init_value'),
     (dict(in_channels=0), ValueError, 'in_channels'),
     (dict(gap_before_final_norm='no'), TypeError, 'gap_before_final_norm must be a bool'),

@@ -346,7 +346,7 @@ def test_frozen_stages(frozen_stages):
     (dict(window_size=0), ValueError, 'window_size'),
     (dict(img_size=(1, 2, 3)), ValueError, 'img_size'),
     (dict(patch_size=2.5), TypeError, 'patch_size'),
-    (dict(drop_path_rate=1.0), ValueError, r'drop_path_rate must be a number in \[0, 1\)'),
+    (dict(drop_path_rate=1.0), ValueError, r'drop_path_rate must be a float in \[0, 1\)'),
     (dict(drop_rate=-0.1), ValueError, 'drop_rate'),
     (dict(interpolate_mode='foo'), ValueError, 'interpolate_mode'),
     (dict(out_indices=(0, 0)), ValueError, 'must not repeat'),

@@ -12,6 +12,7 @@ from mmbackbones.checkpoint.converters.timm_convnext import (convert_timm_convne
                                                              is_timm_convnext)
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.layers.layer_norm2d import LayerNorm2d
+from tests.parity import mmpretrain_backbone, save_as_backbone
 
 ALL = (0, 1, 2, 3)
 SMALL = dict(depths=[1, 2, 1, 1], channels=[16, 24, 32, 48])
@@ -27,17 +28,6 @@ def _randomize(model: nn.Module) -> None:
                     ('weight', 'gamma')) else torch.randn(p.shape, generator=gen) * 0.2)
 
 
-def _save_as_backbone(state_dict, path) -> str:
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()}}, str(path))
-    return str(path)
-
-
-def _mmpretrain_convnext():
-    pytest.importorskip('mmpretrain', reason='mmpretrain is needed for parity tests')
-    from mmpretrain.models.backbones.convnext import ConvNeXt as MMPretrainConvNeXt
-    return MMPretrainConvNeXt
-
-
 # ----- parity with mmpretrain --------------------------------------------------------------------
 @pytest.mark.parametrize('arch,kwargs,size', [
     ('atto', dict(gap_before_final_norm=False), (64, 64)),
@@ -48,10 +38,10 @@ def _mmpretrain_convnext():
     (SMALL, dict(gap_before_final_norm=False, stem_patch_size=2), (32, 48)),
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, size, tmp_path):
-    theirs = _mmpretrain_convnext()(arch=arch, out_indices=list(ALL), **kwargs)
+    theirs = mmpretrain_backbone('ConvNeXt')(arch=arch, out_indices=list(ALL), **kwargs)
     _randomize(theirs)
     theirs.eval()
-    ckpt = _save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
+    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
     ours = ConvNeXt(arch=arch, out_indices=ALL, **kwargs,
                     init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
     assert list(ours.state_dict()) == list(theirs.state_dict())
@@ -69,7 +59,7 @@ def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, size, tmp_path):
 
 
 def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():
-    theirs = _mmpretrain_convnext()(arch='tiny', out_indices=[0, 1, 2, 3],
+    theirs = mmpretrain_backbone('ConvNeXt')(arch='tiny', out_indices=[0, 1, 2, 3],
                                     gap_before_final_norm=False)
     ours = ConvNeXt('tiny', out_indices=ALL, gap_before_final_norm=False)
     assert {k: v.shape for k, v in ours.state_dict().items()} == \
@@ -79,11 +69,11 @@ def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():
 
 @pytest.mark.parametrize('arch', sorted(ConvNeXt.arch_settings))
 def test_arch_table_is_mmpretrains(arch):
-    assert ConvNeXt.arch_settings[arch] == _mmpretrain_convnext().arch_settings[arch]
+    assert ConvNeXt.arch_settings[arch] == mmpretrain_backbone('ConvNeXt').arch_settings[arch]
 
 
 def test_drop_path_rates_match_mmpretrain_even_when_truncated():
-    theirs = _mmpretrain_convnext()(arch='atto', out_indices=[3], drop_path_rate=0.3)
+    theirs = mmpretrain_backbone('ConvNeXt')(arch='atto', out_indices=[3], drop_path_rate=0.3)
     ours = ConvNeXt('atto', out_indices=1, drop_path_rate=0.3)
     for i, stage in enumerate(ours.stages):
         for j, block in enumerate(stage):

@@ -10,6 +10,7 @@ from torch import nn
 
 from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
+from tests.parity import save_as_backbone
 
 # A two-stage arch small enough for fast structural tests (every class accepts a dict arch).
 TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expand_ratio=2,
@@ -29,12 +30,6 @@ def _randomize_bn(model: nn.Module) -> None:
                 m.bias.uniform_(-0.5, 0.5, generator=gen)
 
 
-def _save_as_backbone(model: nn.Module, path) -> str:
-    state = {f'backbone.{k}': v for k, v in model.state_dict().items()}
-    torch.save({'state_dict': state}, str(path))
-    return str(path)
-
-
 def _mmpretrain_csp():
     pytest.importorskip('mmpretrain', reason='mmpretrain is needed for parity tests')
     from mmpretrain.models.backbones import cspnet
@@ -50,7 +45,7 @@ def test_mmpretrain_checkpoint_loads_and_matches(cls, extra, tmp_path):
     theirs = theirs_cls(depth=depth, out_indices=FULL[cls], **extra)
     _randomize_bn(theirs)
     theirs.eval()
-    ckpt = _save_as_backbone(theirs, tmp_path / 'theirs.pth')
+    ckpt = save_as_backbone(theirs, tmp_path / 'theirs.pth')
 
     ours = cls(depth=depth, out_indices=FULL[cls], **extra,
                init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
@@ -72,7 +67,7 @@ def test_truncated_model_loads_the_full_checkpoint(tmp_path):
     """Only stages up to max(out_indices) are built; the rest of a checkpoint is ignored."""
     full = CSPResNet(arch=TINY, out_indices=(0, 1)).eval()
     _randomize_bn(full)
-    ckpt = _save_as_backbone(full, tmp_path / 'full.pth')
+    ckpt = save_as_backbone(full, tmp_path / 'full.pth')
     part = CSPResNet(arch=TINY, out_indices=(0,),
                      init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
     part.init_weights()

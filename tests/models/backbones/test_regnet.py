@@ -12,6 +12,7 @@ from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
                                                            convert_timm_regnet, is_timm_regnet)
 from mmbackbones.models.backbones.regnet import RegNet
+from tests.parity import mmpretrain_backbone, save_as_backbone
 
 # timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
 X200 = TIMM_REGNETX_ARCHS['regnetx_002']
@@ -29,17 +30,6 @@ def _randomize_bn(model: nn.Module) -> None:
                 m.bias.uniform_(-0.5, 0.5, generator=gen)
 
 
-def _save_as_backbone(state_dict, path) -> str:
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()}}, str(path))
-    return str(path)
-
-
-def _mmpretrain_regnet():
-    pytest.importorskip('mmpretrain', reason='mmpretrain is needed for parity tests')
-    from mmpretrain.models.backbones.regnet import RegNet as MMPretrainRegNet
-    return MMPretrainRegNet
-
-
 # ----- parity with mmpretrain --------------------------------------------------------------------
 @pytest.mark.parametrize('arch,kwargs', [
     ('regnetx_400mf', {}),
@@ -48,10 +38,10 @@ def _mmpretrain_regnet():
     (X200, dict(strides=(2, 2, 2, 1), dilations=(1, 1, 1, 2), stem_channels=16)),
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, tmp_path):
-    theirs = _mmpretrain_regnet()(arch, out_indices=ALL, **kwargs)
+    theirs = mmpretrain_backbone('RegNet')(arch, out_indices=ALL, **kwargs)
     _randomize_bn(theirs)
     theirs.eval()
-    ckpt = _save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
+    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
     ours = RegNet(arch, out_indices=ALL, **kwargs,
                   init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
     assert list(ours.state_dict()) == list(theirs.state_dict())
@@ -71,7 +61,7 @@ def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, tmp_path):
 @pytest.mark.parametrize('arch', sorted(RegNet.arch_settings))
 def test_every_named_arch_has_mmpretrains_stages(arch):
     """Widths, depths and group widths of every named arch equal mmpretrain's arithmetic."""
-    mp = _mmpretrain_regnet()
+    mp = mmpretrain_backbone('RegNet')
     helper = mp.__new__(mp)  # its width arithmetic needs no built layers
     cfg = mp.arch_settings[arch]
     widths, num_stages = helper.generate_regnet(cfg['w0'], cfg['wa'], cfg['wm'], cfg['depth'])
@@ -86,7 +76,7 @@ def test_every_named_arch_has_mmpretrains_stages(arch):
 
 
 def test_frozen_stages_match_mmpretrain():
-    theirs = _mmpretrain_regnet()(X200, out_indices=ALL, frozen_stages=2)
+    theirs = mmpretrain_backbone('RegNet')(X200, out_indices=ALL, frozen_stages=2)
     ours = RegNet(X200, out_indices=ALL, frozen_stages=2)
     assert ({k: p.requires_grad for k, p in ours.named_parameters()}
             == {k: p.requires_grad for k, p in theirs.named_parameters()})
@@ -104,7 +94,7 @@ def test_timm_checkpoint_converts_and_matches(name, tmp_path):
     assert is_timm_regnet(state)
     converted = convert_timm_regnet(state)
     assert not any(k.startswith('head') for k in converted)
-    ckpt = _save_as_backbone(converted, tmp_path / 'timm.pth')
+    ckpt = save_as_backbone(converted, tmp_path / 'timm.pth')
     ours = RegNet(TIMM_REGNETX_ARCHS[name], out_indices=ALL,
                   init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
     assert set(ours.state_dict()) == set(converted)
@@ -313,7 +303,7 @@ def test_raw_timm_checkpoint_loads_through_init_cfg(convert, tmp_path):
 
 def test_signature_is_mmpretrains():
     import inspect
-    theirs = list(inspect.signature(_mmpretrain_regnet().__init__).parameters)
+    theirs = list(inspect.signature(mmpretrain_backbone('RegNet').__init__).parameters)
     assert list(inspect.signature(RegNet.__init__).parameters) == theirs
 
 

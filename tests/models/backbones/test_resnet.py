@@ -13,6 +13,7 @@ from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
 from mmbackbones.models.layers import FrozenBatchNorm2d
 from mmbackbones.models.layers.resnet_blocks import BasicBlock, Bottleneck
+from tests.parity import save_as_backbone
 
 ALL = (0, 1, 2, 3)
 CHANNELS = {18: (64, 128, 256, 512), 34: (64, 128, 256, 512), 50: (256, 512, 1024, 2048),
@@ -31,11 +32,6 @@ def randomize_(model: nn.Module, seed: int = 1) -> nn.Module:
                     m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) - 0.5)
                     m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
     return model
-
-
-def save_as_backbone(state_dict, path) -> str:
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()}}, str(path))
-    return str(path)
 
 
 def mmpretrain_backbones():

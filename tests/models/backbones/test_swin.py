@@ -15,6 +15,7 @@ from mmbackbones.models.backbones.swin import PatchMerging, SwinTransformer
 from mmbackbones.models.layers.window_attention import (relative_position_index,
                                                         resize_relative_position_bias_table,
                                                         shifted_window_mask)
+from tests.parity import mmpretrain_backbone, save_as_backbone
 
 ALL = (0, 1, 2, 3)
 # A Swin with tiny widths: every structural feature of Swin-T, a fraction of the cost.
@@ -31,17 +32,6 @@ def _randomize(model: nn.Module) -> None:
                         else torch.randn(p.shape, generator=gen) * 0.2)
             elif name.endswith('relative_position_bias_table'):
                 p.copy_(torch.randn(p.shape, generator=gen))
-
-
-def _save_as_backbone(state_dict, path) -> str:
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()}}, str(path))
-    return str(path)
-
-
-def _mmpretrain_swin():
-    pytest.importorskip('mmpretrain', reason='mmpretrain is needed for parity tests')
-    from mmpretrain.models.backbones.swin_transformer import SwinTransformer as MMPretrainSwin
-    return MMPretrainSwin
 
 
 def _ceil_chain(size, stride):
@@ -65,10 +55,10 @@ def _ceil_chain(size, stride):
     (dict(norm_cfg=None, window_size=4, pad_small_map=True), (32, 32)),
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(kwargs, size, tmp_path):
-    theirs = _mmpretrain_swin()(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs)
+    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs)
     _randomize(theirs)
     theirs.eval()
-    ckpt = _save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
+    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
     ours = SwinTransformer(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs,
                            init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
     assert list(ours.state_dict()) == list(theirs.state_dict())
@@ -86,7 +76,7 @@ def test_mmpretrain_checkpoint_loads_and_matches(kwargs, size, tmp_path):
 
 
 def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():
-    theirs = _mmpretrain_swin()(arch='tiny', out_indices=ALL)
+    theirs = mmpretrain_backbone('SwinTransformer')(arch='tiny', out_indices=ALL)
     ours = SwinTransformer('tiny', out_indices=ALL)
     assert {k: v.shape for k, v in ours.state_dict().items()} == \
         {k: v.shape for k, v in theirs.state_dict().items()}
@@ -99,13 +89,13 @@ def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():
 
 @pytest.mark.parametrize('arch', ['tiny', 'small', 'base', 'large', 't', 'l'])
 def test_arch_table_is_mmpretrains(arch):
-    assert SwinTransformer.arch_zoo[arch] == _mmpretrain_swin().arch_zoo[arch]
+    assert SwinTransformer.arch_zoo[arch] == mmpretrain_backbone('SwinTransformer').arch_zoo[arch]
 
 
 def test_smaller_than_window_maps_run_as_mmpretrains_pad_small_map():
     """mmpretrain refuses maps smaller than the window unless pad_small_map=True; we pad them
     (and give what its pad_small_map=True gives)."""
-    theirs = _mmpretrain_swin()(arch=SMALL, out_indices=ALL, pad_small_map=True,
+    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=ALL, pad_small_map=True,
                                 drop_path_rate=0.)
     _randomize(theirs)
     theirs.eval()
@@ -118,7 +108,7 @@ def test_smaller_than_window_maps_run_as_mmpretrains_pad_small_map():
 
 
 def test_drop_path_rates_match_mmpretrain_even_when_truncated():
-    theirs = _mmpretrain_swin()(arch=SMALL, out_indices=(3, ), drop_path_rate=0.3)
+    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=(3, ), drop_path_rate=0.3)
     ours = SwinTransformer(SMALL, out_indices=1, drop_path_rate=0.3)
     for i, stage in enumerate(ours.stages):
         for j, block in enumerate(stage.blocks):
@@ -143,7 +133,7 @@ def test_legacy_mmcls_keys_load():
 def test_window_7_checkpoint_loads_into_window_12_model(tmp_path):
     src = SwinTransformer(SMALL, out_indices=ALL, window_size=7)
     _randomize(src)
-    ckpt = _save_as_backbone(src.state_dict(), tmp_path / 'w7.pth')
+    ckpt = save_as_backbone(src.state_dict(), tmp_path / 'w7.pth')
     dst = SwinTransformer(SMALL, out_indices=ALL, window_size=12,
                           init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
     dst.init_weights()

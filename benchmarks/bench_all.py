@@ -1,8 +1,8 @@
 """One table: each of our backbones against its anchor, measured the same way in one run.
 
 For every pair: latency ratio (ours / anchor, paired alternating runs, median), build-time ratio,
-peak memory of one forward (RSS growth in a fresh subprocess, so the two do not share a heap),
-and the import time of ``mmbackbones`` beside ``timm`` and ``torchvision``. Anchors that are not
+peak memory of live activations in one forward (inference, and with autograd on), and the import
+time of ``mmbackbones`` beside ``timm`` and ``torchvision``. Anchors that are not
 installed are skipped with the reason printed. Results go to ``benchmarks/results/bench_all.json``.
 
     python benchmarks/bench_all.py [--quick] [--threads N] [--batch N] [--only resnet50,vit-b16]
@@ -97,32 +97,13 @@ def paired_latency(ours, anchor, x, iters: int, warmup: int):
     return statistics.median(times_ours), statistics.median(times_anchor)
 
 
-_MEMORY_CHILD = r'''
-import json, resource, sys, torch
-sys.path.insert(0, {repo!r})
-sys.path.insert(0, {here!r})
-import bench_all
-torch.set_num_threads({threads})
-spec = json.loads({spec!r})
-model = (bench_all.build_ours(spec['cfg']) if spec['which'] == 'ours'
-         else bench_all.build_anchor(spec['kind'], spec['name'])).eval()
-x = torch.randn({batch}, 3, {side}, {side})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-with torch.inference_mode():
-    model(x)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps((after - before) / 1024.0))
-'''
-
-
-def forward_peak_mib(which, cfg, kind, name, batch, side, threads):
-    spec = json.dumps(dict(which=which, cfg=cfg, kind=kind, name=name))
-    code = _MEMORY_CHILD.format(repo=os.path.dirname(HERE), here=HERE, threads=threads,
-                                spec=spec, batch=batch, side=side)
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    if result.returncode != 0:
-        return None
-    return float(result.stdout.strip().splitlines()[-1])
+def forward_peaks_mib(model, x):
+    """Peak bytes of live activations in one forward, inference and with autograd (MiB), as
+    `mmbackbones info` measures them (tensors tracked through a dispatch mode, weights excluded)."""
+    from mmbackbones.analysis.complexity import forward_memory
+    inference = forward_memory(model, x, grad=False)['peak']
+    training = forward_memory(model, x, grad=True)['peak']
+    return inference / 2**20, training / 2**20
 
 
 def import_times(repeats: int = 3):
@@ -142,8 +123,11 @@ def import_times(repeats: int = 3):
 
 def run_pair(name, cfg, kind, anchor_name, side, args):
     try:
-        ours, t_build_ours = _timed(lambda: build_ours(cfg).eval())
-        anchor, t_build_anchor = _timed(lambda: build_anchor(kind, anchor_name).eval())
+        ours, t_build_ours = _timed(lambda: build_ours(cfg))
+        anchor, t_build_anchor = _timed(lambda: build_anchor(kind, anchor_name))
+        # Not chained: mmpretrain's ResNet.train() returns None, so its .eval() does too.
+        ours.eval()
+        anchor.eval()
     except Exception as exc:  # an anchor or family that is not installed
         return dict(name=name, skipped=f'{type(exc).__name__}: {exc}'.splitlines()[0][:160])
     x = torch.randn(args.batch, 3, side, side)
@@ -154,10 +138,8 @@ def run_pair(name, cfg, kind, anchor_name, side, args):
                build_ours_s=t_build_ours, build_anchor_s=t_build_anchor,
                build_ratio=t_build_ours / t_build_anchor)
     if not args.no_memory:
-        row['peak_mib_ours'] = forward_peak_mib('ours', cfg, kind, anchor_name, args.batch, side,
-                                                args.threads)
-        row['peak_mib_anchor'] = forward_peak_mib('anchor', cfg, kind, anchor_name, args.batch,
-                                                  side, args.threads)
+        row['peak_mib_ours'], row['train_peak_mib_ours'] = forward_peaks_mib(ours, x)
+        row['peak_mib_anchor'], row['train_peak_mib_anchor'] = forward_peaks_mib(anchor, x)
     return row
 
 
@@ -168,7 +150,8 @@ def print_table(rows, imports):
     except ImportError:  # plain text fallback
         Console = None
     headers = ['backbone', 'anchor', 'latency ours/anchor', 'ms ours', 'ms anchor',
-               'build ratio', 'peak MiB ours', 'peak MiB anchor']
+               'build ratio', 'peak MiB ours/anchor (inference)',
+               'peak MiB ours/anchor (autograd)']
     lines = []
     for r in rows:
         if 'skipped' in r:
@@ -177,8 +160,10 @@ def print_table(rows, imports):
         fmt = (lambda v: '-' if v is None else f'{v:.0f}')
         lines.append([r['name'], r['anchor'], f"{r['latency_ratio']:.3f}",
                       f"{r['latency_ours_ms']:.1f}", f"{r['latency_anchor_ms']:.1f}",
-                      f"{r['build_ratio']:.2f}", fmt(r.get('peak_mib_ours')),
-                      fmt(r.get('peak_mib_anchor'))])
+                      f"{r['build_ratio']:.2f}",
+                      f"{fmt(r.get('peak_mib_ours'))} / {fmt(r.get('peak_mib_anchor'))}",
+                      f"{fmt(r.get('train_peak_mib_ours'))} / "
+                      f"{fmt(r.get('train_peak_mib_anchor'))}"])
     title = 'import time (s): ' + ', '.join(
         f'{k} {v:.2f}' if v is not None else f'{k} -' for k, v in imports.items())
     if Console is None:

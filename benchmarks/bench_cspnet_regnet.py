@@ -33,40 +33,15 @@ import time
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import LastOutput, randomize_  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 PAIRS = ('cspresnext50', 'cspresnet50', 'cspdarknet53', 'regnetx-4.0gf', 'regnetx-200mf')
 QUICK_PAIRS = ('cspresnext50', 'regnetx-200mf')
-
-
-def _randomize_(model: nn.Module, seed: int = 0) -> None:
-    """Non-degenerate weights and BN statistics (so a wrong weight copy would show)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, value in model.state_dict().items():
-            if not value.is_floating_point():
-                continue
-            if key.endswith('running_var') or (value.dim() == 1 and key.endswith('weight')):
-                value.copy_(torch.rand(value.shape, generator=gen) + 0.5)
-            elif value.dim() == 1:
-                value.copy_(torch.randn(value.shape, generator=gen) * 0.1)
-            else:
-                value.copy_(torch.randn(value.shape, generator=gen)
-                            * (2.0 / value[0].numel()) ** 0.5)
-
-
-class _Last(nn.Module):
-    """Last output of a tuple (ours) or ``forward_features`` (timm)."""
-
-    def __init__(self, inner: nn.Module, method: str = 'forward'):
-        super().__init__()
-        self.inner, self.method = inner, method
-
-    def forward(self, x):
-        out = getattr(self.inner, self.method)(x)
-        return out[-1] if isinstance(out, (tuple, list)) else out
 
 
 def build_pair(name: str):
@@ -91,7 +66,7 @@ def build_pair(name: str):
 
     timm_name = {'regnetx-4.0gf': 'regnetx_040', 'regnetx-200mf': 'regnetx_002'}.get(name, name)
     ours = make_ours().eval()
-    _randomize_(ours)
+    randomize_(ours)
     theirs = timm.create_model(timm_name, pretrained=False).eval()
     if name.startswith('regnet'):
         # timm -> ours is the converter's direction: check it maps timm's keys onto ours
@@ -116,7 +91,7 @@ def build_pair(name: str):
     fused = make_ours().eval()
     fused.load_state_dict(ours.state_dict())
     fused.fuse()
-    return _Last(ours), _Last(theirs, 'forward_features'), _Last(fused), timm_name
+    return LastOutput(ours), LastOutput(theirs, 'forward_features'), LastOutput(fused), timm_name
 
 
 def run_pair(name, batch, size, rounds, warmup, clock=time.perf_counter):

@@ -23,39 +23,12 @@ import time
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import LastOutput, randomize_  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-
-
-def _randomize_(model: nn.Module, seed: int = 0) -> dict:
-    """Realistic (non-degenerate) BN statistics and weights; returns the state dict."""
-    gen = torch.Generator().manual_seed(seed)
-    state = model.state_dict()
-    for key, value in state.items():
-        if not value.is_floating_point():
-            continue
-        if key.endswith('running_var') or (value.dim() == 1 and key.endswith('weight')):
-            value.copy_(torch.rand(value.shape, generator=gen) + 0.5)
-        elif value.dim() == 1:
-            value.copy_(torch.randn(value.shape, generator=gen) * 0.1)
-        else:
-            fan_in = value[0].numel()
-            value.copy_(torch.randn(value.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-    model.load_state_dict(state)
-    return state
-
-
-class _Trunk(nn.Module):
-    """Calls ``forward_features`` (timm) / returns the last of a tuple (mmpretrain, ours)."""
-
-    def __init__(self, inner: nn.Module, method: str = 'forward'):
-        super().__init__()
-        self.inner, self.method = inner, method
-
-    def forward(self, x):
-        out = getattr(self.inner, self.method)(x)
-        return out[-1] if isinstance(out, (tuple, list)) else out
 
 
 def build_models(channels_last_variants: bool = True):
@@ -66,7 +39,7 @@ def build_models(channels_last_variants: bool = True):
     from mmbackbones.models.backbones.resnet import ResNet
 
     ours = ResNet(depth=50, out_indices=(3,)).eval()
-    state = _randomize_(ours)
+    state = randomize_(ours)
     mmp = MMPResNet(depth=50, out_indices=(3,))
     mmp.load_state_dict(state)
     mmp.eval()
@@ -78,21 +51,21 @@ def build_models(channels_last_variants: bool = True):
     tm.eval()
 
     models = {
-        'timm': _Trunk(tm, 'forward_features'),
-        'ours': _Trunk(ours),
+        'timm': LastOutput(tm, 'forward_features'),
+        'ours': LastOutput(ours),
         'torchvision': tv_trunk,
-        'mmpretrain': _Trunk(mmp),
+        'mmpretrain': LastOutput(mmp),
     }
     fused = ResNet(depth=50, out_indices=(3,))
     fused.load_state_dict(state)
-    models['ours_fused'] = _Trunk(fused.fuse())
+    models['ours_fused'] = LastOutput(fused.fuse())
     if channels_last_variants:
         cl = ResNet(depth=50, out_indices=(3,), channels_last=True)
         cl.load_state_dict(state)
-        models['ours_channels_last'] = _Trunk(cl.eval())
+        models['ours_channels_last'] = LastOutput(cl.eval())
         fcl = ResNet(depth=50, out_indices=(3,), channels_last=True)
         fcl.load_state_dict(state)
-        models['ours_fused_channels_last'] = _Trunk(fcl.fuse())
+        models['ours_fused_channels_last'] = LastOutput(fcl.fuse())
     return models, ours
 
 

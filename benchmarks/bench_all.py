@@ -21,6 +21,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results')
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from benchlib import timed_rounds  # noqa: E402
 
 # name: (our config, anchor kind, anchor name, input side). Anchor kinds: timm (features_only
 # where the wrapped model is a feature extractor), torchvision, mmpretrain.
@@ -81,20 +83,10 @@ def _timed(fn):
 
 
 def paired_latency(ours, anchor, x, iters: int, warmup: int):
-    """Alternate the two models call by call so drift hits both equally; return medians (s)."""
-    times_ours, times_anchor = [], []
+    """Median seconds per call of each, timed in alternating order (benchlib.timed_rounds)."""
     with torch.inference_mode():
-        for _ in range(warmup):
-            ours(x)
-            anchor(x)
-        for i in range(iters):
-            first, second = (ours, anchor) if i % 2 == 0 else (anchor, ours)
-            _, t_first = _timed(lambda: first(x))
-            _, t_second = _timed(lambda: second(x))
-            t_ours, t_anchor = (t_first, t_second) if first is ours else (t_second, t_first)
-            times_ours.append(t_ours)
-            times_anchor.append(t_anchor)
-    return statistics.median(times_ours), statistics.median(times_anchor)
+        times = timed_rounds({'ours': ours, 'anchor': anchor}, x, iters, warmup)
+    return statistics.median(times['ours']), statistics.median(times['anchor'])
 
 
 def forward_peaks_mib(model, x):

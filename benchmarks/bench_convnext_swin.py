@@ -32,6 +32,9 @@ import time
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import per_round_ratios, timed_rounds  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -132,19 +135,8 @@ def run_pair(name, batch, size, rounds, warmup, clock=time.perf_counter):
     with torch.inference_mode():
         got, ref = _as_list(ours(x)), _as_list(anchor(x))
         diff = max(float((g - r).abs().max() / r.abs().max()) for g, r in zip(got, ref))
-        times = {k: [] for k in models}
-        ratios = []
-        for r in range(warmup + rounds):
-            order = ('ours', 'timm') if r % 2 == 0 else ('timm', 'ours')
-            this_round = {}
-            for k in order:
-                start = clock()
-                models[k](x)
-                this_round[k] = clock() - start
-            if r >= warmup:
-                for k, t in this_round.items():
-                    times[k].append(t)
-                ratios.append(this_round['ours'] / this_round['timm'])
+        times = timed_rounds(models, x, rounds, warmup, clock)
+        ratios = per_round_ratios(times, 'ours', 'timm')
     med = {k: statistics.median(t) for k, t in times.items()}
     return dict(
         timm_model=timm_name,

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LastOutput, randomize_  # noqa: E402
+from benchlib import LastOutput, per_round_ratios, randomize_, timed_rounds  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -101,20 +101,8 @@ def run_pair(name, batch, size, rounds, warmup, clock=time.perf_counter):
     with torch.inference_mode():
         ref = theirs(x)
         diff = {k: float((m(x) - ref).abs().max() / ref.abs().max()) for k, m in models.items()}
-        names = list(models)
-        times = {k: [] for k in names}
-        ratios = []
-        for r in range(warmup + rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
-            this_round = {}
-            for k in order:
-                start = clock()
-                models[k](x)
-                this_round[k] = clock() - start
-            if r >= warmup:
-                for k, t in this_round.items():
-                    times[k].append(t)
-                ratios.append(this_round['ours'] / this_round['timm'])
+        times = timed_rounds(models, x, rounds, warmup, clock)
+        ratios = per_round_ratios(times, 'ours', 'timm')
     med = {k: statistics.median(t) for k, t in times.items()}
     return dict(
         timm_model=timm_name,

@@ -34,3 +34,27 @@ class LastOutput(nn.Module):
     def forward(self, x):
         out = getattr(self.inner, self.method)(x)
         return out[-1] if isinstance(out, (tuple, list)) else out
+
+
+def timed_rounds(models: dict, x, rounds: int, warmup: int, clock=None):
+    """Call every model once per round on ``x``, rotating the order each round so drift and
+    cache effects hit all of them alike. Returns ``{name: [seconds per kept round]}``; the first
+    ``warmup`` rounds are dropped. Call under ``torch.inference_mode()`` for inference timing."""
+    import time
+    clock = clock or time.perf_counter
+    names = list(models)
+    times = {name: [] for name in names}
+    for r in range(warmup + rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = clock()
+            models[name](x)
+            if r >= warmup:
+                times[name].append(clock() - start)
+    return times
+
+
+def per_round_ratios(times: dict, num: str, den: str) -> list:
+    """``times[num][i] / times[den][i]`` for every round: each ratio compares runs made moments
+    apart, so a load spike shared by both cancels out."""
+    return [a / b for a, b in zip(times[num], times[den])]

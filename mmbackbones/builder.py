@@ -5,11 +5,13 @@ from typing import Union
 from mmengine.config import Config, ConfigDict
 
 from .registry import MODELS
+from .utils.validation import to_plain
 
 
 def _as_dict(cfg, name: str = 'cfg') -> dict:
     if isinstance(cfg, ConfigDict):
         return cfg.to_dict()
+    cfg = to_plain(cfg)  # omegaconf DictConfig and other Mappings
     if isinstance(cfg, dict):
         return dict(cfg)
     raise TypeError(f'{name} must be a dict or ConfigDict with a "type" key, got '

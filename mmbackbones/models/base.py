@@ -24,7 +24,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.validation import check_frozen_stages
+from ..utils.validation import accepts_config_containers, check_frozen_stages
 from .layers.norm import FrozenBatchNorm2d
 
 
@@ -37,7 +37,17 @@ class ShapeSpec(NamedTuple):
 
 
 class BaseBackbone(BaseModule):
-    """Base class of every backbone: output metadata, stage freezing, norm_eval."""
+    """Base class of every backbone: output metadata, stage freezing, norm_eval.
+
+    Every subclass's ``__init__`` receives plain Python containers: omegaconf
+    ``ListConfig``/``DictConfig`` (detectron2's ``instantiate``), ``range``, numpy integers and
+    arrays are converted first (``utils.validation.accepts_config_containers``).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if '__init__' in cls.__dict__:
+            cls.__init__ = accepts_config_containers(cls.__dict__['__init__'])
 
     def __init__(self, init_cfg=None):
         super().__init__(init_cfg=init_cfg)

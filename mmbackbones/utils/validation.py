@@ -3,27 +3,81 @@
 Each helper raises ``ValueError``/``TypeError`` whose message names the argument, the bad value
 and what is allowed, so a wrong config fails at construction with a readable message.
 """
+import functools
+import numbers
+from collections.abc import Mapping, Sequence as SequenceABC
 from typing import Iterable, Sequence, Tuple, Union
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer that is not a bool: Python ints and numpy integers alike."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _from_numpy(value):
+    """numpy scalars and arrays as Python scalars and lists (numpy itself is never imported)."""
+    if type(value).__module__ == 'numpy' and hasattr(value, 'tolist'):
+        return value.tolist()
+    return value
+
+
+def to_plain(value):
+    """Config containers as plain Python: any ``Mapping`` (omegaconf ``DictConfig``, ...) becomes a
+    ``dict``, any non-string ``Sequence`` (omegaconf ``ListConfig``, ``range``, ...) a ``list``,
+    numpy integers/floats/arrays Python numbers/lists; recursively. ``dict``s (mmengine's
+    ``ConfigDict`` included), lists and tuples keep their type. Anything else (tensors, modules,
+    classes, strings) is returned unchanged.
+    """
+    value = _from_numpy(value)
+    if isinstance(value, dict):
+        items = {k: to_plain(v) for k, v in value.items()}
+        if all(items[k] is value[k] for k in items):
+            return value
+        return type(value)(items) if type(value) is not dict else items
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [to_plain(v) for v in value]
+        if all(a is b for a, b in zip(items, value)):
+            return value
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, SequenceABC) and not isinstance(value, (str, bytes, bytearray)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def accepts_config_containers(func):
+    """Decorator for constructors: every argument goes through :func:`to_plain` first, so code
+    after it only sees ``dict``/``list``/``tuple``/``int``. Used by ``BaseBackbone`` (for every
+    family) and the necks; detectron2's ``instantiate`` passes ``ListConfig``/``DictConfig``."""
+    if getattr(func, '_accepts_config_containers', False):
+        return func
+
+    @functools.wraps(func)
+    def wrapper(self, *args, **kwargs):
+        return func(self, *(to_plain(a) for a in args),
+                    **{k: to_plain(v) for k, v in kwargs.items()})
+
+    wrapper._accepts_config_containers = True
+    return wrapper
 
 
 def check_positive_int(name: str, value) -> int:
+    value = _from_numpy(value)
     if not _is_int(value):
         raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__})')
     if value <= 0:
         raise ValueError(f'{name} must be a positive int, got {value!r}')
-    return value
+    return int(value)
 
 
 def check_non_negative_int(name: str, value) -> int:
+    value = _from_numpy(value)
     if not _is_int(value):
         raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__})')
     if value < 0:
         raise ValueError(f'{name} must be >= 0, got {value!r}')
-    return value
+    return int(value)
 
 
 def check_choice(name: str, value, choices: Iterable):
@@ -45,8 +99,9 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: in
     Negative indices count from the end (``-1`` is the last of ``num_stages`` stages). Order is
     kept (outputs come back in this order); duplicates and out-of-range values are refused.
     """
+    out_indices = to_plain(out_indices)
     if _is_int(out_indices):
-        indices = [out_indices]
+        indices = [int(out_indices)]
     elif isinstance(out_indices, (list, tuple)):
         indices = list(out_indices)
     else:
@@ -64,7 +119,7 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: in
             raise ValueError(f'{name} contains {index}, out of range: allowed indices are '
                              f'{-num_stages}..{num_stages - 1} for {num_stages} stages '
                              f'(got {out_indices!r})')
-        resolved.append(index % num_stages)
+        resolved.append(int(index) % num_stages)
     if len(set(resolved)) != len(resolved):
         raise ValueError(f'{name} must not repeat a stage, got {out_indices!r} '
                          f'(resolved to {tuple(resolved)})')
@@ -73,16 +128,18 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: in
 
 def check_frozen_stages(frozen_stages, num_stages: int, name: str = 'frozen_stages') -> int:
     """``-1`` freezes nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``."""
+    frozen_stages = _from_numpy(frozen_stages)
     if not _is_int(frozen_stages):
         raise TypeError(f'{name} must be an int in -1..{num_stages}, got {frozen_stages!r} '
                         f'({type(frozen_stages).__name__})')
     if not -1 <= frozen_stages <= num_stages:
         raise ValueError(f'{name} must be in -1..{num_stages} (-1: nothing, 0: stem, k: stem and '
                          f'stages 1..k), got {frozen_stages!r}')
-    return frozen_stages
+    return int(frozen_stages)
 
 
 def check_bool(name: str, value) -> bool:
+    value = _from_numpy(value)
     if not isinstance(value, bool):
         raise TypeError(f'{name} must be a bool (True or False), got {value!r} '
                         f'({type(value).__name__})')
@@ -91,6 +148,7 @@ def check_bool(name: str, value) -> bool:
 
 def check_rate(name: str, value) -> float:
     """A probability such as ``drop_path_rate``: a number in ``[0, 1)``."""
+    value = _from_numpy(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f'{name} must be a float in [0, 1), got {value!r} '
                         f'({type(value).__name__})')

@@ -13,6 +13,7 @@ from mmengine.config import ConfigDict
 from torch import nn
 
 from ...registry import MODELS
+from ...utils.validation import to_plain
 from ..base import BaseBackbone
 from .fpn import resolve_auto_in_channels
 
@@ -20,6 +21,7 @@ from .fpn import resolve_auto_in_channels
 def _cfg_dict(cfg, name):
     if isinstance(cfg, ConfigDict):
         return cfg.to_dict()
+    cfg = to_plain(cfg)  # omegaconf DictConfig and other Mappings
     if isinstance(cfg, dict):
         return dict(cfg)
     raise TypeError(f'{name} must be a dict/ConfigDict with a "type" key or a built module, got '

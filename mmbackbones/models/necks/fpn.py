@@ -21,7 +21,8 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import check_choice, check_non_negative_int, check_positive_int
+from ...utils.validation import (accepts_config_containers, check_choice, check_non_negative_int,
+                                 check_positive_int)
 
 AUTO = 'auto'
 EXTRA_CONV_SOURCES = ('on_input', 'on_lateral', 'on_output')
@@ -72,6 +73,7 @@ class FPN(BaseModule):
             ``scale_factor`` the coarser map is resized to the finer map's size.
     """
 
+    @accepts_config_containers
     def __init__(self,
                  in_channels: Union[str, Sequence[int]],
                  out_channels: int,

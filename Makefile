@@ -11,7 +11,7 @@ endif
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= work_dirs/demo
 
-.PHONY: demo test test-downstream bench venv clean-venv
+.PHONY: demo test test-downstream test-detectron2 bench venv clean-venv
 
 venv: $(STAMP)
 
@@ -62,6 +62,32 @@ ifeq ($(MMCV_WHEEL),)
 else
 	$(MAKE) $(DS_STAMP)
 	$(DS_PY) -m pytest -q -rs tests/downstream
+endif
+
+# Optional detectron2/detrex tier: real detectron2 and detrex (not on PyPI; built wheels and the
+# detrex source archive for projects/ in ../shared/wheels) in .venv-detectron2. Skips with a reason
+# when those files are absent.
+D2_VENV := .venv-detectron2
+D2_PY := $(D2_VENV)/bin/python
+D2_STAMP := $(D2_VENV)/.installed
+D2_WHEEL := $(firstword $(wildcard ../shared/wheels/detectron2-0.6-cp311-cp311-linux_$(ARCH).whl))
+DETREX_WHEEL := $(firstword $(wildcard ../shared/wheels/detrex-0.3.0-cp311-cp311-linux_$(ARCH).whl))
+DETREX_SRC := $(firstword $(wildcard ../shared/wheels/detrex-*.tar.gz))
+
+$(D2_STAMP): requirements/detectron2.txt requirements/pinned.txt setup.py
+	test -x $(D2_PY) || $(PYTHON) -m venv $(D2_VENV)
+	$(D2_PY) -m pip install -q $(TORCH_PINS) -r requirements/pinned.txt
+	$(D2_PY) -m pip install -q --no-deps $(D2_WHEEL) $(DETREX_WHEEL)
+	$(D2_PY) -m pip install -q $(TORCH_PINS) -r requirements/detectron2.txt
+	$(D2_PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(D2_STAMP)
+
+test-detectron2:
+ifeq ($(D2_WHEEL)$(DETREX_WHEEL),)
+	@echo "SKIP test-detectron2: no detectron2/detrex wheels in ../shared/wheels (neither is on PyPI; see ../shared/wheels/README.md)"
+else
+	$(MAKE) $(D2_STAMP)
+	DETREX_SRC_TAR=$(abspath $(DETREX_SRC)) $(D2_PY) -m pytest -q -rs tests/detectron2
 endif
 
 clean-venv:

@@ -14,7 +14,8 @@ import difflib
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
-MODEL_LOCATIONS = ['mmbackbones.models']
+# detectron2's ResNet front end registers 'Detectron2ResNet' from its integration module
+MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet']
 LIST_HINT = 'run `mmbackbones list` to see every registered type'
 
 

@@ -1,5 +1,6 @@
 # The same network written the detectron2/detrex way (Detectron2ResNet returns a dict).
-# stem/stages dicts are the keyword arguments of BasicStem and make_default_stages.
+# stem/stages dicts are the keyword arguments of BasicStem and make_resnet_stages
+# (mmbackbones.integrations.detectron2; parameter names are detectron2's).
 # Equivalent OpenMMLab spelling: resnet50-caffe-frozenbn_frozen1.py.
 _base_ = ['../_base_/models/resnet50.py']
 model = dict(

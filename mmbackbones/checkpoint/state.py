@@ -18,7 +18,8 @@ __all__ = ['extract_state_dict', 'select_prefix', 'load_state_dict', 'LoadReport
            'CheckpointMismatchError', 'group_keys', 'top_level_prefixes']
 
 # where training frameworks keep the weights inside a checkpoint dict, most specific first
-STATE_DICT_KEYS = ('state_dict', 'model', 'module', 'model_state', 'model_state_dict', 'net')
+STATE_DICT_KEYS = ('state_dict', 'model', 'module', 'model_state', 'model_state_dict', 'net',
+                   'blobs')  # blobs: caffe2 (MSRA / Detectron1) .pkl files
 _IGNORED_MISSING = ('num_batches_tracked',)
 
 

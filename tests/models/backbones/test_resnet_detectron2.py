@@ -1,15 +1,21 @@
-"""The detectron2/detrex-style ResNet API: BasicStem, make_default_stages/make_stage,
-Detectron2ResNet (dict output, output_shape, freeze_at), and its equivalence with ResNet."""
+"""The detectron2/detrex ResNet front end (``mmbackbones.integrations.detectron2``, and
+``mmbackbones.detrex`` for detrex's names): detectron2's parameter names, dict output,
+output_shape, freeze_at, the same network as the OpenMMLab ``ResNet``, checkpoint renames and
+the refusal of half-matching checkpoints. Runs without detectron2 (tests/detectron2/ compares
+with the real library)."""
 import pytest
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbackbones import build_backbone
-from mmbackbones.models.backbones.resnet import (BasicStem, Detectron2ResNet, ResNet, ResNeXt,
-                                                 make_default_stages, make_stage)
+from mmbackbones.checkpoint.converters.detectron2_resnet import convert_detectron2_resnet
+from mmbackbones.checkpoint.state import CheckpointMismatchError
+from mmbackbones.integrations.detectron2 import (BasicBlock, BasicStem, BottleneckBlock,
+                                                 Detectron2ResNet, make_default_stages,
+                                                 make_resnet_stages, make_stage)
+from mmbackbones.models.backbones.resnet import ResNet, ResNeXt
 from mmbackbones.models.layers import FrozenBatchNorm2d
-from mmbackbones.models.layers.resnet_blocks import BasicBlock, Bottleneck, ResLayer
 
 FEATURES = ['res2', 'res3', 'res4', 'res5']
 
@@ -29,8 +35,18 @@ def randomize_(model, seed=1):
 def d2_resnet(depth=50, norm='FrozenBN', out_features=FEATURES, freeze_at=0, **stage_kwargs):
     return Detectron2ResNet(
         stem=BasicStem(in_channels=3, out_channels=64, norm=norm),
-        stages=make_default_stages(depth=depth, norm=norm, **stage_kwargs),
+        stages=make_resnet_stages(depth=depth, norm=norm, **stage_kwargs),
         out_features=out_features, freeze_at=freeze_at)
+
+
+def test_detectron2_parameter_names():
+    keys = list(d2_resnet(depth=50, norm='BN').state_dict())
+    for key in ('stem.conv1.weight', 'stem.conv1.norm.running_var', 'res2.0.conv1.weight',
+                'res2.0.conv3.norm.weight', 'res2.0.shortcut.weight', 'res2.0.shortcut.norm.bias',
+                'res5.2.conv3.weight'):
+        assert key in keys
+    assert not any('bn' in k or 'downsample' in k or 'layer' in k for k in keys)
+    assert 'res2.1.shortcut.weight' not in keys  # only where channels change, as detectron2
 
 
 def test_dict_output_and_output_shape():
@@ -68,7 +84,9 @@ def test_freeze_at_follows_detectron2(freeze_at):
     for i, part in enumerate(parts):
         frozen = i < freeze_at  # 1: stem, 2: stem + res2, ...
         assert all(p.requires_grad != frozen for p in part.parameters()), (freeze_at, i)
-        assert all(m.training != frozen for m in part.modules() if isinstance(m, _BatchNorm))
+        norms = [m for m in part.modules() if isinstance(m, (_BatchNorm, FrozenBatchNorm2d))]
+        # detectron2 converts the BatchNorms of frozen blocks to FrozenBatchNorm2d
+        assert all(isinstance(m, FrozenBatchNorm2d) == frozen for m in norms), (freeze_at, i)
 
 
 @pytest.mark.parametrize('stage_kwargs,resnet_kwargs,cls', [
@@ -83,11 +101,14 @@ def test_same_network_as_resnet_and_loads_mmpretrain_names(stage_kwargs, resnet_
     model = d2_resnet(**stage_kwargs)
     assert sum(p.numel() for p in model.state_dict().values()) == \
         sum(p.numel() for p in ref.state_dict().values())
-    # mmpretrain names (conv1, bn1, layer1..) are renamed on load to stem.* / res2..
+    # mmpretrain/torchvision names (conv1, bn1, layer1..) are renamed on load
     missing, unexpected = model.load_state_dict(ref.state_dict(), strict=True)
     assert not missing and not unexpected
     assert torch.equal(model.state_dict()['res3.0.conv1.weight'],
                        ref.state_dict()['layer2.0.conv1.weight'])
+    # ... and the detectron2 names convert back to the OpenMMLab ResNet's
+    back = convert_detectron2_resnet(model.state_dict())
+    assert set(back) == set(ref.state_dict())
     model.eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -97,27 +118,43 @@ def test_same_network_as_resnet_and_loads_mmpretrain_names(stage_kwargs, resnet_
         torch.testing.assert_close(got[name], e, rtol=1e-5, atol=1e-5)
 
 
-def test_parameter_names():
-    keys = list(d2_resnet(depth=50, norm='BN').state_dict())
-    for key in ('stem.conv1.weight', 'stem.bn1.running_var', 'res2.0.conv1.weight',
-                'res2.0.bn3.weight', 'res2.0.downsample.0.weight', 'res2.0.downsample.1.bias',
-                'res5.2.conv3.weight'):
-        assert key in keys
+def test_half_matching_checkpoint_is_refused():
+    """Conv names that match with norms under other names (the old stem.bn1 layout) would
+    leave every norm at init: refused, nothing loaded."""
+    model = d2_resnet(depth=18)
+    state = {k.replace('conv1.norm', 'bn1').replace('conv2.norm', 'bn2'): v.clone() + 1
+             for k, v in model.state_dict().items()}
+    before = model.stem.conv1.weight.clone()
+    with pytest.raises(CheckpointMismatchError, match=r'not the norms of .* stem\.conv1\.norm'):
+        model.load_state_dict(state, strict=False)
+    assert torch.equal(model.stem.conv1.weight, before)
 
 
-def test_make_stage_spellings():
-    stages = make_stage(depth=50, stride_in_1x1=False, norm='FrozenBN', res5_dilation=2)
-    assert len(stages) == 4 and all(isinstance(s, ResLayer) for s in stages)
-    assert stages[3].stride == 1 and stages[3][0].conv2.dilation == (2, 2)
+def test_make_stage_make_default_stages_detectron2_meanings():
+    one = make_stage(BottleneckBlock, 3, in_channels=64, out_channels=256,
+                     bottleneck_channels=64, stride_per_block=[2, 1, 1], stride_in_1x1=True,
+                     norm='GN')
+    assert len(one) == 3 and all(isinstance(b, BottleneckBlock) for b in one)
+    assert one[0].stride == 2 and one[0].conv1.stride == (2, 2) and one[1].stride == 1
+    assert isinstance(one[0].conv1.norm, nn.GroupNorm) and one[0].conv1.norm.num_groups == 32
+    basic = make_stage('BasicBlock', 2, in_channels=64, out_channels=128, stride=2, norm='BN')
+    assert isinstance(basic[0], BasicBlock) and basic[0].shortcut is not None
+    stages = make_default_stages(50, norm='FrozenBN')
+    assert [len(s) for s in stages] == [3, 4, 6, 3] and stages[3][0].out_channels == 2048
+    assert Detectron2ResNet.make_stage is make_stage
     assert Detectron2ResNet.make_default_stages is make_default_stages
-    one = Detectron2ResNet.make_stage('BottleneckBlock', 3, in_channels=64, out_channels=256,
-                                      stride_per_block=[1, 1, 1], bottleneck_channels=64,
-                                      stride_in_1x1=True, norm='GN')
-    assert isinstance(one[0], Bottleneck) and one[0].mid_channels == 64
-    assert isinstance(one[0].norm1, nn.GroupNorm) and one[0].norm1.num_groups == 32
-    basic = Detectron2ResNet.make_stage(BasicBlock, 2, in_channels=64, out_channels=128,
-                                        stride=2, norm='BN')
-    assert basic[0].stride == 2 and basic[0].downsample is not None
+    dc5 = make_resnet_stages(depth=50, res5_dilation=2)
+    assert dc5[3][0].stride == 1 and dc5[3][0].conv2.dilation == (2, 2)
+
+
+def test_detrex_module_names():
+    from mmbackbones import detrex
+    assert detrex.make_stage is make_resnet_stages  # detrex's module-level make_stage
+    assert issubclass(detrex.ResNet, Detectron2ResNet)
+    model = detrex.ResNet(stem=detrex.BasicStem(in_channels=3, out_channels=64, norm='FrozenBN'),
+                          stages=detrex.ResNet.make_default_stages(depth=18, norm='FrozenBN'),
+                          out_features=['res4', 'res5'], freeze_at=1)
+    assert list(model.output_shape()) == ['res4', 'res5']
 
 
 def test_config_dicts_and_registry():
@@ -127,7 +164,7 @@ def test_config_dicts_and_registry():
                                 stages=dict(depth=18, stride_in_1x1=False, norm='FrozenBN'),
                                 out_features=['res4', 'res5'], freeze_at=1))
     assert isinstance(model, Detectron2ResNet) and model.out_channels == (256, 512)
-    assert isinstance(model.stem.bn1, FrozenBatchNorm2d)
+    assert isinstance(model.stem.conv1.norm, FrozenBatchNorm2d)
     assert not model.stem.conv1.weight.requires_grad and model.res2[0].conv1.weight.requires_grad
 
 
@@ -140,9 +177,11 @@ def test_config_dicts_and_registry():
     (dict(stem=dict(norm='LN')), ValueError, r"norm must be one of 'FrozenBN', 'BN'"),
     (dict(stages=dict(depth=26)), ValueError, r'depth must be one of 18, 34, 50, 101, 152'),
     (dict(stages=dict(depth=50, res5_dilation=4)), ValueError, r'res5_dilation must be one of'),
+    (dict(stages=dict(depth=50, deform_on_per_stage=[False, True, True, True])), ValueError,
+     r'deformable stages need detectron2'),
     (dict(stem=dict(type='DeepLabStem')), ValueError, r"expected type='BasicStem'"),
-    (dict(stages=[nn.Conv2d(3, 3, 1)], out_features=['res2']), TypeError,
-     r'a stage must be a Sequential of blocks'),
+    (dict(stages=[[nn.Conv2d(3, 3, 1)]], out_features=['res2']), TypeError,
+     r'stages\[0\] must be a non-empty list of blocks'),
 ])
 def test_bad_arguments(kwargs, error, match):
     kwargs = dict(dict(stages=dict(depth=18), out_features=FEATURES), **kwargs)
@@ -150,15 +189,10 @@ def test_bad_arguments(kwargs, error, match):
         Detectron2ResNet(**kwargs)
 
 
-def test_fuse_detectron2_model():
-    model = randomize_(d2_resnet(depth=18)).eval()
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        expected = model(x)
-        model.fuse()
-    assert model.num_fused_norms == 1 + 16 + 3
-    with torch.no_grad():
-        got = model(x)
-    for name, feat in got.items():
-        torch.testing.assert_close(feat, expected[name], rtol=1e-4,
-                                   atol=1e-4 * float(expected[name].abs().max()))
+def test_bad_make_stage_arguments():
+    with pytest.raises(ValueError, match=r'stride_per_block must have one value per block'):
+        make_stage(BasicBlock, 2, in_channels=8, out_channels=8, stride_per_block=[2])
+    with pytest.raises(ValueError, match=r'block_class must be one of'):
+        make_stage('Bottle', 2, in_channels=8, out_channels=8)
+    with pytest.raises(ValueError, match=r'make_default_stages fixes in_channels'):
+        make_default_stages(50, in_channels=32)

@@ -28,7 +28,8 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 import torch
 from torch import nn
 
-from ..models.base import ShapeSpec as _OwnShapeSpec
+from ...models.base import ShapeSpec as _OwnShapeSpec
+from ...utils.validation import to_plain
 
 MMB_PREFIX = 'build_mmbackbones'
 _ADAPTER_CLASSES: Dict[type, type] = {}
@@ -60,10 +61,14 @@ class _Detectron2BackboneMixin:
     def __init__(self, backbone: Union[nn.Module, dict],
                  out_features: Optional[Sequence[str]] = None,
                  rename: Optional[Mapping[str, str]] = None,
-                 size_divisibility: Optional[int] = None):
+                 size_divisibility: Optional[int] = None,
+                 padding_constraints: Optional[Mapping[str, int]] = None):
         super().__init__()
+        backbone, out_features, rename, size_divisibility, padding_constraints = (
+            to_plain(v) for v in (backbone, out_features, rename, size_divisibility,
+                                  padding_constraints))
         if not isinstance(backbone, nn.Module):
-            from ..builder import build_backbone
+            from ...builder import build_backbone
             backbone = build_backbone(backbone)
         for attr in ('out_names', 'out_channels', 'out_strides'):
             if not getattr(backbone, attr, None):
@@ -92,6 +97,13 @@ class _Detectron2BackboneMixin:
         self._out_features = list(out_features)
         channels = dict(zip(self._names, backbone.out_channels))
         strides = dict(zip(self._names, backbone.out_strides))
+        pooled = [f for f in self._out_features if strides[f] is None]
+        if pooled:
+            raise ValueError(f'{type(backbone).__name__} output(s) {pooled} are pooled (N, C) '
+                             f'vectors (stride None), not feature maps: a detectron2 Backbone '
+                             f'returns maps. Choose map outputs (out_features=...) or configure '
+                             f'the backbone for feature maps (e.g. out_type=\'featmap\', '
+                             f'features_only=True)')
         # detectron2's Backbone keeps these two dicts; its FPN and heads read them.
         self._out_feature_channels = {f: int(channels[f]) for f in self._out_features}
         self._out_feature_strides = {f: int(strides[f]) for f in self._out_features}
@@ -99,9 +111,18 @@ class _Detectron2BackboneMixin:
                                               or size_divisibility < 0):
             raise ValueError(f'size_divisibility must be an int >= 0, got {size_divisibility!r}')
         self._size_divisibility = size_divisibility
+        if padding_constraints is not None and not isinstance(padding_constraints, dict):
+            raise TypeError(f'padding_constraints must be a dict like {{"square_size": 224}}, '
+                            f'got {padding_constraints!r}')
+        self._padding_constraints = dict(padding_constraints or {})
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        feats = dict(zip(self._names, self.backbone(x)))
+        out = self.backbone(x)
+        if isinstance(out, Mapping):  # a backbone with dict outputs (detectron2 style)
+            feats = {self._names[self._src_names.index(k)]: v for k, v in out.items()
+                     if k in self._src_names}
+        else:
+            feats = dict(zip(self._names, out))
         return {f: feats[f] for f in self._out_features}
 
     def output_shape(self):
@@ -118,6 +139,7 @@ class _Detectron2BackboneMixin:
     @property
     def padding_constraints(self) -> Dict[str, int]:
         own = dict(getattr(self.backbone, 'padding_constraints', {}) or {})
+        own.update(self._padding_constraints)
         if self.size_divisibility:
             own['size_divisibility'] = self.size_divisibility
         return own
@@ -135,7 +157,8 @@ def _adapter_class() -> type:
 def Detectron2Backbone(backbone: Union[nn.Module, dict],  # noqa: N802 (a class to its users)
                        out_features: Optional[Sequence[str]] = None,
                        rename: Optional[Mapping[str, str]] = None,
-                       size_divisibility: Optional[int] = None) -> nn.Module:
+                       size_divisibility: Optional[int] = None,
+                       padding_constraints: Optional[Mapping[str, int]] = None) -> nn.Module:
     """Wrap a backbone (module or config dict) with detectron2's ``Backbone`` contract.
 
     Args:
@@ -143,12 +166,15 @@ def Detectron2Backbone(backbone: Union[nn.Module, dict],  # noqa: N802 (a class 
         out_features: the output names to return (after ``rename``); default all.
         rename: ``{our_name: new_name}``, e.g. ``{'stage3': 'res4'}`` (detrex's ``return_nodes``).
         size_divisibility: override the backbone's own value (e.g. 32 for a ResNet + FPN).
+        padding_constraints: added to the backbone's (``{'square_size': 224}`` pads every batch
+            to a 224 x 224 square, for models with a fixed input size).
 
     ``forward(x)`` returns ``{name: (N, C, H/stride, W/stride)}`` for ``out_features``. The result
     is an instance of ``detectron2.modeling.Backbone`` when detectron2 is installed.
     """
     return _adapter_class()(backbone, out_features=out_features, rename=rename,
-                            size_divisibility=size_divisibility)
+                            size_divisibility=size_divisibility,
+                            padding_constraints=padding_constraints)
 
 
 # ----- config helpers --------------------------------------------------------------------------
@@ -164,30 +190,75 @@ def _get(node, path: str, default=None):
     return default if node is None else node
 
 
+def _node(cfg, **defaults):
+    """A child node of ``cfg``'s class that accepts new keys when merged from yaml."""
+    cls = type(cfg)
+    # yacs/detectron2 CfgNode: new_allowed lets merge_from_file add keys under this node
+    node = cls(new_allowed=True) if hasattr(cls, 'is_new_allowed') else cls()
+    for key, value in defaults.items():
+        setattr(node, key, value)
+    return node
+
+
 def add_mmbackbones_config(cfg) -> None:
-    """Add ``cfg.MODEL.MMBACKBONES`` (detectron2 ``CfgNode``) with its defaults, in place.
+    """Add, in place, the keys the builders of :func:`register_all` read (detectron2 ``CfgNode``).
+
+    ``cfg.MODEL.MMBACKBONES`` (mmbackbones' own node):
 
     * ``TYPE``: backbone type (``'ResNet'``, ``'mmcls.ResNet'``, ``'TIMMBackbone'``);
-    * ``ARGS``: its keyword arguments (a dict / CfgNode);
+    * ``ARGS``: its keyword arguments (a node that takes any key from yaml; for keys new to the
+      config on the command line use :func:`merge_from_list`);
     * ``OUT_FEATURES``: output names to return (``[]``: all);
     * ``RENAME``: ``{our_name: new_name}``;
     * ``SIZE_DIVISIBILITY``: ``-1`` keeps the backbone's own value.
+
+    detectron2_timm's keys, when absent: ``cfg.MODEL.BACKBONE.CONFIG`` with ``OUT_FEATURES``
+    (output names or timm feature indices), ``REMAPS`` (a new name for each of them),
+    ``STRIDES`` (their expected strides, checked), ``PRETRAINED`` (timm weights), and
+    ``cfg.INPUT.FIXED_INPUT_SIZE`` (pad every batch to the model's square input size).
+    ``MODEL.BACKBONE.FREEZE_AT`` (detectron2's own key) is honoured as detectron2 defines it.
     """
-    node_cls = type(cfg)
-    mmb = node_cls()
-    mmb.TYPE = 'ResNet'
-    mmb.ARGS = node_cls()
-    mmb.OUT_FEATURES = []
-    mmb.RENAME = node_cls()
-    mmb.SIZE_DIVISIBILITY = -1
-    cfg.MODEL.MMBACKBONES = mmb
+    cfg.MODEL.MMBACKBONES = _node(cfg, TYPE='ResNet', ARGS=_node(cfg), OUT_FEATURES=[],
+                                  RENAME=_node(cfg), SIZE_DIVISIBILITY=-1)
+    if _get(cfg, 'MODEL.BACKBONE') is not None and _get(cfg, 'MODEL.BACKBONE.CONFIG') is None:
+        cfg.MODEL.BACKBONE.CONFIG = _node(cfg, OUT_FEATURES=[], REMAPS=[], STRIDES=[],
+                                          PRETRAINED=False)
+    if _get(cfg, 'INPUT') is not None and 'FIXED_INPUT_SIZE' not in cfg.INPUT:
+        cfg.INPUT.FIXED_INPUT_SIZE = False
+
+
+def merge_from_list(cfg, opts: Sequence) -> None:
+    """``cfg.merge_from_list(opts)`` that also accepts keys new to ``MODEL.MMBACKBONES.ARGS`` /
+    ``.RENAME`` (``['MODEL.MMBACKBONES.ARGS.depth', '18']``): yacs refuses keys a config does not
+    have yet, so they are added first with the value's type."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ValueError(f'opts must be KEY VALUE pairs, got an odd number: {opts}')
+    for key, value in zip(opts[0::2], opts[1::2]):
+        for open_node in ('MODEL.MMBACKBONES.ARGS.', 'MODEL.MMBACKBONES.RENAME.'):
+            if not key.startswith(open_node):
+                continue
+            node = _get(cfg, open_node[:-1])
+            if node is None:
+                raise KeyError(f'{key}: cfg has no {open_node[:-1]}; call '
+                               f'add_mmbackbones_config(cfg) first')
+            parts = key[len(open_node):].split('.')
+            for part in parts[:-1]:
+                if part not in node:
+                    setattr(node, part, _node(cfg))
+                node = node[part]
+            if parts[-1] not in node:
+                setattr(node, parts[-1], type(cfg)._decode_cfg_value(value)
+                        if hasattr(type(cfg), '_decode_cfg_value') else value)
+    cfg.merge_from_list(opts)
 
 
 def _to_dict(node) -> dict:
     if node is None:
         return {}
     if isinstance(node, Mapping):
-        return {k: _to_dict(v) if isinstance(v, Mapping) else v for k, v in node.items()}
+        return {k: _to_dict(v) if isinstance(v, Mapping) else to_plain(v)
+                for k, v in node.items()}
     return dict(vars(node))
 
 
@@ -203,27 +274,104 @@ def _accepts(cls, arg: str) -> bool:
     return arg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _timm_config_args(cfg, cls, type_: str, args: dict) -> dict:
+    """Backbone arguments from detectron2's ``MODEL.BACKBONE.FREEZE_AT`` and detectron2_timm's
+    ``MODEL.BACKBONE.CONFIG.OUT_FEATURES`` (int entries) / ``PRETRAINED``."""
+    freeze_at = _get(cfg, 'MODEL.BACKBONE.FREEZE_AT', 0)
+    if freeze_at and 'frozen_stages' not in args:
+        if not _accepts(cls, 'frozen_stages'):
+            raise ValueError(f'MODEL.BACKBONE.FREEZE_AT={freeze_at} cannot apply: {type_} has no '
+                             f'frozen_stages; set MODEL.BACKBONE.FREEZE_AT=0')
+        args['frozen_stages'] = int(freeze_at) - 1  # detectron2: 1 the stem, 2 stem + stage 1
+    if _get(cfg, 'MODEL.BACKBONE.CONFIG.PRETRAINED', False):
+        if not _accepts(cls, 'pretrained'):
+            raise ValueError(f'MODEL.BACKBONE.CONFIG.PRETRAINED=True cannot apply: {type_} has no '
+                             f'pretrained argument; load weights with ARGS.init_cfg instead')
+        args.setdefault('pretrained', True)
+    features = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.OUT_FEATURES', []) or [])
+    if features and all(isinstance(f, int) for f in features):
+        if not _accepts(cls, 'out_indices'):
+            raise ValueError(f'MODEL.BACKBONE.CONFIG.OUT_FEATURES={features} (indices) cannot '
+                             f'apply: {type_} has no out_indices; give output names')
+        args.setdefault('out_indices', features)
+    return args
+
+
+def _timm_config_outputs(cfg, backbone) -> dict:
+    """``out_features``/``rename``/``padding_constraints`` for the adapter from detectron2_timm's
+    ``OUT_FEATURES``/``REMAPS``/``STRIDES`` and ``INPUT.FIXED_INPUT_SIZE``; checks strides."""
+    names = list(backbone.out_names)
+    features = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.OUT_FEATURES', []) or [])
+    if features and all(isinstance(f, int) for f in features):
+        features = list(names)  # out_indices already chose them, in this order
+    unknown = [f for f in features if f not in names]
+    if unknown:
+        raise KeyError(f'MODEL.BACKBONE.CONFIG.OUT_FEATURES {unknown} are not outputs of '
+                       f'{type(backbone).__name__}; its outputs are {names}')
+    remaps = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.REMAPS', []) or [])
+    if remaps and len(remaps) != len(features or names):
+        raise ValueError(f'MODEL.BACKBONE.CONFIG.REMAPS={remaps} must give one name per output '
+                         f'{features or names}')
+    rename = dict(zip(features or names, remaps))
+    strides = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.STRIDES', []) or [])
+    if strides:
+        own = dict(zip(names, backbone.out_strides))
+        got = [own[f] for f in (features or names)]
+        if [int(s) for s in strides] != got:
+            raise ValueError(f'MODEL.BACKBONE.CONFIG.STRIDES={strides} but '
+                             f'{type(backbone).__name__} outputs {features or names} have '
+                             f'strides {got}')
+    out = dict(out_features=[rename.get(f, f) for f in features] or None, rename=rename or None)
+    if _get(cfg, 'INPUT.FIXED_INPUT_SIZE', False):
+        side = _fixed_input_side(backbone)
+        if side is None:
+            raise ValueError(f'INPUT.FIXED_INPUT_SIZE=True cannot apply: '
+                             f'{type(backbone).__name__} declares no fixed input size')
+        out['padding_constraints'] = {'square_size': side}
+    return out
+
+
+def _fixed_input_side(backbone) -> Optional[int]:
+    """The square input side a model was built for (timm's ``pretrained_cfg`` / ``img_size``)."""
+    for module in backbone.modules():
+        size = getattr(module, 'img_size', None)
+        if size is None:
+            cfg = getattr(module, 'pretrained_cfg', None)
+            size = cfg.get('input_size', [None])[-1] if isinstance(cfg, dict) and \
+                cfg.get('fixed_input_size') else None
+        if isinstance(size, (list, tuple)):
+            size = max(size)
+        if isinstance(size, int):
+            return size
+    return None
+
+
 def _backbone_from_cfg(cfg, input_shape, type_: Optional[str], extra: Optional[dict] = None):
     """Build the adapted backbone a detectron2 builder returns."""
-    from ..builder import build_backbone
-    from ..registry import MODELS
+    from ...builder import build_backbone
+    from ...registry import MODELS
     args = _to_dict(_get(cfg, 'MODEL.MMBACKBONES.ARGS', {}))
     args.update(extra or {})
     type_ = type_ or _get(cfg, 'MODEL.MMBACKBONES.TYPE')
     if not type_:
         raise KeyError('cfg.MODEL.MMBACKBONES.TYPE is not set (call add_mmbackbones_config(cfg) '
                        'and set it, e.g. "ResNet")')
+    cls = MODELS.get(type_ if '.' in type_ else f'{MODELS.scope}.{type_}')
+    args = _timm_config_args(cfg, cls, type_, args)
     in_ch = getattr(input_shape, 'channels', None)
-    if in_ch is not None and 'in_channels' not in args:
-        key = type_ if '.' in type_ else f'{MODELS.scope}.{type_}'
-        if _accepts(MODELS.get(key), 'in_channels'):
-            args['in_channels'] = int(in_ch)
+    if in_ch is not None and 'in_channels' not in args and _accepts(cls, 'in_channels'):
+        args['in_channels'] = int(in_ch)
     backbone = build_backbone(dict(type=type_, **args))
     div = _get(cfg, 'MODEL.MMBACKBONES.SIZE_DIVISIBILITY', -1)
-    return Detectron2Backbone(
-        backbone, out_features=list(_get(cfg, 'MODEL.MMBACKBONES.OUT_FEATURES', [])) or None,
-        rename=_to_dict(_get(cfg, 'MODEL.MMBACKBONES.RENAME', {})) or None,
-        size_divisibility=None if div is None or div < 0 else int(div))
+    outputs = _timm_config_outputs(cfg, backbone)
+    out_features = list(_get(cfg, 'MODEL.MMBACKBONES.OUT_FEATURES', []) or []) or \
+        outputs.pop('out_features')
+    outputs.pop('out_features', None)
+    rename = _to_dict(_get(cfg, 'MODEL.MMBACKBONES.RENAME', {})) or outputs.pop('rename')
+    outputs.pop('rename', None)
+    return Detectron2Backbone(backbone, out_features=out_features or None, rename=rename or None,
+                              size_divisibility=None if div is None or div < 0 else int(div),
+                              **outputs)
 
 
 def _with_detectron2_fpn(cfg, bottom_up):
@@ -268,8 +416,8 @@ def native_builder_names(type_name: str) -> List[str]:
 
 
 def _native_types() -> List[str]:
-    from ..models.base import BaseBackbone
-    from ..registry import MODELS
+    from ...models.base import BaseBackbone
+    from ...registry import MODELS
     out = []
     for name in MODELS.known_names():
         cls = MODELS.get(f'{MODELS.scope}.{name}')
@@ -348,5 +496,5 @@ def register_all(registry=None, timm_models: Union[str, Iterable[str], None] = '
     return registered
 
 
-__all__ = ['Detectron2Backbone', 'register_all', 'add_mmbackbones_config',
+__all__ = ['Detectron2Backbone', 'register_all', 'add_mmbackbones_config', 'merge_from_list',
            'detectron2_available', 'timm_builder_names', 'native_builder_names']

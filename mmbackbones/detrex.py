@@ -1,0 +1,25 @@
+"""``detrex.modeling.backbone``'s ResNet/timm/torchvision backbones, from mmbackbones.
+
+A detrex config changes one import line::
+
+    -from detrex.modeling.backbone import ResNet, BasicStem, make_stage
+    +from mmbackbones.detrex import ResNet, BasicStem, make_stage
+
+and keeps every ``LazyCall`` as it was: ``ResNet(stem, stages, out_features, freeze_at)``,
+``ResNet.make_default_stages(depth, stride_in_1x1, norm)``, ``make_stage(depth=50, norm=...,
+res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages),
+``TimmBackbone(model_name, out_indices, norm_layer=...)`` returning ``{'p<i>': ...}`` and
+``TorchvisionBackbone(model_name, return_nodes)`` returning the ``return_nodes`` names.
+
+The ResNet has detectron2's parameter names, so ``train.init_checkpoint`` (detectron2's
+``DetectionCheckpointer``) loads detectron2/detrex ResNet weights (``.pth`` and ``.pkl``,
+caffe2 names included) as it does for detrex's own ResNet. With detectron2 installed the classes
+are ``detectron2.modeling.Backbone`` subclasses. Importing this module imports detectron2 (when
+installed) and, for ``TimmBackbone``/``TorchvisionBackbone``, nothing more until they are built.
+"""
+from .integrations.detectron2.backbones import ResNet, TimmBackbone, TorchvisionBackbone
+from .integrations.detectron2.resnet import BasicBlock, BasicStem, BottleneckBlock
+from .integrations.detectron2.resnet import make_resnet_stages as make_stage
+
+__all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
+           'TorchvisionBackbone']

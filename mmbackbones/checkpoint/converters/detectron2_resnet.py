@@ -57,7 +57,8 @@ def rename_caffe2_to_d2(state_dict: Mapping) -> Dict[str, Optional[str]]:
         if key.endswith('_momentum') or key.startswith(('fc1000_', 'pred_')):
             out[key] = None
         elif stem:
-            out[key] = 'stem.conv1.' + _C2_LEAF[stem.group(1) or stem.group(2)]
+            leaf = stem.group(1) or 'bn_' + stem.group(2)  # conv1_b: conv bias; _bn_b: norm
+            out[key] = 'stem.conv1.' + _C2_LEAF[leaf]
         elif block:
             stage, index, branch, leaf = block.groups()
             out[key] = f'res{stage}.{index}.{_C2_LAYER[branch]}.{_C2_LEAF[leaf]}'

@@ -83,7 +83,7 @@ $(D2_STAMP): requirements/detectron2.txt requirements/pinned.txt setup.py
 	touch $(D2_STAMP)
 
 test-detectron2:
-ifeq ($(D2_WHEEL)$(DETREX_WHEEL),)
+ifeq ($(and $(D2_WHEEL),$(DETREX_WHEEL)),)
 	@echo "SKIP test-detectron2: no detectron2/detrex wheels in ../shared/wheels (neither is on PyPI; see ../shared/wheels/README.md)"
 else
 	$(MAKE) $(D2_STAMP)

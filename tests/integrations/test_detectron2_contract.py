@@ -1,4 +1,5 @@
-"""detectron2's backbone contract, tested without detectron2.
+"""detectron2's backbone contract, tested without detectron2 (the stand-in tier; tests/detectron2/
+runs the same paths against the real detectron2 and detrex).
 
 detectron2 is not installed here. What is exercised: the adapter's dict outputs, ``output_shape()``
 consumed by a detrex-style neck, ``size_divisibility``/``padding_constraints``, the builders'
@@ -324,3 +325,37 @@ def test_timm_builder_by_detectron2_timm_name(no_detectron2):
     out = model(torch.randn(1, 3, 64, 64))
     assert [tuple(v.shape) for v in out.values()] == [(1, 128, 8, 8), (1, 256, 4, 4),
                                                       (1, 512, 2, 2)]
+
+
+def test_adapter_wraps_a_dict_returning_backbone(no_detectron2):
+    from mmbackbones.integrations.detectron2 import BasicStem, Detectron2ResNet
+    inner = Detectron2ResNet(stem=BasicStem(norm='BN'), stages=dict(depth=18, norm='BN'),
+                             out_features=['res3', 'res4'])
+    adapted = d2i.Detectron2Backbone(inner, rename={'res4': 'c4'}, out_features=['c4', 'res3'])
+    with torch.no_grad():
+        out = adapted.eval()(torch.randn(2, 3, 64, 64))
+    assert list(out) == ['c4', 'res3']
+    assert out['c4'].shape == (2, 256, 4, 4) and out['res3'].shape == (2, 128, 8, 8)
+
+
+def test_adapter_refuses_pooled_outputs(no_detectron2):
+    vit = build_backbone(dict(type='VisionTransformer', arch='deit-tiny', img_size=32,
+                              patch_size=16, out_type='cls_token'))
+    assert vit.out_strides == (None,)
+    with pytest.raises(ValueError, match=r"output\(s\) \['.*'\] are pooled \(N, C\) vectors "
+                                         r"\(stride None\)"):
+        d2i.Detectron2Backbone(vit)
+
+
+def test_detrex_classes_without_detectron2(no_detectron2):
+    """Without detectron2 the detrex classes still import and return dicts (our ShapeSpec)."""
+    import importlib
+    import mmbackbones.integrations.detectron2.backbones as backbones
+    backbones = importlib.reload(backbones)
+    assert backbones._BASES == ()
+    model = backbones.ResNet(stem=dict(norm='FrozenBN'), stages=dict(depth=18),
+                             out_features=['res4', 'res5'], freeze_at=1)
+    shapes = model.output_shape()
+    assert isinstance(shapes['res5'], ShapeSpec) and shapes['res5'].stride == 32
+    with torch.no_grad():
+        assert list(model(torch.randn(1, 3, 32, 32))) == ['res4', 'res5']

@@ -196,3 +196,45 @@ def test_bad_make_stage_arguments():
         make_stage('Bottle', 2, in_channels=8, out_channels=8)
     with pytest.raises(ValueError, match=r'make_default_stages fixes in_channels'):
         make_default_stages(50, in_channels=32)
+
+
+def test_caffe2_names_load_and_convert():
+    """MSRA caffe2 names (res2_0_branch2a_w, res_conv1_bn_s, affine-only norms) load into the
+    detectron2-style ResNet and convert for the OpenMMLab one; momentum/fc blobs are dropped."""
+    from mmbackbones.checkpoint.converters.detectron2_resnet import rename_caffe2_to_d2
+    names = {'conv1_w': 'stem.conv1.weight', 'res_conv1_bn_s': 'stem.conv1.norm.weight',
+             'res_conv1_bn_b': 'stem.conv1.norm.bias',
+             'res2_0_branch1_w': 'res2.0.shortcut.weight',
+             'res2_0_branch1_bn_riv': 'res2.0.shortcut.norm.running_var',
+             'res3_1_branch2c_bn_b': 'res3.1.conv3.norm.bias',
+             'res2_0_branch2a_w_momentum': None, 'fc1000_w': None}
+    assert rename_caffe2_to_d2(names) == names
+    model = d2_resnet(depth=18)
+    inverse = {}
+    for key in model.state_dict():
+        if key.endswith(('running_mean', 'running_var')):
+            continue
+        stage, rest = key.split('.', 1)
+        if stage == 'stem':
+            inverse[key] = 'conv1_w' if rest == 'conv1.weight' else \
+                'res_conv1_bn_' + {'norm.weight': 's', 'norm.bias': 'b'}[rest[len('conv1.'):]]
+            continue
+        block, layer, leaf = rest.split('.', 2)
+        branch = {'conv1': 'branch2a', 'conv2': 'branch2b', 'shortcut': 'branch1'}[layer]
+        leaf = {'weight': 'w', 'norm.weight': 'bn_s', 'norm.bias': 'bn_b'}[leaf]
+        inverse[key] = f'{stage}_{block}_{branch}_{leaf}'
+    source = randomize_(d2_resnet(depth=18), seed=4)
+    with torch.no_grad():
+        for m in source.modules():
+            if isinstance(m, FrozenBatchNorm2d):
+                m.running_mean.zero_(), m.running_var.fill_(1)
+    blobs = {inverse[k]: v.clone() for k, v in source.state_dict().items() if k in inverse}
+    blobs['fc1000_w'] = torch.zeros(3)
+    model.load_state_dict(blobs, strict=True)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    mm = ResNet(depth=18, norm_cfg=dict(type='FrozenBN'))
+    assert not mm.load_state_dict(convert_detectron2_resnet(blobs), strict=True).missing_keys
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(mm.eval()(x)[-1], source.eval()(x)['res5'])

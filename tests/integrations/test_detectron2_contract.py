@@ -291,7 +291,7 @@ def test_lazy_paths_with_detectron2_importable(fake_detectron2):
         'p2': (1, 8, 16, 16), 'p3': (1, 8, 8, 8), 'p4': (1, 8, 4, 4), 'p5': (1, 8, 2, 2)}
 
 
-# ----- real families --------------------------------------------------------------------------------
+# ----- real families ---------------------------------------------------------------------
 def test_resnet_speaks_detectron2_names(no_detectron2):
     adapter = d2i.Detectron2Backbone(dict(type='ResNet', depth=18), out_features=['res4', 'res5'])
     assert {k: (v.channels, v.stride) for k, v in adapter.output_shape().items()} == {

@@ -1,18 +1,18 @@
 """detectron2 ResNet weights -> mmbackbones ``ResNet`` (mmpretrain) names, and the renames the
 detectron2-style ResNet (``integrations.detectron2``) uses to load the other layouts.
 
-==========================================  ===============================  ===========================
-detectron2                                  mmpretrain / mmbackbones         caffe2 (MSRA, Detectron1)
-==========================================  ===============================  ===========================
-``stem.conv1.weight``                       ``conv1.weight``                 ``conv1_w``
-``stem.conv1.norm.{weight,bias}``           ``bn1.{weight,bias}``            ``res_conv1_bn_{s,b}``
-``stem.conv1.norm.running_{mean,var}``      ``bn1.running_{mean,var}``       ``res_conv1_bn_{rm,riv}``
-``res{k}.{j}.conv{i}.weight``               ``layer{k-1}.{j}.conv{i}.weight`` ``res{k}_{j}_branch2{a,b,c}_w``
-``res{k}.{j}.conv{i}.norm.*``               ``layer{k-1}.{j}.bn{i}.*``       ``res{k}_{j}_branch2{a,b,c}_bn_*``
-``res{k}.{j}.shortcut.weight``              ``layer{k-1}.{j}.downsample.0.weight``  ``res{k}_{j}_branch1_w``
-``res{k}.{j}.shortcut.norm.*``              ``layer{k-1}.{j}.downsample.1.*``  ``res{k}_{j}_branch1_bn_*``
-``stem.fc.*`` / ``linear.*`` (classifier)   dropped                          ``fc1000_*``, ``*_momentum``
-==========================================  ===============================  ===========================
+Per key, detectron2 -> mmpretrain / mmbackbones <- caffe2 (MSRA, Detectron1):
+
+* ``stem.conv1.weight`` -> ``conv1.weight`` <- ``conv1_w``
+* ``stem.conv1.norm.{weight,bias,running_mean,running_var}`` -> ``bn1.*``
+  <- ``res_conv1_bn_{s,b,rm,riv}``
+* ``res{k}.{j}.conv{i}.weight`` -> ``layer{k-1}.{j}.conv{i}.weight``
+  <- ``res{k}_{j}_branch2{a,b,c}_w``
+* ``res{k}.{j}.conv{i}.norm.*`` -> ``layer{k-1}.{j}.bn{i}.*`` <- ``res{k}_{j}_branch2{a,b,c}_bn_*``
+* ``res{k}.{j}.shortcut.weight`` -> ``layer{k-1}.{j}.downsample.0.weight``
+  <- ``res{k}_{j}_branch1_w``
+* ``res{k}.{j}.shortcut.norm.*`` -> ``layer{k-1}.{j}.downsample.1.*`` <- ``res{k}_{j}_branch1_bn_*``
+* classifiers (``stem.fc.*``, ``linear.*``, ``fc1000_*``) and ``*_momentum`` blobs: dropped.
 
 Keys of a whole detectron2 model (``backbone.bottom_up.res2...``) are taken from under
 ``backbone.bottom_up.``. Caffe2 files keep only the affine part of their norms (``_s``, ``_b``):

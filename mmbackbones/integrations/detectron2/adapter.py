@@ -16,7 +16,8 @@ detectron2's FPN pass). :func:`register_all` puts builders into detectron2's
 * ``build_mmbackbones_<type>_backbone`` (+ ``_fpn_``) for every registered backbone type
   (``build_mmbackbones_resnet_backbone``, ...);
 * ``build_<timm_name>_backbone`` / ``build_<timm_name>_fpn_backbone`` for timm models, the naming
-  of the detectron2_timm project (``build_resnet50_backbone``, ``build_convnext_tiny_fpn_backbone``).
+  of the detectron2_timm project (``build_resnet50_backbone``,
+  ``build_convnext_tiny_fpn_backbone``), honouring its ``MODEL.BACKBONE.CONFIG`` keys.
 
 detectron2 is imported only inside the functions that need it.
 """

@@ -1,4 +1,4 @@
-"""The ``mmbackbones`` command line: list, info, bench, show, print-config, export.
+"""The ``mmbackbones`` command line: list, info, bench, show, print-config, export, convert, zoo.
 
 Each subcommand imports what it needs when it runs, so ``mmbackbones --help`` stays fast. A user
 error (missing file, bad option, bad config) is one line on stderr and exit code 2, never a
@@ -12,12 +12,14 @@ Examples::
     mmbackbones show configs/resnet/resnet50.py demo/demo.png -o work_dirs/resnet50.png
     mmbackbones print-config configs/resnet/resnet50.py --cfg-options model.backbone.depth=101
     mmbackbones export configs/resnet/resnet50.py -o resnet50.onnx --dynamic
+    mmbackbones convert resnet50_timm.pth resnet50.safetensors
+    mmbackbones zoo 'resnet50*'
 """
 import argparse
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from .analysis.common import CLIError
 
@@ -99,9 +101,12 @@ def _add_input_size(parser, what: str = 'input') -> None:
 
 def _add_weights(parser) -> None:
     parser.add_argument('--checkpoint', type=_existing_file, default=None,
-                        help='weights to load (any format mmbackbones converts; every backbone '
-                        'tensor must be there, extra keys such as a head are ignored). Default: '
-                        'random init')
+                        help='weights to load (any format mmbackbones converts; once converted, '
+                        'its tensors must match the backbone\'s exactly, a classifier head is '
+                        'dropped). Default: random init')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='with --checkpoint: load the tensors that match and ignore missing '
+                        'or extra keys')
     parser.add_argument('--seed', type=_non_negative_int, default=0,
                         help='torch seed of the random init (default 0)')
 
@@ -211,7 +216,8 @@ def cmd_info(args) -> int:
             if console.is_terminal and not args.json else _nullcontext():
         info = backbone_info(args.config, args.input_size, args.cfg_options, device=device,
                              flops=not args.no_flops, memory=not args.no_memory, neck=args.neck,
-                             seed=args.seed, checkpoint=args.checkpoint)
+                             seed=args.seed, checkpoint=args.checkpoint,
+                             checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(info)
         return 0
@@ -346,7 +352,8 @@ def cmd_show(args) -> int:
     device = _device(args.device)
     result = show(args.config, args.image, args.out, input_size=args.input_size,
                   cfg_options=args.cfg_options, panel=args.panel_size, device=device,
-                  seed=args.seed, checkpoint=args.checkpoint)
+                  seed=args.seed, checkpoint=args.checkpoint,
+                  checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(result)
         return 0
@@ -374,7 +381,8 @@ def cmd_export(args) -> int:
     check_output_path(args.out, ('.onnx', ))
     result = export(args.config, args.out, input_size=args.input_size, dynamic=args.dynamic,
                     batch=args.batch, opset=args.opset, verify=not args.no_verify,
-                    cfg_options=args.cfg_options, seed=args.seed, checkpoint=args.checkpoint)
+                    cfg_options=args.cfg_options, seed=args.seed, checkpoint=args.checkpoint,
+                    checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(result)
         return 0
@@ -395,9 +403,83 @@ def cmd_export(args) -> int:
     return 0
 
 
+# ----- convert -------------------------------------------------------------------------------
+def cmd_convert(args) -> int:
+    from .checkpoint import CHECKPOINT_ERRORS
+    from .checkpoint.convert import convert_checkpoint
+
+    try:
+        summary = convert_checkpoint(args.src, args.dst, convert=args.convert,
+                                     prefix=args.prefix, model=args.model, strict=args.strict,
+                                     add_prefix=args.add_prefix,
+                                     allowed_globals=args.allow_global)
+    except CHECKPOINT_ERRORS as error:
+        raise CLIError(str(error)) from None
+    print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
+          + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))
+    if 'report' in summary:
+        print(summary['report'])
+    return 0
+
+
+# ----- zoo -----------------------------------------------------------------------------------
+def cmd_zoo(args) -> int:
+    from .checkpoint import CHECKPOINT_ERRORS, download, format_zoo_table, list_zoo, resolve
+
+    if args.download:
+        uri = args.download if '://' in args.download else f'mmbackbones://{args.download}'
+        entry = resolve(uri)
+        try:
+            print(download(entry['url'], sha256=entry.get('sha256')))
+        except CHECKPOINT_ERRORS as error:
+            raise CLIError(str(error)) from None
+        return 0
+    entries = list_zoo(args.pattern, args.source)
+    if args.json:
+        _print_json(entries)
+    elif entries:
+        print(format_zoo_table(entries))
+    else:
+        print(f'{PROG} zoo: no checkpoint matches {args.pattern!r} (run without a pattern to '
+              f'list all)', file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_convert_args(p) -> None:
+    p.add_argument('src', help='checkpoint: local path, URL or zoo name (mmcls://resnet50, '
+                   'timm://resnet50, torchvision://resnet50, ...)')
+    p.add_argument('dst', help='output file (.safetensors by default; .pth for torch.save); '
+                   'written to a temporary file and renamed, so DST may be SRC')
+    p.add_argument('--convert', default='auto', metavar='SOURCE',
+                   help='source key layout: auto (default: detect from the keys), timm, '
+                   'torchvision, mmpretrain, detectron2, ... or none')
+    p.add_argument('--prefix', default=None,
+                   help="take the weights under this prefix, e.g. 'backbone'")
+    p.add_argument('--add-prefix', default=None,
+                   help="prefix written keys, e.g. 'backbone.' for an mmdet init_cfg")
+    p.add_argument('--model', default=None,
+                   help='check against a backbone: a config file or a JSON dict such as '
+                   '\'{"type": "ResNet", "depth": 50}\'')
+    p.add_argument('--strict', action='store_true', help='with --model: every key must match')
+    p.add_argument('--allow-global', action='append', default=None, metavar='MODULE.NAME',
+                   help='trust this pickled type in the source file (repeatable)')
+
+
+def _add_zoo_args(p) -> None:
+    p.add_argument('pattern', nargs='?', default=None,
+                   help="glob or substring of a name, alias or arch type ('resnet50*')")
+    p.add_argument('--source', choices=['mmcls', 'torchvision', 'timm'], default=None,
+                   help='only entries of this source')
+    p.add_argument('--json', action='store_true', help='print the entries as JSON')
+    p.add_argument('--download', metavar='NAME', default=None,
+                   help='download one entry (scheme://name or a name) into the cache and print '
+                   'its path')
+
+
 # ----- parser --------------------------------------------------------------------------------
-def build_parser(with_commands: Sequence[str] = ()) -> ArgumentParser:
-    """The parser; ``with_commands`` names the checkpoint commands to give their arguments."""
+def build_parser() -> ArgumentParser:
+    """The parser of every command (building it imports neither torch nor mmengine)."""
     parser = ArgumentParser(
         prog=PROG, description='Inspect, benchmark, draw and export mmbackbones backbones.',
         epilog='Run `mmbackbones COMMAND --help` for the options of one command.')
@@ -483,41 +565,15 @@ def build_parser(with_commands: Sequence[str] = ()) -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
     p.set_defaults(func=cmd_export)
 
-    # convert and zoo are the checkpoint package's commands (mmbackbones/checkpoint/). Their
-    # arguments are added only when one of them runs: importing that package loads torch, and
-    # `mmbackbones --help` should not.
-    for name, help_text in CHECKPOINT_COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
-        if name in with_commands:
-            _add_checkpoint_command(p, name)
+    p = sub.add_parser('convert', help='convert a timm/torchvision/mmpretrain/detectron2 '
+                       'checkpoint to our names')
+    _add_convert_args(p)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser('zoo', help='list (or download) the known pretrained checkpoints')
+    _add_zoo_args(p)
+    p.set_defaults(func=cmd_zoo)
     return parser
-
-
-CHECKPOINT_COMMANDS = {
-    'convert': 'convert a timm/torchvision/mmpretrain/detectron2 checkpoint to our names',
-    'zoo': 'list (or download) the known pretrained checkpoints',
-}
-
-
-def _add_checkpoint_command(parser, name: str) -> None:
-    if name == 'convert':
-        from .checkpoint.convert import add_convert_args, run_convert
-
-        add_convert_args(parser)
-        parser.set_defaults(func=run_convert)
-    else:
-        from .checkpoint.zoo import add_zoo_args, run_zoo
-
-        add_zoo_args(parser)
-        parser.set_defaults(func=run_zoo)
-
-
-def _command_of(argv: Sequence[str]) -> Optional[str]:
-    """The subcommand named in ``argv`` (the first word that is not a top-level option)."""
-    for word in argv:
-        if not word.startswith('-'):
-            return word
-    return None
 
 
 def _one_line(error: BaseException) -> str:
@@ -539,8 +595,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv  # accepted anywhere, e.g. `python tools/info.py --debug ...`
     argv = [a for a in argv if a != '--debug']
-    command = _command_of(argv)
-    parser = build_parser([command] if command in CHECKPOINT_COMMANDS else [])
+    parser = build_parser()
     args = parser.parse_args(argv)
     debug = debug or os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')
     prog = f'{PROG} {args.command}'

@@ -16,6 +16,7 @@ Examples::
     mmbackbones zoo 'resnet50*'
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -213,7 +214,7 @@ def cmd_info(args) -> int:
     device = _device(args.device)
     console = _console(stderr=True)
     with console.status('building the backbone and running one forward pass ...') \
-            if console.is_terminal and not args.json else _nullcontext():
+            if console.is_terminal and not args.json else contextlib.nullcontext():
         info = backbone_info(args.config, args.input_size, args.cfg_options, device=device,
                              flops=not args.no_flops, memory=not args.no_memory, neck=args.neck,
                              seed=args.seed, checkpoint=args.checkpoint,
@@ -265,15 +266,6 @@ def cmd_info(args) -> int:
                       f'{list(next(iter(info["neck"].values()))["in_channels"])}')
         console.print(format_neck_snippet(info['neck']), markup=False, highlight=False)
     return 1 if info['mismatches'] else 0
-
-
-class _nullcontext:
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ----- bench ---------------------------------------------------------------------------------
@@ -403,18 +395,23 @@ def cmd_export(args) -> int:
     return 0
 
 
-# ----- convert -------------------------------------------------------------------------------
-def cmd_convert(args) -> int:
+# ----- convert, zoo --------------------------------------------------------------------------
+def _checkpoint_call(fn, *args, **kwargs):
+    """``fn(...)``; a bad file, hash, download or mismatch is a user error (one line, exit 2)."""
     from .checkpoint import CHECKPOINT_ERRORS
-    from .checkpoint.convert import convert_checkpoint
 
     try:
-        summary = convert_checkpoint(args.src, args.dst, convert=args.convert,
-                                     prefix=args.prefix, model=args.model, strict=args.strict,
-                                     add_prefix=args.add_prefix,
-                                     allowed_globals=args.allow_global)
+        return fn(*args, **kwargs)
     except CHECKPOINT_ERRORS as error:
         raise CLIError(str(error)) from None
+
+
+def cmd_convert(args) -> int:
+    from .checkpoint.convert import convert_checkpoint
+
+    summary = _checkpoint_call(convert_checkpoint, args.src, args.dst, convert=args.convert,
+                               prefix=args.prefix, model=args.model, strict=args.strict,
+                               add_prefix=args.add_prefix, allowed_globals=args.allow_global)
     print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
           + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))
     if 'report' in summary:
@@ -422,59 +419,21 @@ def cmd_convert(args) -> int:
     return 0
 
 
-# ----- zoo -----------------------------------------------------------------------------------
 def cmd_zoo(args) -> int:
-    from .checkpoint import CHECKPOINT_ERRORS, download, format_zoo_table, list_zoo, resolve
+    from .checkpoint import download, format_zoo_table, list_zoo, resolve
 
     if args.download:
-        uri = args.download if '://' in args.download else f'mmbackbones://{args.download}'
-        entry = resolve(uri)
-        try:
-            print(download(entry['url'], sha256=entry.get('sha256')))
-        except CHECKPOINT_ERRORS as error:
-            raise CLIError(str(error)) from None
+        entry = resolve(args.download if '://' in args.download else
+                        f'mmbackbones://{args.download}')
+        print(_checkpoint_call(download, entry['url'], sha256=entry.get('sha256')))
         return 0
     entries = list_zoo(args.pattern, args.source)
-    if args.json:
-        _print_json(entries)
-    elif entries:
-        print(format_zoo_table(entries))
-    else:
-        print(f'{PROG} zoo: no checkpoint matches {args.pattern!r} (run without a pattern to '
-              f'list all)', file=sys.stderr)
-        return 1
-    return 0
-
-
-def _add_convert_args(p) -> None:
-    p.add_argument('src', help='checkpoint: local path, URL or zoo name (mmcls://resnet50, '
-                   'timm://resnet50, torchvision://resnet50, ...)')
-    p.add_argument('dst', help='output file (.safetensors by default; .pth for torch.save); '
-                   'written to a temporary file and renamed, so DST may be SRC')
-    p.add_argument('--convert', default='auto', metavar='SOURCE',
-                   help='source key layout: auto (default: detect from the keys), timm, '
-                   'torchvision, mmpretrain, detectron2, ... or none')
-    p.add_argument('--prefix', default=None,
-                   help="take the weights under this prefix, e.g. 'backbone'")
-    p.add_argument('--add-prefix', default=None,
-                   help="prefix written keys, e.g. 'backbone.' for an mmdet init_cfg")
-    p.add_argument('--model', default=None,
-                   help='check against a backbone: a config file or a JSON dict such as '
-                   '\'{"type": "ResNet", "depth": 50}\'')
-    p.add_argument('--strict', action='store_true', help='with --model: every key must match')
-    p.add_argument('--allow-global', action='append', default=None, metavar='MODULE.NAME',
-                   help='trust this pickled type in the source file (repeatable)')
-
-
-def _add_zoo_args(p) -> None:
-    p.add_argument('pattern', nargs='?', default=None,
-                   help="glob or substring of a name, alias or arch type ('resnet50*')")
-    p.add_argument('--source', choices=['mmcls', 'torchvision', 'timm'], default=None,
-                   help='only entries of this source')
-    p.add_argument('--json', action='store_true', help='print the entries as JSON')
-    p.add_argument('--download', metavar='NAME', default=None,
-                   help='download one entry (scheme://name or a name) into the cache and print '
-                   'its path')
+    if args.json or entries:
+        _print_json(entries) if args.json else print(format_zoo_table(entries))
+        return 0
+    print(f'{PROG} zoo: no checkpoint matches {args.pattern!r} (run without a pattern to list '
+          f'all)', file=sys.stderr)
+    return 1
 
 
 # ----- parser --------------------------------------------------------------------------------
@@ -567,11 +526,30 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser('convert', help='convert a timm/torchvision/mmpretrain/detectron2 '
                        'checkpoint to our names')
-    _add_convert_args(p)
+    p.add_argument('src', help='checkpoint: local path, URL or zoo name (mmcls://resnet50, '
+                   'timm://resnet50, torchvision://resnet50, ...)')
+    p.add_argument('dst', help='output file (.safetensors by default; .pth for torch.save), '
+                   'written to a temporary file and renamed: DST may be SRC')
+    p.add_argument('--convert', default='auto', metavar='SOURCE',
+                   help='source key layout: auto (default: detect from the keys), timm, '
+                   'torchvision, mmpretrain, detectron2, ... or none')
+    p.add_argument('--prefix', help="take the weights under this prefix, e.g. 'backbone'")
+    p.add_argument('--add-prefix', help="prefix written keys, e.g. 'backbone.' (mmdet)")
+    p.add_argument('--model', help='check against a backbone: a config file or a JSON dict '
+                   'such as \'{"type": "ResNet", "depth": 50}\'')
+    p.add_argument('--strict', action='store_true', help='with --model: every key must match')
+    p.add_argument('--allow-global', action='append', metavar='MODULE.NAME',
+                   help='trust this pickled type in the source file (repeatable)')
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser('zoo', help='list (or download) the known pretrained checkpoints')
-    _add_zoo_args(p)
+    p.add_argument('pattern', nargs='?',
+                   help="glob or substring of a name, alias or arch type ('resnet50*')")
+    p.add_argument('--source', choices=['mmcls', 'torchvision', 'timm'],
+                   help='only entries of this source')
+    p.add_argument('--json', action='store_true', help='print the entries as JSON')
+    p.add_argument('--download', metavar='NAME', help='download one entry (scheme://name or a '
+                   'name) into the cache and print its path')
     p.set_defaults(func=cmd_zoo)
     return parser
 

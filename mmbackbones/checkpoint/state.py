@@ -9,7 +9,7 @@ a :class:`LoadReport` whose ``message`` groups missing and unexpected keys by pr
 import logging
 import warnings
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from mmengine.logging import print_log

@@ -98,7 +98,7 @@ def _closed_port_url(name):
     return f'http://127.0.0.1:{port}/{name}'
 
 
-# ----- 2. truncated downloads never enter the cache ------------------------------------------------
+# ----- 2. truncated downloads never enter the cache -----------------------------------------------
 @pytest.mark.parametrize('with_hash', [True, False])
 def test_short_download_is_refused_and_not_cached(serve, cache_dir, with_hash):
     data = _blob()

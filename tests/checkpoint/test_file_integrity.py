@@ -231,7 +231,7 @@ def test_convert_of_a_corrupt_file_is_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / 'out.safetensors').exists()
 
 
-# ----- 9. formats we read, init_cfg as a path ------------------------------------------------------
+# ----- 9. formats we read, init_cfg as a path -----------------------------------------------------
 def test_numpy_protocol5_pickle_loads(tmp_path):
     arrays = {'conv.weight': np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2),
               'fortran': np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))}

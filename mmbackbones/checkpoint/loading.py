@@ -14,7 +14,10 @@ instead of forking it:
   (``load_from``, ``resume``) therefore loads safely too once mmbackbones' models are imported.
 * ``Pretrained`` in ``WEIGHT_INITIALIZERS``: a subclass of mmengine's ``PretrainedInit`` that
   keeps its arguments (``checkpoint``, ``prefix``, ``map_location``) and adds ``strict``,
-  ``convert`` and ``allowed_globals``; after loading it logs one report of what matched.
+  ``convert`` and ``allowed_globals``; after loading it logs one report of what matched. Modules
+  of other libraries (an mmdet ``ResNet``) given only mmengine's arguments keep mmengine's
+  loading semantics, so importing mmbackbones changes how their files are read (safely), not
+  what ends up in them.
 
 Registration happens when this module is imported (``mmbackbones.models`` imports
 ``mmbackbones.checkpoint``), so a backbone built through the registry always has it.
@@ -262,6 +265,12 @@ class PretrainedInit(_MMEnginePretrainedInit):
         self.strict, self.convert, self.allowed_globals = strict, convert, allowed_globals
 
     def __call__(self, module):
+        if not _is_ours(module) and (self.strict, self.convert, self.allowed_globals) == \
+                (False, 'auto', None):
+            # another library's module (an mmdet/mmseg ResNet, a head): mmengine's semantics
+            # (no key conversion; shape mismatches logged, not raised), still read through our
+            # safe, hash-checked scheme loaders
+            return super().__call__(module)
         self.report = load_checkpoint(module, self.checkpoint, prefix=self.prefix,
                                       strict=self.strict, convert=self.convert,
                                       map_location=self.map_location,
@@ -271,6 +280,10 @@ class PretrainedInit(_MMEnginePretrainedInit):
 
     def _get_init_info(self):
         return f'{type(self).__name__}: load from {self.checkpoint}'
+
+
+def _is_ours(module: nn.Module) -> bool:
+    return type(_unwrap(module)).__module__.split('.')[0] == 'mmbackbones'
 
 
 def register_initializer() -> None:

@@ -331,3 +331,34 @@ def test_state_dict_read_is_a_dataclass(tmp_path):
     assert read.converter == 'mmpretrain_classifier' and read.prefix is None
     assert read.notes == ['converted with mmpretrain_classifier']
     assert json.dumps(read.notes)
+
+
+# ----- 12. other libraries' modules keep mmengine's semantics ------------------------------------
+class _ForeignNet(torch.nn.Module):
+    """Stands for another library's module (its class lives outside mmbackbones)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 2)
+
+
+def test_foreign_module_keeps_mmengine_semantics_and_ours_is_all_or_nothing(tmp_path):
+    from mmengine.model.weight_init import initialize
+    source = _ForeignNet()
+    sd = dict(source.state_dict())
+    sd['fc.weight'] = torch.zeros(5, 4)  # a shape mismatch: mmengine logs it and loads the rest
+    path = tmp_path / 'foreign.pth'
+    torch.save(sd, path)
+    target = _ForeignNet()
+    initialize(target, dict(type='Pretrained', checkpoint=str(path)))
+    assert torch.equal(target.conv.weight, source.conv.weight)  # loaded as mmengine would
+    assert not torch.equal(target.fc.weight, torch.zeros(2, 4).expand_as(target.fc.weight))
+    ours = _tiny()
+    before = _snapshot(ours)
+    bad = dict(_tiny().state_dict())
+    bad['layer4.1.bn2.bias'] = torch.zeros(3)
+    torch.save(bad, path)
+    with pytest.raises(CheckpointMismatchError, match='layer4.1.bn2.bias'):
+        initialize(ours, dict(type='Pretrained', checkpoint=str(path)))
+    assert _unchanged(ours, before)

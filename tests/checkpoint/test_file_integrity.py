@@ -1,5 +1,6 @@
 """Integrity of checkpoint files and loads (issue #14, items 1 and 6-10): atomic writers,
 all-or-nothing loads, corrupt files named, numpy protocol-5 pickles, every scheme routed."""
+import hashlib
 import json
 import os
 import pickle
@@ -362,3 +363,19 @@ def test_foreign_module_keeps_mmengine_semantics_and_ours_is_all_or_nothing(tmp_
     with pytest.raises(CheckpointMismatchError, match='layer4.1.bn2.bias'):
         initialize(ours, dict(type='Pretrained', checkpoint=str(path)))
     assert _unchanged(ours, before)
+
+
+def test_modelzoo_scheme_is_torchvision_through_our_cache(tmp_path, cache_dir, monkeypatch):
+    from mmbackbones.checkpoint import read_checkpoint
+    from mmbackbones.checkpoint import zoo as zoo_mod
+    source, weights = tmp_path / 'tv_r18.pth', _tiny().state_dict()
+    torch.save(weights, source)
+    entry = dict(name='r18tv', aliases=[], source='torchvision', format='torchvision',
+                 prefix=None, arch=dict(type='ResNet', depth=18), url=source.as_uri(),
+                 sha256=hashlib.sha256(source.read_bytes()).hexdigest(), top1=None)
+    monkeypatch.setattr(zoo_mod, '_ZOO', [entry])
+    loaded = read_checkpoint('modelzoo://r18tv')
+    assert loaded['meta']['zoo_name'] == 'torchvision://r18tv'
+    assert loaded['meta']['path'].startswith(str(cache_dir))  # downloaded and hash-checked
+    for key, value in weights.items():
+        assert torch.equal(loaded['state_dict'][key], value), key

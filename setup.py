@@ -27,7 +27,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'benchmarks')),
     include_package_data=True,
-    package_data={'mmbackbones': ['checkpoint/*.json', 'checkpoint/*.yaml']},
+    package_data={'mmbackbones': ['checkpoint/*.json']},
     python_requires='>=3.8',
     # mmcv is deliberately not here: mmcv and mmcv-lite both install the module `mmcv`, and
     # requiring either would install it over the other. `import mmbackbones` checks the version.

@@ -47,8 +47,8 @@ if method == 'torch.load':
     model.load_state_dict(sd, strict=True)
 else:
     from mmbackbones.checkpoint import read_state_dict, load_state_dict
-    sd, notes = read_state_dict(path, target=model, logger='silent')
-    load_state_dict(model, sd, strict=True, logger='silent')
+    read = read_state_dict(path, target=model, logger='silent')
+    load_state_dict(model, read.state_dict, strict=True, logger='silent')
 dt = time.perf_counter() - t0
 after = mem()
 print(json.dumps(dict(seconds=dt, anon_mb=after['RssAnon'] - before['RssAnon'],

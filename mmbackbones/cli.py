@@ -1,4 +1,4 @@
-"""The ``mmbackbones`` command line: list, info, bench, show, print-config, export.
+"""The ``mmbackbones`` command line: list, info, bench, show, print-config, export, convert, zoo.
 
 Each subcommand imports what it needs when it runs, so ``mmbackbones --help`` stays fast. A user
 error (missing file, bad option, bad config) is one line on stderr and exit code 2, never a
@@ -12,12 +12,15 @@ Examples::
     mmbackbones show configs/resnet/resnet50.py demo/demo.png -o work_dirs/resnet50.png
     mmbackbones print-config configs/resnet/resnet50.py --cfg-options model.backbone.depth=101
     mmbackbones export configs/resnet/resnet50.py -o resnet50.onnx --dynamic
+    mmbackbones convert resnet50_timm.pth resnet50.safetensors
+    mmbackbones zoo 'resnet50*'
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from .analysis.common import CLIError
 
@@ -99,9 +102,12 @@ def _add_input_size(parser, what: str = 'input') -> None:
 
 def _add_weights(parser) -> None:
     parser.add_argument('--checkpoint', type=_existing_file, default=None,
-                        help='weights to load (any format mmbackbones converts; every backbone '
-                        'tensor must be there, extra keys such as a head are ignored). Default: '
-                        'random init')
+                        help='weights to load (any format mmbackbones converts; once converted, '
+                        'its tensors must match the backbone\'s exactly, a classifier head is '
+                        'dropped). Default: random init')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='with --checkpoint: load the tensors that match and ignore missing '
+                        'or extra keys')
     parser.add_argument('--seed', type=_non_negative_int, default=0,
                         help='torch seed of the random init (default 0)')
 
@@ -208,10 +214,11 @@ def cmd_info(args) -> int:
     device = _device(args.device)
     console = _console(stderr=True)
     with console.status('building the backbone and running one forward pass ...') \
-            if console.is_terminal and not args.json else _nullcontext():
+            if console.is_terminal and not args.json else contextlib.nullcontext():
         info = backbone_info(args.config, args.input_size, args.cfg_options, device=device,
                              flops=not args.no_flops, memory=not args.no_memory, neck=args.neck,
-                             seed=args.seed, checkpoint=args.checkpoint)
+                             seed=args.seed, checkpoint=args.checkpoint,
+                             checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(info)
         return 0
@@ -259,15 +266,6 @@ def cmd_info(args) -> int:
                       f'{list(next(iter(info["neck"].values()))["in_channels"])}')
         console.print(format_neck_snippet(info['neck']), markup=False, highlight=False)
     return 1 if info['mismatches'] else 0
-
-
-class _nullcontext:
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ----- bench ---------------------------------------------------------------------------------
@@ -346,7 +344,8 @@ def cmd_show(args) -> int:
     device = _device(args.device)
     result = show(args.config, args.image, args.out, input_size=args.input_size,
                   cfg_options=args.cfg_options, panel=args.panel_size, device=device,
-                  seed=args.seed, checkpoint=args.checkpoint)
+                  seed=args.seed, checkpoint=args.checkpoint,
+                  checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(result)
         return 0
@@ -374,7 +373,8 @@ def cmd_export(args) -> int:
     check_output_path(args.out, ('.onnx', ))
     result = export(args.config, args.out, input_size=args.input_size, dynamic=args.dynamic,
                     batch=args.batch, opset=args.opset, verify=not args.no_verify,
-                    cfg_options=args.cfg_options, seed=args.seed, checkpoint=args.checkpoint)
+                    cfg_options=args.cfg_options, seed=args.seed, checkpoint=args.checkpoint,
+                    checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(result)
         return 0
@@ -395,9 +395,50 @@ def cmd_export(args) -> int:
     return 0
 
 
+# ----- convert, zoo --------------------------------------------------------------------------
+def _checkpoint_call(fn, *args, **kwargs):
+    """``fn(...)``; a bad file, hash, download or mismatch is a user error (one line, exit 2)."""
+    from .checkpoint import CHECKPOINT_ERRORS
+
+    try:
+        return fn(*args, **kwargs)
+    except CHECKPOINT_ERRORS as error:
+        raise CLIError(str(error)) from None
+
+
+def cmd_convert(args) -> int:
+    from .checkpoint.convert import convert_checkpoint
+
+    summary = _checkpoint_call(convert_checkpoint, args.src, args.dst, convert=args.convert,
+                               prefix=args.prefix, model=args.model, strict=args.strict,
+                               add_prefix=args.add_prefix, allowed_globals=args.allow_global)
+    print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
+          + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))
+    if 'report' in summary:
+        print(summary['report'])
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from .checkpoint import download, format_zoo_table, list_zoo, resolve
+
+    if args.download:
+        entry = resolve(args.download if '://' in args.download else
+                        f'mmbackbones://{args.download}')
+        print(_checkpoint_call(download, entry['url'], sha256=entry.get('sha256')))
+        return 0
+    entries = list_zoo(args.pattern, args.source)
+    if args.json or entries:
+        _print_json(entries) if args.json else print(format_zoo_table(entries))
+        return 0
+    print(f'{PROG} zoo: no checkpoint matches {args.pattern!r} (run without a pattern to list '
+          f'all)', file=sys.stderr)
+    return 1
+
+
 # ----- parser --------------------------------------------------------------------------------
-def build_parser(with_commands: Sequence[str] = ()) -> ArgumentParser:
-    """The parser; ``with_commands`` names the checkpoint commands to give their arguments."""
+def build_parser() -> ArgumentParser:
+    """The parser of every command (building it imports neither torch nor mmengine)."""
     parser = ArgumentParser(
         prog=PROG, description='Inspect, benchmark, draw and export mmbackbones backbones.',
         epilog='Run `mmbackbones COMMAND --help` for the options of one command.')
@@ -483,41 +524,34 @@ def build_parser(with_commands: Sequence[str] = ()) -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
     p.set_defaults(func=cmd_export)
 
-    # convert and zoo are the checkpoint package's commands (mmbackbones/checkpoint/). Their
-    # arguments are added only when one of them runs: importing that package loads torch, and
-    # `mmbackbones --help` should not.
-    for name, help_text in CHECKPOINT_COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
-        if name in with_commands:
-            _add_checkpoint_command(p, name)
+    p = sub.add_parser('convert', help='convert a timm/torchvision/mmpretrain/detectron2 '
+                       'checkpoint to our names')
+    p.add_argument('src', help='checkpoint: local path, URL or zoo name (mmcls://resnet50, '
+                   'timm://resnet50, torchvision://resnet50, ...)')
+    p.add_argument('dst', help='output file (.safetensors by default; .pth for torch.save), '
+                   'written to a temporary file and renamed: DST may be SRC')
+    p.add_argument('--convert', default='auto', metavar='SOURCE',
+                   help='source key layout: auto (default: detect from the keys), timm, '
+                   'torchvision, mmpretrain, detectron2, ... or none')
+    p.add_argument('--prefix', help="take the weights under this prefix, e.g. 'backbone'")
+    p.add_argument('--add-prefix', help="prefix written keys, e.g. 'backbone.' (mmdet)")
+    p.add_argument('--model', help='check against a backbone: a config file or a JSON dict '
+                   'such as \'{"type": "ResNet", "depth": 50}\'')
+    p.add_argument('--strict', action='store_true', help='with --model: every key must match')
+    p.add_argument('--allow-global', action='append', metavar='MODULE.NAME',
+                   help='trust this pickled type in the source file (repeatable)')
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser('zoo', help='list (or download) the known pretrained checkpoints')
+    p.add_argument('pattern', nargs='?',
+                   help="glob or substring of a name, alias or arch type ('resnet50*')")
+    p.add_argument('--source', choices=['mmcls', 'torchvision', 'timm'],
+                   help='only entries of this source')
+    p.add_argument('--json', action='store_true', help='print the entries as JSON')
+    p.add_argument('--download', metavar='NAME', help='download one entry (scheme://name or a '
+                   'name) into the cache and print its path')
+    p.set_defaults(func=cmd_zoo)
     return parser
-
-
-CHECKPOINT_COMMANDS = {
-    'convert': 'convert a timm/torchvision/mmpretrain/detectron2 checkpoint to our names',
-    'zoo': 'list (or download) the known pretrained checkpoints',
-}
-
-
-def _add_checkpoint_command(parser, name: str) -> None:
-    if name == 'convert':
-        from .checkpoint.convert import add_convert_args, run_convert
-
-        add_convert_args(parser)
-        parser.set_defaults(func=run_convert)
-    else:
-        from .checkpoint.zoo import add_zoo_args, run_zoo
-
-        add_zoo_args(parser)
-        parser.set_defaults(func=run_zoo)
-
-
-def _command_of(argv: Sequence[str]) -> Optional[str]:
-    """The subcommand named in ``argv`` (the first word that is not a top-level option)."""
-    for word in argv:
-        if not word.startswith('-'):
-            return word
-    return None
 
 
 def _one_line(error: BaseException) -> str:
@@ -539,8 +573,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv  # accepted anywhere, e.g. `python tools/info.py --debug ...`
     argv = [a for a in argv if a != '--debug']
-    command = _command_of(argv)
-    parser = build_parser([command] if command in CHECKPOINT_COMMANDS else [])
+    parser = build_parser()
     args = parser.parse_args(argv)
     debug = debug or os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')
     prog = f'{PROG} {args.command}'

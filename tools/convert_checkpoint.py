@@ -5,11 +5,11 @@ r"""Convert a checkpoint (timm, torchvision, mmpretrain, detectron2) to mmbackbo
     python tools/convert_checkpoint.py mmcls://resnet50 r50.safetensors \
         --model configs/resnet/resnet50.py
 
-Same as ``mmbackbones convert``; see ``mmbackbones/checkpoint/convert.py``.
+Same as ``mmbackbones convert`` (``mmbackbones/cli.py``).
 """
 import sys
 
-from mmbackbones.checkpoint.convert import main
+from mmbackbones.cli import main
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(['convert', *sys.argv[1:]]))

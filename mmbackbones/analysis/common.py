@@ -22,15 +22,17 @@ def load_backbone_config(config: str, cfg_options: Optional[dict] = None):
 
 
 def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int = 0,
-                      checkpoint: Optional[str] = None):
+                      checkpoint: Optional[str] = None, checkpoint_strict: bool = True):
     """``(cfg, backbone_cfg, model)``, the model in eval mode.
 
     Weights: the constructor's random init after ``torch.manual_seed(seed)`` (the same config and
     seed give the same weights, so runs are reproducible), or ``checkpoint`` loaded through
     ``mmbackbones.checkpoint.load_checkpoint`` (any format it converts; a ``backbone.`` prefix is
-    found): every tensor of the backbone must be in it, extra keys (a classifier head) are
-    ignored. ``init_weights()`` is not called: a ``Pretrained`` init_cfg would download
-    weights, and describing the architecture needs none.
+    found). With ``checkpoint_strict`` (the CLI's default; ``--non-strict`` turns it off) every
+    tensor of the backbone must be in it and nothing else may be, once converted (a classifier
+    head is dropped by conversion): a mismatch is one line naming the counts. ``init_weights()``
+    is not called: a ``Pretrained`` init_cfg would download weights, and describing the
+    architecture needs none.
     """
     cfg, backbone_cfg = load_backbone_config(config, cfg_options)
     import torch
@@ -40,18 +42,33 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
     torch.manual_seed(seed)
     model = build_backbone(backbone_cfg)
     if checkpoint is not None:
-        if not os.path.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-        from ..checkpoint import CheckpointMismatchError, UnsafeCheckpointError, load_checkpoint
-
-        try:
-            report = load_checkpoint(model, checkpoint, strict=False, logger='silent')
-        except (CheckpointMismatchError, UnsafeCheckpointError) as error:
-            raise CLIError(f'--checkpoint {checkpoint}: {error}') from None
-        if report.missing:  # extra keys (a classifier head) are fine; holes in the model not
-            raise CLIError(f'--checkpoint {checkpoint}: {report.message}')
+        load_cli_checkpoint(model, checkpoint, checkpoint_strict)
     model.eval()
     return cfg, backbone_cfg, model
+
+
+def load_cli_checkpoint(model, checkpoint: str, strict: bool = True):
+    """``--checkpoint``: load or raise a one-line :class:`CLIError` (exit code 2)."""
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    from ..checkpoint import CHECKPOINT_ERRORS, load_checkpoint
+    from ..checkpoint.state import group_keys
+
+    try:
+        report = load_checkpoint(model, checkpoint, strict=False, logger='silent')
+    except CHECKPOINT_ERRORS as error:
+        raise CLIError(f'--checkpoint {checkpoint}: {error}') from None
+    if strict and not report.ok:
+        parts = []
+        for what, keys in (('missing', report.missing), ('unexpected', report.unexpected)):
+            if keys:
+                groups = list(group_keys(keys))
+                shown = ', '.join(groups[:4]) + (', ...' if len(groups) > 4 else '')
+                parts.append(f'{len(keys)} {what} ({shown})')
+        raise CLIError(f'--checkpoint {checkpoint} does not match {type(model).__name__}: '
+                       f'{len(report.loaded)} tensors match, {"; ".join(parts)}. Pass '
+                       f'--non-strict to load the matching tensors anyway')
+    return report
 
 
 def weights_label(backbone_cfg, checkpoint: Optional[str] = None, seed: int = 0) -> str:

@@ -143,7 +143,7 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
 
 def show(config: str, image_path: str, out_path: str, input_size: Optional[Sequence[int]] = None,
          cfg_options: Optional[dict] = None, panel: int = 256, device: str = 'cpu',
-         seed: int = 0, checkpoint: Optional[str] = None) -> dict:
+         seed: int = 0, checkpoint: Optional[str] = None, checkpoint_strict: bool = True) -> dict:
     """Build the backbone, run it on the image and write the picture; returns what was drawn."""
     import torch
 
@@ -153,7 +153,8 @@ def show(config: str, image_path: str, out_path: str, input_size: Optional[Seque
     size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
     channels = backbone_cfg.get('in_channels', 3)
     image, pixels = load_image(image_path, size, channels if channels in (1, 3) else 3)
-    cfg, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint)
+    cfg, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint,
+                                                 checkpoint_strict)
     if pixels.shape[1] != (getattr(model, 'in_channels', None) or 3):
         raise CLIError(f'show needs a backbone with 1 or 3 input channels; this one has '
                        f'in_channels={model.in_channels}')
@@ -166,6 +167,9 @@ def show(config: str, image_path: str, out_path: str, input_size: Optional[Seque
     strides = tuple(getattr(model, 'out_strides', ()) or ())
     weights = weights_label(backbone_cfg, checkpoint and os.path.basename(checkpoint), seed)
     title = f'{type(model).__name__} ({os.path.basename(config)}, {weights})'
-    width, height = render(image, maps, strides, out_path, panel=panel, title=title)
+    from ..utils.fileio import atomic_output
+
+    with atomic_output(out_path) as tmp:  # never a half-written picture
+        width, height = render(image, maps, strides, tmp, panel=panel, title=title)
     return dict(output=out_path, width=width, height=height,
                 stages=[dict(name=n, channels=c, shape=list(s)) for n, c, _, s in maps])

@@ -10,7 +10,8 @@ NECK_TOOLBOXES = ('mmdet', 'mmseg')
 def backbone_info(config: str, input_size: Optional[Sequence[int]] = None,
                   cfg_options: Optional[dict] = None, device: str = 'cpu',
                   flops: bool = True, memory: bool = True, neck: Optional[str] = None,
-                  seed: int = 0, checkpoint: Optional[str] = None) -> dict:
+                  seed: int = 0, checkpoint: Optional[str] = None,
+                  checkpoint_strict: bool = True) -> dict:
     """Outputs (name, channels, stride, shape), params, FLOPs and forward memory of a config.
 
     The declared metadata (``out_channels``/``out_strides``) is compared with what the forward
@@ -20,7 +21,8 @@ def backbone_info(config: str, input_size: Optional[Sequence[int]] = None,
 
     from .complexity import count_flops, forward_memory, param_bytes
 
-    _, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint)
+    _, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint,
+                                               checkpoint_strict)
     size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
     model.to(device)
     x = make_input(model, size).to(device)

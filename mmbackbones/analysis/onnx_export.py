@@ -59,28 +59,39 @@ def verify_onnx(model, path: str, x) -> List[dict]:
 def export(config: str, out_path: str, input_size: Optional[Sequence[int]] = None,
            dynamic: bool = False, batch: int = 1, opset: int = DEFAULT_OPSET,
            verify: bool = True, cfg_options: Optional[dict] = None, seed: int = 0,
-           checkpoint: Optional[str] = None) -> dict:
+           checkpoint: Optional[str] = None, checkpoint_strict: bool = True) -> dict:
     """Build a config's backbone, export it to ONNX and (by default) check it in onnxruntime.
 
     With ``dynamic`` the check also runs a second input (batch + 1, same size) through the file.
     """
     if opset < 7:
         raise CLIError(f'--opset must be >= 7; got {opset}')
-    _, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint)
+    _, backbone_cfg, model = build_from_config(config, cfg_options, seed, checkpoint,
+                                               checkpoint_strict)
     size = tuple(input_size) if input_size else default_input_size(backbone_cfg)
     x = make_input(model, size, batch=batch)
-    result = export_onnx(model, x, out_path, dynamic=dynamic, opset=opset)
+    from ..utils.fileio import atomic_output
+
+    # written under a temporary name, checked, then renamed: out_path is never half-written
+    with atomic_output(out_path) as tmp:
+        result = _export_and_verify(model, x, tmp, size, batch, dynamic, opset, verify)
+    result['path'] = out_path
+    return result
+
+
+def _export_and_verify(model, x, path, size, batch, dynamic, opset, verify) -> dict:
+    result = export_onnx(model, x, path, dynamic=dynamic, opset=opset)
     if verify:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             result['verify'] = 'skipped: onnxruntime is not installed'
             return result
-        checks = [dict(input_shape=list(x.shape), outputs=verify_onnx(model, out_path, x))]
+        checks = [dict(input_shape=list(x.shape), outputs=verify_onnx(model, path, x))]
         if dynamic:
             x2 = make_input(model, size, batch=batch + 1, seed=1)
             checks.append(dict(input_shape=list(x2.shape),
-                               outputs=verify_onnx(model, out_path, x2)))
+                               outputs=verify_onnx(model, path, x2)))
         result['verify'] = checks
         result['max_abs_diff'] = max(o['max_abs_diff'] for c in checks for o in c['outputs'])
     return result

@@ -2,21 +2,28 @@
 
 Importing this package registers our loaders with mmengine (``CheckpointLoader`` schemes and the
 ``Pretrained`` initializer); ``mmbackbones.models`` imports it, so every backbone built through
-the registry loads ``init_cfg=dict(type='Pretrained', ...)`` this way.
+the registry loads ``init_cfg=dict(type='Pretrained', ...)`` this way. This package is a library:
+its command-line front end is ``mmbackbones convert`` / ``mmbackbones zoo`` in ``cli.py``.
 """
 from .converters import convert_state_dict, detect_format
 from .download import ChecksumError, DownloadError, download, get_cache_dir
-from .io import UnsafeCheckpointError, load_file, save_file
-from .loading import (PretrainedInit, load_checkpoint, read_checkpoint, read_state_dict,
-                      register)
+from .io import CorruptCheckpointError, UnsafeCheckpointError, load_file, save_file
+from .loading import (PretrainedInit, StateDictRead, load_checkpoint, read_checkpoint,
+                      read_state_dict, register)
 from .state import (CheckpointMismatchError, LoadReport, extract_state_dict, load_state_dict,
                     select_prefix)
 from .zoo import format_zoo_table, list_zoo, resolve
 
 register()
 
-__all__ = ['load_checkpoint', 'read_checkpoint', 'read_state_dict', 'load_file', 'save_file',
-           'load_state_dict', 'extract_state_dict', 'select_prefix', 'convert_state_dict',
-           'detect_format', 'list_zoo', 'resolve', 'format_zoo_table', 'download',
-           'get_cache_dir', 'PretrainedInit', 'LoadReport', 'CheckpointMismatchError',
-           'UnsafeCheckpointError', 'DownloadError', 'ChecksumError']
+# what a user can fix (a bad file, a bad hash, no network, a checkpoint that does not fit):
+# front ends report these as one line
+CHECKPOINT_ERRORS = (CheckpointMismatchError, UnsafeCheckpointError, CorruptCheckpointError,
+                     DownloadError, ChecksumError)
+
+__all__ = ['load_checkpoint', 'read_checkpoint', 'read_state_dict', 'StateDictRead', 'load_file',
+           'save_file', 'load_state_dict', 'extract_state_dict', 'select_prefix',
+           'convert_state_dict', 'detect_format', 'list_zoo', 'resolve', 'format_zoo_table',
+           'download', 'get_cache_dir', 'PretrainedInit', 'LoadReport', 'CheckpointMismatchError',
+           'UnsafeCheckpointError', 'CorruptCheckpointError', 'DownloadError', 'ChecksumError',
+           'CHECKPOINT_ERRORS']

@@ -1,19 +1,19 @@
-"""Writing converted checkpoints: ``convert_checkpoint`` and the ``convert`` command.
+"""Writing converted checkpoints: ``convert_checkpoint`` (the ``mmbackbones convert`` command
+in ``mmbackbones/cli.py`` is its front end).
 
-``mmbackbones convert SRC DST`` (and ``tools/convert_checkpoint.py``) read a checkpoint safely
+``convert_checkpoint(src, dst)`` reads a checkpoint safely
 (path, URL or zoo name), take ``--prefix``, convert the keys to mmbackbones names
 (``--convert auto|timm|torchvision|mmpretrain|detectron2``) and write ``DST``: safetensors unless
 ``DST`` ends in ``.pth``/``.pt``. With ``--model`` (a config file or ``'ResNet depth=50'``-style
 dict) the result is loaded into that backbone first, so a conversion that does not fit is caught
-before anything is written.
+before anything is written. ``DST`` is written to a temporary file in its folder and renamed
+into place, so ``convert a.pth a.pth`` is safe (the source stays mapped until the end).
 """
-import argparse
 import json
 import os
-import sys
-from typing import Optional, Sequence
+from typing import Optional
 
-__all__ = ['convert_checkpoint', 'add_convert_args', 'run_convert', 'main']
+__all__ = ['convert_checkpoint']
 
 
 def _build_model(model):
@@ -54,13 +54,14 @@ def convert_checkpoint(src: str,
     from .loading import read_state_dict
     from .state import load_state_dict
     target = _build_model(model) if model is not None else None
-    state_dict, notes = read_state_dict(src, prefix=prefix, convert=convert, target=target,
-                                        allowed_globals=allowed_globals)
+    read = read_state_dict(src, prefix=prefix, convert=convert, target=target,
+                           allowed_globals=allowed_globals)
+    state_dict = read.state_dict
     summary = {'src': str(src), 'dst': str(dst), 'num_tensors': len(state_dict),
-               'notes': notes, 'converter': next((n.split('with ')[1] for n in notes
-                                                  if n.startswith('converted with ')), None)}
+               'notes': read.notes, 'converter': read.converter}
     if target is not None:
-        report = load_state_dict(target, state_dict, strict=strict, source=str(src), notes=notes)
+        report = load_state_dict(target, state_dict, strict=strict, source=str(src),
+                                 notes=read.notes)
         summary['report'] = report.message
     if add_prefix:
         dotted = add_prefix if add_prefix.endswith('.') else add_prefix + '.'
@@ -72,54 +73,3 @@ def convert_checkpoint(src: str,
             'prefix': prefix or '', 'format': 'mmbackbones'}
     save_file(state_dict, dst, metadata=meta)
     return summary
-
-
-def add_convert_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``convert`` command's arguments to ``parser`` (used by ``mmbackbones convert``)."""
-    parser.add_argument('src', help='checkpoint: local path, URL or zoo name (mmcls://resnet50, '
-                                    'timm://resnet50, torchvision://resnet50, ...)')
-    parser.add_argument('dst', help='output file (.safetensors by default; .pth for torch.save)')
-    parser.add_argument('--convert', default='auto',
-                        choices=['auto', 'timm', 'torchvision', 'mmpretrain', 'mmcls',
-                                 'detectron2', 'none'],
-                        help='source key layout (default: detect from the keys)')
-    parser.add_argument('--prefix', default=None,
-                        help="take the weights under this prefix, e.g. 'backbone'")
-    parser.add_argument('--add-prefix', default=None,
-                        help="prefix written keys, e.g. 'backbone.' for an mmdet init_cfg")
-    parser.add_argument('--model', default=None,
-                        help='check against a backbone: a config file or a JSON dict such as '
-                             '\'{"type": "ResNet", "depth": 50}\'')
-    parser.add_argument('--strict', action='store_true',
-                        help='with --model: every key must match')
-    parser.add_argument('--allow-global', action='append', default=None, metavar='MODULE.NAME',
-                        help='trust this pickled type in the source file (repeatable)')
-    return parser
-
-
-def run_convert(args: argparse.Namespace) -> int:
-    """Run the ``convert`` command for parsed ``args``; returns the exit code."""
-    try:
-        summary = convert_checkpoint(args.src, args.dst, convert=args.convert,
-                                     prefix=args.prefix, model=args.model, strict=args.strict,
-                                     add_prefix=args.add_prefix,
-                                     allowed_globals=args.allow_global)
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f'error: {message}', file=sys.stderr)
-        return 2
-    print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
-          + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))
-    if 'report' in summary:
-        print(summary['report'])
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='convert_checkpoint', description=__doc__.split('\n')[0])
-    add_convert_args(parser)
-    return run_convert(parser.parse_args(argv))
-
-
-if __name__ == '__main__':
-    sys.exit(main())

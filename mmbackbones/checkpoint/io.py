@@ -26,11 +26,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-__all__ = ['load_file', 'save_file', 'UnsafeCheckpointError', 'Placeholder', 'harmless_globals',
-           'detect_file_format']
+from ..utils.fileio import atomic_output
+
+__all__ = ['load_file', 'save_file', 'UnsafeCheckpointError', 'CorruptCheckpointError',
+           'Placeholder', 'harmless_globals', 'detect_file_format', 'atomic_output']
 
 # first bytes of a legacy torch.save file: pickle protocol 2 + the long 0x1950a86a20f9469cfc6c
 _LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
+_MAX_SAFETENSORS_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 # Globals from these modules are refused outright rather than replaced by placeholders: a file
 # naming them was made to run code (placeholders would be inert, but the file is not trustworthy).
@@ -43,6 +46,54 @@ _CODE_RUNNING_MODULES = frozenset((
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs code that is not allow-listed to be unpickled; nothing was run."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file is truncated or malformed; the message names the file and its format."""
+
+
+_FORMAT_NAMES = {'safetensors': 'safetensors', 'torch': 'torch.save zip',
+                 'torch-legacy': 'legacy torch.save', 'pickle': 'pickle'}
+
+
+def _read(path: str, kind: str, load):
+    """Run ``load()``; a truncated or malformed file becomes one :class:`CorruptCheckpointError`
+    naming the file, its format and what is wrong (refusals of unsafe content pass through)."""
+    try:
+        return load()
+    except (UnsafeCheckpointError, FileNotFoundError, PermissionError):
+        raise
+    except Exception as e:  # noqa: BLE001 - torch/safetensors raise many types for bad files
+        text = ' '.join(str(e).split()) or type(e).__name__
+        size = os.path.getsize(path)
+        if kind == 'safetensors':
+            problem = _safetensors_problem(path, size) or text
+        elif kind == 'torch' and ('central directory' in text or 'zip archive' in text):
+            problem = 'truncated or not a complete zip archive (' + text[:200] + ')'
+        else:
+            problem = text[:300]
+        raise CorruptCheckpointError(f'{path} ({_FORMAT_NAMES[kind]} file, {size} bytes) cannot '
+                                     f'be read: {problem}') from None
+
+
+def _safetensors_problem(path: str, size: int) -> Optional[str]:
+    """What is wrong with a safetensors file, in words (None when not found here)."""
+    import json
+    with open(path, 'rb') as f:
+        (header_len,) = struct.unpack('<Q', f.read(8))
+        raw = f.read(header_len)
+    if len(raw) < header_len:
+        return f'truncated: the header says {header_len} bytes of JSON, the file ends before'
+    try:
+        header = json.loads(raw)
+    except ValueError as e:
+        return f'its JSON header is malformed ({e})'
+    ends = [v['data_offsets'][1] for k, v in header.items()
+            if k != '__metadata__' and isinstance(v, dict) and 'data_offsets' in v]
+    needed = 8 + header_len + max(ends, default=0)
+    if size < needed:
+        return f'truncated: the header describes {needed} bytes, the file has {size}'
+    return None
 
 
 class Placeholder:
@@ -77,6 +128,9 @@ def _numpy_globals() -> List[tuple]:
     for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         out.append((multiarray._reconstruct, f'{mod}._reconstruct'))
         out.append((multiarray.scalar, f'{mod}.scalar'))
+    # pickle protocol 5 rebuilds arrays with numeric._frombuffer(buffer, dtype, shape, order)
+    for mod in ('numpy.core.numeric', 'numpy._core.numeric'):
+        out.append((_frombuffer, f'{mod}._frombuffer'))
     dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 may name dtype classes
     if dtypes is not None:
         for name in dir(dtypes):
@@ -84,6 +138,15 @@ def _numpy_globals() -> List[tuple]:
             if isinstance(obj, type) and issubclass(obj, np.dtype):
                 out.append((obj, f'numpy.dtypes.{name}'))
     return out
+
+
+def _frombuffer(buf, dtype, shape, order):
+    """numpy's protocol-5 array rebuild (``numpy._core.numeric._frombuffer``), re-stated so that
+    exactly this, and no other function of that module, is reachable from a pickle."""
+    import numpy as np
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise UnsafeCheckpointError(f'refused _frombuffer of a {type(buf).__name__}')
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
 
 
 def _restricted_getattr(placeholders: bool):
@@ -136,7 +199,7 @@ def detect_file_format(path: str) -> str:
         return 'torch-legacy'
     if len(head) >= 9:
         (header_len,) = struct.unpack('<Q', head[:8])
-        if head[8:9] == b'{' and 0 < header_len < os.path.getsize(path):
+        if head[8:9] == b'{' and 0 < header_len < _MAX_SAFETENSORS_HEADER:
             return 'safetensors'
     return 'pickle'
 
@@ -159,7 +222,7 @@ def _torch_load(path: str, map_location, mmap: bool, extra: Sequence[tuple]):
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
 
 
-def _load_torch(path: str, map_location, allowed_globals, mmap: bool, logger) -> Any:
+def _load_torch(path: str, map_location, allowed_globals, mmap: bool) -> Any:
     user = _resolve_globals(allowed_globals)
     try:
         return _torch_load(path, map_location, mmap, harmless_globals() + user)
@@ -240,24 +303,29 @@ def load_file(path: str,
         map_location: as ``torch.load``.
         allowed_globals: ``['module.Name', ...]`` the caller trusts in this one file.
     Raises:
-        FileNotFoundError, UnsafeCheckpointError.
+        FileNotFoundError, UnsafeCheckpointError, CorruptCheckpointError (a truncated or
+        malformed file: the message names the file, its format and what is wrong).
     """
     path = os.path.expanduser(os.fspath(path))
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     kind = detect_file_format(path)
     if kind == 'safetensors':
-        return _load_safetensors(path, map_location)
+        return _read(path, kind, lambda: _load_safetensors(path, map_location))
     if kind == 'pickle':
         try:
             return _load_pickle(path)
         except UnsafeCheckpointError as e:
             raise UnsafeCheckpointError(f'{path}: {e}') from None
         except Exception as e:  # noqa: BLE001 - not a pickle at all
-            raise ValueError(f'{path} is not a checkpoint mmbackbones can read (not a '
-                             f'torch.save file, a safetensors file or a pickle of numpy '
-                             f'arrays): {e}') from None
-    obj = _load_torch(path, map_location, allowed_globals, mmap=(kind == 'torch'), logger=logger)
+            what = 'truncated' if isinstance(e, EOFError) or 'truncated' in str(e) else \
+                f'unreadable ({type(e).__name__}: {e})'
+            raise CorruptCheckpointError(
+                f'{path} is not a checkpoint mmbackbones can read: read as a plain pickle (it is '
+                f'not a torch.save zip or a safetensors file by its first bytes), it is '
+                f'{what}') from None
+    obj = _read(path, kind, lambda: _load_torch(path, map_location, allowed_globals,
+                                                mmap=(kind == 'torch')))
     if isinstance(obj, _PlaceholderReport):
         print_log(f'{path}: the checkpoint names {len(obj.names)} global(s) that are not '
                   f'allow-listed: {", ".join(obj.names)}. They were NOT imported or run; their '
@@ -273,17 +341,19 @@ def load_file(path: str,
 
 def save_file(state_dict: Dict[str, torch.Tensor], path: str,
               metadata: Optional[Dict[str, str]] = None) -> str:
-    """Write ``state_dict`` as safetensors (``.safetensors``) or ``torch.save`` (other suffixes)."""
+    """Write ``state_dict`` as safetensors (``.safetensors``) or ``torch.save`` (other suffixes),
+    atomically (see :func:`atomic_output`)."""
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if path.endswith('.safetensors'):
-        from safetensors.torch import save_file as st_save
-        # safetensors refuses tensors sharing memory (views, mmap slices): give each its own
-        tensors = {k: v.detach().contiguous().clone() if _shares(v) else v.detach().contiguous()
-                   for k, v in state_dict.items()}
-        st_save(tensors, path, metadata={k: str(v) for k, v in (metadata or {}).items()})
-    else:
-        torch.save({'state_dict': dict(state_dict), 'meta': dict(metadata or {})}, path)
+    with atomic_output(path) as tmp:
+        if path.endswith('.safetensors'):
+            from safetensors.torch import save_file as st_save
+
+            # safetensors refuses tensors sharing memory (views, mmap slices): copy those
+            tensors = {k: v.detach().contiguous().clone() if _shares(v) else
+                       v.detach().contiguous() for k, v in state_dict.items()}
+            st_save(tensors, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
+        else:
+            torch.save({'state_dict': dict(state_dict), 'meta': dict(metadata or {})}, tmp)
     return path
 
 

@@ -6,19 +6,27 @@ instead of forking it:
 
 * ``CheckpointLoader`` schemes: local paths and ``file://`` (safe loading, see ``io.py``),
   ``http(s)://`` (download into our cache with a hash check, then safe loading), and the zoo names
-  ``mmbackbones://``, ``mmcls://``, ``torchvision://``, ``timm://``. mmengine's own runner
+  ``mmbackbones://``, ``mmcls://``, ``torchvision://``, ``timm://``, and mmengine's other
+  schemes (``modelzoo://`` = ``torchvision://``, ``open-mmlab://``, ``s3://``/``petrel://``
+  through mmengine's file backend; ``pavi://`` is refused), so no route reaches a plain
+  ``torch.load``. http(s) and zoo files found in torch hub's cache (where mmengine puts them) are
+  used from there, hash-checked. mmengine's own runner
   (``load_from``, ``resume``) therefore loads safely too once mmbackbones' models are imported.
 * ``Pretrained`` in ``WEIGHT_INITIALIZERS``: a subclass of mmengine's ``PretrainedInit`` that
   keeps its arguments (``checkpoint``, ``prefix``, ``map_location``) and adds ``strict``,
-  ``convert`` and ``allowed_globals``; after loading it logs one report of what matched.
+  ``convert`` and ``allowed_globals``; after loading it logs one report of what matched. Modules
+  of other libraries (an mmdet ``ResNet``) given only mmengine's arguments keep mmengine's
+  loading semantics, so importing mmbackbones changes how their files are read (safely), not
+  what ends up in them.
 
 Registration happens when this module is imported (``mmbackbones.models`` imports
 ``mmbackbones.checkpoint``), so a backbone built through the registry always has it.
 """
 import contextlib
 import contextvars
+import dataclasses
 import os
-from typing import Iterable, Optional
+from typing import Dict, Iterable, List, Optional
 
 import torch
 from mmengine.dist import get_dist_info
@@ -36,7 +44,7 @@ from .state import LoadReport, extract_state_dict, load_state_dict, select_prefi
 from .zoo import ZOO_SCHEMES, resolve, split_scheme
 
 __all__ = ['PretrainedInit', 'load_checkpoint', 'read_checkpoint', 'read_state_dict',
-           'register_schemes']
+           'StateDictRead', 'register_schemes']
 
 _ALLOWED_GLOBALS: contextvars.ContextVar = contextvars.ContextVar('mmbackbones_allowed_globals',
                                                                   default=None)
@@ -104,14 +112,53 @@ def load_from_safe_openmmlab(filename, map_location=None):
     return load_from_safe_http(url, map_location)
 
 
+def load_from_modelzoo(filename, map_location=None):
+    """``modelzoo://name``: mmengine's deprecated spelling of ``torchvision://name``."""
+    print_log('The "modelzoo://" scheme is deprecated, use "torchvision://"', logger='current',
+              level=30)
+    return load_from_zoo('torchvision://' + filename.split('://', 1)[1], map_location)
+
+
+def load_from_safe_remote(filename, map_location=None):
+    """``s3://``/``petrel://`` (optionally ``backend:s3://``): the bytes come through mmengine's
+    file backend, then load safely from a private temporary file."""
+    import tempfile
+
+    from mmengine.fileio import get
+    data = get(filename)
+    with tempfile.TemporaryDirectory(prefix='mmbackbones-') as tmp:
+        path = os.path.join(tmp, os.path.basename(filename.rstrip('/')) or 'checkpoint')
+        with open(path, 'wb') as f:
+            f.write(data)
+        # a memory-mapped result stays valid after the folder is removed (POSIX unlink)
+        return load_file(path, map_location=map_location or 'cpu',
+                         allowed_globals=_ALLOWED_GLOBALS.get())
+
+
+def refuse_pavi(filename, map_location=None):
+    raise ValueError(f'{filename}: pavi:// checkpoints are not supported by mmbackbones\' safe '
+                     f'loader (mmengine would unpickle them without checks). Download the file '
+                     f'and give its local path instead')
+
+
+# every scheme mmengine knows, and ours; regex prefixes exactly as mmengine spells them
+SCHEMES = (
+    ('', load_from_safe_local),
+    ('file://', load_from_safe_file_url),
+    (('http://', 'https://'), load_from_safe_http),
+    (tuple(f'{s}://' for s in ZOO_SCHEMES), load_from_zoo),
+    ('modelzoo://', load_from_modelzoo),
+    (('open-mmlab://', 'openmmlab://'), load_from_safe_openmmlab),
+    ((r'(\S+\:)?s3://', r'(\S+\:)?petrel://'), load_from_safe_remote),
+    ('pavi://', refuse_pavi),
+)
+
+
 def register_schemes() -> None:
-    """Put our loaders into mmengine's ``CheckpointLoader`` (idempotent)."""
-    CheckpointLoader.register_scheme('', load_from_safe_local, force=True)
-    CheckpointLoader.register_scheme('file://', load_from_safe_file_url, force=True)
-    CheckpointLoader.register_scheme(['http://', 'https://'], load_from_safe_http, force=True)
-    CheckpointLoader.register_scheme([f'{s}://' for s in ZOO_SCHEMES], load_from_zoo, force=True)
-    CheckpointLoader.register_scheme(['open-mmlab://', 'openmmlab://'], load_from_safe_openmmlab,
-                                     force=True)
+    """Put our loaders into mmengine's ``CheckpointLoader`` for every scheme (idempotent)."""
+    for prefixes, loader in SCHEMES:
+        CheckpointLoader.register_scheme(list(prefixes) if isinstance(prefixes, tuple) else
+                                         prefixes, loader, force=True)
 
 
 def read_checkpoint(filename: str, map_location='cpu', allowed_globals=None, logger='current'):
@@ -126,12 +173,36 @@ def _allowed(names):
     return allowed_globals(names) if names else contextlib.nullcontext()
 
 
+@dataclasses.dataclass
+class StateDictRead:
+    """What :func:`read_state_dict` found: the weights and how they were obtained."""
+
+    state_dict: Dict[str, torch.Tensor]
+    source: str
+    prefix: Optional[str] = None
+    converter: Optional[str] = None  # the converter used (e.g. 'timm_resnet'), None: as stored
+    placeholders: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def notes(self) -> List[str]:
+        """One line per fact worth telling the user (shown in a :class:`LoadReport`)."""
+        notes = []
+        if self.prefix:
+            notes.append(f'prefix {self.prefix!r}')
+        if self.converter:
+            notes.append(f'converted with {self.converter}')
+        if self.placeholders:
+            notes.append(f'non-weight objects replaced by placeholders: '
+                         f'{", ".join(self.placeholders)}')
+        return notes
+
+
 def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
                     target: Optional[nn.Module] = None, map_location='cpu',
-                    allowed_globals=None, logger='current'):
-    """``(state_dict, notes)``: the weights of ``filename`` under ``prefix``, converted to
-    mmbackbones names (``convert='auto'`` detects the layout; with ``target`` it converts only
-    when that fits the module better)."""
+                    allowed_globals=None, logger='current') -> StateDictRead:
+    """The weights of ``filename`` under ``prefix``, converted to mmbackbones names
+    (``convert='auto'`` detects the layout; with ``target`` it converts only when that fits the
+    module better), as a :class:`StateDictRead`."""
     checkpoint = read_checkpoint(filename, map_location, allowed_globals, logger)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     meta = meta if isinstance(meta, dict) else {}
@@ -145,16 +216,9 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
         target_shapes = {k: tuple(v.shape) for k, v in _unwrap(target).state_dict().items()}
     state_dict, used = convert_state_dict(state_dict, convert, target_shapes,
                                           hint=meta.get('mmbackbones_format'))
-    notes = []
-    if prefix:
-        notes.append(f'prefix {prefix!r}')
-    if used:
-        notes.append(f'converted with {used}')
     placeholders = checkpoint.get('_mmbackbones_placeholders') if isinstance(
         checkpoint, dict) else None
-    if placeholders:
-        notes.append(f'non-weight objects replaced by placeholders: {", ".join(placeholders)}')
-    return state_dict, notes
+    return StateDictRead(state_dict, str(filename), prefix, used, list(placeholders or ()))
 
 
 def _unwrap(module):
@@ -173,10 +237,10 @@ def load_checkpoint(module: nn.Module, filename: str, prefix: Optional[str] = No
     mismatch; any mismatch with ``strict=True``), :class:`UnsafeCheckpointError`,
     ``DownloadError``/``ChecksumError``.
     """
-    state_dict, notes = read_state_dict(filename, prefix, convert, module, map_location,
-                                        allowed_globals, logger)
-    return load_state_dict(module, state_dict, strict=strict, source=str(filename), notes=notes,
-                           logger=logger)
+    read = read_state_dict(filename, prefix, convert, module, map_location, allowed_globals,
+                           logger)
+    return load_state_dict(module, read.state_dict, strict=strict, source=str(filename),
+                           notes=read.notes, logger=logger)
 
 
 class PretrainedInit(_MMEnginePretrainedInit):
@@ -201,6 +265,12 @@ class PretrainedInit(_MMEnginePretrainedInit):
         self.strict, self.convert, self.allowed_globals = strict, convert, allowed_globals
 
     def __call__(self, module):
+        if not _is_ours(module) and (self.strict, self.convert, self.allowed_globals) == \
+                (False, 'auto', None):
+            # another library's module (an mmdet/mmseg ResNet, a head): mmengine's semantics
+            # (no key conversion; shape mismatches logged, not raised), still read through our
+            # safe, hash-checked scheme loaders
+            return super().__call__(module)
         self.report = load_checkpoint(module, self.checkpoint, prefix=self.prefix,
                                       strict=self.strict, convert=self.convert,
                                       map_location=self.map_location,
@@ -210,6 +280,10 @@ class PretrainedInit(_MMEnginePretrainedInit):
 
     def _get_init_info(self):
         return f'{type(self).__name__}: load from {self.checkpoint}'
+
+
+def _is_ours(module: nn.Module) -> bool:
+    return type(_unwrap(module)).__module__.split('.')[0] == 'mmbackbones'
 
 
 def register_initializer() -> None:

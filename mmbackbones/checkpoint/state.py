@@ -7,8 +7,9 @@ naming the key and both shapes, raised before any tensor is copied: never a half
 a :class:`LoadReport` whose ``message`` groups missing and unexpected keys by prefix with counts.
 """
 import logging
+import warnings
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from mmengine.logging import print_log
@@ -188,22 +189,54 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module
 
 
-def _shape_check_hook(expected: Mapping[str, Tuple[int, ...]], source: str):
+def _uncopyable(value: torch.Tensor, own: torch.Tensor) -> Optional[str]:
+    """Why ``own.copy_(value)`` would fail, or None. Checked for every tensor before any copy."""
+    if value.layout != torch.strided:
+        return f'a {value.layout} tensor (only dense tensors are loaded)'
+    if value.is_meta:
+        return 'a meta tensor (it has no data)'
+    if value.is_quantized:
+        return f'a quantized tensor ({value.dtype})'
+    try:  # a dry run on the meta device: dtype and shape rules of copy_, without the data
+        own.new_empty(own.shape, device='meta').copy_(value.to('meta'))
+    except Exception as e:  # noqa: BLE001 - any reason copy_ refuses
+        return f'not copyable into {own.dtype}: {" ".join(str(e).split())[:120]}'
+    return None
+
+
+def _lossy_dtype(value: torch.Tensor, own: torch.Tensor) -> bool:
+    """Integer, bool or complex values going into a real floating-point parameter."""
+    return own.is_floating_point() and not value.is_floating_point()
+
+
+def _check_hook(own: Mapping[str, torch.Tensor], source: str, warnings: List[str]):
     """A root-level load_state_dict pre-hook run after the module's own pre-hooks (e.g. a ViT's
-    position-embedding resize) and before any tensor is copied."""
+    position-embedding resize) and before any tensor is copied: every shape must match and every
+    tensor must be copyable, else nothing is loaded."""
 
     def hook(module, state_dict, prefix, *args, **kwargs):
         bad = []
         for key, value in state_dict.items():
             name = key[len(prefix):] if prefix and key.startswith(prefix) else key
-            want = expected.get(name)
-            if want is not None and isinstance(value, torch.Tensor) and \
-                    tuple(value.shape) != want:
-                bad.append(f'{name}: checkpoint {tuple(value.shape)} vs model {want}')
+            target = own.get(name)
+            if target is None:
+                continue
+            if not isinstance(value, torch.Tensor):
+                bad.append(f'{name}: a {type(value).__name__}, not a tensor')
+            elif tuple(value.shape) != tuple(target.shape):
+                bad.append(f'{name}: checkpoint {tuple(value.shape)} vs model '
+                           f'{tuple(target.shape)}')
+            else:
+                why = _uncopyable(value, target)
+                if why:
+                    bad.append(f'{name}: {why}')
+                elif _lossy_dtype(value, target):
+                    warnings.append(f'{name}: {value.dtype} values loaded into a {target.dtype} '
+                                    f'parameter')
         if bad:
             raise CheckpointMismatchError(
-                f'{source} does not fit {type(module).__name__}: {len(bad)} tensor shape '
-                f'mismatch{"es" if len(bad) > 1 else ""} (nothing was loaded):\n  '
+                f'{source} does not fit {type(module).__name__}: {len(bad)} tensor'
+                f'{"s" if len(bad) > 1 else ""} cannot be loaded (nothing was loaded):\n  '
                 + '\n  '.join(bad[:20]) + ('\n  ...' if len(bad) > 20 else ''))
 
     return hook
@@ -215,12 +248,13 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
     """Copy ``state_dict`` into ``module`` and log one summary block.
 
     Shapes are checked first (after the module's own load hooks ran): any mismatch raises
-    :class:`CheckpointMismatchError` naming the keys and both shapes and nothing is copied. With
+    :class:`CheckpointMismatchError` naming the keys and both shapes and nothing is copied; so does
+    a tensor of the right shape that cannot be copied (sparse, meta, quantized, ...). With
     ``strict=True`` missing or unexpected keys raise the same error, also before copying.
+    Integer/bool/complex values going into floating-point parameters are loaded with a warning.
     """
     module = _unwrap(module)
-    own = module.state_dict()
-    expected = {k: tuple(v.shape) for k, v in own.items()}
+    own = module.state_dict(keep_vars=True)
     sd = OrderedDict(state_dict)
     missing = [k for k in own if k not in sd and not k.endswith(_IGNORED_MISSING)]
     unexpected = [k for k in sd if k not in own]
@@ -228,11 +262,18 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
                         [k for k in own if k in sd], missing, unexpected, notes)
     if strict and not report.ok:
         raise CheckpointMismatchError(report.message + '\n(strict=True: nothing was loaded)')
-    handle = module.register_load_state_dict_pre_hook(_shape_check_hook(expected, source))
+    dtype_warnings: List[str] = []
+    handle = module.register_load_state_dict_pre_hook(_check_hook(own, source, dtype_warnings))
     try:
         result = module.load_state_dict(sd, strict=False)
     finally:
         handle.remove()
+    if dtype_warnings:
+        message = (f'{source}: {len(dtype_warnings)} non-floating-point tensor(s) loaded into '
+                   f'floating-point parameters (values converted): '
+                   + '; '.join(dtype_warnings[:5]) + ('; ...' if len(dtype_warnings) > 5 else ''))
+        warnings.warn(message, stacklevel=2)
+        report.notes.append(message)
     # keys a module's own load hooks consumed or added are reported as torch saw them
     report.missing = [k for k in result.missing_keys if not k.endswith(_IGNORED_MISSING)]
     report.unexpected = list(result.unexpected_keys)

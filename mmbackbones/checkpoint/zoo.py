@@ -11,7 +11,7 @@ Names users write:
 import fnmatch
 import json
 import os
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 __all__ = ['load_zoo', 'list_zoo', 'get_entry', 'resolve', 'format_zoo_table', 'ZOO_SCHEMES',
            'split_scheme']
@@ -132,52 +132,3 @@ def format_zoo_table(entries: List[dict]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ['  '.join(r[i].ljust(widths[i]) for i in range(4)) + '  ' + r[4] for r in rows]
     return '\n'.join(lines)
-
-
-def zoo_entry_summary(entry: Dict) -> str:
-    return f'{entry["source"]}://{entry["name"]} ({entry["url"]})'
-
-
-def add_zoo_args(parser):
-    """Add the ``zoo`` command's arguments to ``parser`` (used by ``mmbackbones zoo``)."""
-    parser.add_argument('pattern', nargs='?', default=None,
-                        help="glob or substring of a name, alias or arch type ('resnet50*')")
-    parser.add_argument('--source', choices=['mmcls', 'torchvision', 'timm'], default=None,
-                        help='only entries of this source')
-    parser.add_argument('--json', action='store_true', help='print the entries as JSON')
-    parser.add_argument('--download', metavar='NAME', default=None,
-                        help='download one entry (scheme://name or a name) into the cache and '
-                             'print its path')
-    return parser
-
-
-def run_zoo(args) -> int:
-    """Run the ``zoo`` command for parsed ``args``; returns the exit code."""
-    import sys
-    if args.download:
-        from .download import ChecksumError, DownloadError, download
-        uri = args.download if '://' in args.download else f'mmbackbones://{args.download}'
-        try:
-            entry = resolve(uri)
-            print(download(entry['url'], sha256=entry.get('sha256')))
-        except (KeyError, DownloadError, ChecksumError) as e:
-            print(f'error: {e.args[0] if e.args else e}', file=sys.stderr)
-            return 2
-        return 0
-    entries = list_zoo(args.pattern, args.source)
-    if args.json:
-        print(json.dumps(entries, indent=1))
-    elif entries:
-        print(format_zoo_table(entries))
-    else:
-        print(f'no checkpoint matches {args.pattern!r} (run without a pattern to list all)',
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv=None) -> int:
-    import argparse
-    parser = argparse.ArgumentParser(prog='zoo', description='List known checkpoints.')
-    add_zoo_args(parser)
-    return run_zoo(parser.parse_args(argv))

@@ -17,6 +17,7 @@ A family subclass calls ``_set_outputs(...)`` once its layers exist, implements
 ``stem_and_stages()`` (index 0 the stem, index ``i`` stage ``i``) and calls
 ``_freeze_stages()`` at the end of ``__init__``.
 """
+import os
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -36,6 +37,21 @@ class ShapeSpec(NamedTuple):
     stride: Optional[int] = None
 
 
+def _check_init_cfg(init_cfg):
+    """``init_cfg`` as mmengine wants it: a dict, a list of dicts or None. A path or URL string
+    means ``dict(type='Pretrained', checkpoint=init_cfg)``."""
+    if isinstance(init_cfg, (str, os.PathLike)):
+        return dict(type='Pretrained', checkpoint=os.fspath(init_cfg))
+    if isinstance(init_cfg, tuple):
+        init_cfg = list(init_cfg)
+    if init_cfg is not None and not isinstance(init_cfg, (dict, list)) or \
+            isinstance(init_cfg, list) and not all(isinstance(c, dict) for c in init_cfg):
+        raise TypeError(f'init_cfg must be a dict (e.g. dict(type="Pretrained", checkpoint=...)), '
+                        f'a list of dicts, a checkpoint path/URL string or None, got '
+                        f'{init_cfg!r}')
+    return init_cfg
+
+
 class BaseBackbone(BaseModule):
     """Base class of every backbone: output metadata, stage freezing, norm_eval.
 
@@ -50,7 +66,7 @@ class BaseBackbone(BaseModule):
             cls.__init__ = accepts_config_containers(cls.__dict__['__init__'])
 
     def __init__(self, init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=_check_init_cfg(init_cfg))
         self._out_channels: Tuple[int, ...] = ()
         self._out_strides: Tuple[int, ...] = ()
         self._out_names: Tuple[str, ...] = ()

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmbackbones.checkpoint import convert_state_dict, detect_format, load_checkpoint
-from mmbackbones.checkpoint.convert import convert_checkpoint, main as convert_main
+from mmbackbones.checkpoint.convert import convert_checkpoint
+from mmbackbones.cli import main as cli_main
 from mmbackbones.checkpoint.converters import available_converters
 
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -201,14 +202,14 @@ def test_convert_command_and_errors(tmp_path, tiny_resnet, capsys):
     sd = {f'backbone.{k}': v for k, v in tiny_resnet().state_dict().items()}
     torch.save({'state_dict': sd}, src)
     dst = tmp_path / 'out.pth'
-    assert convert_main([str(src), str(dst), '--prefix', 'backbone', '--add-prefix',
+    assert cli_main(['convert', str(src), str(dst), '--prefix', 'backbone', '--add-prefix',
                          'backbone.']) == 0
     assert 'wrote' in capsys.readouterr().out
     written = torch.load(dst, weights_only=True)['state_dict']
     assert set(written) == set(sd)
-    assert convert_main([str(src), str(tmp_path / 'x.safetensors'), '--prefix', 'neck']) == 2
+    assert cli_main(['convert', str(src), str(tmp_path / 'x.safetensors'), '--prefix', 'neck']) == 2
     assert "prefix 'neck' matches no key" in capsys.readouterr().err
-    assert convert_main([str(tmp_path / 'missing.pth'), str(tmp_path / 'y')]) == 2
+    assert cli_main(['convert', str(tmp_path / 'missing.pth'), str(tmp_path / 'y')]) == 2
     assert 'not found' in capsys.readouterr().err
 
 

@@ -13,6 +13,7 @@ import torch
 from mmbackbones.checkpoint import ChecksumError, DownloadError, download, list_zoo, resolve
 from mmbackbones.checkpoint import zoo as zoo_mod
 from mmbackbones.checkpoint.download import cache_path_for, hash_prefix_from_url
+from mmbackbones.cli import main as cli_main
 
 
 # ----- zoo.json -------------------------------------------------------------------------------
@@ -59,12 +60,12 @@ def test_list_zoo_patterns():
 
 
 def test_zoo_command(capsys):
-    assert zoo_mod.main(['resnet50_8xb32*']) == 0
+    assert cli_main(['zoo', 'resnet50_8xb32*']) == 0
     out = capsys.readouterr().out
     assert 'resnet50_8xb32_in1k' in out and '76.55' in out
-    assert zoo_mod.main(['resnet18', '--json']) == 0
+    assert cli_main(['zoo', 'resnet18', '--json']) == 0
     assert any(e['name'] == 'resnet18_8xb32_in1k' for e in json.loads(capsys.readouterr().out))
-    assert zoo_mod.main(['nothing-like-this']) == 1
+    assert cli_main(['zoo', 'nothing-like-this']) == 1
 
 
 # ----- downloads ------------------------------------------------------------------------------
@@ -113,6 +114,15 @@ def server(tmp_path):
     srv.close()
 
 
+def cached_files(cache_dir):
+    """Every file in the cache but its lock and verified-marker folders."""
+    out = []
+    for root, dirs, files in os.walk(cache_dir):
+        dirs[:] = [d for d in dirs if d not in ('.locks', '.verified')]
+        out += [os.path.join(root, f) for f in files]
+    return sorted(out)
+
+
 def _publish(server, small_resnet, name='r18.pth'):
     model = small_resnet()
     path = server.root / name
@@ -125,19 +135,19 @@ def test_download_verifies_hash_and_hits_cache(server, cache_dir, small_resnet):
     _, _, sha = _publish(server, small_resnet)
     url = server.url('r18.pth')
     path = download(url, sha256=sha, progress=False)
-    assert path == str(cache_dir / 'r18.pth') and os.path.isfile(path)
+    assert path == cache_path_for(url) and os.path.isfile(path)
+    assert path.startswith(str(cache_dir)) and os.path.basename(path) == 'r18.pth'
     assert len(server.hits) == 1
     assert download(url, sha256=sha, progress=False) == path  # cache hit: no second request
     assert len(server.hits) == 1
-    assert not [f for f in os.listdir(cache_dir) if f.endswith('.part')]
+    assert cached_files(cache_dir) == [path]  # no .part file left
 
 
 def test_wrong_hash_is_refused_and_the_file_removed(server, cache_dir, small_resnet):
     _publish(server, small_resnet)
     with pytest.raises(ChecksumError, match='expected 0{64}; the file was removed'):
         download(server.url('r18.pth'), sha256='0' * 64, progress=False)
-    assert not os.path.exists(cache_dir / 'r18.pth')
-    assert os.listdir(cache_dir) == []
+    assert cached_files(cache_dir) == []
 
 
 def test_hash_prefix_in_file_name_is_checked(server, cache_dir, small_resnet):
@@ -150,7 +160,7 @@ def test_hash_prefix_in_file_name_is_checked(server, cache_dir, small_resnet):
     assert os.path.isfile(download(server.url(good.name), progress=False))
     with pytest.raises(ChecksumError, match='deadbeef'):
         download(server.url(bad.name), progress=False)
-    assert not os.path.exists(cache_dir / bad.name)
+    assert not os.path.exists(cache_path_for(server.url(bad.name)))
 
 
 def test_no_network_message_names_url_and_cache_path(cache_dir):
@@ -162,15 +172,15 @@ def test_no_network_message_names_url_and_cache_path(cache_dir):
         download(url, progress=False, timeout=5)
     message = str(info.value)
     assert url in message
-    assert str(cache_dir / 'resnet50_8xb32_in1k_20210831-ea4938fc.pth') in message
+    assert cache_path_for(url) in message and cache_path_for(url).startswith(str(cache_dir))
     assert 'place it at' in message
 
 
 def test_http_error_names_status_and_cache_path(server, cache_dir):
     with pytest.raises(DownloadError, match='answered 404') as info:
         download(server.url('missing.pth'), progress=False)
-    assert str(cache_dir / 'missing.pth') in str(info.value)
-    assert os.listdir(cache_dir) == []
+    assert cache_path_for(server.url('missing.pth')) in str(info.value)
+    assert cached_files(cache_dir) == []
 
 
 def test_file_url_download_and_progress_bar(tmp_path, cache_dir, small_resnet, capsys):
@@ -184,8 +194,9 @@ def test_file_url_download_and_progress_bar(tmp_path, cache_dir, small_resnet, c
 def test_cache_path_names():
     assert cache_path_for('https://huggingface.co/timm/resnet50.a1_in1k/resolve/main/'
                           'model.safetensors').endswith('timm--resnet50.a1_in1k--model.safetensors')
-    assert cache_path_for('https://x.org/a/b/r50-0676ba61.pth').endswith(
-        os.path.join('checkpoints', 'r50-0676ba61.pth'))
+    path = cache_path_for('https://x.org/a/b/r50-0676ba61.pth')
+    assert os.path.basename(path) == 'r50-0676ba61.pth'
+    assert os.path.basename(os.path.dirname(os.path.dirname(path))) == 'x.org'
 
 
 def test_zoo_name_through_init_cfg_downloads_once_and_loads(server, cache_dir, small_resnet,
@@ -210,7 +221,7 @@ def test_http_url_through_init_cfg(server, cache_dir, small_resnet):
     fresh.init_weights()
     assert torch.equal(fresh.state_dict()['layer4.1.bn2.running_var'],
                        model.state_dict()['layer4.1.bn2.running_var'])
-    assert os.path.isfile(cache_dir / 'r18.pth')
+    assert os.path.isfile(cache_path_for(server.url('r18.pth')))
 
 
 def test_zoo_download_command(server, cache_dir, small_resnet, monkeypatch, capsys):
@@ -219,6 +230,6 @@ def test_zoo_download_command(server, cache_dir, small_resnet, monkeypatch, caps
                  arch=dict(type='ResNet', depth=18), url=server.url('r18.pth'), sha256=sha,
                  top1=None)
     monkeypatch.setattr(zoo_mod, '_ZOO', [entry])
-    assert zoo_mod.main(['--download', 'timm://r18x']) == 0
-    assert capsys.readouterr().out.strip() == str(cache_dir / 'r18.pth')
-    assert zoo_mod.main(['--download', 'nope']) == 2
+    assert cli_main(['zoo', '--download', 'timm://r18x']) == 0
+    assert capsys.readouterr().out.strip() == cache_path_for(server.url('r18.pth'))
+    assert cli_main(['zoo', '--download', 'nope']) == 2

@@ -1,23 +1,23 @@
 """Key converters: one small module per source format, each pure keys-in/keys-out.
 
-A converter module is named ``<source>_<arch>.py`` (``timm_resnet``, ``torchvision_resnet``,
-``detectron2_resnet``, ``timm_vit``, ...) and defines
+A converter module (``timm_resnet.py``, ``torchvision_resnet.py``, ``detectron2_resnet.py``,
+``timm_vit.py``, ...) defines
 
 * ``is_<module>(state_dict)`` (or ``is_<module>_state_dict``): True when the keys are that layout;
 * ``convert_<module>(state_dict)``: a new dict in mmbackbones (= mmpretrain) names.
 
-Modules are discovered by name, so adding a format is adding a file. ``convert_state_dict`` picks
+:data:`CONVERTERS` lists them explicitly, in the order auto mode tries them: adding a format is
+adding a file and one row. ``convert_state_dict`` picks
 one from an explicit ``convert='timm'|'torchvision'|'mmpretrain'|'detectron2'`` or, with
 ``'auto'``, from the keys (and keeps the dict unchanged when it already fits the model better).
 """
 import importlib
-import pkgutil
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ['Converter', 'available_converters', 'detect_format', 'convert_state_dict',
-           'SOURCES']
+__all__ = ['Converter', 'CONVERTERS', 'available_converters', 'detect_format',
+           'convert_state_dict', 'SOURCES']
 
 # convert= values users write, and the module-name prefix each means
 SOURCES = {'timm': 'timm', 'torchvision': 'torchvision', 'detectron2': 'detectron2',
@@ -32,35 +32,37 @@ class Converter(NamedTuple):
     convert: Callable[[Mapping[str, torch.Tensor]], Dict[str, torch.Tensor]]
 
 
+# (module, source): the order is the order auto mode tries them, the specific layouts before the
+# generic "strip backbone." one. Plain torchvision and timm ResNets share one layout (reported as
+# torchvision_resnet). One row per converter module of this package.
+CONVERTERS = (
+    ('detectron2_resnet', 'detectron2'),
+    ('torchvision_resnet', 'torchvision'),
+    ('timm_convnext', 'timm'),
+    ('timm_regnet', 'timm'),
+    ('timm_resnet', 'timm'),
+    ('timm_swin', 'timm'),
+    ('timm_vit', 'timm'),
+    ('mmpretrain_classifier', 'mmpretrain'),
+)
 _CACHE: List[Converter] = []
-# tried first in auto mode: the specific layouts before the generic "strip backbone." one;
-# plain torchvision and timm ResNets share one layout (reported as torchvision_resnet)
-_PRIORITY = ('detectron2', 'torchvision', 'timm', 'mmpretrain')
+
+
+def _load_converter(name: str, source: str) -> Converter:
+    module = importlib.import_module(f'{__name__}.{name}')
+    detect = getattr(module, f'is_{name}', None) or getattr(module, f'is_{name}_state_dict', None)
+    convert = getattr(module, f'convert_{name}', None)
+    if detect is None or convert is None:
+        raise AttributeError(f'converter module {module.__name__} must define is_{name} and '
+                             f'convert_{name}')
+    return Converter(name, source, detect, convert)
 
 
 def available_converters() -> List[Converter]:
-    """Every converter module of this package (discovered once)."""
-    if _CACHE:
-        return list(_CACHE)
-    found = []
-    for info in pkgutil.iter_modules(__path__):
-        name = info.name
-        source = name.split('_')[0]
-        if source not in _PRIORITY:
-            continue
-        try:
-            module = importlib.import_module(f'{__name__}.{name}')
-        except ImportError:  # a converter whose optional dependency is missing
-            continue
-        detect = getattr(module, f'is_{name}', None) or getattr(module, f'is_{name}_state_dict',
-                                                                 None)
-        convert = getattr(module, f'convert_{name}', None)
-        if detect is None or convert is None:
-            continue
-        found.append(Converter(name, source, detect, convert))
-    found.sort(key=lambda c: (_PRIORITY.index(c.source), c.name))
-    _CACHE[:] = found
-    return list(found)
+    """The converters of :data:`CONVERTERS` (imported once), in auto-mode order."""
+    if not _CACHE:
+        _CACHE[:] = [_load_converter(name, source) for name, source in CONVERTERS]
+    return list(_CACHE)
 
 
 def _source_of(convert: str) -> str:

@@ -420,6 +420,7 @@ class VisionTransformer(BaseBackbone):
         self._pending_init = set(n for n, _ in self.named_parameters()) if \
             self._deferred_init else set()
         self.register_load_state_dict_pre_hook(VisionTransformer._load_pre_hook)
+        self.register_load_state_dict_post_hook(VisionTransformer._load_post_hook)
 
         # pooled (B, C) outputs have no stride (the contract's mark); token maps and sequences
         # sit on the patch grid
@@ -541,12 +542,19 @@ class VisionTransformer(BaseBackbone):
         if key in state_dict and isinstance(state_dict[key], torch.Tensor):
             state_dict[key] = self._adapt_pos_embed(state_dict[key])
         if self._pending_init:
+            # committed by _load_post_hook only when the whole load went through: a load that
+            # fails (shape mismatch, ...) leaves every parameter pending, so forward refuses
             params = dict(self.named_parameters())
-            self._pending_init = {
+            self._pending_after_load = {
                 name for name in self._pending_init
                 if not (prefix + name in state_dict
                         and getattr(state_dict[prefix + name], 'shape', None) ==
                         params[name].shape)}
+
+    def _load_post_hook(self, incompatible_keys):
+        pending = self.__dict__.pop('_pending_after_load', None)
+        if pending is not None:
+            self._pending_init = pending
 
     # ---- freezing -------------------------------------------------------------------------------
     def stem_and_stages(self) -> List[Optional[nn.Module]]:

@@ -221,9 +221,7 @@ class RegNet(BaseBackbone):
 
     def init_weights(self):
         super().init_weights()
-        init_cfg = self.init_cfg
-        pretrained = isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
-        if self.zero_init_residual and not pretrained:
+        if self.zero_init_residual and not self.loads_pretrained():
             # Each residual branch starts as zero, so each block starts as its shortcut.
             for module in self.modules():
                 if isinstance(module, Bottleneck):

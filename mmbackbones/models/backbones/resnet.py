@@ -259,7 +259,7 @@ class ResNet(BaseBackbone):
 
     def init_weights(self):
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+        if self.loads_pretrained():
             return  # the checkpoint's norms stand; zero-init is for training from scratch
         if self.zero_init_residual:
             for module in self.modules():

@@ -20,6 +20,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  normalize_out_indices)
 from ..base import BaseBackbone
+from ..layer_decay import resnet_layer_depth
 from ..layers.norm import check_norm_cfg
 from ..layers.resnet_blocks import Bottleneck, ResLayer
 
@@ -213,6 +214,12 @@ class RegNet(BaseBackbone):
     def conv_norm_pairs(self) -> List[Tuple[str, str]]:
         """The stem's (conv, norm) pair, for ``fuse()`` (the blocks declare their own)."""
         return [('conv1', self.norm1_name)]
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, num_depths)`` for layer-wise lr decay, mmpretrain's ResNet numbering, which RegNet inherits there
+        (``layer_decay.resnet_layer_depth``; mmpretrain raises for RegNet depths, here each
+        block of stages 2-3 is one depth)."""
+        return resnet_layer_depth(param_name, prefix, self.stage_blocks)
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         # A throwaway container: the stem's layers stay registered under their own names.

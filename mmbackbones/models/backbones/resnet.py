@@ -38,7 +38,7 @@ inference runs each conv+ReLU and conv+add+ReLU as one oneDNN kernel (``layers.f
 ``channels_last=True`` runs the convs in NHWC (outputs are then channels-last tensors with the
 same values). Both combine.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_conv_layer, build_norm_layer
@@ -49,6 +49,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..layer_decay import resnet_layer_depth
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.fuse import conv_relu
 from ..layers.norm import check_norm_cfg
@@ -252,6 +253,11 @@ class ResNet(BaseBackbone):
 
     def after_fuse(self) -> None:
         self._stem_folded = isinstance(self._modules[self.norm1_name], nn.Identity)
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, num_depths)`` for layer-wise lr decay, mmpretrain's ResNet numbering
+        (``layer_decay.resnet_layer_depth``): 0 the stem, stages 2-3 in groups of blocks."""
+        return resnet_layer_depth(param_name, prefix, self.stage_blocks)
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         stem = self.stem if self.deep_stem else nn.ModuleList([self.conv1, self.norm1])

@@ -47,7 +47,8 @@ def rewrite(source: str) -> str:
 CLEAR_ERRORS = '(AssertionError, ValueError, TypeError, KeyError)'
 LENIENT = (  # where mmpretrain asserts, we raise a ValueError/TypeError/KeyError naming the value
     (re.compile(r'pytest\.raises\((AssertionError|KeyError)\)'), f'pytest.raises({CLEAR_ERRORS})'),
-    (re.compile(r'assertRaisesRegex\(\s*(AssertionError|KeyError|ValueError),[^)]*\)'),
+    (re.compile(r'assertRaisesRegex\(\s*(AssertionError|KeyError|ValueError),\s*'
+                r'(r?\'[^\']*\'|r?"[^"]*")\s*\)'),
      f'assertRaises({CLEAR_ERRORS})'),
 )
 

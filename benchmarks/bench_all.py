@@ -37,7 +37,8 @@ PAIRS = {
                'swin_tiny_patch4_window7_224', 224),
     'regnetx-4.0gf': (dict(type='RegNet', arch='regnetx_4.0gf'), 'timm', 'regnetx_040', 224),
     'cspresnext50': (dict(type='CSPResNeXt', depth=50), 'timm', 'cspresnext50', 224),
-    'TIMMBackbone(resnet50)': (dict(type='TIMMBackbone', model_name='resnet50'), 'timm-features',
+    'TIMMBackbone(resnet50)': (dict(type='TIMMBackbone', model_name='resnet50', features_only=True),
+                               'timm-features',
                                'resnet50', 224),
     'TorchvisionBackbone(resnet50)': (
         dict(type='TorchvisionBackbone', model_name='resnet50',

@@ -41,7 +41,7 @@ def build_timm_pair(name):
 
     from mmbackbones.models.backbones.timm_backbone import TIMMBackbone
     raw = timm.create_model(name, features_only=True).eval()
-    ours = TIMMBackbone(name).eval()
+    ours = TIMMBackbone(name, features_only=True).eval()
     ours.timm_model.load_state_dict(raw.state_dict())
     return ours, raw
 

@@ -52,6 +52,18 @@ def _check_init_cfg(init_cfg):
     return init_cfg
 
 
+def is_pretrained_init(init_cfg, only: bool = False) -> bool:
+    """Whether ``init_cfg`` loads a checkpoint: a ``dict(type='Pretrained', ...)`` (or the
+    ``PretrainedInit`` class as type), alone or as an entry of a list (mmengine applies the
+    Pretrained entry last, so its weights stand). ``only=True``: the Pretrained entry is the
+    only one (every parameter then comes from the file)."""
+    entries = list(init_cfg) if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    pretrained = [e for e in entries if isinstance(e, dict) and (
+        e.get('type') == 'Pretrained'
+        or getattr(e.get('type'), '__name__', None) == 'PretrainedInit')]
+    return bool(pretrained) and (not only or len(entries) == 1)
+
+
 class BaseBackbone(BaseModule):
     """Base class of every backbone: output metadata, stage freezing, norm_eval.
 
@@ -73,6 +85,12 @@ class BaseBackbone(BaseModule):
         self.frozen_stages = -1
         self.norm_eval = False
         self.in_channels: Optional[int] = None
+
+    def loads_pretrained(self) -> bool:
+        """Whether ``init_weights()`` loads a checkpoint (``init_cfg`` is or holds a
+        Pretrained entry): post-init steps meant for training from scratch
+        (``zero_init_residual``) are then skipped."""
+        return is_pretrained_init(self.init_cfg)
 
     # ----- output metadata -------------------------------------------------------------------
     def _set_outputs(self, channels: Sequence[int], strides: Sequence[int],

@@ -70,3 +70,56 @@ def test_detectron2_padding_contract_defaults():
     model = ToyBackbone()
     assert model.size_divisibility == 0
     assert model.padding_constraints == {}
+
+
+# ----- "does init_cfg load a checkpoint?" (one helper for every family) ---------------------------
+@pytest.mark.parametrize('init_cfg,loads,only', [
+    (None, False, False),
+    (dict(type='Pretrained', checkpoint='x.pth'), True, True),
+    ([dict(type='Pretrained', checkpoint='x.pth')], True, True),
+    ((dict(type='Kaiming', layer='Conv2d'), dict(type='Pretrained', checkpoint='x.pth')),
+     True, False),
+    ([dict(type='Kaiming', layer='Conv2d')], False, False),
+    (dict(type='Normal', std=0.01), False, False),
+])
+def test_is_pretrained_init_handles_dicts_and_lists(init_cfg, loads, only):
+    from mmengine.config import ConfigDict
+    from mmbackbones.models.base import is_pretrained_init
+    assert is_pretrained_init(init_cfg) is loads
+    assert is_pretrained_init(init_cfg, only=True) is only
+    if isinstance(init_cfg, dict):
+        assert is_pretrained_init(ConfigDict(init_cfg)) is loads
+
+
+def test_pretrained_init_given_as_class_counts():
+    from mmengine.model.weight_init import PretrainedInit
+    from mmbackbones.models.base import is_pretrained_init
+    assert is_pretrained_init([dict(type=PretrainedInit, checkpoint='x.pth')], only=True)
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='ResNet', depth=18, out_indices=(0, 1)),
+    dict(type='RegNet', arch='regnetx_400mf', out_indices=(0, 1)),
+])
+@pytest.mark.parametrize('as_list', [False, True])
+def test_zero_init_residual_keeps_a_pretrained_checkpoint(cfg, as_list, tmp_path):
+    """A Pretrained load, given as a dict or as a list, must not be followed by zeroing the last
+    norm of every block (it used to happen for the list form)."""
+    source = build_backbone(dict(cfg, zero_init_residual=False))
+    for name, buf in source.named_parameters():
+        if name.endswith('weight') and buf.dim() == 1:  # norm weights: clearly non-zero
+            buf.data.uniform_(0.5, 1.5)
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'state_dict': source.state_dict()}, path)
+    pretrained = dict(type='Pretrained', checkpoint=str(path))
+    model = build_backbone(dict(cfg, zero_init_residual=True,
+                                init_cfg=[pretrained] if as_list else pretrained))
+    assert model.loads_pretrained()
+    model.init_weights()
+    for name, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    scratch = build_backbone(dict(cfg, zero_init_residual=True))
+    assert not scratch.loads_pretrained()
+    scratch.init_weights()
+    assert any(float(m.last_norm.weight.detach().abs().sum()) == 0 for m in scratch.modules()
+               if hasattr(m, 'last_norm'))

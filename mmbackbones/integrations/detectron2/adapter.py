@@ -485,7 +485,7 @@ def register_all(registry=None, timm_models: Union[str, Iterable[str], None] = '
             builders.append(_make_builder(fpn, type_name, True))
     for model_name in _timm_names(timm_models):
         plain, fpn = timm_builder_names(model_name)
-        extra = dict(model_name=model_name)
+        extra = dict(model_name=model_name, features_only=True)  # multi-scale
         builders.append(_make_builder(plain, 'TIMMBackbone', False, extra))
         builders.append(_make_builder(fpn, 'TIMMBackbone', True, extra))
     registered = []

@@ -9,7 +9,7 @@ Layout: stem (``patch x patch`` conv, stride ``patch``, then LN) -> stage 1 -> (
 stride 2) -> stage 2 -> ... Stage ``i`` (1-based) has stride ``patch * 2 ** (i - 1)``: 4, 8, 16,
 32 with the default ``stem_patch_size=4``. Convs have no padding, so odd sides are floored.
 """
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
@@ -20,6 +20,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
 from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers norm type 'LN2d')
 from ..layers.norm import build_norm, check_norm_cfg
@@ -284,6 +285,25 @@ class ConvNeXt(BaseBackbone):
     def size_divisibility(self) -> int:
         # Sides that are multiples of the last built stride give maps with no floored rows.
         return self.stem_patch_size * 2 ** (len(self.stages) - 1)
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, num_depths)`` for layer-wise lr decay, mmpretrain's ConvNeXt numbering: 0
+        the stem, stage 2 in groups of 3 blocks, ``max_id`` (12, or 6 for a third stage of at
+        most 9 blocks) stage 4, ``max_id + 1`` the final norm and a head."""
+        max_id = 12 if self.depths[-2] > 9 else 6
+        name = strip_prefix(param_name, prefix)
+        if name is None:
+            return max_id + 1, max_id + 2
+        parts = name.split('.')
+        if parts[0] == 'downsample_layers':
+            stage = int(parts[1])
+            depth = 0 if stage == 0 else stage + 1 if stage in (1, 2) else max_id
+        elif parts[0] == 'stages':
+            stage, block = int(parts[1]), int(parts[2])
+            depth = stage + 1 if stage in (0, 1) else 3 + block // 3 if stage == 2 else max_id
+        else:  # the final norms
+            depth = max_id + 1
+        return depth, max_id + 2
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         groups = [self.downsample_layers[0]]

@@ -15,7 +15,7 @@ contract (``0`` the stem, ``k`` the stem and stages ``1..k``); mmpretrain's CSPN
 further (its ``k`` also freezes ``stages[k]``), so its ``frozen_stages=k`` is ours ``k + 1``.
 """
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..layer_decay import stage_layer_depth
 from ..layers.norm import check_norm_cfg
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.drop import DropPath
@@ -207,6 +208,11 @@ class _CSPNet(BaseBackbone):
 
     def _make_stem(self, in_channels: int):
         raise NotImplementedError
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, num_depths)`` for layer-wise lr decay (mmpretrain's CSP nets have none): 0
+        the stem, ``i + 1`` ``stages.i``, the last depth the rest (a head)."""
+        return stage_layer_depth(param_name, prefix, self.num_stages)
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         return [self.stem, *self.stages]

@@ -20,6 +20,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  normalize_out_indices)
 from ..base import BaseBackbone
+from ..layer_decay import resnet_layer_depth
 from ..layers.norm import check_norm_cfg
 from ..layers.resnet_blocks import Bottleneck, ResLayer
 
@@ -214,6 +215,12 @@ class RegNet(BaseBackbone):
         """The stem's (conv, norm) pair, for ``fuse()`` (the blocks declare their own)."""
         return [('conv1', self.norm1_name)]
 
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, num_depths)`` for layer-wise lr decay, mmpretrain's ResNet numbering, which RegNet inherits there
+        (``layer_decay.resnet_layer_depth``; mmpretrain raises for RegNet depths, here each
+        block of stages 2-3 is one depth)."""
+        return resnet_layer_depth(param_name, prefix, self.stage_blocks)
+
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         # A throwaway container: the stem's layers stay registered under their own names.
         stem = nn.ModuleList([self.conv1, self.norm1])
@@ -221,9 +228,7 @@ class RegNet(BaseBackbone):
 
     def init_weights(self):
         super().init_weights()
-        init_cfg = self.init_cfg
-        pretrained = isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
-        if self.zero_init_residual and not pretrained:
+        if self.zero_init_residual and not self.loads_pretrained():
             # Each residual branch starts as zero, so each block starts as its shortcut.
             for module in self.modules():
                 if isinstance(module, Bottleneck):

@@ -27,7 +27,7 @@ inference runs each conv+ReLU and conv+add+ReLU as one oneDNN kernel (``layers.f
 ``channels_last=True`` runs the convs in NHWC (outputs are then channels-last tensors with the
 same values). Both combine.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_conv_layer, build_norm_layer
@@ -38,6 +38,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..layer_decay import resnet_layer_depth
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.fuse import conv_relu
 from ..layers.norm import check_norm_cfg
@@ -242,13 +243,18 @@ class ResNet(BaseBackbone):
     def after_fuse(self) -> None:
         self._stem_folded = isinstance(self._modules[self.norm1_name], nn.Identity)
 
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, num_depths)`` for layer-wise lr decay, mmpretrain's ResNet numbering
+        (``layer_decay.resnet_layer_depth``): 0 the stem, stages 2-3 in groups of blocks."""
+        return resnet_layer_depth(param_name, prefix, self.stage_blocks)
+
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         stem = self.stem if self.deep_stem else nn.ModuleList([self.conv1, self.norm1])
         return [stem] + [self._modules[name] for name in self.res_layers]
 
     def init_weights(self):
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+        if self.loads_pretrained():
             return  # the checkpoint's norms stand; zero-init is for training from scratch
         if self.zero_init_residual:
             for module in self.modules():

@@ -23,6 +23,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
 from ..layers.norm import build_norm, check_norm_cfg
 from ..layers.window_attention import ShiftWindowMSA, resize_relative_position_bias_table
@@ -304,6 +305,24 @@ class SwinTransformer(BaseBackbone):
         return arch
 
     # ----- freezing ------------------------------------------------------------------------
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, num_depths)`` for layer-wise lr decay, mmpretrain's Swin numbering: 0 the
+        patch embedding, one depth per block, a stage's downsample with its last block, the
+        last depth the final norms and a head."""
+        num_depths = sum(self.depths) + 2
+        name = strip_prefix(param_name, prefix)
+        if name is None:
+            return num_depths - 1, num_depths
+        if name.startswith('patch_embed'):
+            return 0, num_depths
+        if name.startswith('stages.'):
+            parts = name.split('.')
+            stage = int(parts[1])
+            if parts[3] in ('reduction', 'norm'):  # stages.i.downsample.*
+                return sum(self.depths[:stage + 1]), num_depths
+            return sum(self.depths[:stage]) + int(parts[3]) + 1, num_depths
+        return num_depths - 1, num_depths
+
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         groups = [self.patch_embed]
         for i, stage in enumerate(self.stages):

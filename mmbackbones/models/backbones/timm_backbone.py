@@ -6,7 +6,8 @@ timm is imported inside the functions that need it, so importing this module (an
 Indices: ``out_indices`` and ``frozen_stages`` count timm's feature levels (``feature_info``):
 for ``resnet50`` level 0 is the stem (stride 2) and levels 1..4 are ``layer1..layer4``; for
 ``convnext_tiny`` levels 0..3 are ``stages.0..3``; for a ViT level ``i`` is block ``i``. Outputs
-are named ``stage{i}`` after that index.
+are named ``stage{i + 1}`` (1-based, like the native families: ``timm.convnext_tiny`` and
+``ConvNeXt`` both name their four maps ``stage1..stage4``).
 
 A config can also name any timm model directly: ``dict(type='timm.convnext_tiny',
 out_indices=(1, 2, 3))`` is ``TIMMBackbone(model_name='convnext_tiny', out_indices=(1, 2, 3))``
@@ -23,11 +24,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ...registry import MODELS
 from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
                                  normalize_out_indices)
-from ..base import BaseBackbone
 from ..layers.norm import FrozenBatchNorm2d
-from ..layers.stage_group import StageGroup
-
-FROZEN_BN_NAMES = ('FrozenBN', 'FrozenBatchNorm2d')
+from ..wrapper import (FROZEN_BN_NAMES, WrapperBackbone, build_on_meta, meta_forward,  # noqa: F401
+                       resolve_norm_layer, stage_output_name, unexpected_keyword)
 
 
 # ----- helpers shared with the registry and the CLI ----------------------------------------------
@@ -166,17 +165,20 @@ class _ForwardFeatures(nn.Module):
 
 # ----- the backbone ----------------------------------------------------------------------------
 @MODELS.register_module()
-class TIMMBackbone(BaseBackbone):
+class TIMMBackbone(WrapperBackbone):
     """A timm model as a multi-scale backbone.
 
     Args:
         model_name (str): any name of ``timm.list_models()``, optionally with a pretrained tag
             (``'convnext_tiny.fb_in22k'``).
-        features_only (bool): return feature maps of several levels (timm's ``features_only``;
-            ViT-style models go through ``forward_intermediates``, maps are ``(N, C, H, W)``).
-            ``False`` returns the model's final features as a one-element tuple: the unpooled
-            ``(N, C, H/s, W/s)`` map for CNNs (as mmpretrain's TIMMBackbone), the pooled
-            ``(N, C)`` features (stride ``None``) for token models such as ViTs and Swin.
+        features_only (bool | None): ``True`` returns feature maps of several levels (timm's
+            ``features_only``; ViT-style models go through ``forward_intermediates``, maps are
+            ``(N, C, H, W)``). ``False`` returns the model's final features as a one-element
+            tuple: the unpooled ``(N, C, H/s, W/s)`` map for CNNs (the classifier and the
+            global pooling are removed, as mmpretrain's TIMMBackbone does), the pooled ``(N, C)``
+            features (stride ``None``) for token models such as ViTs and Swin. ``None``
+            (default): ``True`` when ``out_indices`` is given, else ``False`` (mmpretrain's
+            default: one final map).
         pretrained (bool): load timm's pretrained weights (Hugging Face Hub or URL).
         checkpoint_path (str): a local timm checkpoint (``.pth``/``.safetensors`` of the full
             timm model) to load instead of downloading; same as
@@ -205,7 +207,7 @@ class TIMMBackbone(BaseBackbone):
 
     def __init__(self,
                  model_name: str,
-                 features_only: bool = True,
+                 features_only: Optional[bool] = None,
                  pretrained: bool = False,
                  checkpoint_path: Optional[str] = None,
                  in_channels: int = 3,
@@ -219,6 +221,8 @@ class TIMMBackbone(BaseBackbone):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(model_name, str) or not model_name:
             raise TypeError(f'model_name must be a timm model name (str), got {model_name!r}')
+        if features_only is None:
+            features_only = out_indices is not None
         for name, value in (('features_only', features_only), ('pretrained', pretrained),
                             ('norm_eval', norm_eval)):
             if not isinstance(value, bool):
@@ -257,8 +261,6 @@ class TIMMBackbone(BaseBackbone):
                 create_kwargs['out_indices'] = tuple(sorted(set(requested)))
 
         self.timm_model = self._create(pretrained, local_file, requested, create_kwargs)
-        if not features_only and hasattr(self.timm_model, 'reset_classifier'):
-            self.timm_model.reset_classifier(0)  # no classifier; the model's pooling is kept
         if freeze_bn:
             self.timm_model = freeze_batch_norms(self.timm_model)
         if pretrained:
@@ -276,13 +278,14 @@ class TIMMBackbone(BaseBackbone):
                 order.index(i) for i in self.out_indices]
             self._set_outputs([levels[i]['num_chs'] for i in self.out_indices],
                               [levels[i]['reduction'] for i in self.out_indices],
-                              [f'stage{i}' for i in self.out_indices])
+                              [stage_output_name(i) for i in self.out_indices])
         else:
             self.out_indices = (len(levels) - 1, ) if levels else (0, )
             self._perm = None
             # CNNs: the unpooled final map (N, C, H/s, W/s), as mmpretrain's TIMMBackbone
             # returns; token models (ViTs): the pooled features (N, C), stride None.
             self._spatial = self._final_features_are_spatial(in_channels)
+            self._drop_classifier()
             if self._spatial:
                 self._set_outputs([self.timm_model.num_features], [levels[-1]['reduction']],
                                   ['final'])
@@ -347,45 +350,17 @@ class TIMMBackbone(BaseBackbone):
     @staticmethod
     def _resolve_norm_layer(norm_layer, create_kwargs) -> bool:
         """Returns whether BatchNorms are frozen after building; else sets timm's norm_layer."""
-        if norm_layer is None:
-            return False
-        if isinstance(norm_layer, str):
-            if norm_layer in FROZEN_BN_NAMES:
-                return True
-            from mmengine.registry import MODELS as ROOT
-            if norm_layer in ROOT._module_dict:
-                create_kwargs['norm_layer'] = ROOT.get(norm_layer)
-                return False
-            from timm.layers import get_norm_layer
-            try:
-                create_kwargs['norm_layer'] = get_norm_layer(norm_layer)  # a timm norm name
-            except (KeyError, AssertionError, ValueError) as e:
-                raise ValueError(f"norm_layer={norm_layer!r} is not a norm layer name: use "
-                                 f"'FrozenBN', a name in mmengine's registry ('BN', 'SyncBN', "
-                                 f"...), a timm norm name ('batchnorm', 'layernorm2d', ...) or a "
-                                 f'class') from e
-            return False
-        if isinstance(norm_layer, type) and issubclass(norm_layer, nn.Module):
-            if issubclass(norm_layer, FrozenBatchNorm2d) or norm_layer.__name__ in FROZEN_BN_NAMES:
-                return True  # converting after the build works for fused norm+act layers too
-            create_kwargs['norm_layer'] = norm_layer
-            return False
-        if callable(norm_layer):
-            create_kwargs['norm_layer'] = norm_layer
-            return False
-        raise TypeError(f"norm_layer must be None, 'FrozenBN', a norm class or a norm name, got "
-                        f'{norm_layer!r}')
+        from timm.layers import get_norm_layer
+        return resolve_norm_layer(norm_layer, create_kwargs, by_name=get_norm_layer,
+                                  names_hint=", a timm norm name ('batchnorm', 'layernorm2d')")
 
     def _num_levels(self, create_kwargs) -> int:
         """Number of feature levels, from a model built on the meta device (no weights)."""
         import timm
         kwargs = {k: v for k, v in create_kwargs.items()
                   if k not in ('pretrained_cfg_overlay', 'features_only', 'out_indices')}
-        try:
-            with torch.device('meta'):
-                model = timm.create_model(self.model_name, pretrained=False, **kwargs)
-        except Exception:  # a model whose __init__ needs real tensors
-            model = timm.create_model(self.model_name, pretrained=False, **kwargs)
+        model = build_on_meta(
+            lambda: timm.create_model(self.model_name, pretrained=False, **kwargs))
         info = getattr(model, 'feature_info', None)
         if not info:
             raise ValueError(f'timm model {self.model_name!r} has no feature_info: it cannot '
@@ -404,7 +379,7 @@ class TIMMBackbone(BaseBackbone):
             if requested is not None and self.features_only:
                 # An out-of-range level surfaces as an IndexError deep in timm: say it plainly.
                 normalize_out_indices(tuple(requested), self._num_levels(create_kwargs))
-            if isinstance(e, TypeError) and 'unexpected keyword' in str(e):
+            if unexpected_keyword(e):
                 raise TypeError(f'timm model {self.model_name!r} does not accept an argument '
                                 f'given to TIMMBackbone: {e}') from e
             if self.features_only and 'features_only not implemented' in str(e):
@@ -439,26 +414,32 @@ class TIMMBackbone(BaseBackbone):
     def _final_features_are_spatial(self, in_channels: int) -> bool:
         """Whether ``forward_features`` gives an (N, C, H, W) map, from a forward on the meta
         device (parameters swapped for meta tensors: nothing is computed or allocated)."""
-        from torch.func import functional_call
         model = self.timm_model
         if not (self._levels() and hasattr(model, 'forward_features')):
             return False
         size = tuple(getattr(model, 'pretrained_cfg', {}).get('input_size', (3, 224, 224)))[1:]
-        probe = _ForwardFeatures(model)
-        meta = {n: torch.empty_like(t, device='meta')
-                for n, t in list(probe.named_parameters()) + list(probe.named_buffers())}
-        was_training = model.training
-        model.eval()
         try:
-            out = functional_call(probe, meta, (torch.empty(1, in_channels, *size,
-                                                            device='meta'), ), strict=False)
+            out = meta_forward(_ForwardFeatures(model),
+                               (torch.empty(1, in_channels, *size, device='meta'), ))
         except Exception:  # an op without a meta kernel: the pooled output is always valid
             return False
-        finally:
-            model.train(was_training)
         # channels-last maps (Swin) have C last: they count as token-like and get pooled
         return isinstance(out, torch.Tensor) and out.dim() == 4 and \
             out.shape[1] == model.num_features
+
+    def _drop_classifier(self) -> None:
+        """features_only=False: remove the classifier; for a spatial output also the global
+        pooling (mmpretrain's ``reset_classifier(0, '')``), so ``timm_model(x)`` is the final
+        map. Token models keep their pooling (their output is the pooled vector)."""
+        if not hasattr(self.timm_model, 'reset_classifier'):
+            return
+        if self._spatial:
+            try:
+                self.timm_model.reset_classifier(0, '')
+                return
+            except (AssertionError, ValueError, TypeError, KeyError):
+                pass  # a model whose pooling cannot be removed: forward_features is used anyway
+        self.timm_model.reset_classifier(0)
 
     def _levels(self) -> List[Dict]:
         info = getattr(self.timm_model, 'feature_info', None)
@@ -467,30 +448,17 @@ class TIMMBackbone(BaseBackbone):
         return list(info.info if hasattr(info, 'info') else info)
 
     # ----- contract ----------------------------------------------------------------------------
-    def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        """Index ``i``: the modules up to and including feature level ``i`` (0: the stem for
-        ResNets; for other models level 0 includes the stem)."""
-        groups = []
-        for module_names, param_names in self._stage_names:
-            modules = [self.timm_model.get_submodule(n) for n in module_names]
-            params = [self.timm_model.get_parameter(n) for n in param_names]
-            groups.append(StageGroup(modules, params) if modules or params else None)
-        return groups
+    library = 'timm'
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        try:
-            return self._forward(x)
-        except (AssertionError, RuntimeError) as e:
-            # timm refuses an input size with an assert (fixed-size ViTs) or a shape error deep
-            # in a layer (too small for a kernel, a window, a bias table): say it is the input
-            if isinstance(e, RuntimeError) and (isinstance(e, torch.OutOfMemoryError) or not any(
-                    w in str(e) for w in ('size', 'shape', 'Kernel', 'dimension', 'match'))):
-                raise
-            hint = (' (a fixed-size model: build it with dynamic_img_size=True, if it has that '
-                    'option, to accept other sizes)' if "doesn't match model" in str(e) else '')
-            raise ValueError(f'timm model {self.model_name!r} cannot run on an input of size '
-                             f'{tuple(x.shape[2:])}{hint}: {type(e).__name__}: {e}') from e
+    def wrapped(self) -> nn.Module:
+        """The module ``_stage_names`` refers to. Stage group ``i`` (``stem_and_stages()[i]``):
+        the modules up to and including feature level ``i`` (0: the stem for ResNets; for
+        other models level 0 includes the stem)."""
+        return self.timm_model
+
+    def input_size_hint(self, error: BaseException) -> str:
+        return (' (a fixed-size model: build it with dynamic_img_size=True, if it has that '
+                'option, to accept other sizes)' if "doesn't match model" in str(error) else '')
 
     def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if not self.features_only:

@@ -14,11 +14,9 @@ from torch import nn
 
 from ...registry import MODELS
 from ...utils.validation import check_frozen_stages
-from ..base import BaseBackbone
 from ..layers.norm import FrozenBatchNorm2d
-from ..layers.stage_group import StageGroup
-
-FROZEN_BN_NAMES = ('FrozenBN', 'FrozenBatchNorm2d')
+from ..wrapper import (FROZEN_BN_NAMES, WrapperBackbone, group_names,  # noqa: F401
+                       meta_forward, resolve_norm_layer, unexpected_keyword)
 _RESNET_NODES = {'layer1': 'res2', 'layer2': 'res3', 'layer3': 'res4', 'layer4': 'res5'}
 _FEATURES_1357 = {'features.1': 'stage1', 'features.3': 'stage2', 'features.5': 'stage3',
                   'features.7': 'stage4'}
@@ -135,7 +133,7 @@ def _normalize_return_nodes(model_name: str, return_nodes) -> Dict[str, str]:
 
 
 @MODELS.register_module()
-class TorchvisionBackbone(BaseBackbone):
+class TorchvisionBackbone(WrapperBackbone):
     """A torchvision model cut at ``return_nodes``.
 
     Args:
@@ -217,25 +215,7 @@ class TorchvisionBackbone(BaseBackbone):
     # ----- construction helpers ----------------------------------------------------------------
     @staticmethod
     def _resolve_norm_layer(norm_layer, kwargs) -> bool:
-        if norm_layer is None:
-            return False
-        if isinstance(norm_layer, str):
-            if norm_layer in FROZEN_BN_NAMES:
-                return True
-            from mmengine.registry import MODELS as ROOT
-            if norm_layer not in ROOT._module_dict:
-                raise ValueError(f"norm_layer={norm_layer!r} is not a norm layer name: use "
-                                 f"'FrozenBN', a name in mmengine's registry (e.g. 'BN', "
-                                 f"'SyncBN') or a class")
-            kwargs['norm_layer'] = ROOT.get(norm_layer)
-            return False
-        if isinstance(norm_layer, type) and issubclass(norm_layer, FrozenBatchNorm2d):
-            return True
-        if callable(norm_layer):
-            kwargs['norm_layer'] = norm_layer
-            return False
-        raise TypeError(f"norm_layer must be None, 'FrozenBN', a norm class or a norm name, got "
-                        f'{norm_layer!r}')
+        return resolve_norm_layer(norm_layer, kwargs, any_frozen_bn_class=False)
 
     @staticmethod
     def _build(model_name: str, weights, kwargs) -> nn.Module:
@@ -253,7 +233,7 @@ class TorchvisionBackbone(BaseBackbone):
                 f'$TORCH_HOME), or build with weights=None and load a checkpoint through '
                 f"init_cfg=dict(type='Pretrained', checkpoint=...).") from e
         except TypeError as e:
-            if 'unexpected keyword' not in str(e):
+            if not unexpected_keyword(e):
                 raise
             raise TypeError(f'torchvision model {model_name!r} does not accept an argument given '
                             f'to TorchvisionBackbone: {e}') from e
@@ -279,22 +259,17 @@ class TorchvisionBackbone(BaseBackbone):
     def _probe_outputs(self):
         """Channels and strides of each output from a forward on the meta device (the real
         parameters are swapped for meta tensors: nothing is computed or allocated)."""
-        from torch.func import functional_call
-        meta = {name: torch.empty_like(t, device='meta')
-                for name, t in list(self.model.named_parameters()) +
-                list(self.model.named_buffers())}
-        was_training = self.model.training
-        self.model.eval()
         outs, size, errors = None, None, []
-        try:
-            for size in _PROBE_SIZES:
-                x = torch.empty(1, 3, *size, device='meta')
-                try:
-                    outs = functional_call(self.model, meta, (x, ), strict=False)
-                    break
-                except Exception as e:  # a fixed-size model: try the next size
-                    errors.append(f'{size}: {type(e).__name__}: {e}')
-            if outs is None:  # an op without a meta kernel: a real (small) dry run
+        for size in _PROBE_SIZES:
+            try:
+                outs = meta_forward(self.model, (torch.empty(1, 3, *size, device='meta'), ))
+                break
+            except Exception as e:  # a fixed-size model: try the next size
+                errors.append(f'{size}: {type(e).__name__}: {e}')
+        if outs is None:  # an op without a meta kernel: a real (small) dry run
+            was_training = self.model.training
+            self.model.eval()
+            try:
                 with torch.no_grad():
                     for size in _PROBE_SIZES:
                         try:
@@ -302,8 +277,8 @@ class TorchvisionBackbone(BaseBackbone):
                             break
                         except Exception as e:
                             errors.append(f'{size}: {type(e).__name__}: {e}')
-        finally:
-            self.model.train(was_training)
+            finally:
+                self.model.train(was_training)
         if outs is None:
             raise RuntimeError(f'could not run {self.model_name!r} to read its output shapes: '
                                + '; '.join(errors))
@@ -384,33 +359,17 @@ class TorchvisionBackbone(BaseBackbone):
                     owner = self.model.get_submodule(node.target.rpartition('.')[0])
                     if isinstance(owner, nn.Conv2d):
                         in_channels = owner.in_channels
-        stage_names = [g if (g[0] or g[1]) else None for g in groups]
-        return stage_names, in_channels or 3
+        return group_names(groups), in_channels or 3
 
     # ----- contract ----------------------------------------------------------------------------
-    def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        """Index 0 the stem, index ``k`` the modules up to the ``k``-th return node."""
-        groups = []
-        for names in self._stage_names:
-            if names is None:
-                groups.append(None)
-                continue
-            modules = [self.model.get_submodule(n) for n in names[0]]
-            params = [self.model.get_parameter(n) for n in names[1]]
-            groups.append(StageGroup(modules, params))
-        return groups
+    library = 'torchvision'
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        try:
-            outs = self.model(x)
-        except (AssertionError, RuntimeError) as e:
-            # a fixed-size model (torchvision's ViT asserts the image size) or an input too small
-            # for a kernel: say it is the input
-            if isinstance(e, RuntimeError) and (isinstance(e, torch.OutOfMemoryError) or not any(
-                    w in str(e) for w in ('size', 'shape', 'Kernel', 'dimension', 'match'))):
-                raise
-            raise ValueError(f'torchvision model {self.model_name!r} cannot run on an input of '
-                             f'size {tuple(x.shape[2:])}: {type(e).__name__}: {e}') from e
+    def wrapped(self) -> nn.Module:
+        """The module ``_stage_names`` refers to. Stage group 0 is the stem, ``k`` the modules
+        up to the ``k``-th return node."""
+        return self.model
+
+    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        outs = self.model(x)
         return tuple(outs[name].permute(0, 3, 1, 2) if last else outs[name]
                      for name, last in zip(self._names, self._nhwc))

@@ -45,7 +45,7 @@ from torch import nn
 from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  check_rate, normalize_out_indices)
-from ..base import BaseBackbone
+from ..base import BaseBackbone, is_pretrained_init
 from ..layers.attention import MultiheadSelfAttention
 from ..layers.drop import DropPath
 from ..layers.norm import check_norm_cfg
@@ -266,16 +266,6 @@ def resolve_arch(arch) -> dict:
     return settings
 
 
-def _is_pretrained_init(init_cfg) -> bool:
-    """True when ``init_cfg`` is a single Pretrained entry (the weights come from a file)."""
-    if isinstance(init_cfg, (list, tuple)) and len(init_cfg) == 1:
-        init_cfg = init_cfg[0]
-    if not isinstance(init_cfg, dict):
-        return False
-    kind = init_cfg.get('type')
-    return kind == 'Pretrained' or getattr(kind, '__name__', None) == 'PretrainedInit'
-
-
 # ------------------------------------------------------------------------------------------------
 # backbone
 # ------------------------------------------------------------------------------------------------
@@ -381,7 +371,7 @@ class VisionTransformer(BaseBackbone):
         # With a Pretrained init_cfg, build on the meta device and allocate without any random
         # init: the checkpoint overwrites everything (ViT-L: seconds saved). Parameters the
         # checkpoint lacks are initialised in init_weights().
-        self._deferred_init = _is_pretrained_init(init_cfg)
+        self._deferred_init = is_pretrained_init(init_cfg, only=True)
         device_ctx = torch.device('meta') if self._deferred_init else contextlib.nullcontext()
         num_built = max(self.out_indices) + 1
         with device_ctx:

@@ -16,6 +16,7 @@ from mmbackbones.builder import backbone_cfg_from_config  # noqa: E402
 from mmbackbones.models.backbones.timm_backbone import (TIMMBackbone,  # noqa: E402
                                                         list_timm_models)
 from mmbackbones.models.layers.norm import FrozenBatchNorm2d  # noqa: E402
+from tests.parity import mmpretrain_backbone  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -33,8 +34,8 @@ def test_metadata_known_before_forward_and_outputs_follow_out_indices_order():
     assert model.out_indices == (4, 1, 2)
     assert model.out_channels == (512, 64, 128)
     assert model.out_strides == (32, 4, 8)
-    assert model.out_names == ('stage4', 'stage1', 'stage2')
-    assert model.output_shape()['stage1'].stride == 4
+    assert model.out_names == ('stage5', 'stage2', 'stage3')  # 1-based, like native families
+    assert model.output_shape()['stage2'].stride == 4
     outs = model(torch.randn(1, 3, 64, 96))
     _check_outputs(model, outs, (64, 96))
 
@@ -44,7 +45,7 @@ def test_negative_and_default_out_indices():
     assert model.out_indices == (3, 1)
     assert model.out_strides == (32, 8)
     _check_outputs(model, model(torch.randn(1, 3, 64, 64)), (64, 64))
-    default = TIMMBackbone('convnext_atto')
+    default = TIMMBackbone('convnext_atto', features_only=True)
     assert default.out_indices == (0, 1, 2, 3)
     assert default.out_channels == (40, 80, 160, 320)
 
@@ -52,7 +53,7 @@ def test_negative_and_default_out_indices():
 def test_vit_returns_spatial_maps_of_chosen_blocks():
     model = TIMMBackbone('vit_tiny_patch16_224', out_indices=(11, 5), dynamic_img_size=True)
     assert model.out_channels == (192, 192) and model.out_strides == (16, 16)
-    assert model.out_names == ('stage11', 'stage5')
+    assert model.out_names == ('stage12', 'stage6')
     _check_outputs(model, model(torch.randn(1, 3, 64, 96)), (64, 96))
     # blocks after the last requested one are not built (nothing unused: DDP-friendly)
     assert len(model.timm_model.model.blocks) == 12
@@ -64,6 +65,35 @@ def test_output_stride_dilates_and_metadata_follows():
     model = TIMMBackbone('resnet10t', out_indices=(2, 3, 4), output_stride=8)
     assert model.out_strides == (8, 8, 8)
     _check_outputs(model, model(torch.randn(1, 3, 64, 64)), (64, 64))
+
+
+def test_default_is_mmpretrains_one_final_map():
+    """mmpretrain's TIMMBackbone defaults to features_only=False: one unpooled final map, the
+    classifier and the global pooling removed. The same config gives the same output here; with
+    out_indices (which mmpretrain's default refuses) features_only defaults to True."""
+    theirs = mmpretrain_backbone('TIMMBackbone')(model_name='resnet18')
+    theirs.eval()  # mmpretrain's train() returns None
+    ours = build_backbone(dict(type='mmcls.TIMMBackbone', model_name='resnet18')).eval()
+    assert ours.features_only is False and ours.out_names == ('final', )
+    ours.timm_model.load_state_dict(theirs.timm_model.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert len(got) == len(expected) == 1
+    torch.testing.assert_close(got[0], expected[0])
+    assert got[0].shape == (1, 512, 2, 2)
+    assert isinstance(ours.timm_model.global_pool.pool, nn.Identity)
+    assert isinstance(ours.timm_model.fc, nn.Identity)
+    assert TIMMBackbone('resnet18', out_indices=(2, 4)).features_only is True
+
+
+def test_timm_names_match_the_native_family():
+    """Switching ConvNeXt to timm.convnext_* keeps every output name (1-based stage{k})."""
+    native = build_backbone(dict(type='ConvNeXt', arch='atto', out_indices=(0, 1, 2, 3),
+                                 gap_before_final_norm=False))
+    wrapped = build_backbone(dict(type='timm.convnext_atto', out_indices=(0, 1, 2, 3)))
+    assert wrapped.out_names == native.out_names == ('stage1', 'stage2', 'stage3', 'stage4')
+    assert wrapped.out_strides == native.out_strides
 
 
 def test_features_only_false_returns_final_features_as_one_tuple():
@@ -135,7 +165,7 @@ def _trainable(module):
 
 
 def test_frozen_stages_cnn_freezes_up_to_level_k():
-    model = TIMMBackbone('resnet10t', frozen_stages=1).train()
+    model = TIMMBackbone('resnet10t', features_only=True, frozen_stages=1).train()
     tm = model.timm_model
     assert _frozen(tm.conv1) and _frozen(tm.bn1) and _frozen(tm.layer1)
     assert _trainable(tm.layer2) and _trainable(tm.layer4)
@@ -146,7 +176,7 @@ def test_frozen_stages_cnn_freezes_up_to_level_k():
 
 
 def test_frozen_stages_level_zero_includes_the_stem_for_convnext():
-    model = TIMMBackbone('convnext_atto', frozen_stages=0).train()
+    model = TIMMBackbone('convnext_atto', features_only=True, frozen_stages=0).train()
     tm = model.timm_model
     assert _frozen(tm.stem_0) and _frozen(tm.stages_0)
     assert _trainable(tm.stages_1)
@@ -346,7 +376,7 @@ def test_mmengine_pretrained_init_cfg_loads_a_backbone_checkpoint(tmp_path):
 @pytest.mark.parametrize('name, size', [('vit_tiny_patch16_224', (64, 96)), ('resnet10t', (5, 5)),
                                         ('levit_128s', (5, 7))])
 def test_unsupported_input_sizes_raise_a_value_error_about_the_input(name, size):
-    model = TIMMBackbone(name).eval()
+    model = TIMMBackbone(name, features_only=True).eval()
     try:
         with torch.no_grad():
             outs = model(torch.randn(1, 3, *size))

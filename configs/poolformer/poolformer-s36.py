@@ -1,0 +1,2 @@
+_base_ = ['../_base_/models/poolformer-s12.py']
+model = dict(backbone=dict(arch='s36'))

@@ -102,6 +102,35 @@ def check_plugins(plugins: Optional[Sequence[dict]], name: str = 'plugins') -> L
     return [dict(p) for p in plugins]
 
 
+def stage_dcn_and_plugins(num_stages: int, dcn: Optional[dict] = None,
+                          stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                          plugins: Optional[Sequence[dict]] = None) -> List[dict]:
+    """Per stage, the ``dict(dcn=..., plugins=[...])`` its blocks get, with mmdet's meanings:
+    ``dcn`` goes to the stages flagged in ``stage_with_dcn`` (one bool per stage; ignored, as
+    in mmdet, when ``dcn`` is None); a plugin goes to every stage, or to those flagged in its
+    ``stages`` (one bool per stage)."""
+    dcn = check_dcn(dcn)
+    if dcn is not None:
+        if not isinstance(stage_with_dcn, (list, tuple)) or len(stage_with_dcn) != num_stages \
+                or not all(isinstance(f, bool) for f in stage_with_dcn):
+            raise ValueError(f'stage_with_dcn must be {num_stages} bools (one per stage, '
+                             f'num_stages={num_stages}), got {stage_with_dcn!r}')
+    plugins = check_plugins(plugins)
+    for plugin in plugins:
+        stages = plugin.get('stages')
+        if stages is not None and (not isinstance(stages, (list, tuple)) or
+                                   len(stages) != num_stages):
+            raise ValueError(f'plugins stages must be {num_stages} bools (one per stage, '
+                             f'num_stages={num_stages}), got {stages!r} in {plugin!r}')
+    out = []
+    for i in range(num_stages):
+        stage_plugins = [{k: v for k, v in p.items() if k != 'stages'} for p in plugins
+                         if p.get('stages') is None or p['stages'][i]]
+        out.append(dict(dcn=dcn if dcn is not None and stage_with_dcn[i] else None,
+                        plugins=stage_plugins or None))
+    return out
+
+
 class _ResidualBlock(BaseModule):
     """What ``BasicBlock`` and ``Bottleneck`` share: ``conv{k}``/norm pairs registered in order,
     optional plugins after each, the shortcut, drop path, gradient checkpointing and the folded
@@ -437,4 +466,5 @@ def make_res_layer(**kwargs) -> ResLayer:
 
 
 __all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'make_res_layer', 'make_downsample',
-           'get_expansion', 'block_dilations', 'check_dcn', 'check_plugins', 'build_dcn_conv']
+           'get_expansion', 'block_dilations', 'check_dcn', 'check_plugins', 'build_dcn_conv',
+           'stage_dcn_and_plugins']

@@ -12,8 +12,9 @@ backbone, included), each distinct backbone dict is
 4. run in eval mode on one tiny image beside the native module: equal outputs.
 
 ``TYPES`` is per backbone type, so other families (Swin, ViT) add their own list in a sibling
-file using the same helpers. ``python tests/downstream/test_shipped_backbone_configs.py`` prints
-the counts (distinct dicts and configs that build / match) without pytest.
+file using the same helpers. ``python tests/downstream/test_shipped_backbone_configs.py
+[walk.json]`` prints the counts (distinct dicts and configs that build / match) without pytest
+(the optional JSON keeps the walk's dicts for a second run, e.g. against another checkout).
 """
 import collections
 import glob
@@ -41,6 +42,7 @@ TYPES: Dict[str, Tuple[str, ...]] = {
     'RegNet': ('mmdet',),
 }
 SIZE = 32  # input side: every stride and dilation of these backbones still applies
+DCN_SIZE = 96  # mmcv's deformable conv refuses maps smaller than its kernel (3x3 at stride 32)
 EXPECTED_MIN_DICTS = 100  # mmdet 3.3.0 + mmseg 1.2.2 hold 117 distinct dicts of these types
 
 
@@ -111,10 +113,9 @@ def _perturb_(module: torch.nn.Module, seed: int = 0) -> None:
                 value.add_(noise * (0.05 if value.dim() == 1 else 0.01))
 
 
-def compare(entry: dict, tmp_dir: str) -> str:
-    """Build the native and the switched backbone of ``entry``, give ours the native weights
-    through our loader and compare outputs; returns ``'ok'`` or raises."""
-    from mmbackbones.checkpoint import load_checkpoint
+def build_pair(entry: dict):
+    """``(native, ours)``: the entry's backbone dict built by its toolbox's registry as shipped
+    and with only ``type`` switched to ``mmcls.<Type>``; the native weights perturbed."""
     registry = _registry(entry['toolbox'])
     cfg = dict(entry['backbone'])
     with warnings.catch_warnings():
@@ -128,19 +129,76 @@ def compare(entry: dict, tmp_dir: str) -> str:
     elif isinstance(cfg.get('init_cfg'), dict):
         assert ours.init_cfg == cfg['init_cfg']
     _perturb_(native)
-    path = os.path.join(tmp_dir, 'native.pth')
-    torch.save(native.state_dict(), path)
-    report = load_checkpoint(ours, path, strict=True, logger='silent')
-    assert report.ok, report.message
+    return native, ours
+
+
+def assert_same_outputs(entry: dict, native, ours) -> None:
     native.eval()
     ours.eval()
-    x = torch.randn(1, ours.in_channels or 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    size = DCN_SIZE if entry['backbone'].get('dcn') else SIZE
+    x = torch.randn(1, ours.in_channels or 3, size, size,
+                    generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected, got = native(x), ours(x)
     assert len(got) == len(expected)
     for i, (a, b) in enumerate(zip(got, expected)):
         scale = b.abs().max().item() or 1.0
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale, msg=f'output {i}')
+
+
+def compare(entry: dict, tmp_dir: str) -> str:
+    """Build the native and the switched backbone of ``entry``, give ours the native weights
+    through our loader (``strict=True``) and compare outputs; returns ``'ok'`` or raises."""
+    from mmbackbones.checkpoint import load_checkpoint
+    native, ours = build_pair(entry)
+    path = os.path.join(tmp_dir, 'native.pth')
+    torch.save(native.state_dict(), path)
+    report = load_checkpoint(ours, path, strict=True, logger='silent')
+    assert report.ok, report.message
+    assert_same_outputs(entry, native, ours)
+    return 'ok'
+
+
+def checkpoint_of(entry: dict):
+    """The checkpoint the switched config loads (``pretrained`` or a Pretrained ``init_cfg``)."""
+    cfg = entry['backbone']
+    init_cfg = cfg.get('init_cfg')
+    if cfg.get('pretrained'):
+        return cfg['pretrained'], None
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        return init_cfg['checkpoint'], init_cfg.get('prefix')
+    return None, None
+
+
+def cache_file_for(checkpoint: str):
+    """Where our loader looks for ``checkpoint`` (a URL, ``open-mmlab://``, ``torchvision://``)
+    in the cache; ``None`` for a local path."""
+    from mmbackbones.checkpoint.download import cache_path_for
+    from mmbackbones.checkpoint.zoo import ZOO_SCHEMES, resolve, split_scheme
+    if checkpoint.startswith(('open-mmlab://', 'openmmlab://')):
+        from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models
+        name = checkpoint.split('://', 1)[1]
+        return cache_path_for(get_external_models()[get_deprecated_model_names().get(name, name)])
+    if checkpoint.startswith(('http://', 'https://')):
+        return cache_path_for(checkpoint)
+    if split_scheme(checkpoint)[0] in ZOO_SCHEMES:
+        return cache_path_for(resolve(checkpoint)['url'])
+    return None
+
+
+def compare_through_the_cache(entry: dict) -> str:
+    """The switched config's own ``pretrained``/``init_cfg`` URL, served from the cache (a file
+    with the native weights in the layout that URL holds: the native keys plus a classifier,
+    under the config's ``prefix``): ``init_weights()`` must give the native outputs."""
+    checkpoint, prefix = checkpoint_of(entry)
+    native, ours = build_pair(entry)
+    path = cache_file_for(checkpoint)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    state = {f'{prefix or ""}{k}': v for k, v in native.state_dict().items()}
+    state[f'{"head." if prefix else ""}fc.weight'] = torch.zeros(10, 8)
+    torch.save({'meta': {}, 'state_dict': state}, path)
+    ours.init_weights()
+    assert_same_outputs(entry, native, ours)
     return 'ok'
 
 
@@ -164,11 +222,32 @@ if __name__ != '__main__':
     def test_switched_backbone_equals_native(entry, tmp_path):
         assert compare(entry, str(tmp_path)) == 'ok'
 
+    # one entry per checkpoint URL the shipped configs name (local files excluded)
+    _BY_URL = {}
+    for _entry in ENTRIES:
+        _url = checkpoint_of(_entry)[0]
+        if _url and '://' in _url:
+            _BY_URL.setdefault(_url, _entry)
+
+    @pytest.mark.parametrize('url', sorted(_BY_URL))
+    def test_pretrained_urls_resolve_through_our_cache(url, tmp_path, monkeypatch):
+        monkeypatch.setenv('MMBACKBONES_HOME', str(tmp_path / 'home'))
+        assert cache_file_for(url).startswith(str(tmp_path / 'home'))
+        assert compare_through_the_cache(_BY_URL[url]) == 'ok'
+
 
 def main() -> int:
     """Counts for the README and the issue: distinct dicts / configs that build and match."""
     import tempfile
-    entries = shipped_backbone_dicts(TYPES)
+    saved = sys.argv[1] if len(sys.argv) > 1 else None  # optional JSON of the walk, reused
+    if saved and os.path.isfile(saved):
+        with open(saved) as f:
+            entries = json.load(f)
+    else:
+        entries = shipped_backbone_dicts(TYPES)
+        if saved:
+            with open(saved, 'w') as f:
+                json.dump(entries, f)
     counts = collections.Counter()
     failures = collections.Counter()
     for entry in entries:

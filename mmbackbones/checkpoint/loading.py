@@ -253,7 +253,8 @@ class PretrainedInit(_MMEnginePretrainedInit):
         map_location: as ``torch.load``.
         strict: missing or unexpected keys are an error (shape mismatches always are).
         convert: ``'auto'`` (detect from the keys), ``'timm'``, ``'torchvision'``,
-            ``'mmpretrain'``, ``'detectron2'`` or ``None``.
+            ``'mmpretrain'``, ``'detectron2'``, ``'openmmlab'`` (mmdet/mmseg deep stems) or
+            ``None``.
         allowed_globals: extra ``'module.Name'`` types trusted in this file's metadata.
     """
 

@@ -8,7 +8,8 @@ A converter module (``timm_resnet.py``, ``torchvision_resnet.py``, ``detectron2_
 
 :data:`CONVERTERS` lists them explicitly, in the order auto mode tries them: adding a format is
 adding a file and one row. ``convert_state_dict`` picks
-one from an explicit ``convert='timm'|'torchvision'|'mmpretrain'|'detectron2'`` or, with
+one from an explicit ``convert='timm'|'torchvision'|'mmpretrain'|'detectron2'|'openmmlab'``
+(also ``'mmdet'``/``'mmseg'``) or, with
 ``'auto'``, from the keys (and keeps the dict unchanged when it already fits the model better).
 """
 import importlib
@@ -21,7 +22,8 @@ __all__ = ['Converter', 'CONVERTERS', 'available_converters', 'detect_format',
 
 # convert= values users write, and the module-name prefix each means
 SOURCES = {'timm': 'timm', 'torchvision': 'torchvision', 'detectron2': 'detectron2',
-           'd2': 'detectron2', 'mmpretrain': 'mmpretrain', 'mmcls': 'mmpretrain'}
+           'd2': 'detectron2', 'mmpretrain': 'mmpretrain', 'mmcls': 'mmpretrain',
+           'openmmlab': 'openmmlab', 'mmdet': 'openmmlab', 'mmseg': 'openmmlab'}
 NO_CONVERSION = (None, False, 'none', 'native', 'mmbackbones')
 
 
@@ -43,6 +45,7 @@ CONVERTERS = (
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
     ('timm_vit', 'timm'),
+    ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
     ('mmpretrain_classifier', 'mmpretrain'),
 )
 _CACHE: List[Converter] = []

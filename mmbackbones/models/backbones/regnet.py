@@ -22,7 +22,7 @@ from ...utils.validation import (check_bool, check_choice, check_frozen_stages, 
 from ..base import BaseBackbone
 from ..layer_decay import resnet_layer_depth
 from ..layers.norm import check_norm_cfg
-from ..layers.resnet_blocks import Bottleneck, ResLayer
+from ..layers.resnet_blocks import Bottleneck, ResLayer, stage_dcn_and_plugins
 
 _ARCH_KEYS = ('w0', 'wa', 'wm', 'group_w', 'depth', 'bot_mul')
 
@@ -110,7 +110,16 @@ class RegNet(BaseBackbone):
         with_cp (bool): gradient checkpointing of each block.
         zero_init_residual (bool): zero the last norm of each block at ``init_weights()``
             (skipped when loading a pretrained checkpoint).
+        dcn (dict, optional), stage_with_dcn (Sequence[bool]): mmdet's deformable 3x3 conv in
+            the flagged stages (``dict(type='DCN'|'DCNv2', ...)``; needs the full mmcv).
+        plugins (list[dict], optional): mmdet's block plugins (``cfg``, ``position``,
+            ``stages``), built by mmcv's ``build_plugin_layer``.
+        pretrained (str, optional): mmdet's deprecated spelling of
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
         init_cfg (dict | list[dict], optional): mmengine init config.
+
+    mmdet's RegNet takes the same arguments; its default ``out_indices`` is ``(0, 1, 2, 3)``
+    and ``norm_eval`` ``True``, ours are mmpretrain's (``(3,)``, ``False``).
 
     Input ``(N, in_channels, H, W)``; output ``i`` is ``(N, C_i, ~H / s_i, ~W / s_i)``.
     """
@@ -133,8 +142,12 @@ class RegNet(BaseBackbone):
                  deep_stem: bool = False, avg_down: bool = False, frozen_stages: int = -1,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True), norm_eval: bool = False,
-                 with_cp: bool = False, zero_init_residual: bool = True, init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+                 with_cp: bool = False, zero_init_residual: bool = True,
+                 dcn: Optional[dict] = None,
+                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                 plugins: Optional[Sequence[dict]] = None, pretrained: Optional[str] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
         if isinstance(arch, str):
             check_choice('arch', arch, self.arch_settings)
             arch = self.arch_settings[arch]
@@ -177,6 +190,9 @@ class RegNet(BaseBackbone):
         self.conv_cfg, self.norm_cfg = conv_cfg, check_norm_cfg(norm_cfg)
         self.norm_eval = norm_eval
         self.zero_init_residual = zero_init_residual
+        # mmdet's deformable 3x3 convs and block plugins, per stage
+        extras = stage_dcn_and_plugins(num_stages, dcn, stage_with_dcn, plugins)
+        self.dcn, self.stage_with_dcn, self.plugins = dcn, tuple(stage_with_dcn), plugins
 
         self.conv1 = build_conv_layer(conv_cfg, in_channels, stem_channels, kernel_size=3,
                                       stride=2, padding=1, bias=False)
@@ -195,7 +211,8 @@ class RegNet(BaseBackbone):
                 out_channels=width, expansion=1, stride=strides[i], dilation=dilations[i],
                 style=style, avg_down=avg_down, with_cp=with_cp, conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg, base_channels=width,
-                groups=bottleneck_width // group_widths[i], width_per_group=group_widths[i])
+                groups=bottleneck_width // group_widths[i], width_per_group=group_widths[i],
+                **extras[i])
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
             prev = width

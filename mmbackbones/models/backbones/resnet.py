@@ -42,9 +42,13 @@ from ..layer_decay import resnet_layer_depth
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.fuse import conv_relu
 from ..layers.norm import check_norm_cfg
-from ..layers.resnet_blocks import STYLES, BasicBlock, Bottleneck, ResLayer, get_expansion
+from ..layers.resnet_blocks import (STYLES, BasicBlock, Bottleneck, ResLayer, get_expansion,
+                                    stage_dcn_and_plugins)
 
 STEM_STRIDE = 4  # stride-2 conv (or deep stem) + stride-2 max pool
+# mmpretrain's/mmdet's default init when no init_cfg (nor pretrained) is given
+DEFAULT_INIT_CFG = [dict(type='Kaiming', layer=['Conv2d']),
+                    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
 
 
 def stem_max_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +107,20 @@ class ResNet(BaseBackbone):
         channels_last: run in NHWC memory format (weights converted, input converted in
             ``forward``).
         out_names: names of the outputs (default ``res{s+2}``).
-        init_cfg: mmengine init config.
+        dcn / stage_with_dcn: mmdet's deformable 3x3 conv in the bottlenecks of the flagged
+            stages (``dict(type='DCN'|'DCNv2', deform_groups=1)``; needs the full mmcv).
+        plugins: mmdet's block plugins (``[dict(cfg=dict(type='ContextBlock', ratio=1/16),
+            stages=(False, True, True, True), position='after_conv3')]``), built by mmcv.
+        multi_grid: mmseg's per-block dilations of the last stage (DeepLabV3, e.g. (1, 2, 4)).
+        contract_dilation: mmseg's: the first block of a dilated stage uses half the dilation.
+        pretrained: mmdet's/mmseg's deprecated spelling of
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` (warns; refused together
+            with another ``init_cfg``).
+        init_cfg: mmengine init config (default: Kaiming convs, unit norms).
+
+    ``stem_channels=None`` means ``base_channels`` (mmdet's default). The deep stem's keys are
+    ``stem.{0,1,2}.conv|bn``; mmdet/mmseg (mmcv-era) checkpoints with ``stem.0/1/3/4/6/7`` are
+    converted on load (``checkpoint.converters.openmmlab_resnet``).
     """
 
     arch_settings = {
@@ -117,7 +134,7 @@ class ResNet(BaseBackbone):
     def __init__(self,
                  depth: int = 50,
                  in_channels: int = 3,
-                 stem_channels: int = 64,
+                 stem_channels: Optional[int] = 64,
                  base_channels: int = 64,
                  expansion: Optional[int] = None,
                  num_stages: int = 4,
@@ -136,11 +153,19 @@ class ResNet(BaseBackbone):
                  drop_path_rate: float = 0.0,
                  channels_last: bool = False,
                  out_names: Optional[Sequence[str]] = None,
-                 init_cfg=[dict(type='Kaiming', layer=['Conv2d']),
-                           dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]):
-        super().__init__(init_cfg=init_cfg)
+                 dcn: Optional[dict] = None,
+                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                 plugins: Optional[Sequence[dict]] = None,
+                 multi_grid: Optional[Sequence[int]] = None,
+                 contract_dilation: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg=None):
+        init_cfg = self._pretrained_to_init_cfg(pretrained, init_cfg)
+        super().__init__(init_cfg=DEFAULT_INIT_CFG if init_cfg is None else init_cfg)
         check_choice('depth', depth, tuple(self.arch_settings))
         check_positive_int('in_channels', in_channels)
+        if stem_channels is None:  # mmdet's default: as wide as base_channels
+            stem_channels = base_channels
         check_positive_int('stem_channels', stem_channels)
         check_positive_int('base_channels', base_channels)
         if isinstance(num_stages, bool) or not isinstance(num_stages, int) or \
@@ -153,7 +178,8 @@ class ResNet(BaseBackbone):
         for name, flag in (('deep_stem', deep_stem), ('avg_down', avg_down),
                            ('norm_eval', norm_eval), ('with_cp', with_cp),
                            ('zero_init_residual', zero_init_residual),
-                           ('channels_last', channels_last)):
+                           ('channels_last', channels_last),
+                           ('contract_dilation', contract_dilation)):
             check_bool(name, flag)
         if deep_stem and stem_channels % 2:
             raise ValueError(f'deep_stem halves stem_channels in its first convs: stem_channels '
@@ -172,6 +198,13 @@ class ResNet(BaseBackbone):
         self.block, stage_blocks = self.arch_settings[depth]
         self.stage_blocks = stage_blocks[:num_stages]
         self.expansion = get_expansion(self.block, expansion)
+        # mmdet's dcn/plugins and mmseg's multi_grid (last stage only)/contract_dilation
+        extras = stage_dcn_and_plugins(num_stages, dcn, stage_with_dcn, plugins)
+        extras[-1]['multi_grid'] = multi_grid
+        for extra in extras:
+            extra['contract_dilation'] = contract_dilation
+        self.dcn, self.stage_with_dcn, self.plugins = dcn, tuple(stage_with_dcn), plugins
+        self.multi_grid, self.contract_dilation = multi_grid, contract_dilation
 
         self._make_stem_layer(in_channels, stem_channels)
 
@@ -188,7 +221,8 @@ class ResNet(BaseBackbone):
                 block=self.block, num_blocks=num_blocks, in_channels=stage_in,
                 out_channels=stage_out, expansion=self.expansion, stride=self.strides[i],
                 dilation=self.dilations[i], style=style, avg_down=avg_down, with_cp=with_cp,
-                conv_cfg=conv_cfg, norm_cfg=norm_cfg, drop_path_rate=rates[:num_blocks])
+                conv_cfg=conv_cfg, norm_cfg=norm_cfg, drop_path_rate=rates[:num_blocks],
+                **extras[i])
             rates = rates[num_blocks:]
             name = f'layer{i + 1}'
             self.add_module(name, layer)
@@ -320,15 +354,25 @@ class ResNeXt(ResNet):
     """ResNeXt (https://arxiv.org/abs/1611.05431): grouped 3x3 convs in every bottleneck.
 
     ``groups=32, width_per_group=4`` is 32x4d: the first stage's 3x3 conv has
-    ``groups * width_per_group = 128`` channels, doubling with each stage. Other arguments as
-    :class:`ResNet`; depth 50, 101 or 152.
+    ``groups * width_per_group = 128`` channels, doubling with each stage. ``base_width`` is
+    mmdet's/mmseg's name for ``width_per_group`` (give either; default 4). Other arguments as
+    :class:`ResNet`; depth 50, 101 or 152. Unlike mmdet's ResNeXt (``groups=1``), the default
+    ``groups`` is mmpretrain's 32.
     """
 
     arch_settings = {k: v for k, v in ResNet.arch_settings.items() if k >= 50}
 
-    def __init__(self, depth: int = 50, groups: int = 32, width_per_group: int = 4, **kwargs):
+    def __init__(self, depth: int = 50, groups: int = 32, width_per_group: Optional[int] = None,
+                 base_width: Optional[int] = None, **kwargs):
         self.groups = check_positive_int('groups', groups)
-        self.width_per_group = check_positive_int('width_per_group', width_per_group)
+        if width_per_group is not None and base_width is not None and \
+                width_per_group != base_width:
+            raise ValueError(f'width_per_group={width_per_group!r} (mmpretrain) and '
+                             f'base_width={base_width!r} (mmdet/mmseg) are one setting and '
+                             f'contradict each other; give one of them')
+        width = width_per_group if width_per_group is not None else base_width
+        name = 'width_per_group' if base_width is None else 'base_width'
+        self.width_per_group = check_positive_int(name, 4 if width is None else width)
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> ResLayer:

@@ -4,12 +4,23 @@ Parameter names follow mmpretrain's ``BasicBlock`` / ``Bottleneck`` / ``ResLayer
 (``conv1``, ``bn1``, ..., ``downsample.0`` conv and ``downsample.1`` norm, or with ``avg_down``
 ``downsample.0`` pool, ``.1`` conv, ``.2`` norm), so mmpretrain/mmcls checkpoints load unchanged.
 The norm layers are named by mmcv's ``build_norm_layer`` (``bn1`` for BN/SyncBN/FrozenBN, ``gn1``
-for GN).
+for GN). These are also mmdet's/mmseg's names, including their extras:
+
+* ``dcn``: the bottleneck's 3x3 conv is mmcv's deformable conv (``dict(type='DCN'|'DCNv2',
+  deform_groups=1)``, built by ``build_conv_layer``; keys ``conv2.weight``,
+  ``conv2.conv_offset.*``). It needs the full mmcv (compiled ops); with mmcv-lite the block
+  raises an ``ImportError`` saying so.
+* ``plugins``: mmdet's ``[dict(cfg=dict(type='ContextBlock', ...), position='after_conv3'),
+  ...]``, built by mmcv's ``build_plugin_layer`` and named by it (``context_block``,
+  ``gen_attention_block``, ``nonlocal_block`` + ``postfix``); ``after_conv{k}`` runs after the
+  ``k``-th conv's norm (and ReLU, except for the last conv), before the residual addition.
 
 One ``Bottleneck`` covers ResNet (``groups=1``), ResNeXt (``groups``, ``width_per_group``) and
 RegNet (``expansion=1``, ``base_channels`` = stage width) the way mmpretrain's ResNeXt bottleneck
 does: the middle width is ``out_channels // expansion`` for ``groups=1`` and
-``groups * width_per_group * (out_channels // expansion) // base_channels`` otherwise.
+``groups * width_per_group * (out_channels // expansion) // base_channels`` otherwise (mmdet's
+``floor(planes * base_width / base_channels) * groups`` is the same number whenever it is
+defined here).
 
 Each block declares ``conv_norm_pairs()`` so ``layers.fuse.fuse_conv_bn`` can fold its eval-mode
 norms into the convs; once every norm of a block is folded (``after_fuse``), its eval forward
@@ -28,13 +39,11 @@ from .drop import DropPath
 from .fuse import conv_add_relu, conv_relu
 
 STYLES = ('pytorch', 'caffe')
-
-
-def _all_folded(block: nn.Module, norm_attrs) -> bool:
-    """True when every norm of ``block`` was folded away and its activation is a plain ReLU, so
-    the eval forward may use the fused conv kernels."""
-    return (all(isinstance(block._modules[getattr(block, a)], nn.Identity) for a in norm_attrs)
-            and type(block.relu) is nn.ReLU)
+PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+DCN_TYPES = ('DCN', 'DCNv2')
+FULL_MMCV_HINT = ("mmcv's deformable convolution (mmcv.ops) needs the full mmcv with compiled "
+                  "ops, not mmcv-lite: `pip uninstall mmcv-lite && mim install 'mmcv>=2.0.0,"
+                  "<2.2.0'` (or pip install the mmcv wheel matching your torch/CUDA)")
 
 
 def _drop_path_or_identity(rate: float) -> nn.Module:
@@ -44,83 +53,195 @@ def _drop_path_or_identity(rate: float) -> nn.Module:
     return DropPath(float(rate)) if rate > 1e-5 else nn.Identity()
 
 
-class BasicBlock(BaseModule):
-    """Two 3x3 convs with a residual connection (ResNet-18/34).
+def check_dcn(dcn: Optional[dict]) -> Optional[dict]:
+    """mmdet's ``dcn`` dict without ``fallback_on_stride``, validated; ``None`` stays ``None``.
 
-    Input ``(N, in_channels, H, W)``; output ``(N, out_channels, ceil(H / stride),
-    ceil(W / stride))``. ``stride`` and ``dilation`` apply to the first conv; ``style`` is
-    accepted for a common signature with :class:`Bottleneck` and has no effect.
-    ``downsample`` maps the input to the output shape when they differ.
+    ``fallback_on_stride=True`` is refused: mmdet pops it from the shared dict in the first block
+    it builds, so only that one block falls back, which is not a meaning worth copying.
     """
+    if dcn is None:
+        return None
+    if not isinstance(dcn, dict) or dcn.get('type') not in DCN_TYPES:
+        raise ValueError(f'dcn must be None or an mmcv deformable conv config dict with type in '
+                         f'{list(DCN_TYPES)} (e.g. dict(type=\'DCN\', deform_groups=1)), got '
+                         f'{dcn!r}')
+    dcn = dict(dcn)
+    if dcn.pop('fallback_on_stride', False):
+        raise ValueError('dcn fallback_on_stride=True is not supported (mmdet applies it to one '
+                         'block only); use fallback_on_stride=False or leave that stage out of '
+                         'stage_with_dcn')
+    return dcn
+
+
+def build_dcn_conv(dcn: dict, in_channels: int, out_channels: int, **kwargs) -> nn.Module:
+    """mmcv's deformable conv from a checked ``dcn`` dict; a clear ``ImportError`` without the
+    full mmcv (its ``DCN``/``DCNv2`` are registered by ``mmcv.ops``)."""
+    try:
+        import mmcv.ops  # noqa: F401 - registers DCN / DCNv2 in mmcv's MODELS
+    except ImportError as err:
+        raise ImportError(f'dcn={dcn!r}: {FULL_MMCV_HINT} ({err})') from None
+    return build_conv_layer(dcn, in_channels, out_channels, **kwargs)
+
+
+def check_plugins(plugins: Optional[Sequence[dict]], name: str = 'plugins') -> List[dict]:
+    """Validate mmdet's block plugin dicts (``cfg``, ``position``, optional ``stages``)."""
+    if plugins is None:
+        return []
+    if not isinstance(plugins, (list, tuple)):
+        raise TypeError(f'{name} must be a list of dicts with keys cfg, position (and stages), '
+                        f'got {plugins!r}')
+    for plugin in plugins:
+        if not isinstance(plugin, dict) or not isinstance(plugin.get('cfg'), dict):
+            raise ValueError(f'each of {name} must be a dict with a cfg dict (the mmcv plugin '
+                             f'layer config), got {plugin!r}')
+        unknown = sorted(set(plugin) - {'cfg', 'position', 'stages'})
+        if unknown:
+            raise KeyError(f'{name} entry {plugin!r}: unknown keys {unknown}; allowed: cfg, '
+                           f'position, stages')
+        check_choice(f'{name} position', plugin.get('position'), PLUGIN_POSITIONS)
+    return [dict(p) for p in plugins]
+
+
+def stage_dcn_and_plugins(num_stages: int, dcn: Optional[dict] = None,
+                          stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                          plugins: Optional[Sequence[dict]] = None) -> List[dict]:
+    """Per stage, the ``dict(dcn=..., plugins=[...])`` its blocks get, with mmdet's meanings:
+    ``dcn`` goes to the stages flagged in ``stage_with_dcn`` (one bool per stage; ignored, as
+    in mmdet, when ``dcn`` is None); a plugin goes to every stage, or to those flagged in its
+    ``stages`` (one bool per stage)."""
+    dcn = check_dcn(dcn)
+    if dcn is not None:
+        if not isinstance(stage_with_dcn, (list, tuple)) or len(stage_with_dcn) != num_stages \
+                or not all(isinstance(f, bool) for f in stage_with_dcn):
+            raise ValueError(f'stage_with_dcn must be {num_stages} bools (one per stage, '
+                             f'num_stages={num_stages}), got {stage_with_dcn!r}')
+    plugins = check_plugins(plugins)
+    for plugin in plugins:
+        stages = plugin.get('stages')
+        if stages is not None and (not isinstance(stages, (list, tuple)) or
+                                   len(stages) != num_stages):
+            raise ValueError(f'plugins stages must be {num_stages} bools (one per stage, '
+                             f'num_stages={num_stages}), got {stages!r} in {plugin!r}')
+    out = []
+    for i in range(num_stages):
+        stage_plugins = [{k: v for k, v in p.items() if k != 'stages'} for p in plugins
+                         if p.get('stages') is None or p['stages'][i]]
+        out.append(dict(dcn=dcn if dcn is not None and stage_with_dcn[i] else None,
+                        plugins=stage_plugins or None))
+    return out
+
+
+class _ResidualBlock(BaseModule):
+    """What ``BasicBlock`` and ``Bottleneck`` share: ``conv{k}``/norm pairs registered in order,
+    optional plugins after each, the shortcut, drop path, gradient checkpointing and the folded
+    deploy forward. Subclasses build their convs with :meth:`_add_conv_norm`."""
 
     expansion = 1
     _folded = False  # set by after_fuse(): norms folded into the convs
 
-    def __init__(self, in_channels: int, out_channels: int, expansion: int = 1, stride: int = 1,
-                 dilation: int = 1, downsample: Optional[nn.Module] = None,
-                 style: str = 'pytorch', with_cp: bool = False, conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU', inplace=True), drop_path_rate: float = 0.0,
-                 init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+    def _init_common(self, in_channels, out_channels, stride, dilation, downsample, style,
+                     with_cp, conv_cfg, norm_cfg, act_cfg, drop_path_rate) -> None:
         check_positive_int('in_channels', in_channels)
         check_positive_int('out_channels', out_channels)
-        if expansion != 1:
-            raise ValueError(f'BasicBlock has no bottleneck: expansion must be 1, got '
-                             f'{expansion!r}')
         check_positive_int('stride', stride)
         check_positive_int('dilation', dilation)
         check_choice('style', style, STYLES)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.expansion = 1
-        self.mid_channels = out_channels
         self.stride, self.dilation, self.style = stride, dilation, style
         self.with_cp = with_cp
         self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
+        self.norm_names: List[str] = []
+        # per conv: the plugin module names that run after it
+        self._plugins_after: List[Tuple[str, ...]] = []
+        self._act_cfg, self._drop_path_rate = act_cfg, drop_path_rate
+        self._shortcut = [downsample]  # registered by _finish(), after the convs (mmdet's order)
 
-        self.conv1 = build_conv_layer(conv_cfg, in_channels, self.mid_channels, 3, stride=stride,
-                                      padding=dilation, dilation=dilation, bias=False)
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, self.mid_channels, postfix=1)
-        self.add_module(self.norm1_name, norm1)
-        self.conv2 = build_conv_layer(conv_cfg, self.mid_channels, out_channels, 3, padding=1,
-                                      bias=False)
-        self.norm2_name, norm2 = build_norm_layer(norm_cfg, out_channels, postfix=2)
-        self.add_module(self.norm2_name, norm2)
-        self.relu = build_activation_layer(act_cfg)
-        self.downsample = downsample
-        self.drop_path = _drop_path_or_identity(drop_path_rate)
+    def _add_conv_norm(self, conv: nn.Module, channels: int) -> None:
+        index = len(self.norm_names) + 1
+        self.add_module(f'conv{index}', conv)
+        norm_name, norm = build_norm_layer(self.norm_cfg, channels, postfix=index)
+        self.add_module(norm_name, norm)
+        self.norm_names.append(norm_name)
+        self._plugins_after.append(())
+
+    def _finish(self, plugins: Sequence[dict], channels_after: Sequence[int]) -> None:
+        """Activation, shortcut, drop path and the plugins (``channels_after[k]`` channels after
+        conv ``k + 1``), registered in mmdet's order."""
+        self.relu = build_activation_layer(self._act_cfg)
+        self.downsample = self._shortcut.pop()
+        del self._shortcut
+        self.drop_path = _drop_path_or_identity(self._drop_path_rate)
+        self.plugins = check_plugins(plugins)
+        for k, channels in enumerate(channels_after):
+            position = f'after_conv{k + 1}'
+            names = []
+            for plugin in (p for p in self.plugins if p['position'] == position):
+                from mmcv.cnn import build_plugin_layer
+                cfg = dict(plugin['cfg'])
+                name, layer = build_plugin_layer(cfg, in_channels=channels,
+                                                 postfix=cfg.pop('postfix', ''))
+                if name in self._modules:
+                    raise ValueError(f'plugins: two {name!r} layers in one block; give them '
+                                     f'different cfg postfix values')
+                self.add_module(name, layer)
+                names.append(name)
+            self._plugins_after[k] = tuple(names)
+        self.with_plugins = bool(self.plugins)
+        # (conv name, norm name, plugin names) per conv, in forward order
+        self._steps = tuple((f'conv{k + 1}', norm_name, self._plugins_after[k])
+                            for k, norm_name in enumerate(self.norm_names))
 
     @property
     def norm1(self) -> nn.Module:
-        return self._modules[self.norm1_name]
+        return self._modules[self.norm_names[0]]
 
     @property
     def norm2(self) -> nn.Module:
-        return self._modules[self.norm2_name]
+        return self._modules[self.norm_names[1]]
+
+    @property
+    def norm1_name(self) -> str:
+        return self.norm_names[0]
+
+    @property
+    def norm2_name(self) -> str:
+        return self.norm_names[1]
 
     @property
     def last_norm(self) -> nn.Module:
         """The norm closing the residual branch (zeroed by ``zero_init_residual``)."""
-        return self.norm2
+        return self._modules[self.norm_names[-1]]
 
     def conv_norm_pairs(self) -> List[Tuple[str, str]]:
-        return [('conv1', self.norm1_name), ('conv2', self.norm2_name)]
+        return [(f'conv{k + 1}', name) for k, name in enumerate(self.norm_names)]
 
     def after_fuse(self) -> None:
-        self._folded = _all_folded(self, ('norm1_name', 'norm2_name'))
+        self._folded = (not self.with_plugins and type(self.relu) is nn.ReLU
+                        and all(isinstance(self._modules[n], nn.Identity)
+                                for n in self.norm_names))
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules
-        out = self.relu(modules[self.norm1_name](self.conv1(x)))
-        out = modules[self.norm2_name](self.conv2(out))
+        out = x
+        last = len(self._steps) - 1
+        for k, (conv_name, norm_name, plugin_names) in enumerate(self._steps):
+            out = modules[norm_name](modules[conv_name](out))
+            if k < last:
+                out = self.relu(out)
+            for name in plugin_names:
+                out = modules[name](out)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.drop_path(out)
         out += identity
         return out
 
     def _folded_forward(self, x: torch.Tensor) -> torch.Tensor:
+        modules = self._modules
+        out = x
+        for conv_name, _, _ in self._steps[:-1]:
+            out = conv_relu(modules[conv_name], out)
         identity = x if self.downsample is None else self.downsample(x)
-        return conv_add_relu(self.conv2, conv_relu(self.conv1, x), identity)
+        return conv_add_relu(modules[self._steps[-1][0]], out, identity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._folded and not self.training:
@@ -132,17 +253,56 @@ class BasicBlock(BaseModule):
         return self.relu(out)
 
 
-class Bottleneck(BaseModule):
-    """1x1 reduce, 3x3 (grouped for ResNeXt/RegNet), 1x1 expand, with a residual connection.
+class BasicBlock(_ResidualBlock):
+    """Two 3x3 convs with a residual connection (ResNet-18/34).
+
+    Input ``(N, in_channels, H, W)``; output ``(N, out_channels, ceil(H / stride),
+    ceil(W / stride))``. ``stride`` and ``dilation`` apply to the first conv; ``style`` is
+    accepted for a common signature with :class:`Bottleneck` and has no effect.
+    ``downsample`` maps the input to the output shape when they differ. ``dcn`` and ``plugins``
+    must be ``None`` (as in mmdet, which has them for bottlenecks only).
+    """
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, expansion: int = 1, stride: int = 1,
+                 dilation: int = 1, downsample: Optional[nn.Module] = None,
+                 style: str = 'pytorch', with_cp: bool = False, conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU', inplace=True), drop_path_rate: float = 0.0,
+                 dcn: Optional[dict] = None, plugins: Optional[Sequence[dict]] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if expansion != 1:
+            raise ValueError(f'BasicBlock has no bottleneck: expansion must be 1, got '
+                             f'{expansion!r}')
+        for name, value in (('dcn', dcn), ('plugins', plugins)):
+            if value:
+                raise ValueError(f'{name}={value!r}: BasicBlock (ResNet-18/34) has no {name} '
+                                 f'(nor has mmdet\'s); use a bottleneck depth (50, 101, 152)')
+        self._init_common(in_channels, out_channels, stride, dilation, downsample, style,
+                          with_cp, conv_cfg, norm_cfg, act_cfg, drop_path_rate)
+        self.expansion = 1
+        self.mid_channels = out_channels
+        self._add_conv_norm(build_conv_layer(conv_cfg, in_channels, out_channels, 3,
+                                             stride=stride, padding=dilation, dilation=dilation,
+                                             bias=False), out_channels)
+        self._add_conv_norm(build_conv_layer(conv_cfg, out_channels, out_channels, 3, padding=1,
+                                             bias=False), out_channels)
+        self._finish((), ())
+
+
+class Bottleneck(_ResidualBlock):
+    """1x1 reduce, 3x3 (grouped for ResNeXt/RegNet, deformable with ``dcn``), 1x1 expand, with a
+    residual connection.
 
     Input ``(N, in_channels, H, W)``; output ``(N, out_channels, ceil(H / stride),
     ceil(W / stride))``. ``style='pytorch'`` puts the stride on the 3x3 conv, ``'caffe'``
     (detectron2's ``stride_in_1x1=True``) on the first 1x1 conv. ``dilation`` applies to the
-    3x3 conv.
+    3x3 conv. ``dcn`` / ``plugins``: see the module docstring.
     """
 
     expansion = 4
-    _folded = False  # set by after_fuse(): norms folded into the convs
 
     def __init__(self, in_channels: int, out_channels: int, expansion: int = 4, stride: int = 1,
                  dilation: int = 1, downsample: Optional[nn.Module] = None,
@@ -150,15 +310,13 @@ class Bottleneck(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU', inplace=True), drop_path_rate: float = 0.0,
                  groups: int = 1, width_per_group: int = 4, base_channels: int = 64,
+                 dcn: Optional[dict] = None, plugins: Optional[Sequence[dict]] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        check_positive_int('in_channels', in_channels)
-        check_positive_int('out_channels', out_channels)
+        self._init_common(in_channels, out_channels, stride, dilation, downsample, style,
+                          with_cp, conv_cfg, norm_cfg, act_cfg, drop_path_rate)
         check_positive_int('expansion', expansion)
-        check_positive_int('stride', stride)
-        check_positive_int('dilation', dilation)
         check_positive_int('groups', groups)
-        check_choice('style', style, STYLES)
         if out_channels % expansion:
             raise ValueError(f'out_channels ({out_channels}) must be divisible by expansion '
                              f'({expansion})')
@@ -171,78 +329,33 @@ class Bottleneck(BaseModule):
                                  f'({mid_channels}) must be divisible by base_channels '
                                  f'({base_channels})')
             mid_channels = groups * width_per_group * mid_channels // base_channels
-        self.in_channels, self.out_channels = in_channels, out_channels
+        dcn = check_dcn(dcn)
+        if dcn is not None and conv_cfg is not None:
+            raise ValueError(f'dcn={dcn!r} replaces the 3x3 conv: conv_cfg must be None with it '
+                             f'(as in mmdet), got conv_cfg={conv_cfg!r}')
         self.expansion, self.mid_channels = expansion, mid_channels
-        self.stride, self.dilation, self.style = stride, dilation, style
         self.groups, self.width_per_group = groups, width_per_group
-        self.with_cp = with_cp
-        self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
+        self.dcn, self.with_dcn = dcn, dcn is not None
         self.conv1_stride, self.conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
 
-        self.conv1 = build_conv_layer(conv_cfg, in_channels, mid_channels, kernel_size=1,
-                                      stride=self.conv1_stride, bias=False)
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, mid_channels, postfix=1)
-        self.add_module(self.norm1_name, norm1)
-        self.conv2 = build_conv_layer(conv_cfg, mid_channels, mid_channels, kernel_size=3,
-                                      stride=self.conv2_stride, padding=dilation,
-                                      dilation=dilation, groups=groups, bias=False)
-        self.norm2_name, norm2 = build_norm_layer(norm_cfg, mid_channels, postfix=2)
-        self.add_module(self.norm2_name, norm2)
-        self.conv3 = build_conv_layer(conv_cfg, mid_channels, out_channels, kernel_size=1,
-                                      bias=False)
-        self.norm3_name, norm3 = build_norm_layer(norm_cfg, out_channels, postfix=3)
-        self.add_module(self.norm3_name, norm3)
-        self.relu = build_activation_layer(act_cfg)
-        self.downsample = downsample
-        self.drop_path = _drop_path_or_identity(drop_path_rate)
-
-    @property
-    def norm1(self) -> nn.Module:
-        return self._modules[self.norm1_name]
-
-    @property
-    def norm2(self) -> nn.Module:
-        return self._modules[self.norm2_name]
+        self._add_conv_norm(build_conv_layer(conv_cfg, in_channels, mid_channels, kernel_size=1,
+                                             stride=self.conv1_stride, bias=False), mid_channels)
+        conv2_args = dict(kernel_size=3, stride=self.conv2_stride, padding=dilation,
+                          dilation=dilation, groups=groups, bias=False)
+        conv2 = (build_dcn_conv(dcn, mid_channels, mid_channels, **conv2_args) if self.with_dcn
+                 else build_conv_layer(conv_cfg, mid_channels, mid_channels, **conv2_args))
+        self._add_conv_norm(conv2, mid_channels)
+        self._add_conv_norm(build_conv_layer(conv_cfg, mid_channels, out_channels, kernel_size=1,
+                                             bias=False), out_channels)
+        self._finish(plugins, (mid_channels, mid_channels, out_channels))
 
     @property
     def norm3(self) -> nn.Module:
-        return self._modules[self.norm3_name]
+        return self._modules[self.norm_names[2]]
 
     @property
-    def last_norm(self) -> nn.Module:
-        """The norm closing the residual branch (zeroed by ``zero_init_residual``)."""
-        return self.norm3
-
-    def conv_norm_pairs(self) -> List[Tuple[str, str]]:
-        return [('conv1', self.norm1_name), ('conv2', self.norm2_name),
-                ('conv3', self.norm3_name)]
-
-    def after_fuse(self) -> None:
-        self._folded = _all_folded(self, ('norm1_name', 'norm2_name', 'norm3_name'))
-
-    def _folded_forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = conv_relu(self.conv2, conv_relu(self.conv1, x))
-        identity = x if self.downsample is None else self.downsample(x)
-        return conv_add_relu(self.conv3, out, identity)
-
-    def _residual(self, x: torch.Tensor) -> torch.Tensor:
-        modules = self._modules
-        out = self.relu(modules[self.norm1_name](self.conv1(x)))
-        out = self.relu(modules[self.norm2_name](self.conv2(out)))
-        out = modules[self.norm3_name](self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.drop_path(out)
-        out += identity
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._folded and not self.training:
-            return self._folded_forward(x)
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(self._residual, x, use_reentrant=False)
-        else:
-            out = self._residual(x)
-        return self.relu(out)
+    def norm3_name(self) -> str:
+        return self.norm_names[2]
 
 
 def get_expansion(block: type, expansion: Optional[int] = None) -> int:
@@ -277,22 +390,47 @@ def make_downsample(in_channels: int, out_channels: int, stride: int = 1,
     return nn.Sequential(*layers)
 
 
+def block_dilations(num_blocks: int, dilation: int = 1,
+                    multi_grid: Optional[Sequence[int]] = None,
+                    contract_dilation: bool = False) -> List[int]:
+    """The 3x3 dilation of each block of a stage, with mmseg's meanings.
+
+    ``multi_grid`` (DeepLabV3): the rates of the stage's blocks, one per block, used as they are
+    (not multiplied by ``dilation``). ``contract_dilation``: the first block of a dilated stage
+    uses ``dilation // 2`` (so a stage switching from stride 2 to dilation 2 starts with the
+    receptive field its stride had). Without either, every block uses ``dilation``.
+    """
+    check_positive_int('dilation', dilation)
+    if multi_grid is not None:
+        if not isinstance(multi_grid, (list, tuple)) or len(multi_grid) != num_blocks:
+            raise ValueError(f'multi_grid must give one dilation per block of the last stage '
+                             f'({num_blocks} blocks), got {multi_grid!r}')
+        for rate in multi_grid:
+            check_positive_int('each multi_grid rate', rate)
+        return list(multi_grid)
+    first = dilation // 2 if contract_dilation and dilation > 1 else dilation
+    return [first] + [dilation] * (num_blocks - 1)
+
+
 class ResLayer(nn.Sequential):
     """One residual stage: ``num_blocks`` blocks, the first one with ``stride`` and (when the
     shape changes) a downsample branch.
 
     Input ``(N, in_channels, H, W)``, output ``(N, out_channels, ceil(H / stride),
     ceil(W / stride))``. Every block gets ``dilation`` (DC5 / output-stride-8 stages use
-    ``stride=1, dilation=2`` or ``4``). ``drop_path_rate`` is one float for every block or one
-    per block. Other keyword arguments go to every block (``style``, ``with_cp``, ``groups``,
-    ``width_per_group``, ``base_channels``, ``act_cfg``).
+    ``stride=1, dilation=2`` or ``4``), unless ``multi_grid`` / ``contract_dilation`` (mmseg's,
+    see :func:`block_dilations`) say otherwise. ``drop_path_rate`` is one float for every block
+    or one per block. Other keyword arguments go to every block (``style``, ``with_cp``,
+    ``groups``, ``width_per_group``, ``base_channels``, ``act_cfg``, ``dcn``, ``plugins``).
     """
 
     def __init__(self, block: type, num_blocks: int, in_channels: int, out_channels: int,
                  expansion: Optional[int] = None, stride: int = 1, dilation: int = 1,
                  avg_down: bool = False, conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
-                 drop_path_rate: Union[float, Sequence[float]] = 0.0, **kwargs):
+                 drop_path_rate: Union[float, Sequence[float]] = 0.0,
+                 multi_grid: Optional[Sequence[int]] = None, contract_dilation: bool = False,
+                 **kwargs):
         check_positive_int('num_blocks', num_blocks)
         self.block = block
         self.expansion = get_expansion(block, expansion)
@@ -303,6 +441,7 @@ class ResLayer(nn.Sequential):
             if len(rates) != num_blocks:
                 raise ValueError(f'drop_path_rate has {len(rates)} values for {num_blocks} '
                                  f'blocks; give one float or one value per block')
+        dilations = block_dilations(num_blocks, dilation, multi_grid, contract_dilation)
         downsample = None
         if stride != 1 or in_channels != out_channels:
             downsample = make_downsample(in_channels, out_channels, stride, avg_down, conv_cfg,
@@ -312,12 +451,13 @@ class ResLayer(nn.Sequential):
             blocks.append(block(
                 in_channels=in_channels if i == 0 else out_channels,
                 out_channels=out_channels, expansion=self.expansion,
-                stride=stride if i == 0 else 1, dilation=dilation,
+                stride=stride if i == 0 else 1, dilation=dilations[i],
                 downsample=downsample if i == 0 else None, conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg, drop_path_rate=rates[i], **kwargs))
         super().__init__(*blocks)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.dilation = stride, dilation
+        self.dilations = tuple(dilations)
 
 
 def make_res_layer(**kwargs) -> ResLayer:
@@ -326,4 +466,5 @@ def make_res_layer(**kwargs) -> ResLayer:
 
 
 __all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'make_res_layer', 'make_downsample',
-           'get_expansion']
+           'get_expansion', 'block_dilations', 'check_dcn', 'check_plugins', 'build_dcn_conv',
+           'stage_dcn_and_plugins']

@@ -301,10 +301,12 @@ def test_raw_timm_checkpoint_loads_through_init_cfg(convert, tmp_path):
                                    atol=1e-5)
 
 
-def test_signature_is_mmpretrains():
+def test_signature_is_mmpretrains_plus_mmdets_extras():
     import inspect
     theirs = list(inspect.signature(mmpretrain_backbone('RegNet').__init__).parameters)
-    assert list(inspect.signature(RegNet.__init__).parameters) == theirs
+    ours = list(inspect.signature(RegNet.__init__).parameters)
+    assert [name for name in ours if name in theirs] == theirs  # same names, same order
+    assert set(ours) - set(theirs) == {'dcn', 'stage_with_dcn', 'plugins', 'pretrained'}
 
 
 def test_frozen_bn_and_group_norm_configs():
@@ -318,3 +320,36 @@ def test_frozen_bn_and_group_norm_configs():
     gn = RegNet(X200, norm_cfg=dict(type='GN', num_groups=8))
     assert 'gn1.weight' in gn.state_dict() and 'layer1.0.gn3.weight' in gn.state_dict()
     assert gn(torch.randn(1, 3, 32, 32))[0].shape == (1, 368, 1, 1)
+
+
+# ----- mmdet's arguments -------------------------------------------------------------------------
+def test_mmdet_plugins_pretrained_and_dcn_arguments():
+    plugins = [dict(cfg=dict(type='ContextBlock', ratio=1. / 16), stages=(False, True, True, True),
+                    position='after_conv3')]
+    with pytest.warns(UserWarning, match='deprecated'):
+        model = RegNet('regnetx_400mf', out_indices=ALL, plugins=plugins,
+                       pretrained='open-mmlab://regnetx_400mf')
+    assert model.init_cfg == dict(type='Pretrained', checkpoint='open-mmlab://regnetx_400mf')
+    keys = model.state_dict()
+    assert 'layer2.0.context_block.conv_mask.weight' in keys
+    assert not any('context_block' in k for k in keys if k.startswith('layer1.'))
+    block, x = model.layer2[0].eval(), torch.randn(1, 32, 8, 8)
+    with torch.no_grad():
+        out = block.relu(block.norm2(block.conv2(block.relu(block.norm1(block.conv1(x))))))
+        expected = block.relu(block.context_block(block.norm3(block.conv3(out)))
+                              + block.downsample(x))
+        torch.testing.assert_close(block(x), expected)
+    dcn = dict(dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False),
+               stage_with_dcn=(False, True, True, True))
+    try:
+        import mmcv.ops  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match='full mmcv'):
+            RegNet('regnetx_400mf', **dcn)
+    else:
+        model = RegNet('regnetx_400mf', out_indices=ALL, **dcn)
+        assert type(model.layer2[0].conv2).__name__ == 'ModulatedDeformConv2dPack'
+    with pytest.raises(ValueError, match='stage_with_dcn'):
+        RegNet('regnetx_400mf', dcn=dict(type='DCN'), stage_with_dcn=(True,))
+    with pytest.raises(ValueError, match='contradict'):
+        RegNet('regnetx_400mf', pretrained='a.pth', init_cfg=dict(type='Kaiming'))

@@ -376,3 +376,185 @@ def test_every_config_builds(path):
             outs = model(torch.randn(1, 3, 64, 64))
         outs = list(outs.values()) if isinstance(outs, dict) else list(outs)
         assert [o.shape[1] for o in outs] == list(model.out_channels)
+
+
+# ----- mmdet / mmseg arguments -------------------------------------------------------------------
+def _has_mmcv_ops() -> bool:
+    try:
+        import mmcv.ops  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_mmseg_contract_dilation_and_multi_grid():
+    os8 = dict(depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))
+    plain = ResNetV1c(**os8)
+    assert [b.conv2.dilation[0] for b in plain.layer3] == [2] * 6
+    contracted = ResNetV1c(contract_dilation=True, **os8)
+    assert [b.conv2.dilation[0] for b in contracted.layer3] == [1, 2, 2, 2, 2, 2]
+    assert [b.conv2.dilation[0] for b in contracted.layer4] == [2, 4, 4]
+    assert [b.conv2.padding[0] for b in contracted.layer4] == [2, 4, 4]
+    assert [b.conv2.dilation[0] for b in contracted.layer2] == [1] * 4  # not dilated
+    grid = ResNetV1c(contract_dilation=True, multi_grid=(1, 2, 4), **os8)
+    assert [b.conv2.dilation[0] for b in grid.layer4] == [1, 2, 4]  # rates as given
+    assert [b.conv2.dilation[0] for b in grid.layer3] == [1, 2, 2, 2, 2, 2]
+    # same weights, different dilations: the outputs differ only from the changed block on
+    grid.load_state_dict(plain.state_dict())
+    plain.eval(), grid.eval()
+    with torch.no_grad():
+        a, b = plain(torch.randn(1, 3, 32, 32)), grid(torch.randn(1, 3, 32, 32))
+    assert [t.shape for t in a] == [t.shape for t in b]
+    assert grid.out_strides == (4, 8, 8, 8)
+
+
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(multi_grid=(1, 2)), ValueError, 'multi_grid must give one dilation per block'),
+    (dict(multi_grid=(1, 0, 4)), ValueError, 'multi_grid'),
+    (dict(contract_dilation='yes'), TypeError, 'contract_dilation'),
+    (dict(dcn=dict(type='Conv2d')), ValueError, 'dcn must be None or an mmcv deformable'),
+    (dict(dcn=dict(type='DCN', fallback_on_stride=True), stage_with_dcn=(False, True, True,
+                                                                          True)),
+     ValueError, 'fallback_on_stride'),
+    (dict(dcn=dict(type='DCN'), stage_with_dcn=(False, True)), ValueError, 'stage_with_dcn'),
+    (dict(dcn=dict(type='DCN'), stage_with_dcn=(False, True, True, True),
+          conv_cfg=dict(type='ConvWS')), ValueError, 'conv_cfg must be None'),
+    (dict(depth=18, dcn=dict(type='DCN'), stage_with_dcn=(False, True, True, True)),
+     ValueError, 'BasicBlock'),
+    (dict(depth=18, plugins=[dict(cfg=dict(type='ContextBlock', ratio=0.25),
+                                  position='after_conv2')]), ValueError, 'BasicBlock'),
+    (dict(plugins=[dict(cfg=dict(type='ContextBlock', ratio=0.25), position='after_conv4')]),
+     ValueError, 'position'),
+    (dict(plugins=[dict(cfg=dict(type='ContextBlock', ratio=0.25), position='after_conv3',
+                        stages=(True,))]), ValueError, 'stages'),
+    (dict(plugins=[dict(cfg=dict(type='ContextBlock', ratio=0.25), position='after_conv3',
+                        where=1)]), KeyError, 'where'),
+    (dict(plugins=[dict(cfg=dict(type='ContextBlock', ratio=0.25), position='after_conv3')] * 2),
+     ValueError, 'postfix'),
+    (dict(pretrained=dict(checkpoint='x')), TypeError, 'pretrained'),
+    (dict(pretrained='r50.pth', init_cfg=dict(type='Kaiming', layer='Conv2d')), ValueError,
+     'contradict'),
+])
+def test_bad_mmdet_mmseg_arguments(kwargs, error, match):
+    kwargs = dict(dict(depth=50), **kwargs)
+    with pytest.raises(error, match=match):
+        ResNet(**kwargs)
+
+
+def test_dcn_needs_the_full_mmcv():
+    dcn = dict(dcn=dict(type='DCN', deform_groups=1, fallback_on_stride=False),
+               stage_with_dcn=(False, True, True, True))
+    if not _has_mmcv_ops():  # mmcv-lite: a clear error naming the install
+        with pytest.raises(ImportError, match='full mmcv'):
+            ResNet(depth=50, **dcn)
+        return
+    model = ResNeXt(depth=50, groups=32, base_width=4, **dcn)
+    assert type(model.layer1[0].conv2).__name__ == 'Conv2d'
+    assert type(model.layer2[0].conv2).__name__ == 'DeformConv2dPack'
+    assert model.layer2[0].conv2.groups == 32
+    assert 'layer2.0.conv2.conv_offset.weight' in model.state_dict()
+
+
+def test_mmdet_plugins_positions_and_stages():
+    plugins = [dict(cfg=dict(type='ContextBlock', ratio=1. / 4), stages=(False, True, True, True),
+                    position='after_conv3'),
+               dict(cfg=dict(type='GeneralizedAttention', spatial_range=-1, num_heads=8,
+                             attention_type='0010', kv_stride=2),
+                    stages=(False, False, True, True), position='after_conv2')]
+    model = ResNet(depth=50, plugins=plugins).eval()
+    keys = model.state_dict()
+    assert not any('context_block' in k for k in keys if k.startswith('layer1.'))
+    assert 'layer2.3.context_block.conv_mask.weight' in keys
+    assert 'layer3.0.gen_attention_block.key_conv.weight' in keys
+    assert not any('gen_attention_block' in k for k in keys if k.startswith('layer2.'))
+    # the block runs conv1..conv3 with each plugin at its position, then adds the shortcut
+    block, x = model.layer3[0], torch.randn(1, 512, 8, 8)
+    with torch.no_grad():
+        out = block.relu(block.norm1(block.conv1(x)))
+        out = block.gen_attention_block(block.relu(block.norm2(block.conv2(out))))
+        out = block.context_block(block.norm3(block.conv3(out)))
+        expected = block.relu(out + block.downsample(x))
+        torch.testing.assert_close(block(x), expected)
+        assert [o.shape[1] for o in model(torch.randn(1, 3, 64, 64))] == [256, 512, 1024, 2048]
+        before = model(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+        model.fuse()  # plugins keep the unfused forward; values stay the same
+        after = model(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    for a, b in zip(after, before):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_two_plugins_of_one_type_need_postfixes_and_chain():
+    plugins = [dict(cfg=dict(type='ContextBlock', ratio=0.25, postfix=i), position='after_conv3')
+               for i in (1, 2)]
+    block = ResNet(depth=50, out_indices=(0,), plugins=plugins).layer1[1].eval()
+    x = torch.randn(1, 256, 8, 8)
+    with torch.no_grad():
+        out = block.norm3(block.conv3(block.relu(block.norm2(block.conv2(
+            block.relu(block.norm1(block.conv1(x))))))))
+        expected = block.relu(block.context_block2(block.context_block1(out)) + x)
+        torch.testing.assert_close(block(x), expected)
+
+
+def test_resnext_base_width_is_width_per_group():
+    ours = ResNeXt(depth=50, groups=32, width_per_group=8)
+    mmdet_style = ResNeXt(depth=50, groups=32, base_width=8)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in mmdet_style.state_dict().items()}
+    assert mmdet_style.layer1[0].conv2.out_channels == 256
+    assert ResNeXt(depth=50, groups=32, base_width=4, width_per_group=4).width_per_group == 4
+    with pytest.raises(ValueError, match='base_width=8 .* contradict'):
+        ResNeXt(depth=50, groups=32, width_per_group=4, base_width=8)
+    with pytest.raises(ValueError, match='base_width'):
+        ResNeXt(depth=50, groups=32, base_width=0)
+
+
+def test_pretrained_and_stem_channels_none():
+    with pytest.warns(UserWarning, match='deprecated'):
+        model = build_backbone(dict(type='ResNetV1c', depth=18, pretrained='open-mmlab://x'))
+    assert model.init_cfg == dict(type='Pretrained', checkpoint='open-mmlab://x')
+    assert ResNet(depth=18).init_cfg[0]['type'] == 'Kaiming'  # the default init otherwise
+    model = ResNet(depth=18, stem_channels=None, base_channels=32)
+    assert model.conv1.out_channels == 32  # mmdet: stem as wide as base_channels
+
+
+def _mmcv_era_deep_stem(in_channels=3, stem_channels=64, norm_cfg=dict(type='BN')):
+    """The deep stem as mmdet/mmseg build it: one Sequential of conv, norm, ReLU (x3)."""
+    from mmcv.cnn import build_conv_layer, build_norm_layer
+    half, layers = stem_channels // 2, []
+    for cin, cout, stride in ((in_channels, half, 2), (half, half, 1), (half, stem_channels, 1)):
+        layers += [build_conv_layer(None, cin, cout, 3, stride=stride, padding=1, bias=False),
+                   build_norm_layer(norm_cfg, cout)[1], nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize('norm_cfg', [dict(type='BN'), dict(type='GN', num_groups=8)],
+                         ids=['bn', 'gn'])
+def test_mmcv_era_deep_stem_checkpoint_loads_every_tensor(tmp_path, norm_cfg):
+    from mmbackbones.checkpoint import detect_format, load_checkpoint
+    source = randomize_(ResNetV1c(depth=18, norm_cfg=norm_cfg), seed=3)
+    stem = randomize_(_mmcv_era_deep_stem(norm_cfg=norm_cfg), seed=4).eval()
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith('stem.')}
+    state.update({f'stem.{k}': v for k, v in stem.state_dict().items()})
+    state['fc.weight'] = torch.zeros(10, 512)  # an ImageNet classifier, as open-mmlab:// has
+    assert [c.name for c in detect_format(state)] == ['openmmlab_resnet']
+    path = str(tmp_path / 'resnet18_v1c.pth')
+    torch.save({'state_dict': state}, path)
+    model = ResNetV1c(depth=18, norm_cfg=norm_cfg)
+    report = load_checkpoint(model, path, strict=True)
+    assert report.ok and any('openmmlab_resnet' in n for n in report.notes)
+    model.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.stem(x), stem(x))
+        source.eval()
+        for a, b in zip(model.layer1(model.stem(x)), source.layer1(stem(x))):
+            torch.testing.assert_close(a, b)
+    # a whole segmentor checkpoint (backbone.*) converts the same way
+    seg = {f'backbone.{k}': v for k, v in state.items()}
+    seg['decode_head.conv_seg.weight'] = torch.zeros(2, 8, 1, 1)
+    torch.save({'state_dict': seg}, path)
+    model = ResNetV1c(depth=18, norm_cfg=norm_cfg,
+                      init_cfg=dict(type='Pretrained', checkpoint=path, strict=True))
+    model.init_weights()
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval().stem(x), stem(x))

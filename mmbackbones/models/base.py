@@ -17,7 +17,8 @@ A family subclass calls ``_set_outputs(...)`` once its layers exist, implements
 ``stem_and_stages()`` (index 0 the stem, index ``i`` stage ``i``) and calls
 ``_freeze_stages()`` at the end of ``__init__``.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+import warnings
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -57,6 +58,38 @@ class BaseBackbone(BaseModule):
         self.frozen_stages = -1
         self.norm_eval = False
         self.in_channels: Optional[int] = None
+
+    # ----- mmdet/mmseg ``pretrained=`` ---------------------------------------------------------
+    @staticmethod
+    def _pretrained_to_init_cfg(pretrained: Optional[str],
+                                init_cfg: Union[dict, List[dict], None]
+                                ) -> Union[dict, List[dict], None]:
+        """The ``init_cfg`` meant by mmdet's/mmseg's deprecated ``pretrained=`` argument.
+
+        mmseg's ``EncoderDecoder`` pushes its model-level ``pretrained`` into the backbone
+        config, and older mmdet/mmseg configs set it on the backbone: a checkpoint string means
+        ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` (loaded through our safe
+        loader). As there, a string warns that ``init_cfg`` is the current spelling, anything but
+        a string or ``None`` is a ``TypeError``, and giving both ``pretrained`` and a different
+        ``init_cfg`` is refused (``ValueError``) rather than one silently winning. Returns the
+        ``init_cfg`` to pass on (``init_cfg`` itself when ``pretrained`` is ``None``).
+        """
+        if pretrained is None:
+            return init_cfg
+        if not isinstance(pretrained, str):
+            raise TypeError(f'pretrained must be a checkpoint path/URL string or None (as in '
+                            f'mmdet/mmseg), got {pretrained!r}')
+        if not pretrained:
+            raise ValueError("pretrained must be a non-empty checkpoint path/URL, got ''")
+        wanted = dict(type='Pretrained', checkpoint=pretrained)
+        if init_cfg and init_cfg != wanted:
+            raise ValueError(f'pretrained={pretrained!r} and init_cfg={init_cfg!r} contradict '
+                             f'each other (mmdet/mmseg refuse both too); give only '
+                             f'init_cfg=dict(type=\'Pretrained\', checkpoint=...)')
+        warnings.warn(f'pretrained={pretrained!r} is deprecated (as in mmdet/mmseg): it means '
+                      f'init_cfg=dict(type=\'Pretrained\', checkpoint={pretrained!r})',
+                      UserWarning, stacklevel=3)
+        return wanted
 
     # ----- output metadata -------------------------------------------------------------------
     def _set_outputs(self, channels: Sequence[int], strides: Sequence[int],

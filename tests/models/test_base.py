@@ -70,3 +70,28 @@ def test_detectron2_padding_contract_defaults():
     model = ToyBackbone()
     assert model.size_divisibility == 0
     assert model.padding_constraints == {}
+
+
+# ----- mmdet/mmseg pretrained= -------------------------------------------------------------------
+def test_pretrained_string_means_a_pretrained_init_cfg_and_warns():
+    from mmbackbones.models.base import BaseBackbone
+    with pytest.warns(UserWarning, match='deprecated'):
+        cfg = BaseBackbone._pretrained_to_init_cfg('open-mmlab://resnet50_v1c', None)
+    assert cfg == dict(type='Pretrained', checkpoint='open-mmlab://resnet50_v1c')
+    same = dict(type='Pretrained', checkpoint='a.pth')
+    with pytest.warns(UserWarning):
+        assert BaseBackbone._pretrained_to_init_cfg('a.pth', same) == same
+    kaiming = [dict(type='Kaiming')]
+    assert BaseBackbone._pretrained_to_init_cfg(None, kaiming) is kaiming
+
+
+@pytest.mark.parametrize('pretrained, init_cfg, error, match', [
+    ('a.pth', dict(type='Kaiming', layer='Conv2d'), ValueError, 'contradict'),
+    ('a.pth', dict(type='Pretrained', checkpoint='b.pth'), ValueError, 'contradict'),
+    (True, None, TypeError, 'pretrained must be'),
+    ('', None, ValueError, 'non-empty'),
+])
+def test_pretrained_bad_combinations_are_refused(pretrained, init_cfg, error, match):
+    from mmbackbones.models.base import BaseBackbone
+    with pytest.raises(error, match=match):
+        BaseBackbone._pretrained_to_init_cfg(pretrained, init_cfg)

@@ -10,6 +10,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ...utils.validation import check_positive_int
+
 INTERPOLATE_MODES = ('nearest', 'bilinear', 'bicubic', 'area', 'nearest-exact')
 
 
@@ -34,6 +36,26 @@ def _pair(value, name: str) -> Tuple[int, int]:
         if pair[0] is not None and pair[1] is not None:
             return pair
     raise TypeError(f'{name} must be an int or a pair of ints (H, W), got {value!r}')
+
+
+def check_pair(name: str, value) -> Tuple[int, int]:
+    """Validate an image/patch size argument: a positive int or a pair of them -> ``(h, w)``.
+    Raises ``ValueError``/``TypeError`` naming ``name``."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]  # mmseg/mmdet accept a 1-tuple
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return check_positive_int(name, value[0]), check_positive_int(name, value[1])
+    if isinstance(value, (list, tuple)):
+        raise ValueError(f'{name} must be an int or a pair (H, W), got {value!r}')
+    v = check_positive_int(name, value)
+    return v, v
+
+
+def is_tracing() -> bool:
+    """True while ``torch.jit.trace``/``torch.onnx.export`` records: sizes are then traced
+    values, so code that branches on a size must take the branch-free path to stay valid for
+    other input sizes (``export --dynamic``)."""
+    return torch.jit.is_tracing()
 
 
 def infer_grid_shape(num_patches: int, hint: Optional[Sequence[int]] = None) -> Tuple[int, int]:
@@ -92,8 +114,8 @@ def resize_pos_embed(pos_embed: torch.Tensor,
     if src_h * src_w != num_patches:
         raise ValueError(f'pos_embed has {length} entries, which is not {num_extra_tokens} extra '
                          f'tokens + a {src_h}x{src_w} grid ({src_h * src_w} entries)')
-    if (src_h, src_w) == (dst_h, dst_w):
-        return pos_embed
+    if not is_tracing() and (src_h, src_w) == (dst_h, dst_w):
+        return pos_embed  # (traced: always interpolate; at an equal size it is the identity)
     extra = pos_embed[:, :num_extra_tokens]
     grid = pos_embed[:, num_extra_tokens:].reshape(n, src_h, src_w, channels).permute(0, 3, 1, 2)
     # bicubic interpolation is only implemented for floating types >= fp32 on some backends

@@ -155,3 +155,31 @@ def check_rate(name: str, value) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f'{name} must be a float in [0, 1), got {value!r}')
     return float(value)
+
+
+def check_cfg_keys(name: str, cfg, allowed: Iterable[str]) -> dict:
+    """A config dict whose keys are all in ``allowed`` -> a plain copy; names ``name`` in the
+    ``TypeError``/``ValueError`` otherwise."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f'{name} must be a dict, got {cfg!r} ({type(cfg).__name__})')
+    allowed = list(allowed)
+    unknown = sorted(set(cfg) - set(allowed))
+    if unknown:
+        raise ValueError(f'{name} has unknown keys {unknown}; allowed keys: {allowed}')
+    return dict(cfg)
+
+
+def is_pretrained_init(init_cfg) -> bool:
+    """True when ``init_cfg`` is a single Pretrained entry (the weights come from a file)."""
+    if isinstance(init_cfg, (list, tuple)) and len(init_cfg) == 1:
+        init_cfg = init_cfg[0]
+    if not isinstance(init_cfg, Mapping):
+        return False
+    kind = init_cfg.get('type')
+    return kind == 'Pretrained' or getattr(kind, '__name__', None) == 'PretrainedInit'
+
+
+def has_pretrained_init(init_cfg) -> bool:
+    """True when ``init_cfg`` (a dict or a list of them) has a Pretrained entry."""
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(is_pretrained_init(c) for c in cfgs)

@@ -19,7 +19,7 @@ pads its map to a multiple of the window, and patch merging pads odd sides. Stag
 input gives ``ceil(H / stride) x ceil(W / stride)`` maps. Internally maps are kept as
 ``(N, H, W, C)``. Sizes stay symbolic under tracing (``export --dynamic``).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +27,8 @@ import torch.utils.checkpoint as cp
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
-                                 check_rate, normalize_out_indices)
+from ...utils.validation import (check_bool, check_cfg_keys, check_choice, check_frozen_stages,
+                                 check_positive_int, check_rate, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
 from ..layers.ffn import FFN
@@ -56,15 +56,6 @@ ATTN_CFG_KEYS = ('qkv_bias', 'qk_scale', 'attn_drop', 'proj_drop')
 FFN_CFG_KEYS = ('act_cfg', 'ffn_drop')
 DOWNSAMPLE_CFG_KEYS = ('norm_cfg', )
 PATCH_CFG_KEYS = ('norm_cfg', 'padding', 'bias')
-
-
-def _check_keys(name: str, cfg, allowed: Sequence[str]) -> dict:
-    if not isinstance(cfg, dict):
-        raise TypeError(f'{name} must be a dict, got {cfg!r} ({type(cfg).__name__})')
-    unknown = sorted(set(cfg) - set(allowed))
-    if unknown:
-        raise ValueError(f'{name} has unknown keys {unknown}; allowed keys: {list(allowed)}')
-    return dict(cfg)
 
 
 def _per_item(name: str, cfgs, count: int) -> List[dict]:
@@ -160,10 +151,10 @@ def _block_cfgs(stage_cfg: dict, depth: int, defaults: dict, name: str) -> List[
     out = []
     for j, cfg in enumerate(_per_item(f'{name}["block_cfgs"]',
                                       stage_cfg.get('block_cfgs'), depth)):
-        cfg = _check_keys(f'{name}["block_cfgs"][{j}]', cfg, BLOCK_CFG_KEYS)
+        cfg = check_cfg_keys(f'{name}["block_cfgs"][{j}]', cfg, BLOCK_CFG_KEYS)
         block = dict(defaults)
-        attn = _check_keys(f'{name} attn_cfgs', cfg.pop('attn_cfgs', {}), ATTN_CFG_KEYS)
-        ffn = _check_keys(f'{name} ffn_cfgs', cfg.pop('ffn_cfgs', {}), FFN_CFG_KEYS)
+        attn = check_cfg_keys(f'{name} attn_cfgs', cfg.pop('attn_cfgs', {}), ATTN_CFG_KEYS)
+        ffn = check_cfg_keys(f'{name} ffn_cfgs', cfg.pop('ffn_cfgs', {}), FFN_CFG_KEYS)
         block.update(cfg, **attn)
         if 'ffn_drop' in ffn:
             block['ffn_drop'] = check_rate('ffn_cfgs ffn_drop', ffn['ffn_drop'])
@@ -434,7 +425,7 @@ class SwinTransformer(BaseBackbone):
     def _build_stem(self, patch_cfg, patch_norm_cfg, drop_rate: float) -> None:
         """``patch_embed``, ``absolute_pos_embed`` (optional) and ``drop_after_pos``."""
         cfg = dict(norm_cfg=patch_norm_cfg)
-        cfg.update(_check_keys('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS))
+        cfg.update(check_cfg_keys('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS))
         if cfg['norm_cfg'] is not None:
             check_norm_cfg(cfg['norm_cfg'], 'patch_cfg norm_cfg')
         self.patch_embed = PatchEmbed(self.in_channels, self.embed_dims, self.patch_size,
@@ -456,8 +447,8 @@ class SwinTransformer(BaseBackbone):
         self.stages = nn.ModuleList()
         channels, strides, dims = [], [], self.embed_dims
         for i in range(last_built + 1):
-            stage_cfg = _check_keys(f'stage_cfgs[{i}]', stage_cfgs[i], STAGE_CFG_KEYS)
-            down_cfg = _check_keys(f'stage_cfgs[{i}]["downsample_cfg"]',
+            stage_cfg = check_cfg_keys(f'stage_cfgs[{i}]', stage_cfgs[i], STAGE_CFG_KEYS)
+            down_cfg = check_cfg_keys(f'stage_cfgs[{i}]["downsample_cfg"]',
                                    stage_cfg.get('downsample_cfg', {}), DOWNSAMPLE_CFG_KEYS)
             # Patch merging after stage i feeds stage i + 1, or the output of stage i itself
             # with out_after_downsample; without either it would be unused, so not built.

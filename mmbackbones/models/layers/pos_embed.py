@@ -125,3 +125,39 @@ def resize_pos_embed(pos_embed: torch.Tensor,
     grid = F.interpolate(grid.float(), size=(dst_h, dst_w), mode=mode, **kwargs)
     grid = grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
     return torch.cat((extra, grid), dim=1)
+
+
+def adapt_pos_embed(ckpt: torch.Tensor, target_shape: Sequence[int], num_extra_tokens: int,
+                    grid: Sequence[int], mode: str = 'bicubic') -> Tuple[torch.Tensor, str]:
+    """Fit a checkpoint's ``(1, L, C)`` position embedding to a model's ``target_shape`` whose
+    ``num_extra_tokens`` (0 or 1) precede a ``grid``: the class-token entry is dropped or added
+    (zeros), the grid resized with ``mode``. Returns ``(tensor, note)``; ``ckpt`` itself (and
+    a note saying why, or ``''`` when it already fits) when it cannot be read.
+    """
+    grid = tuple(grid)
+    if tuple(ckpt.shape) == tuple(target_shape) or ckpt.dim() != 3 \
+            or ckpt.shape[2] != target_shape[2]:
+        return ckpt, ''  # equal, or not a pos_embed we can read: the loader reports it
+    length = ckpt.shape[1]
+    # how many leading non-grid entries the checkpoint has: the model's count or the other
+    # one (0 <-> 1). Prefer a reading that gives exactly the model's grid (9 entries are
+    # 1 + 2x4 for a 2x4 model, not 3x3), then the model's count.
+    readings = []
+    for ckpt_extra in (num_extra_tokens, 1 - num_extra_tokens):
+        try:
+            readings.append((ckpt_extra, infer_grid_shape(length - ckpt_extra, hint=grid)))
+        except ValueError:
+            if length - ckpt_extra == grid[0] * grid[1]:
+                readings.append((ckpt_extra, grid))
+    readings.sort(key=lambda r: r[1] != grid)
+    if not readings:
+        return ckpt, (f'pos_embed of shape {tuple(ckpt.shape)} in the checkpoint: cannot infer '
+                      f'its patch grid, left as is (model: {tuple(target_shape)})')
+    ckpt_extra, src = readings[0]
+    if ckpt_extra > num_extra_tokens:  # checkpoint has a cls token the model lacks
+        ckpt = ckpt[:, 1:]
+    elif ckpt_extra < num_extra_tokens:  # timm no_embed_class: cls gets no position
+        ckpt = torch.cat((ckpt.new_zeros(1, 1, ckpt.shape[2]), ckpt), dim=1)
+    resized = resize_pos_embed(ckpt, src, grid, mode, num_extra_tokens)
+    return resized, (f'Resized pos_embed from {tuple(ckpt.shape)} (grid {src[0]}x{src[1]}) to '
+                     f'{tuple(resized.shape)} (grid {grid[0]}x{grid[1]})')

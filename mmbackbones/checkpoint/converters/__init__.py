@@ -1,13 +1,14 @@
 """Key converters: one small module per source format, each pure keys-in/keys-out.
 
 A converter module is named ``<source>_<arch>.py`` (``timm_resnet``, ``torchvision_resnet``,
-``detectron2_resnet``, ``timm_vit``, ...) and defines
+``detectron2_resnet``, ``timm_vit``, ``timm_swin`` (also original Microsoft Swin, mmdet's
+``convert_weights=True`` files), ``mmseg_vit`` (mmseg's ``attn.attn.in_proj_*``), ...) and defines
 
 * ``is_<module>(state_dict)`` (or ``is_<module>_state_dict``): True when the keys are that layout;
 * ``convert_<module>(state_dict)``: a new dict in mmbackbones (= mmpretrain) names.
 
 Modules are discovered by name, so adding a format is adding a file. ``convert_state_dict`` picks
-one from an explicit ``convert='timm'|'torchvision'|'mmpretrain'|'detectron2'`` or, with
+one from an explicit ``convert='timm'|'torchvision'|'mmpretrain'|'detectron2'|'mmseg'`` or, with
 ``'auto'``, from the keys (and keeps the dict unchanged when it already fits the model better).
 """
 import importlib
@@ -21,7 +22,8 @@ __all__ = ['Converter', 'available_converters', 'detect_format', 'convert_state_
 
 # convert= values users write, and the module-name prefix each means
 SOURCES = {'timm': 'timm', 'torchvision': 'torchvision', 'detectron2': 'detectron2',
-           'd2': 'detectron2', 'mmpretrain': 'mmpretrain', 'mmcls': 'mmpretrain'}
+           'd2': 'detectron2', 'mmpretrain': 'mmpretrain', 'mmcls': 'mmpretrain',
+           'mmseg': 'mmseg'}
 NO_CONVERSION = (None, False, 'none', 'native', 'mmbackbones')
 
 
@@ -35,7 +37,7 @@ class Converter(NamedTuple):
 _CACHE: List[Converter] = []
 # tried first in auto mode: the specific layouts before the generic "strip backbone." one;
 # plain torchvision and timm ResNets share one layout (reported as torchvision_resnet)
-_PRIORITY = ('detectron2', 'torchvision', 'timm', 'mmpretrain')
+_PRIORITY = ('detectron2', 'torchvision', 'timm', 'mmseg', 'mmpretrain')
 
 
 def available_converters() -> List[Converter]:

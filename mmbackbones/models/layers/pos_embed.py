@@ -23,7 +23,8 @@ def _as_int(value):
     if isinstance(value, (int, torch.SymInt)):
         return value
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
-        return int(value)
+        # a traced size stays a tensor so that the graph keeps it symbolic
+        return value if torch.jit.is_tracing() else int(value)
     return None
 
 

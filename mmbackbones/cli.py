@@ -391,6 +391,12 @@ def cmd_export(args) -> int:
         print(f'onnxruntime check {status}: max |onnx - torch| = {result["max_abs_diff"]:.2e} '
               f'(tolerance {args.atol:g}; inputs {inputs})')
         if status != 'ok':
+            for check in verify:
+                for row in check['outputs']:
+                    if row.get('error') or row['max_abs_diff'] > args.atol:
+                        shape = 'x'.join(str(s) for s in check['input_shape'])
+                        print(f'  input {shape}, output {row["name"]}: '
+                              f'{row.get("error") or "max |diff| = %.2e" % row["max_abs_diff"]}')
             return 1
     return 0
 

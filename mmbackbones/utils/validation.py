@@ -155,3 +155,15 @@ def check_rate(name: str, value) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f'{name} must be a float in [0, 1), got {value!r}')
     return float(value)
+
+
+def check_cfg_keys(name: str, cfg, allowed: Iterable[str]) -> dict:
+    """A config dict whose keys are all in ``allowed`` -> a plain copy; names ``name`` in the
+    ``TypeError``/``ValueError`` otherwise."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f'{name} must be a dict, got {cfg!r} ({type(cfg).__name__})')
+    allowed = list(allowed)
+    unknown = sorted(set(cfg) - set(allowed))
+    if unknown:
+        raise ValueError(f'{name} has unknown keys {unknown}; allowed keys: {allowed}')
+    return dict(cfg)

@@ -1,7 +1,8 @@
 """Key converters: one small module per source format, each pure keys-in/keys-out.
 
 A converter module (``timm_resnet.py``, ``torchvision_resnet.py``, ``detectron2_resnet.py``,
-``timm_vit.py``, ...) defines
+``timm_vit.py``, ``timm_swin.py`` (also original Microsoft Swin: mmdet's ``convert_weights=True``
+files), ``mmseg_vit.py`` (mmseg's ``attn.attn.in_proj_*``), ...) defines
 
 * ``is_<module>(state_dict)`` (or ``is_<module>_state_dict``): True when the keys are that layout;
 * ``convert_<module>(state_dict)``: a new dict in mmbackbones (= mmpretrain) names.
@@ -24,6 +25,7 @@ __all__ = ['Converter', 'CONVERTERS', 'available_converters', 'detect_format',
 SOURCES = {'timm': 'timm', 'torchvision': 'torchvision', 'detectron2': 'detectron2',
            'd2': 'detectron2', 'mmpretrain': 'mmpretrain', 'mmcls': 'mmpretrain',
            'openmmlab': 'openmmlab', 'mmdet': 'openmmlab', 'mmseg': 'openmmlab'}
+# ``convert='mmseg'`` also covers mmseg's ViT layout: a source may own several modules
 NO_CONVERSION = (None, False, 'none', 'native', 'mmbackbones')
 
 
@@ -45,6 +47,7 @@ CONVERTERS = (
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
     ('timm_vit', 'timm'),
+    ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
     ('mmpretrain_classifier', 'mmpretrain'),
 )

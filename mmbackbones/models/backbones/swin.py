@@ -3,14 +3,21 @@
 
 Parameter names follow mmpretrain 1.2.0's ``SwinTransformer`` (``patch_embed.projection``,
 ``stages.{i}.blocks.{j}.attn.w_msa.*``, ``stages.{i}.blocks.{j}.ffn.layers.*``,
-``stages.{i}.downsample.*``, ``norm{i}``), so its checkpoints load with ``prefix='backbone'``;
-timm checkpoints load through :func:`mmbackbones.checkpoint.converters.timm_swin.convert_timm_swin`.
+``stages.{i}.downsample.*``, ``norm{i}``), which are also mmdet 3.3's and mmseg 1.2's, so their
+checkpoints load with ``prefix='backbone'``; timm and original (Microsoft) Swin checkpoints load
+through :func:`mmbackbones.checkpoint.converters.timm_swin.convert_timm_swin` (automatically).
+
+One class takes both spellings: mmpretrain's (``arch``, ``img_size``, ``stage_cfgs``,
+``patch_cfg``, ``pad_small_map``, ...) and mmdet's/mmseg's (``embed_dims``, ``depths``,
+``num_heads``, ``mlp_ratio``, ``qkv_bias``, ``qk_scale``, ``attn_drop_rate``, ``patch_norm``,
+``pretrain_img_size``, ``strides``, ``act_cfg``, ``convert_weights``, ``pretrained``), each with
+the owning library's meaning; see :func:`resolve_swin_arguments`.
 
 Any input size works: the image is padded to a multiple of the patch size, every attention layer
 pads its map to a multiple of the window, and patch merging pads odd sides. Stage ``i``
 (0-based) has ``embed_dims * 2 ** i`` channels and stride ``patch_size * 2 ** i``; an ``H x W``
 input gives ``ceil(H / stride) x ceil(W / stride)`` maps. Internally maps are kept as
-``(N, H, W, C)``.
+``(N, H, W, C)``. Sizes stay symbolic under tracing (``export --dynamic``).
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -20,12 +27,15 @@ import torch.utils.checkpoint as cp
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
-                                 check_rate, normalize_out_indices)
+from ...utils.validation import (check_bool, check_cfg_keys, check_choice, check_frozen_stages,
+                                 check_positive_int, check_rate, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
+from ..layers.ffn import FFN
 from ..layers.norm import build_norm, check_norm_cfg
+from ..layers.patch_embed import PatchEmbed
+from ..layers.pos_embed import INTERPOLATE_MODES, check_pair, is_tracing, resize_pos_embed
 from ..layers.window_attention import ShiftWindowMSA, resize_relative_position_bias_table
 
 _TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
@@ -35,76 +45,154 @@ _LARGE = dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])
 # mmpretrain's table, with its one-letter aliases.
 arch_zoo = {'t': _TINY, 'tiny': _TINY, 's': _SMALL, 'small': _SMALL,
             'b': _BASE, 'base': _BASE, 'l': _LARGE, 'large': _LARGE}
+ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+# mmdet's/mmseg's arguments that mmpretrain's Swin does not have: giving any of them selects
+# mmdet's defaults where the libraries differ (see resolve_swin_arguments).
+MMDET_ARGS = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio', 'qkv_bias', 'qk_scale',
+              'attn_drop_rate', 'patch_norm', 'convert_weights', 'pretrain_img_size', 'strides',
+              'act_cfg', 'pretrained')
+STAGE_CFG_KEYS = ('block_cfgs', 'downsample_cfg')
+BLOCK_CFG_KEYS = ('window_size', 'ffn_ratio', 'attn_cfgs', 'ffn_cfgs', 'norm_cfg')
+ATTN_CFG_KEYS = ('qkv_bias', 'qk_scale', 'attn_drop', 'proj_drop')
+FFN_CFG_KEYS = ('act_cfg', 'ffn_drop')
+DOWNSAMPLE_CFG_KEYS = ('norm_cfg', )
+PATCH_CFG_KEYS = ('norm_cfg', 'padding', 'bias')
 
 
-def _pair(name: str, value) -> Tuple[int, int]:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return check_positive_int(name, value[0]), check_positive_int(name, value[1])
-    if isinstance(value, (list, tuple)):
-        raise ValueError(f'{name} must be an int or a pair of ints, got {value!r}')
-    value = check_positive_int(name, value)
-    return value, value
+def _per_item(name: str, cfgs, count: int) -> List[dict]:
+    """A dict (the same for every item) or a list of ``count`` dicts -> list of dicts."""
+    if cfgs is None:
+        return [{} for _ in range(count)]
+    if isinstance(cfgs, dict):
+        return [dict(cfgs) for _ in range(count)]
+    if not isinstance(cfgs, (list, tuple)) or len(cfgs) != count:
+        raise ValueError(f'{name} must be a dict or a list of {count} dicts, got {cfgs!r}')
+    return [dict(c) if isinstance(c, dict) else c for c in cfgs]
 
 
-class SwinPatchEmbed(nn.Module):
-    """``patch x patch`` conv (stride ``patch``) and LayerNorm: ``(N, C_in, H, W)`` ->
-    ``(N, ceil(H/patch), ceil(W/patch), C)``. The input is zero-padded at the bottom/right to a
-    multiple of the patch (mmcv's ``padding='corner'``)."""
+def parse_arch(arch) -> dict:
+    """``arch`` name or dict -> ``dict(embed_dims, depths, num_heads)`` (validated)."""
+    if isinstance(arch, str):
+        check_choice('arch', arch.lower(), arch_zoo)
+        arch = arch_zoo[arch.lower()]
+    if not isinstance(arch, dict):
+        raise TypeError(f'arch must be one of {sorted(arch_zoo)} or a dict with keys '
+                        f'{list(ARCH_KEYS)}, got {arch!r}')
+    if set(arch) != set(ARCH_KEYS):
+        raise KeyError(f'arch dict must have exactly the keys {list(ARCH_KEYS)}, got '
+                       f'{sorted(arch)}')
+    check_positive_int('arch["embed_dims"]', arch['embed_dims'])
+    depths, heads = arch['depths'], arch['num_heads']
+    if (not isinstance(depths, (list, tuple)) or not isinstance(heads, (list, tuple))
+            or not depths or len(depths) != len(heads)):
+        raise ValueError(f'arch "depths" and "num_heads" must be non-empty lists of the same '
+                         f'length, got depths={depths!r}, num_heads={heads!r}')
+    for i, (d, h) in enumerate(zip(depths, heads)):
+        check_positive_int('arch["depths"] entry', d)
+        check_positive_int('arch["num_heads"] entry', h)
+        dims = arch['embed_dims'] * 2 ** i
+        if dims % h:
+            raise ValueError(f'arch: stage {i} has {dims} channels, not divisible by its '
+                             f'num_heads={h}')
+    return dict(embed_dims=arch['embed_dims'], depths=list(depths), num_heads=list(heads))
 
-    def __init__(self, in_channels: int, embed_dims: int, patch_size: int):
-        super().__init__()
-        self.patch_size = patch_size
-        self.projection = nn.Conv2d(in_channels, embed_dims, kernel_size=patch_size,
-                                    stride=patch_size)
-        self.norm = nn.LayerNorm(embed_dims)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.patch_size
-        pad_b, pad_r = -x.shape[2] % p, -x.shape[3] % p
-        if pad_b or pad_r:
-            x = F.pad(x, (0, pad_r, 0, pad_b))
-        return self.norm(self.projection(x).permute(0, 2, 3, 1))
+def _resolve_arch(arch, embed_dims, depths, num_heads) -> dict:
+    """mmpretrain's ``arch`` and mmdet's ``embed_dims/depths/num_heads`` -> one arch dict.
+
+    Without ``arch``, mmdet's defaults (Swin-T) fill what is not given; with both spellings,
+    every value given must equal the arch's, else ``ValueError``."""
+    given = {k: v for k, v in zip(ARCH_KEYS, (embed_dims, depths, num_heads)) if v is not None}
+    base = parse_arch(arch if arch is not None else 'tiny')
+    if arch is not None:
+        for key, value in given.items():
+            plain = list(value) if isinstance(value, (list, tuple)) else value
+            if plain != base[key]:
+                raise ValueError(f'arch={arch!r} means {key}={base[key]!r}, but {key}={value!r} '
+                                 f'was also given: give the architecture once (arch, or '
+                                 f'embed_dims/depths/num_heads)')
+    return parse_arch({**base, **given})
+
+
+def _resolve_strides(strides, patch_size: int, num_stages: int) -> None:
+    """mmdet's ``strides``: ``(patch_size, 2, 2, ...)`` is the only layout both libraries build
+    (non-overlapping patch embedding, 2x2 patch merging)."""
+    if strides is None:
+        return
+    wanted = [patch_size] + [2] * (num_stages - 1)
+    if not isinstance(strides, (list, tuple)) or list(strides) != wanted:
+        raise ValueError(f'strides must be {tuple(wanted)} (patch embedding stride = '
+                         f'patch_size, then 2x2 patch merging), got {strides!r}')
+
+
+def _resolve_img_size(img_size, pretrain_img_size) -> Tuple[int, int]:
+    if img_size is not None and pretrain_img_size is not None:
+        a, b = check_pair('img_size', img_size), check_pair('pretrain_img_size',
+                                                            pretrain_img_size)
+        if a != b:
+            raise ValueError(f'img_size={img_size!r} (mmpretrain) and pretrain_img_size='
+                             f'{pretrain_img_size!r} (mmdet/mmseg) name the same size and '
+                             f'differ; give one')
+    size = img_size if img_size is not None else pretrain_img_size
+    return check_pair('img_size', 224 if size is None else size)
+
+
+def _check_optional_scale(qk_scale) -> Optional[float]:
+    if qk_scale is None:
+        return None
+    if isinstance(qk_scale, bool) or not isinstance(qk_scale, (int, float)) or qk_scale <= 0:
+        raise ValueError(f'qk_scale must be None (head_dims ** -0.5) or a positive number, got '
+                         f'{qk_scale!r}')
+    return float(qk_scale)
+
+
+def _block_cfgs(stage_cfg: dict, depth: int, defaults: dict, name: str) -> List[dict]:
+    """One flat dict per block: the top-level ``defaults`` updated by mmpretrain's
+    ``block_cfgs`` (``window_size``, ``ffn_ratio``, ``attn_cfgs``, ``ffn_cfgs``, ``norm_cfg``)."""
+    out = []
+    for j, cfg in enumerate(_per_item(f'{name}["block_cfgs"]',
+                                      stage_cfg.get('block_cfgs'), depth)):
+        cfg = check_cfg_keys(f'{name}["block_cfgs"][{j}]', cfg, BLOCK_CFG_KEYS)
+        block = dict(defaults)
+        attn = check_cfg_keys(f'{name} attn_cfgs', cfg.pop('attn_cfgs', {}), ATTN_CFG_KEYS)
+        ffn = check_cfg_keys(f'{name} ffn_cfgs', cfg.pop('ffn_cfgs', {}), FFN_CFG_KEYS)
+        block.update(cfg, **attn)
+        if 'ffn_drop' in ffn:
+            block['ffn_drop'] = check_rate('ffn_cfgs ffn_drop', ffn['ffn_drop'])
+        if 'act_cfg' in ffn:
+            block['act_cfg'] = ffn['act_cfg']
+        check_positive_int(f'{name} window_size', block['window_size'])
+        if 'norm_cfg' in cfg:
+            check_norm_cfg(cfg['norm_cfg'], f'{name} norm_cfg')
+        out.append(block)
+    return out
 
 
 class PatchMerging(nn.Module):
     """2x2 neighbourhood -> one token: ``(N, H, W, C)`` -> ``(N, ceil(H/2), ceil(W/2), out)``.
 
     The ``4C`` features of a 2x2 patch are ordered channel-major (``c * 4 + dy * 2 + dx``), the
-    order of mmcv's ``nn.Unfold``-based ``PatchMerging`` that mmpretrain checkpoints hold; odd
-    sides are zero-padded at the bottom/right.
+    order of mmcv's ``nn.Unfold``-based ``PatchMerging`` that mmpretrain/mmdet/mmseg
+    checkpoints hold; odd sides are zero-padded at the bottom/right. ``norm_cfg=None`` (mmdet's
+    ``patch_norm=False``) builds no norm.
     """
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: Optional[dict] = dict(type='LN')):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.norm = nn.LayerNorm(4 * in_channels)
+        self.norm = build_norm(norm_cfg, 4 * in_channels)[1] if norm_cfg is not None else None
         self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, h, w, c = x.shape
-        if h % 2 or w % 2:
+        if is_tracing() or h % 2 or w % 2:
             x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
             h, w = h + h % 2, w + w % 2
         x = x.view(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 5, 2, 4)
         x = x.reshape(n, h // 2, w // 2, 4 * c)
-        return self.reduction(self.norm(x))
-
-
-class SwinFFN(nn.Module):
-    """Linear -> GELU -> Linear on ``(..., C)``; ``layers.0.0`` and ``layers.1`` as in mmcv's
-    ``FFN`` (whose checkpoints mmpretrain's Swin holds)."""
-
-    def __init__(self, embed_dims: int, feedforward_channels: int, drop: float = 0.):
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Sequential(nn.Linear(embed_dims, feedforward_channels), nn.GELU(),
-                          nn.Dropout(drop)),
-            nn.Linear(feedforward_channels, embed_dims),
-            nn.Dropout(drop))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        return self.reduction(x if self.norm is None else self.norm(x))
 
 
 class SwinBlock(nn.Module):
@@ -113,15 +201,20 @@ class SwinBlock(nn.Module):
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7,
                  shift: bool = False, ffn_ratio: float = 4., drop_path: float = 0.,
-                 pad_small_map: bool = False, with_cp: bool = False):
+                 pad_small_map: bool = False, with_cp: bool = False, qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None, attn_drop: float = 0., proj_drop: float = 0.,
+                 ffn_drop: float = 0., act_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='LN')):
         super().__init__()
         self.with_cp = with_cp
-        self.norm1 = nn.LayerNorm(embed_dims)
+        self.norm1 = build_norm(norm_cfg, embed_dims)[1]
         self.attn = ShiftWindowMSA(embed_dims, num_heads, window_size,
                                    shift_size=window_size // 2 if shift else 0,
-                                   pad_small_map=pad_small_map)
-        self.norm2 = nn.LayerNorm(embed_dims)
-        self.ffn = SwinFFN(embed_dims, int(embed_dims * ffn_ratio))
+                                   pad_small_map=pad_small_map, qkv_bias=qkv_bias,
+                                   qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=proj_drop)
+        self.norm2 = build_norm(norm_cfg, embed_dims)[1]
+        self.ffn = FFN(embed_dims, int(embed_dims * ffn_ratio), act_cfg=act_cfg,
+                       drop_rate=ffn_drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,18 +229,20 @@ class SwinBlock(nn.Module):
 
 class SwinBlockSequence(nn.Module):
     """The blocks of one stage (``blocks``) and the patch merging after it (``downsample``,
-    ``None`` for the last stage or when nothing after it is computed)."""
+    ``None`` for the last stage or when nothing after it is computed). ``block_cfgs``: one
+    dict of :class:`SwinBlock` arguments per block."""
 
-    def __init__(self, embed_dims: int, depth: int, num_heads: int, window_size: int,
-                 downsample: bool, drop_paths: Sequence[float], pad_small_map: bool,
-                 with_cp: bool):
+    def __init__(self, embed_dims: int, num_heads: int, block_cfgs: Sequence[dict],
+                 downsample: bool, drop_paths: Sequence[float], with_cp: bool,
+                 downsample_norm_cfg: Optional[dict] = dict(type='LN')):
         super().__init__()
         self.embed_dims = embed_dims
         self.blocks = nn.ModuleList([
-            SwinBlock(embed_dims, num_heads, window_size, shift=j % 2 == 1,
-                      drop_path=drop_paths[j], pad_small_map=pad_small_map, with_cp=with_cp)
-            for j in range(depth)])
-        self.downsample = PatchMerging(embed_dims, 2 * embed_dims) if downsample else None
+            SwinBlock(embed_dims, num_heads, shift=j % 2 == 1, drop_path=drop_paths[j],
+                      with_cp=with_cp, **cfg)
+            for j, cfg in enumerate(block_cfgs)])
+        self.downsample = (PatchMerging(embed_dims, 2 * embed_dims, downsample_norm_cfg)
+                           if downsample else None)
 
     def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -157,18 +252,20 @@ class SwinBlockSequence(nn.Module):
 
 @MODELS.register_module()
 class SwinTransformer(BaseBackbone):
-    """Swin Transformer backbone with mmpretrain's parameter names.
+    """Swin Transformer backbone taking mmpretrain's and mmdet's/mmseg's arguments.
 
-    Args:
+    mmpretrain's arguments:
         arch (str | dict): ``'tiny'``, ``'small'``, ``'base'``, ``'large'`` (or ``'t'``,
             ``'s'``, ``'b'``, ``'l'``), or ``dict(embed_dims=..., depths=[...], num_heads=[...])``.
+            Default ``None``: Swin-T, or what ``embed_dims/depths/num_heads`` say.
         img_size (int | tuple): the usual input size; only sizes ``absolute_pos_embed`` (inputs
-            of other sizes are accepted, the embedding is resized on the fly).
+            of other sizes are accepted, the embedding is resized on the fly). Default 224.
         patch_size (int): patch embedding kernel and stride.
         in_channels (int): input image channels.
         window_size (int): attention window side. A checkpoint trained with another window size
             loads: its relative position bias tables are resized (bicubic) on load.
-        drop_rate (float): dropout after the patch embedding.
+        drop_rate (float): dropout after the patch embedding (with mmdet's spelling also after
+            each attention projection and in each MLP, as mmdet does).
         drop_path_rate (float): stochastic depth, linearly increasing over all blocks.
         out_indices (int | Sequence[int]): stages (0-based) to return, in this order. Only what
             they need is built.
@@ -180,13 +277,33 @@ class SwinTransformer(BaseBackbone):
         with_cp (bool): gradient checkpointing of each block.
         frozen_stages (int): ``-1`` nothing, ``0`` the patch embedding, ``k`` it and stages
             ``1..k`` (with their patch merging and output norms). mmpretrain counts from 0
-            (its ``frozen_stages=k`` is ``k + 1`` here); mmdet's Swin counts as here.
+            (its ``frozen_stages=k`` is ``k + 1`` here); mmdet's/mmseg's Swin counts as here.
         norm_eval (bool): keep BatchNorm layers in eval mode (Swin has none; kept for the
             contract).
-        pad_small_map (bool): drop the shift where a map side equals the window unless True
-            (see :class:`~mmbackbones.models.layers.window_attention.ShiftWindowMSA`).
-        norm_cfg (dict | None): the output norms ``norm{i}``; ``None`` returns raw stage maps.
+        pad_small_map (bool): drop the shift where the smaller map side equals the window
+            unless True (see :class:`~mmbackbones.models.layers.window_attention.ShiftWindowMSA`).
+            Default: False with mmpretrain's spelling, True with mmdet's (mmdet always shifts).
+        norm_cfg (dict | None): the output norms ``norm{i}`` (with mmdet's spelling also the
+            patch embedding, patch merging and block norms, as there); ``None`` returns raw
+            stage maps.
+        stage_cfgs (dict | list[dict]): per stage (a list) or for all: ``block_cfgs`` (a dict
+            or one per block: ``window_size``, ``ffn_ratio``, ``attn_cfgs`` with ``qkv_bias``,
+            ``qk_scale``, ``attn_drop``, ``proj_drop``; ``ffn_cfgs`` with ``act_cfg``,
+            ``ffn_drop``; ``norm_cfg``) and ``downsample_cfg`` (``norm_cfg``).
+        patch_cfg (dict): patch embedding overrides: ``norm_cfg``, ``padding``, ``bias``.
         init_cfg (dict | list[dict], optional): mmengine init config.
+
+    mmdet's / mmseg's arguments (``None``: not given):
+        embed_dims, depths, num_heads: the architecture (with ``arch`` too, they must agree).
+        mlp_ratio: MLP hidden width over ``embed_dims`` (mmpretrain's ``ffn_ratio``). Default 4.
+        qkv_bias, qk_scale, attn_drop_rate: window attention settings.
+        patch_norm (bool): LayerNorm in the patch embedding and patch merging. Default True.
+        pretrain_img_size: mmdet's name of ``img_size`` (both given must agree).
+        strides: must be ``(patch_size, 2, 2, 2)``, the only layout either library builds.
+        act_cfg (dict): the MLP activation. Default GELU.
+        convert_weights (bool): accepted for mmdet's configs; original-Swin/timm layouts are
+            recognised and converted on load whatever its value.
+        pretrained (str): a checkpoint: ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
 
     Outputs: a tuple of ``(N, C_i, H_i, W_i)`` maps in ``out_indices`` order, named
     ``stage{i + 1}``.
@@ -197,8 +314,8 @@ class SwinTransformer(BaseBackbone):
     _version = 3
 
     def __init__(self,
-                 arch: Union[str, dict] = 'tiny',
-                 img_size: Union[int, Tuple[int, int]] = 224,
+                 arch: Union[str, dict, None] = None,
+                 img_size: Union[int, Tuple[int, int], None] = None,
                  patch_size: int = 4,
                  in_channels: int = 3,
                  window_size: int = 7,
@@ -211,27 +328,49 @@ class SwinTransformer(BaseBackbone):
                  with_cp: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 pad_small_map: bool = False,
+                 pad_small_map: Optional[bool] = None,
                  norm_cfg: Optional[dict] = dict(type='LN'),
+                 stage_cfgs: Union[dict, Sequence[dict], None] = None,
+                 patch_cfg: Optional[dict] = None,
+                 embed_dims: Optional[int] = None,
+                 depths: Optional[Sequence[int]] = None,
+                 num_heads: Optional[Sequence[int]] = None,
+                 mlp_ratio: Optional[float] = None,
+                 qkv_bias: Optional[bool] = None,
+                 qk_scale: Optional[float] = None,
+                 attn_drop_rate: Optional[float] = None,
+                 patch_norm: Optional[bool] = None,
+                 pretrain_img_size: Union[int, Tuple[int, int], None] = None,
+                 strides: Optional[Sequence[int]] = None,
+                 act_cfg: Optional[dict] = None,
+                 convert_weights: Optional[bool] = None,
+                 pretrained: Optional[str] = None,
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        settings = self._parse_arch(arch)
+        mmdet_given = dict(embed_dims=embed_dims, depths=depths, num_heads=num_heads,
+                           mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale,
+                           attn_drop_rate=attn_drop_rate, patch_norm=patch_norm,
+                           convert_weights=convert_weights,
+                           pretrain_img_size=pretrain_img_size, strides=strides,
+                           act_cfg=act_cfg, pretrained=pretrained)
+        super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
+        self.mmdet_style = any(v is not None for v in mmdet_given.values())
+        settings = _resolve_arch(arch, embed_dims, depths, num_heads)
         self.embed_dims = settings['embed_dims']
-        self.depths = list(settings['depths'])
-        self.num_heads = list(settings['num_heads'])
+        self.depths, self.num_heads = settings['depths'], settings['num_heads']
         self.num_layers = len(self.depths)
-        self.img_size = _pair('img_size', img_size)
+        self.img_size = _resolve_img_size(img_size, pretrain_img_size)
         self.patch_size = check_positive_int('patch_size', patch_size)
+        _resolve_strides(strides, self.patch_size, self.num_layers)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.window_size = check_positive_int('window_size', window_size)
-        drop_rate = check_rate('drop_rate', drop_rate)
-        drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
+        self.convert_weights = bool(check_bool('convert_weights', convert_weights)
+                                    if convert_weights is not None else False)
         for name, value in (('out_after_downsample', out_after_downsample),
                             ('use_abs_pos_embed', use_abs_pos_embed), ('with_cp', with_cp),
-                            ('norm_eval', norm_eval), ('pad_small_map', pad_small_map)):
+                            ('norm_eval', norm_eval)):
             check_bool(name, value)
-        self.interpolate_mode = check_choice(
-            'interpolate_mode', interpolate_mode, ('bicubic', 'bilinear', 'nearest'))
+        self.interpolate_mode = check_choice('interpolate_mode', interpolate_mode,
+                                             INTERPOLATE_MODES)
         if norm_cfg is not None:
             check_norm_cfg(norm_cfg)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
@@ -239,70 +378,94 @@ class SwinTransformer(BaseBackbone):
         self.norm_eval = norm_eval
         self.out_after_downsample = out_after_downsample
         self.use_abs_pos_embed = use_abs_pos_embed
-        last_built = max(self.out_indices)
+        self.pad_small_map = check_bool('pad_small_map', self.mmdet_style if pad_small_map is None
+                                        else pad_small_map)
+        # the norm of the patch embedding, patch merging and blocks: mmdet's norm_cfg, else LN
+        inner_norm = norm_cfg if self.mmdet_style and norm_cfg is not None else dict(type='LN')
+        if patch_norm is not None and not check_bool('patch_norm', patch_norm):
+            patch_norm_cfg = None
+        else:
+            patch_norm_cfg = inner_norm
+        block_defaults = dict(
+            window_size=self.window_size, pad_small_map=self.pad_small_map,
+            ffn_ratio=self._check_mlp_ratio(mlp_ratio),
+            qkv_bias=check_bool('qkv_bias', True if qkv_bias is None else qkv_bias),
+            qk_scale=_check_optional_scale(qk_scale),
+            attn_drop=check_rate('attn_drop_rate', attn_drop_rate or 0.),
+            # mmdet's drop_rate also drops inside the blocks; mmpretrain's only after the stem
+            proj_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
+            ffn_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
+            act_cfg=act_cfg, norm_cfg=inner_norm)
+        self._build_stem(patch_cfg, patch_norm_cfg, check_rate('drop_rate', drop_rate))
+        channels, strides_out = self._build_stages(
+            stage_cfgs, block_defaults, patch_norm_cfg, check_rate('drop_path_rate',
+                                                                   drop_path_rate), with_cp)
+        self.num_features = channels
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm(norm_cfg, channels[i])[1]
+                            if norm_cfg is not None else nn.Identity())
+        self._register_load_state_dict_pre_hook(self._prepare_checkpoint)
+        self._set_outputs([channels[i] for i in self.out_indices],
+                          [strides_out[i] for i in self.out_indices],
+                          [f'stage{i + 1}' for i in self.out_indices])
+        self._freeze_stages()
 
-        self.patch_embed = SwinPatchEmbed(in_channels, self.embed_dims, patch_size)
-        self.patch_resolution = tuple(-(-s // patch_size) for s in self.img_size)
-        if use_abs_pos_embed:
+    @staticmethod
+    def _check_mlp_ratio(mlp_ratio) -> float:
+        if mlp_ratio is None:
+            return 4.
+        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) \
+                or mlp_ratio <= 0:
+            raise ValueError(f'mlp_ratio must be a positive number, got {mlp_ratio!r}')
+        return mlp_ratio
+
+    @classmethod
+    def _parse_arch(cls, arch) -> dict:
+        return parse_arch(arch)
+
+    def _build_stem(self, patch_cfg, patch_norm_cfg, drop_rate: float) -> None:
+        """``patch_embed``, ``absolute_pos_embed`` (optional) and ``drop_after_pos``."""
+        cfg = dict(norm_cfg=patch_norm_cfg)
+        cfg.update(check_cfg_keys('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS))
+        if cfg['norm_cfg'] is not None:
+            check_norm_cfg(cfg['norm_cfg'], 'patch_cfg norm_cfg')
+        self.patch_embed = PatchEmbed(self.in_channels, self.embed_dims, self.patch_size,
+                                      input_size=self.img_size, **cfg)
+        self.patch_resolution = self.patch_embed.init_out_size
+        if self.use_abs_pos_embed:
             num_patches = self.patch_resolution[0] * self.patch_resolution[1]
             self.absolute_pos_embed = nn.Parameter(torch.zeros(1, num_patches, self.embed_dims))
             nn.init.trunc_normal_(self.absolute_pos_embed, std=.02)
         self.drop_after_pos = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
 
+    def _build_stages(self, stage_cfgs, block_defaults: dict, downsample_norm_cfg,
+                      drop_path_rate: float, with_cp: bool) -> Tuple[List[int], List[int]]:
+        """``stages`` up to the last requested one; returns channels and strides per stage."""
+        last_built = max(self.out_indices)
         # Rates spread over all blocks of the full arch, so a truncated backbone keeps them.
         dpr = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
+        stage_cfgs = _per_item('stage_cfgs', stage_cfgs, self.num_layers)
         self.stages = nn.ModuleList()
         channels, strides, dims = [], [], self.embed_dims
         for i in range(last_built + 1):
+            stage_cfg = check_cfg_keys(f'stage_cfgs[{i}]', stage_cfgs[i], STAGE_CFG_KEYS)
+            down_cfg = check_cfg_keys(f'stage_cfgs[{i}]["downsample_cfg"]',
+                                   stage_cfg.get('downsample_cfg', {}), DOWNSAMPLE_CFG_KEYS)
             # Patch merging after stage i feeds stage i + 1, or the output of stage i itself
             # with out_after_downsample; without either it would be unused, so not built.
             has_next = i < self.num_layers - 1
-            downsample = has_next and (i < last_built or out_after_downsample)
+            downsample = has_next and (i < last_built or self.out_after_downsample)
             start = sum(self.depths[:i])
             self.stages.append(SwinBlockSequence(
-                dims, self.depths[i], self.num_heads[i], window_size, downsample,
-                dpr[start:start + self.depths[i]], pad_small_map, with_cp))
-            after = out_after_downsample and has_next
+                dims, self.num_heads[i],
+                _block_cfgs(stage_cfg, self.depths[i], block_defaults, f'stage_cfgs[{i}]'),
+                downsample, dpr[start:start + self.depths[i]], with_cp,
+                down_cfg.get('norm_cfg', downsample_norm_cfg)))
+            after = self.out_after_downsample and has_next
             channels.append(2 * dims if after else dims)
-            strides.append(patch_size * 2 ** (i + 1 if after else i))
+            strides.append(self.patch_size * 2 ** (i + 1 if after else i))
             dims *= 2 if has_next else 1
-        self.num_features = channels
-        for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm(norm_cfg, channels[i])[1]
-                            if norm_cfg is not None else nn.Identity())
-
-        self._register_load_state_dict_pre_hook(self._prepare_checkpoint)
-        self._set_outputs([channels[i] for i in self.out_indices],
-                          [strides[i] for i in self.out_indices],
-                          [f'stage{i + 1}' for i in self.out_indices])
-        self._freeze_stages()
-
-    @classmethod
-    def _parse_arch(cls, arch) -> dict:
-        keys = {'embed_dims', 'depths', 'num_heads'}
-        if isinstance(arch, str):
-            check_choice('arch', arch.lower(), cls.arch_zoo)
-            return cls.arch_zoo[arch.lower()]
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be one of {sorted(cls.arch_zoo)} or a dict with keys '
-                            f'{sorted(keys)}, got {arch!r}')
-        if set(arch) != keys:
-            raise KeyError(f'arch dict must have exactly the keys {sorted(keys)}, got '
-                           f'{sorted(arch)}')
-        check_positive_int('arch["embed_dims"]', arch['embed_dims'])
-        depths, heads = arch['depths'], arch['num_heads']
-        if (not isinstance(depths, (list, tuple)) or not isinstance(heads, (list, tuple))
-                or not depths or len(depths) != len(heads)):
-            raise ValueError(f'arch "depths" and "num_heads" must be non-empty lists of the same '
-                             f'length, got depths={depths!r}, num_heads={heads!r}')
-        for i, (d, h) in enumerate(zip(depths, heads)):
-            check_positive_int('arch["depths"] entry', d)
-            check_positive_int('arch["num_heads"] entry', h)
-            dims = arch['embed_dims'] * 2 ** i
-            if dims % h:
-                raise ValueError(f'arch: stage {i} has {dims} channels, not divisible by its '
-                                 f'num_heads={h}')
-        return arch
+        return channels, strides
 
     # ----- freezing ------------------------------------------------------------------------
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
@@ -339,13 +502,14 @@ class SwinTransformer(BaseBackbone):
 
     # ----- checkpoint loading --------------------------------------------------------------
     def _prepare_checkpoint(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        """Adapt an mmpretrain/mmcls checkpoint to this model before it is loaded.
+        """Adapt an mmpretrain/mmcls/mmdet/mmseg checkpoint to this model before it is loaded.
 
         * ``norm.*`` (mmcls checkpoints before version 2) -> ``norm{last stage}.*``;
         * ``attn_mask`` buffers (before version 3) are dropped (masks are computed per size);
         * relative position bias tables of another window size are resized, and the matching
           ``relative_position_index`` is replaced by this model's;
-        * ``absolute_pos_embed`` of another ``img_size`` is resized.
+        * ``absolute_pos_embed`` of another ``img_size`` is resized; mmdet's ``(1, C, H, W)``
+          layout of it is read too.
         """
         last = self.num_layers - 1
         for key in [k for k in state_dict if k.startswith(prefix + 'norm.')]:
@@ -355,49 +519,45 @@ class SwinTransformer(BaseBackbone):
         for key in [k for k in state_dict if k.startswith(prefix) and k.endswith('attn_mask')]:
             del state_dict[key]
         for name, param in self.named_parameters():
-            if not name.endswith('relative_position_bias_table'):
-                continue
-            table = state_dict.get(prefix + name)
-            if table is None:
-                continue
-            index_name = name.replace('relative_position_bias_table', 'relative_position_index')
-            if table.shape != param.shape:
-                if table.dim() != 2 or table.shape[1] != param.shape[1]:
-                    continue  # a real mismatch (heads): let load_state_dict report it
-                window = self.get_submodule(name.rsplit('.', 1)[0]).window_size
-                state_dict[prefix + name] = resize_relative_position_bias_table(table, window)
-                state_dict.pop(prefix + index_name, None)
-            # The index is derived from the window size, not learned: checkpoints without it
-            # (timm's) or with another window's get this model's.
-            state_dict.setdefault(prefix + index_name, self.get_buffer(index_name).clone())
+            if name.endswith('relative_position_bias_table'):
+                self._prepare_bias_table(state_dict, prefix, name, param)
         key = prefix + 'absolute_pos_embed'
         if self.use_abs_pos_embed and key in state_dict:
             pos = state_dict[key]
+            if pos.dim() == 4 and pos.shape[1] == self.embed_dims:  # (1, C, H, W)
+                pos = pos.flatten(2).transpose(1, 2)
             if pos.dim() == 3 and pos.shape != self.absolute_pos_embed.shape:
                 side = int(round(pos.shape[1] ** 0.5))
                 if side * side == pos.shape[1]:
-                    state_dict[key] = self._resize_pos_embed(pos, (side, side),
-                                                             self.patch_resolution)
+                    pos = resize_pos_embed(pos, (side, side), self.patch_resolution,
+                                           self.interpolate_mode, num_extra_tokens=0)
+            state_dict[key] = pos
 
-    def _resize_pos_embed(self, pos: torch.Tensor, src: Tuple[int, int],
-                          dst: Tuple[int, int]) -> torch.Tensor:
-        """``(1, src_h*src_w, C)`` -> ``(1, dst_h*dst_w, C)`` by ``interpolate_mode``."""
-        if tuple(src) == tuple(dst):
-            return pos
-        grid = pos.reshape(1, src[0], src[1], -1).permute(0, 3, 1, 2).float()
-        kwargs = {} if self.interpolate_mode == 'nearest' else dict(align_corners=False)
-        grid = F.interpolate(grid, size=dst, mode=self.interpolate_mode, **kwargs)
-        return grid.flatten(2).transpose(1, 2).to(pos.dtype)
+    def _prepare_bias_table(self, state_dict, prefix: str, name: str, param) -> None:
+        table = state_dict.get(prefix + name)
+        if table is None:
+            return
+        index_name = name.replace('relative_position_bias_table', 'relative_position_index')
+        if table.shape != param.shape:
+            if table.dim() != 2 or table.shape[1] != param.shape[1]:
+                return  # a real mismatch (heads): let load_state_dict report it
+            window = self.get_submodule(name.rsplit('.', 1)[0]).window_size
+            state_dict[prefix + name] = resize_relative_position_bias_table(table, window)
+            state_dict.pop(prefix + index_name, None)
+        # The index is derived from the window size, not learned: checkpoints without it
+        # (timm's) or with another window's get this model's.
+        state_dict.setdefault(prefix + index_name, self.get_buffer(index_name).clone())
 
     # ----- forward -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` (contiguous)."""
         self.check_input(x)
-        x = self.patch_embed(x)  # N, H, W, C
+        x, (h, w) = self.patch_embed(x)
+        x = x.view(x.shape[0], h, w, self.embed_dims)  # N, H, W, C
         if self.use_abs_pos_embed:
-            n, h, w, c = x.shape
-            pos = self._resize_pos_embed(self.absolute_pos_embed, self.patch_resolution, (h, w))
-            x = x + pos.view(1, h, w, c)
+            pos = resize_pos_embed(self.absolute_pos_embed, self.patch_resolution, (h, w),
+                                   self.interpolate_mode, num_extra_tokens=0)
+            x = x + pos.view(1, h, w, self.embed_dims)
         x = self.drop_after_pos(x)
         outs = [None] * len(self.out_indices)
         for i, stage in enumerate(self.stages):

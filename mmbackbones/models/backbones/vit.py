@@ -38,19 +38,19 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
-                                 check_rate, normalize_out_indices)
+from ...utils.validation import (check_bool, check_cfg_keys, check_choice, check_frozen_stages,
+                                 check_positive_int, check_rate, normalize_out_indices)
 from ..base import BaseBackbone, is_pretrained_init
-from ..layers.attention import MultiheadSelfAttention
-from ..layers.drop import DropPath
+from ..layers.ffn import LayerScale
 from ..layers.norm import check_norm_cfg
 from ..layers.patch_embed import PatchEmbed
-from ..layers.pos_embed import INTERPOLATE_MODES, infer_grid_shape, resize_pos_embed
+from ..layers.pos_embed import (INTERPOLATE_MODES, adapt_pos_embed, check_pair, is_tracing,
+                                resize_pos_embed)
+from ..layers.transformer_layer import (FFN_TYPES, TransformerEncoderLayer,  # noqa: F401
+                                        ViTAttention, _build_norm, check_layer_cfgs)
 
 
 def _arch(embed_dims, num_layers, num_heads, feedforward_channels):
@@ -78,168 +78,12 @@ ARCH_SETTINGS: Dict[str, dict] = {
 }
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
 OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
-FFN_TYPES = ('origin', 'swiglu_fused')
-LAYER_CFG_KEYS = ('num_heads', 'feedforward_channels', 'layer_scale_init_value', 'drop_rate',
-                  'attn_drop_rate', 'drop_path_rate', 'num_fcs', 'qkv_bias', 'ffn_type',
-                  'act_cfg', 'norm_cfg')
 PATCH_CFG_KEYS = ('bias', 'norm_cfg', 'conv_cfg', 'padding')
-
-
-# ------------------------------------------------------------------------------------------------
-# blocks
-# ------------------------------------------------------------------------------------------------
-class LayerScale(nn.Module):
-    """Per-channel learnable scale of a residual branch (CaiT); parameter ``weight``."""
-
-    def __init__(self, dim: int, init_value: float = 1e-5):
-        super().__init__()
-        self.init_value = float(init_value)
-        self.weight = nn.Parameter(torch.full((dim,), self.init_value))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight
-
-
-class QuickGELU(nn.Module):
-    """``x * sigmoid(1.702 x)``, the activation of OpenAI CLIP."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
-def _build_act(act_cfg: dict) -> nn.Module:
-    if str(act_cfg.get('type', '')).split('.')[-1] == 'QuickGELU':
-        return QuickGELU()
-    return build_activation_layer(act_cfg)
-
-
-def _build_norm(norm_cfg: dict, dims: int) -> nn.Module:
-    return build_norm_layer(norm_cfg, dims)[1]
-
-
-class ViTAttention(MultiheadSelfAttention):
-    """Self-attention whose output is scaled by an optional ``gamma1`` layer scale."""
-
-    def __init__(self, embed_dims, num_heads, qkv_bias=True, attn_drop=0., proj_drop=0.,
-                 layer_scale_init_value=0.):
-        super().__init__(embed_dims, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
-                         proj_drop=proj_drop)
-        self.gamma1 = (LayerScale(embed_dims, layer_scale_init_value)
-                       if layer_scale_init_value > 0 else None)
-
-    def forward(self, x: torch.Tensor, num_queries: Optional[int] = None) -> torch.Tensor:
-        x = self.proj_drop(self.proj(self.attention(x, num_queries=num_queries)))
-        return x if self.gamma1 is None else self.gamma1(x)
-
-
-class FFN(nn.Module):
-    """``Linear -> act -> Linear`` MLP (mmcv ``FFN`` names: ``layers.0.0``, ``layers.1``)."""
-
-    def __init__(self, embed_dims, feedforward_channels, act_cfg=dict(type='GELU'),
-                 drop_rate=0., layer_scale_init_value=0.):
-        super().__init__()
-        drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.layers = nn.Sequential(
-            nn.Sequential(nn.Linear(embed_dims, feedforward_channels), _build_act(act_cfg),
-                          drop),
-            nn.Linear(feedforward_channels, embed_dims),
-            nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity())
-        self.gamma2 = (LayerScale(embed_dims, layer_scale_init_value)
-                       if layer_scale_init_value > 0 else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layers(x)
-        return x if self.gamma2 is None else self.gamma2(x)
-
-
-class SwiGLUFFN(nn.Module):
-    """SwiGLU MLP of DINOv2 (``w12`` fused gate/value, ``w3`` output); the hidden width is
-    ``feedforward_channels * 2 / 3`` rounded up to a multiple of 8, as mmpretrain's fused
-    variant."""
-
-    def __init__(self, embed_dims, feedforward_channels, layer_scale_init_value=0.,
-                 drop_rate=0.):
-        super().__init__()
-        hidden = (int(feedforward_channels * 2 / 3) + 7) // 8 * 8
-        self.w12 = nn.Linear(embed_dims, 2 * hidden)
-        self.w3 = nn.Linear(hidden, embed_dims)
-        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.gamma2 = (LayerScale(embed_dims, layer_scale_init_value)
-                       if layer_scale_init_value > 0 else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.w12(x).chunk(2, dim=-1)
-        x = self.drop(self.w3(F.silu(x1) * x2))
-        return x if self.gamma2 is None else self.gamma2(x)
-
-
-class TransformerEncoderLayer(nn.Module):
-    """Pre-LN block: ``x + attn(ln1(x))`` then ``x + ffn(ln2(x))``; ``(B, N, C)`` in and out."""
-
-    def __init__(self, embed_dims, num_heads, feedforward_channels, layer_scale_init_value=0.,
-                 drop_rate=0., attn_drop_rate=0., drop_path_rate=0., num_fcs=2, qkv_bias=True,
-                 ffn_type='origin', act_cfg=dict(type='GELU'),
-                 norm_cfg=dict(type='LN', eps=1e-6)):
-        super().__init__()
-        if num_fcs != 2:
-            raise ValueError(f'layer_cfgs num_fcs must be 2 (Linear-act-Linear), got {num_fcs!r}')
-        check_choice('ffn_type', ffn_type, FFN_TYPES)
-        self.embed_dims = embed_dims
-        self.ln1 = _build_norm(norm_cfg, embed_dims)
-        self.attn = ViTAttention(embed_dims, num_heads, qkv_bias=qkv_bias,
-                                 attn_drop=attn_drop_rate, proj_drop=drop_rate,
-                                 layer_scale_init_value=layer_scale_init_value)
-        self.ln2 = _build_norm(norm_cfg, embed_dims)
-        if ffn_type == 'origin':
-            self.ffn = FFN(embed_dims, feedforward_channels, act_cfg=act_cfg, drop_rate=drop_rate,
-                           layer_scale_init_value=layer_scale_init_value)
-        else:
-            self.ffn = SwiGLUFFN(embed_dims, feedforward_channels,
-                                 layer_scale_init_value=layer_scale_init_value,
-                                 drop_rate=drop_rate)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else None
-
-    def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-        if self.drop_path is not None:
-            branch = self.drop_path(branch)
-        # ``branch`` is a fresh tensor made here: add in place to save an allocation (the add's
-        # backward needs neither operand). Out of place when dtypes differ (autocast).
-        if branch.dtype == x.dtype and branch.shape == x.shape:
-            return branch.add_(x)
-        return x + branch
-
-    def forward(self, x: torch.Tensor, num_queries: Optional[int] = None) -> torch.Tensor:
-        """``num_queries``: compute only the first tokens' outputs, ``(B, num_queries, C)``
-        (they still attend to every token)."""
-        if num_queries is not None:
-            x_out = x[:, :num_queries]
-            x = self._residual(x_out, self.attn(self.ln1(x), num_queries=num_queries))
-        else:
-            x = self._residual(x, self.attn(self.ln1(x)))
-        return self._residual(x, self.ffn(self.ln2(x)))
 
 
 # ------------------------------------------------------------------------------------------------
 # argument checks
 # ------------------------------------------------------------------------------------------------
-def _check_pair(name: str, value) -> Tuple[int, int]:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return check_positive_int(name, value[0]), check_positive_int(name, value[1])
-    if isinstance(value, (list, tuple)):
-        raise ValueError(f'{name} must be an int or a pair (H, W), got {value!r}')
-    v = check_positive_int(name, value)
-    return v, v
-
-
-def _check_cfg(name: str, cfg, allowed: Sequence[str]) -> dict:
-    if not isinstance(cfg, dict):
-        raise TypeError(f'{name} must be a dict, got {cfg!r} ({type(cfg).__name__})')
-    unknown = sorted(set(cfg) - set(allowed))
-    if unknown:
-        raise ValueError(f'{name} has unknown keys {unknown}; allowed keys: {list(allowed)}')
-    return dict(cfg)
-
-
 def resolve_arch(arch) -> dict:
     """``arch`` name or dict -> ``dict(embed_dims, num_layers, num_heads, feedforward_channels)``.
     """
@@ -264,6 +108,32 @@ def resolve_arch(arch) -> dict:
         raise ValueError(f"arch embed_dims ({settings['embed_dims']}) must be divisible by "
                          f"num_heads ({settings['num_heads']})")
     return settings
+
+
+def _resolve_arch_spellings(arch, embed_dims, num_layers, num_heads, mlp_ratio) -> dict:
+    """mmpretrain's ``arch`` and mmseg's ``embed_dims/num_layers/num_heads/mlp_ratio`` -> one
+    arch dict. Without ``arch``, mmseg's defaults (ViT-B/16: 768, 12, 12, 4) fill what is not
+    given; with both spellings every value given must equal the arch's (``ValueError``)."""
+    if mlp_ratio is not None and (isinstance(mlp_ratio, bool) or not isinstance(
+            mlp_ratio, (int, float)) or mlp_ratio <= 0):
+        raise ValueError(f'mlp_ratio must be a positive number, got {mlp_ratio!r}')
+    base = resolve_arch(arch if arch is not None else 'base')
+    given = {k: v for k, v in (('embed_dims', embed_dims), ('num_layers', num_layers),
+                               ('num_heads', num_heads)) if v is not None}
+    for key, value in given.items():
+        check_positive_int(key, value)
+    dims = given.get('embed_dims', base['embed_dims'])
+    if mlp_ratio is not None:
+        given['feedforward_channels'] = int(mlp_ratio * dims)
+    elif 'embed_dims' in given and arch is None:
+        given['feedforward_channels'] = 4 * dims  # mmseg's default mlp_ratio
+    if arch is not None:
+        for key, value in given.items():
+            if value != base[key]:
+                raise ValueError(f'arch={arch!r} means {key}={base[key]!r}, but the mmseg '
+                                 f'arguments give {key}={value!r}: give the architecture once '
+                                 f'(arch, or embed_dims/num_layers/num_heads/mlp_ratio)')
+    return resolve_arch({**base, **given})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -308,12 +178,30 @@ class VisionTransformer(BaseBackbone):
         init_cfg: mmengine init config. With a single ``dict(type='Pretrained', ...)`` the
             parameters are allocated without a random init (the checkpoint overwrites them) and
             only those the checkpoint lacks get the default init in ``init_weights()``.
+
+    mmseg's arguments (``None``: not given; giving any selects mmseg's defaults where the two
+    libraries differ: ``out_type='featmap'``, ``final_norm=False``, ``norm_cfg=dict(type='LN')``
+    (eps 1e-5), no patch projection bias):
+        embed_dims, num_layers, num_heads, mlp_ratio: the architecture (with ``arch`` too, they
+            must agree; ``feedforward_channels = mlp_ratio * embed_dims``).
+        attn_drop_rate: dropout on attention weights.
+        act_cfg: the MLP activation.
+        output_cls_token: each output is ``[featmap, cls_token]`` (``out_type='featmap'``).
+        out_origin: one more output first, ``stage0``: the tokens before the first layer.
+        patch_pad, patch_bias, patch_norm: patch embedding padding (``'corner'``/``'same'``),
+            projection bias, and a ``norm_cfg`` norm after it.
+        frozen_exclude: parameters whose name contains none of these strings are frozen at
+            construction (``['all']``: nothing).
+        norm_eval: BatchNorm layers stay in eval mode (a ViT has none; kept for the contract).
+        num_fcs: must be 2.
+        pretrained: a checkpoint: ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (mmseg's
+            ``EncoderDecoder`` passes its own ``pretrained`` here).
     """
     arch_zoo = ARCH_SETTINGS
     OUT_TYPES = OUT_TYPES
 
     def __init__(self,
-                 arch: Union[str, dict] = 'base',
+                 arch: Union[str, dict, None] = None,
                  img_size: Union[int, Sequence[int]] = 224,
                  patch_size: Union[int, Sequence[int]] = 16,
                  in_channels: int = 3,
@@ -321,9 +209,9 @@ class VisionTransformer(BaseBackbone):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  qkv_bias: bool = True,
-                 norm_cfg: dict = dict(type='LN', eps=1e-6),
-                 final_norm: bool = True,
-                 out_type: str = 'cls_token',
+                 norm_cfg: Optional[dict] = None,
+                 final_norm: Optional[bool] = None,
+                 out_type: Optional[str] = None,
                  with_cls_token: bool = True,
                  frozen_stages: int = -1,
                  interpolate_mode: str = 'bicubic',
@@ -332,78 +220,159 @@ class VisionTransformer(BaseBackbone):
                  with_cp: bool = False,
                  patch_cfg: Optional[dict] = None,
                  layer_cfgs: Union[dict, Sequence[dict], None] = None,
+                 embed_dims: Optional[int] = None,
+                 num_layers: Optional[int] = None,
+                 num_heads: Optional[int] = None,
+                 mlp_ratio: Optional[float] = None,
+                 attn_drop_rate: Optional[float] = None,
+                 act_cfg: Optional[dict] = None,
+                 output_cls_token: Optional[bool] = None,
+                 out_origin: Optional[bool] = None,
+                 patch_pad: Optional[str] = None,
+                 patch_bias: Optional[bool] = None,
+                 patch_norm: Optional[bool] = None,
+                 frozen_exclude: Optional[Sequence[str]] = None,
+                 norm_eval: Optional[bool] = None,
+                 num_fcs: Optional[int] = None,
+                 pretrained: Optional[str] = None,
                  init_cfg=None):
+        mmseg_given = dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=num_heads,
+                           mlp_ratio=mlp_ratio, attn_drop_rate=attn_drop_rate, act_cfg=act_cfg,
+                           output_cls_token=output_cls_token, out_origin=out_origin,
+                           patch_pad=patch_pad, patch_bias=patch_bias, patch_norm=patch_norm,
+                           frozen_exclude=frozen_exclude, norm_eval=norm_eval, num_fcs=num_fcs,
+                           pretrained=pretrained)
+        init_cfg = self._pretrained_to_init_cfg(pretrained, init_cfg)
         super().__init__(init_cfg=init_cfg)
-        # ---- arguments -------------------------------------------------------------------------
-        self.arch_settings = resolve_arch(arch)
+        self.mmseg_style = any(v is not None for v in mmseg_given.values())
+        self.arch_settings = _resolve_arch_spellings(arch, embed_dims, num_layers, num_heads,
+                                                     mlp_ratio)
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
-        self.img_size = _check_pair('img_size', img_size)
-        self.patch_size = _check_pair('patch_size', patch_size)
-        self.in_channels = check_positive_int('in_channels', in_channels)
-        self.out_indices = normalize_out_indices(out_indices, self.num_layers)
-        drop_rate = check_rate('drop_rate', drop_rate)
-        drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
-        for name, flag in (('qkv_bias', qkv_bias), ('final_norm', final_norm),
-                           ('with_cls_token', with_cls_token), ('pre_norm', pre_norm),
-                           ('with_cp', with_cp)):
+        norm_cfg, final_norm, out_type = self._resolve_defaults(norm_cfg, final_norm, out_type)
+        self._check_arguments(img_size, patch_size, in_channels, out_indices, out_type,
+                              with_cls_token, interpolate_mode, frozen_stages, final_norm,
+                              with_cp, mmseg_given)
+        for name, flag in (('qkv_bias', qkv_bias), ('pre_norm', pre_norm)):
             check_bool(name, flag)
-        norm_cfg = check_norm_cfg(norm_cfg)
-        self.out_type = check_choice('out_type', out_type, OUT_TYPES)
-        if out_type == 'cls_token' and not with_cls_token:
-            raise ValueError("out_type='cls_token' needs with_cls_token=True (there is no class "
-                             "token to output); use out_type='avg_featmap', 'featmap' or 'raw'")
-        self.with_cls_token = with_cls_token
-        self.num_extra_tokens = 1 if with_cls_token else 0
-        self.interpolate_mode = check_choice('interpolate_mode', interpolate_mode,
-                                             INTERPOLATE_MODES)
         if isinstance(layer_scale_init_value, bool) or not isinstance(
                 layer_scale_init_value, (int, float)) or layer_scale_init_value < 0:
             raise ValueError(f'layer_scale_init_value must be a float >= 0 (0 disables layer '
                              f'scale), got {layer_scale_init_value!r}')
+        layer_defaults = dict(
+            num_heads=self.arch_settings['num_heads'],
+            feedforward_channels=self.arch_settings['feedforward_channels'],
+            layer_scale_init_value=float(layer_scale_init_value),
+            drop_rate=check_rate('drop_rate', drop_rate), qkv_bias=qkv_bias, norm_cfg=norm_cfg,
+            attn_drop_rate=check_rate('attn_drop_rate', attn_drop_rate or 0.))
+        if act_cfg is not None:
+            layer_defaults['act_cfg'] = act_cfg
+        patch_cfg = self._patch_cfg(patch_cfg, pre_norm, norm_cfg, mmseg_given)
+        layer_cfgs = check_layer_cfgs(layer_cfgs, self.num_layers)
+        self._build(patch_cfg, layer_defaults, layer_cfgs, norm_cfg, pre_norm,
+                    check_rate('drop_path_rate', drop_path_rate), init_cfg)
+        self._set_metadata()
+        self._freeze_stages()
+        self._freeze_except(frozen_exclude)
+
+    # ---- argument resolution --------------------------------------------------------------------
+    def _resolve_defaults(self, norm_cfg, final_norm, out_type):
+        """mmpretrain's defaults, or mmseg's when its spelling is used."""
+        if norm_cfg is None:
+            norm_cfg = dict(type='LN') if self.mmseg_style else dict(type='LN', eps=1e-6)
+        if final_norm is None:
+            final_norm = not self.mmseg_style
+        if out_type is None:
+            out_type = 'featmap' if self.mmseg_style else 'cls_token'
+        return check_norm_cfg(norm_cfg), final_norm, out_type
+
+    def _check_arguments(self, img_size, patch_size, in_channels, out_indices, out_type,
+                         with_cls_token, interpolate_mode, frozen_stages, final_norm, with_cp,
+                         mmseg_given: dict) -> None:
+        self.img_size = check_pair('img_size', img_size)
+        self.patch_size = check_pair('patch_size', patch_size)
+        self.in_channels = check_positive_int('in_channels', in_channels)
+        self.out_indices = normalize_out_indices(out_indices, self.num_layers)
+        for name, flag in (('final_norm', final_norm), ('with_cls_token', with_cls_token),
+                           ('with_cp', with_cp)):
+            check_bool(name, flag)
+        self.out_type = check_choice('out_type', out_type, OUT_TYPES)
+        if out_type == 'cls_token' and not with_cls_token:
+            raise ValueError("out_type='cls_token' needs with_cls_token=True (there is no class "
+                             "token to output); use out_type='avg_featmap', 'featmap' or 'raw'")
+        self.output_cls_token = check_bool('output_cls_token',
+                                           bool(mmseg_given['output_cls_token']))
+        if self.output_cls_token and (out_type != 'featmap' or not with_cls_token):
+            raise ValueError(f"output_cls_token=True (mmseg) needs out_type='featmap' and "
+                             f"with_cls_token=True, got out_type={out_type!r}, "
+                             f"with_cls_token={with_cls_token!r}")
+        self.out_origin = check_bool('out_origin', bool(mmseg_given['out_origin']))
+        if mmseg_given['num_fcs'] not in (None, 2):
+            raise ValueError(f"num_fcs must be 2 (Linear-act-Linear), got "
+                             f"{mmseg_given['num_fcs']!r}")
+        self.norm_eval = check_bool('norm_eval', bool(mmseg_given['norm_eval']))
+        self.with_cls_token = with_cls_token
+        self.num_extra_tokens = 1 if with_cls_token else 0
+        self.interpolate_mode = check_choice('interpolate_mode', interpolate_mode,
+                                             INTERPOLATE_MODES)
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers)
         self.final_norm = final_norm
         self.with_cp = with_cp
-        patch_cfg = _check_cfg('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS)
-        layer_cfgs = self._check_layer_cfgs(layer_cfgs)
 
-        # ---- layers ----------------------------------------------------------------------------
-        # With a Pretrained init_cfg, build on the meta device and allocate without any random
-        # init: the checkpoint overwrites everything (ViT-L: seconds saved). Parameters the
-        # checkpoint lacks are initialised in init_weights().
+    def _patch_cfg(self, patch_cfg, pre_norm: bool, norm_cfg: dict, mmseg_given: dict) -> dict:
+        """Patch embedding arguments: mmpretrain's ``patch_cfg`` or mmseg's ``patch_*``."""
+        patch_cfg = check_cfg_keys('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS)
+        # mmpretrain: no projection bias under a pre-norm (CLIP); mmseg: patch_bias=False
+        cfg = dict(bias=not pre_norm and not self.mmseg_style)
+        if mmseg_given['patch_bias'] is not None:
+            cfg['bias'] = check_bool('patch_bias', mmseg_given['patch_bias'])
+        if mmseg_given['patch_pad'] is not None:
+            cfg['padding'] = mmseg_given['patch_pad']
+        if mmseg_given['patch_norm'] is not None and check_bool('patch_norm',
+                                                                mmseg_given['patch_norm']):
+            cfg['norm_cfg'] = norm_cfg
+        for key in [k for k in patch_cfg if k in cfg and patch_cfg[k] != cfg[k]]:
+            if mmseg_given.get('patch_' + {'padding': 'pad'}.get(key, key)) is not None:
+                raise ValueError(f'patch_cfg[{key!r}]={patch_cfg[key]!r} contradicts the mmseg '
+                                 f'argument giving {cfg[key]!r}; give it once')
+        cfg.update(patch_cfg)
+        if 'padding' in cfg:
+            check_choice('patch_pad', cfg['padding'], ('corner', 'same'))
+        return cfg
+
+    def _build(self, patch_cfg: dict, layer_defaults: dict, layer_cfgs: List[dict],
+               norm_cfg: dict, pre_norm: bool, drop_path_rate: float, init_cfg) -> None:
+        """Every module and parameter. With a Pretrained init_cfg, built on the meta device and
+        allocated without any random init: the checkpoint overwrites everything (ViT-L:
+        seconds saved); parameters the checkpoint lacks are initialised in init_weights()."""
         self._deferred_init = is_pretrained_init(init_cfg, only=True)
         device_ctx = torch.device('meta') if self._deferred_init else contextlib.nullcontext()
         num_built = max(self.out_indices) + 1
         with device_ctx:
             self.patch_embed = PatchEmbed(
-                in_channels=in_channels, embed_dims=self.embed_dims, patch_size=self.patch_size,
-                input_size=self.img_size, **{'bias': not pre_norm, **patch_cfg})
+                in_channels=self.in_channels, embed_dims=self.embed_dims,
+                patch_size=self.patch_size, input_size=self.img_size, **patch_cfg)
             self.patch_resolution = self.patch_embed.init_out_size
             num_patches = self.patch_resolution[0] * self.patch_resolution[1]
             self.cls_token = (nn.Parameter(torch.zeros(1, 1, self.embed_dims))
-                              if with_cls_token else None)
+                              if self.with_cls_token else None)
             self.pos_embed = nn.Parameter(
                 torch.zeros(1, num_patches + self.num_extra_tokens, self.embed_dims))
+            drop_rate = layer_defaults['drop_rate']
             self.drop_after_pos = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
             self.pre_norm = _build_norm(norm_cfg, self.embed_dims) if pre_norm else nn.Identity()
             dpr = [drop_path_rate * i / max(self.num_layers - 1, 1)
                    for i in range(self.num_layers)]
-            self.layers = nn.ModuleList()
-            for i in range(num_built):
-                cfg = dict(embed_dims=self.embed_dims,
-                           num_heads=self.arch_settings['num_heads'],
-                           feedforward_channels=self.arch_settings['feedforward_channels'],
-                           layer_scale_init_value=float(layer_scale_init_value),
-                           drop_rate=drop_rate, drop_path_rate=dpr[i], qkv_bias=qkv_bias,
-                           norm_cfg=norm_cfg)
-                cfg.update(layer_cfgs[i])
-                self.layers.append(TransformerEncoderLayer(**cfg))
+            self.layers = nn.ModuleList([
+                TransformerEncoderLayer(**{'embed_dims': self.embed_dims, **layer_defaults,
+                                           'drop_path_rate': dpr[i], **layer_cfgs[i]})
+                for i in range(num_built)])
             # the final norm follows the last layer only: not built when that layer is not
             last_built = num_built == self.num_layers
             self.ln1 = (_build_norm(norm_cfg, self.embed_dims)
-                        if final_norm and last_built else None)
+                        if self.final_norm and last_built else None)
             self.ln2 = (_build_norm(norm_cfg, self.embed_dims)
-                        if out_type == 'avg_featmap' else None)
+                        if self.out_type == 'avg_featmap' else None)
         if self._deferred_init:
             self.to_empty(device='cpu')
         # names of parameters still holding uninitialised memory (deferred init only)
@@ -412,32 +381,32 @@ class VisionTransformer(BaseBackbone):
         self.register_load_state_dict_pre_hook(VisionTransformer._load_pre_hook)
         self.register_load_state_dict_post_hook(VisionTransformer._load_post_hook)
 
+    def _set_metadata(self) -> None:
         # pooled (B, C) outputs have no stride (the contract's mark); token maps and sequences
         # sit on the patch grid
         stride = self.patch_size[0] if self.patch_size[0] == self.patch_size[1] else \
             self.patch_size
-        if out_type in ('cls_token', 'avg_featmap'):
+        if self.out_type in ('cls_token', 'avg_featmap'):
             stride = None
-        self._set_outputs([self.embed_dims] * len(self.out_indices),
-                          [stride] * len(self.out_indices),
-                          [f'stage{i + 1}' for i in self.out_indices])
-        self._freeze_stages()
+        indices = ([-1] if self.out_origin else []) + list(self.out_indices)
+        self._set_outputs([self.embed_dims] * len(indices), [stride] * len(indices),
+                          [f'stage{i + 1}' for i in indices])
 
-    def _check_layer_cfgs(self, layer_cfgs) -> List[dict]:
-        if layer_cfgs is None:
-            layer_cfgs = {}
-        if isinstance(layer_cfgs, dict):
-            layer_cfgs = [layer_cfgs] * self.num_layers
-        if not isinstance(layer_cfgs, (list, tuple)) or len(layer_cfgs) != self.num_layers:
-            raise ValueError(f'layer_cfgs must be a dict or a list of {self.num_layers} dicts '
-                             f'(one per layer), got {layer_cfgs!r}')
-        checked = []
-        for i, cfg in enumerate(layer_cfgs):
-            cfg = _check_cfg(f'layer_cfgs[{i}]', cfg, LAYER_CFG_KEYS)
-            if 'ffn_type' in cfg:
-                check_choice(f'layer_cfgs[{i}] ffn_type', cfg['ffn_type'], FFN_TYPES)
-            checked.append(cfg)
-        return checked
+    def _freeze_except(self, frozen_exclude) -> None:
+        """mmseg's ``frozen_exclude``: freeze every parameter whose name contains none of the
+        strings (``['all']`` or ``None``: nothing)."""
+        if frozen_exclude is None:
+            return
+        if isinstance(frozen_exclude, str) or not isinstance(frozen_exclude, (list, tuple)) \
+                or not all(isinstance(e, str) for e in frozen_exclude):
+            raise TypeError(f'frozen_exclude must be a list of parameter-name substrings (or '
+                            f'["all"]), got {frozen_exclude!r}')
+        self.frozen_exclude = list(frozen_exclude)
+        if 'all' in frozen_exclude:
+            return
+        for name, param in self.named_parameters():
+            if not any(e in name for e in frozen_exclude):
+                param.requires_grad = False
 
     # ---- metadata -------------------------------------------------------------------------------
     @property
@@ -487,47 +456,27 @@ class VisionTransformer(BaseBackbone):
                 self._pending_init = set()
         elif self.init_cfg is None:
             self._reset_parameters()
+        elif not is_pretrained_init(self.init_cfg):
+            # another init_cfg (mmpretrain's ViT configs pass a Kaiming one) does not touch the
+            # position embedding: it gets its trunc-normal init, as in mmpretrain
+            with torch.no_grad():
+                nn.init.trunc_normal_(self.pos_embed, std=.02)
 
     def _adapt_pos_embed(self, ckpt: torch.Tensor) -> torch.Tensor:
-        """A checkpoint's ``(1, L, C)`` position embedding, made to fit this model: class-token
-        entry dropped or added (zeros), grid resized with ``interpolate_mode``."""
-        target = self.pos_embed.shape
-        if ckpt.shape == target or ckpt.dim() != 3 or ckpt.shape[2] != target[2]:
-            return ckpt  # equal, or not a pos_embed we can read: the loader reports it
-        length = ckpt.shape[1]
-        # how many leading non-grid entries the checkpoint has: this model's count or the other
-        # one (0 <-> 1). Prefer a reading that gives exactly this model's grid (9 entries are
-        # 1 + 2x4 for a 2x4 model, not 3x3), then this model's count.
-        readings = []
-        for ckpt_extra in (self.num_extra_tokens, 1 - self.num_extra_tokens):
-            try:
-                readings.append((ckpt_extra, infer_grid_shape(length - ckpt_extra,
-                                                              hint=self.patch_resolution)))
-            except ValueError:
-                if length - ckpt_extra == self.patch_resolution[0] * self.patch_resolution[1]:
-                    readings.append((ckpt_extra, tuple(self.patch_resolution)))
-        readings.sort(key=lambda r: r[1] != tuple(self.patch_resolution))
-        if not readings:
-            from mmengine.logging import print_log
-            print_log(f'pos_embed of shape {tuple(ckpt.shape)} in the checkpoint: cannot infer '
-                      f'its patch grid, left as is (model: {tuple(target)})', logger='current',
-                      level=30)
-            return ckpt
-        ckpt_extra, grid = readings[0]
-        if ckpt_extra > self.num_extra_tokens:  # checkpoint has a cls token this model lacks
-            ckpt = ckpt[:, 1:]
-        elif ckpt_extra < self.num_extra_tokens:  # timm no_embed_class: cls gets no position
-            ckpt = torch.cat((ckpt.new_zeros(1, 1, ckpt.shape[2]), ckpt), dim=1)
-        resized = resize_pos_embed(ckpt, grid, self.patch_resolution, self.interpolate_mode,
-                                   self.num_extra_tokens)
+        """A checkpoint's ``(1, L, C)`` position embedding, made to fit this model
+        (:func:`~mmbackbones.models.layers.pos_embed.adapt_pos_embed`), with a log line."""
         from mmengine.logging import print_log
-        print_log(f'Resized pos_embed from {tuple(ckpt.shape)} (grid {grid[0]}x{grid[1]}) to '
-                  f'{tuple(resized.shape)} (grid {self.patch_resolution[0]}x'
-                  f'{self.patch_resolution[1]})', logger='current')
+        resized, note = adapt_pos_embed(ckpt, tuple(self.pos_embed.shape), self.num_extra_tokens,
+                                        self.patch_resolution, self.interpolate_mode)
+        if note:
+            print_log(note, logger='current', level=30 if resized is ckpt else 20)
         return resized
 
     def _load_pre_hook(self, state_dict, prefix, local_metadata, strict, missing_keys,
                        unexpected_keys, error_msgs):
+        if self.cls_token is None and not self.with_cls_token:
+            # mmseg's with_cls_token=False keeps a class token that never reaches an output
+            state_dict.pop(prefix + 'cls_token', None)
         key = prefix + 'pos_embed'
         if key in state_dict and isinstance(state_dict[key], torch.Tensor):
             state_dict[key] = self._adapt_pos_embed(state_dict[key])
@@ -577,19 +526,10 @@ class VisionTransformer(BaseBackbone):
                 f'{type(self).__name__} was built with a Pretrained init_cfg, so its parameters '
                 f'are allocated but not initialised: call init_weights() (or load_state_dict) '
                 f'before forward. Uninitialised: {sorted(self._pending_init)[:5]}...')
-        batch = x.shape[0]
-        x, hw = self.patch_embed(x)
-        if self.cls_token is not None:
-            x = torch.cat((self.cls_token.expand(batch, -1, -1), x), dim=1)
-        pos_embed = self.pos_embed
-        if hw != self.patch_resolution:
-            pos_embed = resize_pos_embed(pos_embed, self.patch_resolution, hw,
-                                         mode=self.interpolate_mode,
-                                         num_extra_tokens=self.num_extra_tokens)
-        x = self.drop_after_pos(x + pos_embed)
-        x = self.pre_norm(x)
-
+        x, hw = self._embed(x)
         outs: Dict[int, torch.Tensor] = {}
+        if self.out_origin:
+            outs[-1] = self._format_output(x, hw)
         last = self.num_layers - 1
         last_built = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -604,9 +544,25 @@ class VisionTransformer(BaseBackbone):
                 x = self.ln1(x)
             if i in self.out_indices:
                 outs[i] = self._format_output(x, hw)
-        return tuple(outs[i] for i in self.out_indices)
+        order = ([-1] if self.out_origin else []) + list(self.out_indices)
+        return tuple(outs[i] for i in order)
 
-    def _format_output(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """Patch embedding, class token, position embedding (resized to the input's grid),
+        dropout and pre-norm: ``(B, 1 + Hp * Wp, C)`` tokens and ``(Hp, Wp)``."""
+        batch = x.shape[0]
+        x, hw = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token.expand(batch, -1, -1), x), dim=1)
+        pos_embed = self.pos_embed
+        if is_tracing() or hw != self.patch_resolution:
+            pos_embed = resize_pos_embed(pos_embed, self.patch_resolution, hw,
+                                         mode=self.interpolate_mode,
+                                         num_extra_tokens=self.num_extra_tokens)
+        x = self.drop_after_pos(x + pos_embed)
+        return self.pre_norm(x), hw
+
+    def _format_output(self, x: torch.Tensor, hw: Tuple[int, int]):
         if self.out_type == 'raw':
             return x
         if self.out_type == 'cls_token':
@@ -614,7 +570,8 @@ class VisionTransformer(BaseBackbone):
         patch_tokens = x[:, self.num_extra_tokens:]
         if self.out_type == 'featmap':
             # (B, N, C) -> (B, C, Hp, Wp), a view (channels-last memory)
-            return patch_tokens.reshape(x.shape[0], hw[0], hw[1], -1).permute(0, 3, 1, 2)
+            out = patch_tokens.reshape(x.shape[0], hw[0], hw[1], -1).permute(0, 3, 1, 2)
+            return [out, x[:, 0]] if self.output_cls_token else out
         return self.ln2(patch_tokens.mean(dim=1))
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:

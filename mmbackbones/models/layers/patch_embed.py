@@ -1,6 +1,5 @@
 """Image to patch tokens: a strided convolution, with padding for sides that are not a multiple
 of the patch size. Parameter names (``projection``, ``norm``) follow mmcv's ``PatchEmbed``."""
-import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -8,7 +7,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from torch import nn
 
-from .pos_embed import _pair
+from .pos_embed import _pair, is_tracing
 
 PADDING_MODES = ('corner', 'same')
 
@@ -58,10 +57,13 @@ class PatchEmbed(nn.Module):
                               if input_size is not None else None)
 
     def _pad_amounts(self, h: int, w: int) -> Tuple[int, int]:
+        """Integer arithmetic only, so traced sizes stay symbolic (``export --dynamic``)."""
         (kh, kw), (sh, sw) = self.patch_size, self.stride
-        pad_h = max((math.ceil(h / sh) - 1) * sh + kh - h, 0)
-        pad_w = max((math.ceil(w / sw) - 1) * sw + kw - w, 0)
-        return pad_h, pad_w
+        pad_h = ((h + sh - 1) // sh - 1) * sh + kh - h
+        pad_w = ((w + sw - 1) // sw - 1) * sw + kw - w
+        if kh >= sh and kw >= sw:  # never negative then: no clamp (a clamp would branch)
+            return pad_h, pad_w
+        return max(pad_h, 0), max(pad_w, 0)
 
     def grid_size(self, input_size: Sequence[int]) -> Tuple[int, int]:
         """Token grid ``(Hp, Wp)`` of an ``(H, W)`` image (after padding)."""
@@ -72,7 +74,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         pad_h, pad_w = self._pad_amounts(x.shape[-2], x.shape[-1])
-        if pad_h or pad_w:
+        if is_tracing() or pad_h or pad_w:
             if self.padding == 'corner':
                 x = F.pad(x, (0, pad_w, 0, pad_h))
             else:

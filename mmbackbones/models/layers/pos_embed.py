@@ -10,6 +10,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ...utils.validation import check_positive_int
+
 INTERPOLATE_MODES = ('nearest', 'bilinear', 'bicubic', 'area', 'nearest-exact')
 
 
@@ -21,7 +23,8 @@ def _as_int(value):
     if isinstance(value, (int, torch.SymInt)):
         return value
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
-        return int(value)
+        # a traced size stays a tensor so that the graph keeps it symbolic
+        return value if torch.jit.is_tracing() else int(value)
     return None
 
 
@@ -34,6 +37,26 @@ def _pair(value, name: str) -> Tuple[int, int]:
         if pair[0] is not None and pair[1] is not None:
             return pair
     raise TypeError(f'{name} must be an int or a pair of ints (H, W), got {value!r}')
+
+
+def check_pair(name: str, value) -> Tuple[int, int]:
+    """Validate an image/patch size argument: a positive int or a pair of them -> ``(h, w)``.
+    Raises ``ValueError``/``TypeError`` naming ``name``."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]  # mmseg/mmdet accept a 1-tuple
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return check_positive_int(name, value[0]), check_positive_int(name, value[1])
+    if isinstance(value, (list, tuple)):
+        raise ValueError(f'{name} must be an int or a pair (H, W), got {value!r}')
+    v = check_positive_int(name, value)
+    return v, v
+
+
+def is_tracing() -> bool:
+    """True while ``torch.jit.trace``/``torch.onnx.export`` records: sizes are then traced
+    values, so code that branches on a size must take the branch-free path to stay valid for
+    other input sizes (``export --dynamic``)."""
+    return torch.jit.is_tracing()
 
 
 def infer_grid_shape(num_patches: int, hint: Optional[Sequence[int]] = None) -> Tuple[int, int]:
@@ -92,8 +115,8 @@ def resize_pos_embed(pos_embed: torch.Tensor,
     if src_h * src_w != num_patches:
         raise ValueError(f'pos_embed has {length} entries, which is not {num_extra_tokens} extra '
                          f'tokens + a {src_h}x{src_w} grid ({src_h * src_w} entries)')
-    if (src_h, src_w) == (dst_h, dst_w):
-        return pos_embed
+    if not is_tracing() and (src_h, src_w) == (dst_h, dst_w):
+        return pos_embed  # (traced: always interpolate; at an equal size it is the identity)
     extra = pos_embed[:, :num_extra_tokens]
     grid = pos_embed[:, num_extra_tokens:].reshape(n, src_h, src_w, channels).permute(0, 3, 1, 2)
     # bicubic interpolation is only implemented for floating types >= fp32 on some backends
@@ -103,3 +126,39 @@ def resize_pos_embed(pos_embed: torch.Tensor,
     grid = F.interpolate(grid.float(), size=(dst_h, dst_w), mode=mode, **kwargs)
     grid = grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
     return torch.cat((extra, grid), dim=1)
+
+
+def adapt_pos_embed(ckpt: torch.Tensor, target_shape: Sequence[int], num_extra_tokens: int,
+                    grid: Sequence[int], mode: str = 'bicubic') -> Tuple[torch.Tensor, str]:
+    """Fit a checkpoint's ``(1, L, C)`` position embedding to a model's ``target_shape`` whose
+    ``num_extra_tokens`` (0 or 1) precede a ``grid``: the class-token entry is dropped or added
+    (zeros), the grid resized with ``mode``. Returns ``(tensor, note)``; ``ckpt`` itself (and
+    a note saying why, or ``''`` when it already fits) when it cannot be read.
+    """
+    grid = tuple(grid)
+    if tuple(ckpt.shape) == tuple(target_shape) or ckpt.dim() != 3 \
+            or ckpt.shape[2] != target_shape[2]:
+        return ckpt, ''  # equal, or not a pos_embed we can read: the loader reports it
+    length = ckpt.shape[1]
+    # how many leading non-grid entries the checkpoint has: the model's count or the other
+    # one (0 <-> 1). Prefer a reading that gives exactly the model's grid (9 entries are
+    # 1 + 2x4 for a 2x4 model, not 3x3), then the model's count.
+    readings = []
+    for ckpt_extra in (num_extra_tokens, 1 - num_extra_tokens):
+        try:
+            readings.append((ckpt_extra, infer_grid_shape(length - ckpt_extra, hint=grid)))
+        except ValueError:
+            if length - ckpt_extra == grid[0] * grid[1]:
+                readings.append((ckpt_extra, grid))
+    readings.sort(key=lambda r: r[1] != grid)
+    if not readings:
+        return ckpt, (f'pos_embed of shape {tuple(ckpt.shape)} in the checkpoint: cannot infer '
+                      f'its patch grid, left as is (model: {tuple(target_shape)})')
+    ckpt_extra, src = readings[0]
+    if ckpt_extra > num_extra_tokens:  # checkpoint has a cls token the model lacks
+        ckpt = ckpt[:, 1:]
+    elif ckpt_extra < num_extra_tokens:  # timm no_embed_class: cls gets no position
+        ckpt = torch.cat((ckpt.new_zeros(1, 1, ckpt.shape[2]), ckpt), dim=1)
+    resized = resize_pos_embed(ckpt, src, grid, mode, num_extra_tokens)
+    return resized, (f'Resized pos_embed from {tuple(ckpt.shape)} (grid {src[0]}x{src[1]}) to '
+                     f'{tuple(resized.shape)} (grid {grid[0]}x{grid[1]})')

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pos_embed import is_tracing
+
 # Masked pairs get this additive bias, as in the original Swin (not -inf, which would make a
 # row of padded tokens NaN); kept so outputs match mmpretrain/timm bit for bit.
 MASK_VALUE = -100.0
@@ -56,18 +58,22 @@ def window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> t
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
 
 
+def _region_ids(size, window_size: int, shift_size: int, device=None) -> torch.Tensor:
+    """Region (0, 1, 2) of each index along one side of a rolled map: ``[0, size - window)``,
+    ``[size - window, size - shift)``, ``[size - shift, size)``. Built from comparisons, so a
+    traced ``size`` stays symbolic."""
+    idx = torch.arange(size, device=device)
+    return (idx >= size - window_size).long() + (idx >= size - shift_size).long()
+
+
 def shifted_window_mask(h: int, w: int, window_size: int, shift_size: int,
                         device=None) -> torch.Tensor:
     """``(nW, ws*ws, ws*ws)`` additive mask for a map of ``h x w`` (multiples of the window)
     rolled by ``-shift_size``: pairs of tokens from different regions of the unrolled map get
     :data:`MASK_VALUE`, others 0."""
-    img = torch.zeros(1, h, w, 1, device=device)
-    cuts = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
-    region = 0
-    for hs in cuts:
-        for ws in cuts:
-            img[:, hs, ws, :] = region
-            region += 1
+    rows = _region_ids(h, window_size, shift_size, device)
+    cols = _region_ids(w, window_size, shift_size, device)
+    img = (rows[:, None] * 3 + cols[None, :]).to(torch.float32)[None, :, :, None]
     ids = window_partition(img, window_size).squeeze(-1)  # nW, ws*ws
     diff = ids.unsqueeze(1) - ids.unsqueeze(2)
     return torch.zeros_like(diff).masked_fill_(diff != 0, MASK_VALUE)
@@ -161,6 +167,8 @@ class ShiftWindowMSA(nn.Module):
         self._masks: Dict[tuple, torch.Tensor] = {}
 
     def _mask(self, h: int, w: int, shift: int, device) -> torch.Tensor:
+        if is_tracing():  # sizes are symbolic: compute in the graph, never a cached constant
+            return shifted_window_mask(h, w, self.window_size, shift, device)
         key = (h, w, shift, str(device))
         mask = self._masks.get(key)
         if mask is None:
@@ -170,23 +178,38 @@ class ShiftWindowMSA(nn.Module):
             self._masks[key] = mask
         return mask
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = x.shape
+    def _attend(self, x: torch.Tensor, shift: int) -> torch.Tensor:
+        """Windowed attention of a padded ``(B, Hp, Wp, C)`` map rolled by ``-shift``."""
+        hp, wp = x.shape[1], x.shape[2]
         ws = self.window_size
-        shift = self.shift_size
-        if min(h, w) == ws and not self.pad_small_map:
-            shift = 0
-        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
-        if pad_b or pad_r:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        hp, wp = h + pad_b, w + pad_r
         if shift:
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
         mask = self._mask(hp, wp, shift, x.device) if shift else None
-        x = self.w_msa(window_partition(x, ws), mask=mask)
-        x = window_reverse(x, ws, hp, wp)
+        x = window_reverse(self.w_msa(window_partition(x, ws), mask=mask), ws, hp, wp)
         if shift:
             x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
-        if pad_b or pad_r:
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window_size
+        tracing = is_tracing()
+        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
+        if tracing or pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        if not self.shift_size:
+            x = self._attend(x, 0)
+        elif self.pad_small_map:
+            x = self._attend(x, self.shift_size)
+        elif tracing:
+            # The shift is dropped where a side equals the window: a size-dependent choice,
+            # made in the graph (both results, one kept) so other input sizes stay right.
+            h_t, w_t = torch.as_tensor(h), torch.as_tensor(w)
+            smaller_side_is_window = torch.minimum(h_t, w_t) == ws
+            x = torch.where(smaller_side_is_window, self._attend(x, 0),
+                            self._attend(x, self.shift_size))
+        else:
+            x = self._attend(x, 0 if min(h, w) == ws else self.shift_size)
+        if tracing or pad_b or pad_r:
             x = x[:, :h, :w, :]
         return x

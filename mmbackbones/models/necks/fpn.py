@@ -23,8 +23,10 @@ from torch import nn
 from ...registry import MODELS
 from ...utils.validation import (accepts_config_containers, check_choice, check_non_negative_int,
                                  check_positive_int)
+from .spatial import SPATIAL_FIX
 
 AUTO = 'auto'
+POOLED_HINT = ', '.join(f'{k}: {v}' for k, v in list(SPATIAL_FIX.items())[:2])
 EXTRA_CONV_SOURCES = ('on_input', 'on_lateral', 'on_output')
 
 
@@ -179,6 +181,11 @@ class FPN(BaseModule):
         if len(inputs) != self.num_ins:
             raise ValueError(f'FPN was built for {self.num_ins} inputs (in_channels='
                              f'{self.in_channels}) but got {len(inputs)}')
+        for i, x in enumerate(inputs):
+            if x.dim() != 4:
+                raise ValueError(f'FPN input {i} has shape {tuple(x.shape)}: a pooled vector or '
+                                 f'tokens, not a feature map (N, C, H, W); build the backbone '
+                                 f'with feature-map outputs ({POOLED_HINT})')
         used = inputs[self.start_level:self.backbone_end_level]
         laterals: List[torch.Tensor] = [conv(x) for conv, x in zip(self.lateral_convs, used)]
         # Top-down: each coarser lateral is upsampled into the next finer one.

@@ -80,10 +80,18 @@ def _cfg_options_action():
     return CfgOptions
 
 
+def _config_or_name(text: str) -> str:
+    """A config file, or a model name resolved later (``mmbackbones.model_configs``)."""
+    if not os.path.isfile(text) and (text.endswith('.py') or os.path.exists(text)):
+        raise argparse.ArgumentTypeError(f'file not found: {text}')
+    return text
+
+
 def _add_config(parser, cfg_options: bool = True) -> None:
-    parser.add_argument('config', type=_existing_file,
+    parser.add_argument('config', type=_config_or_name,
                         help='config file (.py) with a `model.backbone`, `backbone` or `model` '
-                        'dict')
+                        'dict, or a model name: a shipped config (resnet50, convnext-tiny; '
+                        '`list --configs`) or timm.<name> / torchvision.<name>')
     if cfg_options:
         parser.add_argument('--cfg-options', nargs='+', action=_cfg_options_action(),
                             metavar='KEY=VALUE',
@@ -359,9 +367,9 @@ def cmd_show(args) -> int:
 
 # ----- print-config --------------------------------------------------------------------------
 def cmd_print_config(args) -> int:
-    from .builder import load_config
+    from .model_configs import load_model_config
 
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_model_config(args.config, args.cfg_options)
     print(cfg.pretty_text)
     return 0
 

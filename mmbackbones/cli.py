@@ -377,6 +377,9 @@ def cmd_print_config(args) -> int:
 # ----- export --------------------------------------------------------------------------------
 def cmd_export(args) -> int:
     from .analysis.common import check_output_path
+    from .utils.optional import require
+
+    require('onnx', 'mmbackbones export')
     from .analysis.onnx_export import export
 
     check_output_path(args.out, ('.onnx', ))

@@ -21,6 +21,7 @@ model: ``timm.<model_name>`` (a ``TIMMBackbone`` with timm's default feature lev
 """
 import difflib
 import os
+import warnings
 from typing import Dict, Optional
 
 PACKAGE = 'mmbackbones'
@@ -69,7 +70,9 @@ def _for_our_package(ours, original):
         if package == PACKAGE:
             return ours()
         try:
-            return original(package)
+            with warnings.catch_warnings():  # mmengine reloads pkg_resources on every call
+                warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+                return original(package)
         except ModuleNotFoundError as error:
             if error.name == 'pkg_resources':
                 raise ModuleNotFoundError(f'{PKG_RESOURCES_HINT} (needed for {package}::)',

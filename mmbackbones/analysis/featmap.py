@@ -10,6 +10,7 @@ caption band below::
 import os
 from typing import Optional, Sequence, Tuple
 
+from ..utils.optional import require
 from .common import (IMAGENET_MEAN, IMAGENET_STD, CLIError, as_tuple, build_from_config,
                      default_input_size, load_backbone_config, output_names,
                      weights_label)
@@ -42,6 +43,7 @@ def load_image(path: str, size: Sequence[int], channels: int = 3):
     """``(pil_image_resized, tensor_0_255)``: the image resized to ``size`` (H, W)."""
     import numpy as np
     import torch
+    require('PIL', 'reading the image')
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
@@ -97,8 +99,7 @@ def _fit(parts, width: int) -> str:
 def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
            cmap: str = 'viridis', title: Optional[str] = None) -> Tuple[int, int]:
     """Draw the input and each stage map into ``out_path`` (PNG); returns its pixel size."""
-    import matplotlib
-
+    matplotlib = require('matplotlib', 'drawing feature maps')
     matplotlib.use('Agg', force=True)
     import matplotlib.pyplot as plt
     import numpy as np

@@ -176,6 +176,10 @@ def cmd_list(args) -> int:
     from .analysis import listing
 
     data = {'registered': listing.registered_types(args.pattern)}
+    if args.configs:
+        data['configs'] = listing.config_names(args.pattern)
+    if args.pretrained:
+        data['pretrained'] = listing.pretrained(args.pattern)
     if args.timm:
         data['timm'] = listing.timm_models(args.pattern)
     if args.torchvision:
@@ -194,6 +198,10 @@ def cmd_list(args) -> int:
         console.print(table)
     else:
         console.print(f'no registered backbone type{pattern}')
+    if 'configs' in data:
+        _print_configs(console, data['configs'], pattern)
+    if 'pretrained' in data:
+        _print_pretrained(console, data['pretrained'], pattern)
     for library, example in (('timm', 'TIMMBackbone'), ('torchvision', 'TorchvisionBackbone')):
         if library not in data:
             continue
@@ -205,6 +213,32 @@ def cmd_list(args) -> int:
 
             console.print(Columns(names, equal=True, expand=False))
     return 0
+
+
+def _print_configs(console, rows, pattern: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f'Shipped configs{pattern}: {len(rows)} (use the name in place of a '
+                  'config file, or _base_ = \'mmbackbones::<file>\')')
+    table.add_column('name', style='bold')
+    table.add_column('file')
+    for row in rows:
+        table.add_row(row['name'], row['file'])
+    console.print(table)
+
+
+def _print_pretrained(console, rows, pattern: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f'Pretrained weights{pattern}: {len(rows)} (init_cfg=dict(type='
+                  "'Pretrained', checkpoint='<source>://<name>'); cache: $MMBACKBONES_HOME)")
+    for column, justify in (('name', 'left'), ('source', 'left'), ('config', 'left'),
+                            ('top-1', 'right')):
+        table.add_column(column, justify=justify, style='bold' if column == 'name' else None)
+    for row in rows:
+        top1 = '' if row['top1'] is None else f'{row["top1"]:.2f}'
+        table.add_row(row['name'], row['source'], row['config'] or '', top1)
+    console.print(table)
 
 
 # ----- info ----------------------------------------------------------------------------------
@@ -424,6 +458,10 @@ def build_parser(with_commands: Sequence[str] = ()) -> ArgumentParser:
                        'models')
     p.add_argument('pattern', nargs='?', default=None,
                    help='filter: a substring, or a glob like "resnet*" (case-insensitive)')
+    p.add_argument('--configs', action='store_true',
+                   help='also list the shipped configs (model names info/bench/show/export take)')
+    p.add_argument('--pretrained', action='store_true',
+                   help='also list the known pretrained weights (source, config, top-1)')
     p.add_argument('--timm', action='store_true', help='also list timm models')
     p.add_argument('--torchvision', action='store_true', help='also list torchvision models')
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')

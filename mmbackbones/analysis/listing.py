@@ -53,3 +53,29 @@ def torchvision_models(pattern: Optional[str] = None) -> List[str]:
     import torchvision
 
     return match(torchvision.models.list_models(module=torchvision.models), pattern)
+
+
+def config_names(pattern: Optional[str] = None) -> List[dict]:
+    """Shipped configs by model name (plain names only), with their file under ``configs/``."""
+    import os
+
+    from ..model_configs import config_root, model_names
+
+    root = config_root()
+    names = {n: p for n, p in model_names().items() if '/' not in n}
+    return [dict(name=n, file=os.path.relpath(names[n], root).replace(os.sep, '/'))
+            for n in match(names, pattern)]
+
+
+def pretrained(pattern: Optional[str] = None) -> List[dict]:
+    """Zoo entries whose name, alias, arch type or config match ``pattern``."""
+    from ..checkpoint.zoo import load_zoo
+
+    glob = as_glob(pattern).lower()
+    rows = []
+    for e in load_zoo():
+        fields = [e['name'], *e.get('aliases', []), e['arch'].get('type', ''), e.get('config') or '']
+        if any(fnmatch.fnmatchcase(str(f).lower(), glob) for f in fields):
+            rows.append(dict(name=e['name'], source=e['source'], config=e.get('config'),
+                             top1=e.get('top1'), url=e['url']))
+    return rows

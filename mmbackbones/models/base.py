@@ -11,7 +11,8 @@ outputs before any forward pass:
 * ``frozen_stages``: ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``. Frozen
   parameters get ``requires_grad=False`` and frozen norm layers stay in eval mode across
   ``.train()``; ``norm_eval=True`` keeps every BatchNorm in eval mode;
-* ``init_cfg`` is handled by mmengine's ``BaseModule.init_weights()``.
+* ``init_cfg`` is handled by mmengine's ``BaseModule.init_weights()``, which reports in one
+  line (``models/init_report.py``).
 
 A family subclass calls ``_set_outputs(...)`` once its layers exist, implements
 ``stem_and_stages()`` (index 0 the stem, index ``i`` stage ``i``) and calls
@@ -25,6 +26,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.validation import accepts_config_containers, check_frozen_stages
+from .init_report import InitReportMixin
 from .layers.norm import FrozenBatchNorm2d
 
 
@@ -36,7 +38,7 @@ class ShapeSpec(NamedTuple):
     stride: Optional[int] = None
 
 
-class BaseBackbone(BaseModule):
+class BaseBackbone(InitReportMixin, BaseModule):
     """Base class of every backbone: output metadata, stage freezing, norm_eval.
 
     Every subclass's ``__init__`` receives plain Python containers: omegaconf

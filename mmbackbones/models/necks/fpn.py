@@ -23,6 +23,7 @@ from torch import nn
 from ...registry import MODELS
 from ...utils.validation import (accepts_config_containers, check_choice, check_non_negative_int,
                                  check_positive_int)
+from ..init_report import InitReportMixin
 from .spatial import SPATIAL_FIX
 
 AUTO = 'auto'
@@ -54,7 +55,7 @@ def resolve_auto_in_channels(neck_cfg: dict, backbone_channels: Sequence[int]) -
 
 
 @MODELS.register_module()
-class FPN(BaseModule):
+class FPN(InitReportMixin, BaseModule):
     """Feature Pyramid Network.
 
     Args:

@@ -388,7 +388,7 @@ def cmd_show(args) -> int:
     device = _device(args.device)
     result = show(args.config, args.image, args.out, input_size=args.input_size,
                   cfg_options=args.cfg_options, panel=args.panel_size, device=device,
-                  seed=args.seed, checkpoint=args.checkpoint)
+                  seed=args.seed, checkpoint=args.checkpoint, reduce=args.reduce)
     if args.json:
         _print_json(result)
         return 0
@@ -501,13 +501,17 @@ def build_parser(with_commands: Sequence[str] = ()) -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser('show', help='picture of the mean activation of each output stage')
+    p = sub.add_parser('show', help='picture of each output stage (principal components, '
+                       'channel norm or mean)')
     _add_config(p)
     p.add_argument('image', type=_existing_file, help='input image (PNG, JPEG, ...)')
     p.add_argument('-o', '--out', required=True, help='output picture (.png)')
     _add_input_size(p, 'the image is resized to this')
     p.add_argument('--panel-size', type=_positive_int, default=256,
                    help='pixels per panel side (default 256)')
+    p.add_argument('--reduce', choices=('pca', 'norm', 'mean'), default='pca',
+                   help='how each map loses its channels: pca (first 3 principal components '
+                   'as RGB, default), norm (L2 norm), mean (zero after a LayerNorm)')
     _add_weights(p)
     _add_device(p)
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')

@@ -25,7 +25,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.validation import accepts_config_containers, check_frozen_stages
+from ..utils.validation import accepts_config_containers, check_frozen_stages, checks_keywords
 from .init_report import InitReportMixin
 from .layers.norm import FrozenBatchNorm2d
 
@@ -49,7 +49,7 @@ class BaseBackbone(InitReportMixin, BaseModule):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if '__init__' in cls.__dict__:
-            cls.__init__ = accepts_config_containers(cls.__dict__['__init__'])
+            cls.__init__ = checks_keywords(accepts_config_containers(cls.__dict__['__init__']))
 
     def __init__(self, init_cfg=None):
         super().__init__(init_cfg=init_cfg)

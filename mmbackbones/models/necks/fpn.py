@@ -22,7 +22,7 @@ from torch import nn
 
 from ...registry import MODELS
 from ...utils.validation import (accepts_config_containers, check_choice, check_non_negative_int,
-                                 check_positive_int)
+                                 check_positive_int, checks_keywords)
 from ..init_report import InitReportMixin
 from .spatial import SPATIAL_FIX
 
@@ -76,6 +76,7 @@ class FPN(InitReportMixin, BaseModule):
             ``scale_factor`` the coarser map is resized to the finer map's size.
     """
 
+    @checks_keywords
     @accepts_config_containers
     def __init__(self,
                  in_channels: Union[str, Sequence[int]],

@@ -29,8 +29,9 @@ def spatial_fix(backbone_type: Optional[str]) -> str:
 def pooled_output_message(backbone_type: Optional[str], names: Sequence[str],
                           where: str = 'a neck') -> str:
     outputs = ', '.join(repr(n) for n in names)
+    which = f'output {outputs} is' if len(names) == 1 else f'outputs {outputs} are'
     return (f'{where} needs feature maps (N, C, H, W), but {backbone_type or "the backbone"} '
-            f'output {outputs} is pooled (stride None); {spatial_fix(backbone_type)}')
+            f'{which} pooled (stride None); {spatial_fix(backbone_type)}')
 
 
 def check_spatial_outputs(backbone, where: str = 'a neck') -> None:

@@ -5,8 +5,8 @@ Each family script (benchmarks/bench_<name>.py) runs in its own process with ``-
 script's name, and also saved with its JSON into one folder per run,
 ``work_dirs/bench/<date-time>/`` (``<name>.json``, ``<name>.log``; ignored by git). The tracked
 files in benchmarks/results/ are the published figures: only ``--update-results`` writes the JSON
-there (the logs still go to work_dirs/). The table printed at the end is bench_all's: every backbone against its
-anchor, measured the same way in one process.
+there (the logs still go to work_dirs/). The table printed at the end is bench_all's: every
+backbone against its anchor, measured the same way in one process.
 """
 import argparse
 import glob

@@ -199,9 +199,9 @@ def cmd_list(args) -> int:
     else:
         console.print(f'no registered backbone type{pattern}')
     if 'configs' in data:
-        _print_configs(console, data['configs'], pattern)
+        listing.print_configs(console, data['configs'], pattern)
     if 'pretrained' in data:
-        _print_pretrained(console, data['pretrained'], pattern)
+        listing.print_pretrained(console, data['pretrained'], pattern)
     for library, example in (('timm', 'TIMMBackbone'), ('torchvision', 'TorchvisionBackbone')):
         if library not in data:
             continue
@@ -213,32 +213,6 @@ def cmd_list(args) -> int:
 
             console.print(Columns(names, equal=True, expand=False))
     return 0
-
-
-def _print_configs(console, rows, pattern: str) -> None:
-    from rich.table import Table
-
-    table = Table(title=f'Shipped configs{pattern}: {len(rows)} (use the name in place of a '
-                  'config file, or _base_ = \'mmbackbones::<file>\')')
-    table.add_column('name', style='bold')
-    table.add_column('file')
-    for row in rows:
-        table.add_row(row['name'], row['file'])
-    console.print(table)
-
-
-def _print_pretrained(console, rows, pattern: str) -> None:
-    from rich.table import Table
-
-    table = Table(title=f'Pretrained weights{pattern}: {len(rows)} (init_cfg=dict(type='
-                  "'Pretrained', checkpoint='<source>://<name>'); cache: $MMBACKBONES_HOME)")
-    for column, justify in (('name', 'left'), ('source', 'left'), ('config', 'left'),
-                            ('top-1', 'right')):
-        table.add_column(column, justify=justify, style='bold' if column == 'name' else None)
-    for row in rows:
-        top1 = '' if row['top1'] is None else f'{row["top1"]:.2f}'
-        table.add_row(row['name'], row['source'], row['config'] or '', top1)
-    console.print(table)
 
 
 # ----- info ----------------------------------------------------------------------------------

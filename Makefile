@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ARCH := $(shell uname -m)
-ifeq ($(ARCH),aarch64)
+# 64-bit ARM is `aarch64` on Linux and `arm64` on macOS.
+ifneq ($(filter aarch64 arm64,$(ARCH)),)
 TORCH_PINS := torch==2.9.1 torchvision==0.24.1
 else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1

@@ -67,6 +67,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='ResNet-50 and 1 run per method')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--out', default=os.path.join(RESULTS, 'bench_checkpoint.json'))
     args = parser.parse_args(argv)
     sys.path.insert(0, ROOT)
     import torch
@@ -97,8 +98,8 @@ def main(argv=None):
         r['time_ratio'] = r['seconds'] / anchor['seconds']
         print(f'{r["method"]:40s} {r["seconds"]:8.3f} {r["time_ratio"]:9.2f} '
               f'{r["anon_mb"]:9.1f} {r["file_mb"]:9.1f}')
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, 'bench_checkpoint.json'), 'w') as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
         json.dump(dict(config=cfg, weights_mb=size_mb, runs=runs, threads=args.threads,
                        rows=rows), f, indent=1)
     return 0

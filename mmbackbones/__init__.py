@@ -9,6 +9,9 @@ check_mmcv_version()
 from .builder import build_backbone, build_backbone_from_config, load_config  # noqa: E402
 from .registry import BACKBONES, MODELS  # noqa: E402
 from .version import __version__  # noqa: E402
+from .model_configs import register_config_scope  # noqa: E402
+
+register_config_scope()  # _base_ = 'mmbackbones::resnet/resnet50.py'
 
 __all__ = ['MODELS', 'BACKBONES', 'build_backbone', 'build_backbone_from_config', 'load_config',
            '__version__']

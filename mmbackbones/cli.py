@@ -83,10 +83,18 @@ def _cfg_options_action():
     return CfgOptions
 
 
+def _config_or_name(text: str) -> str:
+    """A config file, or a model name resolved later (``mmbackbones.model_configs``)."""
+    if not os.path.isfile(text) and (text.endswith('.py') or os.path.exists(text)):
+        raise argparse.ArgumentTypeError(f'file not found: {text}')
+    return text
+
+
 def _add_config(parser, cfg_options: bool = True) -> None:
-    parser.add_argument('config', type=_existing_file,
+    parser.add_argument('config', type=_config_or_name,
                         help='config file (.py) with a `model.backbone`, `backbone` or `model` '
-                        'dict')
+                        'dict, or a model name: a shipped config (resnet50, convnext-tiny; '
+                        '`list --configs`) or timm.<name> / torchvision.<name>')
     if cfg_options:
         parser.add_argument('--cfg-options', nargs='+', action=_cfg_options_action(),
                             metavar='KEY=VALUE',
@@ -174,6 +182,10 @@ def cmd_list(args) -> int:
     from .analysis import listing
 
     data = {'registered': listing.registered_types(args.pattern)}
+    if args.configs:
+        data['configs'] = listing.config_names(args.pattern)
+    if args.pretrained:
+        data['pretrained'] = listing.pretrained(args.pattern)
     if args.timm:
         data['timm'] = listing.timm_models(args.pattern)
     if args.torchvision:
@@ -192,6 +204,10 @@ def cmd_list(args) -> int:
         console.print(table)
     else:
         console.print(f'no registered backbone type{pattern}')
+    if 'configs' in data:
+        listing.print_configs(console, data['configs'], pattern)
+    if 'pretrained' in data:
+        listing.print_pretrained(console, data['pretrained'], pattern)
     for library, example in (('timm', 'TIMMBackbone'), ('torchvision', 'TorchvisionBackbone')):
         if library not in data:
             continue
@@ -344,7 +360,7 @@ def cmd_show(args) -> int:
     device = _device(args.device)
     result = show(args.config, args.image, args.out, input_size=args.input_size,
                   cfg_options=args.cfg_options, panel=args.panel_size, device=device,
-                  seed=args.seed, checkpoint=args.checkpoint,
+                  seed=args.seed, checkpoint=args.checkpoint, reduce=args.reduce,
                   checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(result)
@@ -358,9 +374,9 @@ def cmd_show(args) -> int:
 
 # ----- print-config --------------------------------------------------------------------------
 def cmd_print_config(args) -> int:
-    from .builder import load_config
+    from .model_configs import load_model_config
 
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_model_config(args.config, args.cfg_options)
     print(cfg.pretty_text)
     return 0
 
@@ -368,6 +384,9 @@ def cmd_print_config(args) -> int:
 # ----- export --------------------------------------------------------------------------------
 def cmd_export(args) -> int:
     from .analysis.common import check_output_path
+    from .utils.optional import require
+
+    require('onnx', 'mmbackbones export')
     from .analysis.onnx_export import export
 
     check_output_path(args.out, ('.onnx', ))
@@ -460,6 +479,10 @@ def build_parser() -> ArgumentParser:
                        'models')
     p.add_argument('pattern', nargs='?', default=None,
                    help='filter: a substring, or a glob like "resnet*" (case-insensitive)')
+    p.add_argument('--configs', action='store_true',
+                   help='also list the shipped configs (model names info/bench/show/export take)')
+    p.add_argument('--pretrained', action='store_true',
+                   help='also list the known pretrained weights (source, config, top-1)')
     p.add_argument('--timm', action='store_true', help='also list timm models')
     p.add_argument('--torchvision', action='store_true', help='also list torchvision models')
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
@@ -499,13 +522,17 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser('show', help='picture of the mean activation of each output stage')
+    p = sub.add_parser('show', help='picture of each output stage (principal components, '
+                       'channel norm or mean)')
     _add_config(p)
     p.add_argument('image', type=_existing_file, help='input image (PNG, JPEG, ...)')
     p.add_argument('-o', '--out', required=True, help='output picture (.png)')
     _add_input_size(p, 'the image is resized to this')
     p.add_argument('--panel-size', type=_positive_int, default=256,
                    help='pixels per panel side (default 256)')
+    p.add_argument('--reduce', choices=('pca', 'norm', 'mean'), default='pca',
+                   help='how each map loses its channels: pca (first 3 principal components '
+                   'as RGB, default), norm (L2 norm), mean (zero after a LayerNorm)')
     _add_weights(p)
     _add_device(p)
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')

@@ -175,7 +175,8 @@ def test_module_entry_point_matches_script(derived_config):
 
 # ----- tools/*.py: the OpenMMLab-style script wrappers ----------------------------------------
 TOOLS = {'info.py': 'info', 'bench.py': 'bench', 'show.py': 'show',
-         'print_config.py': 'print-config', 'export_onnx.py': 'export', 'list_models.py': 'list'}
+         'print_config.py': 'print-config', 'export_onnx.py': 'export', 'list_models.py': 'list',
+         'zoo.py': 'zoo'}
 
 
 def run_tool(name, *args):

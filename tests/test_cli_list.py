@@ -48,3 +48,17 @@ def test_list_no_match_says_so():
     result = run_cli('list', 'zzzz*')
     assert result.returncode == 0, result.stderr
     assert "no registered backbone type matching 'zzzz*'" in result.stdout
+
+
+def test_list_pretrained_and_configs():
+    from mmbackbones.checkpoint.zoo import load_zoo
+    result = run_cli('list', 'swin', '--pretrained', '--configs', '--json')
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    expected = [e['name'] for e in load_zoo() if e['arch']['type'] == 'SwinTransformer']
+    assert [row['name'] for row in data['pretrained']] == expected and len(expected) >= 10
+    assert {row['source'] for row in data['pretrained']} == {'mmcls', 'timm'}
+    assert all(row['config'].startswith('swin-') for row in data['pretrained'])
+    assert {'name': 'swin-tiny_224', 'file': 'swin/swin-tiny_224.py'} in data['configs']
+    table = run_cli('list', 'regnetx-400mf', '--pretrained').stdout
+    assert 'regnetx-400mf_8xb128_in1k' in table and '72.56' in table and 'MMBACKBONES_HOME' in table

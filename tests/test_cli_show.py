@@ -76,3 +76,36 @@ def test_show_errors(tmp_path, make_args, fragment):
     config = write_toy_config(tmp_path)
     assert_one_line_error(run_cli('show', config, *make_args(tmp_path)), 'mmbackbones show',
                           fragment)
+
+
+def test_pca_shows_what_the_channel_mean_of_a_layernorm_output_hides():
+    """After a LayerNorm every position's channel mean is 0: the old mean panel was noise."""
+    import torch
+
+    from mmbackbones.analysis.featmap import reduce_channels
+    torch.manual_seed(0)
+    left, right = torch.randn(16), torch.randn(16)
+    fmap = torch.empty(16, 4, 8)
+    fmap[:, :, :4] = left[:, None, None]
+    fmap[:, :, 4:] = right[:, None, None]
+    fmap = torch.nn.functional.layer_norm(fmap.permute(1, 2, 0), (16, )).permute(2, 0, 1)
+    assert abs(reduce_channels(fmap, 'mean')).max() < 1e-5  # nothing to see
+    rgb = reduce_channels(fmap, 'pca')
+    assert rgb.shape == (4, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    first = rgb[..., 0]
+    assert abs(first[:, :4] - first[:, 4:].mean()).min() > 0.9  # the halves are far apart
+    norm = reduce_channels(fmap, 'norm')
+    assert norm.shape == (4, 8)
+
+
+def test_show_reduce_option(tmp_path):
+    import os
+
+    from mmbackbones.cli import main
+    out = tmp_path / 'vit.png'
+    image = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'demo',
+                         'demo.png')
+    assert main(['show', 'vit-tiny-p16_224', image, '-o', str(out), '--input-size', '32', '32',
+                 '--panel-size', '32', '--reduce', 'norm', '--cfg-options',
+                 'model.backbone.out_type=featmap']) == 0
+    assert out.stat().st_size > 0

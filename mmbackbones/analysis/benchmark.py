@@ -10,6 +10,7 @@ import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ..utils.optional import require
 from .common import CLIError, build_from_config, default_input_size, make_input
 
 DTYPES = ('float32', 'bfloat16', 'float16')
@@ -33,7 +34,7 @@ def reference_model(spec: str, cfg_options: Optional[dict] = None):
 
     library, sep, name = spec.partition(':')
     if sep and library == 'timm':
-        import timm
+        timm = require('timm', '--vs timm:<model>')
 
         if not timm.is_model(name):
             hint = _similar(name, timm.list_models())
@@ -51,7 +52,7 @@ def reference_model(spec: str, cfg_options: Optional[dict] = None):
 
         return f'timm:{name}', _Trunk(model).eval(), None
     if sep and library == 'torchvision':
-        import torchvision
+        torchvision = require('torchvision', '--vs torchvision:<model>')
 
         available = torchvision.models.list_models(module=torchvision.models)
         if name not in available:

@@ -14,10 +14,12 @@ class CLIError(Exception):
 
 
 def load_backbone_config(config: str, cfg_options: Optional[dict] = None):
-    """``(cfg, backbone_cfg)`` of a config file, overrides applied."""
-    from ..builder import backbone_cfg_from_config, load_config
+    """``(cfg, backbone_cfg)`` of a config file or a model name (``resnet50``,
+    ``timm.convnext_tiny``; see ``mmbackbones.model_configs``), overrides applied."""
+    from ..builder import backbone_cfg_from_config
+    from ..model_configs import load_model_config
 
-    cfg = load_config(config, cfg_options)
+    cfg = load_model_config(config, cfg_options)
     return cfg, backbone_cfg_from_config(cfg)
 
 

@@ -1,4 +1,10 @@
-"""``mmbackbones show``: the mean activation of every output stage, side by side with the input.
+"""``mmbackbones show``: every output stage, side by side with the input.
+
+Each ``(C, H, W)`` map is reduced over its channels (``REDUCTIONS``): by default its first three
+principal components drawn as RGB (regions the network represents alike share a colour), or the
+L2 norm over channels (how strongly each position responds), or the mean. The mean alone can
+show nothing: after a LayerNorm (ViT, ConvNeXt, Swin) the channel mean of every position is zero
+by design, so that panel would be rounding noise.
 
 The picture has a fixed size so scripts (and tests) can rely on it: ``n = 1 + number of outputs``
 panels of ``panel x panel`` pixels with ``MARGIN`` pixels around each, a title band above and a
@@ -10,6 +16,7 @@ caption band below::
 import os
 from typing import Optional, Sequence, Tuple
 
+from ..utils.optional import require
 from .common import (IMAGENET_MEAN, IMAGENET_STD, CLIError, as_tuple, build_from_config,
                      default_input_size, load_backbone_config, output_names,
                      weights_label)
@@ -18,6 +25,11 @@ MARGIN = 8
 TITLE = 40
 CAPTION = 24
 DPI = 100
+REDUCTIONS = {
+    'pca': 'RGB: top 3 principal components of channels',
+    'norm': 'L2 norm over channels (bright: high)',
+    'mean': 'mean over channels (bright: high)',
+}
 
 
 def figure_size(num_outputs: int, panel: int) -> Tuple[int, int]:
@@ -42,6 +54,7 @@ def load_image(path: str, size: Sequence[int], channels: int = 3):
     """``(pil_image_resized, tensor_0_255)``: the image resized to ``size`` (H, W)."""
     import numpy as np
     import torch
+    require('PIL', 'reading the image')
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
@@ -63,8 +76,35 @@ def load_image(path: str, size: Sequence[int], channels: int = 3):
     return image, tensor
 
 
-def stage_maps(model, x):
-    """Per output: ``(name, channels, map_2d_or_None, shape)``; map = mean over channels."""
+def reduce_channels(fmap, reduce: str = 'pca'):
+    """A ``(C, H, W)`` tensor -> an ``(H, W)`` array (``norm``, ``mean``) or ``(H, W, 3)`` array
+    (``pca``: the projections on the first three principal components of the C-dim vectors,
+    each scaled to 0..1; fewer than 3 components are padded with zeros)."""
+    import torch
+
+    fmap = fmap.detach().float().cpu()
+    if reduce == 'mean':
+        return fmap.mean(dim=0).numpy()
+    if reduce == 'norm':
+        return fmap.norm(dim=0).numpy()
+    if reduce != 'pca':
+        raise ValueError(f'reduce must be one of {", ".join(REDUCTIONS)}; got {reduce!r}')
+    c, h, w = fmap.shape
+    vectors = fmap.reshape(c, h * w).T
+    vectors = vectors - vectors.mean(dim=0, keepdim=True)
+    rgb = torch.zeros(h * w, 3)
+    if h * w > 1 and c > 0:
+        _, _, v = torch.linalg.svd(vectors, full_matrices=False)
+        k = min(3, v.shape[0])
+        rgb[:, :k] = vectors @ v[:k].T
+    low, high = rgb.min(dim=0).values, rgb.max(dim=0).values
+    rgb = (rgb - low) / torch.where(high > low, high - low, torch.ones_like(high))
+    return rgb.reshape(h, w, 3).numpy()
+
+
+def stage_maps(model, x, reduce: str = 'pca'):
+    """Per output: ``(name, channels, map_or_None, shape)``; the map is
+    :func:`reduce_channels` of the first image's output."""
     import torch
 
     with torch.no_grad():
@@ -74,7 +114,7 @@ def stage_maps(model, x):
     for name, out in zip(names, outputs):
         shape = tuple(out.shape)
         if out.dim() == 4:
-            maps.append((name, shape[1], out[0].float().mean(dim=0).cpu().numpy(), shape))
+            maps.append((name, shape[1], reduce_channels(out[0], reduce), shape))
         else:  # e.g. a class token (N, C): nothing spatial to draw
             maps.append((name, shape[1] if out.dim() > 1 else None, None, shape))
     return maps
@@ -95,10 +135,10 @@ def _fit(parts, width: int) -> str:
 
 
 def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
-           cmap: str = 'viridis', title: Optional[str] = None) -> Tuple[int, int]:
+           cmap: str = 'viridis', title: Optional[str] = None,
+           reduce: str = 'pca') -> Tuple[int, int]:
     """Draw the input and each stage map into ``out_path`` (PNG); returns its pixel size."""
-    import matplotlib
-
+    matplotlib = require('matplotlib', 'drawing feature maps')
     matplotlib.use('Agg', force=True)
     import matplotlib.pyplot as plt
     import numpy as np
@@ -125,6 +165,8 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
         if data is None:
             ax.text(0.5, 0.5, 'no spatial map\n(a vector per image,\ne.g. a class token)',
                     ha='center', va='center', fontsize=max(5, min(9, panel // 24)))
+        elif is_map and data.ndim == 3:  # already RGB in 0..1
+            ax.imshow(data, interpolation='nearest', aspect='auto')
         elif is_map:
             low, high = float(data.min()), float(data.max())
             scaled = (data - low) / (high - low) if high > low else np.zeros_like(data)
@@ -133,8 +175,7 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
             ax.imshow(data, cmap='gray' if data.ndim == 2 else None, interpolation='bilinear',
                       aspect='auto')
         ax.set_title(f'{name}\n{detail}', fontsize=9, pad=4)
-    caption = _fit([title or '', 'mean over channels, min-max scaled per stage',
-                    '(dark: low, bright: high)'], width)
+    caption = _fit([title or '', REDUCTIONS[reduce]], width)
     fig.text(0.5, (MARGIN / 2) / height, caption, ha='center', va='bottom', fontsize=8)
     fig.savefig(out_path, dpi=DPI, format='png', facecolor='white')
     plt.close(fig)
@@ -143,10 +184,13 @@ def render(image, maps, strides: Sequence[int], out_path: str, panel: int = 256,
 
 def show(config: str, image_path: str, out_path: str, input_size: Optional[Sequence[int]] = None,
          cfg_options: Optional[dict] = None, panel: int = 256, device: str = 'cpu',
-         seed: int = 0, checkpoint: Optional[str] = None, checkpoint_strict: bool = True) -> dict:
+         seed: int = 0, checkpoint: Optional[str] = None, checkpoint_strict: bool = True,
+         reduce: str = 'pca') -> dict:
     """Build the backbone, run it on the image and write the picture; returns what was drawn."""
     import torch
 
+    if reduce not in REDUCTIONS:
+        raise CLIError(f'--reduce must be one of {", ".join(REDUCTIONS)}; got {reduce!r}')
     if panel < 32 or panel > 2048:
         raise CLIError(f'--panel-size must be between 32 and 2048 pixels; got {panel}')
     _, backbone_cfg = load_backbone_config(config, cfg_options)
@@ -163,13 +207,14 @@ def show(config: str, image_path: str, out_path: str, input_size: Optional[Seque
         mean, std = mean[:1] * pixels.shape[1], std[:1] * pixels.shape[1]
     x = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
     model.to(device)
-    maps = stage_maps(model, x.to(device))
+    maps = stage_maps(model, x.to(device), reduce)
     strides = tuple(getattr(model, 'out_strides', ()) or ())
     weights = weights_label(backbone_cfg, checkpoint and os.path.basename(checkpoint), seed)
     title = f'{type(model).__name__} ({os.path.basename(config)}, {weights})'
     from ..utils.fileio import atomic_output
 
     with atomic_output(out_path) as tmp:  # never a half-written picture
-        width, height = render(image, maps, strides, tmp, panel=panel, title=title)
+        width, height = render(image, maps, strides, tmp, panel=panel, title=title,
+                               reduce=reduce)
     return dict(output=out_path, width=width, height=height,
                 stages=[dict(name=n, channels=c, shape=list(s)) for n, c, _, s in maps])

@@ -53,3 +53,56 @@ def torchvision_models(pattern: Optional[str] = None) -> List[str]:
     import torchvision
 
     return match(torchvision.models.list_models(module=torchvision.models), pattern)
+
+
+def config_names(pattern: Optional[str] = None) -> List[dict]:
+    """Shipped configs by model name (plain names only), with their file under ``configs/``."""
+    import os
+
+    from ..model_configs import config_root, model_names
+
+    root = config_root()
+    names = {n: p for n, p in model_names().items() if '/' not in n}
+    return [dict(name=n, file=os.path.relpath(names[n], root).replace(os.sep, '/'))
+            for n in match(names, pattern)]
+
+
+def pretrained(pattern: Optional[str] = None) -> List[dict]:
+    """Zoo entries whose name, alias, arch type or config match ``pattern``."""
+    from ..checkpoint.zoo import load_zoo
+
+    glob = as_glob(pattern).lower()
+    rows = []
+    for e in load_zoo():
+        fields = [e['name'], *e.get('aliases', []), e['arch'].get('type', ''),
+                  e.get('config') or '']
+        if any(fnmatch.fnmatchcase(str(f).lower(), glob) for f in fields):
+            rows.append(dict(name=e['name'], source=e['source'], config=e.get('config'),
+                             top1=e.get('top1'), url=e['url']))
+    return rows
+
+
+def print_configs(console, rows, pattern: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f'Shipped configs{pattern}: {len(rows)} (use the name in place of a '
+                  'config file, or _base_ = \'mmbackbones::<file>\')')
+    table.add_column('name', style='bold')
+    table.add_column('file')
+    for row in rows:
+        table.add_row(row['name'], row['file'])
+    console.print(table)
+
+
+def print_pretrained(console, rows, pattern: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f'Pretrained weights{pattern}: {len(rows)} (init_cfg=dict(type='
+                  "'Pretrained', checkpoint='<source>://<name>'); cache: $MMBACKBONES_HOME)")
+    for column, justify in (('name', 'left'), ('source', 'left'), ('config', 'left'),
+                            ('top-1', 'right')):
+        table.add_column(column, justify=justify, style='bold' if column == 'name' else None)
+    for row in rows:
+        top1 = '' if row['top1'] is None else f'{row["top1"]:.2f}'
+        table.add_row(row['name'], row['source'], row['config'] or '', top1)
+    console.print(table)

@@ -14,7 +14,7 @@ import os
 from typing import List, Optional
 
 __all__ = ['load_zoo', 'list_zoo', 'get_entry', 'resolve', 'format_zoo_table', 'ZOO_SCHEMES',
-           'split_scheme']
+           'split_scheme', 'pretrained_for']
 
 ZOO_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'zoo.json')
 ZOO_SCHEMES = ('mmbackbones', 'mmcls', 'torchvision', 'timm')
@@ -132,3 +132,9 @@ def format_zoo_table(entries: List[dict]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ['  '.join(r[i].ljust(widths[i]) for i in range(4)) + '  ' + r[4] for r in rows]
     return '\n'.join(lines)
+
+
+def pretrained_for(config_name: str) -> List[dict]:
+    """Zoo entries whose weights fit the shipped config ``config_name`` (a model name such as
+    ``'convnext-tiny'``; the entry's ``arch`` keys go on top of that config)."""
+    return [e for e in load_zoo() if e.get('config') == config_name]

@@ -60,13 +60,19 @@ def _build_for_metadata(cfg: dict) -> nn.Module:
         return build_backbone(cfg)
 
 
+def _backbone_module(source) -> nn.Module:
+    if isinstance(source, nn.Module):
+        return source
+    return _build_for_metadata(_backbone_cfg(source))
+
+
 def backbone_out_channels(source) -> List[int]:
     """``out_channels`` of a backbone given as a built module, a config dict, a downstream model
     dict, a ``Config`` or a config path."""
-    if isinstance(source, nn.Module):
-        backbone = source
-    else:
-        backbone = _build_for_metadata(_backbone_cfg(source))
+    return _out_channels(_backbone_module(source))
+
+
+def _out_channels(backbone: nn.Module) -> List[int]:
     channels = getattr(backbone, 'out_channels', None)
     if not channels:
         raise TypeError(f'{type(backbone).__name__} does not report out_channels; it is not an '
@@ -85,10 +91,16 @@ def neck_in_channels(backbone_cfg, style: str = 'mmdet') -> List[int]:
 
     ``backbone_cfg`` may be a backbone dict (``dict(type='mmcls.ResNet', depth=50, ...)``), a
     whole detector/segmentor ``model`` dict, a ``Config``, a config path or a built backbone.
+
+    A pooled output (stride ``None``: ConvNeXt ``gap_before_final_norm=True``, ViT
+    ``out_type='cls_token'``) raises a ``ValueError`` naming the backbone argument to change.
     """
+    from ..models.necks.spatial import check_spatial_outputs
     from ..utils.validation import check_choice
     check_choice('style', style, STYLES)
-    return backbone_out_channels(backbone_cfg)
+    backbone = _backbone_module(backbone_cfg)
+    check_spatial_outputs(backbone, f'an {style} neck or head')
+    return _out_channels(backbone)
 
 
 def _resolve(value, channels: List[int], in_index, where: str):

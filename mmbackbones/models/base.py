@@ -11,7 +11,8 @@ outputs before any forward pass:
 * ``frozen_stages``: ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``. Frozen
   parameters get ``requires_grad=False`` and frozen norm layers stay in eval mode across
   ``.train()``; ``norm_eval=True`` keeps every BatchNorm in eval mode;
-* ``init_cfg`` is handled by mmengine's ``BaseModule.init_weights()``.
+* ``init_cfg`` is handled by mmengine's ``BaseModule.init_weights()``, which reports in one
+  line (``models/init_report.py``).
 
 A family subclass calls ``_set_outputs(...)`` once its layers exist, implements
 ``stem_and_stages()`` (index 0 the stem, index ``i`` stage ``i``) and calls
@@ -26,7 +27,8 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.validation import accepts_config_containers, check_frozen_stages
+from ..utils.validation import accepts_config_containers, check_frozen_stages, checks_keywords
+from .init_report import InitReportMixin
 from .layers.norm import FrozenBatchNorm2d
 
 
@@ -65,7 +67,7 @@ def is_pretrained_init(init_cfg, only: bool = False) -> bool:
     return bool(pretrained) and (not only or len(entries) == 1)
 
 
-class BaseBackbone(BaseModule):
+class BaseBackbone(InitReportMixin, BaseModule):
     """Base class of every backbone: output metadata, stage freezing, norm_eval.
 
     Every subclass's ``__init__`` receives plain Python containers: omegaconf
@@ -76,7 +78,7 @@ class BaseBackbone(BaseModule):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if '__init__' in cls.__dict__:
-            cls.__init__ = accepts_config_containers(cls.__dict__['__init__'])
+            cls.__init__ = checks_keywords(accepts_config_containers(cls.__dict__['__init__']))
 
     def __init__(self, init_cfg=None):
         super().__init__(init_cfg=_check_init_cfg(init_cfg))

@@ -62,6 +62,35 @@ def accepts_config_containers(func):
     return wrapper
 
 
+def checks_keywords(func):
+    """Decorator for constructors without ``**kwargs``: an unknown keyword raises a
+    ``TypeError`` naming the class, the argument, the closest accepted ones (``depht`` ->
+    ``depth``) and the full list, instead of Python's bare "unexpected keyword argument"."""
+    import difflib
+    import inspect
+
+    params = inspect.signature(func).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()) or getattr(
+            func, '_checks_keywords', False):
+        return func
+    accepted = [n for n, p in params.items()
+                if n != 'self' and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    @functools.wraps(func)
+    def wrapper(self, *args, **kwargs):
+        unknown = [k for k in kwargs if k not in params]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.6)
+            hint = (' Did you mean ' + ' or '.join(repr(c) for c in close) + '?') if close else ''
+            raise TypeError(f'{type(self).__name__} got an unknown argument {key!r}.{hint} '
+                            f'(accepted: {", ".join(accepted)})')
+        return func(self, *args, **kwargs)
+
+    wrapper._checks_keywords = True
+    return wrapper
+
+
 def check_positive_int(name: str, value) -> int:
     value = _from_numpy(value)
     if not _is_int(value):

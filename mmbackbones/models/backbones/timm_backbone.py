@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
+from ...utils.optional import require
 from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
                                  normalize_out_indices)
 from ..layers.norm import FrozenBatchNorm2d
@@ -35,7 +36,7 @@ def list_timm_models(pattern: Optional[str] = None, pretrained: bool = False) ->
 
     A pattern without wildcards matches as a substring (``'convnext'`` is ``'*convnext*'``).
     """
-    import timm
+    timm = require('timm', 'listing timm models')
     if pattern and not any(c in pattern for c in '*?['):
         pattern = f'*{pattern}*'
     return timm.list_models(pattern or '', pretrained=pretrained)
@@ -43,7 +44,7 @@ def list_timm_models(pattern: Optional[str] = None, pretrained: bool = False) ->
 
 def close_timm_names(name: str, n: int = 5) -> List[str]:
     """timm model names close to ``name`` (for error messages)."""
-    import timm
+    timm = require('timm', 'TIMMBackbone')
     names = timm.list_models()
     close = difflib.get_close_matches(name, names, n=max(n, 20), cutoff=0.6)
     # difflib breaks ties by reverse alphabetical order ('..._b8' before '..._b0'): re-rank
@@ -56,7 +57,7 @@ def close_timm_names(name: str, n: int = 5) -> List[str]:
 
 def is_timm_model(name: str) -> bool:
     """Whether timm can build ``name`` (an architecture, optionally with a ``.tag``)."""
-    import timm
+    timm = require('timm', 'TIMMBackbone')
     return isinstance(name, str) and bool(name) and timm.is_model(name)
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
+from ...utils.optional import require
 from ...utils.validation import check_frozen_stages
 from ..layers.norm import FrozenBatchNorm2d
 from ..wrapper import (FROZEN_BN_NAMES, WrapperBackbone, group_names,  # noqa: F401
@@ -36,7 +37,7 @@ _PROBE_SIZES = ((256, 384), (224, 224))
 def list_torchvision_models(pattern: Optional[str] = None) -> List[str]:
     """torchvision classification model names, filtered by a shell-style ``pattern`` (a pattern
     without wildcards matches as a substring)."""
-    import torchvision
+    torchvision = require('torchvision', 'listing torchvision models')
     names = torchvision.models.list_models(module=torchvision.models)
     if pattern:
         if not any(c in pattern for c in '*?['):
@@ -62,7 +63,7 @@ def list_torchvision_nodes(model_name: str, train: bool = True, **kwargs) -> Lis
 
 
 def _check_model_name(model_name) -> None:
-    import torchvision
+    torchvision = require('torchvision', 'TorchvisionBackbone')
     if not isinstance(model_name, str) or not model_name:
         raise TypeError(f'model_name must be a torchvision model name (str), got {model_name!r}')
     names = torchvision.models.list_models()
@@ -172,6 +173,7 @@ class TorchvisionBackbone(WrapperBackbone):
                  init_cfg=None,
                  **kwargs):
         super().__init__(init_cfg=init_cfg)
+        require('torchvision', 'TorchvisionBackbone')
         from torchvision.models.feature_extraction import create_feature_extractor
         _check_model_name(model_name)
         if not isinstance(norm_eval, bool):

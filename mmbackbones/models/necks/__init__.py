@@ -1,5 +1,7 @@
 """Necks; importing this registers them into ``mmbackbones.MODELS``."""
 from .backbone_with_neck import BackboneWithNeck
 from .fpn import FPN, resolve_auto_in_channels
+from .spatial import check_spatial_outputs, spatial_fix
 
-__all__ = ['FPN', 'BackboneWithNeck', 'resolve_auto_in_channels']
+__all__ = ['FPN', 'BackboneWithNeck', 'resolve_auto_in_channels', 'check_spatial_outputs',
+           'spatial_fix']

@@ -16,6 +16,7 @@ from ...registry import MODELS
 from ...utils.validation import to_plain
 from ..base import BaseBackbone
 from .fpn import resolve_auto_in_channels
+from .spatial import check_spatial_outputs
 
 
 def _cfg_dict(cfg, name):
@@ -74,7 +75,9 @@ class BackboneWithNeck(BaseBackbone):
             raise TypeError(f'backbone {type(self.backbone).__name__} does not report '
                             f'out_channels (a tuple, one per output), so the neck in_channels '
                             f'cannot be resolved; got {channels!r}')
-        neck_cfg = resolve_auto_in_channels(_cfg_dict(neck, 'neck'), channels)
+        neck_cfg = _cfg_dict(neck, 'neck')
+        check_spatial_outputs(self.backbone, f'neck {neck_cfg.get("type")!r}')
+        neck_cfg = resolve_auto_in_channels(neck_cfg, channels)
         self.neck = _build(neck_cfg)
         self.in_channels = getattr(self.backbone, 'in_channels', None)
 

@@ -22,9 +22,12 @@ from torch import nn
 
 from ...registry import MODELS
 from ...utils.validation import (accepts_config_containers, check_choice, check_non_negative_int,
-                                 check_positive_int)
+                                 check_positive_int, checks_keywords)
+from ..init_report import InitReportMixin
+from .spatial import SPATIAL_FIX
 
 AUTO = 'auto'
+POOLED_HINT = ', '.join(f'{k}: {v}' for k, v in list(SPATIAL_FIX.items())[:2])
 EXTRA_CONV_SOURCES = ('on_input', 'on_lateral', 'on_output')
 
 
@@ -52,7 +55,7 @@ def resolve_auto_in_channels(neck_cfg: dict, backbone_channels: Sequence[int]) -
 
 
 @MODELS.register_module()
-class FPN(BaseModule):
+class FPN(InitReportMixin, BaseModule):
     """Feature Pyramid Network.
 
     Args:
@@ -73,6 +76,7 @@ class FPN(BaseModule):
             ``scale_factor`` the coarser map is resized to the finer map's size.
     """
 
+    @checks_keywords
     @accepts_config_containers
     def __init__(self,
                  in_channels: Union[str, Sequence[int]],
@@ -179,6 +183,11 @@ class FPN(BaseModule):
         if len(inputs) != self.num_ins:
             raise ValueError(f'FPN was built for {self.num_ins} inputs (in_channels='
                              f'{self.in_channels}) but got {len(inputs)}')
+        for i, x in enumerate(inputs):
+            if x.dim() != 4:
+                raise ValueError(f'FPN input {i} has shape {tuple(x.shape)}: a pooled vector or '
+                                 f'tokens, not a feature map (N, C, H, W); build the backbone '
+                                 f'with feature-map outputs ({POOLED_HINT})')
         used = inputs[self.start_level:self.backbone_end_level]
         laterals: List[torch.Tensor] = [conv(x) for conv, x in zip(self.lateral_convs, used)]
         # Top-down: each coarser lateral is upsampled into the next finer one.

@@ -104,10 +104,9 @@ def run_convert(args: argparse.Namespace) -> int:
                                      prefix=args.prefix, model=args.model, strict=args.strict,
                                      add_prefix=args.add_prefix,
                                      allowed_globals=args.allow_global)
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f'error: {message}', file=sys.stderr)
-        return 2
+    except RuntimeError as e:  # torch refusing the file: a bad input, not our bug
+        from ..analysis.common import CLIError
+        raise CLIError(str(e)) from e
     print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
           + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))
     if 'report' in summary:
@@ -118,7 +117,8 @@ def run_convert(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='convert_checkpoint', description=__doc__.split('\n')[0])
     add_convert_args(parser)
-    return run_convert(parser.parse_args(argv))
+    from ..cli import run_command  # the error path every command shares
+    return run_command(parser.prog, run_convert, parser.parse_args(argv))
 
 
 if __name__ == '__main__':

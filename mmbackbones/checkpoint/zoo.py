@@ -160,9 +160,9 @@ def run_zoo(args) -> int:
         try:
             entry = resolve(uri)
             print(download(entry['url'], sha256=entry.get('sha256')))
-        except (KeyError, DownloadError, ChecksumError) as e:
-            print(f'error: {e.args[0] if e.args else e}', file=sys.stderr)
-            return 2
+        except (DownloadError, ChecksumError) as e:
+            from ..analysis.common import CLIError
+            raise CLIError(str(e)) from e
         return 0
     entries = list_zoo(args.pattern, args.source)
     if args.json:
@@ -180,4 +180,5 @@ def main(argv=None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog='zoo', description='List known checkpoints.')
     add_zoo_args(parser)
-    return run_zoo(parser.parse_args(argv))
+    from ..cli import run_command  # the error path every command shares
+    return run_command(parser.prog, run_zoo, parser.parse_args(argv))

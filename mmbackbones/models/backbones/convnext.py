@@ -17,8 +17,9 @@ from mmcv.cnn import build_activation_layer
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
-                                 check_rate, normalize_out_indices)
+from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice,
+                                 check_frozen_stages, check_positive_int, check_rate,
+                                 check_size_limit, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
 from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers norm type 'LN2d')
@@ -275,9 +276,10 @@ class ConvNeXt(BaseBackbone):
                 or len(depths) != len(channels) or not depths):
             raise ValueError(f'arch "depths" and "channels" must be non-empty lists of the same '
                              f'length, got depths={depths!r}, channels={channels!r}')
-        for name, values in (('depths', depths), ('channels', channels)):
+        for name, values, limit in (('depths', depths, MAX_BLOCKS),
+                                    ('channels', channels, MAX_WIDTH)):
             for v in values:
-                check_positive_int(f'arch["{name}"] entry', v)
+                check_size_limit(f'arch["{name}"] entry', v, limit)
         return list(depths), list(channels)
 
     @property

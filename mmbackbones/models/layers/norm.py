@@ -72,6 +72,10 @@ def check_norm_cfg(norm_cfg, name: str = 'norm_cfg') -> dict:
     if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
         raise TypeError(f'{name} must be a dict with a "type" key (e.g. dict(type="BN"); '
                         f'BN, SyncBN, GN, LN, FrozenBN, ...), got {norm_cfg!r}')
+    if not isinstance(norm_cfg.get('requires_grad', True), bool):
+        value = norm_cfg['requires_grad']
+        raise TypeError(f'{name} requires_grad must be a bool (True or False), got {value!r} '
+                        f'({type(value).__name__}) in {norm_cfg!r}')
     groups = norm_cfg.get('num_groups', 1)
     probe = 16 * groups if isinstance(groups, int) and not isinstance(groups, bool) else 16
     try:

@@ -24,6 +24,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..registry import register_all_modules
 from ..utils.validation import accepts_config_containers, check_frozen_stages
 from .layers.norm import FrozenBatchNorm2d
 
@@ -77,6 +78,8 @@ class BaseBackbone(BaseModule):
             cls.__init__ = accepts_config_containers(cls.__dict__['__init__'])
 
     def __init__(self, init_cfg=None):
+        # Before any layer is built: FrozenBN/LN2d findable by mmcv, init_cfg Pretrained safe.
+        register_all_modules()
         super().__init__(init_cfg=init_cfg)
         self._out_channels: Tuple[int, ...] = ()
         self._out_strides: Tuple[int, ...] = ()

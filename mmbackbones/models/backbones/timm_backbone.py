@@ -357,7 +357,7 @@ class TIMMBackbone(BaseBackbone):
             if norm_layer in FROZEN_BN_NAMES:
                 return True
             from mmengine.registry import MODELS as ROOT
-            if norm_layer in ROOT._module_dict:
+            if norm_layer in ROOT.module_dict:
                 create_kwargs['norm_layer'] = ROOT.get(norm_layer)
                 return False
             from timm.layers import get_norm_layer

@@ -223,7 +223,7 @@ class TorchvisionBackbone(BaseBackbone):
             if norm_layer in FROZEN_BN_NAMES:
                 return True
             from mmengine.registry import MODELS as ROOT
-            if norm_layer not in ROOT._module_dict:
+            if norm_layer not in ROOT.module_dict:
                 raise ValueError(f"norm_layer={norm_layer!r} is not a norm layer name: use "
                                  f"'FrozenBN', a name in mmengine's registry (e.g. 'BN', "
                                  f"'SyncBN') or a class")

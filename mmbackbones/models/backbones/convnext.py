@@ -22,7 +22,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice
                                  check_size_limit, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.drop import DropPath
-from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers norm type 'LN2d')
+from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (type 'LN2d', see register_all_modules)
 from ..layers.norm import build_norm, check_norm_cfg
 
 # depths: blocks per stage; channels: width of each stage (mmpretrain's table).

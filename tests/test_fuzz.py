@@ -86,6 +86,11 @@ def check_config(cfg: dict, image):
         named = [key for key in argument_names(cfg) if key in message]
         assert named, f'{type(exc).__name__} does not name an argument of {cfg}: {message}'
         return 'refused'
+    return check_forward(model, cfg, image)
+
+
+def check_forward(model, cfg: dict, image):
+    """The fuzz property for one built model and one input."""
     assert len(model.out_channels) == len(model.out_strides) == len(model.out_names) > 0
     model.eval()
     batch, height, width, *dtypes = image
@@ -277,6 +282,23 @@ TORCHVISION = st.fixed_dictionaries({
     'norm_layer': st.sampled_from([None, 'FrozenBN', 'Nope']),
 })
 
+# One valid, tiny config per family for the input fuzzer: every example runs a forward pass.
+VALID = {
+    'resnet': dict(type='ResNet', depth=18, base_channels=8, stem_channels=8),
+    'resnext': dict(type='ResNeXt', depth=50, base_channels=16, groups=4, width_per_group=2),
+    'vit': dict(type='VisionTransformer', img_size=32, patch_size=8, out_type='featmap',
+                arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)),
+    'convnext': dict(type='ConvNeXt', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]),
+                     out_indices=(0, 1, 2, 3)),
+    'swin': dict(type='SwinTransformer', img_size=32, window_size=3, out_indices=(0, 1, 2, 3),
+                 arch=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])),
+    'regnet': dict(type='RegNet', arch='regnetx_400mf', out_indices=(0, 1, 2, 3)),
+    'csp': dict(type='CSPDarkNet', depth=53, out_indices=(0, 2, 4)),
+    'timm': dict(type='TIMMBackbone', model_name='resnet10t'),
+    'torchvision': dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small',
+                        return_nodes=['features.1', 'features.12']),
+}
+
 FAMILIES = {'resnet': RESNET, 'resnext': RESNEXT, 'vit': VIT, 'convnext': CONVNEXT,
             'swin': SWIN, 'regnet': REGNET, 'csp': CSP}
 WRAPPERS = {'timm': TIMM, 'torchvision': TORCHVISION}
@@ -299,4 +321,19 @@ def test_fuzz_wrappers(family):
     @given(cfg=WRAPPERS[family], image=images())
     def run(cfg, image):
         check_config(cfg, image)
+    run()
+
+
+@pytest.mark.parametrize('family', sorted(VALID))
+def test_fuzz_inputs(family):
+    """Bad and odd inputs on a valid model of each family: dtypes, empty batches, sizes."""
+    if family in WRAPPERS:
+        pytest.importorskip(family, reason=f'{family} is not installed')
+    cfg = VALID[family]
+    model = build_backbone(cfg)  # once: check_forward sets the model's dtype for each example
+
+    @SETTINGS
+    @given(image=images())
+    def run(image):
+        assert check_forward(model, cfg, image) in ('built', 'dtype refused', 'input refused')
     run()

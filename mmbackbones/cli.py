@@ -20,6 +20,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from .analysis.common import CLIError
+from .cli_errors import USER_ERRORS, one_line, run_command  # noqa: F401  (the one error path)
 
 PROG = 'mmbackbones'
 
@@ -31,9 +32,6 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see `{self.prog} --help`)\n')
 
 
-# Problems the user can fix: one line, exit code 2. Anything else is reported as a failure
-# (exit code 1), still in one line unless --debug.
-USER_ERRORS = (CLIError, ValueError, KeyError, TypeError, OSError, SyntaxError, ImportError)
 
 
 # ----- argument types ------------------------------------------------------------------------
@@ -102,7 +100,7 @@ def _cfg_options_action():
                     super().__call__(parser, namespace, [item], option_string)
                 except Exception as err:  # mmengine asserts on unbalanced brackets
                     parser.error(f'argument {option_string}: cannot parse {item!r}: '
-                                 f'{_one_line(err) or type(err).__name__}')
+                                 f'{one_line(err) or type(err).__name__}')
 
     return CfgOptions
 
@@ -565,23 +563,6 @@ def _command_of(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, SyntaxError) and error.filename and error.filename != '<unknown>':
-        text = f'syntax error in {error.filename}, line {error.lineno}: {error.msg}'
-    elif isinstance(error, KeyError) and error.args:
-        text = str(error.args[0])  # str(KeyError) adds quotes around the message
-    else:
-        text = str(error) or type(error).__name__
-    return ' '.join(text.split())
-
-
-def _is_our_bug(error: BaseException) -> bool:
-    """A syntax error in mmbackbones' own files is a bug, not a bad config."""
-    filename = getattr(error, 'filename', None) if isinstance(error, SyntaxError) else None
-    package = os.path.dirname(os.path.abspath(__file__))
-    return bool(filename) and os.path.abspath(filename).startswith(package + os.sep)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv  # accepted anywhere, e.g. `python tools/info.py --debug ...`
@@ -592,31 +573,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = debug or os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')
     return run_command(f'{PROG} {args.command}', args.func, args, debug,
                        rerun=f'{PROG} --debug {args.command} ...')
-
-
-def run_command(prog: str, func, args, debug: bool = False, rerun: Optional[str] = None) -> int:
-    """The one error path of every command (this module's and ``convert``/``zoo``, also when
-    run as their own scripts): ``func(args)``'s return value is the exit code; a user error
-    (:data:`USER_ERRORS`) is one line ``<prog>: error: <message>`` on stderr and exit code 2;
-    anything else one line ``<prog>: failed: ...`` and exit code 1. ``debug`` re-raises."""
-    try:
-        return func(args) or 0
-    except KeyboardInterrupt:
-        print(f'{prog}: interrupted', file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `mmbackbones list --timm | head`
-        sys.stderr.close()
-        return 0
-    except Exception as error:  # noqa: BLE001 - the one place that turns errors into messages
-        if debug:
-            raise
-        if isinstance(error, USER_ERRORS) and not _is_our_bug(error):
-            print(f'{prog}: error: {_one_line(error)}', file=sys.stderr)
-            return 2
-        hint = f' (rerun with `{rerun}` for the traceback)' if rerun else ''
-        print(f'{prog}: failed: {type(error).__name__}: {_one_line(error)}{hint}',
-              file=sys.stderr)
-        return 1
 
 
 if __name__ == '__main__':

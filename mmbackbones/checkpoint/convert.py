@@ -117,7 +117,7 @@ def run_convert(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='convert_checkpoint', description=__doc__.split('\n')[0])
     add_convert_args(parser)
-    from ..cli import run_command  # the error path every command shares
+    from ..cli_errors import run_command  # the error path every command shares
     return run_command(parser.prog, run_convert, parser.parse_args(argv))
 
 

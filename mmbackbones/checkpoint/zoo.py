@@ -180,5 +180,5 @@ def main(argv=None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog='zoo', description='List known checkpoints.')
     add_zoo_args(parser)
-    from ..cli import run_command  # the error path every command shares
+    from ..cli_errors import run_command  # the error path every command shares
     return run_command(parser.prog, run_zoo, parser.parse_args(argv))

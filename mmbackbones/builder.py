@@ -1,4 +1,5 @@
 """Build backbones from config dicts and config files."""
+import ast
 import os
 from typing import Union
 
@@ -42,14 +43,74 @@ def build_backbone(cfg: Union[dict, ConfigDict], neck: Union[dict, ConfigDict] =
     return MODELS.build(cfg, default_args=default_args or None)
 
 
+def _base_files(path: str) -> list:
+    """The local ``_base_`` files a ``.py`` config names (absolute paths); parsing it with its
+    file name, so a syntax error says which file and line. ``pkg::path`` bases are skipped."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), filename=path)
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == '_base_'):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:  # an expression: mmengine evaluates it and reports problems
+                return []
+            bases = bases if isinstance(bases, (list, tuple)) else [bases]
+            return [os.path.abspath(os.path.join(os.path.dirname(path), b)) for b in bases
+                    if isinstance(b, str) and '::' not in b]
+    return []
+
+
+def _shown(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith('..') else relative
+
+
+def check_config_tree(path: str) -> None:
+    """Walk the ``_base_`` inheritance of the config ``path`` before mmengine reads it.
+
+    Raises ``SyntaxError`` naming the file and line of a ``.py`` config that does not parse
+    (mmengine says ``(<unknown>, line 1)``), ``FileNotFoundError`` for a missing base (naming
+    the config that asks for it) and ``ValueError`` for an inheritance cycle, listing it
+    (mmengine recurses until ``RecursionError``).
+    """
+    def visit(current: str, chain: list) -> None:
+        if current in chain:
+            cycle = chain[chain.index(current):] + [current]
+            raise ValueError('_base_ cycle in config files: ' + ' -> '.join(map(_shown, cycle)))
+        if not current.endswith('.py'):
+            return
+        for base in _base_files(current):
+            if not os.path.isfile(base):
+                raise FileNotFoundError(f'config {current}: _base_ file not found: {base}')
+            visit(base, chain + [current])
+
+    visit(os.path.abspath(path), [])
+
+
 def load_config(path: Union[str, os.PathLike], cfg_options: dict = None) -> Config:
-    """Read an mmengine config file (``_base_`` inheritance applied), with optional overrides."""
+    """Read an mmengine config file (``_base_`` inheritance applied), with optional overrides.
+
+    A bad file is refused with a message naming it (see :func:`check_config_tree`); an error
+    raised while mmengine executes the file, or while it merges ``cfg_options``, becomes a
+    ``ValueError`` naming the file.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    check_config_tree(path)
+    try:
+        cfg = Config.fromfile(path)
+    except (OSError, SyntaxError):  # they name the file already
+        raise
+    except Exception as err:  # NameError, KeyError, mmengine's parsing errors, ...
+        raise ValueError(f'config {path}: {type(err).__name__}: {err}') from err
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as err:
+            raise ValueError(f'config {path}: cannot apply --cfg-options/cfg_options '
+                             f'{cfg_options!r}: {type(err).__name__}: {err}') from err
     return cfg
 
 

@@ -23,6 +23,7 @@ import sys
 from typing import List, Optional
 
 from .analysis.common import CLIError
+from .cli_errors import USER_ERRORS, one_line, run_command  # noqa: F401  (the one error path)
 
 PROG = 'mmbackbones'
 
@@ -34,9 +35,6 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see `{self.prog} --help`)\n')
 
 
-# Problems the user can fix: one line, exit code 2. Anything else is reported as a failure
-# (exit code 1), still in one line unless --debug.
-USER_ERRORS = (CLIError, ValueError, KeyError, TypeError, OSError, SyntaxError, ImportError)
 
 
 # ----- argument types ------------------------------------------------------------------------
@@ -60,6 +58,28 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _image_side(text: str) -> int:
+    """An image side for ``--input-size``: a positive int up to ``MAX_IMAGE_SIDE`` (8192; one
+    float32 RGB image of 8192x8192 is 0.8 GB, the checks run before anything is allocated)."""
+    from .utils.validation import MAX_IMAGE_SIDE
+
+    value = _positive_int(text)
+    if value > MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f'expected an image side of at most {MAX_IMAGE_SIDE} '
+                                         f'pixels, got {text!r}')
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number >= 0, got {text!r}') from None
+    if not 0 <= value < float('inf'):  # also refuses nan
+        raise argparse.ArgumentTypeError(f'expected a finite number >= 0, got {text!r}')
+    return value
+
+
 def _existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f'file not found: {text}')
@@ -78,7 +98,12 @@ def _cfg_options_action():
                 if '=' not in item or not key:
                     parser.error(f'argument {option_string}: expected KEY=VALUE items, got '
                                  f'{item!r}')
-            super().__call__(parser, namespace, values, option_string)
+            for item in values:  # one at a time, so a refusal names its item
+                try:
+                    super().__call__(parser, namespace, [item], option_string)
+                except Exception as err:  # mmengine asserts on unbalanced brackets
+                    parser.error(f'argument {option_string}: cannot parse {item!r}: '
+                                 f'{one_line(err) or type(err).__name__}')
 
     return CfgOptions
 
@@ -103,7 +128,7 @@ def _add_config(parser, cfg_options: bool = True) -> None:
 
 
 def _add_input_size(parser, what: str = 'input') -> None:
-    parser.add_argument('--input-size', nargs=2, type=_positive_int, metavar=('H', 'W'),
+    parser.add_argument('--input-size', nargs=2, type=_image_side, metavar=('H', 'W'),
                         help=f'{what} height and width (default: the backbone\'s img_size, else '
                         '224 224)')
 
@@ -390,6 +415,7 @@ def cmd_export(args) -> int:
     from .analysis.onnx_export import export
 
     check_output_path(args.out, ('.onnx', ))
+    _check_opset(args.opset)
     result = export(args.config, args.out, input_size=args.input_size, dynamic=args.dynamic,
                     batch=args.batch, opset=args.opset, verify=not args.no_verify,
                     cfg_options=args.cfg_options, seed=args.seed, checkpoint=args.checkpoint,
@@ -459,6 +485,22 @@ def cmd_zoo(args) -> int:
     print(f'{PROG} zoo: no checkpoint matches {args.pattern!r} (run without a pattern to list '
           f'all)', file=sys.stderr)
     return 1
+
+
+def _check_opset(opset: int) -> None:
+    """Refuse an opset the installed torch cannot export, before building anything. torch's
+    TorchScript exporter (the one ``export`` uses) has one ``torch.onnx.symbolic_opsetN`` module
+    per opset it supports."""
+    import pkgutil
+
+    import torch.onnx
+
+    supported = [int(m.name[len('symbolic_opset'):]) for m in pkgutil.iter_modules(
+        torch.onnx.__path__) if m.name[len('symbolic_opset'):].isdigit()]
+    low, high = 7, max(supported, default=17)
+    if not low <= opset <= high:
+        raise CLIError(f'--opset must be in {low}..{high} (what torch {torch.__version__} '
+                       f'exports), got {opset}')
 
 
 # ----- parser --------------------------------------------------------------------------------
@@ -548,10 +590,11 @@ def build_parser() -> ArgumentParser:
     _add_input_size(p)
     p.add_argument('--batch', type=_positive_int, default=1, help='batch size traced (default 1)')
     p.add_argument('--dynamic', action='store_true', help='dynamic batch, height and width')
-    p.add_argument('--opset', type=_positive_int, default=17, help='ONNX opset (default 17)')
+    p.add_argument('--opset', type=_positive_int, default=17,
+                   help='ONNX opset (default 17; 7 up to the highest the installed torch exports)')
     p.add_argument('--no-verify', action='store_true',
                    help='skip the onnxruntime comparison with PyTorch')
-    p.add_argument('--atol', type=float, default=1e-4,
+    p.add_argument('--atol', type=_non_negative_float, default=1e-4,
                    help='largest |onnx - torch| accepted by the check (default 1e-4)')
     _add_weights(p)
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
@@ -587,19 +630,6 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, KeyError) and error.args:
-        text = str(error.args[0])  # str(KeyError) adds quotes around the message
-    else:
-        text = str(error) or type(error).__name__
-    return ' '.join(text.split())
-
-
-def _is_our_bug(error: BaseException) -> bool:
-    """A syntax error in mmbackbones' own files is a bug, not a bad config."""
-    filename = getattr(error, 'filename', None) if isinstance(error, SyntaxError) else None
-    package = os.path.dirname(os.path.abspath(__file__))
-    return bool(filename) and os.path.abspath(filename).startswith(package + os.sep)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -609,24 +639,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = debug or os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')
-    prog = f'{PROG} {args.command}'
-    try:
-        return args.func(args) or 0
-    except KeyboardInterrupt:
-        print(f'{prog}: interrupted', file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `mmbackbones list --timm | head`
-        sys.stderr.close()
-        return 0
-    except Exception as error:  # noqa: BLE001 - the one place that turns errors into messages
-        if debug:
-            raise
-        if isinstance(error, USER_ERRORS) and not _is_our_bug(error):
-            print(f'{prog}: error: {_one_line(error)}', file=sys.stderr)
-            return 2
-        print(f'{prog}: failed: {type(error).__name__}: {_one_line(error)} (rerun with '
-              f'`{PROG} --debug {args.command} ...` for the traceback)', file=sys.stderr)
-        return 1
+    return run_command(f'{PROG} {args.command}', args.func, args, debug,
+                       rerun=f'{PROG} --debug {args.command} ...')
 
 
 if __name__ == '__main__':

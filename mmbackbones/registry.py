@@ -1,15 +1,27 @@
-"""The model registry of mmbackbones and its scopes.
+"""The model registry of mmbackbones, its scopes, and the one place that registers modules.
 
 ``MODELS`` (alias ``BACKBONES``) is a child of mmengine's root ``MODELS`` with scope
-``'mmbackbones'``. Model modules are found lazily through ``locations``, so
-``MODELS.build(dict(type='ResNet'))`` works without importing ``mmbackbones.models`` first, and a
-downstream registry (mmdet, mmseg) resolves ``'mmbackbones.ResNet'`` by importing this module.
+``'mmbackbones'``. Importing this module (``import mmbackbones`` does) only creates the
+registries: it imports mmengine, not torch or the model files.
+
+Registration is explicit: :func:`register_all_modules` registers everything, once. It is called
+
+* lazily by the registries themselves: mmengine calls ``import_from_location()`` (the
+  ``locations`` hook) before every lookup, so ``MODELS.build(dict(type='ResNet'))`` and a
+  downstream registry's ``'mmbackbones.ResNet'`` work without importing ``mmbackbones.models``;
+* by ``BaseBackbone.__init__``, so a backbone class used directly (``from
+  mmbackbones.models.backbones.resnet import ResNet``) also loads checkpoints safely and finds
+  ``FrozenBN``;
+* by anyone who wants it up front (``mmbackbones.register_all_modules()``).
 
 ``'mmcls'`` is a second scope over the same models, so configs written for mmcls/mmpretrain
 (``type='mmcls.ResNet'``) build our modules once ``mmbackbones`` is imported (what
-``custom_imports=dict(imports=['mmbackbones'])`` does).
+``custom_imports=dict(imports=['mmbackbones'])`` does). ``'timm'`` resolves any timm model name.
+Only mmengine's public registry API is used (``register_module``, ``get``, ``module_dict``,
+``children``, ``import_from_location``).
 """
 import difflib
+import importlib
 
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
@@ -26,8 +38,48 @@ class UnknownTypeError(KeyError):
         return str(self.args[0]) if self.args else ''
 
 
+class _RegistrationState:
+    done = False
+    running = False
+
+
+def register_all_modules() -> None:
+    """Register every mmbackbones module, once (later calls return at once).
+
+    * every backbone family and neck into :data:`MODELS` (importing :data:`MODEL_LOCATIONS`;
+      timm and torchvision are imported only when their wrappers are used);
+    * the norm layers ``FrozenBN``/``FrozenBatchNorm2d``/``LN2d``/``LayerNorm2d`` into mmengine's
+      root ``MODELS``, next to mmcv's ``BN``/``GN``, so ``norm_cfg=dict(type='FrozenBN')`` builds
+      from every scope (mmdet's, mmseg's); a name already taken there is left alone;
+    * safe checkpoint loading (``weights_only``/safetensors) as mmengine's ``CheckpointLoader``
+      schemes and ``Pretrained`` initializer (``mmbackbones.checkpoint.loading.register``).
+    """
+    state = _RegistrationState
+    if state.done or state.running:  # running: a lookup made while the model files import
+        return
+    state.running = True
+    try:
+        for location in MODEL_LOCATIONS:
+            importlib.import_module(location)
+        from .checkpoint.loading import register as register_safe_loading
+        from .models.layers.layer_norm2d import ROOT_NORM_LAYERS as layer_norms
+        from .models.layers.norm import ROOT_NORM_LAYERS as frozen_norms
+
+        for name, module in {**frozen_norms, **layer_norms}.items():
+            if name not in MMENGINE_MODELS.module_dict:
+                MMENGINE_MODELS.register_module(name, module=module)
+        register_safe_loading()
+        state.done = True
+    finally:
+        state.running = False
+
+
 class BackboneRegistry(Registry):
-    """A ``Registry`` whose failed lookups raise a ``KeyError`` that suggests close names."""
+    """A ``Registry`` whose failed lookups raise a ``KeyError`` that suggests close names, and
+    whose ``locations`` hook is :func:`register_all_modules`."""
+
+    def import_from_location(self) -> None:
+        register_all_modules()
 
     def get(self, key):
         found = super().get(key)
@@ -39,16 +91,16 @@ class BackboneRegistry(Registry):
 
     def __contains__(self, key) -> bool:
         try:
-            return super().get(key) is not None
+            return self.get(key) is not None
         except KeyError:
             return False
 
     def known_names(self):
         self.import_from_location()
-        names = set(self._module_dict)
+        names = set(self.module_dict)
         parent = self.parent
         while parent is not None and parent is not MMENGINE_MODELS:
-            names.update(parent._module_dict)
+            names.update(parent.module_dict)
             parent = parent.parent
         return sorted(names)
 
@@ -69,20 +121,40 @@ MODELS = BackboneRegistry(
 BACKBONES = MODELS
 
 
+class AliasRegistry(BackboneRegistry):
+    """A second scope over the modules of :data:`MODELS`: lookups are answered by ``MODELS``
+    (nothing is registered here, so the two can never disagree)."""
+
+    def __init__(self, target: Registry, scope: str):
+        super().__init__(target.name, parent=MMENGINE_MODELS, scope=scope)
+        self.target = target
+
+    @property
+    def module_dict(self):
+        return self.target.module_dict
+
+    def get(self, key):
+        scope, real_key = self.split_scope_key(key) if isinstance(key, str) else (None, key)
+        if scope is None or scope == self.scope:
+            return self.target.get(real_key)
+        return super().get(key)
+
+    def register_module(self, *args, **kwargs):
+        raise TypeError(f'the {self.scope!r} scope is an alias of {self.target.scope!r}: '
+                        f'register into mmbackbones.MODELS instead')
+
+
 def _mmcls_alias():
-    """A registry with scope 'mmcls' holding the same models as ``MODELS``.
+    """A registry with scope 'mmcls' answering with the models of ``MODELS``.
 
     mmengine resolves ``'<scope>.Type'`` only among the root's direct children, so the alias is a
-    child of the root that shares ``MODELS``' module table. If a real mmcls registry is already
-    in the tree (an old mmcls 1.0 rc), it is left alone and ``mmcls.X`` keeps meaning that package.
+    child of the root. If a real mmcls registry is already in the tree (an old mmcls 1.0 rc), it
+    is left alone and ``mmcls.X`` keeps meaning that package.
     """
-    existing = MMENGINE_MODELS._children.get('mmcls')
+    existing = MMENGINE_MODELS.children.get('mmcls')
     if existing is not None:
         return existing
-    alias = BackboneRegistry('model', parent=MMENGINE_MODELS, scope='mmcls',
-                             locations=MODEL_LOCATIONS)
-    alias._module_dict = MODELS._module_dict
-    return alias
+    return AliasRegistry(MODELS, 'mmcls')
 
 
 MMCLS_MODELS = _mmcls_alias()
@@ -102,8 +174,8 @@ class TimmModelRegistry(Registry):
         if not isinstance(key, str):
             raise TypeError(f'registry keys must be str, got {key!r}')
         name = key[len(self.scope) + 1:] if key.startswith(self.scope + '.') else key
-        if name in self._module_dict:
-            return self._module_dict[name]
+        if name in self.module_dict:
+            return self.module_dict[name]
         backbone = MODELS.get('TIMMBackbone')
         if not backbone.is_timm_model(name):
             raise UnknownTypeError(f'Unknown model type {key!r} in the {self.scope!r} registry: '
@@ -128,7 +200,7 @@ class TimmModelRegistry(Registry):
 
 
 def _timm_scope():
-    existing = MMENGINE_MODELS._children.get('timm')
+    existing = MMENGINE_MODELS.children.get('timm')
     if existing is not None:
         return existing
     return TimmModelRegistry('model', parent=MMENGINE_MODELS, scope='timm')
@@ -137,4 +209,4 @@ def _timm_scope():
 TIMM_MODELS = _timm_scope()
 
 __all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'TIMM_MODELS', 'BackboneRegistry',
-           'UnknownTypeError']
+           'AliasRegistry', 'UnknownTypeError', 'register_all_modules']

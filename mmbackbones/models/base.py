@@ -27,9 +27,37 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..registry import register_all_modules
 from ..utils.validation import accepts_config_containers, check_frozen_stages, checks_keywords
 from .init_report import InitReportMixin
 from .layers.norm import FrozenBatchNorm2d
+
+
+def parameter_dtype(module: nn.Module) -> Optional[torch.dtype]:
+    """The dtype of ``module``'s first floating-point parameter (else buffer), ``None`` if none."""
+    for tensors in (module.parameters(), module.buffers()):
+        for tensor in tensors:
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None
+
+
+def check_input_dtype(module: nn.Module, x: torch.Tensor, name: str) -> None:
+    """``TypeError`` unless ``x`` is floating point with ``module``'s parameter dtype (any
+    floating dtype under ``torch.autocast``); see :meth:`BaseBackbone.check_input`."""
+    expected = parameter_dtype(module)
+    if not x.is_floating_point():
+        wanted = f'dtype {expected}' if expected is not None else 'a floating-point dtype'
+        raise TypeError(f'{name} expects a floating-point tensor of {wanted} (the dtype of its '
+                        f'parameters), got {x.dtype}: convert with x.float() and normalise '
+                        f'first (e.g. (x / 255 - mean) / std)')
+    if expected is None or x.dtype == expected:
+        return
+    if torch.is_autocast_enabled(x.device.type):
+        return
+    raise TypeError(f'{name} expects a floating-point tensor of dtype {expected} (the dtype of '
+                    f'its parameters), got {x.dtype}: convert the input with x.to({expected}), '
+                    f'convert the model with model.to({x.dtype}), or run under torch.autocast')
 
 
 class ShapeSpec(NamedTuple):
@@ -81,6 +109,8 @@ class BaseBackbone(InitReportMixin, BaseModule):
             cls.__init__ = checks_keywords(accepts_config_containers(cls.__dict__['__init__']))
 
     def __init__(self, init_cfg=None):
+        # Before any layer is built: FrozenBN/LN2d findable by mmcv, init_cfg Pretrained safe.
+        register_all_modules()
         super().__init__(init_cfg=_check_init_cfg(init_cfg))
         self._out_channels: Tuple[int, ...] = ()
         self._out_strides: Tuple[int, ...] = ()
@@ -174,13 +204,27 @@ class BaseBackbone(InitReportMixin, BaseModule):
         return dict(zip(self._out_names, self(x)))
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Refuse a wrong input early with a message naming ``in_channels``."""
+        """Refuse a wrong input early, with a message saying what is expected.
+
+        * a 4-D ``(N, C, H, W)`` tensor (``ValueError`` otherwise);
+        * ``C == in_channels`` (``ValueError``);
+        * a floating-point dtype equal to the dtype of the model's parameters (``TypeError``):
+          float32 for a float32 model, float16/bfloat16/float64 once the model was converted
+          with ``.half()``/``.to(dtype)``. Under ``torch.autocast`` any floating dtype is
+          accepted (autocast casts per op). Integer and bool images (``uint8`` straight from a
+          decoder) are never accepted: convert and normalise them first.
+
+        An empty batch (``N == 0``) is valid: every family returns empty outputs whose other
+        dimensions are those a non-empty batch gives.
+        """
+        name = type(self).__name__
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f'{type(self).__name__} expects a 4-D (N, C, H, W) tensor, got {shape}')
+            raise ValueError(f'{name} expects a 4-D (N, C, H, W) tensor, got {shape}')
         if self.in_channels is not None and x.shape[1] != self.in_channels:
-            raise ValueError(f'{type(self).__name__} was built with in_channels={self.in_channels} '
+            raise ValueError(f'{name} was built with in_channels={self.in_channels} '
                              f'but the input has {x.shape[1]} channels (shape {tuple(x.shape)})')
+        check_input_dtype(self, x, name)
 
     # ----- freezing and norm_eval --------------------------------------------------------------
     def stem_and_stages(self) -> List[Optional[nn.Module]]:

@@ -52,7 +52,7 @@ def resolve_norm_layer(norm_layer, kwargs: dict,
         if norm_layer in FROZEN_BN_NAMES:
             return True
         from mmengine.registry import MODELS as ROOT
-        if norm_layer in ROOT._module_dict:
+        if norm_layer in ROOT.module_dict:
             kwargs['norm_layer'] = ROOT.get(norm_layer)
             return False
         error = None

@@ -109,7 +109,20 @@ def check_non_negative_int(name: str, value) -> int:
     return int(value)
 
 
+class InvalidChoiceError(KeyError, ValueError):
+    """A value missing from a table of choices (an unknown ``depth``, ``arch`` name, ...).
+
+    Both a ``KeyError`` (what mmpretrain raises for an unknown ResNet depth, so code written for
+    it keeps catching it) and a ``ValueError`` (what the rest of the zoo raises for a bad value).
+    ``str()`` is the message as written (``KeyError`` alone would print it quoted).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
 def check_choice(name: str, value, choices: Iterable):
+    """``value`` if it is one of ``choices``, else :class:`InvalidChoiceError` naming ``name``."""
     choices = tuple(choices)
     try:
         ok = value in choices
@@ -117,7 +130,35 @@ def check_choice(name: str, value, choices: Iterable):
         ok = False
     if not ok:
         allowed = ', '.join(repr(c) for c in choices)
-        raise ValueError(f'{name} must be one of {allowed}; got {value!r}')
+        raise InvalidChoiceError(f'{name} must be one of {allowed}; got {value!r}')
+    return value
+
+
+# ----- size limits -----------------------------------------------------------------------------
+# Limits on sizes that allocate memory at construction, so an absurd value (a typo, 10**6 for
+# 10**2) is refused with a message instead of a multi-GB allocation or a hang. Each is far above
+# any published model:
+#: image side (``img_size``, CLI ``--input-size``): pretrained backbones use 224-1536 px; at 8192
+#: a ViT-B/16 position table is 0.8 GB and one float32 RGB image 0.8 GB.
+MAX_IMAGE_SIDE = 8192
+#: blocks in one stage (ConvNeXt/Swin ``depths`` entries, ViT ``num_layers``, RegNet ``depth``):
+#: the deepest published models have 36 (ResNet-152), 40 (ViT-g) and 111 (ResNet-1001) blocks
+#: per stage.
+MAX_BLOCKS = 1000
+#: channels of one layer (``embed_dims``, ``channels``, ``feedforward_channels``, ``w0``): the
+#: widest published backbones use 6144-24576 (ViT-22B's MLP); one 65536x65536 float32 matrix is
+#: already 16 GiB.
+MAX_WIDTH = 65536
+
+
+def check_size_limit(name: str, value, limit: int, what: str = '') -> int:
+    """A positive int no larger than ``limit``; else ``ValueError`` naming ``name``, the value and
+    the limit (checked before anything is allocated)."""
+    value = check_positive_int(name, value)
+    if value > limit:
+        reason = f' ({what})' if what else ''
+        raise ValueError(f'{name} must be <= {limit}{reason}, got {value!r} (refused before '
+                         f'allocating; the limits are in mmbackbones.utils.validation)')
     return value
 
 

@@ -17,12 +17,13 @@ from mmcv.cnn import build_activation_layer
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
-                                 check_rate, normalize_out_indices)
+from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice,
+                                 check_frozen_stages, check_positive_int, check_rate,
+                                 check_size_limit, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
-from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers norm type 'LN2d')
+from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (type 'LN2d', see register_all_modules)
 from ..layers.norm import build_norm, check_norm_cfg
 
 # depths: blocks per stage; channels: width of each stage (mmpretrain's table).
@@ -276,9 +277,10 @@ class ConvNeXt(BaseBackbone):
                 or len(depths) != len(channels) or not depths):
             raise ValueError(f'arch "depths" and "channels" must be non-empty lists of the same '
                              f'length, got depths={depths!r}, channels={channels!r}')
-        for name, values in (('depths', depths), ('channels', channels)):
+        for name, values, limit in (('depths', depths, MAX_BLOCKS),
+                                    ('channels', channels, MAX_WIDTH)):
             for v in values:
-                check_positive_int(f'arch["{name}"] entry', v)
+                check_size_limit(f'arch["{name}"] entry', v, limit)
         return list(depths), list(channels)
 
     @property

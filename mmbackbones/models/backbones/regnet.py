@@ -17,7 +17,8 @@ from mmengine.model.weight_init import constant_init
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
+from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice,
+                                 check_frozen_stages, check_positive_int, check_size_limit,
                                  normalize_out_indices)
 from ..base import BaseBackbone
 from ..layer_decay import resnet_layer_depth
@@ -70,9 +71,9 @@ def _check_arch(arch: dict) -> dict:
         raise KeyError(f'RegNet arch dict: missing keys {missing}, unknown keys {unknown}; '
                        f'expected exactly {list(_ARCH_KEYS)}')
     w0, wa, wm = arch['w0'], arch['wa'], arch['wm']
-    check_positive_int("arch['w0']", w0)
-    check_positive_int("arch['depth']", arch['depth'])
-    check_positive_int("arch['group_w']", arch['group_w'])
+    check_size_limit("arch['w0']", w0, MAX_WIDTH)
+    check_size_limit("arch['depth']", arch['depth'], MAX_BLOCKS)
+    check_size_limit("arch['group_w']", arch['group_w'], MAX_WIDTH)
     if w0 % 8:
         raise ValueError(f"arch['w0'] must be a multiple of 8, got {w0!r}")
     if not isinstance(wa, (int, float)) or wa < 0:
@@ -155,6 +156,7 @@ class RegNet(BaseBackbone):
         widths, num_stages = generate_regnet(self.arch['w0'], self.arch['wa'], self.arch['wm'],
                                              self.arch['depth'])
         stage_widths, stage_blocks = stages_from_blocks(widths)
+        check_size_limit("arch (the widest stage w0/wa/wm give)", max(stage_widths), MAX_WIDTH)
         if not 1 <= num_stages <= 4:
             raise ValueError(f'RegNet arch {self.arch} gives {num_stages} stages (widths '
                              f'{stage_widths}); RegNet supports 1 to 4')

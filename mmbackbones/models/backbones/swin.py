@@ -27,8 +27,10 @@ import torch.utils.checkpoint as cp
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_cfg_keys, check_choice, check_frozen_stages,
-                                 check_positive_int, check_rate, normalize_out_indices)
+from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, check_bool,
+                                 check_cfg_keys, check_choice, check_frozen_stages,
+                                 check_positive_int, check_rate, check_size_limit,
+                                 normalize_out_indices)
 from ..base import BaseBackbone
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
@@ -88,9 +90,10 @@ def parse_arch(arch) -> dict:
         raise ValueError(f'arch "depths" and "num_heads" must be non-empty lists of the same '
                          f'length, got depths={depths!r}, num_heads={heads!r}')
     for i, (d, h) in enumerate(zip(depths, heads)):
-        check_positive_int('arch["depths"] entry', d)
+        check_size_limit('arch["depths"] entry', d, MAX_BLOCKS)
         check_positive_int('arch["num_heads"] entry', h)
-        dims = arch['embed_dims'] * 2 ** i
+        dims = check_size_limit(f'arch["embed_dims"] * 2**{i} (stage {i} channels)',
+                                arch['embed_dims'] * 2 ** i, MAX_WIDTH)
         if dims % h:
             raise ValueError(f'arch: stage {i} has {dims} channels, not divisible by its '
                              f'num_heads={h}')
@@ -359,10 +362,12 @@ class SwinTransformer(BaseBackbone):
         self.depths, self.num_heads = settings['depths'], settings['num_heads']
         self.num_layers = len(self.depths)
         self.img_size = _resolve_img_size(img_size, pretrain_img_size)
+        for side in self.img_size:
+            check_size_limit('img_size', side, MAX_IMAGE_SIDE, 'a side of absolute_pos_embed')
         self.patch_size = check_positive_int('patch_size', patch_size)
         _resolve_strides(strides, self.patch_size, self.num_layers)
         self.in_channels = check_positive_int('in_channels', in_channels)
-        self.window_size = check_positive_int('window_size', window_size)
+        self.window_size = check_size_limit('window_size', window_size, MAX_IMAGE_SIDE)
         self.convert_weights = bool(check_bool('convert_weights', convert_weights)
                                     if convert_weights is not None else False)
         for name, value in (('out_after_downsample', out_after_downsample),

@@ -23,7 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
 from ...utils.optional import require
-from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int,
+from ...utils.validation import (check_choice, check_frozen_stages, check_positive_int, check_rate,
                                  normalize_out_indices)
 from ..layers.norm import FrozenBatchNorm2d
 from ..wrapper import (FROZEN_BN_NAMES, WrapperBackbone, build_on_meta, meta_forward,  # noqa: F401
@@ -235,6 +235,10 @@ class TIMMBackbone(WrapperBackbone):
         if not features_only and out_indices is not None:
             raise ValueError(f'out_indices={out_indices!r} needs features_only=True; with '
                              'features_only=False the model returns its final features only')
+        for rate in ('drop_rate', 'drop_path_rate', 'attn_drop_rate', 'proj_drop_rate',
+                     'pos_drop_rate', 'drop_block_rate'):
+            if kwargs.get(rate) is not None:  # timm passes them on unchecked
+                kwargs[rate] = check_rate(rate, kwargs[rate])
         for reserved in ('features_only', 'in_chans', 'num_classes', 'model_name'):
             if reserved in kwargs:
                 raise TypeError(f'{reserved!r} is set by TIMMBackbone; remove it from the config'

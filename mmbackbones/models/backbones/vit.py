@@ -41,8 +41,10 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_cfg_keys, check_choice, check_frozen_stages,
-                                 check_positive_int, check_rate, normalize_out_indices)
+from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, InvalidChoiceError,
+                                 check_bool, check_cfg_keys, check_choice,
+                                 check_frozen_stages, check_positive_int, check_rate,
+                                 check_size_limit, normalize_out_indices)
 from ..base import BaseBackbone, is_pretrained_init
 from ..layers.ffn import LayerScale
 from ..layers.norm import check_norm_cfg
@@ -90,20 +92,22 @@ def resolve_arch(arch) -> dict:
     if isinstance(arch, str):
         key = arch.lower()
         if key not in ARCH_SETTINGS:
-            raise ValueError(f'arch {arch!r} is not a known VisionTransformer arch; known archs: '
-                             f'{", ".join(sorted(ARCH_SETTINGS))} (or a dict with keys '
-                             f'{list(ARCH_KEYS)})')
+            raise InvalidChoiceError(
+                f'arch {arch!r} is not a known VisionTransformer arch; known archs: '
+                f'{", ".join(sorted(ARCH_SETTINGS))} (or a dict with keys {list(ARCH_KEYS)})')
         return dict(ARCH_SETTINGS[key])
     if not isinstance(arch, dict):
         raise TypeError(f'arch must be a name or a dict with keys {list(ARCH_KEYS)}, got '
                         f'{arch!r} ({type(arch).__name__})')
     missing = [k for k in ARCH_KEYS if k not in arch]
-    if missing:
-        raise ValueError(f'arch dict is missing keys {missing}; it needs {list(ARCH_KEYS)}, '
-                         f'got {arch!r}')
+    unknown = sorted(set(arch) - set(ARCH_KEYS), key=str)
+    if missing or unknown:
+        raise ValueError(f'arch dict: missing keys {missing}, unknown keys {unknown}; it needs '
+                         f'exactly {list(ARCH_KEYS)}, got {arch!r}')
     settings = dict(arch)
     for key in ARCH_KEYS:
-        check_positive_int(f'arch[{key!r}]', settings[key])
+        limit = MAX_BLOCKS if key == 'num_layers' else MAX_WIDTH
+        check_size_limit(f'arch[{key!r}]', settings[key], limit)
     if settings['embed_dims'] % settings['num_heads']:
         raise ValueError(f"arch embed_dims ({settings['embed_dims']}) must be divisible by "
                          f"num_heads ({settings['num_heads']})")
@@ -290,6 +294,8 @@ class VisionTransformer(BaseBackbone):
                          with_cls_token, interpolate_mode, frozen_stages, final_norm, with_cp,
                          mmseg_given: dict) -> None:
         self.img_size = check_pair('img_size', img_size)
+        for side in self.img_size:
+            check_size_limit('img_size', side, MAX_IMAGE_SIDE, 'a side of the pos_embed grid')
         self.patch_size = check_pair('patch_size', patch_size)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
@@ -570,7 +576,7 @@ class VisionTransformer(BaseBackbone):
         patch_tokens = x[:, self.num_extra_tokens:]
         if self.out_type == 'featmap':
             # (B, N, C) -> (B, C, Hp, Wp), a view (channels-last memory)
-            out = patch_tokens.reshape(x.shape[0], hw[0], hw[1], -1).permute(0, 3, 1, 2)
+            out = patch_tokens.reshape(x.shape[0], hw[0], hw[1], x.shape[-1]).permute(0, 3, 1, 2)
             return [out, x[:, 0]] if self.output_cls_token else out
         return self.ln2(patch_tokens.mean(dim=1))
 

@@ -1,7 +1,6 @@
 """LayerNorm over the channels of a ``(N, C, H, W)`` map (mmpretrain's ``LN2d``)."""
 import torch
 import torch.nn.functional as F
-from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import nn
 
 
@@ -36,8 +35,7 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
-# In mmengine's root registry (next to mmcv's 'LN', 'BN', ...) so norm_cfg=dict(type='LN2d')
-# builds through mmcv's build_norm_layer from any scope.
-for _name in ('LN2d', 'LayerNorm2d'):
-    if _name not in MMENGINE_MODELS._module_dict:
-        MMENGINE_MODELS.register_module(_name, module=LayerNorm2d)
+# For mmengine's root registry (next to mmcv's 'LN', 'BN', ...), so norm_cfg=dict(type='LN2d')
+# builds through mmcv's build_norm_layer from any scope; registered by
+# mmbackbones.registry.register_all_modules().
+ROOT_NORM_LAYERS = {'LN2d': LayerNorm2d, 'LayerNorm2d': LayerNorm2d}

@@ -1,8 +1,9 @@
 """Norm layers shared by several families."""
 import torch
-from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...registry import register_all_modules
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -69,9 +70,14 @@ def check_norm_cfg(norm_cfg, name: str = 'norm_cfg') -> dict:
     """
     from mmcv.cnn import build_norm_layer  # mmcv imports OpenCV: keep it off the import path
 
+    register_all_modules()  # FrozenBN/LN2d in mmengine's root registry, where mmcv looks
     if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
         raise TypeError(f'{name} must be a dict with a "type" key (e.g. dict(type="BN"); '
                         f'BN, SyncBN, GN, LN, FrozenBN, ...), got {norm_cfg!r}')
+    if not isinstance(norm_cfg.get('requires_grad', True), bool):
+        value = norm_cfg['requires_grad']
+        raise TypeError(f'{name} requires_grad must be a bool (True or False), got {value!r} '
+                        f'({type(value).__name__}) in {norm_cfg!r}')
     groups = norm_cfg.get('num_groups', 1)
     probe = 16 * groups if isinstance(groups, int) and not isinstance(groups, bool) else 16
     try:
@@ -90,6 +96,7 @@ def build_norm(norm_cfg: dict, num_features: int, postfix='', name: str = 'norm_
     that do not divide the channels). Returns ``(layer_name, layer)`` like mmcv."""
     from mmcv.cnn import build_norm_layer
 
+    register_all_modules()
     try:
         return build_norm_layer(norm_cfg, num_features, postfix=postfix)
     except (AssertionError, ValueError) as err:
@@ -97,8 +104,7 @@ def build_norm(norm_cfg: dict, num_features: int, postfix='', name: str = 'norm_
                          f'{err}') from None
 
 
-# Registered in mmengine's root registry (where mmcv registers BN/GN/SyncBN) so that
-# norm_cfg=dict(type='FrozenBN') works from any scope, including mmdet's and mmseg's.
-for _name in ('FrozenBN', 'FrozenBatchNorm2d'):
-    if _name not in MMENGINE_MODELS._module_dict:
-        MMENGINE_MODELS.register_module(_name, module=FrozenBatchNorm2d)
+# For mmengine's root registry (where mmcv registers BN/GN/SyncBN), so that
+# norm_cfg=dict(type='FrozenBN') works from any scope, mmdet's and mmseg's included;
+# registered by mmbackbones.registry.register_all_modules().
+ROOT_NORM_LAYERS = {'FrozenBN': FrozenBatchNorm2d, 'FrozenBatchNorm2d': FrozenBatchNorm2d}

@@ -54,8 +54,9 @@ def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
 def window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
     """Inverse of :func:`window_partition`: ``(B*nW, ws*ws, C)`` -> ``(B, H, W, C)``."""
     c = windows.shape[-1]
-    x = windows.view(-1, h // window_size, w // window_size, window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+    b = windows.shape[0] // ((h // window_size) * (w // window_size))  # explicit: B may be 0
+    x = windows.view(b, h // window_size, w // window_size, window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
 
 
 def _region_ids(size, window_size: int, shift_size: int, device=None) -> torch.Tensor:
@@ -132,7 +133,8 @@ class WindowMSA(nn.Module):
             # Explicit attention: for 7x7 windows on CPU it beats SDPA's kernels (the fused one
             # is slower at N=49, and a per-window mask sends SDPA to its checked math path).
             attn = (q * self.scale) @ k.transpose(-2, -1)
-            attn = attn.view(bw // nw, nw, self.num_heads, n, n).add_(bias).view(bw, -1, n, n)
+            attn = attn.view(bw // nw, nw, self.num_heads, n, n).add_(bias)
+            attn = attn.view(bw, self.num_heads, n, n)  # explicit sizes: bw may be 0
             attn = attn.softmax(dim=-1)
             if self.training and self.attn_drop > 0:
                 attn = F.dropout(attn, self.attn_drop)

@@ -1,0 +1,129 @@
+"""The CLI's user-error contract: one line on stderr, exit code 2, checked before any work.
+
+Run in-process through ``mmbackbones.cli.main`` (what the console script calls) so that each case
+costs milliseconds; tests/test_cli.py covers the real console script in a subprocess.
+"""
+import time
+
+import pytest
+
+from mmbackbones.builder import check_config_tree, load_config
+from mmbackbones.cli import main
+
+
+def run_main(capsys, *argv):
+    """``(exit code, the one stderr line)``; fails on a traceback or several lines."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse refusals
+        code = exit_.code
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert 'Traceback' not in captured.err + captured.out
+    assert len(lines) <= 1, captured.err
+    return code, (lines[0] if lines else '')
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / 'resnet.py'
+    path.write_text("model = dict(backbone=dict(type='ResNet', depth=18))\n")
+    return path
+
+
+@pytest.fixture
+def unbuildable(tmp_path):
+    """A config that fails when built: a refusal that names something else came first."""
+    path = tmp_path / 'unbuildable.py'
+    path.write_text("model = dict(backbone=dict(type='NoSuchBackbone'))\n")
+    return path
+
+
+@pytest.mark.parametrize('item', ['model.backbone.out_indices=(0,',
+                                  'model.backbone.out_indices=[0,(1]'])
+def test_unparsable_cfg_option_is_one_line(capsys, config, item):
+    code, line = run_main(capsys, 'print-config', config, '--cfg-options', 'a=1', item)
+    assert code == 2
+    assert line.startswith('mmbackbones print-config: error: argument --cfg-options: cannot '
+                           f'parse {item!r}: Imbalanced brackets'), line
+
+
+def test_cfg_option_that_cannot_merge_names_the_file(capsys, config):
+    code, line = run_main(capsys, 'print-config', config, '--cfg-options',
+                          'model.backbone.depth.x=1')
+    assert code == 2 and f'config {config}: cannot apply' in line, line
+
+
+def test_base_cycle_is_refused_naming_the_cycle(capsys, tmp_path):
+    (tmp_path / 'a.py').write_text("_base_ = './b.py'\nmodel = dict(backbone=dict(type='X'))\n")
+    (tmp_path / 'b.py').write_text("_base_ = ['./c.py']\n")
+    (tmp_path / 'c.py').write_text("_base_ = ['./a.py']\n")
+    start = time.perf_counter()
+    code, line = run_main(capsys, 'print-config', tmp_path / 'a.py')
+    assert time.perf_counter() - start < 5  # mmengine recursed for 15 s
+    assert code == 2
+    names = [str(tmp_path / n) for n in ('a.py', 'b.py', 'c.py', 'a.py')]
+    assert line == 'mmbackbones print-config: error: _base_ cycle in config files: ' + \
+        ' -> '.join(names)
+    (tmp_path / 'self.py').write_text("_base_ = './self.py'\n")
+    with pytest.raises(ValueError, match=r'_base_ cycle .*self.py -> .*self.py'):
+        check_config_tree(tmp_path / 'self.py')
+
+
+def test_syntax_error_names_the_file_and_line(capsys, tmp_path):
+    broken = tmp_path / 'broken.py'
+    broken.write_text("x = 1\nmodel = dict(backbone=dict(type='ResNet'\n")
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = './broken.py'\n")
+    for path in (broken, child):  # a broken base is named, not the config that inherits it
+        code, line = run_main(capsys, 'print-config', path)
+        assert code == 2
+        assert line == (f"mmbackbones print-config: error: syntax error in {broken}, line 2: "
+                        "'(' was never closed"), line
+
+
+def test_missing_base_and_failing_config_name_the_file(capsys, tmp_path):
+    missing = tmp_path / 'missing_base.py'
+    missing.write_text("_base_ = './nowhere.py'\n")
+    code, line = run_main(capsys, 'print-config', missing)
+    assert code == 2 and f'config {missing}: _base_ file not found' in line, line
+    failing = tmp_path / 'failing.py'
+    failing.write_text("model = dict(backbone=dict(depth=undefined_name))\n")
+    with pytest.raises(ValueError, match=f"config {failing}: NameError: name 'undefined_name'"):
+        load_config(failing)
+
+
+@pytest.mark.parametrize('args, fragment', [
+    (['--opset', '99'], '--opset must be in 7..'),
+    (['--opset', '6'], '--opset must be in 7..'),
+    (['--atol', '-1'], 'argument --atol: expected a finite number >= 0'),
+    (['--atol', 'nan'], 'argument --atol: expected a finite number >= 0'),
+    (['--input-size', '100000', '100000'], 'argument --input-size: expected an image side of '
+     'at most 8192 pixels'),
+])
+def test_export_arguments_are_checked_before_work(capsys, unbuildable, tmp_path, args, fragment):
+    # The config cannot build: a message about it would mean the work started first.
+    code, line = run_main(capsys, 'export', unbuildable, '-o', tmp_path / 'x.onnx', *args)
+    assert code == 2
+    assert line.startswith('mmbackbones export: error:') and fragment in line, line
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+@pytest.mark.parametrize('command', ['info', 'bench', 'show'])
+def test_huge_input_size_is_refused_by_every_command(capsys, unbuildable, tmp_path, command):
+    extra = [tmp_path / 'img.png', '-o', tmp_path / 'o.png'] if command == 'show' else []
+    if command == 'show':
+        (tmp_path / 'img.png').write_bytes(b'')
+    code, line = run_main(capsys, command, unbuildable, *extra, '--input-size', '8193', '64')
+    assert code == 2 and 'at most 8192 pixels' in line, line
+
+
+def test_convert_and_zoo_share_the_error_path(capsys, tmp_path):
+    code, line = run_main(capsys, 'convert', tmp_path / 'none.pth', tmp_path / 'out.safetensors')
+    assert code == 2 and line.startswith('mmbackbones convert: error: '), line
+    assert 'not found' in line
+    code, line = run_main(capsys, 'zoo', '--download', 'no-such-checkpoint')
+    assert code == 2 and line.startswith('mmbackbones zoo: error: '), line
+    # a KeyError's message, printed without the quotes str(KeyError) adds
+    assert line.startswith("mmbackbones zoo: error: unknown checkpoint 'mmbackbones://no-such-"), \
+        line

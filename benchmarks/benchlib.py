@@ -58,3 +58,55 @@ def per_round_ratios(times: dict, num: str, den: str) -> list:
     """``times[num][i] / times[den][i]`` for every round: each ratio compares runs made moments
     apart, so a load spike shared by both cancels out."""
     return [a / b for a, b in zip(times[num], times[den])]
+
+
+def ratio_summary(ratios: list) -> dict:
+    """Median of per-round ratios with its spread (quartiles, min, max): a median within the
+    quartile range of 1.0 is "on par", not a win or a loss."""
+    import statistics
+    ordered = sorted(ratios)
+    q1, _, q3 = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else ordered * 3
+    return dict(median=round(statistics.median(ordered), 4), q1=round(q1, 4), q3=round(q3, 4),
+                min=round(ordered[0], 4), max=round(ordered[-1], 4), rounds=len(ordered))
+
+
+def last_tensor(out):
+    """The last tensor of a tuple/list output (ours, mmpretrain), or the output itself."""
+    return out[-1] if isinstance(out, (tuple, list)) else out
+
+
+class TrainStep:
+    """One training step of ``fn`` (forward of ``model``): forward, a scalar loss on the last
+    output, backward, and dropping the gradients (``zero_grad(set_to_none=True)``), so every
+    step starts alike. No optimizer: the step is what the backbone itself costs."""
+
+    def __init__(self, model: nn.Module, fn=None):
+        self.model = model
+        self.fn = fn or model
+
+    def loss(self, x):
+        return last_tensor(self.fn(x)).float().pow(2).mean()
+
+    def __call__(self, x):
+        self.loss(x).backward()
+        self.model.zero_grad(set_to_none=True)
+
+
+def step_memory_mib(step: TrainStep, x) -> dict:
+    """Memory of one training step, in MiB of tensors alive at once (parameters, buffers and
+    ``x`` excluded): ``activations``, what the forward leaves alive for backward (saved
+    activations and the output), and ``peak`` over forward and backward (adds gradients and
+    temporaries). Tracked through a dispatch mode (``mmbackbones.analysis.complexity``), so
+    these are the tensors' own bytes (a lower bound of what the allocator holds), and the same
+    on a busy machine as on a quiet one."""
+    from mmbackbones.analysis.complexity import _LiveTensorMemory, _storage_ptrs
+    model = step.model
+    tracker = _LiveTensorMemory(_storage_ptrs(list(model.parameters())
+                                              + list(model.buffers()) + [x]))
+    with tracker.mode():
+        loss = step.loss(x)
+        activations = tracker.current
+        loss.backward()
+        del loss
+    model.zero_grad(set_to_none=True)
+    return dict(activations=round(activations / 2**20, 1), peak=round(tracker.peak / 2**20, 1))

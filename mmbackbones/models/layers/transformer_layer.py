@@ -70,9 +70,13 @@ class TransformerEncoderLayer(nn.Module):
     def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
         if self.drop_path is not None:
             branch = self.drop_path(branch)
-        # ``branch`` is a fresh tensor made here: add in place to save an allocation (the add's
-        # backward needs neither operand). Out of place when dtypes differ (autocast).
-        if branch.dtype == x.dtype and branch.shape == x.shape:
+        # Without autograd, ``branch`` is a fresh tensor made here: add in place to save an
+        # allocation. With autograd, out of place: ``branch`` is a view of a Linear's 2-D output,
+        # and an in-place add on a view makes autograd rebuild the base in backward (CopySlices:
+        # four extra copies of the tokens per residual). Out of place when dtypes differ, and
+        # when tracing (a traced graph must not depend on the grad mode it was checked in).
+        if not (branch.requires_grad or torch.jit.is_tracing()) and branch.dtype == x.dtype \
+                and branch.shape == x.shape:
             return branch.add_(x)
         return x + branch
 

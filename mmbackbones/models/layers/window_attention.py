@@ -133,7 +133,11 @@ class WindowMSA(nn.Module):
             # Explicit attention: for 7x7 windows on CPU it beats SDPA's kernels (the fused one
             # is slower at N=49, and a per-window mask sends SDPA to its checked math path).
             attn = (q * self.scale) @ k.transpose(-2, -1)
-            attn = attn.view(bw // nw, nw, self.num_heads, n, n).add_(bias)
+            attn = attn.view(bw // nw, nw, self.num_heads, n, n)
+            # in place only without autograd (and not traced): an in-place add on a view costs
+            # a CopySlices (clone + copy of the whole attention matrix) in backward
+            in_place = not (attn.requires_grad or bias.requires_grad or torch.jit.is_tracing())
+            attn = attn.add_(bias) if in_place else attn + bias
             attn = attn.view(bw, self.num_heads, n, n)  # explicit sizes: bw may be 0
             attn = attn.softmax(dim=-1)
             if self.training and self.attn_drop > 0:

@@ -136,8 +136,8 @@ def _add_input_size(parser, what: str = 'input') -> None:
 def _add_weights(parser) -> None:
     parser.add_argument('--checkpoint', type=_existing_file, default=None,
                         help='weights to load (any format mmbackbones converts; once converted, '
-                        'its tensors must match the backbone\'s exactly, a classifier head is '
-                        'dropped). Default: random init')
+                        'its tensors must match the backbone\'s, a classifier head (fc, head) '
+                        'is ignored). Default: random init')
     parser.add_argument('--non-strict', action='store_true',
                         help='with --checkpoint: load the tensors that match and ignore missing '
                         'or extra keys')

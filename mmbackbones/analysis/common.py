@@ -31,8 +31,8 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
     seed give the same weights, so runs are reproducible), or ``checkpoint`` loaded through
     ``mmbackbones.checkpoint.load_checkpoint`` (any format it converts; a ``backbone.`` prefix is
     found). With ``checkpoint_strict`` (the CLI's default; ``--non-strict`` turns it off) every
-    tensor of the backbone must be in it and nothing else may be, once converted (a classifier
-    head is dropped by conversion): a mismatch is one line naming the counts. ``init_weights()``
+    tensor of the backbone must be in it and nothing else may be but a classifier head
+    (``fc``, ``head``, ...): a mismatch is one line naming the counts. ``init_weights()``
     is not called: a ``Pretrained`` init_cfg would download weights, and describing the
     architecture needs none.
     """
@@ -49,6 +49,10 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
     return cfg, backbone_cfg, model
 
 
+# a classifier's head in a converted classifier checkpoint is not a mismatch: no backbone has one
+CLASSIFIER_HEADS = ('fc', 'head', 'classifier', 'head_dist', 'neck', 'data_preprocessor')
+
+
 def load_cli_checkpoint(model, checkpoint: str, strict: bool = True):
     """``--checkpoint``: load or raise a one-line :class:`CLIError` (exit code 2)."""
     if not os.path.isfile(checkpoint):
@@ -60,9 +64,10 @@ def load_cli_checkpoint(model, checkpoint: str, strict: bool = True):
         report = load_checkpoint(model, checkpoint, strict=False, logger='silent')
     except CHECKPOINT_ERRORS as error:
         raise CLIError(f'--checkpoint {checkpoint}: {error}') from None
-    if strict and not report.ok:
+    unexpected = [k for k in report.unexpected if k.split('.')[0] not in CLASSIFIER_HEADS]
+    if strict and (report.missing or unexpected):
         parts = []
-        for what, keys in (('missing', report.missing), ('unexpected', report.unexpected)):
+        for what, keys in (('missing', report.missing), ('unexpected', unexpected)):
             if keys:
                 groups = list(group_keys(keys))
                 shown = ', '.join(groups[:4]) + (', ...' if len(groups) > 4 else '')

@@ -70,6 +70,8 @@ def _read(path: str, kind: str, load):
             problem = _safetensors_problem(path, size) or text
         elif kind == 'torch' and ('central directory' in text or 'zip archive' in text):
             problem = 'truncated or not a complete zip archive (' + text[:200] + ')'
+        elif isinstance(e, EOFError) or 'EOF' in text:
+            problem = 'truncated: the data ends early (' + text[:200] + ')'
         else:
             problem = text[:300]
         raise CorruptCheckpointError(f'{path} ({_FORMAT_NAMES[kind]} file, {size} bytes) cannot '

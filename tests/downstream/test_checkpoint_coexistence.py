@@ -75,7 +75,7 @@ def test_mmdet_and_mmseg_load_the_same_after_import_mmbackbones(tmp_path):
     results = {}
     for side in ('before', 'after'):
         run = subprocess.run([sys.executable, '-c', SCRIPT, side, json.dumps(urls)], env=env,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=900)
         assert run.returncode == 0, f'{side}: {run.stderr[-2000:]}'
         results[side] = json.loads(run.stdout.strip().splitlines()[-1])
     for key in ('mmdet', 'mmseg'):

@@ -1,7 +1,12 @@
 """Bad inputs the config fuzzer (tests/test_fuzz.py) found, kept as fixed regression cases."""
 import pytest
+import torch
 
 from tests.test_fuzz import check_config
+
+F32 = (torch.float32, torch.float32)
+TINY_VIT = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+TINY_SWIN = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])
 
 CATALOGUE = [
     # Pooled outputs were reported with a spatial stride; the contract now says stride None.
@@ -24,6 +29,29 @@ CATALOGUE = [
     (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224'), (1, 5, 5), None),
     (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224', out_indices=(-1,)),
      (1, 40, 72), None),
+    # Issue #15 (red team), found again by the extended fuzzer on the code before the fix:
+    # integer/float64/float16 images raised RuntimeErrors from inside the first conv.
+    (dict(type='ResNet', depth=18), (1, 32, 32, (torch.float32, torch.uint8)), 'dtype refused'),
+    (dict(type='VisionTransformer', arch=TINY_VIT, img_size=32, patch_size=8),
+     (1, 32, 32, (torch.float32, torch.float16)), 'dtype refused'),
+    (dict(type='RegNet', arch='regnetx_400mf'), (1, 32, 32, (torch.float64, torch.float32)),
+     'dtype refused'),
+    # An empty batch: "cannot reshape tensor of 0 elements" in Swin and ViT featmap.
+    (dict(type='SwinTransformer', arch=TINY_SWIN, img_size=32), (0, 32, 32, F32), 'built'),
+    (dict(type='VisionTransformer', arch=TINY_VIT, img_size=32, patch_size=8,
+          out_type='featmap'), (0, 24, 40, F32), 'built'),
+    # Absurd sizes allocated terabytes (ViT) or hung (ConvNeXt, RegNet).
+    (dict(type='VisionTransformer', arch=TINY_VIT, img_size=10**6), (1, 32, 32), 'refused'),
+    (dict(type='ConvNeXt', arch=dict(depths=[10**9, 1, 1, 1], channels=[8, 16, 32, 64])),
+     (1, 32, 32), 'refused'),
+    (dict(type='RegNet', arch=dict(w0=24, wa=24.48, wm=2.54, group_w=16, depth=10**9,
+                                   bot_mul=1.0)), (1, 32, 32), 'refused'),
+    # Accepted silently or refused with a RuntimeError.
+    (dict(type='VisionTransformer', arch=dict(TINY_VIT, qkv_bais=True)), (1, 32, 32), 'refused'),
+    (dict(type='ResNet', depth=18, norm_cfg=dict(type='BN', requires_grad='yes')), (1, 32, 32),
+     'refused'),
+    (dict(type='TIMMBackbone', model_name='resnet10t', drop_path_rate=-0.5), (1, 32, 32),
+     'refused'),
 ]
 
 

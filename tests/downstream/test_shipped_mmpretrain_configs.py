@@ -77,11 +77,14 @@ def to_mmbackbones(node):
 
 
 def offline(node):
-    """StrongSORT's AppearanceFreeLink (a tracking post-processor, not a backbone) downloads
-    its weights when built: build it without them."""
+    """What downloads weights while the model is built is built without them: StrongSORT's
+    AppearanceFreeLink (a tracking post-processor) and TIMMBackbone with ``pretrained=True``
+    (timm's hub download; timm_example/)."""
     if isinstance(node, dict):
         if node.get('type') == 'AppearanceFreeLink':
             node['checkpoint'] = ''
+        if node.get('type') == 'mmcls.TIMMBackbone' and node.get('pretrained'):
+            node['pretrained'] = False
         for value in node.values():
             offline(value)
     return node

@@ -54,7 +54,9 @@ def shipped_configs():
             if not more:
                 break
             users |= more
-        found += [(toolbox, p) for p in sorted(users)]
+        # _base_ pieces are not models to run (mmseg's fpn_poolformer_s12 base keeps a ResNet
+        # neck width that its derived configs override); the configs built from them are
+        found += [(toolbox, p) for p in sorted(users) if '/_base_/' not in p]
     return found
 
 
@@ -111,12 +113,13 @@ def _mmpretrain_types(path: str):
 
 def test_the_walk_finds_every_family_the_issue_names():
     names = {os.path.basename(p) for _, p in CONFIGS}
-    assert len(CONFIGS) >= 25, names
+    assert len(CONFIGS) >= 23, names
     for expected in ('mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py',
                      'rtmdet_l_convnext_b_4xb32-100e_coco.py',
                      'reid_r50_8xb32-6e_mot17train80_test-mot17val20.py',
                      'retinanet_timm-efficientnet-b1_fpn_1x_coco.py',
-                     'fpn_poolformer_s12.py', 'fpn_poolformer_m48_8xb4-40k_ade20k-512x512.py',
+                     'fpn_poolformer_s12_8xb4-40k_ade20k-512x512.py',
+                     'fpn_poolformer_m48_8xb4-40k_ade20k-512x512.py',
                      'convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512.py'):
         assert expected in names
 

@@ -54,6 +54,8 @@ $(DS_STAMP): requirements/downstream.txt setup.py
 	$(DS_PY) -m pip uninstall -q -y mmcv-lite || true
 	$(DS_PY) -m pip install -q --no-deps $(MMCV_WHEEL)
 	$(DS_PY) -m pip install -q $(TORCH_PINS) -r requirements/downstream.txt
+	# mmdet's ReID models subclass mmpretrain's ImageClassifier (the shipped ReID/tracking configs)
+	$(DS_PY) -m pip install -q --no-deps mmpretrain==1.2.0
 	$(DS_PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(DS_STAMP)
 

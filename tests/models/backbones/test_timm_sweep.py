@@ -119,7 +119,7 @@ def _forward_matches_metadata(model, size):
 @pytest.mark.parametrize('name', sorted(SWEEP))
 def test_sweep_model_outputs_match_metadata(name):
     kind, kwargs, sizes = SWEEP[name]
-    model = TIMMBackbone(name, **kwargs).eval()
+    model = TIMMBackbone(name, features_only=True, **kwargs).eval()
     assert model.out_channels and len(model.out_channels) == len(model.out_strides)
     assert all(s >= 1 for s in model.out_strides)
     for size in sizes or (SQUARE, NON_SQUARE):
@@ -136,7 +136,7 @@ def test_sweep_is_large_and_diverse():
 
 @pytest.mark.parametrize('name', sorted(NON_SQUARE_FAILS))
 def test_fixed_resolution_models_work_square_only(name):
-    model = TIMMBackbone(name).eval()
+    model = TIMMBackbone(name, features_only=True).eval()
     assert _forward_matches_metadata(model, SQUARE) == []
     # timm's assert / shape error comes out as a ValueError that names the input size
     with pytest.raises(ValueError, match=r'cannot run on an input of size \(192, 288\)'):
@@ -145,5 +145,5 @@ def test_fixed_resolution_models_work_square_only(name):
 
 @pytest.mark.parametrize('name', sorted(METADATA_OFF))
 def test_models_whose_maps_differ_from_feature_info(name):
-    model = TIMMBackbone(name).eval()
+    model = TIMMBackbone(name, features_only=True).eval()
     assert _forward_matches_metadata(model, SQUARE) != []

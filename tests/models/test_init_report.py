@@ -20,8 +20,10 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-def records():
-    logger = MMLogger.get_current_instance()
+def records(request):
+    # A fresh logger becomes mmengine's current one: a Runner test earlier in the same worker
+    # may have left a current logger with a file handler (which gets mmengine's full dump).
+    logger = MMLogger.get_instance(f'init_report_{request.node.name}')
     handler, level = Records(), logger.level
     logger.addHandler(handler)
     yield logger, handler.records

@@ -81,7 +81,7 @@ def add_convert_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument('dst', help='output file (.safetensors by default; .pth for torch.save)')
     parser.add_argument('--convert', default='auto',
                         choices=['auto', 'timm', 'torchvision', 'mmpretrain', 'mmcls',
-                                 'detectron2', 'none'],
+                                 'detectron2', 'mmseg', 'none'],
                         help='source key layout (default: detect from the keys)')
     parser.add_argument('--prefix', default=None,
                         help="take the weights under this prefix, e.g. 'backbone'")

@@ -391,16 +391,8 @@ class SwinTransformer(BaseBackbone):
             patch_norm_cfg = None
         else:
             patch_norm_cfg = inner_norm
-        block_defaults = dict(
-            window_size=self.window_size, pad_small_map=self.pad_small_map,
-            ffn_ratio=self._check_mlp_ratio(mlp_ratio),
-            qkv_bias=check_bool('qkv_bias', True if qkv_bias is None else qkv_bias),
-            qk_scale=_check_optional_scale(qk_scale),
-            attn_drop=check_rate('attn_drop_rate', attn_drop_rate or 0.),
-            # mmdet's drop_rate also drops inside the blocks; mmpretrain's only after the stem
-            proj_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
-            ffn_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
-            act_cfg=act_cfg, norm_cfg=inner_norm)
+        block_defaults = self._block_defaults(mlp_ratio, qkv_bias, qk_scale, attn_drop_rate,
+                                              drop_rate, act_cfg, inner_norm)
         self._build_stem(patch_cfg, patch_norm_cfg, check_rate('drop_rate', drop_rate))
         channels, strides_out = self._build_stages(
             stage_cfgs, block_defaults, patch_norm_cfg, check_rate('drop_path_rate',
@@ -414,6 +406,20 @@ class SwinTransformer(BaseBackbone):
                           [strides_out[i] for i in self.out_indices],
                           [f'stage{i + 1}' for i in self.out_indices])
         self._freeze_stages()
+
+    def _block_defaults(self, mlp_ratio, qkv_bias, qk_scale, attn_drop_rate, drop_rate,
+                        act_cfg, norm_cfg) -> dict:
+        """:class:`SwinBlock` arguments of every block before ``stage_cfgs`` overrides."""
+        return dict(
+            window_size=self.window_size, pad_small_map=self.pad_small_map,
+            ffn_ratio=self._check_mlp_ratio(mlp_ratio),
+            qkv_bias=check_bool('qkv_bias', True if qkv_bias is None else qkv_bias),
+            qk_scale=_check_optional_scale(qk_scale),
+            attn_drop=check_rate('attn_drop_rate', attn_drop_rate or 0.),
+            # mmdet's drop_rate also drops inside the blocks; mmpretrain's only after the stem
+            proj_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
+            ffn_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
+            act_cfg=act_cfg, norm_cfg=norm_cfg)
 
     @staticmethod
     def _check_mlp_ratio(mlp_ratio) -> float:

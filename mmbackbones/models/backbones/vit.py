@@ -114,6 +114,11 @@ def resolve_arch(arch) -> dict:
     return settings
 
 
+def _optional_flag(name: str, value) -> bool:
+    """An mmseg flag given as ``None`` (not given: False) or a bool."""
+    return False if value is None else check_bool(name, value)
+
+
 def _resolve_arch_spellings(arch, embed_dims, num_layers, num_heads, mlp_ratio) -> dict:
     """mmpretrain's ``arch`` and mmseg's ``embed_dims/num_layers/num_heads/mlp_ratio`` -> one
     arch dict. Without ``arch``, mmseg's defaults (ViT-B/16: 768, 12, 12, 4) fill what is not
@@ -306,17 +311,16 @@ class VisionTransformer(BaseBackbone):
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError("out_type='cls_token' needs with_cls_token=True (there is no class "
                              "token to output); use out_type='avg_featmap', 'featmap' or 'raw'")
-        self.output_cls_token = check_bool('output_cls_token',
-                                           bool(mmseg_given['output_cls_token']))
+        self.output_cls_token = _optional_flag('output_cls_token', mmseg_given['output_cls_token'])
         if self.output_cls_token and (out_type != 'featmap' or not with_cls_token):
             raise ValueError(f"output_cls_token=True (mmseg) needs out_type='featmap' and "
                              f"with_cls_token=True, got out_type={out_type!r}, "
                              f"with_cls_token={with_cls_token!r}")
-        self.out_origin = check_bool('out_origin', bool(mmseg_given['out_origin']))
+        self.out_origin = _optional_flag('out_origin', mmseg_given['out_origin'])
         if mmseg_given['num_fcs'] not in (None, 2):
             raise ValueError(f"num_fcs must be 2 (Linear-act-Linear), got "
                              f"{mmseg_given['num_fcs']!r}")
-        self.norm_eval = check_bool('norm_eval', bool(mmseg_given['norm_eval']))
+        self.norm_eval = _optional_flag('norm_eval', mmseg_given['norm_eval'])
         self.with_cls_token = with_cls_token
         self.num_extra_tokens = 1 if with_cls_token else 0
         self.interpolate_mode = check_choice('interpolate_mode', interpolate_mode,

@@ -97,7 +97,7 @@ class _DetStep:
         loss, _ = self.model.parse_losses(losses)
         loss.backward()
         self.model.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
 
 def bench_mmdet(args) -> dict:

@@ -24,8 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results')
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from benchlib import (TrainStep, per_round_ratios, ratio_summary, step_memory_mib,  # noqa: E402,E501
-                      timed_rounds)
+from benchlib import (TrainStep, per_round_ratios, ratio_summary,  # noqa: E402
+                      step_memory_mib, timed_rounds)
 
 # name: (our config, anchor kind, anchor name, input side). Anchor kinds: timm (features_only
 # where the wrapped model is a feature extractor), torchvision, mmpretrain.

@@ -97,8 +97,9 @@ def try_flexible_runner() -> dict:
     own ``init_dist``), to find the next obstacle."""
     attempts = {'as_documented': _attempt(False), 'gloo_group_made_first': _attempt(True)}
     ok = any(a['ok'] for a in attempts.values())
-    summary = '; '.join(f'{k}: {a["summary"]} (at {a["ranks"][0]["where"][-3:] if a["ranks"] and not a["ok"] else ""})'
-                        for k, a in attempts.items())
+    def where(a):
+        return a['ranks'][0]['where'][-3:] if a['ranks'] and not a['ok'] else ''
+    summary = '; '.join(f'{k}: {a["summary"]} (at {where(a)})' for k, a in attempts.items())
     return dict(ok=ok, summary=summary, attempts=attempts)
 
 

@@ -102,6 +102,9 @@ def _compare_reference(name, side, batch, workdir, world_size):
     from safetensors import safe_open
 
     from mmbackbones import build_backbone
+    # one thread, as the ranks: a deep randomly initialised net at batch 1 amplifies rounding
+    # (ResNet-152: 1 vs 2 threads alone changes early-layer gradients by 25%)
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = build_backbone(_cfg(name, side)).train()
     (sum(_loss(model(x)) for x in _batches(batch, side, world_size)) / world_size).backward()

@@ -1,8 +1,10 @@
 """One table: each of our backbones against its anchor, measured the same way in one run.
 
 For every pair: latency ratio (ours / anchor, paired alternating runs, median), build-time ratio,
-peak memory of live activations in one forward (inference, and with autograd on), and the import
-time of ``mmbackbones`` beside ``timm`` and ``torchvision``. Anchors that are not
+peak memory of live activations in one forward (inference, and with autograd on), the training
+step (forward + backward in train mode: median of paired per-round ratios, and the step's peak
+memory, gradients included), and the import time of ``mmbackbones`` beside ``timm`` and
+``torchvision``. Anchors that are not
 installed are skipped with the reason printed. Results go to ``benchmarks/results/bench_all.json``.
 
     python benchmarks/bench_all.py [--quick] [--threads N] [--batch N] [--only resnet50,vit-b16]
@@ -22,7 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results')
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from benchlib import timed_rounds  # noqa: E402
+from benchlib import (TrainStep, per_round_ratios, ratio_summary,  # noqa: E402
+                      step_memory_mib, timed_rounds)
 
 # name: (our config, anchor kind, anchor name, input side). Anchor kinds: timm (features_only
 # where the wrapped model is a feature extractor), torchvision, mmpretrain.
@@ -133,7 +136,37 @@ def run_pair(name, cfg, kind, anchor_name, side, args):
     if not args.no_memory:
         row['peak_mib_ours'], row['train_peak_mib_ours'] = forward_peaks_mib(ours, x)
         row['peak_mib_anchor'], row['train_peak_mib_anchor'] = forward_peaks_mib(anchor, x)
+    if not args.no_train:
+        row.update(train_step_figures(ours, anchor, x, args))
     return row
+
+
+def train_step_figures(ours, anchor, x, args) -> dict:
+    """Training step (forward + backward, train mode) ours / anchor, paired rounds, and the
+    peak memory of one step (benchlib.step_memory_mib)."""
+    ours.train()
+    anchor.train()
+    steps = {'ours': TrainStep(ours), 'anchor': TrainStep(anchor)}
+    try:
+        times = timed_rounds(steps, x, args.train_rounds, 1)
+        out = dict(train_ratio=ratio_summary(per_round_ratios(times, 'ours', 'anchor')),
+                   train_step_ms_ours=statistics.median(times['ours']) * 1e3,
+                   train_step_ms_anchor=statistics.median(times['anchor']) * 1e3)
+        if not args.no_memory:
+            out['step_peak_mib_ours'] = step_memory_mib(steps['ours'], x)['peak']
+            out['step_peak_mib_anchor'] = step_memory_mib(steps['anchor'], x)['peak']
+    except RuntimeError as exc:  # e.g. a wrapper whose outputs do not need grad
+        out = dict(train_skipped=str(exc).splitlines()[0][:120])
+    ours.eval()
+    anchor.eval()
+    return out
+
+
+def _train_cell(row) -> str:
+    if 'train_ratio' not in row:
+        return row.get('train_skipped', '-')
+    t = row['train_ratio']
+    return f"{t['median']:.3f} [{t['q1']:.3f}, {t['q3']:.3f}]"
 
 
 def print_table(rows, imports):
@@ -144,11 +177,12 @@ def print_table(rows, imports):
         Console = None
     headers = ['backbone', 'anchor', 'latency ours/anchor', 'ms ours', 'ms anchor',
                'build ratio', 'peak MiB ours/anchor (inference)',
-               'peak MiB ours/anchor (autograd)']
+               'peak MiB ours/anchor (autograd)', 'train step ours/anchor [q1, q3]',
+               'train step peak MiB ours/anchor']
     lines = []
     for r in rows:
         if 'skipped' in r:
-            lines.append([r['name'], 'skipped', r['skipped'], '', '', '', '', ''])
+            lines.append([r['name'], 'skipped', r['skipped'], '', '', '', '', '', '', ''])
             continue
         fmt = (lambda v: '-' if v is None else f'{v:.0f}')
         lines.append([r['name'], r['anchor'], f"{r['latency_ratio']:.3f}",
@@ -156,7 +190,9 @@ def print_table(rows, imports):
                       f"{r['build_ratio']:.2f}",
                       f"{fmt(r.get('peak_mib_ours'))} / {fmt(r.get('peak_mib_anchor'))}",
                       f"{fmt(r.get('train_peak_mib_ours'))} / "
-                      f"{fmt(r.get('train_peak_mib_anchor'))}"])
+                      f"{fmt(r.get('train_peak_mib_anchor'))}", _train_cell(r),
+                      f"{fmt(r.get('step_peak_mib_ours'))} / "
+                      f"{fmt(r.get('step_peak_mib_anchor'))}"])
     title = 'import time (s): ' + ', '.join(
         f'{k} {v:.2f}' if v is not None else f'{k} -' for k, v in imports.items())
     if Console is None:
@@ -170,7 +206,7 @@ def print_table(rows, imports):
         table.add_column(h)
     for line in lines:
         table.add_row(*line)
-    Console(width=160).print(table)
+    Console(width=200).print(table)
 
 
 def main(argv=None):
@@ -182,10 +218,13 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=None)
     parser.add_argument('--only', default='', help='comma-separated pair names')
     parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--no-train', action='store_true', help='skip the training-step columns')
+    parser.add_argument('--train-rounds', type=int, default=None)
     parser.add_argument('--output', default=os.path.join(RESULTS, 'bench_all.json'))
     args = parser.parse_args(argv)
     args.iters = args.iters or (6 if args.quick else 20)
     args.warmup = args.warmup or (1 if args.quick else 3)
+    args.train_rounds = args.train_rounds or (3 if args.quick else 7)
     torch.set_num_threads(args.threads)
     wanted = [n for n in args.only.split(',') if n] or list(PAIRS)
     unknown = [n for n in wanted if n not in PAIRS]

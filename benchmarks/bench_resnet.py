@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LastOutput, randomize_  # noqa: E402
+from benchlib import LastOutput, randomize_, timed_rounds  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -123,23 +123,11 @@ def main(argv=None) -> dict:
     a, b = torch.randn(n, n), torch.randn(n, n)
     matmul_flops = 2 * n ** 3
 
-    def run_matmul():
-        torch.mm(a, b)
-
-    runners = {name: (lambda m=m: m(x)) for name, m in models.items()}
-    runners['matmul'] = run_matmul
-    names = list(runners)
-    times = {name: [] for name in names}
+    runners = dict(models)
+    runners['matmul'] = lambda _: torch.mm(a, b)
     clock = time.perf_counter if args.clock == 'wall' else time.process_time
-    with torch.inference_mode():
-        for r in range(warmup + rounds):
-            order = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
-            for name in order:
-                start = clock()
-                runners[name]()
-                elapsed = clock() - start
-                if r >= warmup:
-                    times[name].append(elapsed)
+    with torch.inference_mode():  # paired rounds, rotating who goes first
+        times = timed_rounds(runners, x, rounds, warmup, clock=clock)
 
     med = {name: statistics.median(t) for name, t in times.items()}
     matmul_gflops = matmul_flops / med['matmul'] / 1e9

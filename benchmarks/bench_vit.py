@@ -38,6 +38,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+from benchlib import timed_rounds  # noqa: E402
 
 
 class _Last:
@@ -86,19 +88,10 @@ def bench_latency(args) -> dict:
             out = fn(x)
             max_diff[name] = float((out - (ref[:, 0] if out.dim() == 2 else ref)).abs().max())
     names = list(runners)
-    wall = {name: [] for name in names}
-    cpu = {name: [] for name in names}
-    with torch.inference_mode():
-        for r in range(warmup + rounds):
-            order = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
-            for name in order:
-                start, start_cpu = time.perf_counter(), time.process_time()
-                runners[name](x)
-                elapsed, elapsed_cpu = (time.perf_counter() - start,
-                                        time.process_time() - start_cpu)
-                if r >= warmup:
-                    wall[name].append(elapsed)
-                    cpu[name].append(elapsed_cpu)
+    with torch.inference_mode():  # paired rounds, rotating who goes first
+        both = timed_rounds(runners, x, rounds, warmup,
+                            clock={'wall': time.perf_counter, 'cpu': time.process_time})
+    wall, cpu = both['wall'], both['cpu']
     med = {name: statistics.median(t) for name, t in wall.items()}
     med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
 
@@ -168,18 +161,10 @@ def bench_build_load(args) -> dict:
             checks[name] = float((out - ref).abs().max())
             del model
             gc.collect()
-        times = {name: [] for name in fns}
-        cpu = {name: [] for name in fns}
-        names = list(fns)
-        for r in range(reps):
-            order = names[r % len(names):] + names[:r % len(names)]
-            for name in order:
-                gc.collect()
-                start, start_cpu = time.perf_counter(), time.process_time()
-                model = fns[name]()
-                times[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
-                del model
+        both = timed_rounds({name: (lambda _, fn=fn: fn()) for name, fn in fns.items()}, None,
+                            reps, 0, clock={'wall': time.perf_counter, 'cpu': time.process_time},
+                            before=gc.collect)
+        times, cpu = both['wall'], both['cpu']
         med = {name: statistics.median(t) for name, t in times.items()}
         med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
     finally:

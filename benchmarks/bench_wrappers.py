@@ -28,6 +28,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results')
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from benchlib import timed_rounds  # noqa: E402
 
 TV_NODES = {
     'resnet50': {'layer1': 'res2', 'layer2': 'res3', 'layer3': 'res4', 'layer4': 'res5'},
@@ -61,25 +63,16 @@ CLOCKS = {'wall': time.perf_counter, 'cpu': time.thread_time}
 
 
 def paired_latency(ours, raw, x, iters, warmup, clock='wall'):
-    """Alternate ours/raw call by call (order flipped each iteration); medians in seconds.
+    """Alternate ours/raw call by call (order flipped each iteration, benchlib.timed_rounds);
+    medians in seconds.
 
     ``clock='cpu'`` reads the calling thread's CPU time (use with ``--threads 1``): time the
     process spends preempted by other jobs is not counted, so a shared machine still gives
     comparable numbers.
     """
-    now = CLOCKS[clock]
-    t_ours, t_raw = [], []
     with torch.inference_mode():
-        for _ in range(warmup):
-            ours(x)
-            raw(x)
-        for i in range(iters):
-            pair = (ours, raw) if i % 2 == 0 else (raw, ours)
-            for model in pair:
-                start = now()
-                model(x)
-                (t_ours if model is ours else t_raw).append(now() - start)
-    return statistics.median(t_ours), statistics.median(t_raw)
+        times = timed_rounds({'ours': ours, 'raw': raw}, x, iters, warmup, clock=CLOCKS[clock])
+    return statistics.median(times['ours']), statistics.median(times['raw'])
 
 
 class _Replay(torch.nn.Module):

@@ -36,22 +36,32 @@ class LastOutput(nn.Module):
         return out[-1] if isinstance(out, (tuple, list)) else out
 
 
-def timed_rounds(models: dict, x, rounds: int, warmup: int, clock=None):
+def timed_rounds(models: dict, x, rounds: int, warmup: int, clock=None, before=None):
     """Call every model once per round on ``x``, rotating the order each round so drift and
     cache effects hit all of them alike. Returns ``{name: [seconds per kept round]}``; the first
-    ``warmup`` rounds are dropped. Call under ``torch.inference_mode()`` for inference timing."""
+    ``warmup`` rounds are dropped. Call under ``torch.inference_mode()`` for inference timing.
+
+    ``clock``: a function returning seconds (default ``time.perf_counter``), or a dict
+    ``{label: function}`` to read several clocks around the same calls; then the result is
+    ``{label: {name: [seconds]}}``. ``before``: called (untimed) before each call, e.g.
+    ``gc.collect``. A call's result is released after its clock has stopped."""
     import time
-    clock = clock or time.perf_counter
+    clocks = clock if isinstance(clock, dict) else {None: clock or time.perf_counter}
     names = list(models)
-    times = {name: [] for name in names}
+    times = {label: {name: [] for name in names} for label in clocks}
     for r in range(warmup + rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            start = clock()
-            models[name](x)
+            if before is not None:
+                before()
+            start = {label: now() for label, now in clocks.items()}
+            out = models[name](x)
+            stop = {label: now() for label, now in clocks.items()}
+            del out
             if r >= warmup:
-                times[name].append(clock() - start)
-    return times
+                for label in clocks:
+                    times[label][name].append(stop[label] - start[label])
+    return times if isinstance(clock, dict) else times[None]
 
 
 def per_round_ratios(times: dict, num: str, den: str) -> list:

@@ -92,7 +92,7 @@ def test_frozen_stages_keep_no_graph_and_no_activations(case):
 
     outs, saved, grad_outputs = _saved_bytes_per_stage(model, torch.randn(2, 3, side, side))
     for i in range(k + 1):
-        assert saved.get(i, 0) == 0, f'{case}: frozen stage {i} kept {saved[i]} bytes for backward'
+        assert saved.get(i, 0) == 0, f'{case}: frozen stage {i} kept {saved[i]} bytes saved'
         assert grad_outputs.get(i, 0) == 0, f'{case}: frozen stage {i} produced outputs in the graph'
     assert saved.get(k + 1, 0) > 0, f'{case}: the first trainable stage saved nothing'
 

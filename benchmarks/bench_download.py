@@ -13,7 +13,7 @@ Methods, each timed over ``--rounds`` rounds in rotating order, fresh cache ever
 
     python benchmarks/bench_download.py [--size-mb 100] [--rounds 5]
 
-Writes ``benchmarks/results/download.json``.
+Writes ``benchmarks/results/download.json`` (or ``--out``).
 """
 import argparse
 import hashlib
@@ -49,6 +49,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--size-mb', type=int, default=100)
     parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--out', default=os.path.join(HERE, 'results', 'download.json'),
+                        help='where the JSON result goes')
     args = parser.parse_args()
 
     import torch.hub
@@ -123,8 +125,8 @@ def main():
               f'  x{med / base:.2f} of a plain copy')
     result = dict(size_mb=args.size_mb, rounds=args.rounds, python=sys.version.split()[0],
                   cpus=os.cpu_count(), rows=rows)
-    os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
-    with open(os.path.join(HERE, 'results', 'download.json'), 'w') as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
         json.dump(result, f, indent=1)
 
 

@@ -24,6 +24,8 @@ def test_import_package_is_light():
 def test_importing_models_does_not_import_wrapped_libraries():
     modules = _modules_after('import mmbackbones.models')
     assert not [m for m in modules if m.split('.')[0] in ('timm', 'torchvision')]
+    # mmcv.cnn pulls in OpenCV: the layer builders import it on first use (layers.mmcv_bricks)
+    assert 'cv2' not in modules and 'mmcv.cnn' not in modules
 
 
 def test_registry_lookup_of_native_type_does_not_import_wrapped_libraries():

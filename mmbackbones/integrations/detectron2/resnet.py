@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
+from ...models.layers.mmcv_bricks import build_norm_layer
 from torch import nn
 
 from ...checkpoint.converters.detectron2_resnet import (caffe2_to_detectron2, is_caffe2_resnet,

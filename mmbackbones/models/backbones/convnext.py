@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer
+from ..layers.mmcv_bricks import build_activation_layer
 from torch import nn
 
 from ...registry import MODELS

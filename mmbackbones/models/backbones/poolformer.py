@@ -12,7 +12,7 @@ outputs are named ``stage{k}`` (stages) and ``downsample{k}`` (the one leading t
 from typing import List, Optional, Tuple
 
 import torch
-from mmcv.cnn import build_activation_layer
+from ..layers.mmcv_bricks import build_activation_layer
 from torch import nn
 
 from ...registry import MODELS

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmcv.cnn import build_conv_layer, build_norm_layer
+from ..layers.mmcv_bricks import build_conv_layer, build_norm_layer
 from mmengine.model.weight_init import constant_init
 from torch import nn
 

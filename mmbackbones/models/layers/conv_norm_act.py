@@ -8,7 +8,7 @@ with a forward that is a plain call chain (no per-call ``order`` loop).
 from typing import Optional, Union
 
 import torch
-from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
+from .mmcv_bricks import build_activation_layer, build_conv_layer, build_norm_layer
 from torch import nn
 
 # Activations without an ``inplace`` argument (the same list mmcv's ConvModule uses).

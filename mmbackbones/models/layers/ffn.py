@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import build_activation_layer
+from .mmcv_bricks import build_activation_layer
 from torch import nn
 
 

@@ -4,7 +4,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import build_conv_layer, build_norm_layer
+from .mmcv_bricks import build_conv_layer, build_norm_layer
 from torch import nn
 
 from .pos_embed import _pair, is_tracing

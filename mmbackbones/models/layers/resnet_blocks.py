@@ -30,7 +30,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
+from .mmcv_bricks import build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch import nn
 

@@ -7,7 +7,7 @@ Parameter names follow mmpretrain's ``TransformerEncoderLayer`` (``ln1``, ``attn
 from typing import List, Optional
 
 import torch
-from mmcv.cnn import build_norm_layer
+from .mmcv_bricks import build_norm_layer
 from torch import nn
 
 from ...utils.validation import check_cfg_keys, check_choice

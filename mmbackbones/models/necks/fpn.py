@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
+from ..layers.mmcv_bricks import ConvModule
 from mmengine.model import BaseModule
 from torch import nn
 

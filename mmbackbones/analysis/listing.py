@@ -30,29 +30,17 @@ def registered_types(pattern: Optional[str] = None) -> List[dict]:
 
 
 def timm_models(pattern: Optional[str] = None) -> List[str]:
-    """timm model names that ``TIMMBackbone`` can wrap (the wrapper's list when it has one)."""
-    try:
-        from ..models.backbones.timm_backbone import list_timm_models
-    except ImportError:
-        list_timm_models = None
-    if list_timm_models is not None:
-        return sorted(list_timm_models(as_glob(pattern)))
-    import timm
+    """timm model names that ``TIMMBackbone`` can wrap."""
+    from ..models.backbones.timm_backbone import list_timm_models
 
-    return match(timm.list_models(), pattern)
+    return sorted(list_timm_models(as_glob(pattern)))
 
 
 def torchvision_models(pattern: Optional[str] = None) -> List[str]:
     """torchvision model names that ``TorchvisionBackbone`` can wrap."""
-    try:
-        from ..models.backbones.torchvision_backbone import list_torchvision_models
-    except ImportError:
-        list_torchvision_models = None
-    if list_torchvision_models is not None:
-        return sorted(list_torchvision_models(as_glob(pattern)))
-    import torchvision
+    from ..models.backbones.torchvision_backbone import list_torchvision_models
 
-    return match(torchvision.models.list_models(module=torchvision.models), pattern)
+    return sorted(list_torchvision_models(as_glob(pattern)))
 
 
 def config_names(pattern: Optional[str] = None) -> List[dict]:

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import register_all_modules
-from ..utils.validation import accepts_config_containers, check_frozen_stages, checks_keywords
+from ..utils.validation import accepts_config_containers, checks_keywords
 from .init_report import InitReportMixin
 from .layers.norm import FrozenBatchNorm2d
 
@@ -233,9 +233,6 @@ class BaseBackbone(InitReportMixin, BaseModule):
         Families that support ``frozen_stages`` override this.
         """
         return []
-
-    def _check_frozen_stages(self, frozen_stages, num_stages: int) -> int:
-        return check_frozen_stages(frozen_stages, num_stages)
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:

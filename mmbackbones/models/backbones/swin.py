@@ -45,7 +45,7 @@ _SMALL = dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24])
 _BASE = dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])
 _LARGE = dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])
 # mmpretrain's table, with its one-letter aliases.
-arch_zoo = {'t': _TINY, 'tiny': _TINY, 's': _SMALL, 'small': _SMALL,
+arch_settings = {'t': _TINY, 'tiny': _TINY, 's': _SMALL, 'small': _SMALL,
             'b': _BASE, 'base': _BASE, 'l': _LARGE, 'large': _LARGE}
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
 # mmdet's/mmseg's arguments that mmpretrain's Swin does not have: giving any of them selects
@@ -75,10 +75,10 @@ def _per_item(name: str, cfgs, count: int) -> List[dict]:
 def parse_arch(arch) -> dict:
     """``arch`` name or dict -> ``dict(embed_dims, depths, num_heads)`` (validated)."""
     if isinstance(arch, str):
-        check_choice('arch', arch.lower(), arch_zoo)
-        arch = arch_zoo[arch.lower()]
+        check_choice('arch', arch.lower(), arch_settings)
+        arch = arch_settings[arch.lower()]
     if not isinstance(arch, dict):
-        raise TypeError(f'arch must be one of {sorted(arch_zoo)} or a dict with keys '
+        raise TypeError(f'arch must be one of {sorted(arch_settings)} or a dict with keys '
                         f'{list(ARCH_KEYS)}, got {arch!r}')
     if set(arch) != set(ARCH_KEYS):
         raise KeyError(f'arch dict must have exactly the keys {list(ARCH_KEYS)}, got '
@@ -312,7 +312,7 @@ class SwinTransformer(BaseBackbone):
     ``stage{i + 1}``.
     """
 
-    arch_zoo = arch_zoo
+    arch_zoo = arch_settings  # mmpretrain's attribute name
     # mmpretrain's state-dict version: version-3 checkpoints have ``norm{i}`` and no attn_mask.
     _version = 3
 
@@ -357,7 +357,7 @@ class SwinTransformer(BaseBackbone):
                            act_cfg=act_cfg, pretrained=pretrained)
         super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
         self.mmdet_style = any(v is not None for v in mmdet_given.values())
-        settings = _resolve_arch(arch, embed_dims, depths, num_heads)
+        self.arch_settings = settings = _resolve_arch(arch, embed_dims, depths, num_heads)
         self.embed_dims = settings['embed_dims']
         self.depths, self.num_heads = settings['depths'], settings['num_heads']
         self.num_layers = len(self.depths)

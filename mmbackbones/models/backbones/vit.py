@@ -63,7 +63,7 @@ def _arch(embed_dims, num_layers, num_heads, feedforward_channels):
 # Names and dimensions are mmpretrain 1.2.0's, so an mmpretrain config means the same model here
 # (beware: mmpretrain's 'small' is 768-d x 8 layers; the 384-d ViT-S of timm/DeiT is
 # 'deit-small'). The dinov2 base/large entries are added: same layout as 'base'/'large'.
-ARCH_SETTINGS: Dict[str, dict] = {
+arch_settings: Dict[str, dict] = {
     **dict.fromkeys(['s', 'small'], _arch(768, 8, 8, 768 * 3)),
     **dict.fromkeys(['b', 'base'], _arch(768, 12, 12, 3072)),
     **dict.fromkeys(['l', 'large'], _arch(1024, 24, 16, 4096)),
@@ -91,11 +91,11 @@ def resolve_arch(arch) -> dict:
     """
     if isinstance(arch, str):
         key = arch.lower()
-        if key not in ARCH_SETTINGS:
+        if key not in arch_settings:
             raise InvalidChoiceError(
                 f'arch {arch!r} is not a known VisionTransformer arch; known archs: '
-                f'{", ".join(sorted(ARCH_SETTINGS))} (or a dict with keys {list(ARCH_KEYS)})')
-        return dict(ARCH_SETTINGS[key])
+                f'{", ".join(sorted(arch_settings))} (or a dict with keys {list(ARCH_KEYS)})')
+        return dict(arch_settings[key])
     if not isinstance(arch, dict):
         raise TypeError(f'arch must be a name or a dict with keys {list(ARCH_KEYS)}, got '
                         f'{arch!r} ({type(arch).__name__})')
@@ -155,7 +155,7 @@ class VisionTransformer(BaseBackbone):
     ffn.layers.1}``, ``pre_norm``, final norm ``ln1``, ``ln2`` of ``avg_featmap``).
 
     Args:
-        arch: a name of :data:`ARCH_SETTINGS` (mmpretrain's names and dimensions) or a dict with
+        arch: a name of :data:`arch_settings` (mmpretrain's names and dimensions) or a dict with
             ``embed_dims``, ``num_layers``, ``num_heads``, ``feedforward_channels``.
         img_size: the training image size (int or (H, W)); sets the ``pos_embed`` grid. Any other
             input size works: the embedding is resized to the input's grid at forward.
@@ -206,7 +206,7 @@ class VisionTransformer(BaseBackbone):
         pretrained: a checkpoint: ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (mmseg's
             ``EncoderDecoder`` passes its own ``pretrained`` here).
     """
-    arch_zoo = ARCH_SETTINGS
+    arch_zoo = arch_settings  # mmpretrain's attribute name
     OUT_TYPES = OUT_TYPES
 
     def __init__(self,

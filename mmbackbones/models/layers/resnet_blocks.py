@@ -460,11 +460,6 @@ class ResLayer(nn.Sequential):
         self.dilations = tuple(dilations)
 
 
-def make_res_layer(**kwargs) -> ResLayer:
-    """Functional spelling of :class:`ResLayer` (same keyword arguments)."""
-    return ResLayer(**kwargs)
-
-
-__all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'make_res_layer', 'make_downsample',
+__all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'make_downsample',
            'get_expansion', 'block_dilations', 'check_dcn', 'check_plugins', 'build_dcn_conv',
            'stage_dcn_and_plugins']

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmbackbones.builder import build_backbone, build_backbone_from_config
 from mmbackbones.checkpoint.converters.timm_vit import (convert_timm_vit, is_timm_vit,
                                                         is_timm_vit_state_dict)
-from mmbackbones.models.backbones.vit import ARCH_SETTINGS, VisionTransformer
+from mmbackbones.models.backbones.vit import arch_settings, VisionTransformer
 from mmbackbones.models.layers import MultiheadSelfAttention, PatchEmbed, resize_pos_embed
 
 # a 3-layer, 32-d ViT: fast enough for every behaviour test
@@ -42,7 +42,7 @@ def mmpretrain_vit():
 
 def test_arch_table_matches_mmpretrain(mmpretrain_vit):
     for name, dims in mmpretrain_vit.arch_zoo.items():
-        assert ARCH_SETTINGS[name] == dims, name
+        assert arch_settings[name] == dims, name
         assert VisionTransformer(arch=name.upper(), out_indices=0,
                                  init_cfg=dict(type='Pretrained', checkpoint='x')).embed_dims \
             == dims['embed_dims']

@@ -285,9 +285,13 @@ def _timm_config_args(cfg, cls, type_: str, args: dict) -> dict:
                              f'frozen_stages; set MODEL.BACKBONE.FREEZE_AT=0')
         args['frozen_stages'] = int(freeze_at) - 1  # detectron2: 1 the stem, 2 stem + stage 1
     if _get(cfg, 'MODEL.BACKBONE.CONFIG.PRETRAINED', False):
-        if not _accepts(cls, 'pretrained'):
+        # Only the wrappers take a True/False flag; a native family's pretrained= (mmdet's
+        # spelling) is a checkpoint path.
+        from ...models.wrapper import WrapperBackbone
+        if not (isinstance(cls, type) and issubclass(cls, WrapperBackbone)):
             raise ValueError(f'MODEL.BACKBONE.CONFIG.PRETRAINED=True cannot apply: {type_} has no '
-                             f'pretrained argument; load weights with ARGS.init_cfg instead')
+                             f'pretrained flag (only timm/torchvision models have published '
+                             f'weights to fetch by name); load weights with ARGS.init_cfg instead')
         args.setdefault('pretrained', True)
     features = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.OUT_FEATURES', []) or [])
     if features and all(isinstance(f, int) for f in features):

@@ -2,7 +2,7 @@
 
     python tools/bench.py configs/resnet/resnet50.py --batch 8 --vs timm:resnet50
 
-Same as ``mmbackbones bench ...``; see ``mmbackbones bench --help`` and mmbackbones/cli.py.
+Same as ``mmbackbones bench ...``; see ``mmbackbones bench --help`` and mmbackbones/cli/.
 """
 import sys
 

@@ -5,7 +5,7 @@ r"""Convert a checkpoint (timm, torchvision, mmpretrain, detectron2) to mmbackbo
     python tools/convert_checkpoint.py mmcls://resnet50 r50.safetensors \
         --model configs/resnet/resnet50.py
 
-Same as ``mmbackbones convert`` (``mmbackbones/cli.py``).
+Same as ``mmbackbones convert`` (``mmbackbones/cli/``).
 """
 import sys
 

@@ -2,7 +2,7 @@
 
     python tools/export_onnx.py configs/resnet/resnet50.py -o work_dirs/resnet50.onnx --dynamic
 
-Same as ``mmbackbones export ...``; see ``mmbackbones export --help`` and mmbackbones/cli.py.
+Same as ``mmbackbones export ...``; see ``mmbackbones export --help`` and mmbackbones/cli/.
 """
 import sys
 

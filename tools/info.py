@@ -2,7 +2,7 @@
 
     python tools/info.py configs/resnet/resnet50.py --input-size 224 224 --neck mmdet
 
-Same as ``mmbackbones info ...``; see ``mmbackbones info --help`` and mmbackbones/cli.py.
+Same as ``mmbackbones info ...``; see ``mmbackbones info --help`` and mmbackbones/cli/.
 """
 import sys
 

@@ -2,7 +2,7 @@
 
     python tools/list_models.py resnet --timm --torchvision
 
-Same as ``mmbackbones list ...``; see ``mmbackbones list --help`` and mmbackbones/cli.py.
+Same as ``mmbackbones list ...``; see ``mmbackbones list --help`` and mmbackbones/cli/.
 """
 import sys
 

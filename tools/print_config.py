@@ -3,7 +3,7 @@
     python tools/print_config.py configs/resnet/resnet50.py --cfg-options model.backbone.depth=101
 
 Same as ``mmbackbones print-config ...``; see ``mmbackbones print-config --help`` and
-mmbackbones/cli.py.
+mmbackbones/cli/.
 """
 import sys
 

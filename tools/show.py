@@ -2,7 +2,7 @@
 
     python tools/show.py configs/resnet/resnet50.py demo/demo.png -o work_dirs/resnet50.png
 
-Same as ``mmbackbones show ...``; see ``mmbackbones show --help`` and mmbackbones/cli.py.
+Same as ``mmbackbones show ...``; see ``mmbackbones show --help`` and mmbackbones/cli/.
 """
 import sys
 

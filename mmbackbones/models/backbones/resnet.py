@@ -27,7 +27,7 @@ inference runs each conv+ReLU and conv+add+ReLU as one oneDNN kernel (``layers.f
 ``channels_last=True`` runs the convs in NHWC (outputs are then channels-last tensors with the
 same values). Both combine.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from ..layers.mmcv_bricks import build_conv_layer, build_norm_layer

@@ -1,4 +1,4 @@
-"""The one error path of every ``mmbackbones`` command (and of the ``convert``/``zoo`` scripts).
+"""The one error path of every ``mmbackbones`` command.
 
 A user error (:data:`USER_ERRORS`: a bad option, a bad or missing file, a config that does not
 parse, a refused argument) is one line ``<prog>: error: <message>`` on stderr and exit code 2;
@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional
 
-from .analysis.common import CLIError
+from ..analysis.common import CLIError
 
 # Problems the user can fix: one line, exit code 2. Anything else is reported as a failure
 # (exit code 1), still in one line unless --debug.
@@ -31,13 +31,12 @@ def one_line(error: BaseException) -> str:
 def is_our_bug(error: BaseException) -> bool:
     """A syntax error in mmbackbones' own files is a bug, not a bad config."""
     filename = getattr(error, 'filename', None) if isinstance(error, SyntaxError) else None
-    package = os.path.dirname(os.path.abspath(__file__))  # mmbackbones/
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # mmbackbones/
     return bool(filename) and os.path.abspath(filename).startswith(package + os.sep)
 
 
 def run_command(prog: str, func, args, debug: bool = False, rerun: Optional[str] = None) -> int:
-    """The one error path of every command (this module's and ``convert``/``zoo``, also when
-    run as their own scripts): ``func(args)``'s return value is the exit code; a user error
+    """The one error path of every command: ``func(args)``'s return value is the exit code; a user error
     (:data:`USER_ERRORS`) is one line ``<prog>: error: <message>`` on stderr and exit code 2;
     anything else one line ``<prog>: failed: ...`` and exit code 1. ``debug`` re-raises."""
     try:

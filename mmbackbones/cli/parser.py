@@ -1,0 +1,132 @@
+"""The parser of every subcommand (building it imports neither torch nor mmengine)."""
+from .arguments import (PROG, ArgumentParser, _add_config, _add_device, _add_input_size,
+                        _add_weights, _existing_file, _non_negative_float, _non_negative_int,
+                        _positive_int)
+from .commands import (cmd_bench, cmd_convert, cmd_export, cmd_info, cmd_list, cmd_print_config,
+                       cmd_show, cmd_zoo)
+
+
+def build_parser() -> ArgumentParser:
+    """The parser of every command (building it imports neither torch nor mmengine)."""
+    parser = ArgumentParser(
+        prog=PROG, description='Inspect, benchmark, draw and export mmbackbones backbones.',
+        epilog='Run `mmbackbones COMMAND --help` for the options of one command.')
+    from ..version import __version__
+
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the full traceback of an error')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+
+    p = sub.add_parser('list', help='registered backbone types and wrapped timm/torchvision '
+                       'models')
+    p.add_argument('pattern', nargs='?', default=None,
+                   help='filter: a substring, or a glob like "resnet*" (case-insensitive)')
+    p.add_argument('--configs', action='store_true',
+                   help='also list the shipped configs (model names info/bench/show/export take)')
+    p.add_argument('--pretrained', action='store_true',
+                   help='also list the known pretrained weights (source, config, top-1)')
+    p.add_argument('--timm', action='store_true', help='also list timm models')
+    p.add_argument('--torchvision', action='store_true', help='also list torchvision models')
+    p.add_argument('--json', action='store_true', help='print JSON instead of tables')
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser('info', help='outputs, params, FLOPs and forward memory of a config')
+    _add_config(p)
+    _add_input_size(p)
+    p.add_argument('--neck', choices=('mmdet', 'mmseg'),
+                   help='also print the in_channels a downstream mmdet/mmseg neck needs')
+    p.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
+    p.add_argument('--no-memory', action='store_true', help='skip the forward-memory measure')
+    _add_weights(p)
+    _add_device(p)
+    p.add_argument('--json', action='store_true', help='print JSON instead of tables')
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser('bench', help='latency and throughput, optionally against timm/'
+                       'torchvision')
+    _add_config(p)
+    p.add_argument('--batch', type=_positive_int, default=1, help='batch size (default 1)')
+    _add_input_size(p)
+    p.add_argument('--channels-last', action='store_true', help='channels_last memory format')
+    p.add_argument('--compile', action='store_true', help='torch.compile the models')
+    p.add_argument('--dtype', choices=('float32', 'bfloat16', 'float16'), default='float32',
+                   help='weights and input dtype (default float32)')
+    p.add_argument('--iters', type=_positive_int, default=20,
+                   help='timed iterations (default 20)')
+    p.add_argument('--warmup', type=_non_negative_int, default=5,
+                   help='untimed warm-up iterations (default 5)')
+    p.add_argument('--vs', metavar='MODEL',
+                   help='compare with timm:<name>, torchvision:<name> or another config file, '
+                   'run alternately in the same process')
+    p.add_argument('--threads', type=_positive_int, default=None,
+                   help='torch CPU threads (default: torch\'s choice)')
+    _add_device(p)
+    p.add_argument('--json', action='store_true', help='print JSON instead of tables')
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser('show', help='picture of each output stage (principal components, '
+                       'channel norm or mean)')
+    _add_config(p)
+    p.add_argument('image', type=_existing_file, help='input image (PNG, JPEG, ...)')
+    p.add_argument('-o', '--out', required=True, help='output picture (.png)')
+    _add_input_size(p, 'the image is resized to this')
+    p.add_argument('--panel-size', type=_positive_int, default=256,
+                   help='pixels per panel side (default 256)')
+    p.add_argument('--reduce', choices=('pca', 'norm', 'mean'), default='pca',
+                   help='how each map loses its channels: pca (first 3 principal components '
+                   'as RGB, default), norm (L2 norm), mean (zero after a LayerNorm)')
+    _add_weights(p)
+    _add_device(p)
+    p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser('print-config', help='the merged config after _base_ and overrides')
+    _add_config(p)
+    p.set_defaults(func=cmd_print_config)
+
+    p = sub.add_parser('export', help='ONNX export with named outputs, checked in onnxruntime')
+    _add_config(p)
+    p.add_argument('-o', '--out', required=True, help='output file (.onnx)')
+    _add_input_size(p)
+    p.add_argument('--batch', type=_positive_int, default=1, help='batch size traced (default 1)')
+    p.add_argument('--dynamic', action='store_true', help='dynamic batch, height and width')
+    p.add_argument('--opset', type=_positive_int, default=17,
+                   help='ONNX opset (default 17; 7 up to the highest the installed torch exports)')
+    p.add_argument('--no-verify', action='store_true',
+                   help='skip the onnxruntime comparison with PyTorch')
+    p.add_argument('--atol', type=_non_negative_float, default=1e-4,
+                   help='largest |onnx - torch| accepted by the check (default 1e-4)')
+    _add_weights(p)
+    p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser('convert', help='convert a timm/torchvision/mmpretrain/detectron2 '
+                       'checkpoint to our names')
+    p.add_argument('src', help='checkpoint: local path, URL or zoo name (mmcls://resnet50, '
+                   'timm://resnet50, torchvision://resnet50, ...)')
+    p.add_argument('dst', help='output file (.safetensors by default; .pth for torch.save), '
+                   'written to a temporary file and renamed: DST may be SRC')
+    p.add_argument('--convert', default='auto', metavar='SOURCE',
+                   help='source key layout: auto (default: detect from the keys), timm, '
+                   'torchvision, mmpretrain, detectron2, ... or none')
+    p.add_argument('--prefix', help="take the weights under this prefix, e.g. 'backbone'")
+    p.add_argument('--add-prefix', help="prefix written keys, e.g. 'backbone.' (mmdet)")
+    p.add_argument('--model', help='check against a backbone: a config file or a JSON dict '
+                   'such as \'{"type": "ResNet", "depth": 50}\'')
+    p.add_argument('--strict', action='store_true', help='with --model: every key must match')
+    p.add_argument('--allow-global', action='append', metavar='MODULE.NAME',
+                   help='trust this pickled type in the source file (repeatable)')
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser('zoo', help='list (or download) the known pretrained checkpoints')
+    p.add_argument('pattern', nargs='?',
+                   help="glob or substring of a name, alias or arch type ('resnet50*')")
+    p.add_argument('--source', choices=['mmcls', 'torchvision', 'timm'],
+                   help='only entries of this source')
+    p.add_argument('--json', action='store_true', help='print the entries as JSON')
+    p.add_argument('--download', metavar='NAME', help='download one entry (scheme://name or a '
+                   'name) into the cache and print its path')
+    p.set_defaults(func=cmd_zoo)
+    return parser

@@ -74,7 +74,7 @@ def test_mmseg_base_config_with_a_class_token_backbone(tmp_path):
         "             decode_head=dict(in_channels='auto'), auxiliary_head=None)\n")
     cfg = Config.fromfile(str(path))
     assert cfg.model.decode_head.type == 'UPerHead'  # the base came from mmseg's package
-    with pytest.raises(ValueError, match="VisionTransformer output .* pooled.*out_type='featmap'"):
+    with pytest.raises(ValueError, match="VisionTransformer outputs? .* pooled.*out_type='featmap'"):
         fill_auto_in_channels(cfg.model, 'mmseg')
     cfg.model.backbone.out_type = 'featmap'
     assert fill_auto_in_channels(cfg.model, 'mmseg')['decode_head']['in_channels'] == [192] * 4

@@ -121,8 +121,11 @@ def build_pair(entry: dict):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # pretrained= is deprecated in both libraries
         torch.manual_seed(0)
-        native = registry.build(dict(cfg))
-        ours = registry.build(dict(cfg, type=f'mmcls.{cfg["type"]}'))
+        # _scope_: another test may have left a different default scope behind (mmengine's
+        # DefaultScope is global), which would send an unscoped type to another registry
+        scope = entry['toolbox']
+        native = registry.build(dict(cfg, _scope_=scope))
+        ours = registry.build(dict(cfg, type=f'mmcls.{cfg["type"]}', _scope_=scope))
     assert type(ours).__module__.startswith('mmbackbones'), type(ours)
     if cfg.get('pretrained'):  # what mmdet/mmseg make of it: the checkpoint to load
         assert ours.init_cfg == dict(type='Pretrained', checkpoint=cfg['pretrained'])
@@ -232,6 +235,11 @@ if __name__ != '__main__':
     @pytest.mark.parametrize('url', sorted(_BY_URL))
     def test_pretrained_urls_resolve_through_our_cache(url, tmp_path, monkeypatch):
         monkeypatch.setenv('MMBACKBONES_HOME', str(tmp_path / 'home'))
+        # The file placed in the cache stands in for the published one, whose sha256 (or its
+        # prefix in the file name) it cannot have: the hash check itself is tested in
+        # tests/checkpoint (test_download_integrity.py); here, the URL's route and the load.
+        from mmbackbones.checkpoint import download as download_module
+        monkeypatch.setattr(download_module, '_check_hash', lambda *args: None)
         assert cache_file_for(url).startswith(str(tmp_path / 'home'))
         assert compare_through_the_cache(_BY_URL[url]) == 'ok'
 

@@ -141,7 +141,8 @@ def test_shipped_backbone_switches_by_type_only(key, recwarn):
     import importlib
     importlib.import_module(f'{pkg}.models')
     registry = importlib.import_module(f'{pkg}.registry').MODELS
-    native = registry.build(dict(backbone))
+    # _scope_: another test may have left a different default scope behind (global)
+    native = registry.build(dict(backbone, _scope_=pkg))
     native.eval()  # (mmdet's Swin.train returns None)
     _randomise(native, seed=len(paths))
     ours = build_backbone(dict(backbone, type=f'mmcls.{kind}')).eval()

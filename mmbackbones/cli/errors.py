@@ -36,9 +36,10 @@ def is_our_bug(error: BaseException) -> bool:
 
 
 def run_command(prog: str, func, args, debug: bool = False, rerun: Optional[str] = None) -> int:
-    """The one error path of every command: ``func(args)``'s return value is the exit code; a user error
-    (:data:`USER_ERRORS`) is one line ``<prog>: error: <message>`` on stderr and exit code 2;
-    anything else one line ``<prog>: failed: ...`` and exit code 1. ``debug`` re-raises."""
+    """The one error path of every command: ``func(args)``'s return value is the exit code; a
+    user error (:data:`USER_ERRORS`) is one line ``<prog>: error: <message>`` on stderr and exit
+    code 2; anything else one line ``<prog>: failed: ...`` and exit code 1. ``debug`` re-raises.
+    """
     try:
         return func(args) or 0
     except KeyboardInterrupt:

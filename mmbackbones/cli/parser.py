@@ -6,19 +6,7 @@ from .commands import (cmd_bench, cmd_convert, cmd_export, cmd_info, cmd_list, c
                        cmd_show, cmd_zoo)
 
 
-def build_parser() -> ArgumentParser:
-    """The parser of every command (building it imports neither torch nor mmengine)."""
-    parser = ArgumentParser(
-        prog=PROG, description='Inspect, benchmark, draw and export mmbackbones backbones.',
-        epilog='Run `mmbackbones COMMAND --help` for the options of one command.')
-    from ..version import __version__
-
-    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
-    parser.add_argument('--debug', action='store_true',
-                        help='show the full traceback of an error')
-    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
-    sub.required = True
-
+def _add_list(sub) -> None:
     p = sub.add_parser('list', help='registered backbone types and wrapped timm/torchvision '
                        'models')
     p.add_argument('pattern', nargs='?', default=None,
@@ -32,6 +20,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
     p.set_defaults(func=cmd_list)
 
+
+def _add_info(sub) -> None:
     p = sub.add_parser('info', help='outputs, params, FLOPs and forward memory of a config')
     _add_config(p)
     _add_input_size(p)
@@ -44,6 +34,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
     p.set_defaults(func=cmd_info)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser('bench', help='latency and throughput, optionally against timm/'
                        'torchvision')
     _add_config(p)
@@ -66,6 +58,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
     p.set_defaults(func=cmd_bench)
 
+
+def _add_show(sub) -> None:
     p = sub.add_parser('show', help='picture of each output stage (principal components, '
                        'channel norm or mean)')
     _add_config(p)
@@ -82,10 +76,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
     p.set_defaults(func=cmd_show)
 
+
+def _add_print_config(sub) -> None:
     p = sub.add_parser('print-config', help='the merged config after _base_ and overrides')
     _add_config(p)
     p.set_defaults(func=cmd_print_config)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser('export', help='ONNX export with named outputs, checked in onnxruntime')
     _add_config(p)
     p.add_argument('-o', '--out', required=True, help='output file (.onnx)')
@@ -102,6 +100,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
     p.set_defaults(func=cmd_export)
 
+
+def _add_convert(sub) -> None:
     p = sub.add_parser('convert', help='convert a timm/torchvision/mmpretrain/detectron2 '
                        'checkpoint to our names')
     p.add_argument('src', help='checkpoint: local path, URL or zoo name (mmcls://resnet50, '
@@ -120,6 +120,8 @@ def build_parser() -> ArgumentParser:
                    help='trust this pickled type in the source file (repeatable)')
     p.set_defaults(func=cmd_convert)
 
+
+def _add_zoo(sub) -> None:
     p = sub.add_parser('zoo', help='list (or download) the known pretrained checkpoints')
     p.add_argument('pattern', nargs='?',
                    help="glob or substring of a name, alias or arch type ('resnet50*')")
@@ -129,4 +131,25 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--download', metavar='NAME', help='download one entry (scheme://name or a '
                    'name) into the cache and print its path')
     p.set_defaults(func=cmd_zoo)
+
+
+# one adder per subcommand, in the order `mmbackbones --help` lists them
+COMMANDS = (_add_list, _add_info, _add_bench, _add_show, _add_print_config, _add_export,
+            _add_convert, _add_zoo)
+
+
+def build_parser() -> ArgumentParser:
+    """The parser of every command (building it imports neither torch nor mmengine)."""
+    parser = ArgumentParser(
+        prog=PROG, description='Inspect, benchmark, draw and export mmbackbones backbones.',
+        epilog='Run `mmbackbones COMMAND --help` for the options of one command.')
+    from ..version import __version__
+
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the full traceback of an error')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+    for add in COMMANDS:
+        add(sub)
     return parser

@@ -162,32 +162,15 @@ class ResNet(BaseBackbone):
                  init_cfg=None):
         init_cfg = self._pretrained_to_init_cfg(pretrained, init_cfg)
         super().__init__(init_cfg=DEFAULT_INIT_CFG if init_cfg is None else init_cfg)
-        check_choice('depth', depth, tuple(self.arch_settings))
-        check_positive_int('in_channels', in_channels)
         if stem_channels is None:  # mmdet's default: as wide as base_channels
             stem_channels = base_channels
-        check_positive_int('stem_channels', stem_channels)
-        check_positive_int('base_channels', base_channels)
-        if isinstance(num_stages, bool) or not isinstance(num_stages, int) or \
-                not 1 <= num_stages <= 4:
-            raise ValueError(f'num_stages must be an int in 1..4, got {num_stages!r}')
-        self.strides = _check_int_tuple('strides', strides, num_stages, 'num_stages')
-        self.dilations = _check_int_tuple('dilations', dilations, num_stages, 'num_stages')
-        self.out_indices = normalize_out_indices(out_indices, num_stages)
-        check_choice('style', style, STYLES)
-        for name, flag in (('deep_stem', deep_stem), ('avg_down', avg_down),
-                           ('norm_eval', norm_eval), ('with_cp', with_cp),
-                           ('zero_init_residual', zero_init_residual),
-                           ('channels_last', channels_last),
-                           ('contract_dilation', contract_dilation)):
-            check_bool(name, flag)
-        if deep_stem and stem_channels % 2:
-            raise ValueError(f'deep_stem halves stem_channels in its first convs: stem_channels '
-                             f'must be even, got {stem_channels}')
-        self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
-        check_norm_cfg(norm_cfg)
-        drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
-
+        self._check_arguments(depth, in_channels, stem_channels, base_channels, num_stages,
+                              strides, dilations, out_indices, style, deep_stem, frozen_stages,
+                              norm_cfg, dict(deep_stem=deep_stem, avg_down=avg_down,
+                                             norm_eval=norm_eval, with_cp=with_cp,
+                                             zero_init_residual=zero_init_residual,
+                                             channels_last=channels_last,
+                                             contract_dilation=contract_dilation))
         self.depth, self.in_channels = depth, in_channels
         self.stem_channels, self.base_channels = stem_channels, base_channels
         self.num_stages, self.style = num_stages, style
@@ -207,22 +190,69 @@ class ResNet(BaseBackbone):
         self.multi_grid, self.contract_dilation = multi_grid, contract_dilation
 
         self._make_stem_layer(in_channels, stem_channels)
+        channels, strides = self._make_res_layers(extras,
+                                                  check_rate('drop_path_rate', drop_path_rate))
+        self._set_outputs([channels[i] for i in self.out_indices],
+                          [strides[i] for i in self.out_indices], self._output_names(out_names))
+        # forward collects stage outputs by index, then returns them in out_indices order
+        self._out_set = frozenset(self.out_indices)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self._freeze_stages()
 
+    # ----- argument checks -----------------------------------------------------------------------
+    def _check_arguments(self, depth, in_channels, stem_channels, base_channels, num_stages,
+                         strides, dilations, out_indices, style, deep_stem, frozen_stages,
+                         norm_cfg, flags: dict) -> None:
+        """Refuse bad arguments (messages name them); sets the normalised ``strides``,
+        ``dilations``, ``out_indices`` and ``frozen_stages``."""
+        check_choice('depth', depth, tuple(self.arch_settings))
+        check_positive_int('in_channels', in_channels)
+        check_positive_int('stem_channels', stem_channels)
+        check_positive_int('base_channels', base_channels)
+        if isinstance(num_stages, bool) or not isinstance(num_stages, int) or \
+                not 1 <= num_stages <= 4:
+            raise ValueError(f'num_stages must be an int in 1..4, got {num_stages!r}')
+        self.strides = _check_int_tuple('strides', strides, num_stages, 'num_stages')
+        self.dilations = _check_int_tuple('dilations', dilations, num_stages, 'num_stages')
+        self.out_indices = normalize_out_indices(out_indices, num_stages)
+        check_choice('style', style, STYLES)
+        for name, flag in flags.items():
+            check_bool(name, flag)
+        if deep_stem and stem_channels % 2:
+            raise ValueError(f'deep_stem halves stem_channels in its first convs: stem_channels '
+                             f'must be even, got {stem_channels}')
+        self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
+        check_norm_cfg(norm_cfg)
+
+    def _output_names(self, out_names) -> List[str]:
+        if out_names is None:
+            return [f'res{i + 2}' for i in self.out_indices]
+        if not isinstance(out_names, (list, tuple)) or len(out_names) != len(self.out_indices) \
+                or not all(isinstance(n, str) for n in out_names):
+            raise ValueError(f'out_names must be a list of {len(self.out_indices)} strings (one '
+                             f'per out_indices entry {self.out_indices}), got {out_names!r}')
+        return list(out_names)
+
+    # ----- construction --------------------------------------------------------------------------
+    def _make_res_layers(self, extras: List[dict], drop_path_rate: float):
+        """``layer1``.. up to the last stage in ``out_indices``; returns each built stage's
+        channels and stride."""
         # Rates rise over every block of the depth, so building fewer stages does not change the
         # rates of the ones built (as in mmpretrain).
-        rates = torch.linspace(0, drop_path_rate, sum(stage_blocks)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(self.arch_settings[self.depth][1])).tolist()
         num_built = max(self.out_indices) + 1  # nothing after the last output is built
         self.res_layers: List[str] = []
-        stage_in, stage_out = stem_channels, base_channels * self.expansion
+        stage_in, stage_out = self.stem_channels, self.base_channels * self.expansion
         channels, strides = [], []
         stride = STEM_STRIDE
         for i, num_blocks in enumerate(self.stage_blocks[:num_built]):
             layer = self.make_res_layer(
                 block=self.block, num_blocks=num_blocks, in_channels=stage_in,
                 out_channels=stage_out, expansion=self.expansion, stride=self.strides[i],
-                dilation=self.dilations[i], style=style, avg_down=avg_down, with_cp=with_cp,
-                conv_cfg=conv_cfg, norm_cfg=norm_cfg, drop_path_rate=rates[:num_blocks],
-                **extras[i])
+                dilation=self.dilations[i], style=self.style, avg_down=self.avg_down,
+                with_cp=self.with_cp, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                drop_path_rate=rates[:num_blocks], **extras[i])
             rates = rates[num_blocks:]
             name = f'layer{i + 1}'
             self.add_module(name, layer)
@@ -232,22 +262,8 @@ class ResNet(BaseBackbone):
             strides.append(stride)
             stage_in, stage_out = stage_out, stage_out * 2
         self.feat_dim = channels[-1]
+        return channels, strides
 
-        if out_names is None:
-            out_names = [f'res{i + 2}' for i in self.out_indices]
-        elif not isinstance(out_names, (list, tuple)) or len(out_names) != len(self.out_indices) \
-                or not all(isinstance(n, str) for n in out_names):
-            raise ValueError(f'out_names must be a list of {len(self.out_indices)} strings (one '
-                             f'per out_indices entry {self.out_indices}), got {out_names!r}')
-        self._set_outputs([channels[i] for i in self.out_indices],
-                          [strides[i] for i in self.out_indices], out_names)
-        # forward collects stage outputs by index, then returns them in out_indices order
-        self._out_set = frozenset(self.out_indices)
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
-        self._freeze_stages()
-
-    # ----- construction --------------------------------------------------------------------------
     def make_res_layer(self, **kwargs) -> ResLayer:
         return ResLayer(**kwargs)
 

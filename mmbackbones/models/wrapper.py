@@ -51,6 +51,7 @@ def resolve_norm_layer(norm_layer, kwargs: dict,
     if isinstance(norm_layer, str):
         if norm_layer in FROZEN_BN_NAMES:
             return True
+        import mmcv.cnn  # noqa: F401 - registers BN, SyncBN, GN, ... in mmengine's root registry
         from mmengine.registry import MODELS as ROOT
         if norm_layer in ROOT.module_dict:
             kwargs['norm_layer'] = ROOT.get(norm_layer)

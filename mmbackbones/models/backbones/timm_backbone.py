@@ -220,31 +220,11 @@ class TIMMBackbone(WrapperBackbone):
                  init_cfg=None,
                  **kwargs):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(model_name, str) or not model_name:
-            raise TypeError(f'model_name must be a timm model name (str), got {model_name!r}')
         if features_only is None:
             features_only = out_indices is not None
-        for name, value in (('features_only', features_only), ('pretrained', pretrained),
-                            ('norm_eval', norm_eval)):
-            if not isinstance(value, bool):
-                raise TypeError(f'{name} must be a bool, got {value!r} ({type(value).__name__})')
-        self.in_channels = check_positive_int('in_channels', in_channels)
-        if output_stride is not None:
-            check_positive_int('output_stride', output_stride)
-            check_choice('output_stride', output_stride, (8, 16, 32))
-        if not features_only and out_indices is not None:
-            raise ValueError(f'out_indices={out_indices!r} needs features_only=True; with '
-                             'features_only=False the model returns its final features only')
-        for rate in ('drop_rate', 'drop_path_rate', 'attn_drop_rate', 'proj_drop_rate',
-                     'pos_drop_rate', 'drop_block_rate'):
-            if kwargs.get(rate) is not None:  # timm passes them on unchecked
-                kwargs[rate] = check_rate(rate, kwargs[rate])
-        for reserved in ('features_only', 'in_chans', 'num_classes', 'model_name'):
-            if reserved in kwargs:
-                raise TypeError(f'{reserved!r} is set by TIMMBackbone; remove it from the config'
-                                f' (use in_channels / features_only)')
-        if not is_timm_model(model_name):
-            raise ValueError(f'model_name: {unknown_timm_model_message(model_name)}')
+        self._check_arguments(model_name, features_only, pretrained, norm_eval, in_channels,
+                              output_stride, out_indices, kwargs)
+        self.in_channels = in_channels
         self.model_name = model_name
         self.features_only = features_only
 
@@ -273,31 +253,9 @@ class TIMMBackbone(WrapperBackbone):
 
         levels = self._levels()
         if features_only:
-            timm_indices = tuple(self.timm_model.feature_info.out_indices)
-            if requested is None:
-                self.out_indices = normalize_out_indices(tuple(timm_indices), len(levels))
-            else:
-                self.out_indices = normalize_out_indices(tuple(requested), len(levels))
-            order = sorted(self.out_indices)
-            self._perm = None if order == list(self.out_indices) else [
-                order.index(i) for i in self.out_indices]
-            self._set_outputs([levels[i]['num_chs'] for i in self.out_indices],
-                              [levels[i]['reduction'] for i in self.out_indices],
-                              [stage_output_name(i) for i in self.out_indices])
+            self._set_feature_outputs(requested, levels)
         else:
-            self.out_indices = (len(levels) - 1, ) if levels else (0, )
-            self._perm = None
-            # CNNs: the unpooled final map (N, C, H/s, W/s), as mmpretrain's TIMMBackbone
-            # returns; token models (ViTs): the pooled features (N, C), stride None.
-            self._spatial = self._final_features_are_spatial(in_channels)
-            self._drop_classifier()
-            if self._spatial:
-                self._set_outputs([self.timm_model.num_features], [levels[-1]['reduction']],
-                                  ['final'])
-            else:
-                channels = (getattr(self.timm_model, 'head_hidden_size', None)
-                            or self.timm_model.num_features)
-                self._set_outputs([channels], [None], ['final'])
+            self._set_final_output(levels, in_channels)
 
         # timm's list/hook wrappers hand channels-last models' maps (Swin, MambaOut) through
         # as (N, H, W, C); the getter wrapper already asks for NCHW.
@@ -310,6 +268,63 @@ class TIMMBackbone(WrapperBackbone):
         self.frozen_stages = check_frozen_stages(frozen_stages, len(levels) - 1)
         self.norm_eval = norm_eval
         self._freeze_stages()
+
+    @staticmethod
+    def _check_arguments(model_name, features_only, pretrained, norm_eval, in_channels,
+                         output_stride, out_indices, kwargs: dict) -> None:
+        """Refuse bad arguments before timm sees them (messages name them); checks the rates
+        among ``kwargs`` in place (timm passes them on unchecked)."""
+        if not isinstance(model_name, str) or not model_name:
+            raise TypeError(f'model_name must be a timm model name (str), got {model_name!r}')
+        for name, value in (('features_only', features_only), ('pretrained', pretrained),
+                            ('norm_eval', norm_eval)):
+            if not isinstance(value, bool):
+                raise TypeError(f'{name} must be a bool, got {value!r} ({type(value).__name__})')
+        check_positive_int('in_channels', in_channels)
+        if output_stride is not None:
+            check_positive_int('output_stride', output_stride)
+            check_choice('output_stride', output_stride, (8, 16, 32))
+        if not features_only and out_indices is not None:
+            raise ValueError(f'out_indices={out_indices!r} needs features_only=True; with '
+                             'features_only=False the model returns its final features only')
+        for rate in ('drop_rate', 'drop_path_rate', 'attn_drop_rate', 'proj_drop_rate',
+                     'pos_drop_rate', 'drop_block_rate'):
+            if kwargs.get(rate) is not None:  # timm passes them on unchecked
+                kwargs[rate] = check_rate(rate, kwargs[rate])
+        for reserved in ('features_only', 'in_chans', 'num_classes', 'model_name'):
+            if reserved in kwargs:
+                raise TypeError(f'{reserved!r} is set by TIMMBackbone; remove it from the config'
+                                f' (use in_channels / features_only)')
+        if not is_timm_model(model_name):
+            raise ValueError(f'model_name: {unknown_timm_model_message(model_name)}')
+
+    def _set_feature_outputs(self, requested, levels) -> None:
+        """``features_only=True``: the requested levels (all of timm's by default), in order."""
+        if requested is None:
+            requested = tuple(self.timm_model.feature_info.out_indices)
+        self.out_indices = normalize_out_indices(tuple(requested), len(levels))
+        order = sorted(self.out_indices)
+        self._perm = None if order == list(self.out_indices) else [
+            order.index(i) for i in self.out_indices]
+        self._set_outputs([levels[i]['num_chs'] for i in self.out_indices],
+                          [levels[i]['reduction'] for i in self.out_indices],
+                          [stage_output_name(i) for i in self.out_indices])
+
+    def _set_final_output(self, levels, in_channels: int) -> None:
+        """``features_only=False`` (mmpretrain's default): one final output. CNNs: the unpooled
+        final map (N, C, H/s, W/s), as mmpretrain's TIMMBackbone returns; token models (ViTs):
+        the pooled features (N, C), stride None."""
+        self.out_indices = (len(levels) - 1, ) if levels else (0, )
+        self._perm = None
+        self._spatial = self._final_features_are_spatial(in_channels)
+        self._drop_classifier()
+        if self._spatial:
+            self._set_outputs([self.timm_model.num_features], [levels[-1]['reduction']],
+                              ['final'])
+        else:
+            channels = (getattr(self.timm_model, 'head_hidden_size', None)
+                        or self.timm_model.num_features)
+            self._set_outputs([channels], [None], ['final'])
 
     # Used by the 'timm' registry scope (mmbackbones.registry), which must not import timm.
     is_timm_model = staticmethod(is_timm_model)

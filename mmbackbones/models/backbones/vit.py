@@ -46,13 +46,13 @@ from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, InvalidC
                                  check_frozen_stages, check_positive_int, check_rate,
                                  check_size_limit, normalize_out_indices)
 from ..base import BaseBackbone, is_pretrained_init
+from ..layer_decay import strip_prefix
 from ..layers.ffn import LayerScale
 from ..layers.norm import check_norm_cfg
 from ..layers.patch_embed import PatchEmbed
 from ..layers.pos_embed import (INTERPOLATE_MODES, adapt_pos_embed, check_pair, is_tracing,
                                 resize_pos_embed)
-from ..layers.transformer_layer import (FFN_TYPES, TransformerEncoderLayer,  # noqa: F401
-                                        ViTAttention, _build_norm, check_layer_cfgs)
+from ..layers.transformer_layer import TransformerEncoderLayer, _build_norm, check_layer_cfgs
 
 
 def _arch(embed_dims, num_layers, num_heads, feedforward_channels):
@@ -419,13 +419,8 @@ class VisionTransformer(BaseBackbone):
                 param.requires_grad = False
 
     # ---- metadata -------------------------------------------------------------------------------
-    @property
-    def norm1(self):
-        return self.ln1
-
-    @property
-    def norm2(self):
-        return self.ln2
+    norm1 = property(lambda self: self.ln1)  # mmpretrain's names of the final norms
+    norm2 = property(lambda self: self.ln2)
 
     # ---- init and loading -----------------------------------------------------------------------
     def _reset_parameters(self, names: Optional[set] = None) -> None:
@@ -587,15 +582,12 @@ class VisionTransformer(BaseBackbone):
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """``(depth, num_depths)`` of a parameter for layer-wise lr decay: 0 for the stem,
         ``i + 1`` for ``layers.i``, the last depth for the final norms and anything else."""
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
+        num_depths, name = self.num_layers + 2, strip_prefix(param_name, prefix) or ''
         if name in ('cls_token', 'pos_embed') or name.startswith(('patch_embed', 'pre_norm')):
             return 0, num_depths
         if name.startswith('layers.'):
             return int(name.split('.')[1]) + 1, num_depths
-        return num_depths - 1, num_depths
+        return num_depths - 1, num_depths  # final norms, a head, anything else
 
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, num_layers={self.num_layers} '

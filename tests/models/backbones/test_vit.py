@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmbackbones.builder import build_backbone, build_backbone_from_config
 from mmbackbones.checkpoint.converters.timm_vit import (convert_timm_vit, is_timm_vit,
                                                         is_timm_vit_state_dict)
-from mmbackbones.models.backbones.vit import arch_settings, VisionTransformer
+from mmbackbones.models.backbones.vit import VisionTransformer, arch_settings
 from mmbackbones.models.layers import MultiheadSelfAttention, PatchEmbed, resize_pos_embed
 
 # a 3-layer, 32-d ViT: fast enough for every behaviour test

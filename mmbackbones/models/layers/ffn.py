@@ -62,6 +62,8 @@ class FFN(nn.Module):
                  act_cfg: Optional[dict] = None, drop_rate: float = 0.,
                  layer_scale_init_value: float = 0.):
         super().__init__()
+        # mmcv's FFN attributes (mmpretrain's tests and configs read them)
+        self.embed_dims, self.feedforward_channels = embed_dims, feedforward_channels
         self.layers = nn.Sequential(
             nn.Sequential(nn.Linear(embed_dims, feedforward_channels), build_act(act_cfg),
                           _dropout(drop_rate)),

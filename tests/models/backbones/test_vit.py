@@ -462,3 +462,11 @@ def test_jit_trace_at_another_input_size():
         traced = torch.jit.trace(model, x)
     with torch.no_grad():
         torch.testing.assert_close(traced(x)[0], model(x)[0])
+
+
+def test_layer_attributes_mmpretrain_configs_read():
+    """mmpretrain's tests read ``layers[i].ffn.feedforward_channels`` and ``.embed_dims``."""
+    model = VisionTransformer(arch=TINY, img_size=32, patch_size=16, out_indices=-1)
+    assert model.layers[0].ffn.feedforward_channels == 64
+    assert model.layers[0].ffn.embed_dims == 32
+    assert model.layers[0].embed_dims == 32

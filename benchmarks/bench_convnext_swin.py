@@ -22,7 +22,6 @@ ratios ours/timm (the headline; target <= 1.00).
                                              [--clock wall|cpu] [--out results.json]
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import per_round_ratios, timed_rounds  # noqa: E402
+from benchlib import per_round_ratios, timed_rounds, write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -207,10 +206,7 @@ def main(argv=None):
         torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
         cpu_count=os.cpu_count(), load_average_at_end=load, results=results,
         note='paired alternating rounds; headline ratio = median of per-round ours/timm')
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=2)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
     return report
 
 

@@ -23,7 +23,6 @@ ratios ours/timm (the headline, target <= 1.00), the ratio of medians and the ra
     python benchmarks/bench_cspnet_regnet.py --threads 1 --clock cpu --out ...  # shared machine
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LastOutput, per_round_ratios, randomize_, timed_rounds  # noqa: E402
+from benchlib import (LastOutput, per_round_ratios, randomize_, timed_rounds, write_report)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -169,10 +168,7 @@ def main(argv=None) -> dict:
               f'{ms["ours_fused"]:9.1f} {res["ratio_ours_vs_timm"]:9.3f} '
               f'{res["ratio_of_minimums"]:9.3f} '
               f'{res["ratio_fused_vs_timm"]:10.3f} {res["max_rel_diff_vs_timm"]["ours"]:12.1e}')
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=2)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
     return report
 
 

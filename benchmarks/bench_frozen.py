@@ -18,7 +18,6 @@ the same work.
     .venv-downstream/bin/python benchmarks/bench_frozen.py      # with the mmdet part
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from benchlib import (TrainStep, per_round_ratios, randomize_, ratio_summary,  # noqa: E402
-                      step_memory_mib, timed_rounds)
+                      step_memory_mib, timed_rounds, write_report)
 
 FROZEN = (-1, 1, 3)
 
@@ -154,10 +153,7 @@ def main(argv=None):
             print(f"mmdet Faster R-CNN R50-FPN step (frozen_stages=1): ours/mmdet ResNet "
                   f"{r['median']:.3f} [{r['q1']:.3f}, {r['q3']:.3f}]; s/step "
                   f"{det['median_s']}; losses {det['first_step_loss']}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=2)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
     return report
 
 

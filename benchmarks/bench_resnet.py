@@ -13,7 +13,6 @@ model = its conv/linear FLOPs (2 x MACs, counted with hooks) / median latency.
     python benchmarks/bench_resnet.py [--quick] [--threads 2] [--out benchmarks/results/resnet.json]
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LastOutput, randomize_, timed_rounds  # noqa: E402
+from benchlib import LastOutput, randomize_, timed_rounds, write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -162,10 +161,7 @@ def main(argv=None) -> dict:
               f'{res["fraction_of_matmul"]:6.2f} {res["max_rel_diff_vs_ours"]:10.2e}')
     print(f'{"matmul " + str(n):26s} {med["matmul"] * 1e3:10.1f} {"":8s} {"":8s} '
           f'{matmul_gflops:8.1f}')
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=2)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
     return report
 
 

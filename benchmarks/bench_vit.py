@@ -23,7 +23,6 @@ against ``VisionTransformer(arch='l', init_cfg=dict(type='Pretrained', ...)) + i
 """
 import argparse
 import gc
-import json
 import os
 import platform
 import shutil
@@ -39,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
-from benchlib import timed_rounds  # noqa: E402
+from benchlib import timed_rounds, write_report  # noqa: E402
 
 
 class _Last:
@@ -215,10 +214,7 @@ def main(argv=None) -> dict:
             print(f'  {name:30s} {sec:8.3f} {load["cpu_median_s"][name]:8.3f}')
         print(f'ours/timm build+load: wall {load["ours_over_timm"]:.3f}, '
               f'cpu {load["cpu_ours_over_timm"]:.3f}')
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=2)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
     return report
 
 

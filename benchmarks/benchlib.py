@@ -120,3 +120,13 @@ def step_memory_mib(step: TrainStep, x) -> dict:
         del loss
     model.zero_grad(set_to_none=True)
     return dict(activations=round(activations / 2**20, 1), peak=round(tracker.peak / 2**20, 1))
+
+
+def write_report(report: dict, path: str) -> None:
+    """Write a benchmark's JSON result to ``path`` (its folder created) and say where."""
+    import json
+    import os
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(report, f, indent=2)
+    print(f'wrote {path}')

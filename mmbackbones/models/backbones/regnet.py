@@ -149,20 +149,8 @@ class RegNet(BaseBackbone):
                  plugins: Optional[Sequence[dict]] = None, pretrained: Optional[str] = None,
                  init_cfg=None):
         super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
-        if isinstance(arch, str):
-            check_choice('arch', arch, self.arch_settings)
-            arch = self.arch_settings[arch]
-        self.arch = dict(_check_arch(arch))
-        widths, num_stages = generate_regnet(self.arch['w0'], self.arch['wa'], self.arch['wm'],
-                                             self.arch['depth'])
-        stage_widths, stage_blocks = stages_from_blocks(widths)
-        check_size_limit("arch (the widest stage w0/wa/wm give)", max(stage_widths), MAX_WIDTH)
-        if not 1 <= num_stages <= 4:
-            raise ValueError(f'RegNet arch {self.arch} gives {num_stages} stages (widths '
-                             f'{stage_widths}); RegNet supports 1 to 4')
-        bot_muls = [self.arch['bot_mul']] * num_stages
-        stage_widths, group_widths = adjust_width_group(
-            stage_widths, bot_muls, [self.arch['group_w']] * num_stages)
+        stage_widths, stage_blocks, group_widths, bot_muls = self._resolve_arch(arch)
+        num_stages = len(stage_widths)
         for name, value in (('strides', strides), ('dilations', dilations)):
             if not isinstance(value, (list, tuple)) or len(value) != num_stages:
                 raise ValueError(f'{name} must have one entry per stage ({num_stages} for this '
@@ -196,35 +184,62 @@ class RegNet(BaseBackbone):
         extras = stage_dcn_and_plugins(num_stages, dcn, stage_with_dcn, plugins)
         self.dcn, self.stage_with_dcn, self.plugins = dcn, tuple(stage_with_dcn), plugins
 
-        self.conv1 = build_conv_layer(conv_cfg, in_channels, stem_channels, kernel_size=3,
-                                      stride=2, padding=1, bias=False)
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, stem_channels, postfix=1)
-        self.add_module(self.norm1_name, norm1)
-        self.relu = nn.ReLU(inplace=True)
-
-        self.res_layers: List[str] = []
-        prev, stride = stem_channels, 2
-        out_strides = []
-        for i in range(max(self.out_indices) + 1):
-            width = stage_widths[i]
-            bottleneck_width = int(round(width * bot_muls[i]))
-            layer = ResLayer(
-                block=Bottleneck, num_blocks=stage_blocks[i], in_channels=prev,
-                out_channels=width, expansion=1, stride=strides[i], dilation=dilations[i],
-                style=style, avg_down=avg_down, with_cp=with_cp, conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg, base_channels=width,
-                groups=bottleneck_width // group_widths[i], width_per_group=group_widths[i],
-                **extras[i])
-            self.add_module(f'layer{i + 1}', layer)
-            self.res_layers.append(f'layer{i + 1}')
-            prev = width
-            stride *= strides[i]
-            out_strides.append(stride)
+        self._make_stem()
+        out_strides = self._make_res_layers(extras)
         self.feat_dim = stage_widths[max(self.out_indices)]
         self._set_outputs([stage_widths[i] for i in self.out_indices],
                           [out_strides[i] for i in self.out_indices],
                           [f'stage{i + 1}' for i in self.out_indices])
         self._freeze_stages()
+
+    def _resolve_arch(self, arch):
+        """``arch`` (a name or a dict of RegNet parameters) -> per-stage widths, block counts,
+        group widths and bottleneck ratios (the quantised RegNet design rules)."""
+        if isinstance(arch, str):
+            check_choice('arch', arch, self.arch_settings)
+            arch = self.arch_settings[arch]
+        self.arch = dict(_check_arch(arch))
+        widths, num_stages = generate_regnet(self.arch['w0'], self.arch['wa'], self.arch['wm'],
+                                             self.arch['depth'])
+        stage_widths, stage_blocks = stages_from_blocks(widths)
+        check_size_limit("arch (the widest stage w0/wa/wm give)", max(stage_widths), MAX_WIDTH)
+        if not 1 <= num_stages <= 4:
+            raise ValueError(f'RegNet arch {self.arch} gives {num_stages} stages (widths '
+                             f'{stage_widths}); RegNet supports 1 to 4')
+        bot_muls = [self.arch['bot_mul']] * num_stages
+        stage_widths, group_widths = adjust_width_group(
+            stage_widths, bot_muls, [self.arch['group_w']] * num_stages)
+        return stage_widths, stage_blocks, group_widths, bot_muls
+
+    def _make_stem(self) -> None:
+        """3x3 stride-2 conv, norm, ReLU (``conv1``, ``bn1``/``gn1``, ...: mmpretrain's names)."""
+        self.conv1 = build_conv_layer(self.conv_cfg, self.in_channels, self.stem_channels,
+                                      kernel_size=3, stride=2, padding=1, bias=False)
+        self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, self.stem_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def _make_res_layers(self, extras: List[dict]) -> List[int]:
+        """``layer1``.. up to the last stage in ``out_indices``; returns their strides."""
+        self.res_layers: List[str] = []
+        prev, stride = self.stem_channels, 2
+        out_strides = []
+        for i in range(max(self.out_indices) + 1):
+            width = self.stage_widths[i]
+            bottleneck_width = int(round(width * self.bottleneck_ratio[i]))
+            layer = ResLayer(
+                block=Bottleneck, num_blocks=self.stage_blocks[i], in_channels=prev,
+                out_channels=width, expansion=1, stride=self.strides[i],
+                dilation=self.dilations[i], style=self.style, avg_down=self.avg_down,
+                with_cp=self.with_cp, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                base_channels=width, groups=bottleneck_width // self.group_widths[i],
+                width_per_group=self.group_widths[i], **extras[i])
+            self.add_module(f'layer{i + 1}', layer)
+            self.res_layers.append(f'layer{i + 1}')
+            prev = width
+            stride *= self.strides[i]
+            out_strides.append(stride)
+        return out_strides
 
     @property
     def norm1(self) -> nn.Module:

@@ -54,6 +54,24 @@ def resolve_auto_in_channels(neck_cfg: dict, backbone_channels: Sequence[int]) -
     return cfg
 
 
+def _check_in_channels(in_channels) -> List[int]:
+    """A non-empty list of positive ints; ``'auto'`` needs a backbone, so it is refused
+    here with a message saying how to build one."""
+    if isinstance(in_channels, str):
+        check_choice('in_channels', in_channels, (AUTO,))
+        raise ValueError(
+            'FPN got in_channels="auto" but no backbone to take the channels from: build it '
+            'with a backbone (BackboneWithNeck(backbone=..., neck=dict(type="FPN", '
+            'in_channels="auto", ...)) or build_backbone(cfg, neck=...)), or pass the list '
+            '(`mmbackbones info CONFIG --neck mmdet` prints it)')
+    if not isinstance(in_channels, (list, tuple)) or not in_channels:
+        raise TypeError(f'in_channels must be a non-empty list of ints or "auto", got '
+                        f'{in_channels!r}')
+    for c in in_channels:
+        check_positive_int('in_channels[i]', c)
+    return [int(c) for c in in_channels]
+
+
 @MODELS.register_module()
 class FPN(InitReportMixin, BaseModule):
     """Feature Pyramid Network.
@@ -93,19 +111,7 @@ class FPN(InitReportMixin, BaseModule):
                  upsample_cfg: Optional[dict] = None,
                  init_cfg=dict(type='Xavier', layer='Conv2d', distribution='uniform')):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(in_channels, str):
-            check_choice('in_channels', in_channels, (AUTO,))
-            raise ValueError(
-                'FPN got in_channels="auto" but no backbone to take the channels from: build it '
-                'with a backbone (BackboneWithNeck(backbone=..., neck=dict(type="FPN", '
-                'in_channels="auto", ...)) or build_backbone(cfg, neck=...)), or pass the list '
-                '(`mmbackbones info CONFIG --neck mmdet` prints it)')
-        if not isinstance(in_channels, (list, tuple)) or not in_channels:
-            raise TypeError(f'in_channels must be a non-empty list of ints or "auto", got '
-                            f'{in_channels!r}')
-        for c in in_channels:
-            check_positive_int('in_channels[i]', c)
-        self.in_channels = [int(c) for c in in_channels]
+        self.in_channels = _check_in_channels(in_channels)
         self.out_channels = check_positive_int('out_channels', out_channels)
         self.num_ins = len(self.in_channels)
         self.num_outs = check_positive_int('num_outs', num_outs)
@@ -113,25 +119,7 @@ class FPN(InitReportMixin, BaseModule):
         if self.start_level >= self.num_ins:
             raise ValueError(f'start_level={start_level} must be < len(in_channels)='
                              f'{self.num_ins}')
-        if not isinstance(end_level, int) or isinstance(end_level, bool):
-            raise TypeError(f'end_level must be an int, got {end_level!r}')
-        if end_level == -1 or end_level == self.num_ins - 1:
-            # Every input from start_level on is used; extra levels may follow.
-            self.backbone_end_level = self.num_ins
-            if num_outs < self.num_ins - self.start_level:
-                raise ValueError(
-                    f'num_outs={num_outs} is smaller than the {self.num_ins - self.start_level} '
-                    f'inputs used (in_channels={self.in_channels}, start_level={start_level})')
-        else:
-            if not self.start_level <= end_level < self.num_ins:
-                raise ValueError(f'end_level must be -1 or in {self.start_level}..'
-                                 f'{self.num_ins - 1} (start_level..len(in_channels)-1), got '
-                                 f'{end_level}')
-            self.backbone_end_level = end_level + 1
-            if num_outs != end_level - self.start_level + 1:
-                raise ValueError(f'with end_level={end_level}, num_outs must be '
-                                 f'{end_level - self.start_level + 1} (the inputs used), got '
-                                 f'{num_outs}')
+        self.backbone_end_level = self._check_end_level(end_level, num_outs)
         self.end_level = end_level
 
         if add_extra_convs is True:
@@ -143,18 +131,48 @@ class FPN(InitReportMixin, BaseModule):
         self.no_norm_on_lateral = bool(no_norm_on_lateral)
         self.upsample_cfg = dict(mode='nearest') if upsample_cfg is None else dict(upsample_cfg)
 
+        self._make_convs(conv_cfg, norm_cfg, act_cfg)
+
+    def _check_end_level(self, end_level, num_outs: int) -> int:
+        """mmdet's ``end_level``: ``-1`` (or the last input) uses every input from
+        ``start_level`` on and allows extra levels; otherwise exactly those inputs. Returns the
+        index after the last input used."""
+        if not isinstance(end_level, int) or isinstance(end_level, bool):
+            raise TypeError(f'end_level must be an int, got {end_level!r}')
+        if end_level == -1 or end_level == self.num_ins - 1:
+            # Every input from start_level on is used; extra levels may follow.
+            backbone_end_level = self.num_ins
+            if num_outs < self.num_ins - self.start_level:
+                raise ValueError(
+                    f'num_outs={num_outs} is smaller than the {self.num_ins - self.start_level} '
+                    f'inputs used (in_channels={self.in_channels}, start_level={self.start_level})')
+        else:
+            if not self.start_level <= end_level < self.num_ins:
+                raise ValueError(f'end_level must be -1 or in {self.start_level}..'
+                                 f'{self.num_ins - 1} (start_level..len(in_channels)-1), got '
+                                 f'{end_level}')
+            backbone_end_level = end_level + 1
+            if num_outs != end_level - self.start_level + 1:
+                raise ValueError(f'with end_level={end_level}, num_outs must be '
+                                 f'{end_level - self.start_level + 1} (the inputs used), got '
+                                 f'{num_outs}')
+        return backbone_end_level
+
+    def _make_convs(self, conv_cfg, norm_cfg, act_cfg) -> None:
+        """1x1 lateral and 3x3 output convs per input used, then the extra stride-2 levels."""
+        out_channels = self.out_channels
         self.lateral_convs = nn.ModuleList()
         self.fpn_convs = nn.ModuleList()
         for i in range(self.start_level, self.backbone_end_level):
             self.lateral_convs.append(ConvModule(
                 self.in_channels[i], out_channels, 1, conv_cfg=conv_cfg,
-                norm_cfg=None if no_norm_on_lateral else norm_cfg, act_cfg=act_cfg,
+                norm_cfg=None if self.no_norm_on_lateral else norm_cfg, act_cfg=act_cfg,
                 inplace=False))
             self.fpn_convs.append(ConvModule(
                 out_channels, out_channels, 3, padding=1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
                 act_cfg=act_cfg, inplace=False))
 
-        self.num_extra = num_outs - (self.backbone_end_level - self.start_level)
+        self.num_extra = self.num_outs - (self.backbone_end_level - self.start_level)
         if self.add_extra_convs:
             for k in range(self.num_extra):
                 if k == 0 and self.add_extra_convs == 'on_input':

@@ -156,7 +156,10 @@ def compare(entry: dict, tmp_dir: str) -> str:
     native, ours = build_pair(entry)
     path = os.path.join(tmp_dir, 'native.pth')
     torch.save(native.state_dict(), path)
-    report = load_checkpoint(ours, path, strict=True, logger='silent')
+    try:
+        report = load_checkpoint(ours, path, strict=True, logger='silent')
+    finally:
+        os.remove(path)  # up to ~350 MB each; a failing run must not fill the disk either
     assert report.ok, report.message
     assert_same_outputs(entry, native, ours)
     return 'ok'
@@ -200,7 +203,10 @@ def compare_through_the_cache(entry: dict) -> str:
     state = {f'{prefix or ""}{k}': v for k, v in native.state_dict().items()}
     state[f'{"head." if prefix else ""}fc.weight'] = torch.zeros(10, 8)
     torch.save({'meta': {}, 'state_dict': state}, path)
-    ours.init_weights()
+    try:
+        ours.init_weights()
+    finally:
+        os.remove(path)
     assert_same_outputs(entry, native, ours)
     return 'ok'
 

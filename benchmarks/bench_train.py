@@ -50,6 +50,8 @@ FAMILIES = {
                      224, True),
 }
 WITH_CP = ('resnet50', 'vit-b16')
+# families whose timm weights load into ours (the others compare two random inits)
+SAME_WEIGHTS = ('vit-b16', 'convnext-t', 'swin-t', 'regnetx-4.0gf')
 
 
 def build_pair(name: str, **our_kwargs):
@@ -62,9 +64,12 @@ def build_pair(name: str, **our_kwargs):
     ours = build_backbone(dict(cfg, **our_kwargs))
     if name == 'resnet50':
         tm.load_state_dict(randomize_(ours), strict=False)
-    elif name == 'vit-b16':
-        from mmbackbones.checkpoint.converters.timm_vit import convert_timm_vit
-        ours.load_state_dict(convert_timm_vit(tm.state_dict()))
+    elif name in SAME_WEIGHTS:
+        # timm's own weights through our converter: the same numbers flow through both models
+        # (random inits differ in scale, and e.g. peakier attention softmaxes make denormals)
+        from mmbackbones.checkpoint.converters import convert_state_dict
+        state = convert_state_dict(tm.state_dict(), 'timm')[0]
+        ours.load_state_dict({k: v for k, v in state.items() if k in ours.state_dict()})
     return ours.train(), tm
 
 
@@ -73,6 +78,8 @@ def check_same(ours, tm, x) -> float:
     with torch.no_grad():
         a = ours(x)[-1]
         b = tm.forward_features(x)
+    if b.dim() == 4 and a.shape != b.shape and b.permute(0, 3, 1, 2).shape == a.shape:
+        b = b.permute(0, 3, 1, 2)  # timm's Swin returns NHWC
     return float((a - b).abs().max()) if a.shape == b.shape else float('nan')
 
 
@@ -93,7 +100,7 @@ def bench_family(name: str, args) -> dict:
         ours_cp = build_pair(name, with_cp=True)[0]
         ours_cp.load_state_dict(ours.state_dict())
         steps['ours_with_cp'] = TrainStep(ours_cp)
-    same = check_same(ours, tm, x) if name in ('resnet50', 'vit-b16') else None
+    same = check_same(ours, tm, x) if name == 'resnet50' or name in SAME_WEIGHTS else None
     x_cl = x.contiguous(memory_format=torch.channels_last)
     runners = {k: (lambda _, s=s, k=k: s(x_cl if k.endswith('channels_last') else x))
                for k, s in steps.items()}

@@ -193,8 +193,13 @@ class PatchMerging(nn.Module):
         if is_tracing() or h % 2 or w % 2:
             x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
             h, w = h + h % 2, w + w % 2
-        x = x.view(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 5, 2, 4)
-        x = x.reshape(n, h // 2, w // 2, 4 * c)
+        # pixel_unshuffle of the channels-last view gives exactly this channel order, with a
+        # channels-last kernel ~2x faster (forward + backward) than permute + reshape's copy,
+        # whose innermost loop would run over the 2x2 offsets
+        if x.numel():
+            x = F.pixel_unshuffle(x.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
+        else:  # pixel_unshuffle returns an empty input unchanged, of the wrong shape
+            x = x.reshape(n, h // 2, w // 2, 4 * c)
         return self.reduction(x if self.norm is None else self.norm(x))
 
 

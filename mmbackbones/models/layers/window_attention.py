@@ -59,6 +59,43 @@ def window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> t
     return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
 
 
+class _ReorderTokens(torch.autograd.Function):
+    """``x[:, order]`` on ``(B, L, C)`` whose backward is the inverse gather, ``grad[:, inverse]``
+    (``index_select``'s own backward is a scatter-add into zeros, slower for a permutation)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, order: torch.Tensor, inverse: torch.Tensor):
+        ctx.save_for_backward(inverse)
+        return x.index_select(1, order)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        inverse, = ctx.saved_tensors
+        return grad.index_select(1, inverse), None, None
+
+
+def reorder_tokens(x: torch.Tensor, order: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """``(B, L, C)`` -> ``x[:, order]``; ``inverse`` is the inverse permutation of ``order``."""
+    if x.requires_grad:
+        return _ReorderTokens.apply(x, order, inverse)
+    return x.index_select(1, order)
+
+
+def shifted_window_order(h: int, w: int, window_size: int, shift_size: int,
+                         device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(order, inverse)``: the flat token indices of an ``h x w`` map (multiples of the
+    window) that roll it by ``-shift_size`` and partition it into windows in one gather
+    (``x.flatten(1, 2)[:, order]`` equals ``window_partition(torch.roll(x, -shift), ws)``
+    flattened), and the permutation that undoes it. ``torch.roll`` of two dims on the CPU is two
+    concatenations; one gather is ~5x cheaper than roll + partition."""
+    idx = torch.arange(h * w, device=device).view(1, h, w, 1)
+    idx = torch.roll(idx, shifts=(-shift_size, -shift_size), dims=(1, 2))
+    order = window_partition(idx, window_size).reshape(-1)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=device)
+    return order, inverse
+
+
 def _region_ids(size, window_size: int, shift_size: int, device=None) -> torch.Tensor:
     """Region (0, 1, 2) of each index along one side of a rolled map: ``[0, size - window)``,
     ``[size - window, size - shift)``, ``[size - shift, size)``. Built from comparisons, so a
@@ -114,7 +151,8 @@ class WindowMSA(nn.Module):
         """``(num_heads, N, N)`` bias gathered from the table."""
         n = self.window_size[0] * self.window_size[1]
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        return bias.view(n, n, -1).permute(2, 0, 1)
+        # contiguous: broadcasting a permuted bias over every window is a strided, slow add
+        return bias.view(n, n, -1).permute(2, 0, 1).contiguous()
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         bw, n, c = x.shape
@@ -170,27 +208,39 @@ class ShiftWindowMSA(nn.Module):
         self.shift_size = shift_size
         self.pad_small_map = pad_small_map
         self.w_msa = WindowMSA(embed_dims, num_heads, (window_size, window_size), **kwargs)
+        # per (h, w, shift, device): the shifted-window mask and the token order of the shift
         self._masks: Dict[tuple, torch.Tensor] = {}
+        self._orders: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _cached(self, cache: dict, h: int, w: int, shift: int, device, make):
+        key = (h, w, shift, str(device))
+        value = cache.get(key)
+        if value is None:
+            if len(cache) > 16:  # many input sizes (multi-scale training): stay small
+                cache.clear()
+            value = cache[key] = make(h, w, self.window_size, shift, device)
+        return value
 
     def _mask(self, h: int, w: int, shift: int, device) -> torch.Tensor:
         if is_tracing():  # sizes are symbolic: compute in the graph, never a cached constant
             return shifted_window_mask(h, w, self.window_size, shift, device)
-        key = (h, w, shift, str(device))
-        mask = self._masks.get(key)
-        if mask is None:
-            if len(self._masks) > 16:  # many input sizes (multi-scale training): stay small
-                self._masks.clear()
-            mask = shifted_window_mask(h, w, self.window_size, shift, device)
-            self._masks[key] = mask
-        return mask
+        return self._cached(self._masks, h, w, shift, device, shifted_window_mask)
 
     def _attend(self, x: torch.Tensor, shift: int) -> torch.Tensor:
         """Windowed attention of a padded ``(B, Hp, Wp, C)`` map rolled by ``-shift``."""
-        hp, wp = x.shape[1], x.shape[2]
+        b, hp, wp, c = x.shape
         ws = self.window_size
+        mask = self._mask(hp, wp, shift, x.device) if shift else None
+        if shift and not (is_tracing() or torch.compiler.is_compiling()):
+            # roll + partition (and reverse + roll back) as one gather each; traced and compiled
+            # graphs keep torch.roll (symbolic sizes; the compiler fuses it itself)
+            order, inverse = self._cached(self._orders, hp, wp, shift, x.device,
+                                          shifted_window_order)
+            windows = reorder_tokens(x.reshape(b, hp * wp, c), order, inverse)
+            windows = self.w_msa(windows.view(b * (hp // ws) * (wp // ws), ws * ws, c), mask=mask)
+            return reorder_tokens(windows.view(b, hp * wp, c), inverse, order).view(b, hp, wp, c)
         if shift:
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-        mask = self._mask(hp, wp, shift, x.device) if shift else None
         x = window_reverse(self.w_msa(window_partition(x, ws), mask=mask), ws, hp, wp)
         if shift:
             x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))

@@ -11,6 +11,36 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _SplitHeads(torch.autograd.Function):
+    """``(B, N, 3 * heads * D)`` -> ``q, k, v`` views of shape ``(B, heads, N, D)``.
+
+    Autograd's own backward of ``reshape -> permute -> unbind`` stacks the three gradients and
+    then copies the permuted stack once more into the ``(B, N, 3C)`` layout the Linear's backward
+    needs; this one writes each gradient straight into that layout (one copy, not two)."""
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, heads: int):
+        b, n, c3 = qkv.shape
+        ctx.split_shape = (b, n, 3, heads, c3 // (3 * heads))
+        return qkv.view(ctx.split_shape).permute(2, 0, 3, 1, 4).unbind(0)
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k, grad_v):
+        grad = grad_q.new_empty(ctx.split_shape)
+        for i, g in enumerate((grad_q, grad_k, grad_v)):
+            grad[:, :, i].copy_(g.transpose(1, 2))
+        return grad.flatten(2), None
+
+
+def split_heads(qkv: torch.Tensor, heads: int):
+    """``(B, N, 3C)`` fused projection -> ``q, k, v``, each ``(B, heads, N, C // heads)`` (views)."""
+    if qkv.requires_grad and qkv.is_contiguous() and not (
+            torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        return _SplitHeads.apply(qkv, heads)
+    b, n, c3 = qkv.shape
+    return qkv.reshape(b, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4).unbind(0)
+
+
 class MultiheadSelfAttention(nn.Module):
     """``(B, N, C)`` tokens -> ``(B, N, embed_dims)``.
 
@@ -61,7 +91,7 @@ class MultiheadSelfAttention(nn.Module):
         heads, dims = self.num_heads, self.head_dims
         if num_queries is None or num_queries >= n:
             # (B, N, 3C) -> (3, B, heads, N, head_dims); SDPA takes the strided views as they are
-            q, k, v = self.qkv(x).reshape(b, n, 3, heads, dims).permute(2, 0, 3, 1, 4).unbind(0)
+            q, k, v = split_heads(self.qkv(x), heads)
             num_queries = n
         else:
             weight, bias = self.qkv.weight, self.qkv.bias

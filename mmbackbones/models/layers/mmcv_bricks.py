@@ -13,6 +13,9 @@ def build_conv_layer(*args, **kwargs):
 
 def build_norm_layer(*args, **kwargs):
     from mmcv.cnn import build_norm_layer as build
+
+    from ...registry import register_all_modules
+    register_all_modules()  # our FrozenBN/LN2d live in mmengine's root registry, where mmcv looks
     return build(*args, **kwargs)
 
 

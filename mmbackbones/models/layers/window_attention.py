@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import split_heads
 from .pos_embed import is_tracing
 
 # Masked pairs get this additive bias, as in the original Swin (not -inf, which would make a
@@ -156,8 +157,7 @@ class WindowMSA(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         bw, n, c = x.shape
-        q, k, v = self.qkv(x).view(bw, n, 3, self.num_heads, self.head_dims) \
-            .permute(2, 0, 3, 1, 4).unbind(0)  # each (B*nW, heads, N, hd)
+        q, k, v = split_heads(self.qkv(x), self.num_heads)  # each (B*nW, heads, N, hd)
         bias = self.relative_position_bias().unsqueeze(0)  # 1, heads, N, N
         nw = 1
         if mask is not None:

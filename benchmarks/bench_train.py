@@ -68,8 +68,8 @@ def build_pair(name: str, **our_kwargs):
         # timm's own weights through our converter: the same numbers flow through both models
         # (random inits differ in scale, and e.g. peakier attention softmaxes make denormals)
         from mmbackbones.checkpoint.converters import convert_state_dict
-        state = convert_state_dict(tm.state_dict(), 'timm')[0]
-        ours.load_state_dict({k: v for k, v in state.items() if k in ours.state_dict()})
+        state, wanted = convert_state_dict(tm.state_dict(), 'timm')[0], ours.state_dict()
+        ours.load_state_dict({k: v for k, v in state.items() if k in wanted})  # no timm head
     return ours.train(), tm
 
 

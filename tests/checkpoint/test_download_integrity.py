@@ -15,13 +15,14 @@ import torch
 
 from mmbackbones.checkpoint import ChecksumError, DownloadError, download
 from mmbackbones.checkpoint.download import cache_path_for, get_cache_dir
+from tests.local_http import LocalHTTPServer
 
 download_mod = importlib.import_module('mmbackbones.checkpoint.download')
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 10
 
 
-class _Server:
+class _Server(LocalHTTPServer):
     """Serves ``files`` (name -> bytes) on 127.0.0.1; ``short`` names send half their
     Content-Length; ``delay`` seconds between chunks make downloads overlap."""
 
@@ -51,15 +52,7 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def url(self, name):
-        return f'http://127.0.0.1:{self.httpd.server_address[1]}/{name}'
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import json
 import os
 import re
 import socket
-import threading
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from mmbackbones.checkpoint import ChecksumError, DownloadError, download, list_
 from mmbackbones.checkpoint import zoo as zoo_mod
 from mmbackbones.checkpoint.download import cache_path_for, hash_prefix_from_url
 from mmbackbones.cli import main as cli_main
+from tests.local_http import LocalHTTPServer
 
 
 # ----- zoo.json -------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def test_zoo_command(capsys):
 
 
 # ----- downloads ------------------------------------------------------------------------------
-class _Server:
+class _Server(LocalHTTPServer):
     """Serves files from a folder on 127.0.0.1 and counts requests."""
 
     def __init__(self, root):
@@ -87,16 +87,7 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, name):
-        return f'http://127.0.0.1:{self.httpd.server_address[1]}/{name}'
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pos_embed import is_exporting
+
 
 class _SplitHeads(torch.autograd.Function):
     """``(B, N, 3 * heads * D)`` -> ``q, k, v`` views of shape ``(B, heads, N, D)``.
@@ -34,8 +36,7 @@ class _SplitHeads(torch.autograd.Function):
 
 def split_heads(qkv: torch.Tensor, heads: int):
     """``(B, N, 3C)`` fused projection -> ``q, k, v``, each ``(B, heads, N, C // heads)`` (views)."""
-    if qkv.requires_grad and qkv.is_contiguous() and not (
-            torch.jit.is_tracing() or torch.compiler.is_compiling()):
+    if qkv.requires_grad and qkv.is_contiguous() and not is_exporting():
         return _SplitHeads.apply(qkv, heads)
     b, n, c3 = qkv.shape
     return qkv.reshape(b, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4).unbind(0)

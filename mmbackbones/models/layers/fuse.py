@@ -29,7 +29,6 @@ inference without autograd, which saves a full read and write of the activation 
 and fall back to plain ops everywhere else (GPU, autograd, other dtypes, builds without it,
 TorchScript/ONNX tracing, torch.compile/export).
 """
-import sys
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
@@ -39,6 +38,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from .norm import FrozenBatchNorm2d
+from .pos_embed import is_exporting
 
 PairsSpec = Union[Iterable[Tuple[str, str]], Callable[[nn.Module], Iterable[Tuple[str, str]]]]
 
@@ -169,21 +169,11 @@ def pointwise_kernels_available() -> bool:
     return _POINTWISE_OK
 
 
-def _exporting() -> bool:
-    """TorchScript/ONNX tracing, torch.compile or torch.export: keep to standard ops there."""
-    if torch.jit.is_scripting() or torch.jit.is_tracing():
-        return True
-    if torch.compiler.is_compiling():
-        return True
-    onnx = sys.modules.get('torch.onnx')
-    return bool(onnx is not None and onnx.is_in_onnx_export())
-
-
 def _fusable(conv: nn.Module, x: torch.Tensor) -> bool:
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 4
             and type(conv) is nn.Conv2d and conv.padding_mode == 'zeros'
             and not isinstance(conv.padding, str) and not torch.is_grad_enabled()
-            and not x.is_mkldnn and not _exporting() and pointwise_kernels_available())
+            and not x.is_mkldnn and not is_exporting() and pointwise_kernels_available())
 
 
 def _conv_args(conv: nn.Conv2d):

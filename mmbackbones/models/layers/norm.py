@@ -3,7 +3,6 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...registry import register_all_modules
 from .mmcv_bricks import build_norm_layer
 
 
@@ -69,7 +68,6 @@ def check_norm_cfg(norm_cfg, name: str = 'norm_cfg') -> dict:
     unknown type, a GN without ``num_groups`` or a bad keyword fails here rather than as a
     ``KeyError``/``AssertionError`` from inside mmcv while the first block is built.
     """
-    register_all_modules()  # FrozenBN/LN2d in mmengine's root registry, where mmcv looks
     if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
         raise TypeError(f'{name} must be a dict with a "type" key (e.g. dict(type="BN"); '
                         f'BN, SyncBN, GN, LN, FrozenBN, ...), got {norm_cfg!r}')
@@ -94,7 +92,6 @@ def build_norm(norm_cfg: dict, num_features: int, postfix='', name: str = 'norm_
     """mmcv's ``build_norm_layer`` whose refusals name ``name`` and the width (e.g. GN groups
     that do not divide the channels). Returns ``(layer_name, layer)`` like mmcv."""
 
-    register_all_modules()
     try:
         return build_norm_layer(norm_cfg, num_features, postfix=postfix)
     except (AssertionError, ValueError) as err:

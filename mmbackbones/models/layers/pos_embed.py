@@ -5,6 +5,7 @@ entries (class token, distillation token, ...) followed by ``H * W`` entries of 
 row-major order. Resizing interpolates the grid part and keeps the extra tokens unchanged.
 """
 import math
+import sys
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -57,6 +58,17 @@ def is_tracing() -> bool:
     values, so code that branches on a size must take the branch-free path to stay valid for
     other input sizes (``export --dynamic``)."""
     return torch.jit.is_tracing()
+
+
+def is_exporting() -> bool:
+    """TorchScript/ONNX tracing or scripting, torch.compile or torch.export: code with eager-only
+    shortcuts (custom autograd functions, mkldnn kernels) keeps to standard ops there."""
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        return True
+    if torch.compiler.is_compiling():
+        return True
+    onnx = sys.modules.get('torch.onnx')
+    return bool(onnx is not None and onnx.is_in_onnx_export())
 
 
 def infer_grid_shape(num_patches: int, hint: Optional[Sequence[int]] = None) -> Tuple[int, int]:

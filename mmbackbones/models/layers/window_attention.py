@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import split_heads
-from .pos_embed import is_tracing
+from .pos_embed import is_exporting, is_tracing
 
 # Masked pairs get this additive bias, as in the original Swin (not -inf, which would make a
 # row of padded tokens NaN); kept so outputs match mmpretrain/timm bit for bit.
@@ -231,7 +231,7 @@ class ShiftWindowMSA(nn.Module):
         b, hp, wp, c = x.shape
         ws = self.window_size
         mask = self._mask(hp, wp, shift, x.device) if shift else None
-        if shift and not (is_tracing() or torch.compiler.is_compiling()):
+        if shift and not is_exporting():
             # roll + partition (and reverse + roll back) as one gather each; traced and compiled
             # graphs keep torch.roll (symbolic sizes; the compiler fuses it itself)
             order, inverse = self._cached(self._orders, hp, wp, shift, x.device,

@@ -23,13 +23,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from ...models.layers.mmcv_bricks import build_norm_layer
 from torch import nn
 
 from ...checkpoint.converters.detectron2_resnet import (caffe2_to_detectron2, is_caffe2_resnet,
                                                         rename_mmpretrain_to_d2)
 from ...checkpoint.state import CheckpointMismatchError
 from ...models.base import BaseBackbone
+from ...models.layers.conv import is_strided_pointwise, strided_pointwise_conv2d
+from ...models.layers.mmcv_bricks import build_norm_layer
 from ...models.layers.norm import FrozenBatchNorm2d, check_norm_cfg
 from ...registry import MODELS
 from ...utils.validation import check_bool, check_choice, check_positive_int, to_plain
@@ -77,6 +78,12 @@ class Conv2d(nn.Conv2d):
         nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity='relu')
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias=None):
+        if is_strided_pointwise(self.kernel_size, self.stride, self.padding, self.padding_mode):
+            # the faster CPU kernel for the stride-2 shortcut / stride_in_1x1 conv (layers/conv.py)
+            return strided_pointwise_conv2d(input, weight, bias, self.stride, self.groups)
+        return super()._conv_forward(input, weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = super().forward(x)

@@ -43,7 +43,8 @@ def test_same_outputs_and_gradients_as_the_strided_conv(stride, size, groups, bi
 
 def test_empty_batch_and_channels_last_input():
     ref, ours = _pair()
-    for x in (torch.randn(0, 8, 9, 9), torch.randn(2, 8, 9, 9).to(memory_format=torch.channels_last)):
+    channels_last = torch.randn(2, 8, 9, 9).to(memory_format=torch.channels_last)
+    for x in (torch.randn(0, 8, 9, 9), channels_last):
         torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
 
 

@@ -152,3 +152,20 @@ def test_fused_kernels_stay_out_of_traced_graphs():
     assert 'mkldnn' not in graph and 'relu' in graph
     with torch.no_grad():
         torch.testing.assert_close(traced(x), expected)
+
+
+def test_fused_kernel_skipped_where_aten_prefers_its_gemm(monkeypatch):
+    """Single-threaded, fewer than 16 images, unstrided 1x1: ATen's GEMM beats oneDNN (ATen's own
+    use_mkldnn rule), so the fused kernel is not used there; results are the same either way."""
+    from mmbackbones.models.layers import fuse
+    conv = nn.Conv2d(8, 16, 1)
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 1)
+    assert fuse._native_is_faster(conv, torch.randn(2, 8, 5, 5))
+    assert not fuse._native_is_faster(conv, torch.randn(16, 8, 5, 5))
+    assert not fuse._native_is_faster(nn.Conv2d(8, 16, 1, stride=2), torch.randn(2, 8, 5, 5))
+    assert not fuse._native_is_faster(nn.Conv2d(8, 16, 3), torch.randn(2, 8, 5, 5))
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(conv_relu(conv, x), torch.relu(conv(x)))
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
+    assert not fuse._native_is_faster(conv, torch.randn(2, 8, 5, 5))

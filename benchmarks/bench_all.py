@@ -8,6 +8,11 @@ memory, gradients included), and the import time of ``mmbackbones`` beside ``tim
 installed are skipped with the reason printed. Results go to ``benchmarks/results/bench_all.json``.
 
     python benchmarks/bench_all.py [--quick] [--threads N] [--batch N] [--only resnet50,vit-b16]
+    python benchmarks/bench_all.py --device cuda [--autocast bf16] [--channels-last]
+
+On a GPU every call is synchronised before its clock stops; ``--autocast`` runs both sides'
+forwards under ``torch.autocast`` with that dtype, ``--channels-last`` converts both models and
+the input to channels-last.
 """
 import argparse
 import json
@@ -86,10 +91,25 @@ def _timed(fn):
     return result, time.perf_counter() - start
 
 
-def paired_latency(ours, anchor, x, iters: int, warmup: int):
+AUTOCAST = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def _synced(fn, device: torch.device, amp=None):
+    """``fn`` under autocast (when ``amp`` is a dtype), waiting for the GPU before returning."""
+    def call(x):
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            out = fn(x)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        return out
+    return call
+
+
+def paired_latency(ours, anchor, x, iters: int, warmup: int, amp=None):
     """Median seconds per call of each, timed in alternating order (benchlib.timed_rounds)."""
     with torch.inference_mode():
-        times = timed_rounds({'ours': ours, 'anchor': anchor}, x, iters, warmup)
+        times = timed_rounds({'ours': _synced(ours, x.device, amp),
+                              'anchor': _synced(anchor, x.device, amp)}, x, iters, warmup)
     return statistics.median(times['ours']), statistics.median(times['anchor'])
 
 
@@ -126,8 +146,12 @@ def run_pair(name, cfg, kind, anchor_name, side, args):
         anchor.eval()
     except Exception as exc:  # an anchor or family that is not installed
         return dict(name=name, skipped=f'{type(exc).__name__}: {exc}'.splitlines()[0][:160])
-    x = torch.randn(args.batch, 3, side, side)
-    lat_ours, lat_anchor = paired_latency(ours, anchor, x, args.iters, args.warmup)
+    device = torch.device(args.device)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    ours, anchor = ours.to(device, memory_format=layout), anchor.to(device, memory_format=layout)
+    x = torch.randn(args.batch, 3, side, side, device=device).contiguous(memory_format=layout)
+    lat_ours, lat_anchor = paired_latency(ours, anchor, x, args.iters, args.warmup,
+                                          AUTOCAST[args.autocast])
     row = dict(name=name, anchor=f'{kind}:{anchor_name}', batch=args.batch, side=side,
                latency_ours_ms=lat_ours * 1e3, latency_anchor_ms=lat_anchor * 1e3,
                latency_ratio=lat_ours / lat_anchor,
@@ -146,9 +170,11 @@ def train_step_figures(ours, anchor, x, args) -> dict:
     peak memory of one step (benchlib.step_memory_mib)."""
     ours.train()
     anchor.train()
-    steps = {'ours': TrainStep(ours), 'anchor': TrainStep(anchor)}
+    amp = AUTOCAST[args.autocast]
+    steps = {'ours': TrainStep(ours, autocast=amp), 'anchor': TrainStep(anchor, autocast=amp)}
     try:
-        times = timed_rounds(steps, x, args.train_rounds, 1)
+        times = timed_rounds({k: _synced(s, x.device) for k, s in steps.items()}, x,
+                             args.train_rounds, 1)
         out = dict(train_ratio=ratio_summary(per_round_ratios(times, 'ours', 'anchor')),
                    train_step_ms_ours=statistics.median(times['ours']) * 1e3,
                    train_step_ms_anchor=statistics.median(times['anchor']) * 1e3)
@@ -213,6 +239,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='fewer iterations')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser.add_argument('--autocast', choices=sorted(AUTOCAST), default='none')
+    parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--iters', type=int, default=None)
     parser.add_argument('--warmup', type=int, default=None)
@@ -225,6 +254,8 @@ def main(argv=None):
     args.iters = args.iters or (6 if args.quick else 20)
     args.warmup = args.warmup or (1 if args.quick else 3)
     args.train_rounds = args.train_rounds or (3 if args.quick else 7)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: torch.cuda.is_available() is False on this machine')
     torch.set_num_threads(args.threads)
     wanted = [n for n in args.only.split(',') if n] or list(PAIRS)
     unknown = [n for n in wanted if n not in PAIRS]
@@ -241,6 +272,8 @@ def main(argv=None):
     with open(args.output, 'w') as f:
         json.dump(dict(time=time.strftime('%Y-%m-%dT%H:%M:%S'), torch=torch.__version__,
                        machine=platform.machine(), threads=args.threads, quick=args.quick,
+                       device=args.device, autocast=args.autocast,
+                       channels_last=args.channels_last,
                        import_s=imports, rows=rows), f, indent=2)
     print(f'results written to {args.output}')
     return rows

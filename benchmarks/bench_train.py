@@ -17,7 +17,11 @@ Beside the main pairs:
 Memory per step (``benchlib.step_memory_mib``): tensors the forward leaves alive for backward
 ("activations") and the peak over forward + backward, parameters excluded.
 
+On a GPU (``--device cuda``) every step is synchronised and timed on the wall clock;
+``--autocast bf16`` runs the forwards under ``torch.autocast`` (the same for ours and timm).
+
     python benchmarks/bench_train.py [--quick] [--only resnet50,vit-b16] [--rounds N]
+    python benchmarks/bench_train.py --device cuda [--autocast bf16] --rounds 20
 """
 import argparse
 import json
@@ -80,31 +84,45 @@ def check_same(ours, tm, x) -> float:
         b = tm.forward_features(x)
     if b.dim() == 4 and a.shape != b.shape and b.permute(0, 3, 1, 2).shape == a.shape:
         b = b.permute(0, 3, 1, 2)  # timm's Swin returns NHWC
+    if a.dim() == 2 and b.dim() == 4:  # ConvNeXt: ours pools then norms, which timm's head does
+        with torch.no_grad():
+            b = tm.forward_head(b, pre_logits=True)
     return float((a - b).abs().max()) if a.shape == b.shape else float('nan')
+
+
+AUTOCAST = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def bench_family(name: str, args) -> dict:
     _, _, batch, side, cnn = FAMILIES[name]
     torch.manual_seed(0)
-    ours, tm = build_pair(name)
-    x = torch.randn(batch, 3, side, side)
-    steps = {'ours': TrainStep(ours), 'timm': TrainStep(tm, tm.forward_features)}
+    device, amp = torch.device(args.device), AUTOCAST[args.autocast]
+    ours, tm = (m.to(device) for m in build_pair(name))
+    x = torch.randn(batch, 3, side, side, device=device)
+    steps = {'ours': TrainStep(ours, autocast=amp),
+             'timm': TrainStep(tm, tm.forward_features, autocast=amp)}
     if cnn and not args.no_channels_last:
         ours_cl, tm_cl = build_pair(name, channels_last=True) if name == 'resnet50' else \
             (None, None)
         if ours_cl is not None:  # only ResNet has our channels_last switch
-            tm_cl = tm_cl.to(memory_format=torch.channels_last)
-            steps['ours_channels_last'] = TrainStep(ours_cl)
-            steps['timm_channels_last'] = TrainStep(tm_cl, tm_cl.forward_features)
+            ours_cl.load_state_dict(ours.state_dict())
+            tm_cl.load_state_dict(tm.state_dict())
+            ours_cl, tm_cl = ours_cl.to(device), tm_cl.to(device, memory_format=torch.channels_last)
+            steps['ours_channels_last'] = TrainStep(ours_cl, autocast=amp)
+            steps['timm_channels_last'] = TrainStep(tm_cl, tm_cl.forward_features, autocast=amp)
     if name in WITH_CP and not args.no_with_cp:
-        ours_cp = build_pair(name, with_cp=True)[0]
+        ours_cp = build_pair(name, with_cp=True)[0].to(device)
         ours_cp.load_state_dict(ours.state_dict())
-        steps['ours_with_cp'] = TrainStep(ours_cp)
+        steps['ours_with_cp'] = TrainStep(ours_cp, autocast=amp)
     same = check_same(ours, tm, x) if name == 'resnet50' or name in SAME_WEIGHTS else None
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    runners = {k: (lambda _, s=s, k=k: s(x_cl if k.endswith('channels_last') else x))
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    runners = {k: (lambda _, s=s, k=k: (s(x_cl if k.endswith('channels_last') else x), sync()))
                for k, s in steps.items()}
-    times = timed_rounds(runners, x, args.rounds, args.warmup, clock=time.thread_time)
+    # CPU: this thread's CPU time (immune to other processes); a GPU runs asynchronously, so
+    # there each step is synchronised and timed on the wall clock
+    clock = time.perf_counter if device.type == 'cuda' else time.thread_time
+    times = timed_rounds(runners, x, args.rounds, args.warmup, clock=clock)
     row = dict(name=name, timm=FAMILIES[name][1], batch=batch, side=side,
                max_abs_diff=same,
                median_s={k: round(statistics.median(v), 4) for k, v in times.items()},
@@ -150,6 +168,9 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=None)
     parser.add_argument('--warmup', type=int, default=None)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (then wall clock, synced)')
+    parser.add_argument('--autocast', choices=sorted(AUTOCAST), default='none',
+                        help='run the forward under torch.autocast with this dtype')
     parser.add_argument('--no-memory', action='store_true')
     parser.add_argument('--no-channels-last', action='store_true')
     parser.add_argument('--no-with-cp', action='store_true')
@@ -157,14 +178,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 9)
     args.warmup = args.warmup or 1
+    if args.device not in ('cpu', 'cuda'):
+        parser.error(f'--device must be cpu or cuda, got {args.device!r}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: torch.cuda.is_available() is False on this machine')
     torch.set_num_threads(args.threads)
     default = 'resnet50,vit-b16' if args.quick else ','.join(FAMILIES)
     wanted = [n for n in (args.only or default).split(',') if n]
     unknown = sorted(set(wanted) - set(FAMILIES))
     if unknown:
         parser.error(f'--only: unknown {unknown}; known: {sorted(FAMILIES)}')
-    print(f'training step (forward+backward), fp32 CPU, {args.threads} thread(s), thread CPU '
-          f'time, {args.rounds} paired rounds; ratio = median [quartiles] of per-round ratios')
+    clock = 'wall clock (synchronised)' if args.device == 'cuda' else 'thread CPU time'
+    precision = 'fp32' if args.autocast == 'none' else f'{args.autocast} autocast'
+    print(f'training step (forward+backward), {precision} {args.device}, {args.threads} '
+          f'thread(s), {clock}, {args.rounds} paired rounds; ratio = median [quartiles] of '
+          f'per-round ratios')
     rows = []
     for name in wanted:
         rows.append(bench_family(name, args))
@@ -173,7 +201,9 @@ def main(argv=None):
     with open(args.out, 'w') as f:
         json.dump(dict(benchmark='train_step', time=time.strftime('%Y-%m-%dT%H:%M:%S'),
                        torch=torch.__version__, machine=platform.machine(),
-                       threads=args.threads, clock='thread_time', rounds=args.rounds,
+                       device=args.device, autocast=args.autocast, threads=args.threads,
+                       clock='wall_synchronized' if args.device == 'cuda' else 'thread_time',
+                       rounds=args.rounds,
                        load_average=os.getloadavg(), rows=rows), f, indent=2)
     print(f'wrote {args.out}')
     return rows

@@ -88,14 +88,19 @@ def last_tensor(out):
 class TrainStep:
     """One training step of ``fn`` (forward of ``model``): forward, a scalar loss on the last
     output, backward, and dropping the gradients (``zero_grad(set_to_none=True)``), so every
-    step starts alike. No optimizer: the step is what the backbone itself costs."""
+    step starts alike. No optimizer: the step is what the backbone itself costs. ``autocast``:
+    a dtype (``torch.bfloat16``) to run the forward under ``torch.autocast`` on ``x``'s device."""
 
-    def __init__(self, model: nn.Module, fn=None):
+    def __init__(self, model: nn.Module, fn=None, autocast=None):
         self.model = model
         self.fn = fn or model
+        self.autocast = autocast
 
     def loss(self, x):
-        return last_tensor(self.fn(x)).float().pow(2).mean()
+        with torch.autocast(x.device.type, dtype=self.autocast,
+                            enabled=self.autocast is not None):
+            out = last_tensor(self.fn(x))
+        return out.float().pow(2).mean()
 
     def __call__(self, x):
         self.loss(x).backward()

@@ -119,3 +119,14 @@ def test_function_matches_f_conv2d_on_every_path():
     torch.testing.assert_close(strided_pointwise_conv2d(x, w, b, (2, 3)), expected)
     torch.testing.assert_close(
         strided_pointwise_conv2d(x.to(memory_format=torch.channels_last), w, b, (2, 3)), expected)
+
+
+def test_mmengine_init_by_layer_name_reaches_it():
+    """``init_cfg=dict(type='Kaiming', layer='Conv2d')`` matches modules by class or base-class
+    name: the shortcut conv must be initialised like every other conv."""
+    model = build_backbone(dict(type='ResNet', depth=50, init_cfg=dict(
+        type='Constant', layer='Conv2d', val=0.5)))
+    model.init_weights()
+    conv = model.layer2[0].downsample[0]
+    assert isinstance(conv, StridedPointwiseConv2d)
+    assert torch.all(conv.weight == 0.5)

@@ -29,8 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results')
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from benchlib import (TrainStep, per_round_ratios, ratio_summary,  # noqa: E402
-                      step_memory_mib, timed_rounds)
+from benchlib import (AUTOCAST, TrainStep, add_device_arguments,  # noqa: E402
+                      check_device_arguments, per_round_ratios, ratio_summary, step_memory_mib,
+                      synced, timed_rounds)
 
 # name: (our config, anchor kind, anchor name, input side). Anchor kinds: timm (features_only
 # where the wrapped model is a feature extractor), torchvision, mmpretrain.
@@ -91,25 +92,11 @@ def _timed(fn):
     return result, time.perf_counter() - start
 
 
-AUTOCAST = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def _synced(fn, device: torch.device, amp=None):
-    """``fn`` under autocast (when ``amp`` is a dtype), waiting for the GPU before returning."""
-    def call(x):
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out = fn(x)
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        return out
-    return call
-
-
 def paired_latency(ours, anchor, x, iters: int, warmup: int, amp=None):
     """Median seconds per call of each, timed in alternating order (benchlib.timed_rounds)."""
     with torch.inference_mode():
-        times = timed_rounds({'ours': _synced(ours, x.device, amp),
-                              'anchor': _synced(anchor, x.device, amp)}, x, iters, warmup)
+        times = timed_rounds({'ours': synced(ours, x.device, amp),
+                              'anchor': synced(anchor, x.device, amp)}, x, iters, warmup)
     return statistics.median(times['ours']), statistics.median(times['anchor'])
 
 
@@ -173,7 +160,7 @@ def train_step_figures(ours, anchor, x, args) -> dict:
     amp = AUTOCAST[args.autocast]
     steps = {'ours': TrainStep(ours, autocast=amp), 'anchor': TrainStep(anchor, autocast=amp)}
     try:
-        times = timed_rounds({k: _synced(s, x.device) for k, s in steps.items()}, x,
+        times = timed_rounds({k: synced(s, x.device) for k, s in steps.items()}, x,
                              args.train_rounds, 1)
         out = dict(train_ratio=ratio_summary(per_round_ratios(times, 'ours', 'anchor')),
                    train_step_ms_ours=statistics.median(times['ours']) * 1e3,
@@ -239,8 +226,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='fewer iterations')
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
-    parser.add_argument('--autocast', choices=sorted(AUTOCAST), default='none')
+    add_device_arguments(parser)
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--iters', type=int, default=None)
@@ -254,8 +240,7 @@ def main(argv=None):
     args.iters = args.iters or (6 if args.quick else 20)
     args.warmup = args.warmup or (1 if args.quick else 3)
     args.train_rounds = args.train_rounds or (3 if args.quick else 7)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda: torch.cuda.is_available() is False on this machine')
+    check_device_arguments(parser, args)
     torch.set_num_threads(args.threads)
     wanted = [n for n in args.only.split(',') if n] or list(PAIRS)
     unknown = [n for n in wanted if n not in PAIRS]

@@ -36,8 +36,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from benchlib import (TrainStep, per_round_ratios, randomize_, ratio_summary,  # noqa: E402
-                      step_memory_mib, timed_rounds)
+from benchlib import (AUTOCAST, TrainStep, add_device_arguments,  # noqa: E402
+                      check_device_arguments, per_round_ratios, randomize_, ratio_summary,
+                      step_memory_mib, synced, timed_rounds)
 
 # name: (our config, timm model name, batch, side, CNN?). Our configs return the last stage only.
 FAMILIES = {
@@ -90,9 +91,6 @@ def check_same(ours, tm, x) -> float:
     return float((a - b).abs().max()) if a.shape == b.shape else float('nan')
 
 
-AUTOCAST = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
 def bench_family(name: str, args) -> dict:
     _, _, batch, side, cnn = FAMILIES[name]
     torch.manual_seed(0)
@@ -116,9 +114,8 @@ def bench_family(name: str, args) -> dict:
         steps['ours_with_cp'] = TrainStep(ours_cp, autocast=amp)
     same = check_same(ours, tm, x) if name == 'resnet50' or name in SAME_WEIGHTS else None
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-    runners = {k: (lambda _, s=s, k=k: (s(x_cl if k.endswith('channels_last') else x), sync()))
-               for k, s in steps.items()}
+    runners = {k: synced(lambda _, s=s, k=k: s(x_cl if k.endswith('channels_last') else x),
+                         device) for k, s in steps.items()}
     # CPU: this thread's CPU time (immune to other processes); a GPU runs asynchronously, so
     # there each step is synchronised and timed on the wall clock
     clock = time.perf_counter if device.type == 'cuda' else time.thread_time
@@ -168,9 +165,7 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=None)
     parser.add_argument('--warmup', type=int, default=None)
     parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--device', default='cpu', help='cpu or cuda (then wall clock, synced)')
-    parser.add_argument('--autocast', choices=sorted(AUTOCAST), default='none',
-                        help='run the forward under torch.autocast with this dtype')
+    add_device_arguments(parser)
     parser.add_argument('--no-memory', action='store_true')
     parser.add_argument('--no-channels-last', action='store_true')
     parser.add_argument('--no-with-cp', action='store_true')
@@ -178,10 +173,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 9)
     args.warmup = args.warmup or 1
-    if args.device not in ('cpu', 'cuda'):
-        parser.error(f'--device must be cpu or cuda, got {args.device!r}')
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda: torch.cuda.is_available() is False on this machine')
+    check_device_arguments(parser, args)
     torch.set_num_threads(args.threads)
     default = 'resnet50,vit-b16' if args.quick else ','.join(FAMILIES)
     wanted = [n for n in (args.only or default).split(',') if n]

@@ -64,6 +64,36 @@ def timed_rounds(models: dict, x, rounds: int, warmup: int, clock=None, before=N
     return times if isinstance(clock, dict) else times[None]
 
 
+# --autocast choices: the dtype the forwards run in under torch.autocast (None: fp32)
+AUTOCAST = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def add_device_arguments(parser) -> None:
+    """``--device`` (cpu/cuda) and ``--autocast`` (none/bf16/fp16), the same in every bench."""
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'),
+                        help='cuda: every call synchronised, timed on the wall clock')
+    parser.add_argument('--autocast', choices=sorted(AUTOCAST), default='none',
+                        help='run the forwards under torch.autocast with this dtype')
+
+
+def check_device_arguments(parser, args) -> None:
+    """Refuse ``--device cuda`` on a machine without CUDA (exit 2, one line)."""
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: torch.cuda.is_available() is False on this machine')
+
+
+def synced(fn, device: torch.device, amp=None):
+    """``fn`` under autocast (when ``amp`` is a dtype) that returns only once a GPU has finished
+    its work, so a clock read after the call times the work, not its launch."""
+    def call(x):
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            out = fn(x)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        return out
+    return call
+
+
 def per_round_ratios(times: dict, num: str, den: str) -> list:
     """``times[num][i] / times[den][i]`` for every round: each ratio compares runs made moments
     apart, so a load spike shared by both cancels out."""

@@ -74,14 +74,16 @@ class Conv2d(nn.Conv2d):
     def __init__(self, *args, norm: Optional[nn.Module] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.norm = norm
+        # the stride-2 shortcut / stride_in_1x1 conv takes the faster CPU kernel (layers/conv.py)
+        self._strided_pointwise = is_strided_pointwise(self.kernel_size, self.stride,
+                                                       self.padding, self.padding_mode)
         # detectron2's c2_msra_fill
         nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity='relu')
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias=None):
-        if is_strided_pointwise(self.kernel_size, self.stride, self.padding, self.padding_mode):
-            # the faster CPU kernel for the stride-2 shortcut / stride_in_1x1 conv (layers/conv.py)
+        if self._strided_pointwise:
             return strided_pointwise_conv2d(input, weight, bias, self.stride, self.groups)
         return super()._conv_forward(input, weight, bias)
 

@@ -130,3 +130,21 @@ def test_mmengine_init_by_layer_name_reaches_it():
     conv = model.layer2[0].downsample[0]
     assert isinstance(conv, StridedPointwiseConv2d)
     assert torch.all(conv.weight == 0.5)
+
+
+def test_detectron2_conv_takes_the_subsampled_kernel_for_its_strided_1x1(monkeypatch):
+    from mmbackbones.integrations.detectron2.resnet import Conv2d as D2Conv2d
+    seen = []
+    real_conv2d = F.conv2d
+
+    def spy(input, weight, bias=None, stride=1, *args):
+        seen.append(tuple(stride) if isinstance(stride, (tuple, list)) else stride)
+        return real_conv2d(input, weight, bias, stride, *args)
+
+    shortcut, conv3x3 = D2Conv2d(8, 12, 1, stride=2, bias=False), D2Conv2d(8, 12, 3, stride=2)
+    x = torch.randn(2, 8, 9, 9)
+    expected = real_conv2d(x, shortcut.weight, None, 2)
+    monkeypatch.setattr(F, 'conv2d', spy)
+    torch.testing.assert_close(shortcut(x), expected, rtol=1e-5, atol=1e-5)
+    conv3x3(x)
+    assert seen == [1, (2, 2)]

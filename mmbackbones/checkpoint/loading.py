@@ -38,7 +38,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
 from .converters import convert_state_dict
-from .download import download
+from .download import download, load_downloaded, redact_url
 from .io import load_file
 from .state import LoadReport, extract_state_dict, load_state_dict, select_prefix
 from .zoo import ZOO_SCHEMES, resolve, split_scheme
@@ -82,13 +82,17 @@ def _download_once(url: str, **kwargs) -> str:
 
 
 def load_from_safe_http(filename, map_location=None):
-    return load_from_safe_local(_download_once(filename), map_location)
+    # a download that does not parse is removed from the cache (see load_downloaded)
+    return load_downloaded(_download_once(filename), filename,
+                           lambda path: load_from_safe_local(path, map_location))
 
 
 def load_from_zoo(filename, map_location=None):
     entry = resolve(filename)
     path = _download_once(entry['url'], sha256=entry.get('sha256'))
-    checkpoint = load_from_safe_local(path, map_location)
+    checkpoint = load_downloaded(path, entry['url'],
+                                 lambda p: load_from_safe_local(p, map_location),
+                                 sha256=entry.get('sha256'))
     state_dict = extract_state_dict(checkpoint, source=f'{filename} ({path})')
     if entry.get('prefix'):
         state_dict = select_prefix(state_dict, entry['prefix'], source=filename)
@@ -164,9 +168,12 @@ def register_schemes() -> None:
 def read_checkpoint(filename: str, map_location='cpu', allowed_globals=None, logger='current'):
     """What a path, URL or zoo name holds, through mmengine's ``CheckpointLoader``."""
     filename = os.fspath(filename)
+    # CheckpointLoader.load_checkpoint's own steps, with a log line that holds no credentials
+    loader = CheckpointLoader._get_checkpoint_loader(filename)
+    print_log(f'Loads checkpoint by {loader.__name__[10:]} backend from path: '
+              f'{redact_url(filename)}', logger=logger)
     with _allowed(allowed_globals):
-        return CheckpointLoader.load_checkpoint(filename, map_location=map_location,
-                                                logger=logger)
+        return loader(filename, map_location)
 
 
 def _allowed(names):
@@ -206,6 +213,7 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
     checkpoint = read_checkpoint(filename, map_location, allowed_globals, logger)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     meta = meta if isinstance(meta, dict) else {}
+    filename = redact_url(str(filename))  # only named from here on
     state_dict = extract_state_dict(checkpoint, source=str(filename))
     scheme, _ = split_scheme(str(filename))
     hint = ('zoo names hold the backbone weights already (prefix removed): drop prefix='
@@ -239,7 +247,7 @@ def load_checkpoint(module: nn.Module, filename: str, prefix: Optional[str] = No
     """
     read = read_state_dict(filename, prefix, convert, module, map_location, allowed_globals,
                            logger)
-    return load_state_dict(module, read.state_dict, strict=strict, source=str(filename),
+    return load_state_dict(module, read.state_dict, strict=strict, source=read.source,
                            notes=read.notes, logger=logger)
 
 
@@ -280,7 +288,7 @@ class PretrainedInit(_MMEnginePretrainedInit):
             update_init_info(module, init_info=self._get_init_info())
 
     def _get_init_info(self):
-        return f'{type(self).__name__}: load from {self.checkpoint}'
+        return f'{type(self).__name__}: load from {redact_url(str(self.checkpoint))}'
 
 
 def _is_ours(module: nn.Module) -> bool:

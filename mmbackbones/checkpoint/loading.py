@@ -25,6 +25,7 @@ Registration happens when this module is imported (``mmbackbones.models`` import
 import contextlib
 import contextvars
 import dataclasses
+import logging
 import os
 from typing import Dict, Iterable, List, Optional
 
@@ -278,8 +279,9 @@ class PretrainedInit(_MMEnginePretrainedInit):
                 (False, 'auto', None):
             # another library's module (an mmdet/mmseg ResNet, a head): mmengine's semantics
             # (no key conversion; shape mismatches logged, not raised), still read through our
-            # safe, hash-checked scheme loaders
-            return super().__call__(module)
+            # safe, hash-checked scheme loaders (mmengine's log lines lose URL credentials)
+            with _redacted_log():
+                return super().__call__(module)
         self.report = load_checkpoint(module, self.checkpoint, prefix=self.prefix,
                                       strict=self.strict, convert=self.convert,
                                       map_location=self.map_location,
@@ -289,6 +291,25 @@ class PretrainedInit(_MMEnginePretrainedInit):
 
     def _get_init_info(self):
         return f'{type(self).__name__}: load from {redact_url(str(self.checkpoint))}'
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record):
+        if isinstance(record.msg, str) and '@' in record.msg:
+            record.msg = redact_url(record.msg)
+        return True
+
+
+@contextlib.contextmanager
+def _redacted_log():
+    """Within the block, the current MMLogger's messages have URL credentials redacted."""
+    from mmengine.logging import MMLogger
+    logger, redact = MMLogger.get_current_instance(), _RedactFilter()
+    logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        logger.removeFilter(redact)
 
 
 def _is_ours(module: nn.Module) -> bool:

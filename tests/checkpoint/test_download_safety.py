@@ -209,3 +209,20 @@ def test_html_page_served_as_a_checkpoint_is_not_kept(serve, cache_dir):
     load_checkpoint(target, url)
     assert [p for p, _ in server.requests] == ['/r.pth', '/r.pth']
     assert torch.equal(target.conv1.weight, model.conv1.weight)
+
+
+def test_foreign_module_through_mmengine_logs_no_credentials(serve, cache_dir, mm_log):
+    from mmbackbones.checkpoint import PretrainedInit
+
+    class Foreign(torch.nn.Module):  # another library's module: mmengine's own loading path
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    source, target = Foreign(), Foreign()
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    server = serve({'/f.pth': (200, {}, buffer.getvalue())})
+    PretrainedInit(checkpoint=f'http://carol:{SECRET}@127.0.0.1:{server.port}/f.pth')(target)
+    assert torch.equal(target.conv.weight, source.conv.weight)
+    assert 'f.pth' in mm_log.text and SECRET not in mm_log.text

@@ -2,8 +2,8 @@
 
 The cache is ``$MMBACKBONES_HOME/checkpoints`` (default ``~/.cache/mmbackbones/checkpoints``), keyed
 by the whole URL less any credentials: ``<host>/<12 hex digits of sha256(url)>/<file name>``
-(the file keeps its upstream name, made safe for a file system), so two URLs ending in the same name never share a
-file. What is checked, and when:
+(the file keeps its upstream name, made safe for a file system), so two URLs ending in the same
+name never share a file. What is checked, and when:
 
 * **download**: bytes go to a private temporary file next to the destination (one per download,
   so threads and processes never share one) while a lock (a thread lock plus ``flock`` on

@@ -308,7 +308,8 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
     # only tensors that were in the checkpoint (not the BatchNorm counters torch fills in)
     report.loaded = [k for k in own if k not in not_loaded and
                      (k in seen or not k.endswith(_IGNORED_MISSING))]
-    non_finite = _non_finite(own, report.loaded)
+    # read back from the module: its own load hooks may have replaced a parameter
+    non_finite = _non_finite(module.state_dict(keep_vars=True), report.loaded)
     if non_finite:
         message = (f'{source}: {len(non_finite)} tensor{"s" if len(non_finite) > 1 else ""} '
                    f'hold{"" if len(non_finite) > 1 else "s"} NaN or Inf values, loaded as '

@@ -67,3 +67,15 @@ def test_finite_weights_give_no_warning():
         warnings.simplefilter('always')
         load_state_dict(target, source.state_dict())
     assert not [w for w in caught if 'NaN or Inf' in str(w.message)]
+
+
+def test_large_finite_half_weights_are_not_called_non_finite():
+    # their sum overflows float16; every value is finite
+    target = torch.nn.Linear(16, 16).half()
+    sd = {'weight': torch.full((16, 16), 60000.0, dtype=torch.float16),
+          'bias': torch.zeros(16, dtype=torch.float16)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        load_state_dict(target, sd)
+    assert not [w for w in caught if 'NaN or Inf' in str(w.message)]
+    assert torch.equal(target.weight, sd['weight'])

@@ -97,6 +97,13 @@ def _origin(url: str) -> tuple:
     return parsed.scheme.lower(), hostport
 
 
+def _same_origin(old: tuple, new: tuple) -> bool:
+    """Credentials may follow a redirect to the same scheme, host and port, or from http to
+    https on the same host with the default ports (an upgrade, as ``requests`` allows)."""
+    return old == new or (old[0] == 'http' and new[0] == 'https' and old[1] == new[1] and
+                          ':' not in old[1].rpartition(']')[2])
+
+
 def _scrub(text: str, auth: Optional[str]) -> str:
     """``text`` without credentials: userinfo in URLs, and the decoded password itself."""
     text = redact_url(text)
@@ -355,7 +362,8 @@ def _fetch(url: str, auth: Optional[str], dst: str, sha256: Optional[str],
 
 class _RedirectHandler(urllib.request.HTTPRedirectHandler):
     """Follows http(s) -> http(s) redirects only; the ``Authorization`` of a URL's credentials
-    goes along only while the origin (scheme, host, port) stays the same."""
+    goes along only while the origin (scheme, host, port) stays the same (or is upgraded from
+    http to https on the default ports)."""
 
     def __init__(self, auth: Optional[str], origin: tuple, dst: str):
         super().__init__()
@@ -371,7 +379,7 @@ class _RedirectHandler(urllib.request.HTTPRedirectHandler):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None:
             new.remove_header('Authorization')  # never carried by a plain header
-            if self.auth and _origin(newurl) == self.origin:
+            if self.auth and _same_origin(self.origin, _origin(newurl)):
                 new.add_unredirected_header('Authorization', self.auth)
         return new
 

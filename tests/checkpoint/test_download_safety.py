@@ -136,6 +136,16 @@ def test_credentials_do_not_follow_a_redirect_to_another_host(serve, cache_dir):
                                    ('/r2.pth', _basic('bob', SECRET))]
 
 
+@pytest.mark.parametrize('old, new, keeps', [
+    ('http://h/a', 'http://h:80/b', True), ('http://h/a', 'https://h/b', True),
+    ('https://h/a', 'http://h/b', False), ('http://h:8080/a', 'https://h:8080/b', False),
+    ('https://h/a', 'https://g/b', False), ('https://h/a', 'https://h:8443/b', False),
+    ('https://u:p@H/a', 'https://h:443/b', True)])
+def test_which_redirects_keep_the_credentials(old, new, keeps):
+    from mmbackbones.checkpoint.download import _origin, _same_origin
+    assert _same_origin(_origin(old), _origin(new)) is keeps
+
+
 @pytest.mark.parametrize('scheme', ['ftp', 'file'])
 def test_only_http_redirects_are_followed(serve, cache_dir, scheme):
     with socket.socket() as listener:  # where an ftp:// redirect would connect

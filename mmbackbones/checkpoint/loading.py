@@ -12,6 +12,8 @@ instead of forking it:
   ``torch.load``. http(s) and zoo files found in torch hub's cache (where mmengine puts them) are
   used from there, hash-checked. mmengine's own runner
   (``load_from``, ``resume``) therefore loads safely too once mmbackbones' models are imported.
+  ``CheckpointLoader.load_checkpoint`` itself is replaced by the same steps whose log line shows
+  a URL without its credentials (``user:password@`` becomes ``***@``).
 * ``Pretrained`` in ``WEIGHT_INITIALIZERS``: a subclass of mmengine's ``PretrainedInit`` that
   keeps its arguments (``checkpoint``, ``prefix``, ``map_location``) and adds ``strict``,
   ``convert`` and ``allowed_globals``; after loading it logs one report of what matched. Modules
@@ -160,21 +162,29 @@ SCHEMES = (
 
 
 def register_schemes() -> None:
-    """Put our loaders into mmengine's ``CheckpointLoader`` for every scheme (idempotent)."""
+    """Put our loaders into mmengine's ``CheckpointLoader`` for every scheme, and its
+    ``load_checkpoint`` (what mmengine's runner calls) logs URLs without credentials
+    (idempotent)."""
     for prefixes, loader in SCHEMES:
         CheckpointLoader.register_scheme(list(prefixes) if isinstance(prefixes, tuple) else
                                          prefixes, loader, force=True)
+    CheckpointLoader.load_checkpoint = classmethod(_load_checkpoint_redacted)
+
+
+def _load_checkpoint_redacted(cls, filename, map_location=None, logger='current'):
+    """``CheckpointLoader.load_checkpoint``'s own steps, with a log line that holds no URL
+    credentials."""
+    loader = cls._get_checkpoint_loader(filename)
+    print_log(f'Loads checkpoint by {loader.__name__[10:]} backend from path: '
+              f'{redact_url(filename)}', logger=logger)
+    return loader(filename, map_location)
 
 
 def read_checkpoint(filename: str, map_location='cpu', allowed_globals=None, logger='current'):
     """What a path, URL or zoo name holds, through mmengine's ``CheckpointLoader``."""
     filename = os.fspath(filename)
-    # CheckpointLoader.load_checkpoint's own steps, with a log line that holds no credentials
-    loader = CheckpointLoader._get_checkpoint_loader(filename)
-    print_log(f'Loads checkpoint by {loader.__name__[10:]} backend from path: '
-              f'{redact_url(filename)}', logger=logger)
     with _allowed(allowed_globals):
-        return loader(filename, map_location)
+        return _load_checkpoint_redacted(CheckpointLoader, filename, map_location, logger)
 
 
 def _allowed(names):

@@ -236,3 +236,14 @@ def test_foreign_module_through_mmengine_logs_no_credentials(serve, cache_dir, m
     PretrainedInit(checkpoint=f'http://carol:{SECRET}@127.0.0.1:{server.port}/f.pth')(target)
     assert torch.equal(target.conv.weight, source.conv.weight)
     assert 'f.pth' in mm_log.text and SECRET not in mm_log.text
+
+
+def test_mmengine_load_checkpoint_logs_no_credentials(serve, cache_dir, mm_log, capsys):
+    from mmengine.runner.checkpoint import load_checkpoint as mmengine_load_checkpoint
+    source, target = _model(), _model()
+    server = serve({'/m.pth': (200, {}, _checkpoint_bytes(source))})
+    mmengine_load_checkpoint(target, f'http://dan:{SECRET}@127.0.0.1:{server.port}/m.pth')
+    assert torch.equal(target.conv1.weight, source.conv1.weight)
+    printed = capsys.readouterr()  # mmengine's logger=None prints
+    assert 'm.pth' in printed.out + mm_log.text
+    assert SECRET not in printed.out + printed.err + mm_log.text

@@ -13,6 +13,7 @@ differ, ``nn.Identity`` vs ``None``) and timm's ``HighResolutionNet`` without it
 mmseg upsamples the lower branches bilinearly (``upsample_mode='bilinear'``), mmpretrain, mmdet
 and timm with nearest neighbours (the default).
 """
+import copy
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -245,8 +246,8 @@ class HRNet(BaseBackbone):
                  out_indices: Union[int, Sequence[int], None] = None, frozen_stages: int = -1,
                  upsample_mode: str = 'nearest', pretrained: Optional[str] = None,
                  init_cfg=DEFAULT_INIT_CFG):
-        if pretrained is not None and init_cfg == DEFAULT_INIT_CFG:
-            init_cfg = None
+        if init_cfg == DEFAULT_INIT_CFG:  # a copy (mmengine keeps it); none with pretrained
+            init_cfg = None if pretrained is not None else copy.deepcopy(DEFAULT_INIT_CFG)
         super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
         if extra is None:
             check_choice('arch', arch, self.arch_zoo)

@@ -31,6 +31,7 @@ from ..base import BaseBackbone
 from ..layer_decay import strip_prefix
 from ..layers.mmcv_bricks import build_conv_layer, build_norm_layer
 from ..layers.norm import check_norm_cfg
+from ..layers.pos_embed import is_tracing
 from ..layers.resnet_blocks import BasicBlock, Bottleneck, ResLayer
 
 BLOCKS = {'BASIC': BasicBlock, 'BOTTLENECK': Bottleneck}
@@ -104,7 +105,8 @@ class FuseUpsample(nn.Module):
     def forward(self, x: torch.Tensor, size: Optional[Sequence[int]] = None) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=self.scale_factor, mode=self.mode,
                           align_corners=self.align_corners)
-        if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        # traced (ONNX, dynamic sides): always resize, a no-op where the sides already match
+        if size is not None and (is_tracing() or tuple(x.shape[-2:]) != tuple(size)):
             x = F.interpolate(x, size=tuple(size), mode=self.mode,
                               align_corners=self.align_corners)
         return x

@@ -308,3 +308,21 @@ def test_registry_builds_mmcls_type():
     with torch.device('meta'):
         model = build_backbone(dict(type='mmcls.HRNet', arch='w18'))
     assert type(model) is HRNet and model.out_channels == (18, 36, 72, 144)
+
+
+@pytest.mark.parametrize('mode', ['nearest', 'bilinear'])
+def test_dynamic_onnx_export_at_odd_sizes(mode, tmp_path):
+    """``export --dynamic``: the fuse layers' resize to the target size stays in the graph, so
+    odd sides the trace did not see (where the x2 upsample overshoots) run in onnxruntime."""
+    pytest.importorskip('onnx', reason='ONNX export needs the onnx package')
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    import json
+
+    from tests.cli_helpers import run_cli
+    result = run_cli('export', 'hrnet-w18-small', '-o', tmp_path / 'hr.onnx', '--input-size',
+                     '32', '32', '--dynamic', '--json', '--cfg-options',
+                     f'model.backbone.upsample_mode={mode}')
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [c['input_shape'] for c in report['verify']] == [[1, 3, 32, 32], [2, 3, 51, 45]]
+    assert report['max_abs_diff'] < 1e-4

@@ -257,6 +257,23 @@ CSP = st.fixed_dictionaries({
     'in_channels': st.sampled_from([1, 3, 0]),
 })
 
+_HR_SMALL = {f'stage{i}': dict(num_modules=1, num_branches=i, block='BASIC',
+                               num_blocks=(1, ) * i, num_channels=(8, 16, 32, 64)[:i])
+             for i in range(1, 5)}
+HRNET = st.fixed_dictionaries({
+    'type': st.just('HRNet'),
+    'extra': st.sampled_from([_HR_SMALL, dict(_HR_SMALL, stage3=dict(_HR_SMALL['stage3'],
+                                                                     num_blocks=(1, ))),
+                              {'stage1': _HR_SMALL['stage1']}, 'w18']),
+}, optional={
+    'out_indices': out_indices(),
+    'frozen_stages': frozen_stages(-2, 5),
+    'multiscale_output': st.sampled_from([True, False, 0]),
+    'upsample_mode': st.sampled_from(['nearest', 'bilinear', 'area']),
+    'in_channels': st.sampled_from([1, 3, 0]),
+    'norm_cfg': NORMS,
+})
+
 TIMM = st.fixed_dictionaries({
     'type': st.just('TIMMBackbone'),
     'model_name': st.sampled_from(['resnet10t', 'mobilenetv3_small_050', 'vit_tiny_patch16_224',
@@ -294,13 +311,14 @@ VALID = {
                  arch=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])),
     'regnet': dict(type='RegNet', arch='regnetx_400mf', out_indices=(0, 1, 2, 3)),
     'csp': dict(type='CSPDarkNet', depth=53, out_indices=(0, 2, 4)),
+    'hrnet': dict(type='HRNet', extra=_HR_SMALL),
     'timm': dict(type='TIMMBackbone', model_name='resnet10t'),
     'torchvision': dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small',
                         return_nodes=['features.1', 'features.12']),
 }
 
 FAMILIES = {'resnet': RESNET, 'resnext': RESNEXT, 'vit': VIT, 'convnext': CONVNEXT,
-            'swin': SWIN, 'regnet': REGNET, 'csp': CSP}
+            'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET}
 WRAPPERS = {'timm': TIMM, 'torchvision': TORCHVISION}
 
 

@@ -319,8 +319,9 @@ class Detectron2ResNet(BaseBackbone):
             (``dict(depth=50, norm='FrozenBN', res5_dilation=2)``). Named ``res2``, ``res3``, ...
         out_features: names to return among ``'stem'`` and the stage names (default: the last
             stage). Stages after the last one requested are not built.
-        freeze_at: detectron2's meaning: 0 nothing, 1 the stem, 2 the stem and res2, ... (frozen
-            blocks: no gradients, BatchNorms converted to FrozenBatchNorm2d).
+        freeze_at: detectron2's meaning: ``<= 0`` nothing, 1 the stem, 2 the stem and res2, ...
+            (any int, as in detectron2; frozen blocks: no gradients, BatchNorms converted to
+            FrozenBatchNorm2d).
         num_classes: the classification head is not supported (must be None).
 
     ``forward(x)`` with ``x`` ``(N, C, H, W)`` returns ``{name: (N, C_name, H / s_name,
@@ -352,12 +353,11 @@ class Detectron2ResNet(BaseBackbone):
                             f'dict of make_resnet_stages arguments, got {stages!r:.120}')
         names = ['stem'] + [f'res{i + 2}' for i in range(len(stages))]
         out_features = self._check_out_features(out_features, names)
-        if isinstance(freeze_at, bool) or not isinstance(freeze_at, int) or \
-                not 0 <= freeze_at <= len(stages) + 1:
-            raise ValueError(f'freeze_at must be an int in 0..{len(stages) + 1} (0 nothing, 1 the '
-                             f'stem, 2 stem and res2, ...), got {freeze_at!r}')
+        if isinstance(freeze_at, bool) or not isinstance(freeze_at, int):
+            raise TypeError(f'freeze_at must be an int (detectron2\'s meaning: <= 0 nothing, 1 '
+                            f'the stem, 2 stem and res2, ...), got {freeze_at!r}')
         self.num_classes = None
-        self._out_features = list(out_features)
+        self.feature_names: List[str] = list(out_features)
         self.freeze_at = freeze_at
         self.in_channels = getattr(stem, 'in_channels', None)
         self.stem = stem
@@ -374,8 +374,6 @@ class Detectron2ResNet(BaseBackbone):
             for block in blocks:
                 stride *= block.stride
             channels[name], strides[name] = blocks[-1].out_channels, stride
-        self._out_feature_channels = {f: channels[f] for f in self._out_features}
-        self._out_feature_strides = {f: strides[f] for f in self._out_features}
         self._set_outputs([channels[f] for f in out_features], [strides[f] for f in out_features],
                           out_features)
         self.freeze(freeze_at)
@@ -417,7 +415,7 @@ class Detectron2ResNet(BaseBackbone):
         for name in self.stage_names:
             x = self._modules[name](x)
             feats[name] = x
-        return {name: feats[name] for name in self._out_features}
+        return {name: feats[name] for name in self.feature_names}
 
     def forward_dict(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         return self(x)

@@ -76,7 +76,7 @@ def test_default_out_features_is_the_last_stage():
     assert model.out_names == ('res5',)
 
 
-@pytest.mark.parametrize('freeze_at', [0, 1, 2, 3])
+@pytest.mark.parametrize('freeze_at', [-1, 0, 1, 2, 3, 9])
 def test_freeze_at_follows_detectron2(freeze_at):
     model = d2_resnet(depth=18, norm='BN', freeze_at=freeze_at)
     model.train()
@@ -172,7 +172,8 @@ def test_config_dicts_and_registry():
     (dict(out_features=['res6']), ValueError, r"out_features must be one of 'stem', 'res2'"),
     (dict(out_features='res5'), TypeError, r'out_features must be a non-empty list'),
     (dict(out_features=['res5', 'res5']), ValueError, r'out_features repeats a name'),
-    (dict(freeze_at=6), ValueError, r'freeze_at must be an int in 0\.\.5'),
+    (dict(freeze_at=True), TypeError, r'freeze_at must be an int'),
+    (dict(freeze_at=1.0), TypeError, r'freeze_at must be an int'),
     (dict(num_classes=1000), ValueError, r'num_classes must be None'),
     (dict(stem=dict(norm='LN')), ValueError, r"norm must be one of 'FrozenBN', 'BN'"),
     (dict(stages=dict(depth=26)), ValueError, r'depth must be one of 18, 34, 50, 101, 152'),

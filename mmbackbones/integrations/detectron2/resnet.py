@@ -32,6 +32,7 @@ from ...models.base import BaseBackbone
 from ...models.layers.conv import is_strided_pointwise, strided_pointwise_conv2d
 from ...models.layers.mmcv_bricks import build_norm_layer
 from ...models.layers.norm import FrozenBatchNorm2d, check_norm_cfg
+from ...models.layers.resnet_blocks import ResidualBlockBase
 from ...registry import MODELS
 from ...utils.validation import check_bool, check_choice, check_positive_int, to_plain
 
@@ -109,62 +110,56 @@ class CNNBlockBase(nn.Module):
         return self
 
 
-def _shortcut(in_channels, out_channels, stride, norm):
-    if in_channels == out_channels:
-        return None
-    return Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False,
-                  norm=get_norm(norm, out_channels))
+class _ResidualBlock(CNNBlockBase, ResidualBlockBase):
+    """detectron2's names (``shortcut``, ``convK`` holding ``convK.norm``) over the residual
+    block the native ResNet uses (``layers.resnet_blocks.ResidualBlockBase``: same forward)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: NormSpec):
+        super().__init__(in_channels, out_channels, stride)
+        shortcut = None
+        if in_channels != out_channels:
+            shortcut = Conv2d(in_channels, out_channels, kernel_size=1, stride=stride,
+                              bias=False, norm=get_norm(norm, out_channels))
+        self._init_common(in_channels, out_channels, stride, 1, shortcut, 'pytorch', False,
+                          None, None, dict(type='ReLU', inplace=True), 0.0,
+                          shortcut_name='shortcut')
+
+    def _conv(self, name: str, *args, norm: NormSpec, **kwargs) -> None:
+        self._add_step(name, Conv2d(*args, bias=False, norm=get_norm(norm, args[1]), **kwargs))
 
 
-class BasicBlock(CNNBlockBase):
+class BasicBlock(_ResidualBlock):
     """Two 3x3 convs (ResNet-18/34): ``(N, in, H, W)`` -> ``(N, out, H / stride, W / stride)``."""
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
                  norm: NormSpec = 'BN'):
-        super().__init__(in_channels, out_channels, stride)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
-        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False,
-                            norm=get_norm(norm, out_channels))
-        self.conv2 = Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False,
-                            norm=get_norm(norm, out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu_(self.conv1(x))
-        out = self.conv2(out)
-        out += self.shortcut(x) if self.shortcut is not None else x
-        return F.relu_(out)
+        super().__init__(in_channels, out_channels, stride, norm)
+        self._conv('conv1', in_channels, out_channels, 3, stride=stride, padding=1, norm=norm)
+        self._conv('conv2', out_channels, out_channels, 3, stride=1, padding=1, norm=norm)
+        self._finish((), ())
 
 
-class BottleneckBlock(CNNBlockBase):
+class BottleneckBlock(_ResidualBlock):
     """1x1, 3x3 (grouped, dilated), 1x1 convs; ``stride_in_1x1`` puts the stride on the first 1x1
     (MSRA weights), else on the 3x3. ``(N, in, H, W)`` -> ``(N, out, H / stride, W / stride)``."""
 
     def __init__(self, in_channels: int, out_channels: int, *, bottleneck_channels: int,
                  stride: int = 1, num_groups: int = 1, norm: NormSpec = 'BN',
                  stride_in_1x1: bool = False, dilation: int = 1):
-        super().__init__(in_channels, out_channels, stride)
         check_positive_int('bottleneck_channels', bottleneck_channels)
         check_positive_int('num_groups', num_groups)
         check_positive_int('dilation', dilation)
         if bottleneck_channels % num_groups:
             raise ValueError(f'bottleneck_channels ({bottleneck_channels}) must be divisible by '
                              f'num_groups ({num_groups})')
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
+        super().__init__(in_channels, out_channels, stride, norm)
+        self.dilation = dilation
         s1x1, s3x3 = (stride, 1) if check_bool('stride_in_1x1', stride_in_1x1) else (1, stride)
-        self.conv1 = Conv2d(in_channels, bottleneck_channels, 1, stride=s1x1, bias=False,
-                            norm=get_norm(norm, bottleneck_channels))
-        self.conv2 = Conv2d(bottleneck_channels, bottleneck_channels, 3, stride=s3x3,
-                            padding=dilation, bias=False, groups=num_groups, dilation=dilation,
-                            norm=get_norm(norm, bottleneck_channels))
-        self.conv3 = Conv2d(bottleneck_channels, out_channels, 1, bias=False,
-                            norm=get_norm(norm, out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu_(self.conv1(x))
-        out = F.relu_(self.conv2(out))
-        out = self.conv3(out)
-        out += self.shortcut(x) if self.shortcut is not None else x
-        return F.relu_(out)
+        self._conv('conv1', in_channels, bottleneck_channels, 1, stride=s1x1, norm=norm)
+        self._conv('conv2', bottleneck_channels, bottleneck_channels, 3, stride=s3x3,
+                   padding=dilation, groups=num_groups, dilation=dilation, norm=norm)
+        self._conv('conv3', bottleneck_channels, out_channels, 1, norm=norm)
+        self._finish((), ())
 
 
 class BasicStem(CNNBlockBase):

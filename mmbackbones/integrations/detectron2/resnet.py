@@ -29,7 +29,7 @@ from ...checkpoint.converters.detectron2_resnet import (caffe2_to_detectron2, is
                                                         rename_mmpretrain_to_d2)
 from ...checkpoint.state import CheckpointMismatchError
 from ...models.base import BaseBackbone
-from ...models.layers.conv import is_strided_pointwise, strided_pointwise_conv2d
+from ...models.layers.conv import StridedPointwiseConv2d, fast_class, register_fast_path
 from ...models.layers.mmcv_bricks import build_norm_layer
 from ...models.layers.norm import FrozenBatchNorm2d, check_norm_cfg
 from ...models.layers.resnet_blocks import ResidualBlockBase
@@ -75,22 +75,28 @@ class Conv2d(nn.Conv2d):
     def __init__(self, *args, norm: Optional[nn.Module] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.norm = norm
-        # the stride-2 shortcut / stride_in_1x1 conv takes the faster CPU kernel (layers/conv.py)
-        self._strided_pointwise = is_strided_pointwise(self.kernel_size, self.stride,
-                                                       self.padding, self.padding_mode)
         # detectron2's c2_msra_fill
         nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity='relu')
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias=None):
-        if self._strided_pointwise:
-            return strided_pointwise_conv2d(input, weight, bias, self.stride, self.groups)
-        return super()._conv_forward(input, weight, bias)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = super().forward(x)
         return self.norm(x) if self.norm is not None else x
+
+
+class StridedPointwiseConv2dWithNorm(StridedPointwiseConv2d, Conv2d):
+    """The CPU fast class of a strided 1x1 :class:`Conv2d` (``layers/conv.py``'s switch)."""
+
+
+register_fast_path(Conv2d, StridedPointwiseConv2dWithNorm)
+
+
+def conv2d(*args, **kwargs) -> Conv2d:
+    """A :class:`Conv2d`, in its CPU fast class where the switch of ``layers/conv.py`` says so."""
+    conv = Conv2d(*args, **kwargs)
+    conv.__class__ = fast_class(Conv2d, conv)
+    return conv
 
 
 class CNNBlockBase(nn.Module):
@@ -118,14 +124,14 @@ class _ResidualBlock(CNNBlockBase, ResidualBlockBase):
         super().__init__(in_channels, out_channels, stride)
         shortcut = None
         if in_channels != out_channels:
-            shortcut = Conv2d(in_channels, out_channels, kernel_size=1, stride=stride,
+            shortcut = conv2d(in_channels, out_channels, kernel_size=1, stride=stride,
                               bias=False, norm=get_norm(norm, out_channels))
         self._init_common(in_channels, out_channels, stride, 1, shortcut, 'pytorch', False,
                           None, None, dict(type='ReLU', inplace=True), 0.0,
                           shortcut_name='shortcut')
 
     def _conv(self, name: str, *args, norm: NormSpec, **kwargs) -> None:
-        self._add_step(name, Conv2d(*args, bias=False, norm=get_norm(norm, args[1]), **kwargs))
+        self._add_step(name, conv2d(*args, bias=False, norm=get_norm(norm, args[1]), **kwargs))
 
 
 class BasicBlock(_ResidualBlock):
@@ -168,7 +174,7 @@ class BasicStem(CNNBlockBase):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 64, norm: NormSpec = 'BN'):
         super().__init__(in_channels, out_channels, 4)
-        self.conv1 = Conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3,
+        self.conv1 = conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3,
                             bias=False, norm=get_norm(norm, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -318,13 +318,15 @@ def test_fuse_leaves_group_norm_alone():
     torch.testing.assert_close(model(x)[0], expected)
 
 
-def test_stem_max_pool_is_exact():
-    from mmbackbones.models.backbones.resnet import stem_max_pool
-    pool = nn.MaxPool2d(3, 2, 1)
-    x = torch.randn(2, 8, 15, 16)
+def test_fuse_hands_the_stem_relu_to_conv1():
+    from mmbackbones.models.layers.fuse import Conv2dReLU
+    model = randomize_(ResNet(depth=18, out_indices=(0,))).eval()
+    x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        out = stem_max_pool(pool, x)
-    assert out.is_contiguous() and torch.equal(out, pool(x))
+        expected = model(x)[0]
+        model.fuse()
+        assert type(model.conv1) is Conv2dReLU and isinstance(model.relu, nn.Identity)
+        torch.testing.assert_close(model(x)[0], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_fused_channels_last_same_values():

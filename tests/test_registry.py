@@ -10,6 +10,8 @@ from mmengine.registry import DefaultScope, Registry
 from mmbackbones import BACKBONES, MODELS, build_backbone
 from tests.toy_backbone import ToyBackbone
 
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
+
 DOWNSTREAM = Registry('model', parent=MMENGINE_MODELS, scope='downstream_test')
 
 
@@ -51,6 +53,17 @@ def test_unknown_type_suggests_close_names(build):
     assert "Unknown model type 'ToyBackbon'" in message
     assert "Did you mean 'ToyBackbone'" in message
     assert 'mmbackbones list' in message
+
+
+def test_registered_toy_is_removed_afterwards():
+    from tests.toy_backbone import registered
+
+    class OtherToy(ToyBackbone):
+        pass
+
+    with registered(OtherToy):
+        assert 'OtherToy' in MODELS and MODELS.get('OtherToy') is OtherToy
+    assert 'OtherToy' not in MODELS and 'OtherToy' not in MODELS.module_dict
 
 
 def test_membership_does_not_raise():

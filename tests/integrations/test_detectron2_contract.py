@@ -23,6 +23,8 @@ from mmbackbones.integrations import detectron2 as d2i
 from mmbackbones.models.base import ShapeSpec
 from tests.toy_backbone import ToyBackbone  # (8, 16, 32) at strides 4, 8, 16: stage1..3
 
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
+
 
 class ChannelMapper(nn.Module):
     """A detrex-style neck: everything it knows about its input comes from output_shape()."""

@@ -6,6 +6,8 @@ from mmbackbones import build_backbone
 from mmbackbones.models.base import ShapeSpec
 from tests.toy_backbone import ToyBackbone
 
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
+
 
 def test_outputs_follow_out_indices_order_and_metadata():
     model = build_backbone(dict(type='ToyBackbone', out_indices=(2, 0)))

@@ -1,4 +1,8 @@
-"""Helpers for parity tests against mmpretrain: its modules and its checkpoint layout."""
+"""Helpers for parity tests against mmpretrain: its modules, its checkpoint layout, and the one
+parity body every family's test calls with the upstream module (:func:`assert_mmpretrain_parity`).
+"""
+from typing import Callable, Iterable, Optional, Sequence
+
 import pytest
 import torch
 from torch import nn
@@ -17,3 +21,44 @@ def save_as_backbone(weights, path) -> str:
     state = weights.state_dict() if isinstance(weights, nn.Module) else weights
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}}, str(path))
     return str(path)
+
+
+def assert_mmpretrain_parity(theirs: nn.Module, build_ours: Callable[[dict], nn.Module],
+                             tmp_path, sizes: Iterable[Sequence[int]], *,
+                             randomize: Optional[Callable[[nn.Module], object]] = None,
+                             num_outputs: Optional[int] = None, key_order: bool = True,
+                             batch: int = 2, rtol: float = 1e-5, atol: float = 1e-5) -> nn.Module:
+    """The mmpretrain parity test of a family, given the upstream module ``theirs``.
+
+    ``theirs`` is randomised (``randomize``, e.g. non-trivial norm statistics), saved as an
+    mmpretrain classifier checkpoint and loaded into ``build_ours(init_cfg)`` through
+    ``init_cfg=dict(type='Pretrained', ..., prefix='backbone')``. Ours must then have theirs'
+    parameter names (in the same order unless ``key_order=False``), every tensor equal after
+    ``init_weights()``, and, in eval mode on a random ``(batch, 3, H, W)`` input for each
+    ``(H, W)`` of ``sizes``, as many outputs (``num_outputs`` when given) of the same shapes and
+    values. Returns ours.
+    """
+    if randomize is not None:
+        randomize(theirs)
+    theirs.eval()
+    ckpt = save_as_backbone(theirs, tmp_path / 'theirs.pth')
+    ours = build_ours(dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
+    if key_order:
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+    else:
+        assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    ours.init_weights()
+    ours.eval()
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    for size in sizes:
+        x = torch.randn(batch, 3, *size)
+        with torch.no_grad():
+            expected, got = theirs(x), ours(x)
+        assert len(got) == len(expected), size
+        if num_outputs is not None:
+            assert len(got) == num_outputs
+        for e, g in zip(expected, got):
+            assert g.shape == e.shape, size
+            torch.testing.assert_close(g, e, rtol=rtol, atol=atol)
+    return ours

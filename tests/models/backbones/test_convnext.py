@@ -12,7 +12,7 @@ from mmbackbones.checkpoint.converters.timm_convnext import (convert_timm_convne
                                                              is_timm_convnext)
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.layers.layer_norm2d import LayerNorm2d
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone
 
 ALL = (0, 1, 2, 3)
 SMALL = dict(depths=[1, 2, 1, 1], channels=[16, 24, 32, 48])
@@ -39,23 +39,9 @@ def _randomize(model: nn.Module) -> None:
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, size, tmp_path):
     theirs = mmpretrain_backbone('ConvNeXt')(arch=arch, out_indices=list(ALL), **kwargs)
-    _randomize(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = ConvNeXt(arch=arch, out_indices=ALL, **kwargs,
-                    init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, *size)
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == 4
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: ConvNeXt(arch=arch, out_indices=ALL, **kwargs, init_cfg=init_cfg),
+        tmp_path, [size], randomize=_randomize, num_outputs=4)
 
 
 def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():

@@ -10,7 +10,7 @@ from torch import nn
 
 from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
-from tests.parity import save_as_backbone
+from tests.parity import assert_mmpretrain_parity, save_as_backbone
 
 # A two-stage arch small enough for fast structural tests (every class accepts a dict arch).
 TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expand_ratio=2,
@@ -43,24 +43,11 @@ def test_mmpretrain_checkpoint_loads_and_matches(cls, extra, tmp_path):
     theirs_cls = getattr(_mmpretrain_csp(), cls.__name__)
     depth = 53 if cls is CSPDarkNet else 50
     theirs = theirs_cls(depth=depth, out_indices=FULL[cls], **extra)
-    _randomize_bn(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs, tmp_path / 'theirs.pth')
-
-    ours = cls(depth=depth, out_indices=FULL[cls], **extra,
-               init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, 33, 47)  # odd sides: the stride-2 convs and the max pool round up
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == len(expected)
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    # odd sides: the stride-2 convs and the max pool round up
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: cls(depth=depth, out_indices=FULL[cls], **extra,
+                                     init_cfg=init_cfg),
+        tmp_path, [(33, 47)], randomize=_randomize_bn)
 
 
 def test_truncated_model_loads_the_full_checkpoint(tmp_path):

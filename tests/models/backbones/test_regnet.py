@@ -12,7 +12,7 @@ from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
                                                            convert_timm_regnet, is_timm_regnet)
 from mmbackbones.models.backbones.regnet import RegNet
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone
 
 # timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
 X200 = TIMM_REGNETX_ARCHS['regnetx_002']
@@ -39,23 +39,10 @@ def _randomize_bn(model: nn.Module) -> None:
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, tmp_path):
     theirs = mmpretrain_backbone('RegNet')(arch, out_indices=ALL, **kwargs)
-    _randomize_bn(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = RegNet(arch, out_indices=ALL, **kwargs,
-                  init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()  # zero_init_residual must not undo a pretrained checkpoint
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, 35, 45)
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == 4
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    # init_weights() there: zero_init_residual must not undo a pretrained checkpoint
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: RegNet(arch, out_indices=ALL, **kwargs, init_cfg=init_cfg),
+        tmp_path, [(35, 45)], randomize=_randomize_bn, num_outputs=4)
 
 
 @pytest.mark.parametrize('arch', sorted(RegNet.arch_settings))

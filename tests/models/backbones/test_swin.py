@@ -15,7 +15,7 @@ from mmbackbones.models.backbones.swin import PatchMerging, SwinTransformer
 from mmbackbones.models.layers.window_attention import (relative_position_index,
                                                         resize_relative_position_bias_table,
                                                         shifted_window_mask)
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone
 
 ALL = (0, 1, 2, 3)
 # A Swin with tiny widths: every structural feature of Swin-T, a fraction of the cost.
@@ -55,24 +55,12 @@ def _ceil_chain(size, stride):
     (dict(norm_cfg=None, window_size=4, pad_small_map=True), (32, 32)),
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(kwargs, size, tmp_path):
-    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs)
-    _randomize(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = SwinTransformer(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs,
-                           init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, *size)
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == 4
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=ALL,
+                                                    drop_path_rate=0., **kwargs)
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: SwinTransformer(arch=SMALL, out_indices=ALL, drop_path_rate=0.,
+                                                 **kwargs, init_cfg=init_cfg),
+        tmp_path, [size], randomize=_randomize, num_outputs=4)
 
 
 def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():

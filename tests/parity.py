@@ -1,7 +1,11 @@
-"""Helpers for parity tests against mmpretrain: its modules, its checkpoint layout, and the one
-parity body every family's test calls with the upstream module (:func:`assert_mmpretrain_parity`).
+"""What every family's tests share: mmpretrain's modules and checkpoint layout, the one parity
+body a family's test calls with the upstream module (:func:`assert_mmpretrain_parity`), timm
+reference models, and the family's shipped configs (:func:`family_configs`,
+:func:`assert_config_builds_and_runs`).
 """
-from typing import Callable, Iterable, Optional, Sequence
+import glob
+import os
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 import pytest
 import torch
@@ -62,3 +66,35 @@ def assert_mmpretrain_parity(theirs: nn.Module, build_ours: Callable[[dict], nn.
             assert g.shape == e.shape, size
             torch.testing.assert_close(g, e, rtol=rtol, atol=atol)
     return ours
+
+
+def timm_reference(name: str, randomize: Optional[Callable[[nn.Module], object]] = None):
+    """timm's ``name`` (random weights, ``randomize``d, eval mode); skips, saying why, without
+    timm."""
+    timm = pytest.importorskip('timm', reason='timm is needed for timm parity tests')
+    model = timm.create_model(name, pretrained=False)
+    if randomize is not None:
+        randomize(model)
+    return model.eval()
+
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
+
+
+def family_configs(family: str) -> List[str]:
+    """The shipped configs of a family: ``configs/<family>/*.py``, sorted."""
+    return sorted(glob.glob(os.path.join(CONFIGS_DIR, family, '*.py')))
+
+
+def assert_config_builds_and_runs(path: str, classes: Union[Type, Tuple[Type, ...]],
+                                  size: int = 32) -> nn.Module:
+    """A shipped config builds an instance of ``classes`` whose outputs on a ``size`` x ``size``
+    input have the channels and strides its metadata declares. Returns the model."""
+    from mmbackbones import build_backbone_from_config
+    model = build_backbone_from_config(path).eval()
+    assert isinstance(model, classes)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, size, size))
+    assert tuple(o.shape[1] for o in outs) == model.out_channels
+    assert tuple(size // o.shape[-1] for o in outs) == model.out_strides
+    return model

@@ -1,6 +1,5 @@
 """ConvNeXt: mmpretrain and timm parity, the timm key converter, metadata, sizes, freezing,
 arguments, configs."""
-import glob
 import os
 
 import pytest
@@ -12,7 +11,8 @@ from mmbackbones.checkpoint.converters.timm_convnext import (convert_timm_convne
                                                              is_timm_convnext)
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.layers.layer_norm2d import LayerNorm2d
-from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone
+from tests.parity import (assert_mmpretrain_parity, family_configs, mmpretrain_backbone,
+                          timm_reference)
 
 ALL = (0, 1, 2, 3)
 SMALL = dict(depths=[1, 2, 1, 1], channels=[16, 24, 32, 48])
@@ -70,10 +70,7 @@ def test_drop_path_rates_match_mmpretrain_even_when_truncated():
 
 # ----- parity with timm through the key converter ------------------------------------------------
 def _timm_convnext_tiny():
-    timm = pytest.importorskip('timm', reason='timm is needed for timm parity tests')
-    model = timm.create_model('convnext_tiny', pretrained=False)
-    _randomize(model)
-    return model.eval()
+    return timm_reference('convnext_tiny', _randomize)
 
 
 def test_timm_convnext_tiny_converted_matches():
@@ -252,8 +249,7 @@ def test_other_norm_cfg_runs():
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'convnext', '*.py')))
+CONFIGS = family_configs('convnext')
 
 
 def test_there_are_configs_for_every_size():

@@ -1,6 +1,5 @@
 """CSPDarkNet / CSPResNet / CSPResNeXt: mmpretrain and timm parity, metadata, freezing,
 arguments, configs."""
-import glob
 import math
 import os
 
@@ -8,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from mmbackbones import build_backbone, build_backbone_from_config
+from mmbackbones import build_backbone
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
-from tests.parity import assert_mmpretrain_parity, save_as_backbone
+from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity, family_configs,
+                          save_as_backbone)
 
 # A two-stage arch small enough for fast structural tests (every class accepts a dict arch).
 TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expand_ratio=2,
@@ -202,8 +202,7 @@ def test_bad_arguments_name_the_argument(kwargs, error, match):
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'cspnet', '*.py')))
+CONFIGS = family_configs('cspnet')
 
 
 def test_configs_exist():
@@ -213,12 +212,7 @@ def test_configs_exist():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
 def test_every_config_builds_and_runs(path):
-    model = build_backbone_from_config(path).eval()
-    assert isinstance(model, (CSPDarkNet, CSPResNet))
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 32, 32))
-    assert tuple(o.shape[1] for o in outs) == model.out_channels
-    assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides
+    assert_config_builds_and_runs(path, (CSPDarkNet, CSPResNet))
 
 
 # ----- timm has the same networks ----------------------------------------------------------------

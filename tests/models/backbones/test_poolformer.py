@@ -1,5 +1,4 @@
 """PoolFormer: parity with mmpretrain's (names, outputs, arguments), our contract, configs."""
-import glob
 import os
 
 import pytest
@@ -7,12 +6,11 @@ import torch
 
 from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.models.backbones.poolformer import PoolFormer
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import family_configs, mmpretrain_backbone, save_as_backbone
 
 TINY = dict(layers=[1, 1, 2, 1], embed_dims=[8, 16, 24, 32], mlp_ratios=[2, 3, 4, 4],
             layer_scale_init_value=1e-4)
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'poolformer', '*.py')))
+CONFIGS = family_configs('poolformer')
 
 
 def _randomize(model):

@@ -1,6 +1,5 @@
 """RegNet: mmpretrain and timm parity, the timm key converter, metadata, freezing, arguments,
 configs."""
-import glob
 import math
 import os
 
@@ -8,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from mmbackbones import build_backbone, build_backbone_from_config
+from mmbackbones import build_backbone
 from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
                                                            convert_timm_regnet, is_timm_regnet)
 from mmbackbones.models.backbones.regnet import RegNet
-from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone
+from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity, family_configs,
+                          mmpretrain_backbone, save_as_backbone)
 
 # timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
 X200 = TIMM_REGNETX_ARCHS['regnetx_002']
@@ -239,8 +239,7 @@ def test_bad_arguments_name_the_argument(kwargs, error, match):
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'regnet', '*.py')))
+CONFIGS = family_configs('regnet')
 
 
 def test_configs_cover_every_named_arch():
@@ -251,12 +250,7 @@ def test_configs_cover_every_named_arch():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
 def test_every_config_builds_and_runs(path):
-    model = build_backbone_from_config(path).eval()
-    assert isinstance(model, RegNet)
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 32, 32))
-    assert tuple(o.shape[1] for o in outs) == model.out_channels
-    assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides
+    assert_config_builds_and_runs(path, RegNet)
 
 
 def test_fuse_folds_every_bn_and_keeps_outputs():

@@ -1,6 +1,5 @@
 """ResNet / ResNetV1c / ResNetV1d / ResNeXt: mmpretrain parity, metadata, freezing, arguments,
 deploy (fuse, channels_last), configs."""
-import glob
 import math
 import os
 
@@ -13,7 +12,7 @@ from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
 from mmbackbones.models.layers import FrozenBatchNorm2d
 from mmbackbones.models.layers.resnet_blocks import BasicBlock, Bottleneck
-from tests.parity import assert_mmpretrain_parity
+from tests.parity import assert_mmpretrain_parity, family_configs
 
 ALL = (0, 1, 2, 3)
 CHANNELS = {18: (64, 128, 256, 512), 34: (64, 128, 256, 512), 50: (256, 512, 1024, 2048),
@@ -340,8 +339,7 @@ def test_channels_last_option_same_values():
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'resnet', '*.py')))
+CONFIGS = family_configs('resnet')
 
 
 def test_config_set_is_complete():

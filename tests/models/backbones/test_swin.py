@@ -15,7 +15,8 @@ from mmbackbones.models.backbones.swin import PatchMerging, SwinTransformer
 from mmbackbones.models.layers.window_attention import (relative_position_index,
                                                         resize_relative_position_bias_table,
                                                         shifted_window_mask)
-from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone
+from tests.parity import (assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone,
+                          timm_reference)
 
 ALL = (0, 1, 2, 3)
 # A Swin with tiny widths: every structural feature of Swin-T, a fraction of the cost.
@@ -159,10 +160,7 @@ def test_relative_position_index_and_mask_match_mmpretrain():
 
 # ----- parity with timm through the key converter ------------------------------------------------
 def _timm_swin_tiny():
-    timm = pytest.importorskip('timm', reason='timm is needed for timm parity tests')
-    model = timm.create_model('swin_tiny_patch4_window7_224', pretrained=False)
-    _randomize(model)
-    return model.eval()
+    return timm_reference('swin_tiny_patch4_window7_224', _randomize)
 
 
 def test_timm_swin_tiny_converted_matches():

@@ -78,6 +78,30 @@ def timm_reference(name: str, randomize: Optional[Callable[[nn.Module], object]]
     return model.eval()
 
 
+def timm_converted(name: str, detect: Callable[[dict], bool], convert: Callable[[dict], dict],
+                   randomize: Optional[Callable[[nn.Module], object]] = None):
+    """``(timm model, its state dict converted to our layout)``; ``detect`` must recognise the
+    timm layout first."""
+    model = timm_reference(name, randomize)
+    state = model.state_dict()
+    assert detect(state), f'{detect.__name__} does not recognise timm {name}'
+    return model, convert(state)
+
+
+def randomize_batchnorm_(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters (in place), so that parity covers
+    every norm layer (fresh ones would hide a norm that failed to load). Returns ``model``."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
+                m.running_var.uniform_(0.5, 1.5, generator=gen)
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.uniform_(-0.5, 0.5, generator=gen)
+    return model
+
+
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
 
 

@@ -12,7 +12,7 @@ from mmbackbones.checkpoint.converters.timm_convnext import (convert_timm_convne
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.layers.layer_norm2d import LayerNorm2d
 from tests.parity import (assert_mmpretrain_parity, family_configs, mmpretrain_backbone,
-                          timm_reference)
+                          timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
 SMALL = dict(depths=[1, 2, 1, 1], channels=[16, 24, 32, 48])
@@ -74,10 +74,8 @@ def _timm_convnext_tiny():
 
 
 def test_timm_convnext_tiny_converted_matches():
-    timm_model = _timm_convnext_tiny()
-    sd = timm_model.state_dict()
-    assert is_timm_convnext(sd)
-    converted = convert_timm_convnext(sd)
+    timm_model, converted = timm_converted('convnext_tiny', is_timm_convnext, convert_timm_convnext,
+                                           _randomize)
     assert not any(k.startswith('head.fc') for k in converted)
     x = torch.randn(1, 3, 64, 96)
 

@@ -10,7 +10,7 @@ from torch import nn
 from mmbackbones import build_backbone
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
 from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity, family_configs,
-                          save_as_backbone)
+                          randomize_batchnorm_, save_as_backbone)
 
 # A two-stage arch small enough for fast structural tests (every class accepts a dict arch).
 TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expand_ratio=2,
@@ -18,16 +18,7 @@ TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expa
 FULL = {CSPDarkNet: (0, 1, 2, 3, 4), CSPResNet: (0, 1, 2, 3), CSPResNeXt: (0, 1, 2, 3)}
 
 
-def _randomize_bn(model: nn.Module) -> None:
-    """Non-trivial BN statistics and affine parameters, so parity covers every norm layer."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
-                m.running_var.uniform_(0.5, 1.5, generator=gen)
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.5, 0.5, generator=gen)
+_randomize_bn = randomize_batchnorm_
 
 
 def _mmpretrain_csp():

@@ -12,22 +12,14 @@ from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
                                                            convert_timm_regnet, is_timm_regnet)
 from mmbackbones.models.backbones.regnet import RegNet
 from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity, family_configs,
-                          mmpretrain_backbone, save_as_backbone)
+                          mmpretrain_backbone, randomize_batchnorm_, save_as_backbone)
 
 # timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
 X200 = TIMM_REGNETX_ARCHS['regnetx_002']
 ALL = (0, 1, 2, 3)
 
 
-def _randomize_bn(model: nn.Module) -> None:
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
-                m.running_var.uniform_(0.5, 1.5, generator=gen)
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.5, 0.5, generator=gen)
+_randomize_bn = randomize_batchnorm_
 
 
 # ----- parity with mmpretrain --------------------------------------------------------------------

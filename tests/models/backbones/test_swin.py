@@ -16,7 +16,7 @@ from mmbackbones.models.layers.window_attention import (relative_position_index,
                                                         resize_relative_position_bias_table,
                                                         shifted_window_mask)
 from tests.parity import (assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone,
-                          timm_reference)
+                          timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
 # A Swin with tiny widths: every structural feature of Swin-T, a fraction of the cost.
@@ -164,10 +164,8 @@ def _timm_swin_tiny():
 
 
 def test_timm_swin_tiny_converted_matches():
-    timm_model = _timm_swin_tiny()
-    sd = timm_model.state_dict()
-    assert is_timm_swin(sd)
-    converted = convert_timm_swin(sd)
+    timm_model, converted = timm_converted('swin_tiny_patch4_window7_224', is_timm_swin, convert_timm_swin,
+                                           _randomize)
     final = SwinTransformer('tiny').eval()
     final.load_state_dict(converted, strict=True)
     raw = SwinTransformer('tiny', out_indices=ALL, norm_cfg=None).eval()

@@ -1,7 +1,8 @@
 """What every family's tests share: mmpretrain's modules and checkpoint layout, the one parity
 body a family's test calls with the upstream module (:func:`assert_mmpretrain_parity`), timm
-reference models, and the family's shipped configs (:func:`family_configs`,
-:func:`assert_config_builds_and_runs`).
+reference models, the family's shipped configs (:func:`family_configs`,
+:func:`assert_config_builds_and_runs`) and the training-contract checks (``norm_eval``,
+gradients, ``with_cp``, FrozenBN).
 """
 import glob
 import os
@@ -10,6 +11,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Type, Un
 import pytest
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def mmpretrain_backbone(name: str):
@@ -122,3 +124,56 @@ def assert_config_builds_and_runs(path: str, classes: Union[Type, Tuple[Type, ..
     assert tuple(o.shape[1] for o in outs) == model.out_channels
     assert tuple(size // o.shape[-1] for o in outs) == model.out_strides
     return model
+
+
+# ----- the training contract ------------------------------------------------------------------
+def assert_norm_eval_keeps_bn_statistics(model: nn.Module, size: int = 32) -> None:
+    """``model`` (built with ``norm_eval=True``) keeps every BatchNorm in eval mode through
+    ``.train()`` and a training forward leaves their running statistics alone."""
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert bns and not any(bn.training for bn in bns)
+    before = [bn.running_mean.clone() for bn in bns]
+    model(torch.randn(2, 3, size, size))
+    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+
+
+def assert_every_parameter_gets_gradients(model: nn.Module, size: int = 32) -> None:
+    """Nothing is built that the outputs do not use (DDP needs no find_unused_parameters)."""
+    model.train()
+    outs = model(torch.randn(2, 3, size, size))
+    sum(o.sum() for o in outs).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f'{name} is not used (DDP would need find_unused_parameters)'
+
+
+def assert_with_cp_matches(plain: nn.Module, checkpointed: nn.Module, size: int = 32) -> None:
+    """``checkpointed`` (``with_cp=True``) given ``plain``'s weights: the same outputs and the
+    same gradients (input and parameters)."""
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, size, size)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    a, b = plain(xa), checkpointed(xb)
+    for u, v in zip(a, b):
+        torch.testing.assert_close(v, u)
+    sum(o.sum() for o in a).backward()
+    sum(o.sum() for o in b).backward()
+    torch.testing.assert_close(xb.grad, xa.grad)
+    grads = 0
+    for (name, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5)
+            grads += 1
+    assert grads
+
+
+def assert_frozen_bn_matches(ref: nn.Module, frozen: nn.Module, size: int = 64) -> None:
+    """``frozen`` (FrozenBN in place of BatchNorm) given ``ref``'s weights computes, in training
+    mode, what ``ref`` computes in eval mode."""
+    assert not any(isinstance(m, _BatchNorm) for m in frozen.modules())
+    frozen.load_state_dict(ref.state_dict(), strict=False)
+    x = torch.randn(1, 3, size, size)
+    ref.eval()
+    for a, b in zip(ref(x), frozen.train()(x)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -11,7 +11,8 @@ from mmbackbones.checkpoint.converters.timm_convnext import (convert_timm_convne
                                                              is_timm_convnext)
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.layers.layer_norm2d import LayerNorm2d
-from tests.parity import (assert_mmpretrain_parity, family_configs, mmpretrain_backbone,
+from tests.parity import (assert_every_parameter_gets_gradients, assert_mmpretrain_parity,
+                          assert_with_cp_matches, family_configs, mmpretrain_backbone,
                           timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
@@ -162,24 +163,14 @@ def test_only_needed_stages_are_built_and_all_params_get_gradients():
                      drop_path_rate=0.1)
     assert len(model.stages) == 2 and len(model.downsample_layers) == 2
     assert not any(k.startswith(('stages.2', 'norm2', 'norm3')) for k in model.state_dict())
-    model.train()
-    outs = model(torch.randn(2, 3, 64, 64))
-    sum(o.sum() for o in outs).backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, f'{name} is not used (DDP would need find_unused_parameters)'
+    assert_every_parameter_gets_gradients(model, size=64)
 
 
 def test_with_cp_gives_the_same_outputs_and_gradients():
-    x = torch.randn(2, 3, 32, 32, requires_grad=True)
     plain = ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False)
     _randomize(plain)
-    ckpt = ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False, with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    a, b = plain(x), ckpt(x)
-    for u, v in zip(a, b):
-        torch.testing.assert_close(u, v)
-    sum(o.sum() for o in b).backward()
-    assert ckpt.stages[0][0].depthwise_conv.weight.grad is not None
+    assert_with_cp_matches(plain, ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False,
+                                           with_cp=True))
 
 
 # ----- freezing ----------------------------------------------------------------------------------

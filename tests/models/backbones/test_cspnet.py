@@ -9,7 +9,8 @@ from torch import nn
 
 from mmbackbones import build_backbone
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
-from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity, family_configs,
+from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity,
+                          assert_norm_eval_keeps_bn_statistics, family_configs,
                           randomize_batchnorm_, save_as_backbone)
 
 # A two-stage arch small enough for fast structural tests (every class accepts a dict arch).
@@ -162,12 +163,8 @@ def test_frozen_stages(frozen_stages):
 
 def test_norm_eval_keeps_bn_statistics():
     model = CSPDarkNet(arch=dict(in_channels=(8, 16), out_channels=(16, 32), num_blocks=(1, 1)),
-                       out_indices=(0, 1), norm_eval=True).train()
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and not any(bn.training for bn in bns)
-    before = [bn.running_mean.clone() for bn in bns]
-    model(torch.randn(2, 3, 16, 16))
-    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+                       out_indices=(0, 1), norm_eval=True)
+    assert_norm_eval_keeps_bn_statistics(model, size=16)
 
 
 # ----- argument errors ---------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from mmbackbones import build_backbone
 from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
                                                            convert_timm_regnet, is_timm_regnet)
 from mmbackbones.models.backbones.regnet import RegNet
-from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity, family_configs,
-                          mmpretrain_backbone, randomize_batchnorm_, save_as_backbone)
+from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity,
+                          assert_norm_eval_keeps_bn_statistics, family_configs, mmpretrain_backbone,
+                          randomize_batchnorm_, save_as_backbone)
 
 # timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
 X200 = TIMM_REGNETX_ARCHS['regnetx_002']
@@ -198,12 +199,7 @@ def test_frozen_stages(frozen_stages):
 
 
 def test_norm_eval_keeps_bn_statistics():
-    model = RegNet(X200, out_indices=(0,), norm_eval=True).train()
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and not any(bn.training for bn in bns)
-    before = [bn.running_mean.clone() for bn in bns]
-    model(torch.randn(2, 3, 32, 32))
-    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+    assert_norm_eval_keeps_bn_statistics(RegNet(X200, out_indices=(0,), norm_eval=True))
 
 
 # ----- argument errors ---------------------------------------------------------------------------

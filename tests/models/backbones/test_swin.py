@@ -15,7 +15,8 @@ from mmbackbones.models.backbones.swin import PatchMerging, SwinTransformer
 from mmbackbones.models.layers.window_attention import (relative_position_index,
                                                         resize_relative_position_bias_table,
                                                         shifted_window_mask)
-from tests.parity import (assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone,
+from tests.parity import (assert_every_parameter_gets_gradients, assert_mmpretrain_parity,
+                          assert_with_cp_matches, mmpretrain_backbone, save_as_backbone,
                           timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
@@ -259,25 +260,14 @@ def test_only_needed_parts_are_built_and_all_params_get_gradients(kwargs, num_st
     model = SwinTransformer(SMALL, window_size=4, drop_path_rate=0.1, **kwargs)
     assert len(model.stages) == num_stages
     assert (model.stages[-1].downsample is not None) is last_has_merging
-    model.train()
-    outs = model(torch.randn(2, 3, 32, 32))
-    sum(o.sum() for o in outs).backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, f'{name} is not used (DDP would need find_unused_parameters)'
+    assert_every_parameter_gets_gradients(model)
 
 
 def test_with_cp_gives_the_same_outputs_and_gradients():
-    x = torch.randn(2, 3, 32, 32, requires_grad=True)
     plain = SwinTransformer(SMALL, out_indices=ALL, window_size=4, drop_path_rate=0.)
     _randomize(plain)
-    ckpt = SwinTransformer(SMALL, out_indices=ALL, window_size=4, drop_path_rate=0.,
-                           with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    a, b = plain(x), ckpt(x)
-    for u, v in zip(a, b):
-        torch.testing.assert_close(u, v)
-    sum(o.sum() for o in b).backward()
-    assert ckpt.stages[0].blocks[0].attn.w_msa.qkv.weight.grad is not None
+    assert_with_cp_matches(plain, SwinTransformer(SMALL, out_indices=ALL, window_size=4,
+                                                  drop_path_rate=0., with_cp=True))
 
 
 def test_wrong_input_is_refused():

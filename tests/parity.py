@@ -177,3 +177,29 @@ def assert_frozen_bn_matches(ref: nn.Module, frozen: nn.Module, size: int = 64) 
     ref.eval()
     for a, b in zip(ref(x), frozen.train()(x)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def assert_frozen_stages(model: nn.Module, frozen_stages: int) -> None:
+    """After ``.train()``, the groups ``0..frozen_stages`` of ``model.stem_and_stages()`` have no
+    gradients and stay in eval mode; the others train."""
+    model.train()
+    assert model.training
+    for index, group in enumerate(model.stem_and_stages()):
+        frozen = index <= frozen_stages
+        for p in group.parameters():
+            assert p.requires_grad is not frozen
+        for m in group.modules():
+            if m is not group:  # the group itself may be a throwaway ModuleList
+                assert m.training is not frozen
+
+
+def assert_fuse_keeps_outputs(model: nn.Module, size: int = 32) -> None:
+    """``model.fuse()`` folds every BatchNorm and keeps the outputs (``model`` in eval mode)."""
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        before = model.eval()(x)
+        model.fuse()
+        after = model(x)
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

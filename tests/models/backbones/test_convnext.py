@@ -11,9 +11,9 @@ from mmbackbones.checkpoint.converters.timm_convnext import (convert_timm_convne
                                                              is_timm_convnext)
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.layers.layer_norm2d import LayerNorm2d
-from tests.parity import (assert_every_parameter_gets_gradients, assert_mmpretrain_parity,
-                          assert_with_cp_matches, family_configs, mmpretrain_backbone,
-                          timm_converted, timm_reference)
+from tests.parity import (assert_every_parameter_gets_gradients, assert_frozen_stages,
+                          assert_mmpretrain_parity, assert_with_cp_matches, family_configs,
+                          mmpretrain_backbone, timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
 SMALL = dict(depths=[1, 2, 1, 1], channels=[16, 24, 32, 48])
@@ -177,16 +177,7 @@ def test_with_cp_gives_the_same_outputs_and_gradients():
 @pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 2, 4])
 def test_frozen_stages(frozen_stages):
     model = ConvNeXt(SMALL, out_indices=ALL, frozen_stages=frozen_stages, drop_path_rate=0.1)
-    model.train()
-    assert model.training
-    groups = model.stem_and_stages()
-    for index, group in enumerate(groups):
-        frozen = index <= frozen_stages
-        for p in group.parameters():
-            assert p.requires_grad is not frozen
-        for m in group.modules():
-            if m is not group:  # the group itself is a throwaway ModuleList
-                assert m.training is not frozen
+    assert_frozen_stages(model, frozen_stages)
     if frozen_stages >= 1:
         assert not model.norm0.weight.requires_grad  # a frozen stage's output norm too
     if 0 <= frozen_stages < 4:

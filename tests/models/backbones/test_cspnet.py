@@ -5,13 +5,12 @@ import os
 
 import pytest
 import torch
-from torch import nn
 
 from mmbackbones import build_backbone
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
-from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity,
-                          assert_norm_eval_keeps_bn_statistics, family_configs,
-                          randomize_batchnorm_, save_as_backbone)
+from tests.parity import (assert_config_builds_and_runs, assert_fuse_keeps_outputs,
+                          assert_mmpretrain_parity, assert_norm_eval_keeps_bn_statistics,
+                          family_configs, randomize_batchnorm_, save_as_backbone)
 
 # A two-stage arch small enough for fast structural tests (every class accepts a dict arch).
 TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expand_ratio=2,
@@ -237,14 +236,7 @@ def test_fuse_folds_every_bn_and_keeps_outputs(cls):
                                                     base_channels=32))
     model = cls(arch=arch, out_indices=(0, 1)).eval()
     _randomize_bn(model)
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        before = model(x)
-        model.fuse()
-        after = model(x)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    for b, a in zip(before, after):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert_fuse_keeps_outputs(model)
 
 
 @pytest.mark.parametrize('cls', [CSPDarkNet, CSPResNet, CSPResNeXt])

@@ -5,15 +5,15 @@ import os
 
 import pytest
 import torch
-from torch import nn
 
 from mmbackbones import build_backbone
 from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
                                                            convert_timm_regnet, is_timm_regnet)
 from mmbackbones.models.backbones.regnet import RegNet
-from tests.parity import (assert_config_builds_and_runs, assert_mmpretrain_parity,
-                          assert_norm_eval_keeps_bn_statistics, family_configs, mmpretrain_backbone,
-                          randomize_batchnorm_, save_as_backbone)
+from tests.parity import (assert_config_builds_and_runs, assert_fuse_keeps_outputs,
+                          assert_mmpretrain_parity, assert_norm_eval_keeps_bn_statistics,
+                          family_configs, mmpretrain_backbone, randomize_batchnorm_,
+                          save_as_backbone)
 
 # timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
 X200 = TIMM_REGNETX_ARCHS['regnetx_002']
@@ -244,14 +244,7 @@ def test_every_config_builds_and_runs(path):
 def test_fuse_folds_every_bn_and_keeps_outputs():
     model = RegNet(X200, out_indices=ALL).eval()
     _randomize_bn(model)
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        before = model(x)
-        model.fuse()
-        after = model(x)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    for b, a in zip(before, after):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert_fuse_keeps_outputs(model)
 
 
 @pytest.mark.parametrize('convert', ['auto', 'timm'])

@@ -15,9 +15,9 @@ from mmbackbones.models.backbones.swin import PatchMerging, SwinTransformer
 from mmbackbones.models.layers.window_attention import (relative_position_index,
                                                         resize_relative_position_bias_table,
                                                         shifted_window_mask)
-from tests.parity import (assert_every_parameter_gets_gradients, assert_mmpretrain_parity,
-                          assert_with_cp_matches, mmpretrain_backbone, save_as_backbone,
-                          timm_converted, timm_reference)
+from tests.parity import (assert_every_parameter_gets_gradients, assert_frozen_stages,
+                          assert_mmpretrain_parity, assert_with_cp_matches, mmpretrain_backbone,
+                          save_as_backbone, timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
 # A Swin with tiny widths: every structural feature of Swin-T, a fraction of the cost.
@@ -283,15 +283,7 @@ def test_wrong_input_is_refused():
 def test_frozen_stages(frozen_stages):
     model = SwinTransformer(SMALL, out_indices=ALL, frozen_stages=frozen_stages,
                             use_abs_pos_embed=True, img_size=32, drop_path_rate=0.1)
-    model.train()
-    assert model.training
-    for index, group in enumerate(model.stem_and_stages()):
-        frozen = index <= frozen_stages
-        for p in group.parameters():
-            assert p.requires_grad is not frozen
-        for m in group.modules():
-            if m is not group:  # the group itself is a throwaway ModuleList
-                assert m.training is not frozen
+    assert_frozen_stages(model, frozen_stages)
     assert model.absolute_pos_embed.requires_grad is (frozen_stages < 0)
     if frozen_stages >= 1:
         assert not model.norm0.weight.requires_grad

@@ -299,13 +299,18 @@ def _without_type(kwargs: Optional[dict], expected: str) -> dict:
     return kwargs
 
 
+def _is_block(block) -> bool:
+    return all(isinstance(getattr(block, a, None), int) for a in ('out_channels', 'stride'))
+
+
 def _stage_blocks(index: int, stage) -> List[nn.Module]:
-    blocks = list(stage) if isinstance(stage, (list, tuple, nn.Sequential)) else None
-    if not blocks or not all(isinstance(getattr(b, 'out_channels', None), int) and
-                             isinstance(getattr(b, 'stride', None), int) for b in blocks):
-        raise TypeError(f'stages[{index}] must be a non-empty list of blocks with int '
-                        f'out_channels and stride (see make_stage), got {stage!r:.120}')
-    return blocks
+    """The blocks of ``stages[index]``: a non-empty list of blocks with int ``out_channels`` and
+    ``stride`` (``TypeError`` otherwise)."""
+    blocks = list(stage) if isinstance(stage, (list, tuple, nn.Sequential)) else []
+    if blocks and all(_is_block(b) for b in blocks):
+        return blocks
+    raise TypeError(f'stages[{index}] must be a non-empty list of blocks with int out_channels '
+                    f'and stride (see make_stage), got {stage!r:.120}')
 
 
 @MODELS.register_module()

@@ -131,6 +131,12 @@ def stage_dcn_and_plugins(num_stages: int, dcn: Optional[dict] = None,
     return out
 
 
+def _norm_at(index: int) -> Tuple[property, property]:
+    """Properties for a block's ``index``-th norm module and its name."""
+    return (property(lambda self: self._modules[self.norm_names[index]]),
+            property(lambda self: self.norm_names[index]))
+
+
 class ResidualBlockBase(BaseModule):
     """What every residual block shares (ours, and detectron2's in ``integrations.detectron2``):
     conv steps registered in order (each a conv, then its norm unless the conv applies its own),
@@ -209,21 +215,9 @@ class ResidualBlockBase(BaseModule):
         self._steps = tuple((conv_name, norm_name, self._plugins_after[k])
                             for k, (conv_name, norm_name) in enumerate(self._step_names))
 
-    @property
-    def norm1(self) -> nn.Module:
-        return self._modules[self.norm_names[0]]
-
-    @property
-    def norm2(self) -> nn.Module:
-        return self._modules[self.norm_names[1]]
-
-    @property
-    def norm1_name(self) -> str:
-        return self.norm_names[0]
-
-    @property
-    def norm2_name(self) -> str:
-        return self.norm_names[1]
+    # mmcv's names for the k-th norm and its attribute name (norm1, norm1_name, ...)
+    norm1, norm1_name = _norm_at(0)
+    norm2, norm2_name = _norm_at(1)
 
     @property
     def last_norm(self) -> nn.Module:
@@ -371,13 +365,7 @@ class Bottleneck(ResidualBlockBase):
                                              bias=False), out_channels)
         self._finish(plugins, (mid_channels, mid_channels, out_channels))
 
-    @property
-    def norm3(self) -> nn.Module:
-        return self._modules[self.norm_names[2]]
-
-    @property
-    def norm3_name(self) -> str:
-        return self.norm_names[2]
+    norm3, norm3_name = _norm_at(2)
 
 
 def get_expansion(block: type, expansion: Optional[int] = None) -> int:

@@ -73,9 +73,16 @@ class FakeRegistry:
         return self._obj_map[name]
 
 
+def _hide_detectron2(monkeypatch):
+    """``import detectron2`` (and of any submodule, even one imported already) raises."""
+    for name in [n for n in sys.modules if n == 'detectron2' or n.startswith('detectron2.')]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, 'detectron2', None)
+
+
 @pytest.fixture
 def no_detectron2(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'detectron2', None)  # `import detectron2` raises
+    _hide_detectron2(monkeypatch)
 
 
 def _reload_contract():
@@ -89,7 +96,7 @@ def _reload_contract():
 @pytest.fixture
 def reloaded_without_detectron2(monkeypatch):
     """The contract modules as imported where detectron2 is absent (restored afterwards)."""
-    monkeypatch.setitem(sys.modules, 'detectron2', None)
+    _hide_detectron2(monkeypatch)
     yield _reload_contract()
     monkeypatch.undo()
     _reload_contract()

@@ -81,8 +81,10 @@ class Conv2d(nn.Conv2d):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = super().forward(x)
-        return self.norm(x) if self.norm is not None else x
+        x = self._conv_forward(x, self.weight, self.bias)
+        if self.norm is not None:
+            x = self.norm(x)
+        return x
 
 
 class StridedPointwiseConv2dWithNorm(StridedPointwiseConv2d, Conv2d):

@@ -132,9 +132,13 @@ def stage_dcn_and_plugins(num_stages: int, dcn: Optional[dict] = None,
 
 
 def _norm_at(index: int) -> Tuple[property, property]:
-    """Properties for a block's ``index``-th norm module and its name."""
-    return (property(lambda self: self._modules[self.norm_names[index]]),
-            property(lambda self: self.norm_names[index]))
+    """Properties for the norm of a block's ``index``-th conv step and its name (``bn1``; for a
+    conv that applies its own norm, detectron2's, ``conv1.norm``)."""
+    def name(self) -> str:
+        conv_name, norm_name = self._step_names[index]
+        return norm_name or f'{conv_name}.norm'
+
+    return property(lambda self: self.get_submodule(name(self))), property(name)
 
 
 class ResidualBlockBase(BaseModule):
@@ -221,8 +225,10 @@ class ResidualBlockBase(BaseModule):
 
     @property
     def last_norm(self) -> nn.Module:
-        """The norm closing the residual branch (zeroed by ``zero_init_residual``)."""
-        return self._modules[self.norm_names[-1]]
+        """The norm closing the residual branch (zeroed by ``zero_init_residual``): the last
+        step's norm, or the one its conv applies (detectron2's ``convK.norm``)."""
+        conv_name, norm_name = self._step_names[-1]
+        return self.get_submodule(norm_name or f'{conv_name}.norm')
 
     def conv_norm_pairs(self) -> List[Tuple[str, str]]:
         return [(conv, norm) for conv, norm in self._step_names if norm]

@@ -68,5 +68,20 @@ def registered(cls=ToyBackbone, registry=MODELS):
             registry._module_dict.pop(name, None)
 
 
+@contextlib.contextmanager
+def child_registry(scope: str):
+    """A registry of scope ``scope`` under mmengine's root ``MODELS`` (as a downstream library's)
+    inside the block; taken out of the root's children after (mmengine has no removal API)."""
+    from mmengine.registry import MODELS as ROOT
+    from mmengine.registry import Registry
+    if scope in ROOT.children:
+        raise KeyError(f'mmengine\'s root registry already has a child scope {scope!r}')
+    registry = Registry('model', parent=ROOT, scope=scope)
+    try:
+        yield registry
+    finally:
+        ROOT._children.pop(scope, None)
+
+
 if __name__ == 'toy_backbone':  # custom_imports in a CLI subprocess
     MODELS.register_module(module=ToyBackbone)

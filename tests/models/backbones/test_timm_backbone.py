@@ -126,10 +126,9 @@ def test_every_timm_model_by_name_through_build_backbone():
 
 
 def test_timm_scope_from_a_downstream_registry():
-    from mmengine.registry import MODELS as ROOT
-    from mmengine.registry import Registry
-    downstream = ROOT._children.get('mmdet') or Registry('model', parent=ROOT, scope='mmdet')
-    model = downstream.build(dict(type='timm.resnet10t', out_indices=(2, 3)))
+    from tests.toy_backbone import child_registry
+    with child_registry('timm_scope_test') as downstream:
+        model = downstream.build(dict(type='timm.resnet10t', out_indices=(2, 3)))
     assert isinstance(model, TIMMBackbone) and model.out_strides == (8, 16)
 
 

@@ -428,6 +428,12 @@ class Detectron2ResNet(BaseBackbone):
     def forward_dict(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         return self(x)
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`.scripting.ScriptableResNet`, the same
+        modules with a forward in TorchScript's subset."""
+        from .scripting import ScriptableResNet
+        return ScriptableResNet(self)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         _to_detectron2_names(state_dict, prefix)

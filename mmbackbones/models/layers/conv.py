@@ -23,6 +23,7 @@ The switch: :func:`set_cpu_fast_paths` (default on) decides whether the layer bu
 build the fast classes; :func:`apply_cpu_fast_paths` turns them on or off in a built model.
 Folding norms and fusing conv+ReLU for deploy is ``fuse()`` (``layers/fuse.py``), not this.
 """
+import copy
 from typing import Dict, Tuple
 
 import torch
@@ -69,7 +70,17 @@ def strided_pointwise_conv2d(input: torch.Tensor, weight: torch.Tensor, bias, st
     return F.conv2d(input, weight, bias, (sh, sw), 0, 1, groups)
 
 
-class StridedPointwiseConv2d(nn.Conv2d):
+class _FastLayer:
+    """What the fast classes share: ``torch.jit.script`` compiles the plain class instead (a
+    shallow copy, the same parameters); the fast kernels are for eager mode."""
+
+    def __prepare_scriptable__(self):
+        plain = copy.copy(self)
+        plain.__class__ = {fast: slow for slow, (fast, _) in _FAST.items()}[type(self)]
+        return plain
+
+
+class StridedPointwiseConv2d(_FastLayer, nn.Conv2d):
     """``nn.Conv2d`` with ``kernel_size=1``, ``padding=0`` and a stride above 1:
     ``(N, C_in, H, W) -> (N, C_out, ceil(H / sh), ceil(W / sw))``.
 
@@ -89,7 +100,7 @@ class StridedPointwiseConv2d(nn.Conv2d):
         return strided_pointwise_conv2d(input, weight, bias, self.stride, self.groups)
 
 
-class ChannelsLastMaxPool2d(nn.MaxPool2d):
+class ChannelsLastMaxPool2d(_FastLayer, nn.MaxPool2d):
     """``nn.MaxPool2d`` that pools a contiguous CPU input in channels-last layout when no
     gradient is needed, and returns NCHW as the plain pool does (the same values)."""
 

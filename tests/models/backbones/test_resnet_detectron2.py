@@ -239,3 +239,20 @@ def test_caffe2_names_load_and_convert():
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(mm.eval()(x)[-1], source.eval()(x)['res5'])
+
+
+@pytest.mark.parametrize('depth,out_features', [(18, ['stem', 'res3']), (50, FEATURES)])
+def test_torch_jit_script_computes_the_same(depth, out_features):
+    """As detectron2's ResNet, ours compiles with torch.jit.script (issue: super().forward and
+    mmengine's is_init stopped it); the eager model keeps its modules and fast paths."""
+    model = d2_resnet(depth=depth, out_features=out_features, freeze_at=2).eval()
+    shortcut_class = type(model.res3[0].shortcut)
+    scripted = torch.jit.script(model)
+    assert type(model.res3[0].shortcut) is shortcut_class
+    assert len(list(scripted.parameters())) == len(list(model.parameters()))
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        eager, got = model(x), scripted(x)
+    assert list(got) == list(eager) == out_features
+    for name in out_features:
+        torch.testing.assert_close(got[name], eager[name], rtol=1e-4, atol=1e-4)

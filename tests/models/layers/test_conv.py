@@ -196,3 +196,18 @@ def test_apply_switches_a_built_model_both_ways():
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     with pytest.raises(TypeError, match='enabled must be True or False'):
         apply_cpu_fast_paths(model, enabled='yes')
+
+
+def test_torch_jit_script_compiles_the_plain_classes():
+    model = nn.Sequential(StridedPointwiseConv2d(8, 12, 1, stride=2),
+                          ChannelsLastMaxPool2d(3, 2, 1)).eval()
+    weight = model[0].weight
+    x = torch.randn(2, 8, 15, 16)
+    with torch.no_grad():
+        expected = model(x)
+        scripted = torch.jit.script(model)
+        torch.testing.assert_close(scripted(x), expected, rtol=1e-5, atol=1e-5)
+        # torch.jit.script puts what __prepare_scriptable__ returns into the parent's children:
+        # plain layers holding the same parameters, computing the same values
+        assert model[0].weight is weight
+        torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)

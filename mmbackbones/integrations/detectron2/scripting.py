@@ -7,7 +7,10 @@ cannot compile; ``Detectron2ResNet.__prepare_scriptable__`` hands ``torch.jit.sc
 :class:`ScriptableResNet` instead: the same stem, blocks, convs and norms (the same parameter
 tensors, no copy), with a forward in TorchScript's subset that computes the same numbers.
 Stages sit under ``stages.<name>`` in the scripted module's state dict (load checkpoints into the
-eager model before scripting).
+eager model before scripting). As with detectron2's own patch (``detectron2.export.
+torchscript_patch``), ``torch.jit.script`` also puts the prepared module into the parent's
+children when the ResNet sits inside another module (an FPN's ``bottom_up``): the same
+parameters and outputs, without the backbone's metadata methods.
 """
 from typing import Dict, List
 

@@ -98,7 +98,8 @@ def test_smaller_than_window_maps_run_as_mmpretrains_pad_small_map():
 
 
 def test_drop_path_rates_match_mmpretrain_even_when_truncated():
-    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=(3, ), drop_path_rate=0.3)
+    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=(3, ),
+                                                    drop_path_rate=0.3)
     ours = SwinTransformer(SMALL, out_indices=1, drop_path_rate=0.3)
     for i, stage in enumerate(ours.stages):
         for j, block in enumerate(stage.blocks):
@@ -165,8 +166,8 @@ def _timm_swin_tiny():
 
 
 def test_timm_swin_tiny_converted_matches():
-    timm_model, converted = timm_converted('swin_tiny_patch4_window7_224', is_timm_swin, convert_timm_swin,
-                                           _randomize)
+    timm_model, converted = timm_converted('swin_tiny_patch4_window7_224', is_timm_swin,
+                                           convert_timm_swin, _randomize)
     final = SwinTransformer('tiny').eval()
     final.load_state_dict(converted, strict=True)
     raw = SwinTransformer('tiny', out_indices=ALL, norm_cfg=None).eval()

@@ -25,7 +25,9 @@ same network (DC5 = ``res5_dilation=2``)::
 Deploy: ``model.fuse()`` folds every eval-mode BN/FrozenBN into its conv, after which CPU
 inference runs each conv+ReLU and conv+add+ReLU as one oneDNN kernel (``layers.fuse``);
 ``channels_last=True`` runs the convs in NHWC (outputs are then channels-last tensors with the
-same values). Both combine.
+same values). Both combine. ``forward`` itself is plain: the CPU fast paths (strided 1x1 shortcut
+convs, the stem max pool) are layer classes that the builders pick under the one switch of
+``layers/conv.py`` (``set_cpu_fast_paths``, ``apply_cpu_fast_paths``).
 """
 from typing import List, Optional, Sequence, Tuple, Union
 

@@ -10,7 +10,7 @@ def test_list_json_is_the_registry():
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     names = [row['name'] for row in data['registered']]
-    # Other tests in this process may have registered test-only types (ToyBackbone).
+    # Only mmbackbones' own types (a test's toy types are registered for that test only).
     ours = [n for n in MODELS.known_names()
             if getattr(MODELS.module_dict.get(n), '__module__', '').startswith('mmbackbones.')]
     assert names == sorted(ours)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from mmengine.registry import MODELS as ROOT
-from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope, Registry
+from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope
 
 from mmbackbones import MODELS, register_all_modules
 from mmbackbones.checkpoint.loading import PretrainedInit
@@ -66,8 +66,9 @@ def test_register_all_modules_is_idempotent_and_complete():
 def test_frozen_bn_builds_from_a_downstream_scope():
     from mmcv.cnn import build_norm_layer
 
-    Registry('model', parent=ROOT, scope='registration_test')
-    with DefaultScope.overwrite_default_scope('registration_test'):
+    from tests.toy_backbone import child_registry
+    with child_registry('registration_test'), \
+            DefaultScope.overwrite_default_scope('registration_test'):
         _, layer = build_norm_layer(dict(type='FrozenBN'), 8)
     assert isinstance(layer, FrozenBatchNorm2d)
 

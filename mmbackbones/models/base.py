@@ -4,10 +4,13 @@ A backbone is built from explicit arguments, validates them at construction, and
 outputs before any forward pass:
 
 * ``forward(x)`` returns a tuple of tensors, one per requested output, in ``out_indices`` order;
-* ``out_channels``, ``out_strides``, ``out_names`` (tuples in output order) and ``output_shape()``
-  (``{name: ShapeSpec(channels, stride)}``, detectron2's neck contract). An output that is a
+* ``out_channels``, ``out_strides``, ``out_names`` (tuples in output order), the same as one
+  dict by ``output_shape()`` (``{name: ShapeSpec(channels, stride)}``), and
+  ``size_divisibility`` (input sides must be a multiple of it; 0 any size). An output that is a
   pooled vector ``(N, C)`` rather than a map (a ViT class token, ConvNeXt's
-  ``gap_before_final_norm``) has stride ``None``;
+  ``gap_before_final_norm``) has stride ``None``. This metadata is neutral: detectron2's contract
+  (its ``ShapeSpec``, ``padding_constraints``, ``Backbone`` base) is built from it in one place,
+  ``integrations/detectron2/contract.py``;
 * ``frozen_stages``: ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``. Frozen
   parameters get ``requires_grad=False`` and frozen norm layers stay in eval mode across
   ``.train()``; ``norm_eval=True`` keeps every BatchNorm in eval mode;
@@ -61,7 +64,8 @@ def check_input_dtype(module: nn.Module, x: torch.Tensor, name: str) -> None:
 
 
 class ShapeSpec(NamedTuple):
-    """Channels and stride of one output; field names follow detectron2's ``ShapeSpec``."""
+    """Channels and stride of one output (the field names of detectron2's ``ShapeSpec``, whose
+    class ``integrations.detectron2.contract`` uses instead when detectron2 is installed)."""
     channels: Optional[int] = None
     height: Optional[int] = None
     width: Optional[int] = None
@@ -185,22 +189,17 @@ class BaseBackbone(InitReportMixin, BaseModule):
         return self._out_names
 
     def output_shape(self) -> Dict[str, ShapeSpec]:
-        """``{name: ShapeSpec(channels=..., stride=...)}`` as detectron2 necks expect."""
+        """``{name: ShapeSpec(channels=..., stride=...)}``: the three tuples above as one dict."""
         return {name: ShapeSpec(channels=c, stride=s)
                 for name, c, s in zip(self._out_names, self._out_channels, self._out_strides)}
 
     @property
     def size_divisibility(self) -> int:
-        """Input sides must be a multiple of this (0: any size). detectron2 pads to it."""
+        """Input sides must be a multiple of this (0: any size)."""
         return 0
 
-    @property
-    def padding_constraints(self) -> Dict[str, int]:
-        """detectron2's padding contract: ``{'size_divisibility': n}`` when there is one."""
-        return {'size_divisibility': self.size_divisibility} if self.size_divisibility else {}
-
     def forward_dict(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """``{name: feature}`` instead of a tuple (the detectron2/detrex style)."""
+        """``{name: feature}`` instead of a tuple."""
         return dict(zip(self._out_names, self(x)))
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -1,5 +1,6 @@
 """Norm layers shared by several families."""
 import torch
+from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -99,7 +100,15 @@ def build_norm(norm_cfg: dict, num_features: int, postfix='', name: str = 'norm_
                          f'{err}') from None
 
 
-# For mmengine's root registry (where mmcv registers BN/GN/SyncBN), so that
-# norm_cfg=dict(type='FrozenBN') works from any scope, mmdet's and mmseg's included;
-# registered by mmbackbones.registry.register_all_modules().
+def register_root_norms(layers: dict) -> None:
+    """Register norm layers into mmengine's root ``MODELS`` (where mmcv registers BN/GN/SyncBN
+    and where its ``build_norm_layer`` looks), so ``norm_cfg=dict(type='FrozenBN')`` builds from
+    every scope, mmdet's and mmseg's included. A name already taken there is left alone."""
+    for name, module in layers.items():
+        if name not in MMENGINE_MODELS.module_dict:
+            MMENGINE_MODELS.register_module(name, module=module)
+
+
+# registered here, where they are defined (importing any backbone imports this module)
 ROOT_NORM_LAYERS = {'FrozenBN': FrozenBatchNorm2d, 'FrozenBatchNorm2d': FrozenBatchNorm2d}
+register_root_norms(ROOT_NORM_LAYERS)

@@ -31,6 +31,7 @@ from typing import Optional
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
+from .utils.config_types import UnknownTypeError, check_config_types
 from .utils.text import cut, shown
 
 # detectron2's ResNet front end registers 'Detectron2ResNet' from its integration module
@@ -38,13 +39,6 @@ MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.re
 LIST_HINT = 'run `mmbackbones list` to see every registered type'
 NOT_A_PATH = ('a type is a registered name (optionally scoped, e.g. "mmcls.ResNet"), never an '
               'import path')
-
-
-class UnknownTypeError(KeyError):
-    """A ``KeyError`` whose message prints as written (``KeyError`` would print its repr)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ''
 
 
 def register_all_modules() -> None:
@@ -151,6 +145,9 @@ def resolve_cfg(cfg, registry: Registry, default_args=None):
     if scope is not None and find_scope(registry, scope) is None:
         raise UnknownTypeError(f'_scope_={shown(scope)} is not a registry scope (known: '
                                f'{", ".join(known_scopes(registry))})')
+    for key, value in cfg.items():
+        if key != 'type':
+            check_config_types(value, key)
     if obj_type is None:
         return cfg  # mmengine says that "type" is missing
     check_type_value(obj_type)

@@ -8,6 +8,8 @@ import numbers
 from collections.abc import Mapping, Sequence as SequenceABC
 from typing import Iterable, Sequence, Tuple, Union
 
+from .config_types import check_config_types
+
 
 def _is_int(value) -> bool:
     """An integer that is not a bool: Python ints and numpy integers alike."""
@@ -48,15 +50,22 @@ def to_plain(value):
 
 def accepts_config_containers(func):
     """Decorator for constructors: every argument goes through :func:`to_plain` first, so code
-    after it only sees ``dict``/``list``/``tuple``/``int``. Used by ``BaseBackbone`` (for every
-    family) and the necks; detectron2's ``instantiate`` passes ``ListConfig``/``DictConfig``."""
+    after it only sees ``dict``/``list``/``tuple``/``int``, and its nested ``type`` values are
+    checked (:func:`~.config_types.check_config_types`: never an import path). Used by
+    ``BaseBackbone`` (for every family) and the necks; detectron2's ``instantiate`` passes
+    ``ListConfig``/``DictConfig``."""
     if getattr(func, '_accepts_config_containers', False):
         return func
 
     @functools.wraps(func)
     def wrapper(self, *args, **kwargs):
-        return func(self, *(to_plain(a) for a in args),
-                    **{k: to_plain(v) for k, v in kwargs.items()})
+        args = [to_plain(a) for a in args]
+        kwargs = {k: to_plain(v) for k, v in kwargs.items()}
+        for i, value in enumerate(args):  # nested types (norm_cfg, act_cfg, init_cfg, ...)
+            check_config_types(value, f'argument {i + 1}')
+        for key, value in kwargs.items():
+            check_config_types(value, key)
+        return func(self, *args, **kwargs)
 
     wrapper._accepts_config_containers = True
     return wrapper

@@ -183,7 +183,7 @@ class BackboneRegistry(Registry):
             if real_key in registry.module_dict:
                 return registry.module_dict[real_key]
             registry = registry.parent if scope is None else None
-        raise UnknownTypeError(self._unknown_type_message(real_key))
+        raise UnknownTypeError(self._unknown_type_message(real_key, key))
 
     def _get_scoped(self, key: str, scope: str, real_key: str):
         target = find_scope(self, scope)
@@ -192,7 +192,12 @@ class BackboneRegistry(Registry):
                 f'Unknown model type {shown(key)}: {shown(scope)} is not a registry scope '
                 f'(known: {", ".join(known_scopes(self))}); {NOT_A_PATH}')
         if isinstance(target, (BackboneRegistry, TimmModelRegistry)):
-            return target.get(real_key)
+            try:
+                return target.get(real_key)
+            except UnknownTypeError as err:
+                if key in str(err):
+                    raise
+                raise UnknownTypeError(f'{shown(key)}: {err}') from None
         found = lookup(target, real_key)
         if found is None:
             raise UnknownTypeError(f'Unknown model type {shown(key)}: {shown(real_key)} is not '
@@ -217,13 +222,13 @@ class BackboneRegistry(Registry):
             parent = parent.parent
         return sorted(names)
 
-    def _unknown_type_message(self, name: str) -> str:
+    def _unknown_type_message(self, name: str, written: str = None) -> str:
         names = self.known_names()
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6) if len(name) < 200 else []
         lowered = {n.lower(): n for n in names}
         if name.lower() in lowered and lowered[name.lower()] not in close:
             close.insert(0, lowered[name.lower()])
-        message = f"Unknown model type {shown(name)} in the {self.scope!r} registry."
+        message = f"Unknown model type {shown(written or name)} in the {self.scope!r} registry."
         if close:
             message += ' Did you mean ' + ' or '.join(repr(c) for c in close) + '?'
         if '.' in name:

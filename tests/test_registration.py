@@ -1,4 +1,5 @@
-"""Registration is explicit (``register_all_modules``), lazy, and uses mmengine's public API."""
+"""Registration happens where things are defined, lazily (mmengine's ``locations``), and uses
+mmengine's public API; safe loading is installed by one function, called once."""
 import json
 import os
 import re
@@ -69,8 +70,11 @@ def test_frozen_bn_builds_from_a_downstream_scope():
     from mmcv.cnn import build_norm_layer
 
     Registry('model', parent=ROOT, scope='registration_test')
-    with DefaultScope.overwrite_default_scope('registration_test'):
-        _, layer = build_norm_layer(dict(type='FrozenBN'), 8)
+    try:
+        with DefaultScope.overwrite_default_scope('registration_test'):
+            _, layer = build_norm_layer(dict(type='FrozenBN'), 8)
+    finally:
+        ROOT.children.pop('registration_test', None)  # leave mmengine's tree as it was
     assert isinstance(layer, FrozenBatchNorm2d)
 
 
@@ -93,3 +97,15 @@ def test_no_private_registry_api():
                 with open(path) as f:
                     hits += [f'{path}:{i}' for i, line in enumerate(f, 1) if private.search(line)]
     assert hits == []
+
+
+def test_safe_loading_is_installed_by_one_call():
+    calls = []
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    calls += [f'{os.path.relpath(path, PACKAGE)}:{i}' for i, line in
+                              enumerate(f, 1) if re.match(r'\s*register\(\)', line)]
+    assert len(calls) == 1 and calls[0].startswith('checkpoint/__init__.py:'), calls

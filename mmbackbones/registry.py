@@ -91,12 +91,10 @@ def known_scopes(registry: Registry) -> list:
 
 def lookup(registry: Registry, key: str):
     """What ``key`` names in ``registry`` (following mmengine's scope and parent rules), or
-    ``None``; unlike ``Registry.get`` never an object imported from a dotted path."""
+    ``None``; unlike ``Registry.get`` never an object imported from a dotted path. A key that
+    ends in one of our registries gets its ``UnknownTypeError`` (which suggests close names)."""
     if isinstance(registry, (BackboneRegistry, TimmModelRegistry)):
-        try:
-            return registry.get(key)
-        except KeyError:
-            return None
+        return registry.get(key)
     scope, real_key = Registry.split_scope_key(key)
     if scope is not None and scope != registry.scope:
         target = find_scope(registry, scope)

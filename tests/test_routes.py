@@ -167,6 +167,11 @@ def test_cli_routes_refuse_dotted_paths(tmp_path, marker):
     paths = _write_configs(tmp_path, marker)
     result = run_cli('info', paths['json'], '--no-flops', '--no-memory')
     assert_one_line_error(result, 'os.system')
+    result = run_cli('export', paths['yaml'], '-o', tmp_path / 'x.onnx')
+    assert_one_line_error(result, 'os.system')
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'demo', 'demo.png')
+    result = run_cli('show', paths['json'], demo, '-o', tmp_path / 'x.png')
+    assert_one_line_error(result, 'os.system')
     src = tmp_path / 'src.safetensors'
     save_file({'conv1.weight': torch.zeros(1)}, str(src))
     model = json.dumps(dict(type='mmcls.subprocess.run', args=['touch', str(marker)]))

@@ -228,3 +228,18 @@ def test_registered_nested_types_still_build():
                                 init_cfg=[dict(type='Kaiming', layer='Conv2d')]))
     model.init_weights()
     assert type(model.bn1).__name__ == 'FrozenBatchNorm2d'
+
+
+@pytest.mark.parametrize('value,problem', [
+    ('BN', None), ('FrozenBN', None), ('Kaiming', None), ('NoSuchNorm', None),
+    ('mmdet.ResNet', None), ('mmcls.Anything', None), ('timm.resnet18', None),
+    ('os.system', 'not a registry scope'), ('collections.OrderedDict', 'not a registry scope'),
+    ('antigravity', 'Python module'), ('mmdet.os.system', 'dotted import path'),
+    ('mmseg.subprocess', 'Python module'), (collections.OrderedDict, None)])
+def test_nested_type_rules(value, problem):
+    """Nested types: registered or scoped names pass (the registries answer them), an unknown
+    plain name fails later as unknown; an import path or a module name never reaches mmengine."""
+    from mmbackbones.utils.config_types import type_problem
+
+    found = type_problem(value)
+    assert (found is None) if problem is None else (problem in found), found

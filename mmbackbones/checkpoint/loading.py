@@ -12,6 +12,8 @@ instead of forking it:
   ``torch.load``. http(s) and zoo files found in torch hub's cache (where mmengine puts them) are
   used from there, hash-checked. mmengine's own runner
   (``load_from``, ``resume``) therefore loads safely too once mmbackbones' models are imported.
+  ``CheckpointLoader.load_checkpoint`` itself is replaced by the same steps whose log line shows
+  a URL without its credentials (``user:password@`` becomes ``***@``).
 * ``Pretrained`` in ``WEIGHT_INITIALIZERS``: a subclass of mmengine's ``PretrainedInit`` that
   keeps its arguments (``checkpoint``, ``prefix``, ``map_location``) and adds ``strict``,
   ``convert`` and ``allowed_globals``; after loading it logs one report of what matched. Modules
@@ -25,6 +27,7 @@ first backbone constructed triggers), so a backbone, however it was built, alway
 import contextlib
 import contextvars
 import dataclasses
+import logging
 import os
 from typing import Dict, Iterable, List, Optional
 
@@ -38,7 +41,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
 from .converters import convert_state_dict
-from .download import download
+from .download import download, load_downloaded, redact_url
 from .io import load_file
 from .state import LoadReport, extract_state_dict, load_state_dict, select_prefix
 from .zoo import ZOO_SCHEMES, resolve, split_scheme
@@ -82,13 +85,17 @@ def _download_once(url: str, **kwargs) -> str:
 
 
 def load_from_safe_http(filename, map_location=None):
-    return load_from_safe_local(_download_once(filename), map_location)
+    # a download that does not parse is removed from the cache (see load_downloaded)
+    return load_downloaded(_download_once(filename), filename,
+                           lambda path: load_from_safe_local(path, map_location))
 
 
 def load_from_zoo(filename, map_location=None):
     entry = resolve(filename)
     path = _download_once(entry['url'], sha256=entry.get('sha256'))
-    checkpoint = load_from_safe_local(path, map_location)
+    checkpoint = load_downloaded(path, entry['url'],
+                                 lambda p: load_from_safe_local(p, map_location),
+                                 sha256=entry.get('sha256'))
     state_dict = extract_state_dict(checkpoint, source=f'{filename} ({path})')
     if entry.get('prefix'):
         state_dict = select_prefix(state_dict, entry['prefix'], source=filename)
@@ -155,18 +162,29 @@ SCHEMES = (
 
 
 def register_schemes() -> None:
-    """Put our loaders into mmengine's ``CheckpointLoader`` for every scheme (idempotent)."""
+    """Put our loaders into mmengine's ``CheckpointLoader`` for every scheme, and its
+    ``load_checkpoint`` (what mmengine's runner calls) logs URLs without credentials
+    (idempotent)."""
     for prefixes, loader in SCHEMES:
         CheckpointLoader.register_scheme(list(prefixes) if isinstance(prefixes, tuple) else
                                          prefixes, loader, force=True)
+    CheckpointLoader.load_checkpoint = classmethod(_load_checkpoint_redacted)
+
+
+def _load_checkpoint_redacted(cls, filename, map_location=None, logger='current'):
+    """``CheckpointLoader.load_checkpoint``'s own steps, with a log line that holds no URL
+    credentials."""
+    loader = cls._get_checkpoint_loader(filename)
+    print_log(f'Loads checkpoint by {loader.__name__[10:]} backend from path: '
+              f'{redact_url(filename)}', logger=logger)
+    return loader(filename, map_location)
 
 
 def read_checkpoint(filename: str, map_location='cpu', allowed_globals=None, logger='current'):
     """What a path, URL or zoo name holds, through mmengine's ``CheckpointLoader``."""
     filename = os.fspath(filename)
     with _allowed(allowed_globals):
-        return CheckpointLoader.load_checkpoint(filename, map_location=map_location,
-                                                logger=logger)
+        return _load_checkpoint_redacted(CheckpointLoader, filename, map_location, logger)
 
 
 def _allowed(names):
@@ -206,6 +224,7 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
     checkpoint = read_checkpoint(filename, map_location, allowed_globals, logger)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     meta = meta if isinstance(meta, dict) else {}
+    filename = redact_url(str(filename))  # only named from here on
     state_dict = extract_state_dict(checkpoint, source=str(filename))
     scheme, _ = split_scheme(str(filename))
     hint = ('zoo names hold the backbone weights already (prefix removed): drop prefix='
@@ -239,7 +258,7 @@ def load_checkpoint(module: nn.Module, filename: str, prefix: Optional[str] = No
     """
     read = read_state_dict(filename, prefix, convert, module, map_location, allowed_globals,
                            logger)
-    return load_state_dict(module, read.state_dict, strict=strict, source=str(filename),
+    return load_state_dict(module, read.state_dict, strict=strict, source=read.source,
                            notes=read.notes, logger=logger)
 
 
@@ -270,8 +289,9 @@ class PretrainedInit(_MMEnginePretrainedInit):
                 (False, 'auto', None):
             # another library's module (an mmdet/mmseg ResNet, a head): mmengine's semantics
             # (no key conversion; shape mismatches logged, not raised), still read through our
-            # safe, hash-checked scheme loaders
-            return super().__call__(module)
+            # safe, hash-checked scheme loaders (mmengine's log lines lose URL credentials)
+            with _redacted_log():
+                return super().__call__(module)
         self.report = load_checkpoint(module, self.checkpoint, prefix=self.prefix,
                                       strict=self.strict, convert=self.convert,
                                       map_location=self.map_location,
@@ -280,7 +300,26 @@ class PretrainedInit(_MMEnginePretrainedInit):
             update_init_info(module, init_info=self._get_init_info())
 
     def _get_init_info(self):
-        return f'{type(self).__name__}: load from {self.checkpoint}'
+        return f'{type(self).__name__}: load from {redact_url(str(self.checkpoint))}'
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record):
+        if isinstance(record.msg, str) and '@' in record.msg:
+            record.msg = redact_url(record.msg)
+        return True
+
+
+@contextlib.contextmanager
+def _redacted_log():
+    """Within the block, the current MMLogger's messages have URL credentials redacted."""
+    from mmengine.logging import MMLogger
+    logger, redact = MMLogger.get_current_instance(), _RedactFilter()
+    logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        logger.removeFilter(redact)
 
 
 def _is_ours(module: nn.Module) -> bool:

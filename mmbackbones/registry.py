@@ -181,7 +181,9 @@ class BackboneRegistry(Registry):
             if real_key in registry.module_dict:
                 return registry.module_dict[real_key]
             registry = registry.parent if scope is None else None
-        raise UnknownTypeError(self._unknown_type_message(real_key, key))
+        # a dotted rest is named whole ('mmbackbones.os.path.join'), a plain name as written
+        raise UnknownTypeError(self._unknown_type_message(real_key,
+                                                          key if '.' in real_key else None))
 
     def _get_scoped(self, key: str, scope: str, real_key: str):
         target = find_scope(self, scope)

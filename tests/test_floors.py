@@ -185,3 +185,13 @@ def test_registry_imports_mmengine_and_utils_only():
 def test_building_does_not_re_enter_registration(module):
     source = open(package_modules()[module], encoding='utf-8').read()
     assert 'register_all_modules' not in source and 'import_from_location' not in source
+
+
+def test_no_module_over_600_lines():
+    long = []
+    for module, path in package_modules().items():
+        with open(path, encoding='utf-8') as f:
+            lines = sum(1 for _ in f)
+        if lines > 600:
+            long.append(f'{module}: {lines} lines')
+    assert long == []

@@ -144,10 +144,11 @@ def as_tuple(outputs):
 
 
 def check_output_path(path: str, suffixes: Sequence[str]) -> str:
-    """Refuse an output path whose folder is missing or whose suffix is not one of ``suffixes``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CLIError(f'output folder does not exist: {folder}')
-    if suffixes and not path.lower().endswith(tuple(suffixes)):
-        raise CLIError(f'output file must end with {" or ".join(suffixes)}, got {path!r}')
+    """Refuse, before anything is built, an output path that cannot be written: a missing or
+    read-only folder, an existing folder or device, a suffix not in ``suffixes``."""
+    from ..utils.fileio import output_problem
+
+    problem = output_problem(path, suffixes)
+    if problem:
+        raise CLIError(problem)
     return path

@@ -1,8 +1,10 @@
 """Pretrained weights: safe loading, prefixes, format conversion, the model zoo.
 
-Importing this package registers our loaders with mmengine (``CheckpointLoader`` schemes and the
-``Pretrained`` initializer); ``mmbackbones.models`` imports it, so every backbone built through
-the registry loads ``init_cfg=dict(type='Pretrained', ...)`` this way. This package is a library:
+Importing this package installs our loaders into mmengine (``CheckpointLoader`` schemes and the
+``Pretrained`` initializer) by calling :func:`~.loading.register`, the one place that does, once
+(a package body runs once). ``BaseBackbone.__init__`` imports this package, so every backbone,
+built through a registry or used directly, loads ``init_cfg=dict(type='Pretrained', ...)`` this
+way. This package is a library:
 its command-line front end is ``mmbackbones convert`` / ``mmbackbones zoo`` in ``cli.py``.
 """
 from .converters import convert_state_dict, detect_format

@@ -21,8 +21,8 @@ instead of forking it:
   loading semantics, so importing mmbackbones changes how their files are read (safely), not
   what ends up in them.
 
-Registration happens when this module is imported (``mmbackbones.models`` imports
-``mmbackbones.checkpoint``), so a backbone built through the registry always has it.
+Installed by :func:`register`, called once by ``mmbackbones.checkpoint``'s import (which the
+first backbone constructed triggers), so a backbone, however it was built, always has it.
 """
 import contextlib
 import contextvars
@@ -331,6 +331,9 @@ def register_initializer() -> None:
 
 
 def register() -> None:
+    """Install safe loading into mmengine: our ``CheckpointLoader`` schemes and ``Pretrained``
+    initializer. The one function that does; ``mmbackbones.checkpoint`` calls it once, on import
+    (calling it again changes nothing)."""
     register_schemes()
     register_initializer()
     print_log('mmbackbones: safe checkpoint loading registered with mmengine', logger='current',

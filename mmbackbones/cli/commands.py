@@ -302,7 +302,10 @@ def _checkpoint_call(fn, *args, **kwargs):
 
 
 def cmd_convert(args) -> int:
+    from ..analysis.common import check_output_path
     from ..checkpoint.convert import convert_checkpoint
+
+    check_output_path(args.dst, ())  # before the model is built or the source read
 
     summary = _checkpoint_call(convert_checkpoint, args.src, args.dst, convert=args.convert,
                                prefix=args.prefix, model=args.model, strict=args.strict,

@@ -30,7 +30,6 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..registry import register_all_modules
 from ..utils.validation import accepts_config_containers, checks_keywords
 from .init_report import InitReportMixin
 from .layers.norm import FrozenBatchNorm2d
@@ -113,8 +112,10 @@ class BaseBackbone(InitReportMixin, BaseModule):
             cls.__init__ = checks_keywords(accepts_config_containers(cls.__dict__['__init__']))
 
     def __init__(self, init_cfg=None):
-        # Before any layer is built: FrozenBN/LN2d findable by mmcv, init_cfg Pretrained safe.
-        register_all_modules()
+        # The first backbone built imports mmbackbones.checkpoint (a floor below), whose import
+        # installs safe loading into mmengine (CheckpointLoader schemes, Pretrained), once.
+        # Not at module import: mmengine.runner pulls in OpenCV.
+        from .. import checkpoint  # noqa: F401
         super().__init__(init_cfg=_check_init_cfg(init_cfg))
         self._out_channels: Tuple[int, ...] = ()
         self._out_strides: Tuple[int, ...] = ()

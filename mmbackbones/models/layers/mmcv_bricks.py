@@ -26,10 +26,9 @@ def build_conv_layer(cfg, *args, **kwargs):
 
 
 def build_norm_layer(*args, **kwargs):
+    # our FrozenBN/LN2d are in mmengine's root registry, where mmcv looks, since norm.py and
+    # layer_norm2d.py (which import this module) registered them
     from mmcv.cnn import build_norm_layer as build
-
-    from ...registry import register_all_modules
-    register_all_modules()  # our FrozenBN/LN2d live in mmengine's root registry, where mmcv looks
     return build(*args, **kwargs)
 
 

@@ -14,8 +14,11 @@ def backbone_info(config: str, input_size: Optional[Sequence[int]] = None,
                   checkpoint_strict: bool = True) -> dict:
     """Outputs (name, channels, stride, shape), params, FLOPs and forward memory of a config.
 
-    The declared metadata (``out_channels``/``out_strides``) is compared with what the forward
-    returns; a disagreement is reported in ``mismatches`` (it means a bug in the family).
+    The declared metadata (``out_names``/``out_channels``/``out_strides``) is compared with
+    what the forward returns (``mmbackbones.models.base.output_problems``: the count, each
+    output's channels and stride); a disagreement is reported in ``mismatches``, one line naming
+    the output (the command then fails: detectron2 necks and ``in_channels='auto'`` read the
+    declared values).
     """
     import torch
 
@@ -31,21 +34,12 @@ def backbone_info(config: str, input_size: Optional[Sequence[int]] = None,
     names = output_names(model, outputs)
     channels = tuple(getattr(model, 'out_channels', ()) or ())
     strides = tuple(getattr(model, 'out_strides', ()) or ())
-    rows, mismatches = [], []
+    rows = []
     for i, (name, out) in enumerate(zip(names, outputs)):
-        shape = tuple(out.shape)
-        declared_c = channels[i] if i < len(channels) else None
-        declared_s = strides[i] if i < len(strides) else None
-        row = dict(name=name, channels=declared_c, stride=declared_s, shape=list(shape))
-        if out.dim() == 4:
-            if declared_c is not None and shape[1] != declared_c:
-                mismatches.append(f'{name}: out_channels says {declared_c}, forward gives '
-                                  f'{shape[1]}')
-            if declared_s and -(-size[0] // declared_s) != shape[2] and size[0] // declared_s \
-                    != shape[2]:
-                mismatches.append(f'{name}: out_strides says {declared_s}, but {size[0]} px '
-                                  f'become {shape[2]} rows')
-        rows.append(row)
+        rows.append(dict(name=name, channels=channels[i] if i < len(channels) else None,
+                         stride=strides[i] if i < len(strides) else None,
+                         shape=list(out.shape)))
+    mismatches = metadata_mismatches(model, x, outputs)
     total, frozen = count_params(model)
     info = dict(
         config=config,
@@ -67,6 +61,16 @@ def backbone_info(config: str, input_size: Optional[Sequence[int]] = None,
         info['memory_inference'] = forward_memory(model, x, grad=False)
         info['memory_autograd'] = forward_memory(model, x, grad=True)
     return info
+
+
+def metadata_mismatches(model, x, outputs) -> list:
+    """:func:`~mmbackbones.models.base.output_problems` for a backbone with the contract;
+    a module without it (no ``out_names``) has nothing declared to compare."""
+    if not hasattr(model, 'out_names') or not hasattr(model, 'out_channels'):
+        return []
+    from ..models.base import output_problems
+
+    return output_problems(model, x, outputs)
 
 
 def neck_settings(model, toolbox: str) -> dict:

@@ -106,7 +106,7 @@ def cmd_info(args) -> int:
                              checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(info)
-        return 0
+        return _report_mismatches(info['mismatches'])
     console = _console()
     shape = 'x'.join(str(s) for s in info['input_shape'])
     console.print(f'[bold]{info["type"]}[/bold] from {args.config}, one forward of a '
@@ -144,13 +144,21 @@ def cmd_info(args) -> int:
                         f'{_mib(mem["peak"])} peak, {_mib(mem["retained"])} still held after '
                         f'forward (outputs + saved for backward){cuda}')
     console.print(summary)
-    for problem in info['mismatches']:
-        console.print(f'[bold red]metadata mismatch[/bold red] {problem}')
     if args.neck:
         console.print(f'\n[bold]{args.neck}[/bold]: in_channels='
                       f'{list(next(iter(info["neck"].values()))["in_channels"])}')
         console.print(format_neck_snippet(info['neck']), markup=False, highlight=False)
-    return 1 if info['mismatches'] else 0
+    return _report_mismatches(info['mismatches'])
+
+
+def _report_mismatches(mismatches) -> int:
+    """Declared output metadata that the forward contradicts: one line on stderr naming the
+    outputs, exit code 1 (necks and ``in_channels='auto'`` would get the declared values)."""
+    if not mismatches:
+        return 0
+    print(f'{PROG} info: failed: the declared output metadata disagrees with the forward: '
+          f'{"; ".join(mismatches)}', file=sys.stderr)
+    return 1
 
 
 # ----- bench ---------------------------------------------------------------------------------

@@ -182,6 +182,9 @@ class StateDictRead:
     prefix: Optional[str] = None
     converter: Optional[str] = None  # the converter used (e.g. 'timm_resnet'), None: as stored
     placeholders: List[str] = dataclasses.field(default_factory=list)
+    # every tensor of the file, before prefix selection and conversion (``convert`` reports and
+    # ``--keep-all`` writes what the conversion left out)
+    original: Dict[str, torch.Tensor] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def notes(self) -> List[str]:
@@ -206,7 +209,7 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
     checkpoint = read_checkpoint(filename, map_location, allowed_globals, logger)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     meta = meta if isinstance(meta, dict) else {}
-    state_dict = extract_state_dict(checkpoint, source=str(filename))
+    state_dict = original = extract_state_dict(checkpoint, source=str(filename))
     scheme, _ = split_scheme(str(filename))
     hint = ('zoo names hold the backbone weights already (prefix removed): drop prefix='
             if scheme else '')
@@ -218,7 +221,8 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
                                           hint=meta.get('mmbackbones_format'))
     placeholders = checkpoint.get('_mmbackbones_placeholders') if isinstance(
         checkpoint, dict) else None
-    return StateDictRead(state_dict, str(filename), prefix, used, list(placeholders or ()))
+    return StateDictRead(state_dict, str(filename), prefix, used, list(placeholders or ()),
+                         original)
 
 
 def _unwrap(module):

@@ -23,6 +23,7 @@ stage), calls ``_set_outputs(...)`` once its layers exist, implements ``stem_and
 compared with the declared outputs (count, channels, strides) and a disagreement raises.
 """
 import os
+import sys
 import warnings
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -63,6 +64,21 @@ def check_input_dtype(module: nn.Module, x: torch.Tensor, name: str) -> None:
     raise TypeError(f'{name} expects a floating-point tensor of dtype {expected} (the dtype of '
                     f'its parameters), got {x.dtype}: convert the input with x.to({expected}), '
                     f'convert the model with model.to({x.dtype}), or run under torch.autocast')
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # mmbackbones/
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called by the function calling this one that
+    points at the first frame outside mmbackbones and mmengine: the user's line (a
+    constructor call, ``build_backbone(...)``), not our wrappers or mmengine's registry."""
+    import mmengine
+    skip = (_PACKAGE_DIR + os.sep, os.path.dirname(os.path.abspath(mmengine.__file__)) + os.sep)
+    frame, level = sys._getframe(1), 1  # the caller of this function: warnings' level 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(skip):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 _DEBUG = {'checks': os.environ.get('MMBACKBONES_DEBUG', '') not in ('', '0')}
@@ -289,7 +305,7 @@ class BaseBackbone(InitReportMixin, BaseModule):
                              f'init_cfg=dict(type=\'Pretrained\', checkpoint=...)')
         warnings.warn(f'pretrained={pretrained!r} is deprecated (as in mmdet/mmseg): it means '
                       f'init_cfg=dict(type=\'Pretrained\', checkpoint={pretrained!r})',
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=caller_stacklevel())
         return wanted
 
     # ----- output metadata -------------------------------------------------------------------

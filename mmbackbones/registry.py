@@ -27,7 +27,8 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 # detectron2's ResNet front end registers 'Detectron2ResNet' from its integration module
-MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet']
+MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet',
+                   'mmbackbones.integrations.downstream']  # FillAutoInChannels (config route)
 LIST_HINT = 'run `mmbackbones list` to see every registered type'
 
 

@@ -35,7 +35,8 @@ from .utils.config_types import UnknownTypeError, check_config_types
 from .utils.text import cut, shown
 
 # detectron2's ResNet front end registers 'Detectron2ResNet' from its integration module
-MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet']
+MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet',
+                   'mmbackbones.integrations.downstream']  # FillAutoInChannels (config route)
 LIST_HINT = 'run `mmbackbones list` to see every registered type'
 NOT_A_PATH = ('a type is a registered name (optionally scoped, e.g. "mmcls.ResNet"), never an '
               'import path')

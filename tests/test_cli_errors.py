@@ -129,3 +129,50 @@ def test_convert_and_zoo_share_the_error_path(capsys, tmp_path):
     # a KeyError's message, printed without the quotes str(KeyError) adds
     assert line.startswith("mmbackbones zoo: error: unknown checkpoint 'mmbackbones://no-such-"), \
         line
+
+
+def test_download_without_network_is_an_environment_failure(tmp_path):
+    """No network is not the user's mistake: exit code 1 and 'failed:', not 2 and 'error:'."""
+    from tests.cli_helpers import run_cli
+    offline = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9',
+               'HTTP_PROXY': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9',
+               'no_proxy': '', 'NO_PROXY': '', 'MMBACKBONES_HOME': str(tmp_path)}
+    result = run_cli('zoo', '--download', 'mmcls://resnet18', env_extra=offline, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and lines[0].startswith('mmbackbones zoo: failed: could not download')
+    assert 'Traceback' not in result.stderr
+
+
+def test_environment_errors_exit_1_user_errors_exit_2(capsys):
+    import urllib.error
+    from types import SimpleNamespace
+
+    from mmbackbones.cli.errors import run_command
+
+    def raising(error):
+        def func(args):
+            raise error
+        return func
+
+    assert run_command('prog', raising(urllib.error.URLError('offline')), SimpleNamespace()) == 1
+    assert 'prog: failed: <urlopen error offline>' in capsys.readouterr().err
+    assert run_command('prog', raising(FileNotFoundError('no such file: x')),
+                       SimpleNamespace()) == 2
+    assert 'prog: error: no such file: x' in capsys.readouterr().err
+
+
+def test_registered_types_are_model_names(capsys):
+    """`list` shows ResNet, ConvNeXt, ...: every command that takes a model name takes them."""
+    from mmbackbones.model_configs import load_model_config
+    cfg = load_model_config('ConvNeXt')
+    assert cfg.model.backbone == dict(type='ConvNeXt')
+    code = main(['print-config', 'ConvNeXt'])
+    assert code == 0 and "type='ConvNeXt'" in capsys.readouterr().out
+    code, line = run_main(capsys, 'info', 'TIMMBackbone')  # a required argument: named
+    assert code == 2
+    assert line == ('mmbackbones info: error: TIMMBackbone (a registered type, built with its '
+                    'defaults) needs model_name: give --cfg-options '
+                    'model.backbone.model_name=... or write a config file'), line
+    cfg = load_model_config('TIMMBackbone', {'model.backbone.model_name': 'resnet18'})
+    assert cfg.model.backbone.model_name == 'resnet18'

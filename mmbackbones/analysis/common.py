@@ -13,6 +13,11 @@ class CLIError(Exception):
     """A user-facing error of a tool: printed as one line, exit code 2."""
 
 
+class EnvironmentFailure(Exception):
+    """Something outside the user's input failed (no network, a cache folder that cannot be
+    written): printed as one line ``<prog>: failed: <message>``, exit code 1."""
+
+
 def load_backbone_config(config: str, cfg_options: Optional[dict] = None):
     """``(cfg, backbone_cfg)`` of a config file or a model name (``resnet50``,
     ``timm.convnext_tiny``; see ``mmbackbones.model_configs``), overrides applied."""

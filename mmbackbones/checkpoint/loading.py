@@ -200,6 +200,9 @@ class StateDictRead:
     prefix: Optional[str] = None
     converter: Optional[str] = None  # the converter used (e.g. 'timm_resnet'), None: as stored
     placeholders: List[str] = dataclasses.field(default_factory=list)
+    # every tensor of the file, before prefix selection and conversion (``convert`` reports and
+    # ``--keep-all`` writes what the conversion left out)
+    original: Dict[str, torch.Tensor] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def notes(self) -> List[str]:
@@ -225,7 +228,7 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     meta = meta if isinstance(meta, dict) else {}
     filename = redact_url(str(filename))  # only named from here on
-    state_dict = extract_state_dict(checkpoint, source=str(filename))
+    state_dict = original = extract_state_dict(checkpoint, source=str(filename))
     scheme, _ = split_scheme(str(filename))
     hint = ('zoo names hold the backbone weights already (prefix removed): drop prefix='
             if scheme else '')
@@ -237,7 +240,8 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
                                           hint=meta.get('mmbackbones_format'))
     placeholders = checkpoint.get('_mmbackbones_placeholders') if isinstance(
         checkpoint, dict) else None
-    return StateDictRead(state_dict, str(filename), prefix, used, list(placeholders or ()))
+    return StateDictRead(state_dict, str(filename), prefix, used, list(placeholders or ()),
+                         original)
 
 
 def _unwrap(module):

@@ -12,7 +12,7 @@ mmbackbones backbone with the same dict outputs and the neutral ``ShapeSpec``.
 * :class:`TorchvisionBackbone`: detrex's arguments over ``TorchvisionBackbone``;
   ``{name: map}`` for the ``return_nodes`` values.
 """
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 

@@ -32,7 +32,7 @@ def convert_checkpoint(src: str,
                        convert='auto',
                        prefix: Optional[str] = None,
                        model=None,
-                       strict: bool = False,
+                       strict: Optional[bool] = None,
                        add_prefix: Optional[str] = None,
                        allowed_globals=None) -> dict:
     """Convert ``src`` to mmbackbones names and write ``dst``.
@@ -45,7 +45,11 @@ def convert_checkpoint(src: str,
             ``None``.
         prefix: keep only the keys under this prefix (``'backbone'``).
         model: a backbone (module, config dict, config file or JSON dict string) to check the
-            result against: shapes must fit, and with ``strict`` every key must match.
+            result against before anything is written: shapes must fit and, with the default
+            ``strict=None``, no tensor of the backbone may be left out and no tensor of its
+            modules dropped (named exceptions: heads, DCN offsets, ...; see
+            :func:`~mmbackbones.checkpoint.state.check_state_dict_fits`).
+        strict: ``True``: every key must match; ``False``: only shapes are checked.
         add_prefix: written keys get this prefix (``'backbone.'`` for an mmdet-style file).
     Returns:
         a summary dict: ``dst``, ``converter``, ``num_tensors`` and, with ``model``, ``report``.
@@ -61,7 +65,7 @@ def convert_checkpoint(src: str,
                'notes': read.notes, 'converter': read.converter}
     if target is not None:
         report = load_state_dict(target, state_dict, strict=strict, source=str(src),
-                                 notes=read.notes)
+                                 notes=read.notes, converter=read.converter)
         summary['report'] = report.message
     if add_prefix:
         dotted = add_prefix if add_prefix.endswith('.') else add_prefix + '.'

@@ -305,7 +305,8 @@ def cmd_convert(args) -> int:
     from ..checkpoint.convert import convert_checkpoint
 
     summary = _checkpoint_call(convert_checkpoint, args.src, args.dst, convert=args.convert,
-                               prefix=args.prefix, model=args.model, strict=args.strict,
+                               prefix=args.prefix, model=args.model,
+                               strict=True if args.strict else False if args.non_strict else None,
                                add_prefix=args.add_prefix, allowed_globals=args.allow_global)
     print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
           + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))

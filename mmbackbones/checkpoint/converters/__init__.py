@@ -43,6 +43,7 @@ CONVERTERS = (
     ('detectron2_resnet', 'detectron2'),
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),
+    ('timm_cspnet', 'timm'),
     ('timm_regnet', 'timm'),
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),

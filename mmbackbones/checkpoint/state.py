@@ -322,7 +322,7 @@ OUTSIDE_BACKBONE = ('fc', 'head', 'heads', 'classifier', 'head_dist', 'pre_logit
 _COUNTER = 'num_batches_tracked'  # BatchNorm's step counter: not a weight, never decisive
 ADDED, NOT_BUILT, OUTSIDE, NOT_IN_MODEL, INDEX_BUFFERS = (
     'added on top of the checkpoint\'s architecture, left as initialised',
-    'not built by this model (stages or blocks past its out_indices or depth), ignored',
+    'not built by this model (stages past its out_indices or num_stages), ignored',
     'outside the backbone (classifier heads, necks, training-only tokens), ignored',
     'of modules this model does not have, ignored',
     'index buffers computed at construction (not learned), kept')
@@ -431,7 +431,23 @@ def _addition_prefixes(model: nn.Module) -> Dict[str, str]:
     return out
 
 
-def _classify_unexpected(key: str, modules: Mapping[str, nn.Module], children) -> Optional[str]:
+def _truncated_stages(model: nn.Module) -> Optional[nn.Module]:
+    """The container of the model's stages when it built fewer than its architecture has
+    (stages past ``out_indices`` are not built), else None."""
+    stages = model.stem_and_stages()[1:] if callable(getattr(model, 'stem_and_stages', None)) \
+        else []
+    num_stages = getattr(model, 'num_stages', None)
+    if not stages or not isinstance(num_stages, int) or len(stages) >= num_stages:
+        return None
+    for module in model.children():
+        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) == len(stages) \
+                and all(a is b for a, b in zip(module, stages)):
+            return module
+    return None
+
+
+def _classify_unexpected(key: str, modules: Mapping[str, nn.Module], children,
+                         stage_list: Optional[nn.Module], num_stages) -> Optional[str]:
     """The exception an unexpected key falls under, or None when dropping it is a half-load."""
     parts = key.split('.')
     if parts[0] in OUTSIDE_BACKBONE and parts[0] not in children:
@@ -442,9 +458,9 @@ def _classify_unexpected(key: str, modules: Mapping[str, nn.Module], children) -
         name = '.'.join(parts[:depth])
         if name in modules:
             owner, child = modules[name], parts[depth]
-            if isinstance(owner, (nn.ModuleList, nn.Sequential)) and child.isdigit() and \
-                    int(child) >= len(owner) and depth < len(parts) - 1:
-                return NOT_BUILT
+            if owner is stage_list and child.isdigit() and \
+                    len(owner) <= int(child) < num_stages and depth < len(parts) - 1:
+                return NOT_BUILT  # stages past out_indices
             return None  # a module the model has would lose these tensors
     if len(parts) == 1:
         return None  # a parameter of the model itself (a token, a scale)
@@ -519,8 +535,10 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tenso
                 fit.allowed.setdefault(why, []).append(key)
         modules = dict(model.named_modules())
         children = set(model._modules)
+        stage_list = _truncated_stages(model)
         for key in unexpected:
-            why = _classify_unexpected(key, modules, children)
+            why = _classify_unexpected(key, modules, children, stage_list,
+                                       getattr(model, 'num_stages', None))
             if why is None:
                 fit.dropped.append(key)
             else:

@@ -398,9 +398,10 @@ class StateDictFit:
         return '\n'.join(lines)
 
 
-def _addition_prefixes(model: nn.Module) -> Dict[str, str]:
+def _addition_prefixes(model: nn.Module, keys: Sequence[str]) -> Dict[str, str]:
     """``{'name.': why}`` for modules added on top of a checkpoint's architecture: mmcv DCN
-    offsets, mmdet block plugins, output norms of intermediate ``out_indices`` (``norm{i}``), and
+    offsets, mmdet block plugins, output norms ``norm{i}`` of ``out_indices`` before the last norm
+    the checkpoint (``keys``) has, and
     what a module declares in a ``checkpoint_additions`` attribute (names of its children, or a
     ``{child: why}`` dict)."""
     out: Dict[str, str] = {}
@@ -421,11 +422,14 @@ def _addition_prefixes(model: nn.Module) -> Dict[str, str]:
             out.update((f'{dot}{child}.', str(why)) for child, why in declared.items())
         elif isinstance(declared, (list, tuple, set, frozenset)):
             out.update((f'{dot}{child}.', 'declared by the model') for child in declared)
+    # a classification checkpoint has the output norm of the last stage only (norm3 of a Swin
+    # or ConvNeXt, norm6 of a PoolFormer): the norms of earlier out_indices are added on top
     out_indices = getattr(model, 'out_indices', None)
-    num_stages = getattr(model, 'num_stages', None) or getattr(model, 'num_layers', None)
-    if isinstance(out_indices, (list, tuple)) and isinstance(num_stages, int):
+    last = max((int(m.group(1)) for m in (re.match(r'^norm(\d+)\.', k) for k in keys) if m),
+               default=-1)
+    if isinstance(out_indices, (list, tuple)):
         for i in out_indices:
-            if isinstance(i, int) and 0 <= i < num_stages - 1 and \
+            if isinstance(i, int) and 0 <= i < last and \
                     isinstance(getattr(model, f'norm{i}', None), nn.Module):
                 out[f'norm{i}.'] = 'output norms of intermediate out_indices'
     return out
@@ -521,7 +525,7 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tenso
     if strict:
         fit.missing, fit.dropped = missing, unexpected
     else:
-        additions = _addition_prefixes(model)
+        additions = _addition_prefixes(model, list(state_dict))
         params = {name for name, _ in model.named_parameters()}
         for key in missing:
             why = next((why for p, why in additions.items() if key.startswith(p)), None)

@@ -14,8 +14,8 @@ from typing import Iterable, Mapping, Optional, Tuple
 _LAYOUTS = (
     (r'^stages\.\d+\.(conv_exp|conv_transition(_b)?|conv_down)\.', "timm's cspnet layout",
      'timm_cspnet'),
-    (r'^stages\.\d+\.blocks\.\d+\.token_mixer\.', "timm's metaformer (poolformer) layout",
-     'timm_poolformer'),
+    (r'^stages\.\d+\.blocks\.\d+\.(token_mixer\.|layer_scale1\.scale$|res_scale1\.)',
+     "timm's metaformer (poolformer) layout", 'timm_poolformer'),
     (r'^network\.\d+\.\d+\.mlp\.fc1\.', "the official PoolFormer layout", None),
     (r'^stages\.\d+\.blocks\.\d+\.conv_dw\.', "timm's convnext layout", 'timm_convnext'),
     (r'^s\d+\.b\d+\.se\.', "timm's regnety layout (squeeze-excitation)", None),

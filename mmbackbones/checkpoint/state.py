@@ -345,6 +345,14 @@ def _first(keys: Sequence[str], limit: int = 5) -> str:
     return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
 
 
+def _modules_of(keys: Sequence[str], limit: int = 4) -> str:
+    """The modules owning ``keys`` (``conv.conv_offset``), or their groups when there are many."""
+    owners = list(OrderedDict.fromkeys(k.rsplit('.', 1)[0] if '.' in k else k for k in keys))
+    if len(owners) > limit:
+        owners = list(group_keys(owners))
+    return _first(owners, limit)
+
+
 class StateDictFit:
     """What :func:`check_state_dict_fits` decided: the refused keys, the named exceptions."""
 
@@ -379,8 +387,7 @@ class StateDictFit:
     def notes(self) -> List[str]:
         """Report lines naming every exception that was allowed (and the opt-out's damage)."""
         notes = [f'{len(keys)} tensor{"s" if len(keys) > 1 else ""} {reason}: '
-                 f'{_first(sorted(group_keys(keys)), 4)}'
-                 for reason, keys in self.allowed.items()]
+                 f'{_modules_of(keys)}' for reason, keys in self.allowed.items()]
         if self.strict is False and (self.missing or self.dropped):
             notes.append(f'strict=False: loaded although {self.summary}')
         return notes

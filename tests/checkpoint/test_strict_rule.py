@@ -104,20 +104,27 @@ def test_layout_without_a_converter_says_so(tmp_path):
 
 
 def test_timm_dinov2_layer_scale_is_refused_by_name(tmp_path):
-    ref = timm.create_model('vit_small_patch14_dinov2', pretrained=False, img_size=28)
+    ref = timm.create_model('vit_small_patch14_dinov2', pretrained=False, img_size=28).eval()
+    with torch.no_grad():
+        for name, param in ref.named_parameters():
+            if '.ls' in name:
+                param.copy_(torch.rand(param.shape) + 0.5)
     path = tmp_path / 'dinov2.pth'
     torch.save(ref.state_dict(), path)
-    model = build_backbone(dict(type='VisionTransformer', arch='dinov2-small', img_size=28,
-                                patch_size=14,
-                                init_cfg=dict(type='Pretrained', checkpoint=str(path))))
-    try:
+    cfg = dict(type='VisionTransformer', arch='dinov2-small', img_size=28, patch_size=14,
+               out_type='cls_token', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = build_backbone(cfg)
+    with pytest.raises(CheckpointMismatchError) as info:
         model.init_weights()
-    except CheckpointMismatchError as error:
-        message = str(error)
-        assert '24 unexpected' in message and 'layers.0.attn.gamma1.weight' in message
-        assert 'layer scale' in message
-    else:  # ViT learnt layer scale for dinov2 archs: then the load must be exact
-        assert torch.equal(model.layers[3].attn.gamma1.weight, ref.blocks[3].ls1.gamma)
+    message = str(info.value)
+    assert '24 unexpected' in message and 'layers.0.attn.gamma1.weight' in message
+    assert 'layer scale' in message and 'layer_scale_init_value' in message
+    # as the message says: mmpretrain's dinov2 configs build the layer scale, then it is exact
+    model = build_backbone(dict(cfg, layer_scale_init_value=1e-5)).eval()
+    model.init_weights()
+    with torch.no_grad():
+        torch.testing.assert_close(model(X[:, :, :28, :28])[-1],
+                                   ref.forward_features(X[:, :, :28, :28])[:, 0])
 
 
 # ----- named exceptions ------------------------------------------------------------------------

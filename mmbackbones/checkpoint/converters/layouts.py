@@ -30,7 +30,9 @@ _LAYOUTS = (
 
 # (a regex an unexpected key matches, the feature in words)
 _FEATURES = (
-    (r'(^|\.)(ls[12]\.gamma|gamma[12](\.weight)?)$', 'layer scale (DINOv2, CaiT, DeiT III)'),
+    (r'(^|\.)(ls[12]\.gamma|gamma[12](\.weight)?)$',
+     "layer scale (DINOv2, CaiT, DeiT III; a VisionTransformer has it with "
+     "layer_scale_init_value > 0, as mmpretrain's dinov2 configs set 1e-5)"),
     (r'^reg_token$', 'register tokens'),
     (r'(^|\.)[qk]_norm\.', 'query/key norms'),
     (r'(^|\.)se\.', 'squeeze-excitation'),

@@ -249,3 +249,22 @@ def test_cli_checkpoint_uses_the_rule(tmp_path, capsys, csp53):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'stages.4.downsample_conv.conv.weight' in err
     assert '--non-strict' in err
+
+
+def test_declared_additions_and_prefix_hint(tiny_resnet):
+    class Adapted(nn.Module):
+        checkpoint_additions = {'adapter': 'an adapter of ours'}
+
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(2, 2)
+            self.adapter = nn.Linear(2, 2)
+
+    fit = check_state_dict_fits(Adapted(), {'body.weight': torch.zeros(2, 2),
+                                            'body.bias': torch.zeros(2)})
+    assert not fit.refused and 'an adapter of ours' in fit.notes[0]
+    # an mmseg-style file without prefix='backbone': refused, and the message says what to pass
+    sd = {f'backbone.{k}': v for k, v in tiny_resnet().state_dict().items()}
+    sd['decode_head.conv_seg.weight'] = torch.zeros(1)
+    with pytest.raises(CheckpointMismatchError, match="pass prefix='backbone'"):
+        check_state_dict_fits(tiny_resnet(), sd)

@@ -103,10 +103,9 @@ class StateDictFit:
 
 def _addition_prefixes(model: nn.Module, keys: Sequence[str]) -> Dict[str, str]:
     """``{'name.': why}`` for modules added on top of a checkpoint's architecture: mmcv DCN
-    offsets, mmdet block plugins, output norms ``norm{i}`` of ``out_indices`` before the last norm
-    the checkpoint (``keys``) has, and
-    what a module declares in a ``checkpoint_additions`` attribute (names of its children, or a
-    ``{child: why}`` dict)."""
+    offsets, mmdet block plugins, output norms ``norm{i}`` of ``out_indices`` before the last
+    norm the checkpoint (``keys``) has, and what a module declares in a ``checkpoint_additions``
+    attribute (names of its children, or a ``{child: why}`` dict)."""
     out: Dict[str, str] = {}
     for name, module in model.named_modules():
         dot = f'{name}.' if name else ''

@@ -177,15 +177,18 @@ def _classify_unexpected(key: str, modules: Mapping[str, nn.Module], children,
 
 
 def _could_fill(missing: Sequence[str], unexpected: Sequence[str], own, state_dict) -> int:
-    """How many of ``missing`` an unexpected tensor of the same shape could fill."""
-    pool = Counter(tuple(getattr(state_dict[k], 'shape', ())) for k in unexpected)
+    """How many of ``missing`` an unexpected tensor of the same leaf name (``weight``,
+    ``running_var``, ...) and shape could fill; 0 unless that is at least two (one coincidence
+    is no layout)."""
+    pool = Counter((k.rsplit('.', 1)[-1], tuple(getattr(state_dict[k], 'shape', ())))
+                   for k in unexpected)
     filled = 0
     for key in missing:
-        shape = tuple(own[key].shape)
-        if pool[shape] > 0:
-            pool[shape] -= 1
+        slot = (key.rsplit('.', 1)[-1], tuple(own[key].shape))
+        if pool[slot] > 0:
+            pool[slot] -= 1
             filled += 1
-    return filled
+    return filled if filled >= 2 else 0
 
 
 def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
@@ -267,8 +270,8 @@ def _layout_sentence(fit: StateDictFit, own, state_dict, unexpected, converter) 
         if fit.missing and hits * 2 >= len(fit.missing):
             return f'The checkpoint holds the weights under {head!r}: pass prefix={head!r}.'
     filled = _could_fill(fit.missing, unexpected, own, state_dict) if fit.missing else 0
-    if filled:
-        layout, converter_name = describe_layout(state_dict)
+    layout, converter_name = describe_layout(unexpected)  # the keys that did not fit
+    if filled and (layout is not None or 2 * filled >= len(fit.missing)):
         lead = (f'The unexpected tensors have the shapes of {filled} of the '
                 f'{len(fit.missing)} missing ones: a layout that was not converted')
         if converter:

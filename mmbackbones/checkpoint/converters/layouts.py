@@ -7,7 +7,7 @@ tokens, ...) that a model lacks. Nothing here converts anything: a layout listed
 ``None`` is one we know but do not convert.
 """
 import re
-from typing import Iterable, Mapping, Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 # (a regex one key must match, the layout in words, the converter module converting it or None);
 # more specific layouts first
@@ -40,8 +40,9 @@ _FEATURES = (
 )
 
 
-def describe_layout(state_dict: Mapping) -> Tuple[Optional[str], Optional[str]]:
-    """``(layout in words, converter name or None)``, or ``(None, None)`` when unknown."""
+def describe_layout(state_dict: Iterable) -> Tuple[Optional[str], Optional[str]]:
+    """``(layout in words, converter name or None)`` of a state dict (or its keys), or
+    ``(None, None)`` when unknown."""
     keys = list(state_dict)
     for pattern, layout, converter in _LAYOUTS:
         regex = re.compile(pattern)

@@ -12,6 +12,7 @@ from .download import ChecksumError, DownloadError, download, get_cache_dir
 from .io import CorruptCheckpointError, UnsafeCheckpointError, load_file, save_file
 from .loading import (PretrainedInit, StateDictRead, load_checkpoint, read_checkpoint,
                       read_state_dict, register)
+from .fit import StateDictFit, check_state_dict_fits
 from .state import (CheckpointMismatchError, LoadReport, extract_state_dict, load_state_dict,
                     select_prefix)
 from .zoo import format_zoo_table, list_zoo, resolve
@@ -28,4 +29,4 @@ __all__ = ['load_checkpoint', 'read_checkpoint', 'read_state_dict', 'StateDictRe
            'convert_state_dict', 'detect_format', 'list_zoo', 'resolve', 'format_zoo_table',
            'download', 'get_cache_dir', 'PretrainedInit', 'LoadReport', 'CheckpointMismatchError',
            'UnsafeCheckpointError', 'CorruptCheckpointError', 'DownloadError', 'ChecksumError',
-           'CHECKPOINT_ERRORS']
+           'CHECKPOINT_ERRORS', 'check_state_dict_fits', 'StateDictFit']

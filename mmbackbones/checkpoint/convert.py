@@ -98,7 +98,7 @@ def convert_checkpoint(src: str,
                        convert='auto',
                        prefix: Optional[str] = None,
                        model=None,
-                       strict: bool = False,
+                       strict: Optional[bool] = None,
                        add_prefix: Optional[str] = None,
                        allowed_globals=None,
                        keep_all: bool = False) -> dict:
@@ -112,7 +112,11 @@ def convert_checkpoint(src: str,
             ``None``.
         prefix: keep only the keys under this prefix (``'backbone'``).
         model: a backbone (module, config dict, config file or JSON dict string) to check the
-            result against: shapes must fit, and with ``strict`` every key must match.
+            result against before anything is written: shapes must fit and, with the default
+            ``strict=None``, no tensor of the backbone may be left out and no tensor of its
+            modules dropped (named exceptions: heads, DCN offsets, ...; see
+            :func:`~mmbackbones.checkpoint.state.check_state_dict_fits`).
+        strict: ``True``: every key must match; ``False``: only shapes are checked.
         add_prefix: written keys get this prefix (``'backbone.'`` for an mmdet-style file).
         keep_all: a whole-model file (an mmseg/mmdet/mmpretrain checkpoint): also write every
             top-level module the conversion leaves out (``decode_head``, ``auxiliary_head``,
@@ -137,7 +141,7 @@ def convert_checkpoint(src: str,
                'dropped': dict(dropped), 'left_out': left_out, 'keep_all': bool(keep_all)}
     if target is not None:
         report = load_state_dict(target, state_dict, strict=strict, source=str(src),
-                                 notes=read.notes)
+                                 notes=read.notes, converter=read.converter)
         summary['report'] = report.message
     if keep_all:
         state_dict = _keep_all(read, state_dict, dropped, add_prefix)

@@ -16,7 +16,8 @@ instead of forking it:
   a URL without its credentials (``user:password@`` becomes ``***@``).
 * ``Pretrained`` in ``WEIGHT_INITIALIZERS``: a subclass of mmengine's ``PretrainedInit`` that
   keeps its arguments (``checkpoint``, ``prefix``, ``map_location``) and adds ``strict``,
-  ``convert`` and ``allowed_globals``; after loading it logs one report of what matched. Modules
+  ``convert`` and ``allowed_globals``; it refuses half-loads unless ``strict=False`` (see
+  :class:`PretrainedInit`); after loading it logs one report of what matched. Modules
   of other libraries (an mmdet ``ResNet``) given only mmengine's arguments keep mmengine's
   loading semantics, so importing mmbackbones changes how their files are read (safely), not
   what ends up in them.
@@ -43,7 +44,8 @@ from torch import nn
 from .converters import convert_state_dict
 from .download import download, load_downloaded, redact_url
 from .io import load_file
-from .state import LoadReport, extract_state_dict, load_state_dict, select_prefix
+from .state import (LoadReport, check_strict, extract_state_dict, load_state_dict,
+                    select_prefix)
 from .zoo import ZOO_SCHEMES, resolve, split_scheme
 
 __all__ = ['PretrainedInit', 'load_checkpoint', 'read_checkpoint', 'read_state_dict',
@@ -252,45 +254,59 @@ def _unwrap(module):
 
 
 def load_checkpoint(module: nn.Module, filename: str, prefix: Optional[str] = None,
-                    strict: bool = False, convert='auto', map_location='cpu',
+                    strict: Optional[bool] = None, convert='auto', map_location='cpu',
                     allowed_globals=None, logger='current') -> LoadReport:
     """Load ``filename`` (path, URL or zoo name) into ``module``; returns the report it logged.
 
+    ``strict``: ``None`` (default) refuses a half-load (see
+    :func:`~mmbackbones.checkpoint.state.check_state_dict_fits`: tensors of the model left at
+    init, or checkpoint tensors of its modules dropped; named exceptions such as classifier
+    heads and DCN offsets load); ``True``: every key must match; ``False``: load what matches
+    (the explicit opt-out, named in the report).
+
     Raises ``KeyError`` (a prefix matching nothing), :class:`CheckpointMismatchError` (shape
-    mismatch; any mismatch with ``strict=True``), :class:`UnsafeCheckpointError`,
-    ``DownloadError``/``ChecksumError``.
+    mismatch; a half-load), :class:`UnsafeCheckpointError`, ``DownloadError``/``ChecksumError``.
     """
+    strict = check_strict(strict)
     read = read_state_dict(filename, prefix, convert, module, map_location, allowed_globals,
                            logger)
     return load_state_dict(module, read.state_dict, strict=strict, source=read.source,
-                           notes=read.notes, logger=logger)
+                           notes=read.notes, logger=logger, converter=read.converter)
 
 
 class PretrainedInit(_MMEnginePretrainedInit):
-    """``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone', strict=False,
+    """``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone', strict=None,
     convert='auto', allowed_globals=None)``.
 
     Args:
         checkpoint: a local path, a URL, or a zoo name (``mmcls://resnet50``, ...).
         prefix: the sub-module to take (``'backbone'`` for an mmpretrain/mmdet checkpoint).
         map_location: as ``torch.load``.
-        strict: missing or unexpected keys are an error (shape mismatches always are).
+        strict: ``None`` (default; mmengine's ``Pretrained`` has no such argument, so every
+            config written for mmengine gets it): no half-load. A checkpoint that would leave
+            tensors of the backbone at init, or whose tensors of the backbone's modules would be
+            dropped, is refused naming the keys; classifier heads, DCN offsets, plugins, output
+            norms of intermediate ``out_indices`` and stages not built load and are named in the
+            report. ``True``: every key must match (no exception). ``False``: the explicit
+            opt-out, load what matches (what was left out is named in the report).
         convert: ``'auto'`` (detect from the keys), ``'timm'``, ``'torchvision'``,
             ``'mmpretrain'``, ``'detectron2'``, ``'openmmlab'`` (mmdet/mmseg deep stems) or
             ``None``.
         allowed_globals: extra ``'module.Name'`` types trusted in this file's metadata.
     """
 
-    def __init__(self, checkpoint, prefix=None, map_location='cpu', strict=False,
+    def __init__(self, checkpoint, prefix=None, map_location='cpu', strict=None,
                  convert='auto', allowed_globals=None):
         super().__init__(checkpoint, prefix=prefix, map_location=map_location)
-        if not isinstance(strict, bool):
-            raise TypeError(f'init_cfg strict must be True or False, got {strict!r}')
+        try:
+            check_strict(strict)
+        except TypeError as error:
+            raise TypeError(f'init_cfg {error}') from None
         self.strict, self.convert, self.allowed_globals = strict, convert, allowed_globals
 
     def __call__(self, module):
         if not _is_ours(module) and (self.strict, self.convert, self.allowed_globals) == \
-                (False, 'auto', None):
+                (None, 'auto', None):
             # another library's module (an mmdet/mmseg ResNet, a head): mmengine's semantics
             # (no key conversion; shape mismatches logged, not raised), still read through our
             # safe, hash-checked scheme loaders (mmengine's log lines lose URL credentials)

@@ -341,7 +341,8 @@ def cmd_convert(args) -> int:
 
     model = _convert_model(args.model)
     summary = _checkpoint_call(convert_checkpoint, args.src, args.dst, convert=args.convert,
-                               prefix=args.prefix, model=model, strict=args.strict,
+                               prefix=args.prefix, model=model,
+                               strict=True if args.strict else False if args.non_strict else None,
                                add_prefix=args.add_prefix, allowed_globals=args.allow_global,
                                keep_all=args.keep_all)
     print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'

@@ -123,7 +123,13 @@ def _add_convert(sub) -> None:
                    help='a whole-model file (mmseg/mmdet/mmpretrain): also write the modules '
                    'that are not the backbone (decode_head, auxiliary_head, neck, head, ...) '
                    'unchanged, and the converted backbone under its prefix (backbone.)')
-    p.add_argument('--strict', action='store_true', help='with --model: every key must match')
+    strictness = p.add_mutually_exclusive_group()
+    strictness.add_argument('--strict', action='store_true',
+                            help='with --model: every key must match (by default a load that '
+                            'leaves tensors of the model at init or drops tensors of its '
+                            'modules is refused; classifier heads and the like are named)')
+    strictness.add_argument('--non-strict', action='store_true',
+                            help='with --model: check shapes only, load what matches')
     p.add_argument('--allow-global', action='append', metavar='MODULE.NAME',
                    help='trust this pickled type in the source file (repeatable)')
     p.set_defaults(func=cmd_convert)

@@ -44,6 +44,8 @@ CONVERTERS = (
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),
     ('timm_hrnet', 'timm'),
+    ('timm_cspnet', 'timm'),
+    ('timm_poolformer', 'timm'),
     ('timm_regnet', 'timm'),
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),

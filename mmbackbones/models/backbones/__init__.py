@@ -2,6 +2,7 @@
 from . import convnext, swin  # noqa: F401
 from . import cspnet  # noqa: F401
 from . import hrnet  # noqa: F401
+from . import mit  # noqa: F401
 from . import poolformer  # noqa: F401
 from . import regnet  # noqa: F401
 from . import resnet  # noqa: F401

@@ -1,0 +1,354 @@
+"""Mix Transformer (MiT), the SegFormer encoder (https://arxiv.org/abs/2105.15203).
+
+Four stages, each an overlapping patch embedding (a strided convolution with ``kernel // 2``
+padding, then a norm), ``num_layers[i]`` blocks of *efficient* self-attention (keys and values
+from a ``sr_ratio``-times strided convolution of the tokens) and a Mix-FFN (1x1 conv, 3x3
+depth-wise conv, activation, 1x1 conv), then a norm. Outputs are maps at strides 4, 8, 16, 32.
+
+Signature, defaults, meanings and parameter names are mmseg 1.2.2's ``MixVisionTransformer``
+(mmseg is the only OpenMMLab host of this family; the core is its spelling, no host twin
+needed). The attention keeps mmseg's ``nn.MultiheadAttention`` names
+(``layers.{i}.1.{j}.attn.attn.in_proj_weight|in_proj_bias|out_proj.*``) and runs through
+``scaled_dot_product_attention``: the query rows of ``in_proj`` apply to the tokens, the key/value
+rows to the reduced tokens. Parameter tree::
+
+    layers.{i}.0   patch embedding: projection (Conv2d), norm
+    layers.{i}.1.{j}  block: norm1, attn (attn.{in_proj_*, out_proj}, sr, norm), norm2,
+                      ffn.layers.{0: 1x1 conv, 1: 3x3 depth-wise conv, 4: 1x1 conv}
+    layers.{i}.2   stage norm
+
+Our additions: ``arch`` (``'b0'``..``'b5'``, the embed_dims/num_layers/num_heads of mmseg's
+SegFormer configs), ``frozen_stages``, ``norm_eval``, out_indices checks, stages after the last
+output not built, the input checks, ``get_layer_depth``. NVlabs' official ``mit_b*.pth`` files
+(timm-style ``patch_embed1``/``block1``/``norm1`` names) convert through
+:mod:`mmbackbones.checkpoint.converters.segformer_mit`.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
+from torch import nn
+
+from ...registry import MODELS
+from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice,
+                                 check_frozen_stages, check_positive_int, check_rate,
+                                 check_size_limit, normalize_out_indices, to_plain)
+from ..base import BaseBackbone
+from ..layer_decay import strip_prefix
+from ..layers.drop import DropPath
+from ..layers.ffn import build_act
+from ..layers.norm import build_norm, check_norm_cfg
+
+# arch -> (embed_dims, num_layers, num_heads), as mmseg's segformer_mit-b* configs set them
+ARCH_SETTINGS = {
+    'b0': (32, (2, 2, 2, 2), (1, 2, 5, 8)),
+    'b1': (64, (2, 2, 2, 2), (1, 2, 5, 8)),
+    'b2': (64, (3, 4, 6, 3), (1, 2, 5, 8)),
+    'b3': (64, (3, 4, 18, 3), (1, 2, 5, 8)),
+    'b4': (64, (3, 8, 27, 3), (1, 2, 5, 8)),
+    'b5': (64, (3, 6, 40, 3), (1, 2, 5, 8)),
+}
+_DEFAULTS = dict(embed_dims=64, num_layers=(3, 4, 6, 3), num_heads=(1, 2, 4, 8))
+
+
+def _tokens_to_map(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """``(N, H * W, C)`` -> ``(N, C, H, W)``."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], hw[0], hw[1])
+
+
+class OverlapPatchEmbed(nn.Module):
+    """A ``kernel``-sized, ``stride``-strided conv with ``kernel // 2`` zero padding, then a norm:
+    ``(N, C, H, W)`` -> ``(N, Hp * Wp, embed_dims)`` and ``(Hp, Wp)``, with
+    ``Hp = (H + 2 * (kernel // 2) - kernel) // stride + 1`` (mmseg's ``PatchEmbed`` with an int
+    padding). Keys ``projection.*``, ``norm.*``."""
+
+    def __init__(self, in_channels: int, embed_dims: int, kernel_size: int, stride: int,
+                 norm_cfg: dict):
+        super().__init__()
+        self.projection = nn.Conv2d(in_channels, embed_dims, kernel_size, stride,
+                                    padding=kernel_size // 2)
+        self.norm = build_norm(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x = self.projection(x)
+        hw = (x.shape[2], x.shape[3])
+        return self.norm(x.flatten(2).transpose(1, 2)), hw
+
+
+class _InOutProj(nn.Module):
+    """The parameters of an ``nn.MultiheadAttention``, under its names: ``in_proj_weight``
+    (``[q; k; v]`` rows), ``in_proj_bias``, ``out_proj`` (a Linear). ``bias`` covers both
+    projections, as ``nn.MultiheadAttention(bias=...)`` does."""
+
+    def __init__(self, embed_dims: int, bias: bool):
+        super().__init__()
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
+        self.register_parameter(
+            'in_proj_bias', nn.Parameter(torch.zeros(3 * embed_dims)) if bias else None)
+        self.out_proj = nn.Linear(embed_dims, embed_dims, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's own init
+
+
+class EfficientSelfAttention(nn.Module):
+    """Self-attention whose keys and values come from the tokens reduced by a
+    ``sr_ratio``-strided conv (``sr``) and a norm (``norm``); ``sr_ratio=1``: plain attention.
+
+    ``forward(x, hw)``: ``(N, L, C)`` tokens on an ``hw`` grid -> ``(N, L, C)`` (no residual).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.,
+                 proj_drop: float = 0., qkv_bias: bool = True, norm_cfg: dict = dict(type='LN'),
+                 sr_ratio: int = 1):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
+                             f'({num_heads})')
+        self.embed_dims, self.num_heads, self.sr_ratio = embed_dims, num_heads, sr_ratio
+        self.attn_drop = float(attn_drop)
+        self.attn = _InOutProj(embed_dims, qkv_bias)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(embed_dims, embed_dims, kernel_size=sr_ratio, stride=sr_ratio)
+            self.norm = build_norm(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        n, length, c = x.shape
+        heads = self.num_heads
+        if self.sr_ratio > 1:
+            kv_in = self.norm(self.sr(_tokens_to_map(x, hw)).flatten(2).transpose(1, 2))
+        else:
+            kv_in = x
+        weight, bias = self.attn.in_proj_weight, self.attn.in_proj_bias
+        q = F.linear(x, weight[:c], None if bias is None else bias[:c])
+        kv = F.linear(kv_in, weight[c:], None if bias is None else bias[c:])
+        q = q.reshape(n, length, heads, c // heads).transpose(1, 2)
+        k, v = kv.reshape(n, kv.shape[1], 2, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        out = out.transpose(1, 2).reshape(n, length, c)
+        return self.proj_drop(self.attn.out_proj(out))
+
+    def extra_repr(self) -> str:
+        return f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, ' \
+               f'sr_ratio={self.sr_ratio}'
+
+
+class MixFFN(nn.Module):
+    """``layers``: 1x1 conv (``0``), 3x3 depth-wise conv (``1``), activation, dropout, 1x1 conv
+    (``4``), dropout, on the token map. ``forward(x, hw)`` -> ``(N, L, C)`` (no residual)."""
+
+    def __init__(self, embed_dims: int, feedforward_channels: int,
+                 act_cfg: dict = dict(type='GELU'), ffn_drop: float = 0.):
+        super().__init__()
+        hidden = feedforward_channels
+        self.layers = nn.Sequential(
+            nn.Conv2d(embed_dims, hidden, 1),
+            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
+            build_act(act_cfg), nn.Dropout(ffn_drop), nn.Conv2d(hidden, embed_dims, 1),
+            nn.Dropout(ffn_drop))
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        return self.layers(_tokens_to_map(x, hw)).flatten(2).transpose(1, 2)
+
+
+class MiTBlock(nn.Module):
+    """``x + drop_path(attn(norm1(x)))``, then ``x + drop_path(ffn(norm2(x)))`` (mmseg's
+    ``TransformerEncoderLayer``; its dropout and drop path hold no parameters)."""
+
+    def __init__(self, embed_dims: int, num_heads: int, feedforward_channels: int,
+                 drop_rate: float = 0., attn_drop_rate: float = 0., drop_path_rate: float = 0.,
+                 qkv_bias: bool = True, act_cfg: dict = dict(type='GELU'),
+                 norm_cfg: dict = dict(type='LN'), sr_ratio: int = 1, with_cp: bool = False):
+        super().__init__()
+        self.norm1 = build_norm(norm_cfg, embed_dims)[1]
+        self.attn = EfficientSelfAttention(embed_dims, num_heads, attn_drop_rate, drop_rate,
+                                           qkv_bias, norm_cfg, sr_ratio)
+        self.norm2 = build_norm(norm_cfg, embed_dims)[1]
+        self.ffn = MixFFN(embed_dims, feedforward_channels, act_cfg, drop_rate)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.with_cp = with_cp
+
+    def _inner_forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), hw))
+        return x + self.drop_path(self.ffn(self.norm2(x), hw))
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._inner_forward, x, hw, use_reentrant=False)
+        return self._inner_forward(x, hw)
+
+
+def _int_list(name: str, value, length: Optional[int], limit: int) -> Tuple[int, ...]:
+    value = to_plain(value)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f'{name} must be a list/tuple of ints, got {value!r} '
+                        f'({type(value).__name__})')
+    if length is not None and len(value) != length:
+        raise ValueError(f'{name} must have num_stages={length} entries (one per stage), got '
+                         f'{len(value)}: {list(value)!r}')
+    return tuple(check_size_limit(f'each of {name}', v, limit) for v in value)
+
+
+@MODELS.register_module()
+class MixVisionTransformer(BaseBackbone):
+    """SegFormer's MiT encoder, mmseg 1.2.2's signature and defaults (which build MiT-B2's
+    depths with heads ``[1, 2, 4, 8]``; mmseg's configs use ``[1, 2, 5, 8]``).
+
+    Args:
+        in_channels (int): input image channels.
+        embed_dims (int): channels of stage 1; stage ``i`` has ``embed_dims * num_heads[i]``.
+        num_stages (int): number of stages (entries of every per-stage list).
+        num_layers, num_heads, patch_sizes, strides, sr_ratios (Sequence[int]): per stage: blocks,
+            attention heads, patch-embedding kernel and stride, key/value reduction.
+        out_indices (int | Sequence[int]): stages to return (negative counts from the end).
+            Stages after the last one asked for are not built.
+        mlp_ratio (int): Mix-FFN hidden width / stage width.
+        qkv_bias (bool): biases of the attention projections (input and output).
+        drop_rate, attn_drop_rate (float): dropout after attention/FFN, on attention weights.
+        drop_path_rate (float): stochastic depth, linearly increasing over all blocks.
+        act_cfg, norm_cfg (dict): FFN activation, norms (default ``LN`` with ``eps=1e-6``).
+        pretrained (str, optional): mmseg's deprecated spelling of a Pretrained ``init_cfg``.
+        init_cfg: mmengine init config; ``None``: mmseg's init (trunc-normal Linears, unit
+            LayerNorms, fan-out normal convs).
+        with_cp (bool): gradient checkpointing of every block (when its input needs grad).
+        frozen_stages (int): ours. -1 nothing, 0 the first patch embedding, ``k`` stages ``1..k``
+            whole (patch embedding, blocks, norm).
+        norm_eval (bool): ours. BatchNorms (a BN ``norm_cfg``) in eval mode during training.
+        arch (str, optional): ours. ``'b0'``..``'b5'``: ``embed_dims``, ``num_layers`` and
+            ``num_heads`` of MiT-B0..B5 (those arguments must then be left at mmseg's defaults
+            or equal the arch's).
+
+    Input ``(N, in_channels, H, W)``; output ``i`` is ``(N, embed_dims * num_heads[i],
+    ~H / s_i, ~W / s_i)`` with ``s_i`` the product of ``strides[:i + 1]`` (4, 8, 16, 32), named
+    ``stage{i+1}``. Any input size (each patch embedding pads ``kernel // 2`` and floors).
+    """
+
+    arch_settings = ARCH_SETTINGS
+
+    def __init__(self, in_channels=3, embed_dims=64, num_stages=4, num_layers=[3, 4, 6, 3],
+                 num_heads=[1, 2, 4, 8], patch_sizes=[7, 3, 3, 3], strides=[4, 2, 2, 2],
+                 sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), mlp_ratio=4, qkv_bias=True,
+                 drop_rate=0., attn_drop_rate=0., drop_path_rate=0., act_cfg=dict(type='GELU'),
+                 norm_cfg=dict(type='LN', eps=1e-6), pretrained=None, init_cfg=None,
+                 with_cp=False, frozen_stages: int = -1, norm_eval: bool = False,
+                 arch: Optional[str] = None):
+        super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
+        if arch is not None:
+            check_choice('arch', arch, ARCH_SETTINGS)
+            given = dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=num_heads)
+            for (key, value), wanted in zip(given.items(), ARCH_SETTINGS[arch]):
+                value = to_plain(value)
+                plain = tuple(value) if isinstance(value, list) else value
+                if plain not in (_DEFAULTS[key], wanted):
+                    raise ValueError(f'{key}={value!r} contradicts arch={arch!r} ({key}='
+                                     f'{wanted!r}); give one or the other')
+            embed_dims, num_layers, num_heads = ARCH_SETTINGS[arch]
+        self.arch = arch
+        self.in_channels = check_positive_int('in_channels', in_channels)
+        self.embed_dims = check_size_limit('embed_dims', embed_dims, MAX_WIDTH)
+        self.num_stages = check_size_limit('num_stages', num_stages, 16)
+        self.num_layers = _int_list('num_layers', num_layers, num_stages, MAX_BLOCKS)
+        self.num_heads = _int_list('num_heads', num_heads, num_stages, MAX_WIDTH)
+        self.patch_sizes = _int_list('patch_sizes', patch_sizes, num_stages, 1024)
+        self.strides = _int_list('strides', strides, num_stages, 1024)
+        self.sr_ratios = _int_list('sr_ratios', sr_ratios, num_stages, 1024)
+        self.mlp_ratio = check_size_limit('mlp_ratio', mlp_ratio, 64)
+        for name, value in (('qkv_bias', qkv_bias), ('with_cp', with_cp),
+                            ('norm_eval', norm_eval)):
+            check_bool(name, value)
+        self.drop_rate = check_rate('drop_rate', drop_rate)
+        self.attn_drop_rate = check_rate('attn_drop_rate', attn_drop_rate)
+        self.drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
+        if not isinstance(act_cfg, dict) or 'type' not in act_cfg:
+            raise TypeError(f'act_cfg must be a dict with a "type" key (e.g. dict(type="GELU")), '
+                            f'got {act_cfg!r}')
+        self.act_cfg, self.norm_cfg = dict(act_cfg), check_norm_cfg(norm_cfg)
+        build_act(self.act_cfg)  # an unknown activation fails here, naming it
+        self.out_indices = normalize_out_indices(out_indices, self.num_stages)
+        self.frozen_stages = check_frozen_stages(frozen_stages, self.num_stages)
+        self.qkv_bias, self.with_cp, self.norm_eval = qkv_bias, with_cp, norm_eval
+        widths = [self.embed_dims * h for h in self.num_heads]
+        for i, width in enumerate(widths):
+            check_size_limit(f'embed_dims * num_heads[{i}]', width, MAX_WIDTH)
+
+        # stochastic depth over all blocks (mmseg's linspace, also over the unbuilt ones)
+        dpr = torch.linspace(0, self.drop_path_rate, sum(self.num_layers)).tolist()
+        self.num_built = max(self.out_indices) + 1
+        self.layers = nn.ModuleList()
+        channels, first = self.in_channels, 0
+        for i in range(self.num_built):
+            width = widths[i]
+            patch_embed = OverlapPatchEmbed(channels, width, self.patch_sizes[i],
+                                            self.strides[i], self.norm_cfg)
+            blocks = nn.ModuleList(
+                MiTBlock(width, self.num_heads[i], self.mlp_ratio * width, self.drop_rate,
+                         self.attn_drop_rate, dpr[first + j], qkv_bias, self.act_cfg,
+                         self.norm_cfg, self.sr_ratios[i], with_cp)
+                for j in range(self.num_layers[i]))
+            norm = build_norm(self.norm_cfg, width)[1]
+            self.layers.append(nn.ModuleList([patch_embed, blocks, norm]))
+            channels, first = width, first + self.num_layers[i]
+        strides = [math.prod(self.strides[:i + 1]) for i in range(self.num_stages)]
+        self._set_outputs([widths[i] for i in self.out_indices],
+                          [strides[i] for i in self.out_indices],
+                          [f'stage{i + 1}' for i in self.out_indices])
+        self._freeze_stages()
+
+    def stem_and_stages(self) -> List[Optional[nn.Module]]:
+        # Throwaway containers: the layers stay registered under their own names.
+        groups: List[Optional[nn.Module]] = [self.layers[0][0]]
+        for i in range(self.num_stages):
+            if i >= self.num_built:
+                groups.append(None)
+            elif i == 0:
+                groups.append(nn.ModuleList([self.layers[0][1], self.layers[0][2]]))
+            else:
+                groups.append(self.layers[i])
+        return groups
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(depth, sum(num_layers) + 2)`` for layer-wise lr decay: 0 the first patch
+        embedding, one depth per block (a later stage's patch embedding with its first block,
+        a stage norm with its last), the last depth anything else (a head)."""
+        num_depths = sum(self.num_layers) + 2
+        name = strip_prefix(param_name, prefix)
+        parts = name.split('.') if name is not None else []
+        if len(parts) < 3 or parts[0] != 'layers':
+            return num_depths - 1, num_depths
+        stage, part = int(parts[1]), parts[2]
+        before = sum(self.num_layers[:stage])
+        if part == '0':
+            return (0 if stage == 0 else before + 1), num_depths
+        if part == '1':
+            return before + int(parts[3]) + 1, num_depths
+        return before + self.num_layers[stage], num_depths
+
+    def init_weights(self):
+        if self.init_cfg is None:  # mmseg's init when no init_cfg is given
+            self._mmseg_init()
+        super().init_weights()
+
+    def _mmseg_init(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_init(m, std=.02, bias=0.)
+            elif isinstance(m, nn.LayerNorm):
+                constant_init(m, val=1.0, bias=0.)
+            elif isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                normal_init(m, mean=0, std=math.sqrt(2.0 / fan_out), bias=0)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        outs = {}
+        for i, (patch_embed, blocks, norm) in enumerate(self.layers):
+            x, hw = patch_embed(x)
+            for block in blocks:
+                x = block(x, hw)
+            x = _tokens_to_map(norm(x), hw)
+            if i in self.out_indices:
+                outs[i] = x
+        return tuple(outs[i] for i in self.out_indices)

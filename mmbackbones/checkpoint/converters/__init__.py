@@ -46,6 +46,7 @@ CONVERTERS = (
     ('timm_hrnet', 'timm'),
     ('timm_cspnet', 'timm'),
     ('timm_poolformer', 'timm'),
+    ('segformer_mit', 'timm'),  # NVlabs' official (timm-style) and HF SegFormer MiT
     ('timm_regnet', 'timm'),
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),

@@ -275,7 +275,8 @@ class MixVisionTransformer(BaseBackbone):
             check_size_limit(f'embed_dims * num_heads[{i}]', width, MAX_WIDTH)
 
         # stochastic depth over all blocks (mmseg's linspace, also over the unbuilt ones)
-        dpr = torch.linspace(0, self.drop_path_rate, sum(self.num_layers)).tolist()
+        dpr = torch.linspace(0, self.drop_path_rate, sum(self.num_layers),
+                             device='cpu').tolist()
         self.num_built = max(self.out_indices) + 1
         self.layers = nn.ModuleList()
         channels, first = self.in_channels, 0

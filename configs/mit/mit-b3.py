@@ -1,0 +1,3 @@
+# MiT-B3: 64/128/320/512 channels, 3-4-18-3 blocks per stage (mmseg's segformer_mit-b3 configs)
+_base_ = ['../_base_/models/mit-b0.py']
+model = dict(backbone=dict(arch='b3'))

@@ -1,0 +1,174 @@
+"""Every MixVisionTransformer backbone of the configs shipped inside mmseg 1.2.2, on ours.
+
+Each distinct ``model.backbone`` dict of type ``MixVisionTransformer`` (mmseg's model-level
+``pretrained`` pushed into it, as its ``EncoderDecoder`` does) is built by mmseg's registry
+(native) and as ``mmbackbones.MixVisionTransformer`` from the same arguments, the type alone
+switched (our core has mmseg's signature: no host twin). The native weights (perturbed) go
+through our loader with ``strict=True`` and the outputs on a 64-px image must be equal
+(relative 1e-5).
+
+``python tests/downstream/test_shipped_mit_configs.py`` prints the counts (mmseg 1.2.2: 13
+SegFormer configs, 6 distinct backbone dicts, MiT-B0..B5).
+"""
+import ast
+import collections
+import glob
+import json
+import os
+import re
+import sys
+import warnings
+
+import pytest
+import torch
+
+if __name__ != '__main__':
+    from tests.downstream import _common
+    _common.require('mmseg')
+
+SIZE = 64
+TYPE = 'MixVisionTransformer'
+_MENTION = re.compile(r'\b(MixVisionTransformer|segformer_mit-b0)\b')
+EXPECTED_CONFIGS = 13  # mmseg 1.2.2's configs/segformer, at the time of writing
+
+
+def _bases(path: str):
+    try:
+        tree = ast.parse(open(path).read())
+    except (OSError, SyntaxError):
+        return []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_'
+                                                for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            value = [value] if isinstance(value, str) else list(value)
+            return [os.path.normpath(os.path.join(os.path.dirname(path), v)) for v in value]
+    return []
+
+
+def _mentions(path: str, seen=None) -> bool:
+    seen = set() if seen is None else seen
+    if path in seen or not os.path.isfile(path):
+        return False
+    seen.add(path)
+    return bool(_MENTION.search(open(path).read())) or any(_mentions(b, seen)
+                                                           for b in _bases(path))
+
+
+def shipped_mit_dicts():
+    """``[dict(backbone, configs)]``: each distinct MixVisionTransformer backbone dict."""
+    import mmseg
+    from mmengine.config import Config
+    root = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
+    found = collections.OrderedDict()
+    for path in sorted(glob.glob(os.path.join(root, '**', '*.py'), recursive=True)):
+        if '_base_' in path.split(os.sep) or not _mentions(path):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                model = Config.fromfile(path).get('model')
+        except Exception:  # noqa: BLE001 - configs needing absent extras are not ours
+            continue
+        backbone = model.get('backbone') if isinstance(model, dict) else None
+        if not isinstance(backbone, dict) or \
+                str(backbone.get('type', '')).split('.')[-1] != TYPE:
+            continue
+        backbone = backbone.to_dict()
+        backbone.pop('type')
+        if model.get('pretrained') is not None:
+            backbone['pretrained'] = model['pretrained']
+        key = json.dumps(backbone, sort_keys=True, default=str)
+        found.setdefault(key, dict(backbone=backbone, configs=[]))['configs'].append(
+            os.path.relpath(path, root))
+    return list(found.values())
+
+
+def _perturb_(module: torch.nn.Module) -> None:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for value in module.state_dict().values():
+            value.add_(torch.randn(value.shape, generator=gen) * 0.02)
+
+
+def compare(entry: dict, tmp_dir: str) -> str:
+    import mmseg.models  # noqa: F401 - registers
+    from mmseg.registry import MODELS as MMSEG_MODELS
+
+    from mmbackbones import build_backbone
+    from mmbackbones.checkpoint import load_checkpoint
+    from mmbackbones.models.backbones.mit import MixVisionTransformer
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # pretrained= is deprecated
+        native = MMSEG_MODELS.build(dict(entry['backbone'], type=TYPE, _scope_='mmseg'))
+        ours = build_backbone(dict(entry['backbone'], type=f'mmbackbones.{TYPE}'))
+    assert type(ours) is MixVisionTransformer
+    assert ours.init_cfg == native.init_cfg
+    _perturb_(native)
+    path = os.path.join(tmp_dir, 'native.pth')
+    torch.save(native.state_dict(), path)
+    try:
+        report = load_checkpoint(ours, path, strict=True, logger='silent')
+    finally:
+        os.remove(path)
+    assert report.ok, report.message
+    native.eval()
+    ours.eval()
+    x = torch.randn(1, entry['backbone'].get('in_channels', 3), SIZE, SIZE,
+                    generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = native(x), ours(x)
+    assert len(got) == len(expected) == 4
+    for i, (e, g) in enumerate(zip(expected, got)):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
+                                   msg=f'output {i}')
+    return 'ok'
+
+
+def _id(entry: dict) -> str:
+    return os.path.splitext(os.path.basename(entry['configs'][0]))[0]
+
+
+if __name__ != '__main__':
+    ENTRIES = shipped_mit_dicts()
+
+    def test_the_walk_finds_the_shipped_configs():
+        configs = sum(len(e['configs']) for e in ENTRIES)
+        print(f'\nshipped MixVisionTransformer configs: {configs}, distinct dicts: '
+              f'{len(ENTRIES)}')
+        assert configs >= EXPECTED_CONFIGS
+        assert len(ENTRIES) >= 6  # B0..B5
+        layers = {tuple(e['backbone'].get('num_layers', ())) for e in ENTRIES}
+        assert {(2, 2, 2, 2), (3, 4, 6, 3), (3, 4, 18, 3), (3, 8, 27, 3), (3, 6, 40, 3)} <= layers
+
+    @pytest.mark.parametrize('entry', ENTRIES, ids=[_id(e) for e in ENTRIES])
+    def test_shipped_mit_switches_by_type_only(entry, tmp_path):
+        assert compare(entry, str(tmp_path)) == 'ok'
+
+
+def main() -> int:
+    import tempfile
+    entries = shipped_mit_dicts()
+    total = ok = 0
+    for entry in entries:
+        n = len(entry['configs'])
+        total += n
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                compare(entry, tmp)
+                ok += n
+            except Exception as err:  # noqa: BLE001 - a report, not a test
+                print(f'FAIL {_id(entry)} ({n} configs): {type(err).__name__}: {err}'[:300])
+    print(f'mmseg: {ok} of {total} MixVisionTransformer configs build as '
+          f'mmbackbones.{TYPE} and equal the native outputs; {len(entries)} distinct backbone '
+          f'dicts')
+    return 0 if ok == total else 1
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    sys.exit(main())

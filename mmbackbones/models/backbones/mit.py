@@ -55,8 +55,16 @@ _DEFAULTS = dict(embed_dims=64, num_layers=(3, 4, 6, 3), num_heads=(1, 2, 4, 8))
 
 
 def _tokens_to_map(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-    """``(N, H * W, C)`` -> ``(N, C, H, W)``."""
+    """``(N, H * W, C)`` -> ``(N, C, H, W)`` (a view: channels-last strides for contiguous
+    tokens, which the convolutions take as they are)."""
     return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], hw[0], hw[1])
+
+
+def _map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(N, C, H, W)`` -> contiguous ``(N, H * W, C)``. Contiguous matters: tokens in a
+    transposed layout give the next convolutions mixed memory formats, which oneDNN reorders on
+    every call (MiT-B2's CPU training step ran 1.4x slower than mmseg's without it)."""
+    return x.flatten(2).transpose(1, 2).contiguous()
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -75,7 +83,7 @@ class OverlapPatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x = self.projection(x)
         hw = (x.shape[2], x.shape[3])
-        return self.norm(x.flatten(2).transpose(1, 2)), hw
+        return self.norm(_map_to_tokens(x)), hw
 
 
 class _InOutProj(nn.Module):
@@ -118,7 +126,7 @@ class EfficientSelfAttention(nn.Module):
         n, length, c = x.shape
         heads = self.num_heads
         if self.sr_ratio > 1:
-            kv_in = self.norm(self.sr(_tokens_to_map(x, hw)).flatten(2).transpose(1, 2))
+            kv_in = self.norm(_map_to_tokens(self.sr(_tokens_to_map(x, hw))))
         else:
             kv_in = x
         weight, bias = self.attn.in_proj_weight, self.attn.in_proj_bias
@@ -151,7 +159,7 @@ class MixFFN(nn.Module):
             nn.Dropout(ffn_drop))
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return self.layers(_tokens_to_map(x, hw)).flatten(2).transpose(1, 2)
+        return _map_to_tokens(self.layers(_tokens_to_map(x, hw)))
 
 
 class MiTBlock(nn.Module):

@@ -51,6 +51,7 @@ ARCH_SETTINGS = {
     'b4': (64, (3, 8, 27, 3), (1, 2, 5, 8)),
     'b5': (64, (3, 6, 40, 3), (1, 2, 5, 8)),
 }
+MAX_KERNEL = 64
 _DEFAULTS = dict(embed_dims=64, num_layers=(3, 4, 6, 3), num_heads=(1, 2, 4, 8))
 
 
@@ -260,9 +261,10 @@ class MixVisionTransformer(BaseBackbone):
         self.num_stages = check_size_limit('num_stages', num_stages, 16)
         self.num_layers = _int_list('num_layers', num_layers, num_stages, MAX_BLOCKS)
         self.num_heads = _int_list('num_heads', num_heads, num_stages, MAX_WIDTH)
-        self.patch_sizes = _int_list('patch_sizes', patch_sizes, num_stages, 1024)
-        self.strides = _int_list('strides', strides, num_stages, 1024)
-        self.sr_ratios = _int_list('sr_ratios', sr_ratios, num_stages, 1024)
+        # kernels: every published MiT uses <= 8; 64 keeps a C x C x k x k weight plausible
+        self.patch_sizes = _int_list('patch_sizes', patch_sizes, num_stages, MAX_KERNEL)
+        self.strides = _int_list('strides', strides, num_stages, MAX_KERNEL)
+        self.sr_ratios = _int_list('sr_ratios', sr_ratios, num_stages, MAX_KERNEL)
         self.mlp_ratio = check_size_limit('mlp_ratio', mlp_ratio, 64)
         for name, value in (('qkv_bias', qkv_bias), ('with_cp', with_cp),
                             ('norm_eval', norm_eval)):
@@ -281,6 +283,8 @@ class MixVisionTransformer(BaseBackbone):
         widths = [self.embed_dims * h for h in self.num_heads]
         for i, width in enumerate(widths):
             check_size_limit(f'embed_dims * num_heads[{i}]', width, MAX_WIDTH)
+            check_size_limit(f'mlp_ratio * embed_dims * num_heads[{i}]', self.mlp_ratio * width,
+                             MAX_WIDTH, 'the Mix-FFN width')
 
         # stochastic depth over all blocks (mmseg's linspace, also over the unbuilt ones)
         dpr = torch.linspace(0, self.drop_path_rate, sum(self.num_layers),

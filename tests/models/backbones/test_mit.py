@@ -134,6 +134,35 @@ def test_bad_arguments_are_refused_naming_them(kwargs, error, words):
         MixVisionTransformer(**{**TINY, **kwargs})
 
 
+@pytest.mark.parametrize('kwargs,name', [
+    (dict(num_layers=[1, 10**9, 1, 1]), 'each of num_layers'),
+    (dict(embed_dims=10**9), 'embed_dims'),
+    (dict(embed_dims=20000), 'embed_dims * num_heads[3]'),
+    (dict(embed_dims=4096, mlp_ratio=32), 'mlp_ratio * embed_dims * num_heads[0]'),
+    (dict(sr_ratios=[10**6, 4, 2, 1]), 'each of sr_ratios'),
+])
+def test_absurd_sizes_are_refused_before_allocating(kwargs, name):
+    with pytest.raises(ValueError) as info:
+        MixVisionTransformer(**{**TINY, **kwargs})
+    assert str(info.value).startswith(name) and '<=' in str(info.value), str(info.value)
+
+
+def test_dtypes_autocast_and_empty_batch_in_training():
+    model = _tiny().eval()
+    with pytest.raises(TypeError, match='dtype torch.float32 .* got torch.float16'):
+        model(torch.zeros(1, 3, 32, 32, dtype=torch.float16))
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        assert len(model(torch.rand(1, 3, 32, 32, dtype=torch.bfloat16))) == 4
+    model.to(torch.float64)
+    with torch.no_grad():
+        assert all(o.dtype == torch.float64 for o in model(torch.rand(1, 3, 32, 32,
+                                                                       dtype=torch.float64)))
+    model.to(torch.float32).train()
+    empty = model(torch.rand(0, 3, 32, 40))
+    assert [tuple(e.shape) for e in empty] == [(0, 8, 8, 10), (0, 16, 4, 5), (0, 16, 2, 3),
+                                               (0, 32, 1, 2)]
+
+
 def test_arch_with_matching_values_or_mmseg_defaults():
     with torch.device('meta'):
         a = MixVisionTransformer(arch='b1', embed_dims=64, num_heads=[1, 2, 5, 8])

@@ -283,6 +283,7 @@ class MixVisionTransformer(BaseBackbone):
         widths = [self.embed_dims * h for h in self.num_heads]
         for i, width in enumerate(widths):
             check_size_limit(f'embed_dims * num_heads[{i}]', width, MAX_WIDTH)
+        for i, width in enumerate(widths):
             check_size_limit(f'mlp_ratio * embed_dims * num_heads[{i}]', self.mlp_ratio * width,
                              MAX_WIDTH, 'the Mix-FFN width')
 

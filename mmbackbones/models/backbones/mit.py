@@ -24,12 +24,14 @@ output not built, the input checks, ``get_layer_depth``. NVlabs' official ``mit_
 :mod:`mmbackbones.checkpoint.converters.segformer_mit`.
 """
 import math
+from collections import defaultdict
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
+from mmengine.model.weight_init import (constant_init, normal_init, trunc_normal_init,
+                                        update_init_info)
 from torch import nn
 
 from ...registry import MODELS
@@ -37,6 +39,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice
                                  check_frozen_stages, check_positive_int, check_rate,
                                  check_size_limit, normalize_out_indices, to_plain)
 from ..base import BaseBackbone
+from ..init_report import SAME
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
 from ..layers.ffn import build_act
@@ -341,9 +344,27 @@ class MixVisionTransformer(BaseBackbone):
         return before + self.num_layers[stage], num_depths
 
     def init_weights(self):
-        if self.init_cfg is None:  # mmseg's init when no init_cfg is given
-            self._mmseg_init()
-        super().init_weights()
+        """``init_cfg`` (a Pretrained checkpoint, ...) as mmengine applies it; without one,
+        mmseg's init (reported in the one-line init summary like an ``init_cfg`` would be)."""
+        if self.init_cfg is not None or self._is_init:
+            return super().init_weights()
+        top = not hasattr(self, '_params_init_info')
+        if top:  # mmengine's change tracking, as BaseModule.init_weights sets it up
+            tracked = defaultdict(dict)
+            for param in self.parameters():
+                tracked[param] = dict(init_info=f'{SAME} of {type(self).__name__}',
+                                      tmp_mean_value=param.data.mean().cpu())
+            for module in self.modules():
+                module._params_init_info = tracked
+        self._mmseg_init()
+        update_init_info(self, init_info="mmseg's MiT init (trunc-normal Linear, unit "
+                                         "LayerNorm, fan-out normal Conv2d)")
+        self._is_init = True
+        if top:
+            self._dump_init_info()
+            for module in self.modules():
+                del module._params_init_info
+        return None
 
     def _mmseg_init(self) -> None:
         for m in self.modules():

@@ -378,3 +378,15 @@ def test_shipped_configs_build(path):
     assert model.out_channels == tuple(embed * h for h in heads)
     assert model.drop_path_rate == 0.1  # as mmseg's SegFormer configs
     assert len(glob.glob(os.path.join(REPO, 'configs', 'mit', '*.py'))) == 6
+
+
+def test_onnx_export_with_dynamic_sides(tmp_path):
+    """``mmbackbones export mit-b0 --dynamic``: the CLI's onnxruntime check compares with PyTorch
+    at the traced 64 px and at an odd size (2x3x99x85)."""
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    from tests.cli_helpers import run_cli
+    out = str(tmp_path / 'mit.onnx')
+    result = run_cli('export', 'mit-b0', '-o', out, '--input-size', '64', '64', '--dynamic')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'onnxruntime check ok' in result.stdout and 'stage4' in result.stdout
+    assert os.path.getsize(out) > 1_000_000  # MiT-B0's 3.3 M float32 weights are inside

@@ -209,3 +209,21 @@ def test_segformer_training_step_with_our_backbone():
     assert torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in model.backbone.parameters())
+
+
+def test_mmpretrain_layer_decay_constructor_uses_our_depths():
+    """mmpretrain's ``LearningRateDecayOptimWrapperConstructor`` on our MiT: one lr per depth,
+    the first patch embedding lowest, the last stage norm highest."""
+    pytest.importorskip('mmpretrain', reason='mmpretrain provides the layer-decay constructor')
+    from mmpretrain.engine.optimizers import LearningRateDecayOptimWrapperConstructor
+    model = MixVisionTransformer(**NARROW)  # 5 blocks: depths 0..5, 7 in all
+    constructor = LearningRateDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05)),
+        dict(layer_decay_rate=0.5))
+    groups = constructor(model).optimizer.param_groups
+    lrs = {g['param_name']: g['lr'] for g in groups}
+    assert lrs['layers.0.0.projection.weight'] == 0.5 ** 6
+    assert lrs['layers.0.1.0.attn.attn.in_proj_weight'] == 0.5 ** 5
+    assert lrs['layers.1.0.projection.weight'] == lrs['layers.1.1.0.norm1.weight'] == 0.5 ** 4
+    assert lrs['layers.3.2.weight'] == 0.5 ** 1
+    assert len({g['layer_id'] for g in groups}) == 6

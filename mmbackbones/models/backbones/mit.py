@@ -33,6 +33,8 @@ import torch.utils.checkpoint as cp
 from mmengine.model.weight_init import (constant_init, normal_init, trunc_normal_init,
                                         update_init_info)
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ...registry import MODELS
 from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice,
@@ -228,7 +230,9 @@ class MixVisionTransformer(BaseBackbone):
         with_cp (bool): gradient checkpointing of every block (when its input needs grad).
         frozen_stages (int): ours. -1 nothing, 0 the first patch embedding, ``k`` stages ``1..k``
             whole (patch embedding, blocks, norm).
-        norm_eval (bool): ours. BatchNorms (a BN ``norm_cfg``) in eval mode during training.
+        norm_eval (bool): ours, the contract's flag (BatchNorms in eval mode during training).
+            MiT has no BatchNorm (its norms act on tokens and must be LayerNorm-like), so it
+            changes nothing here; accepted so that generic configs build.
         arch (str, optional): ours. ``'b0'``..``'b5'``: ``embed_dims``, ``num_layers`` and
             ``num_heads`` of MiT-B0..B5 (those arguments must then be left at mmseg's defaults
             or equal the arch's).
@@ -279,7 +283,16 @@ class MixVisionTransformer(BaseBackbone):
             raise TypeError(f'act_cfg must be a dict with a "type" key (e.g. dict(type="GELU")), '
                             f'got {act_cfg!r}')
         self.act_cfg, self.norm_cfg = dict(act_cfg), check_norm_cfg(norm_cfg)
-        build_act(self.act_cfg)  # an unknown activation fails here, naming it
+        try:
+            build_act(self.act_cfg)
+        except KeyError as err:
+            raise KeyError(f'act_cfg type {act_cfg["type"]!r} is not a registered activation '
+                           f'(GELU, ReLU, ...): {err}') from None
+        if isinstance(build_norm(self.norm_cfg, 16)[1], (_BatchNorm, nn.GroupNorm,
+                                                         _InstanceNorm)):
+            raise ValueError(f'norm_cfg {norm_cfg!r}: MiT normalises (N, L, C) token sequences, '
+                             f'which needs a LayerNorm-like layer (dict(type="LN", ...)); batch, '
+                             f'group and instance norms expect (N, C, ...) maps')
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_stages)
         self.qkv_bias, self.with_cp, self.norm_eval = qkv_bias, with_cp, norm_eval

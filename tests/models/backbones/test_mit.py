@@ -124,6 +124,9 @@ def test_out_indices_order_subset_and_unbuilt_stages():
     (dict(norm_eval=1), TypeError, 'norm_eval'),
     (dict(norm_cfg=dict(type='Nope')), KeyError, 'norm_cfg'),
     (dict(act_cfg='GELU'), TypeError, 'act_cfg'),
+    (dict(act_cfg=dict(type='Nope')), KeyError, 'act_cfg'),
+    (dict(norm_cfg=dict(type='BN')), ValueError, 'LayerNorm-like'),
+    (dict(norm_cfg=dict(type='GN', num_groups=2)), ValueError, 'LayerNorm-like'),
     (dict(in_channels=0), ValueError, 'in_channels'),
     (dict(arch='b9'), ValueError, 'arch'),
     (dict(arch='b0'), ValueError, 'embed_dims'),  # TINY's embed_dims=8 contradicts b0's 32
@@ -390,3 +393,8 @@ def test_onnx_export_with_dynamic_sides(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'onnxruntime check ok' in result.stdout and 'stage4' in result.stdout
     assert os.path.getsize(out) > 1_000_000  # MiT-B0's 3.3 M float32 weights are inside
+
+
+def test_norm_eval_changes_nothing_without_batchnorms():
+    model = _tiny(norm_eval=True).train()
+    assert model.norm_eval is True and all(m.training for m in model.modules())

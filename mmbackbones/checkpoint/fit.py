@@ -14,7 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .state import (CheckpointMismatchError, _group_lines, _unwrap, check_strict, group_keys)
+from .keys import CheckpointMismatchError, _group_lines, _unwrap, check_strict, group_keys
 
 __all__ = ['check_state_dict_fits', 'StateDictFit', 'OUTSIDE_BACKBONE']
 

@@ -18,6 +18,10 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from .fit import StateDictFit, check_state_dict_fits  # noqa: F401 (the rule; importable here)
+from .keys import (CheckpointMismatchError, _group_lines, _unwrap, check_strict,  # noqa: F401
+                   group_keys)
+
 __all__ = ['extract_state_dict', 'select_prefix', 'load_state_dict', 'LoadReport',
            'CheckpointMismatchError', 'group_keys', 'top_level_prefixes',
            'check_state_dict_fits', 'StateDictFit', 'check_strict', 'fit_already_checked']
@@ -36,10 +40,6 @@ def fit_already_checked() -> bool:
     """True inside :func:`load_state_dict`, whose root hook runs :func:`check_state_dict_fits`
     with the caller's ``strict`` (a module's own pre-hook should then not run it again)."""
     return _FIT_CHECKED.get()
-
-
-class CheckpointMismatchError(RuntimeError):
-    """Checkpoint and module disagree (shapes always; names when ``strict=True``)."""
 
 
 def _to_tensor(key: str, value):
@@ -95,21 +95,6 @@ def extract_state_dict(checkpoint, source: str = 'checkpoint') -> Dict[str, torc
     if all(k.startswith('module.') for k in out):
         out = OrderedDict((k[len('module.'):], v) for k, v in out.items())
     return out
-
-
-def _group_of(key: str) -> str:
-    parts = key.split('.')
-    if len(parts) > 2 and parts[1].isdigit():  # layer1.0.conv1.weight -> layer1.0
-        return '.'.join(parts[:2])
-    return parts[0] if len(parts) > 1 else key
-
-
-def group_keys(keys: Sequence[str]) -> 'OrderedDict[str, List[str]]':
-    """``{prefix: [keys]}`` grouped by the first name (two when the second is an index)."""
-    groups: 'OrderedDict[str, List[str]]' = OrderedDict()
-    for key in keys:
-        groups.setdefault(_group_of(key), []).append(key)
-    return groups
 
 
 def top_level_prefixes(keys: Sequence[str]) -> 'OrderedDict[str, int]':
@@ -181,28 +166,6 @@ class LoadReport:
         return self.message
 
 
-def _group_lines(keys: Sequence[str], max_groups: int = 20) -> List[str]:
-    groups = group_keys(keys)
-    lines = []
-    for i, (prefix, members) in enumerate(groups.items()):
-        if i == max_groups:
-            rest = sum(len(m) for m in list(groups.values())[max_groups:])
-            lines.append(f'    ... {len(groups) - max_groups} more groups ({rest} keys)')
-            break
-        leaves = sorted({m[len(prefix) + 1:] if m != prefix else m for m in members})
-        shown = ', '.join(leaves[:4]) + (', ...' if len(leaves) > 4 else '')
-        lines.append(f'    {prefix}.*: {len(members)} ({shown})' if members[0] != prefix
-                     else f'    {prefix}')
-    return lines
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    from mmengine.model import is_model_wrapper
-    while is_model_wrapper(module):
-        module = module.module
-    return module
-
-
 def _uncopyable(value: torch.Tensor, own: torch.Tensor) -> Optional[str]:
     """Why ``own.copy_(value)`` would fail, or None. Checked for every tensor before any copy."""
     if value.layout != torch.strided:
@@ -234,7 +197,6 @@ def _check_hook(own: Mapping[str, torch.Tensor], source: str, warnings: List[str
     def hook(module, state_dict, prefix, *args, **kwargs):
         # names first: an unconverted layout is explained by its layout, not by the shapes of
         # the few keys that happen to share a name
-        from .fit import check_state_dict_fits
         fit = check_state_dict_fits(module, state_dict, strict, source, converter, prefix)
         if fits is not None:
             fits.append(fit)
@@ -354,20 +316,3 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
     print_log(report.message, logger=logger,
               level=logging.INFO if report.ok else logging.WARNING)
     return report
-
-
-def check_strict(strict) -> Optional[bool]:
-    """``None`` (the fit rule), ``True`` (every key matches) or ``False`` (the opt-out)."""
-    if strict is not None and not isinstance(strict, bool):
-        raise TypeError(f'strict must be None (default: refuse a load that leaves tensors of the '
-                        f'model at init or drops tensors of its modules), True (every key must '
-                        f'match) or False (load what matches), got {strict!r}')
-    return strict
-
-
-def __getattr__(name):
-    # the rule itself lives in fit.py (module size); ``state.check_state_dict_fits`` works too
-    if name in ('check_state_dict_fits', 'StateDictFit'):
-        from . import fit
-        return getattr(fit, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -153,13 +153,19 @@ def resolve_cfg(cfg, registry: Registry, default_args=None):
     if not isinstance(obj_type, str):
         return cfg
     with registry.switch_scope_and_registry(scope) as target:
-        if isinstance(target, (BackboneRegistry, TimmModelRegistry)):
-            found = target.get(obj_type)
-        else:
-            found = lookup(target, obj_type)
-            if found is None:
-                raise UnknownTypeError(f'type {shown(obj_type)} is not registered in the '
-                                       f'{target.scope!r} registry ({NOT_A_PATH})')
+        try:
+            if isinstance(target, (BackboneRegistry, TimmModelRegistry)):
+                found = target.get(obj_type)
+            else:
+                found = lookup(target, obj_type)
+        except UnknownTypeError as err:
+            if shown(obj_type) in str(err):
+                raise
+            # a scope was followed: name the value as the config wrote it
+            raise UnknownTypeError(f'type {shown(obj_type)}: {err}') from None
+        if found is None:
+            raise UnknownTypeError(f'type {shown(obj_type)} is not registered in the '
+                                   f'{target.scope!r} registry ({NOT_A_PATH})')
     cfg = copy.copy(cfg)
     cfg['type'] = found
     return cfg

@@ -112,7 +112,8 @@ def test_config_with_failing_custom_import(tmp_path):
 def test_config_that_is_not_a_config(tmp_path):
     config = tmp_path / 'notes.txt'
     config.write_text('hello\n')
-    assert_one_line_error(run_cli('print-config', config), 'error:', 'py/yml/yaml/json')
+    assert_one_line_error(run_cli('print-config', config), 'error:',
+                          'notes.txt is not a config file', '.py, .json, .yaml, .yml')
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):

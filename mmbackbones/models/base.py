@@ -404,7 +404,13 @@ class BaseBackbone(InitReportMixin, BaseModule):
             raise ValueError(f'{type(self).__name__}: frozen_stages={frozen} but the backbone '
                              f'declares no stages to freeze (implement stem_and_stages(): '
                              f'index 0 the stem, index i stage i)')
-        frozen = self._named_check(check_frozen_stages, frozen, len(groups) - 1)
+        top = len(groups) - 1
+        declared = getattr(self, 'num_stages', None)
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared > top:
+            # stages past the last output are not built: freezing them is a no-op, as freezing
+            # stages that run after the last output is in mmpretrain
+            top = declared
+        frozen = self._named_check(check_frozen_stages, frozen, top)
         self.__dict__['_frozen_stages'] = frozen
         if frozen < 0:
             return

@@ -4,8 +4,9 @@ import os
 from typing import Union
 
 from mmengine.config import Config, ConfigDict
+from mmengine.registry import MODELS as MMENGINE_MODELS
 
-from .registry import MODELS
+from .registry import HOST_TWINS, MODELS
 from .utils.validation import to_plain
 
 
@@ -40,6 +41,9 @@ def build_backbone(cfg: Union[dict, ConfigDict], neck: Union[dict, ConfigDict] =
     obj_type = cfg['type']
     if isinstance(obj_type, str) and '.' not in obj_type:
         cfg['type'] = f'{MODELS.scope}.{obj_type}'
+    elif isinstance(obj_type, str) and obj_type.split('.')[0] in HOST_TWINS:
+        # 'mmdet.ResNet' is mmdet's own class (the twin is 'mmbackbones.mmdet.ResNet')
+        return MMENGINE_MODELS.build(cfg, default_args=default_args or None)
     return MODELS.build(cfg, default_args=default_args or None)
 
 

@@ -27,7 +27,9 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 # detectron2's ResNet front end registers 'Detectron2ResNet' from its integration module
-MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet']
+# mmbackbones.compat registers the host twins (HOST_TWINS)
+MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet',
+                   'mmbackbones.compat']
 LIST_HINT = 'run `mmbackbones list` to see every registered type'
 
 
@@ -82,6 +84,10 @@ class BackboneRegistry(Registry):
         register_all_modules()
 
     def get(self, key):
+        if isinstance(key, str):
+            scope, rest = self.split_scope_key(key)
+            if scope == self.scope and '.' in rest:  # 'mmbackbones.mmseg.X': a host twin
+                key = rest
         found = super().get(key)
         if found is None and isinstance(key, str):
             scope, real_key = self.split_scope_key(key)
@@ -119,6 +125,31 @@ class BackboneRegistry(Registry):
 MODELS = BackboneRegistry(
     'model', parent=MMENGINE_MODELS, scope='mmbackbones', locations=MODEL_LOCATIONS)
 BACKBONES = MODELS
+
+
+class HostTwinRegistry(Registry):
+    """The host twins of one library (scope ``'mmdet'`` or ``'mmseg'``), a child of
+    :data:`MODELS`: ``type='mmbackbones.mmseg.VisionTransformer'`` resolves from any registry
+    (mmengine's root sends ``mmbackbones.*`` to :data:`MODELS`, which sends ``mmseg.*`` to its
+    child of that scope). A name that is not a twin is looked up where it would be without this
+    child (the real library's registry), so ``MODELS.get('mmseg.EncoderDecoder')`` is unchanged.
+    """
+
+    def import_from_location(self) -> None:
+        register_all_modules()
+
+    def get(self, key):
+        scope, real_key = self.split_scope_key(key) if isinstance(key, str) else (None, key)
+        if scope is None or scope == self.scope:
+            self.import_from_location()
+            if real_key in self._module_dict:
+                return self._module_dict[real_key]
+            return MMENGINE_MODELS.get(f'{self.scope}.{real_key}')
+        return super().get(key)
+
+
+HOST_TWINS = {scope: HostTwinRegistry('model', parent=MODELS, scope=scope)
+              for scope in ('mmdet', 'mmseg')}
 
 
 class AliasRegistry(BackboneRegistry):
@@ -208,5 +239,5 @@ def _timm_scope():
 
 TIMM_MODELS = _timm_scope()
 
-__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'TIMM_MODELS', 'BackboneRegistry',
-           'AliasRegistry', 'UnknownTypeError', 'register_all_modules']
+__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'TIMM_MODELS', 'HOST_TWINS',
+           'BackboneRegistry', 'AliasRegistry', 'UnknownTypeError', 'register_all_modules']

@@ -142,8 +142,8 @@ class HostTwinRegistry(Registry):
         scope, real_key = self.split_scope_key(key) if isinstance(key, str) else (None, key)
         if scope is None or scope == self.scope:
             self.import_from_location()
-            if real_key in self._module_dict:
-                return self._module_dict[real_key]
+            if real_key in self.module_dict:
+                return self.module_dict[real_key]
             return MMENGINE_MODELS.get(f'{self.scope}.{real_key}')
         return super().get(key)
 

@@ -26,7 +26,6 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
 ==========================================  ========================================
 """
-from . import resnet, swin, vit  # noqa: F401 - registers the twins
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer

@@ -20,7 +20,11 @@ class HostArgumentWarning(UserWarning):
 
 
 def twin_types(owner: str, hosts: Iterable[str]) -> str:
-    return ' or '.join(f"type='mmbackbones.{host}.{owner}'" for host in sorted(set(hosts)))
+    """``type='mmbackbones.<host>.<owner>'`` for each host that has a twin of ``owner``."""
+    from ..registry import HOST_TWINS
+    hosts = sorted(set(hosts))
+    have = [h for h in hosts if h in HOST_TWINS and owner in HOST_TWINS[h].module_dict]
+    return ' or '.join(f"type='mmbackbones.{host}.{owner}'" for host in have or hosts)
 
 
 def own_arguments(cls) -> List[str]:
@@ -54,11 +58,26 @@ def take_host_args(module, given: dict, host_only: Dict[str, Sequence[str]],
     if given and not twin:
         hosts = sorted({host for key in given for host in host_only[key]})
         warnings.warn(
-            f'{owner}: {", ".join(sorted(given))} is {"/".join(hosts)}\'s spelling, not '
-            f'mmpretrain\'s. It keeps its {"/".join(hosts)} meaning here for now and changes no '
-            f'other default; for that library\'s whole signature and defaults use '
-            f'{twin_types(owner, hosts)}', HostArgumentWarning, stacklevel=stacklevel)
+            f'{owner}: {", ".join(sorted(given))} {"is" if len(given) == 1 else "are"} '
+            f'{"/".join(hosts)}\'s spelling, not mmpretrain\'s: kept with the '
+            f'{"/".join(hosts)} meaning for now, changing no other default. For that '
+            f'library\'s whole signature and defaults use {twin_types(owner, hosts)}',
+            HostArgumentWarning, stacklevel=stacklevel)
     return given
 
 
-__all__ = ['HostArgumentWarning', 'own_arguments', 'take_host_args', 'twin_types']
+def check_stage_count(frozen_stages, num_stages: int) -> int:
+    """``frozen_stages`` counted as mmpretrain's Swin and CSPNet count it: ``-1`` nothing, ``k``
+    the stem and ``stages[0..k]`` (so ``k <= num_stages - 1``); mmdet's/mmseg's Swin and our
+    other families count ``k`` as the stem and ``stages[0..k-1]``."""
+    last = num_stages - 1
+    if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int):
+        raise TypeError(f'frozen_stages must be an int in -1..{last}, got {frozen_stages!r}')
+    if not -1 <= frozen_stages <= last:
+        raise ValueError(f"frozen_stages must be in -1..{last} (mmpretrain's count: -1 nothing, "
+                         f"k the stem and stages[0..k]), got {frozen_stages!r}")
+    return frozen_stages
+
+
+__all__ = ['HostArgumentWarning', 'check_stage_count', 'own_arguments', 'take_host_args',
+           'twin_types']

@@ -158,9 +158,9 @@ class ConvNeXt(BaseBackbone):
         layer_scale_init_value (float): initial layer scale ``gamma``; 0 disables layer scale.
         out_indices (int | Sequence[int]): stages (0-based) to return, in this order. Only stages
             up to ``max(out_indices)`` are built.
-        frozen_stages (int): ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``
-            (with their output norms). mmpretrain's ``frozen_stages=0`` means nothing; ``k >= 1``
-            means the same there.
+        frozen_stages (int): mmpretrain's count: ``0`` (or ``-1``) nothing, ``k`` the first
+            ``k`` downsampling layers (the stem is the first) and ``stages[0..k-1]``; the output
+            norms stay trainable.
         norm_eval (bool): keep BatchNorm layers (if ``norm_cfg`` asks for them) in eval mode.
         gap_before_final_norm (bool): average-pool each output before its norm and return
             ``(N, C)`` vectors (mmpretrain's default, for classification); ``False`` returns
@@ -189,7 +189,7 @@ class ConvNeXt(BaseBackbone):
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  out_indices: Union[int, Sequence[int]] = -1,
-                 frozen_stages: int = -1,
+                 frozen_stages: int = 0,
                  norm_eval: bool = False,
                  gap_before_final_norm: bool = True,
                  with_cp: bool = False,
@@ -308,13 +308,10 @@ class ConvNeXt(BaseBackbone):
         return depth, max_id + 2
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        groups = [self.downsample_layers[0]]
-        for i, stage in enumerate(self.stages):
-            parts = [stage] if i == 0 else [self.downsample_layers[i], stage]
-            if i in self.out_indices:
-                parts.append(getattr(self, f'norm{i}'))
-            groups.append(nn.ModuleList(parts))
-        return groups
+        """mmpretrain's count: ``frozen_stages=k`` freezes ``downsample_layers[i]`` and
+        ``stages[i]`` for ``i < k`` (entry 0 here is nothing)."""
+        return [None, *(nn.ModuleList([self.downsample_layers[i], stage])
+                        for i, stage in enumerate(self.stages))]
 
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` maps (or ``(N, C_i)``

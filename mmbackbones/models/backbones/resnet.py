@@ -143,7 +143,7 @@ class ResNet(BaseBackbone):
     }
 
     def __init__(self,
-                 depth: int,
+                 depth: int = 50,
                  in_channels: int = 3,
                  stem_channels: int = 64,
                  base_channels: int = 64,
@@ -365,7 +365,7 @@ def _fixed_flags(cls_name: str, kwargs: dict, **fixed) -> dict:
 class ResNetV1c(ResNet):
     """ResNet-C (https://arxiv.org/abs/1812.01187): the 7x7 stem conv becomes three 3x3 convs."""
 
-    def __init__(self, depth: int, **kwargs):
+    def __init__(self, depth: int = 50, **kwargs):
         super().__init__(depth, **_fixed_flags('ResNetV1c', kwargs, deep_stem=True,
                                                avg_down=False))
 
@@ -375,7 +375,7 @@ class ResNetV1d(ResNet):
     """ResNet-D (https://arxiv.org/abs/1812.01187): deep stem, and the downsample branch
     average-pools before a stride-1 1x1 conv."""
 
-    def __init__(self, depth: int, **kwargs):
+    def __init__(self, depth: int = 50, **kwargs):
         super().__init__(depth, **_fixed_flags('ResNetV1d', kwargs, deep_stem=True,
                                                avg_down=True))
 
@@ -394,7 +394,7 @@ class ResNeXt(ResNet):
     arch_settings = {k: v for k, v in ResNet.arch_settings.items() if k >= 50}
     host_only = {**HOST_ONLY, 'base_width': ('mmdet', 'mmseg')}
 
-    def __init__(self, depth: int, groups: int = 32, width_per_group: int = 4, **kwargs):
+    def __init__(self, depth: int = 50, groups: int = 32, width_per_group: int = 4, **kwargs):
         self.groups = check_positive_int('groups', groups)
         base_width = kwargs.get('base_width')  # checked (and warned about) by ResNet
         if base_width is not None and width_per_group not in (4, base_width):

@@ -28,11 +28,11 @@ from torch import nn
 
 from ...registry import MODELS
 from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, check_bool,
-                                 check_cfg_keys, check_choice, check_frozen_stages,
+                                 check_cfg_keys, check_choice,
                                  check_positive_int, check_rate, check_size_limit,
                                  normalize_out_indices)
 from ..base import BaseBackbone
-from ..host_args import take_host_args
+from ..host_args import check_stage_count, take_host_args
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
 from ..layers.ffn import FFN
@@ -397,7 +397,7 @@ class SwinTransformer(BaseBackbone):
         if norm_cfg is not None:
             check_norm_cfg(norm_cfg)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
-        self.frozen_stages = self._check_frozen_stages(frozen_stages)
+        self.frozen_stages = check_stage_count(frozen_stages, self.num_layers)
         self.norm_eval = norm_eval
         self.out_after_downsample = out_after_downsample
         self.use_abs_pos_embed = use_abs_pos_embed
@@ -419,17 +419,6 @@ class SwinTransformer(BaseBackbone):
                           [strides_out[i] for i in self.out_indices],
                           [f'stage{i + 1}' for i in self.out_indices])
         self._freeze_stages()
-
-    def _check_frozen_stages(self, frozen_stages) -> int:
-        """mmpretrain's range: ``-1..num_layers - 1`` (``k`` freezes ``stages[0..k]``)."""
-        last = self.num_layers - 1
-        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int):
-            raise TypeError(f'frozen_stages must be an int in -1..{last}, got {frozen_stages!r}')
-        if not -1 <= frozen_stages <= last:
-            raise ValueError(f'frozen_stages must be in -1..{last} (mmpretrain\'s count: -1 '
-                             f'nothing, k the patch embedding and stages[0..k]), got '
-                             f'{frozen_stages!r}')
-        return frozen_stages
 
     @classmethod
     def _parse_arch(cls, arch) -> dict:

@@ -161,7 +161,8 @@ class ConvNeXt(BaseBackbone):
         frozen_stages (int): mmpretrain's count: ``0`` (or ``-1``) nothing, ``k`` the first
             ``k`` downsampling layers (the stem is the first) and ``stages[0..k-1]``; the output
             norms stay trainable.
-        norm_eval (bool): keep BatchNorm layers (if ``norm_cfg`` asks for them) in eval mode.
+        norm_eval (bool): our extra (keyword-only): keep BatchNorm layers (if ``norm_cfg``
+            asks for them) in eval mode.
         gap_before_final_norm (bool): average-pool each output before its norm and return
             ``(N, C)`` vectors (mmpretrain's default, for classification); ``False`` returns
             ``(N, C, H, W)`` maps (what dense tasks want).
@@ -190,13 +191,14 @@ class ConvNeXt(BaseBackbone):
                  layer_scale_init_value: float = 1e-6,
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = 0,
-                 norm_eval: bool = False,
                  gap_before_final_norm: bool = True,
                  with_cp: bool = False,
                  init_cfg=[
                      dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=.02, bias=0.),
                      dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.),
-                 ]):
+                 ],
+                 *,
+                 norm_eval: bool = False):
         super().__init__(init_cfg=init_cfg)
         depths, channels = self._parse_arch(arch)
         num_stages = len(depths)

@@ -279,7 +279,8 @@ class CSPResNet(_CSPNet):
     Stem: a 7x7 stride-2 conv and a 3x3 stride-2 max pool to 64 channels (``deep_stem``: three
     3x3 convs, the first with stride 2, no pool). Four stages with 128, 256, 512, 1024 channels
     at strides 4, 8, 16, 32 (2, 4, 8, 16 with ``deep_stem``); default output the last.
-    Arguments as :class:`CSPDarkNet`, plus ``deep_stem`` (bool).
+    Arguments as :class:`CSPDarkNet` (our extras ``drop_path_rate`` and ``arch`` included), plus
+    ``deep_stem`` (bool).
     """
     arch_settings = {
         50: dict(in_channels=(64, 128, 256, 512), out_channels=(128, 256, 512, 1024),

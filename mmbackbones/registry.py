@@ -88,6 +88,10 @@ class BackboneRegistry(Registry):
             scope, rest = self.split_scope_key(key)
             if scope == self.scope and '.' in rest:  # 'mmbackbones.mmseg.X': a host twin
                 key = rest
+                scope, rest = self.split_scope_key(rest)
+            twin = HOST_TWINS[scope].twin(rest) if scope in HOST_TWINS else None
+            if twin is not None:
+                return twin
         found = super().get(key)
         if found is None and isinstance(key, str):
             scope, real_key = self.split_scope_key(key)
@@ -128,28 +132,25 @@ BACKBONES = MODELS
 
 
 class HostTwinRegistry(Registry):
-    """The host twins of one library (scope ``'mmdet'`` or ``'mmseg'``), a child of
-    :data:`MODELS`: ``type='mmbackbones.mmseg.VisionTransformer'`` resolves from any registry
-    (mmengine's root sends ``mmbackbones.*`` to :data:`MODELS`, which sends ``mmseg.*`` to its
-    child of that scope). A name that is not a twin is looked up where it would be without this
-    child (the real library's registry), so ``MODELS.get('mmseg.EncoderDecoder')`` is unchanged.
+    """The host twins of one library (scope ``'mmdet'`` or ``'mmseg'``).
+
+    ``type='mmbackbones.mmseg.VisionTransformer'`` resolves from any registry: mmengine's root
+    sends ``mmbackbones.*`` to :data:`MODELS`, which answers ``mmseg.<twin>`` from here. This
+    registry is deliberately outside mmengine's registry tree (no parent): mmengine switches to a
+    default scope by searching the tree for a registry of that scope, and must keep finding
+    mmseg's own, never this one.
     """
 
     def import_from_location(self) -> None:
         register_all_modules()
 
-    def get(self, key):
-        scope, real_key = self.split_scope_key(key) if isinstance(key, str) else (None, key)
-        if scope is None or scope == self.scope:
-            self.import_from_location()
-            if real_key in self.module_dict:
-                return self.module_dict[real_key]
-            return MMENGINE_MODELS.get(f'{self.scope}.{real_key}')
-        return super().get(key)
+    def twin(self, name: str):
+        """The twin registered as ``name``, or ``None``."""
+        self.import_from_location()
+        return self.module_dict.get(name)
 
 
-HOST_TWINS = {scope: HostTwinRegistry('model', parent=MODELS, scope=scope)
-              for scope in ('mmdet', 'mmseg')}
+HOST_TWINS = {scope: HostTwinRegistry('model', scope=scope) for scope in ('mmdet', 'mmseg')}
 
 
 class AliasRegistry(BackboneRegistry):

@@ -23,7 +23,7 @@ def twin_types(owner: str, hosts: Iterable[str]) -> str:
     """``type='mmbackbones.<host>.<owner>'`` for each host that has a twin of ``owner``."""
     from ..registry import HOST_TWINS
     hosts = sorted(set(hosts))
-    have = [h for h in hosts if h in HOST_TWINS and owner in HOST_TWINS[h].module_dict]
+    have = [h for h in hosts if h in HOST_TWINS and HOST_TWINS[h].twin(owner) is not None]
     return ' or '.join(f"type='mmbackbones.{host}.{owner}'" for host in have or hosts)
 
 

@@ -101,7 +101,7 @@ def test_twin_resolves_by_type_and_is_a_thin_adapter(key):
     twin, core = TWINS[key]
     assert MODELS.get(f'mmbackbones.{host}.{name}') is twin
     assert ROOT.get(f'mmbackbones.{host}.{name}') is twin  # what mmdet's/mmseg's registry asks
-    assert HOST_TWINS[host].get(name) is twin
+    assert HOST_TWINS[host].twin(name) is twin
     assert issubclass(twin, core)
     # no second implementation: a twin defines no forward and builds no layer of its own
     for klass in twin.__mro__[:twin.__mro__.index(core)]:
@@ -111,4 +111,21 @@ def test_twin_resolves_by_type_and_is_a_thin_adapter(key):
 def test_host_scope_without_a_twin_is_the_hosts_own_registry():
     """``mmseg.X`` that is not a twin is looked up where it was before the twins existed."""
     from mmengine.registry import MODELS as ROOT
-    assert HOST_TWINS['mmseg'].get('NoSuchModel') is ROOT.get('mmseg.NoSuchModel')
+    assert MODELS.get('mmseg.NoSuchModel') is ROOT.get('mmseg.NoSuchModel')
+
+
+def test_no_twin_registry_in_mmengines_tree():
+    """mmengine switches to a default scope ('mmseg') by searching its registry tree for that
+    scope: a twin registry found there would stand in for mmseg's own."""
+    from mmengine.registry import MODELS as ROOT
+    MODELS.get('mmbackbones.mmseg.VisionTransformer')  # everything registered
+    stack, scopes = [ROOT], []
+    while stack:
+        registry = stack.pop()
+        scopes.append(registry.scope)
+        stack.extend(registry.children.values())
+    assert 'mmbackbones' in scopes
+    for twins in HOST_TWINS.values():
+        assert twins.parent is None and twins not in stack
+    mine = [r for r in MODELS.children.values() if r.scope in HOST_TWINS]
+    assert mine == []

@@ -27,7 +27,7 @@ def test_recorded_table_and_twin_match_the_real_host(key):
             for p in list(inspect.signature(_host_class(host, name).__init__).parameters
                           .values())[1:]]
     assert real == HOST_SIGNATURES[key]
-    twin = HOST_TWINS[host].get(name)
+    twin = HOST_TWINS[host].twin(name)
     ours = [(p.name, p.kind.name, REQUIRED if p.default is p.empty else p.default)
             for p in list(inspect.signature(twin.__init__).parameters.values())[1:]]
     assert ours == real
@@ -56,3 +56,23 @@ def test_host_registry_resolves_the_twin_after_custom_imports(host, name, kwargs
     # with the twin's defaults, the host's own class gives the same outputs' layout
     native = registry.build(dict(kwargs, type=name, _scope_=host))
     assert len(model.out_channels) == len(native.out_indices)
+
+
+@pytest.mark.parametrize('host,name', [('mmseg', 'VisionTransformer'), ('mmdet', 'ResNet'),
+                                       ('mmseg', 'SwinTransformer')])
+def test_host_scope_keeps_meaning_the_hosts_own_class(host, name):
+    """With mmbackbones imported and its twins registered, mmengine's switch to the host's
+    default scope still finds the host's own registry: a bare type is the host's class."""
+    from mmengine.registry import DefaultScope
+
+    from mmbackbones.registry import MODELS
+    MODELS.get(f'mmbackbones.{host}.{name}')  # every twin registered
+    importlib.import_module(f'{host}.models')
+    registry = importlib.import_module(f'{host}.registry').MODELS
+    real = _host_class(host, name)
+    assert registry.get(name) is real
+    with DefaultScope.overwrite_default_scope(host):
+        with registry.switch_scope_and_registry(host) as switched:
+            assert switched.get(name) is real
+    kwargs = dict(depth=18) if name == 'ResNet' else {}
+    assert type(registry.build(dict(type=name, _scope_=host, **kwargs))) is real

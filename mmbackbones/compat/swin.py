@@ -60,6 +60,7 @@ class _HostSwin(SwinTransformer):
 @HOST_TWINS['mmdet'].register_module('SwinTransformer')
 class MMDetSwinTransformer(_HostSwin):
     """mmdet's ``SwinTransformer(pretrain_img_size, in_channels, embed_dims, ...)``."""
+    host = 'mmdet'
 
     def __init__(self,
                  pretrain_img_size=224,
@@ -99,6 +100,7 @@ class MMDetSwinTransformer(_HostSwin):
 @HOST_TWINS['mmseg'].register_module('SwinTransformer')
 class MMSegSwinTransformer(_HostSwin):
     """mmseg's ``SwinTransformer(pretrain_img_size, in_channels, embed_dims, ...)``."""
+    host = 'mmseg'
 
     def __init__(self,
                  pretrain_img_size=224,

@@ -1,4 +1,5 @@
-"""mmseg 1.2's ``VisionTransformer`` spelling of the core ViT (``mmbackbones.mmseg.VisionTransformer``).
+"""mmseg 1.2's ``VisionTransformer`` spelling of the core ViT
+(``mmbackbones.mmseg.VisionTransformer``).
 
 Same network and parameter names as ``mmcls.VisionTransformer`` (mmseg checkpoints, with their
 ``attn.attn.in_proj_*`` keys, are converted on load); mmseg's signature and defaults, which differ
@@ -14,6 +15,7 @@ from ..registry import HOST_TWINS
 class MMSegVisionTransformer(VisionTransformer):
     """mmseg's ``VisionTransformer(img_size, patch_size, patch_pad, ...)``: its arguments, with
     its defaults and meanings, build the core :class:`VisionTransformer`."""
+    host = 'mmseg'
 
     def __init__(self,
                  img_size=224,

@@ -240,10 +240,11 @@ class CSPDarkNet(_CSPNet):
 
     Args:
         depth (int): 53 (the only depth). ``arch`` is accepted as another spelling.
-        in_channels (int): input channels. out_indices (int | Sequence[int]): stages to return
-            (0..4, negative from the end; default -1, the last, as mmpretrain's ``(4,)``;
-            ``(3,)`` for CSPResNet/CSPResNeXt). frozen_stages (int): mmpretrain's count: -1 none, k the stem
-            and ``stages[0..k]``. drop_path_rate (float): stochastic depth of the last block.
+        in_channels (int): input channels.
+        out_indices (int | Sequence[int]): stages to return (0..4, negative from the end;
+            default -1, the last, as mmpretrain's ``(4,)``; ``(3,)`` for CSPResNet/CSPResNeXt).
+        frozen_stages (int): mmpretrain's count: -1 none, k the stem and ``stages[0..k]``.
+        drop_path_rate (float): our extra: stochastic depth of the last block.
         conv_cfg, norm_cfg, act_cfg (dict): layer configs (default BN and LeakyReLU(0.01)).
         norm_eval (bool): keep BatchNorm layers in eval mode while training.
         arch (int | dict): the depth, or a dict of per-stage settings (see ``arch_settings``).

@@ -372,7 +372,7 @@ class SwinTransformer(BaseBackbone):
         if mmdet_args:
             arch, img_size, stage_cfgs, patch_cfg = (mmdet_spelling(dict(
                 arch=arch, img_size=img_size, patch_size=patch_size, stage_cfgs=stage_cfgs,
-                patch_cfg=patch_cfg), mmdet_args, 4)[k]
+                patch_cfg=patch_cfg), mmdet_args, len(parse_arch(arch)['depths']))[k]
                 for k in ('arch', 'img_size', 'stage_cfgs', 'patch_cfg'))
             with warnings.catch_warnings():  # one warning (take_host_args') is enough
                 warnings.simplefilter('ignore', UserWarning)

@@ -1,8 +1,8 @@
 """mmbackbones: an OpenMMLab-style registry of multi-scale backbones.
 
 Importing the package is light: it creates the registries and imports no model file, torch,
-timm or torchvision. Model families load on first use: the first registry lookup, or the first
-backbone built, calls :func:`register_all_modules` (also callable up front).
+timm or torchvision. Model families load on first use: the first registry lookup imports them
+(mmengine's lazy ``locations``); :func:`register_all_modules` does it up front.
 """
 from .utils.mmcv_check import check_mmcv_version
 
@@ -15,5 +15,5 @@ from .model_configs import register_config_scope  # noqa: E402
 
 register_config_scope()  # _base_ = 'mmbackbones::resnet/resnet50.py'
 
-__all__ = ['MODELS', 'BACKBONES', 'register_all_modules', 'build_backbone', 'build_backbone_from_config', 'load_config',
-           '__version__']
+__all__ = ['MODELS', 'BACKBONES', 'register_all_modules', 'build_backbone',
+           'build_backbone_from_config', 'load_config', '__version__']

@@ -13,6 +13,10 @@ mmbackbones``) adds ``mmbackbones`` to (1) and answers (2) for ``mmbackbones`` f
 package itself: with a PEP 660 editable install ``get_installed_path`` would return
 ``site-packages/mmbackbones``, which does not exist. Other packages are left to mmengine.
 
+A registered type (``ResNet``, ``ConvNeXt``; what ``mmbackbones list`` shows) is also a model
+name: the type built with its defaults (a required argument, ResNet's ``depth``, is named in
+the error, to give with ``--cfg-options model.backbone.depth=50``).
+
 A model name is a shipped config's stem (``resnet50``, ``convnext-tiny``, ``swin-tiny_224``;
 ``_`` and ``-`` are interchangeable; a native family's file wins over a timm/torchvision one of
 the same name), ``<arch>/<stem>`` (``timm/convnext_tiny``), or a wrapped
@@ -130,11 +134,42 @@ def resolve_model_name(name: str) -> dict:
         by_normal.setdefault(_normal(known), path)
     if _normal(name) in by_normal:
         return {'config': by_normal[_normal(name)]}
+    registered = _registered_type(name)
+    if registered is not None:
+        return {'backbone': dict(type=registered)}
     close = difflib.get_close_matches(name, [n for n in names if '/' not in n], n=4, cutoff=0.6)
     hint = f' Did you mean {", ".join(close)}?' if close else ''
-    raise KeyError(f'{name!r} is neither a config file nor a model name.{hint} (`mmbackbones '
-                   f'list --configs` lists the names; timm and torchvision models are written '
-                   f'timm.<name> / torchvision.<name>)')
+    raise KeyError(f'{name!r} is neither a config file, a model name nor a registered type.'
+                   f'{hint} (`mmbackbones list --configs` lists the names, `mmbackbones list` '
+                   f'the types; timm and torchvision models are written timm.<name> / '
+                   f'torchvision.<name>)')
+
+
+def _registered_type(name: str) -> Optional[str]:
+    """``name`` when it is a registered backbone type (``ResNet``, ``mmcls.ConvNeXt``, a user's
+    class imported before), built with its defaults; else None."""
+    from .registry import MODELS
+    if '/' in name or not name.replace('.', '').replace('_', '').isalnum():
+        return None
+    try:
+        return name if MODELS.get(name) is not None else None
+    except KeyError:
+        return None
+
+
+def required_arguments(type_name: str, given) -> list:
+    """The constructor arguments of registered type ``type_name`` that have no default and are
+    not in ``given`` (``ResNet``: ``depth``)."""
+    import inspect
+
+    from .registry import MODELS
+    try:
+        cls = MODELS.get(type_name)
+        params = inspect.signature(cls).parameters
+    except (KeyError, TypeError, ValueError):
+        return []
+    return [n for n, p in params.items() if p.default is p.empty and n not in given
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _wrapper_cfg(scope: str, model_name: str) -> dict:
@@ -164,4 +199,12 @@ def load_model_config(config: str, cfg_options: Optional[dict] = None):
     cfg = Config(dict(model=dict(backbone=target['backbone'])))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    backbone = cfg.model.backbone
+    missing = required_arguments(backbone.get('type'), backbone) if backbone.get(
+        'type') == config else []
+    if missing:
+        raise TypeError(f'{config} (a registered type, built with its defaults) needs '
+                        f'{", ".join(missing)}: give '
+                        + ' '.join(f'--cfg-options model.backbone.{m}=...' for m in missing)
+                        + ' or write a config file')
     return cfg

@@ -20,3 +20,11 @@ def _seed():
 @pytest.fixture
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture
+def toy_registered():
+    """``ToyBackbone`` (tests/toy_backbone.py) buildable by type name during the test only."""
+    from tests.toy_backbone import registered
+    with registered() as cls:
+        yield cls

@@ -4,6 +4,8 @@ from mmbackbones import build_backbone_from_config, load_config
 from mmbackbones.builder import backbone_cfg_from_config
 from tests.toy_backbone import ToyBackbone
 
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
+
 BASE = "backbone = dict(type='ToyBackbone', out_indices=(0, 1, 2), frozen_stages=-1)\n"
 
 

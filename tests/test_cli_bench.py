@@ -61,6 +61,8 @@ def test_bench_table_vs_torchvision(tmp_path):
     for text in ('median ms', 'min ms', 'max ms', 'images/s', 'torchvision:resnet18',
                  'ratio (other median / ours) =', '1 warm-up + 3 paired iterations'):
         assert text in out, text
+    assert ('ours is faster: torchvision:resnet18 takes' in out or 'ours is slower: it takes'
+            in out or 'ours and torchvision:resnet18 take the same time' in out), out
 
 
 @pytest.mark.skipif(shutil.which('g++') is None and shutil.which('c++') is None,
@@ -101,3 +103,15 @@ def test_runs_alternate_their_order():
                         warmup=1, device='cpu')
     assert calls == ['a', 'b'] + ['a', 'b', 'b', 'a', 'a', 'b', 'b', 'a']
     assert [len(t) for t in times] == [4, 4]
+
+
+@pytest.mark.parametrize('ratio, sentence', [
+    (0.997, 'ours and timm:resnet18 take the same time (within 0.5%)'),
+    (0.995, 'ours is slower: it takes 1.005x the time of timm:resnet18'),  # was "1.00x slower"
+    (0.98, 'ours is slower: it takes 1.020x the time of timm:resnet18'),
+    (0.5, 'ours is slower: it takes 2.000x the time of timm:resnet18'),
+    (1.25, 'ours is faster: timm:resnet18 takes 1.250x our time'),
+])
+def test_speed_sentence_says_faster_or_slower_correctly(ratio, sentence):
+    from mmbackbones.analysis.benchmark import speed_sentence
+    assert speed_sentence(ratio, 'timm:resnet18') == sentence

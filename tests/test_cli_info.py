@@ -76,7 +76,8 @@ def test_table_output_and_neck_snippets(tmp_path):
     assert 'stage1' not in out  # --cfg-options removed it
     assert 'frozen params' in out and 'forward memory' in out
     assert 'FLOPs' not in out  # --no-flops
-    assert 'mmseg: in_channels=[16, 32]' in out
+    assert 'mmseg decode_head: in_channels=[16, 32]' in out
+    assert 'mmseg auxiliary_head: in_channels=16' in out
     assert 'decode_head=dict(in_channels=[16, 32], in_index=[0, 1])' in out
 
 
@@ -112,3 +113,38 @@ def test_checkpoint_with_wrong_keys_is_one_line_error(tmp_path):
         run_cli('info', config, '--checkpoint', tmp_path / 'bad.pth', '--no-flops',
                 '--no-memory'), 'mmbackbones info: error: --checkpoint',
         '24 missing')
+
+
+def test_neck_mmseg_prints_every_head_that_reads_the_backbone(tmp_path):
+    """A PSPNet-style config: the decode head reads output 2, the auxiliary head output 1."""
+    config = tmp_path / 'pspnet_toy.py'
+    config.write_text(
+        "custom_imports = dict(imports=['toy_backbone'], allow_failed_imports=False)\n"
+        "model = dict(type='EncoderDecoder', backbone=dict(type='ToyBackbone'),\n"
+        "             decode_head=dict(type='PSPHead', in_channels='auto', in_index=2),\n"
+        "             auxiliary_head=dict(type='FCNHead', in_channels='auto', in_index=1))\n")
+    result = run_cli('info', config, '--input-size', '32', '32', '--neck', 'mmseg',
+                     '--no-flops', '--no-memory')
+    assert result.returncode == 0, result.stderr
+    assert 'mmseg decode_head: in_channels=32' in result.stdout
+    assert 'mmseg auxiliary_head: in_channels=16' in result.stdout
+    assert 'auxiliary_head=dict(in_channels=16, in_index=1)' in result.stdout
+
+
+def test_neck_settings_for_a_list_of_heads_and_a_neck():
+    from mmbackbones.analysis.info import format_neck_snippet, neck_settings
+    from tests.toy_backbone import ToyBackbone
+    model = ToyBackbone()
+    heads = dict(decode_head=dict(in_index=[0, 2]),
+                 auxiliary_head=[dict(in_index=1), dict(in_index=0)])
+    settings = neck_settings(model, 'mmseg', heads)
+    assert settings == dict(decode_head=dict(in_channels=[8, 32], in_index=[0, 2]),
+                            auxiliary_head=[dict(in_channels=16, in_index=1),
+                                            dict(in_channels=8, in_index=0)])
+    assert 'auxiliary_head=[dict(in_channels=16, in_index=1), dict(in_channels=8, in_index=0)]' \
+        in format_neck_snippet(settings)
+    # no heads in the config: every output for the decode head, the second-to-last for the aux
+    assert neck_settings(model, 'mmseg')['auxiliary_head'] == dict(in_channels=16, in_index=1)
+    # with a neck, the heads read the neck: its in_channels are what the backbone decides
+    assert neck_settings(model, 'mmseg', dict(neck=dict(type='FPN'), decode_head={})) == dict(
+        neck=dict(type='FPN', in_channels=[8, 16, 32]))

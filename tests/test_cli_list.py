@@ -10,7 +10,7 @@ def test_list_json_is_the_registry():
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     names = [row['name'] for row in data['registered']]
-    # Other tests in this process may have registered test-only types (ToyBackbone).
+    # Only mmbackbones' own types (a test's toy types are registered for that test only).
     ours = [n for n in MODELS.known_names()
             if getattr(MODELS.module_dict.get(n), '__module__', '').startswith('mmbackbones.')]
     assert names == sorted(ours)
@@ -62,3 +62,12 @@ def test_list_pretrained_and_configs():
     assert {'name': 'swin-tiny_224', 'file': 'swin/swin-tiny_224.py'} in data['configs']
     table = run_cli('list', 'regnetx-400mf', '--pretrained').stdout
     assert 'regnetx-400mf_8xb128_in1k' in table and '72.56' in table and 'MMBACKBONES_HOME' in table
+
+
+def test_list_configs_lists_only_configs():
+    result = run_cli('list', 'resnet', '--configs')
+    assert result.returncode == 0, result.stderr
+    assert 'Shipped configs matching' in result.stdout and 'resnet50' in result.stdout
+    assert 'Registered backbone types' not in result.stdout  # the type table is not reprinted
+    data = json.loads(run_cli('list', 'resnet', '--configs', '--json').stdout)
+    assert set(data) == {'configs'}

@@ -1,8 +1,10 @@
 """Config fuzzing: every registered backbone, argument combinations valid and invalid.
 
-The property: a config either builds, runs on a random small image and returns what its
-metadata says, or it is refused at construction with a ValueError/TypeError/KeyError whose message
-names one of the arguments given. Any other exception (AssertionError, IndexError,
+The property: each config is a valid one with, half of the time, one argument known to be
+wrong (a bad value, a ``type`` that is a dotted path or a foreign class, a nested config naming
+code). A config with a fault is refused at construction with a ValueError/TypeError/KeyError
+whose message names that argument; a valid one builds, runs on a random small image and returns
+what its metadata says. Any other exception (AssertionError, IndexError,
 AttributeError, a shape error from inside a layer) fails. Inputs of odd sizes (batch 1,
 non-square, sides not divisible by the stride, smaller than the total stride) must give a valid
 output or a ValueError that says what is wrong with the input. An empty batch (N=0) gives empty
@@ -15,7 +17,7 @@ which must be refused at construction, before anything is allocated.
 MMBACKBONES_FUZZ_EXAMPLES scales the examples per family (default 20; CI uses the default and a
 fixed seed, so a red run is reproducible).
 """
-import inspect
+import collections
 import os
 
 import numpy as np
@@ -66,26 +68,34 @@ def images():
     return st.tuples(st.integers(0, 2), st.integers(5, 72), st.integers(5, 72), DTYPES)
 
 
-def argument_names(cfg: dict) -> set:
-    """The arguments a message may name: those given, and any of the class's constructors."""
-    names = {key for key in cfg if key != 'type'}
-    cls = MODELS.get(cfg['type']) if isinstance(cfg.get('type'), str) else None
-    for klass in inspect.getmro(cls) if inspect.isclass(cls) else ():
-        if '__init__' in vars(klass):
-            names.update(p for p in inspect.signature(klass.__init__).parameters
-                         if p not in ('self', 'args', 'kwargs', 'init_cfg'))
-    return names
+def fault_names(cfg: dict, fault: str) -> list:
+    """What a refusal of ``cfg`` must name: the argument at fault (for a bad ``type``, the type
+    itself: its string, or the class's name)."""
+    if fault != 'type':
+        return [fault]
+    value = cfg['type']
+    return [value] if isinstance(value, str) else [getattr(value, '__name__', repr(value))]
 
 
-def check_config(cfg: dict, image):
-    """The fuzz property for one config and one input size."""
+def check_config(cfg: dict, image, fault=None):
+    """The fuzz oracle for one config and one input size.
+
+    ``fault`` is the one argument known to be wrong (``None``: every argument is valid). A
+    config with a fault must be refused at construction with a ValueError/TypeError/KeyError
+    whose message names that argument; a config without one must build and pass
+    :func:`check_forward`. Returns the outcome (``'refused'``, ``'built'``, ...).
+    """
     try:
         model = build_backbone(cfg)
     except ALLOWED as exc:
         message = str(exc)
-        named = [key for key in argument_names(cfg) if key in message]
-        assert named, f'{type(exc).__name__} does not name an argument of {cfg}: {message}'
+        assert fault is not None, f'a valid config was refused: {cfg}: {type(exc).__name__}: ' \
+            f'{message}'
+        named = [name for name in fault_names(cfg, fault) if name in message]
+        assert named, (f'{type(exc).__name__} does not name the argument at fault ({fault!r}) '
+                       f'of {cfg}: {message}')
         return 'refused'
+    assert fault is None, f'{cfg} built although {fault}={cfg[fault]!r} is wrong'
     return check_forward(model, cfg, image)
 
 
@@ -133,154 +143,230 @@ def check_forward(model, cfg: dict, image):
     return 'built'
 
 
-NORMS = st.sampled_from([dict(type='BN'), dict(type='FrozenBN'), dict(type='GN', num_groups=4),
-                         dict(type='GN', num_groups=32), dict(type='NoSuchNorm'), 'BN',
-                         dict(type='BN', requires_grad='yes'),
-                         dict(type='BN', requires_grad=False)])
+def faulty(base, valid: dict, bad: list, tidy=None):
+    """``(cfg, fault)``: ``base`` with some ``valid`` options (each right whatever the others
+    are), and half of the time one ``(argument, wrong value)`` of ``bad`` on top: the oracle
+    then knows which argument a refusal must name."""
+    def make(parts):
+        cfg, wrong = parts
+        cfg = dict(cfg)
+        if tidy is not None:
+            cfg = tidy(cfg)
+        if wrong is None:
+            return cfg, None
+        key, value = wrong
+        cfg[key] = value
+        return cfg, key
+    options = st.fixed_dictionaries(base, optional=valid)
+    return st.tuples(options, st.one_of(st.none(), st.sampled_from(bad))).map(make)
 
-RESNET = st.fixed_dictionaries({
+
+def valid_out_indices(num_stages: int):
+    subsets = st.lists(st.integers(0, num_stages - 1), min_size=1, max_size=num_stages,
+                       unique=True).map(sorted).flatmap(_plain_or_numpy)
+    return st.one_of(subsets, st.integers(-num_stages, num_stages - 1))
+
+
+def bad_out_indices(num_stages: int) -> list:
+    return [('out_indices', v) for v in ('0', [0.5], np.array([[0, 1]]), (num_stages,), [],
+                                         (0, 0), (0, -num_stages))]
+
+
+def bad_frozen_stages(high: int) -> list:
+    return [('frozen_stages', -2), ('frozen_stages', high + 1), ('frozen_stages', '1')]
+
+
+# A type that is a dotted path or a foreign class, and nested configs naming code: refused,
+# naming the type or the argument, and nothing imported or called (tests/test_routes.py).
+ROUTE_FAULTS = [('type', 'os.system'), ('type', 'mmcls.subprocess.run'),
+                ('type', 'collections.OrderedDict'), ('type', collections.OrderedDict),
+                ('type', print), ('type', 'mmbackbones.os.path.join'),
+                ('init_cfg', dict(type='os.system', command='true')),
+                ('init_cfg', [dict(type='Kaiming', layer='Conv2d'), dict(type='subprocess.run')])]
+NORM_FAULTS = [('norm_cfg', dict(type='NoSuchNorm')), ('norm_cfg', 'BN'),
+               ('norm_cfg', dict(type='BN', requires_grad='yes')),
+               ('norm_cfg', dict(type='os.system', command='true')),
+               ('norm_cfg', dict(type='collections.OrderedDict'))]
+BN_NORMS = st.sampled_from([dict(type='BN'), dict(type='FrozenBN'),
+                            dict(type='BN', requires_grad=False)])
+NORMS = st.one_of(BN_NORMS, st.just(dict(type='GN', num_groups=4)))
+
+
+def _plain_resnet_only(cfg):
+    if cfg['type'] != 'ResNet':  # ResNetV1c/V1d fix their stem and shortcut
+        cfg.pop('deep_stem', None)
+        cfg.pop('avg_down', None)
+    return cfg
+
+
+RESNET = faulty({
     'type': st.sampled_from(['ResNet', 'ResNetV1c', 'ResNetV1d']),
-    'depth': st.sampled_from([18, 34, 50, 20, '50', None]),
-}, optional={
-    'num_stages': st.integers(0, 5),
-    'strides': st.sampled_from([(1, 2, 2, 2), (1, 2, 2, 1), (1, 2), (0, 2, 2, 2), 2]),
-    'dilations': st.sampled_from([(1, 1, 1, 1), (1, 1, 1, 2), (1, 1, 2, 4), (1, 1)]),
-    'out_indices': out_indices(),
-    'frozen_stages': frozen_stages(-2, 5),
-    'style': st.sampled_from(['pytorch', 'caffe', 'tf']),
+    'depth': st.sampled_from([18, 34, 50]),
+    'base_channels': st.sampled_from([8, 16]),
+    'stem_channels': st.sampled_from([8, 16]),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'style': st.sampled_from(['pytorch', 'caffe']),
     'deep_stem': st.booleans(),
     'avg_down': st.booleans(),
-    'base_channels': st.sampled_from([8, 16, 0, -4]),
-    'stem_channels': st.sampled_from([8, 16, 0]),
+    'strides': st.sampled_from([(1, 2, 2, 2), (1, 2, 2, 1)]),
+    'dilations': st.sampled_from([(1, 1, 1, 1), (1, 1, 1, 2)]),
     'norm_cfg': NORMS,
     'norm_eval': st.booleans(),
-    'drop_path_rate': st.sampled_from([0.0, 0.1, 1.5, -0.1]),
-    'in_channels': st.sampled_from([1, 3, 0]),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]),
+    'in_channels': st.sampled_from([1, 3]),
     'zero_init_residual': st.booleans(),
-})
+}, [('depth', 20), ('depth', '50'), ('depth', None), ('num_stages', 0), ('num_stages', 5),
+    ('strides', (0, 2, 2, 2)), ('strides', (1, 2)), ('dilations', (1, 1)), ('style', 'tf'),
+    ('base_channels', 0), ('base_channels', -4), ('stem_channels', 0),
+    ('norm_cfg', dict(type='GN', num_groups=32)), ('drop_path_rate', 1.5),
+    ('drop_path_rate', -0.1), ('in_channels', 0), ('deth', 50)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS,
+    tidy=_plain_resnet_only)
 
-RESNEXT = st.fixed_dictionaries({
-    'type': st.just('ResNeXt'), 'depth': st.sampled_from([50, 18]),
-    'base_channels': st.sampled_from([16, 64]),
-}, optional={
-    'groups': st.sampled_from([1, 4, 32, 0, 3]),
-    'width_per_group': st.sampled_from([2, 4, 0]),
-    'out_indices': out_indices(),
-    'frozen_stages': frozen_stages(-2, 5),
-})
+RESNEXT = faulty({
+    'type': st.just('ResNeXt'), 'depth': st.just(50), 'base_channels': st.just(16),
+    'groups': st.sampled_from([1, 4]), 'width_per_group': st.sampled_from([2, 4]),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+}, [('groups', 0), ('width_per_group', 0), ('depth', 18)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
 
-VIT = st.fixed_dictionaries({
+TINY_VIT_ARCHS = [dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64),
+                  dict(embed_dims=32, num_layers=3, num_heads=4, feedforward_channels=32)]
+VIT = faulty({
     'type': st.sampled_from(['VisionTransformer', 'ViT']),
-    'arch': st.sampled_from([
-        dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64),
-        dict(embed_dims=30, num_layers=2, num_heads=4, feedforward_channels=64),
-        dict(embed_dims=32, num_layers=2), 'deit-t', 'no-such-arch', 7,
-        dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64, qkv_bais=True),
-        dict(embed_dims=32, num_layers=10**9, num_heads=2, feedforward_channels=64)]),
-    'img_size': st.sampled_from([32, 48, 0, 10**6, (32, 10**6)]),
-    'patch_size': st.sampled_from([8, 16, 0]),
-}, optional={
-    'out_indices': out_indices(),
-    'out_type': st.sampled_from(['raw', 'cls_token', 'featmap', 'avg_featmap', 'bad']),
-    'with_cls_token': st.booleans(),
+    'arch': st.sampled_from(TINY_VIT_ARCHS),
+    'img_size': st.sampled_from([32, 48]),
+    'patch_size': st.sampled_from([8, 16]),
+}, {
+    'out_indices': valid_out_indices(3),
+    'out_type': st.sampled_from(['raw', 'cls_token', 'featmap', 'avg_featmap']),
     'final_norm': st.booleans(),
-    'frozen_stages': frozen_stages(-2, 14),
-    'interpolate_mode': st.sampled_from(['bicubic', 'bilinear', 'bad']),
+    'frozen_stages': frozen_stages(-1, 3),
+    'interpolate_mode': st.sampled_from(['bicubic', 'bilinear']),
     'layer_scale_init_value': st.sampled_from([0.0, 0.1]),
     'pre_norm': st.booleans(),
-    'drop_path_rate': st.sampled_from([0.0, 0.1, 2.0]),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]),
     'qkv_bias': st.booleans(),
-    'in_channels': st.sampled_from([1, 3, 0]),
-})
+    'in_channels': st.sampled_from([1, 3]),
+}, [('arch', 'no-such-arch'), ('arch', 7),
+    ('arch', dict(embed_dims=30, num_layers=3, num_heads=4, feedforward_channels=64)),
+    ('arch', dict(embed_dims=32, num_layers=3)),
+    ('arch', dict(TINY_VIT_ARCHS[0], qkv_bais=True)),
+    ('arch', dict(TINY_VIT_ARCHS[0], num_layers=10**9)),
+    ('img_size', 0), ('img_size', 10**6), ('img_size', (32, 10**6)), ('patch_size', 0),
+    ('out_type', 'bad'), ('interpolate_mode', 'bad'), ('drop_path_rate', 2.0),
+    ('in_channels', 0)] + bad_out_indices(3) + bad_frozen_stages(3) + ROUTE_FAULTS)
 
-CONVNEXT = st.fixed_dictionaries({
+CONVNEXT = faulty({
     'type': st.just('ConvNeXt'),
-    'arch': st.sampled_from(['atto', dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]),
-                             dict(depths=[1, 1], channels=[8, 16, 32]), 'no-such-arch',
-                             dict(depths=[10**9, 1, 1, 1], channels=[8, 16, 32, 64]),
-                             dict(depths=[1, 1], channels=[8, 10**9])]),
-}, optional={
-    'out_indices': out_indices(),
-    'frozen_stages': frozen_stages(-2, 5),
-    'drop_path_rate': st.sampled_from([0.0, 0.2, 1.5]),
+    'arch': st.sampled_from(['atto', dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64])]),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 3),
+    'drop_path_rate': st.sampled_from([0.0, 0.2]),
     'gap_before_final_norm': st.booleans(),
     'layer_scale_init_value': st.sampled_from([0.0, 1e-6]),
     'use_grn': st.booleans(),
     'linear_pw_conv': st.booleans(),
-    'in_channels': st.sampled_from([1, 3, 0]),
-    'stem_patch_size': st.sampled_from([2, 4, 0]),
-})
+    'in_channels': st.sampled_from([1, 3]),
+    'stem_patch_size': st.sampled_from([2, 4]),
+}, [('arch', 'no-such-arch'),
+    ('arch', dict(depths=[10**9, 1, 1, 1], channels=[8, 16, 32, 64])),
+    ('arch', dict(depths=[1, 1], channels=[8, 16, 32])),
+    ('drop_path_rate', 1.5), ('in_channels', 0), ('stem_patch_size', 0),
+    ('act_cfg', dict(type='os.system', command='true')), ('act_cfg', dict(type='antigravity'))]
+   + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
 
-SWIN = st.fixed_dictionaries({
+SWIN = faulty({
     'type': st.just('SwinTransformer'),
-    'arch': st.sampled_from([dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2]),
-                             dict(embed_dims=16, depths=[1, 1], num_heads=[1, 1, 2]),
-                             dict(embed_dims=16, depths=[1, 10**9], num_heads=[1, 1]),
-                             'no-such-arch']),
-}, optional={
-    'img_size': st.sampled_from([32, 64, 0, 10**5]),
-    'window_size': st.sampled_from([2, 3, 7, 0, 10**6]),
+    'arch': st.just(dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])),
+    'img_size': st.sampled_from([32, 64]),
+    'window_size': st.sampled_from([2, 3]),
+}, {
     'patch_size': st.sampled_from([2, 4]),
-    'out_indices': out_indices(),
-    'frozen_stages': frozen_stages(-2, 5),
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 3),
     'out_after_downsample': st.booleans(),
     'use_abs_pos_embed': st.booleans(),
     'pad_small_map': st.booleans(),
-    'drop_path_rate': st.sampled_from([0.0, 0.1, 1.5]),
-    'in_channels': st.sampled_from([1, 3, 0]),
-})
+    'drop_path_rate': st.sampled_from([0.0, 0.1]),
+    'in_channels': st.sampled_from([1, 3]),
+}, [('arch', dict(embed_dims=16, depths=[1, 1], num_heads=[1, 1, 2])),
+    ('arch', dict(embed_dims=16, depths=[1, 10**9, 1, 1], num_heads=[1, 1, 2, 2])),
+    ('arch', 'no-such-arch'), ('img_size', 0), ('img_size', 10**5), ('window_size', 0),
+    ('window_size', 10**6), ('drop_path_rate', 1.5), ('in_channels', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
 
-REGNET = st.fixed_dictionaries({
-    'type': st.just('RegNet'),
-    'arch': st.sampled_from(['regnetx_400mf', 'regnetx_4.0gf_typo',
-                             dict(w0=24, wa=24.48, wm=2.54, group_w=16, depth=6, bot_mul=1.0),
-                             dict(w0=24),
-                             dict(w0=24, wa=24.48, wm=2.54, group_w=16, depth=10**9, bot_mul=1.0),
-                             dict(w0=24, wa=1e9, wm=2.54, group_w=16, depth=6, bot_mul=1.0)]),
-}, optional={
-    'out_indices': out_indices(),
-    'frozen_stages': frozen_stages(-2, 5),
-    'strides': st.sampled_from([(2, 2, 2, 2), (2, 2, 2, 1), (2, 2)]),
+REGNET = faulty({
+    'type': st.just('RegNet'), 'arch': st.just('regnetx_400mf'),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'strides': st.sampled_from([(2, 2, 2, 2), (2, 2, 2, 1)]),
     'dilations': st.sampled_from([(1, 1, 1, 1), (1, 1, 1, 2)]),
-    'in_channels': st.sampled_from([1, 3, 0]),
-    'norm_cfg': NORMS,
-})
+    'in_channels': st.sampled_from([1, 3]),
+    'norm_cfg': BN_NORMS,
+}, [('arch', 'regnetx_4.0gf_typo'), ('arch', dict(w0=24)),
+    ('arch', dict(w0=24, wa=24.48, wm=2.54, group_w=16, depth=10**9, bot_mul=1.0)),
+    ('arch', dict(w0=24, wa=1e9, wm=2.54, group_w=16, depth=6, bot_mul=1.0)),
+    ('strides', (2, 2)), ('in_channels', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
 
-CSP = st.fixed_dictionaries({
+CSP = faulty({
     'type': st.sampled_from(['CSPDarkNet', 'CSPResNet', 'CSPResNeXt']),
-}, optional={
-    'depth': st.sampled_from([50, 53, 18, '50']),
-    'arch': st.sampled_from([50, 53, 'x']),
-    'out_indices': out_indices(),
-    'frozen_stages': frozen_stages(-2, 6),
-    'drop_path_rate': st.sampled_from([0.0, 0.1, 1.5]),
-    'in_channels': st.sampled_from([1, 3, 0]),
-})
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 2),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]),
+    'in_channels': st.sampled_from([1, 3]),
+}, [('depth', 18), ('depth', '50'), ('drop_path_rate', 1.5), ('in_channels', 0),
+    ('out_indices', (7,)), ('out_indices', '0'), ('frozen_stages', -2)] + ROUTE_FAULTS,
+    tidy=lambda cfg: dict(cfg, depth=53 if cfg['type'] == 'CSPDarkNet' else 50))
 
-TIMM = st.fixed_dictionaries({
+_HR_SMALL = {f'stage{i}': dict(num_modules=1, num_branches=i, block='BASIC',
+                               num_blocks=(1, ) * i, num_channels=(8, 16, 32, 64)[:i])
+             for i in range(1, 5)}
+HRNET = faulty({
+    'type': st.just('HRNet'), 'extra': st.just(_HR_SMALL),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'multiscale_output': st.booleans(),
+    'upsample_mode': st.sampled_from(['nearest', 'bilinear']),
+    'in_channels': st.sampled_from([1, 3]),
+    'norm_cfg': BN_NORMS,
+}, [('extra', dict(_HR_SMALL, stage3=dict(_HR_SMALL['stage3'], num_blocks=(1, )))),
+    ('extra', {'stage1': _HR_SMALL['stage1']}), ('extra', 'w18'),
+    ('multiscale_output', 0), ('upsample_mode', 'area'), ('in_channels', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
+
+TIMM = faulty({
     'type': st.just('TIMMBackbone'),
-    'model_name': st.sampled_from(['resnet10t', 'mobilenetv3_small_050', 'vit_tiny_patch16_224',
-                                   'resnet1O', 42]),
-}, optional={
-    'out_indices': out_indices(),
-    'frozen_stages': frozen_stages(-2, 6),
-    'output_stride': st.sampled_from([None, 8, 16, 3]),
-    'features_only': st.booleans(),
-    'in_channels': st.sampled_from([1, 3, 0]),
-    'norm_layer': st.sampled_from([None, 'FrozenBN', 'Nope']),
-    'drop_path_rate': st.sampled_from([0.0, 0.1, -0.5, 1.5]),
-})
+    'model_name': st.sampled_from(['resnet10t', 'mobilenetv3_small_050']),
+}, {
+    'out_indices': valid_out_indices(4),
+    'in_channels': st.sampled_from([1, 3]),
+    'norm_layer': st.sampled_from([None, 'FrozenBN']),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]),
+}, [('model_name', 'resnet1O'), ('model_name', 42), ('drop_path_rate', -0.5),
+    ('drop_path_rate', 1.5), ('in_channels', 0), ('norm_layer', 'Nope'),
+    ('output_stride', 3), ('out_indices', (9,)), ('frozen_stages', -2)] + ROUTE_FAULTS)
 
-TORCHVISION = st.fixed_dictionaries({
-    'type': st.just('TorchvisionBackbone'),
-    'model_name': st.sampled_from(['resnet18', 'mobilenet_v3_small', 'resnet_typo']),
-}, optional={
-    'return_nodes': st.sampled_from([None, ['layer1', 'layer3'], {'layer2': 'res3'},
-                                     ['layerX'], 'layer1', {'layer2': 3}]),
-    'frozen_stages': frozen_stages(-2, 6),
-    'weights': st.sampled_from([None, 'BOGUS_WEIGHTS', 7]),
-    'norm_layer': st.sampled_from([None, 'FrozenBN', 'Nope']),
-})
+TORCHVISION = st.tuples(
+    st.sampled_from([dict(model_name='resnet18', return_nodes=['layer1', 'layer3']),
+                     dict(model_name='resnet18', return_nodes={'layer2': 'res3'}),
+                     dict(model_name='mobilenet_v3_small',
+                          return_nodes=['features.1', 'features.12'])]),
+    faulty({'type': st.just('TorchvisionBackbone')}, {
+        'norm_layer': st.sampled_from([None, 'FrozenBN']),
+    }, [('model_name', 'resnet_typo'), ('return_nodes', ['layerX']),
+        ('return_nodes', {'layer2': 3}), ('weights', 'BOGUS_WEIGHTS'), ('weights', 7),
+        ('norm_layer', 'Nope')] + ROUTE_FAULTS)).map(
+    lambda parts: ({**parts[0], **parts[1][0]}, parts[1][1]))
 
 # One valid, tiny config per family for the input fuzzer: every example runs a forward pass.
 VALID = {
@@ -294,34 +380,46 @@ VALID = {
                  arch=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])),
     'regnet': dict(type='RegNet', arch='regnetx_400mf', out_indices=(0, 1, 2, 3)),
     'csp': dict(type='CSPDarkNet', depth=53, out_indices=(0, 2, 4)),
+    'hrnet': dict(type='HRNet', extra=_HR_SMALL),
     'timm': dict(type='TIMMBackbone', model_name='resnet10t'),
     'torchvision': dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small',
                         return_nodes=['features.1', 'features.12']),
 }
 
 FAMILIES = {'resnet': RESNET, 'resnext': RESNEXT, 'vit': VIT, 'convnext': CONVNEXT,
-            'swin': SWIN, 'regnet': REGNET, 'csp': CSP}
+            'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET}
 WRAPPERS = {'timm': TIMM, 'torchvision': TORCHVISION}
+
+
+BUILT = ('built', 'dtype refused', 'input refused')
+
+
+def fuzz_family(strategy) -> set:
+    """Run the oracle on ``EXAMPLES`` configs; every outcome is asserted, and both kinds (a
+    config with a fault refused, a valid one built) must have been seen."""
+    seen = set()
+
+    @SETTINGS
+    @given(case=strategy, image=images())
+    def run(case, image):
+        cfg, fault = case
+        outcome = check_config(cfg, image, fault)
+        assert outcome == 'refused' if fault else outcome in BUILT, (cfg, fault, outcome)
+        seen.add(outcome)
+    run()
+    assert 'refused' in seen and seen & set(BUILT), seen
+    return seen
 
 
 @pytest.mark.parametrize('family', sorted(FAMILIES))
 def test_fuzz_native(family):
-    @SETTINGS
-    @given(cfg=FAMILIES[family], image=images())
-    def run(cfg, image):
-        check_config(cfg, image)
-    run()
+    fuzz_family(FAMILIES[family])
 
 
 @pytest.mark.parametrize('family', sorted(WRAPPERS))
 def test_fuzz_wrappers(family):
     pytest.importorskip(family, reason=f'{family} is not installed')
-
-    @SETTINGS
-    @given(cfg=WRAPPERS[family], image=images())
-    def run(cfg, image):
-        check_config(cfg, image)
-    run()
+    fuzz_family(WRAPPERS[family])
 
 
 @pytest.mark.parametrize('family', sorted(VALID))

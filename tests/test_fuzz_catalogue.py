@@ -1,4 +1,6 @@
 """Bad inputs the config fuzzer (tests/test_fuzz.py) found, kept as fixed regression cases."""
+import collections
+
 import pytest
 import torch
 
@@ -18,13 +20,16 @@ CATALOGUE = [
           out_type='avg_featmap'), (2, 17, 40), 'built'),
     # A missing return_nodes was refused with a message that the fuzzer could not tie to an
     # argument given; the message names return_nodes, which the oracle now accepts.
-    (dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small'), (1, 32, 32), 'refused'),
+    (dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small'), (1, 32, 32),
+     ('refused', 'return_nodes')),
     # A bad norm_cfg reached mmcv, which raised TypeError('cfg must be a dict') or
     # KeyError('Cannot find None in registry'), naming neither norm_cfg nor the value.
-    (dict(type='RegNet', arch='regnetx_400mf', norm_cfg='BN'), (1, 32, 32), 'refused'),
+    (dict(type='RegNet', arch='regnetx_400mf', norm_cfg='BN'), (1, 32, 32),
+     ('refused', 'norm_cfg')),
     (dict(type='RegNet', arch='regnetx_400mf', norm_cfg=dict(type='NoSuchNorm')), (1, 32, 32),
-     'refused'),
-    (dict(type='CSPDarkNet', depth=53, norm_cfg=dict(type='GN')), (1, 32, 32), 'refused'),
+     ('refused', 'norm_cfg')),
+    (dict(type='CSPDarkNet', depth=53, norm_cfg=dict(type='GN')), (1, 32, 32),
+     ('refused', 'norm_cfg')),
     # timm ViTs asserted on any input size but their img_size (AssertionError from timm).
     (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224'), (1, 5, 5), None),
     (dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224', out_indices=(-1,)),
@@ -41,25 +46,38 @@ CATALOGUE = [
     (dict(type='VisionTransformer', arch=TINY_VIT, img_size=32, patch_size=8,
           out_type='featmap'), (0, 24, 40, F32), 'built'),
     # Absurd sizes allocated terabytes (ViT) or hung (ConvNeXt, RegNet).
-    (dict(type='VisionTransformer', arch=TINY_VIT, img_size=10**6), (1, 32, 32), 'refused'),
+    (dict(type='VisionTransformer', arch=TINY_VIT, img_size=10**6), (1, 32, 32),
+     ('refused', 'img_size')),
     (dict(type='ConvNeXt', arch=dict(depths=[10**9, 1, 1, 1], channels=[8, 16, 32, 64])),
-     (1, 32, 32), 'refused'),
+     (1, 32, 32), ('refused', 'arch')),
     (dict(type='RegNet', arch=dict(w0=24, wa=24.48, wm=2.54, group_w=16, depth=10**9,
-                                   bot_mul=1.0)), (1, 32, 32), 'refused'),
+                                   bot_mul=1.0)), (1, 32, 32), ('refused', 'arch')),
     # Accepted silently or refused with a RuntimeError.
-    (dict(type='VisionTransformer', arch=dict(TINY_VIT, qkv_bais=True)), (1, 32, 32), 'refused'),
+    (dict(type='VisionTransformer', arch=dict(TINY_VIT, qkv_bais=True)), (1, 32, 32),
+     ('refused', 'arch')),
     (dict(type='ResNet', depth=18, norm_cfg=dict(type='BN', requires_grad='yes')), (1, 32, 32),
-     'refused'),
+     ('refused', 'norm_cfg')),
     (dict(type='TIMMBackbone', model_name='resnet10t', drop_path_rate=-0.5), (1, 32, 32),
-     'refused'),
+     ('refused', 'drop_path_rate')),
+    # Issue 24: a type that is a dotted path or a foreign class was imported and called.
+    (dict(type='os.system', command='true'), (1, 32, 32), ('refused', 'type')),
+    (dict(type='mmcls.subprocess.run', args=['true']), (1, 32, 32), ('refused', 'type')),
+    (dict(type='collections.OrderedDict'), (1, 32, 32), ('refused', 'type')),
+    (dict(type=collections.OrderedDict), (1, 32, 32), ('refused', 'type')),
+    (dict(type='ConvNeXt', arch='atto', act_cfg=dict(type='os.system', command='true')),
+     (1, 32, 32), ('refused', 'act_cfg')),
 ]
 
 
 @pytest.mark.parametrize('cfg, image, expected', CATALOGUE,
-                         ids=[f"{c['type']}-{i}" for i, (c, _, _) in enumerate(CATALOGUE)])
+                         ids=[f"{getattr(c['type'], '__name__', c['type'])}-{i}"
+                              for i, (c, _, _) in enumerate(CATALOGUE)])
 def test_catalogue(cfg, image, expected):
     if cfg['type'] in ('TIMMBackbone', 'TorchvisionBackbone'):
         pytest.importorskip('timm' if cfg['type'] == 'TIMMBackbone' else 'torchvision')
+    if isinstance(expected, tuple):  # ('refused', the argument at fault)
+        assert check_config(cfg, image, fault=expected[1]) == 'refused'
+        return
     outcome = check_config(cfg, image)
     if expected is not None:
         assert outcome == expected

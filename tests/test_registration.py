@@ -1,4 +1,5 @@
-"""Registration is explicit (``register_all_modules``), lazy, and uses mmengine's public API."""
+"""Registration happens where things are defined, lazily (mmengine's ``locations``), and uses
+mmengine's public API; safe loading is installed by one function, called once."""
 import json
 import os
 import re
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 from mmengine.registry import MODELS as ROOT
-from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope, Registry
+from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope
 
 from mmbackbones import MODELS, register_all_modules
 from mmbackbones.checkpoint.loading import PretrainedInit
@@ -39,17 +40,19 @@ def test_import_registers_nothing_and_stays_light():
 
 
 def test_a_backbone_class_used_directly_registers_everything():
-    # No registry lookup: BaseBackbone.__init__ calls register_all_modules first.
+    # No registry lookup: FrozenBN registered where it is defined (imported with the class), and
+    # the first backbone built imports mmbackbones.checkpoint, which installs safe loading once.
     state = run_fresh(
         'import json\n'
         'from mmbackbones.models.backbones.resnet import ResNet\n'
         'from mmengine.registry import MODELS as ROOT, WEIGHT_INITIALIZERS\n'
         "before = 'FrozenBN' in ROOT.module_dict\n"
+        "hooks = WEIGHT_INITIALIZERS.get('Pretrained').__module__\n"
         "m = ResNet(depth=18, norm_cfg=dict(type='FrozenBN'))\n"
-        "print(json.dumps(dict(before=before, norm=type(m.bn1).__name__,\n"
+        "print(json.dumps(dict(before=before, hooks=hooks, norm=type(m.bn1).__name__,\n"
         "    pretrained=WEIGHT_INITIALIZERS.get('Pretrained').__module__)))")
-    assert state == dict(before=False, norm='FrozenBatchNorm2d',
-                         pretrained='mmbackbones.checkpoint.loading')
+    assert state == dict(before=True, hooks='mmengine.model.weight_init',
+                         norm='FrozenBatchNorm2d', pretrained='mmbackbones.checkpoint.loading')
 
 
 def test_register_all_modules_is_idempotent_and_complete():
@@ -66,8 +69,9 @@ def test_register_all_modules_is_idempotent_and_complete():
 def test_frozen_bn_builds_from_a_downstream_scope():
     from mmcv.cnn import build_norm_layer
 
-    Registry('model', parent=ROOT, scope='registration_test')
-    with DefaultScope.overwrite_default_scope('registration_test'):
+    from tests.toy_backbone import child_registry
+    with child_registry('registration_test'), \
+            DefaultScope.overwrite_default_scope('registration_test'):
         _, layer = build_norm_layer(dict(type='FrozenBN'), 8)
     assert isinstance(layer, FrozenBatchNorm2d)
 
@@ -91,3 +95,15 @@ def test_no_private_registry_api():
                 with open(path) as f:
                     hits += [f'{path}:{i}' for i, line in enumerate(f, 1) if private.search(line)]
     assert hits == []
+
+
+def test_safe_loading_is_installed_by_one_call():
+    calls = []
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    calls += [f'{os.path.relpath(path, PACKAGE)}:{i}' for i, line in
+                              enumerate(f, 1) if re.match(r'\s*register\(\)', line)]
+    assert len(calls) == 1 and calls[0].startswith('checkpoint/__init__.py:'), calls

@@ -5,12 +5,20 @@ import sys
 import pytest
 from mmengine.config import ConfigDict
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import DefaultScope, Registry
+from mmengine.registry import DefaultScope
 
 from mmbackbones import BACKBONES, MODELS, build_backbone
-from tests.toy_backbone import ToyBackbone
+from tests.toy_backbone import ToyBackbone, child_registry
 
-DOWNSTREAM = Registry('model', parent=MMENGINE_MODELS, scope='downstream_test')
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
+
+
+
+@pytest.fixture
+def downstream():
+    """A downstream library's registry (scope 'downstream_test'), removed after the test."""
+    with child_registry('downstream_test') as registry:
+        yield registry
 
 
 def test_registry_is_a_child_of_mmengine_root():
@@ -28,29 +36,44 @@ def test_build_from_dict_and_configdict():
 
 
 @pytest.mark.parametrize('type_name', ['mmcls.ToyBackbone', 'mmbackbones.ToyBackbone'])
-def test_downstream_registry_resolves_scoped_types(type_name):
-    model = DOWNSTREAM.build(dict(type=type_name, out_indices=(0, 1)))
+def test_downstream_registry_resolves_scoped_types(type_name, downstream):
+    model = downstream.build(dict(type=type_name, out_indices=(0, 1)))
     assert isinstance(model, ToyBackbone)
     assert model.out_channels == (8, 16)
 
 
-def test_unscoped_type_means_ours_under_another_default_scope():
+def test_unscoped_type_means_ours_under_another_default_scope(downstream):
     with DefaultScope.overwrite_default_scope('downstream_test'):
         assert isinstance(build_backbone(dict(type='ToyBackbone')), ToyBackbone)
 
 
 @pytest.mark.parametrize('build', [
-    lambda t: build_backbone(dict(type=t)),
-    lambda t: DOWNSTREAM.build(dict(type='mmcls.' + t)),
-    lambda t: DOWNSTREAM.build(dict(type='mmbackbones.' + t)),
+    lambda reg, t: build_backbone(dict(type=t)),
+    lambda reg, t: reg.build(dict(type='mmcls.' + t)),
+    lambda reg, t: reg.build(dict(type='mmbackbones.' + t)),
 ])
-def test_unknown_type_suggests_close_names(build):
+def test_unknown_type_suggests_close_names(build, downstream):
     with pytest.raises(KeyError) as info:
-        build('ToyBackbon')
+        build(downstream, 'ToyBackbon')
     message = str(info.value)
     assert "Unknown model type 'ToyBackbon'" in message
     assert "Did you mean 'ToyBackbone'" in message
     assert 'mmbackbones list' in message
+
+
+def test_registered_toy_is_removed_afterwards():
+    from tests.toy_backbone import registered
+
+    class OtherToy(ToyBackbone):
+        pass
+
+    with child_registry('leftover_test'):
+        assert 'leftover_test' in MMENGINE_MODELS.children
+    assert 'leftover_test' not in MMENGINE_MODELS.children
+
+    with registered(OtherToy):
+        assert 'OtherToy' in MODELS and MODELS.get('OtherToy') is OtherToy
+    assert 'OtherToy' not in MODELS and 'OtherToy' not in MODELS.module_dict
 
 
 def test_membership_does_not_raise():

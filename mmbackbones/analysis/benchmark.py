@@ -161,3 +161,15 @@ def run_bench(config: str, batch: int = 1, input_size: Optional[Sequence[int]] =
     if vs:
         result['ratio'] = rows[1]['median_ms'] / rows[0]['median_ms']
     return result
+
+
+def speed_sentence(ratio: float, other: str) -> str:
+    """What ``ratio`` (``other median / our median``) says, in words that cannot be misread:
+    ``> 1``: ours is faster, ``< 1``: ours is slower, within 0.5 %: the same speed."""
+    if not ratio > 0:
+        raise ValueError(f'ratio must be a positive number, got {ratio!r}')
+    if abs(ratio - 1) < 0.005:
+        return f'ours and {other} take the same time (within 0.5%)'
+    if ratio > 1:
+        return f'ours is faster: {other} takes {ratio:.3f}x our time'
+    return f'ours is slower: it takes {1 / ratio:.3f}x the time of {other}'

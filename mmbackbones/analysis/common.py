@@ -13,6 +13,11 @@ class CLIError(Exception):
     """A user-facing error of a tool: printed as one line, exit code 2."""
 
 
+class EnvironmentFailure(Exception):
+    """Something outside the user's input failed (no network, a cache folder that cannot be
+    written): printed as one line ``<prog>: failed: <message>``, exit code 1."""
+
+
 def load_backbone_config(config: str, cfg_options: Optional[dict] = None):
     """``(cfg, backbone_cfg)`` of a config file or a model name (``resnet50``,
     ``timm.convnext_tiny``; see ``mmbackbones.model_configs``), overrides applied."""
@@ -30,9 +35,9 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
     Weights: the constructor's random init after ``torch.manual_seed(seed)`` (the same config and
     seed give the same weights, so runs are reproducible), or ``checkpoint`` loaded through
     ``mmbackbones.checkpoint.load_checkpoint`` (any format it converts; a ``backbone.`` prefix is
-    found). With ``checkpoint_strict`` (the CLI's default; ``--non-strict`` turns it off) every
-    tensor of the backbone must be in it and nothing else may be but a classifier head
-    (``fc``, ``head``, ...): a mismatch is one line naming the counts. ``init_weights()``
+    found). With ``checkpoint_strict`` (the CLI's default; ``--non-strict`` turns it off) the
+    loader's no-half-load rule applies (a classifier head is named, not refused): a mismatch is
+    one line naming the counts. ``init_weights()``
     is not called: a ``Pretrained`` init_cfg would download weights, and describing the
     architecture needs none.
     """
@@ -49,33 +54,26 @@ def build_from_config(config: str, cfg_options: Optional[dict] = None, seed: int
     return cfg, backbone_cfg, model
 
 
-# a classifier's head in a converted classifier checkpoint is not a mismatch: no backbone has one
-CLASSIFIER_HEADS = ('fc', 'head', 'classifier', 'head_dist', 'neck', 'data_preprocessor')
-
-
 def load_cli_checkpoint(model, checkpoint: str, strict: bool = True):
-    """``--checkpoint``: load or raise a one-line :class:`CLIError` (exit code 2)."""
+    """``--checkpoint``: load or raise a one-line :class:`CLIError` (exit code 2).
+
+    ``strict`` (the default) applies the loader's no-half-load rule
+    (:func:`mmbackbones.checkpoint.state.check_state_dict_fits`: classifier heads and the like
+    are named, not refused); ``False`` (``--non-strict``) loads what matches."""
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     from ..checkpoint import CHECKPOINT_ERRORS, load_checkpoint
-    from ..checkpoint.state import group_keys
 
     try:
-        report = load_checkpoint(model, checkpoint, strict=False, logger='silent')
+        return load_checkpoint(model, checkpoint, strict=None if strict else False,
+                               logger='silent')
     except CHECKPOINT_ERRORS as error:
-        raise CLIError(f'--checkpoint {checkpoint}: {error}') from None
-    unexpected = [k for k in report.unexpected if k.split('.')[0] not in CLASSIFIER_HEADS]
-    if strict and (report.missing or unexpected):
-        parts = []
-        for what, keys in (('missing', report.missing), ('unexpected', unexpected)):
-            if keys:
-                groups = list(group_keys(keys))
-                shown = ', '.join(groups[:4]) + (', ...' if len(groups) > 4 else '')
-                parts.append(f'{len(keys)} {what} ({shown})')
-        raise CLIError(f'--checkpoint {checkpoint} does not match {type(model).__name__}: '
-                       f'{len(report.loaded)} tensors match, {"; ".join(parts)}. Pass '
-                       f'--non-strict to load the matching tensors anyway')
-    return report
+        fit = getattr(error, 'fit', None)
+        if fit is None:
+            raise CLIError(f'--checkpoint {checkpoint}: {error}') from None
+        raise CLIError(f'--checkpoint {checkpoint} does not fit {fit.module_name}: '
+                       f'{fit.summary.rstrip(".")}. Pass --non-strict to load the matching '
+                       f'tensors anyway') from None
 
 
 def weights_label(backbone_cfg, checkpoint: Optional[str] = None, seed: int = 0) -> str:
@@ -144,10 +142,11 @@ def as_tuple(outputs):
 
 
 def check_output_path(path: str, suffixes: Sequence[str]) -> str:
-    """Refuse an output path whose folder is missing or whose suffix is not one of ``suffixes``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CLIError(f'output folder does not exist: {folder}')
-    if suffixes and not path.lower().endswith(tuple(suffixes)):
-        raise CLIError(f'output file must end with {" or ".join(suffixes)}, got {path!r}')
+    """Refuse, before anything is built, an output path that cannot be written: a missing or
+    read-only folder, an existing folder or device, a suffix not in ``suffixes``."""
+    from ..utils.fileio import output_problem
+
+    problem = output_problem(path, suffixes)
+    if problem:
+        raise CLIError(problem)
     return path

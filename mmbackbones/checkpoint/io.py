@@ -12,6 +12,12 @@
   file) is never imported nor called: the object is rebuilt as an inert :class:`Placeholder`, a
   warning names it, and the state dict is accepted only if it holds tensors alone. There is no
   fallback to unsafe unpickling; ``allowed_globals`` is the explicit opt-in for a trusted type;
+* a zip whose records are compressed (DEFLATE; ``torch.save`` stores them uncompressed, a zip
+  re-packed by another tool may not) is read into memory by torch's zip reader, which inflates
+  them (memory-mapping would take the compressed bytes as tensor data); other compression methods
+  are refused by name, and a zip cut inside its central directory is reported as truncated;
+* only regular files are opened: a directory, FIFO, socket or device is refused by what it is
+  (never opened, so a FIFO cannot block);
 * legacy (pre zip) ``torch.save`` files with ``weights_only=True`` (no mmap: the format has none);
 * plain pickles of numpy arrays (detectron2 ``.pkl``) with an unpickler that only rebuilds numpy
   arrays, scalars and dtypes.
@@ -20,7 +26,9 @@ import importlib
 import logging
 import os
 import pickle
+import stat
 import struct
+import zipfile
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -29,7 +37,8 @@ from mmengine.logging import print_log
 from ..utils.fileio import atomic_output
 
 __all__ = ['load_file', 'save_file', 'UnsafeCheckpointError', 'CorruptCheckpointError',
-           'Placeholder', 'harmless_globals', 'detect_file_format', 'atomic_output']
+           'NotACheckpointFileError', 'Placeholder', 'harmless_globals', 'detect_file_format',
+           'atomic_output']
 
 # first bytes of a legacy torch.save file: pickle protocol 2 + the long 0x1950a86a20f9469cfc6c
 _LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
@@ -52,30 +61,41 @@ class CorruptCheckpointError(ValueError):
     """A checkpoint file is truncated or malformed; the message names the file and its format."""
 
 
+class NotACheckpointFileError(CorruptCheckpointError):
+    """The path is a directory, FIFO, socket or device, not a file: nothing was read from it."""
+
+
 _FORMAT_NAMES = {'safetensors': 'safetensors', 'torch': 'torch.save zip',
                  'torch-legacy': 'legacy torch.save', 'pickle': 'pickle'}
 
 
-def _read(path: str, kind: str, load):
+def _corrupt(path: str, kind: str, problem: str) -> CorruptCheckpointError:
+    size = os.path.getsize(path)
+    return CorruptCheckpointError(f'{path} ({_FORMAT_NAMES[kind]} file, {size} bytes) cannot be '
+                                  f'read: {problem}')
+
+
+def _read(path: str, kind: str, load, src: Optional[str] = None):
     """Run ``load()``; a truncated or malformed file becomes one :class:`CorruptCheckpointError`
-    naming the file, its format and what is wrong (refusals of unsafe content pass through)."""
+    naming the file, its format and what is wrong (refusals of unsafe content pass through).
+    ``src`` is the name the file was read under (``/proc/self/fd/N``), replaced by ``path``."""
     try:
         return load()
-    except (UnsafeCheckpointError, FileNotFoundError, PermissionError):
+    except (UnsafeCheckpointError, CorruptCheckpointError, FileNotFoundError, PermissionError):
         raise
     except Exception as e:  # noqa: BLE001 - torch/safetensors raise many types for bad files
         text = ' '.join(str(e).split()) or type(e).__name__
-        size = os.path.getsize(path)
+        if src and src != path:
+            text = text.replace(src, path)
         if kind == 'safetensors':
-            problem = _safetensors_problem(path, size) or text
+            problem = _safetensors_problem(src or path, os.path.getsize(path)) or text
         elif kind == 'torch' and ('central directory' in text or 'zip archive' in text):
             problem = 'truncated or not a complete zip archive (' + text[:200] + ')'
         elif isinstance(e, EOFError) or 'EOF' in text:
             problem = 'truncated: the data ends early (' + text[:200] + ')'
         else:
             problem = text[:300]
-        raise CorruptCheckpointError(f'{path} ({_FORMAT_NAMES[kind]} file, {size} bytes) cannot '
-                                     f'be read: {problem}') from None
+        raise _corrupt(path, kind, problem) from None
 
 
 def _safetensors_problem(path: str, size: int) -> Optional[str]:
@@ -96,6 +116,91 @@ def _safetensors_problem(path: str, size: int) -> Optional[str]:
     if size < needed:
         return f'truncated: the header describes {needed} bytes, the file has {size}'
     return None
+
+
+def _duplicate_safetensors_names(src: str) -> List[str]:
+    """Tensor names a safetensors header lists more than once (the format forbids it; the Rust
+    reader keeps the last one silently). Empty when none, or when the header is not readable
+    JSON (the reader reports that itself)."""
+    import json
+    with open(src, 'rb') as f:
+        (header_len,) = struct.unpack('<Q', f.read(8))
+        raw = f.read(header_len)
+    try:  # every JSON object as its list of (key, value) pairs: duplicates survive
+        top = json.loads(raw, object_pairs_hook=list)
+    except ValueError:
+        return []
+    counts: Dict[str, int] = {}
+    for key, _ in top if isinstance(top, list) else ():
+        counts[key] = counts.get(key, 0) + 1
+    return [key for key, n in counts.items() if n > 1]
+
+
+_ZIP_METHODS = {zipfile.ZIP_STORED: 'stored', zipfile.ZIP_DEFLATED: 'DEFLATE',
+                zipfile.ZIP_BZIP2: 'bzip2', zipfile.ZIP_LZMA: 'LZMA'}
+
+
+def _scan_zip(path: str, src: str) -> List[str]:
+    """Check a zip's central directory before torch reads it; the names of its compressed
+    (DEFLATE) records. A missing or cut central directory, a record reaching past the end of
+    the file, or a compression torch cannot read is a :class:`CorruptCheckpointError`."""
+    size = os.path.getsize(path)
+    try:
+        with zipfile.ZipFile(src) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, struct.error, EOFError) as e:
+        raise _corrupt(path, 'torch', f'truncated or not a complete zip archive: its central '
+                                      f'directory is missing or cut short ({e})') from None
+    past = [i.filename for i in infos if i.header_offset + i.compress_size > size]
+    if past:
+        raise _corrupt(path, 'torch', f'truncated: record {past[0]!r} reaches past the end of '
+                                      f'the file')
+    odd = [i for i in infos if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)]
+    if odd:
+        method = _ZIP_METHODS.get(odd[0].compress_type, f'method {odd[0].compress_type}')
+        raise _corrupt(path, 'torch', f'record {odd[0].filename!r} is compressed with {method}, '
+                                      f'which torch\'s zip reader cannot read (torch.save '
+                                      f'stores records uncompressed; re-save the file with it)')
+    return [i.filename for i in infos if i.compress_type == zipfile.ZIP_DEFLATED]
+
+
+_FILE_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO (named pipe)'),
+               (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
+               (stat.S_ISBLK, 'a block device'))
+
+
+def _refuse_non_file(path: str, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    what = next((name for test, name in _FILE_KINDS if test(mode)), 'not a regular file')
+    raise NotACheckpointFileError(f'{path} is {what}, not a checkpoint file: give the path of '
+                                  f'a file (.pth, .safetensors, ...). Nothing was read from it')
+
+
+def _open_checkpoint(path: str) -> int:
+    """A read-only descriptor of the regular file ``path``. The kind of file is checked before
+    opening (opening a FIFO blocks, opening a device may act on it) and again on the descriptor,
+    so a file swapped meanwhile is refused too."""
+    try:
+        _refuse_non_file(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) |
+                     getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_BINARY', 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f'checkpoint file not found: {path}') from None
+    try:
+        _refuse_non_file(path, os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fd_name(fd: int, path: str) -> str:
+    """A name that opens exactly the file behind ``fd`` (Linux ``/proc/self/fd/N``; ``path``
+    elsewhere). Readers given it cannot be swapped to another file, and torch, which picks the
+    safetensors reader by the ``.safetensors`` suffix, reads the file by its content."""
+    name = f'/proc/self/fd/{fd}'
+    return name if os.path.exists(name) else path
 
 
 class Placeholder:
@@ -219,24 +324,30 @@ def _load_safetensors(path: str, map_location) -> Dict[str, torch.Tensor]:
     return out
 
 
-def _torch_load(path: str, map_location, mmap: bool, extra: Sequence[tuple]):
+def _torch_load(src: str, map_location, mmap: bool, extra: Sequence[tuple]):
     with torch.serialization.safe_globals(list(extra)):
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        if src.endswith('.safetensors'):  # torch.load would pick its reader by this suffix
+            with open(src, 'rb') as f:
+                return torch.load(f, map_location=map_location, weights_only=True)
+        return torch.load(src, map_location=map_location, weights_only=True, mmap=mmap)
 
 
-def _load_torch(path: str, map_location, allowed_globals, mmap: bool) -> Any:
+def _load_torch(path: str, map_location, allowed_globals, mmap: bool,
+                src: Optional[str] = None, legacy: Optional[bool] = None) -> Any:
+    legacy = not mmap if legacy is None else legacy
+    src = src or path
     user = _resolve_globals(allowed_globals)
     try:
-        return _torch_load(path, map_location, mmap, harmless_globals() + user)
+        return _torch_load(src, map_location, mmap, harmless_globals() + user)
     except pickle.UnpicklingError as first_error:
-        if not mmap:  # legacy format: the pickle cannot be inspected statically
+        if legacy:  # the pickle of the legacy format cannot be inspected statically
             raise UnsafeCheckpointError(
                 f'refused to unpickle {path}: it needs a type that is not allow-listed for '
                 f'weights-only loading ({first_error}). Nothing from it was run. If you trust '
                 f'the file, name the type in allowed_globals=["module.Name"].') from None
         # a second pass with inert placeholders for whatever is not allow-listed (the static
         # scan lists the globals; lookups such as getattr(cls, name) become placeholders too)
-        unknown = _unknown_globals(path, harmless_globals() + user)
+        unknown = _unknown_globals(src, harmless_globals() + user)
     dangerous = [name for name in unknown if name.split('.')[0] in _CODE_RUNNING_MODULES]
     if dangerous:
         raise UnsafeCheckpointError(
@@ -244,7 +355,7 @@ def _load_torch(path: str, map_location, allowed_globals, mmap: bool) -> Any:
             f'weights file has no reason to. Nothing from it was run.')
     stubs = [(_placeholder_class(name), name) for name in unknown]
     try:
-        obj = _torch_load(path, map_location, mmap,
+        obj = _torch_load(src, map_location, mmap,
                           harmless_globals(placeholders=True) + user + stubs)
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(f'refused to unpickle {path}: {e}. Nothing from it was '
@@ -252,9 +363,9 @@ def _load_torch(path: str, map_location, allowed_globals, mmap: bool) -> Any:
     return _PlaceholderReport(path, unknown, obj)
 
 
-def _unknown_globals(path: str, extra: Sequence[tuple]) -> List[str]:
+def _unknown_globals(src: str, extra: Sequence[tuple]) -> List[str]:
     with torch.serialization.safe_globals(list(extra)):
-        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(src))
 
 
 class _PlaceholderReport(dict):
@@ -294,6 +405,38 @@ def _load_pickle(path: str) -> Any:
         return _NumpyOnlyUnpickler(f, encoding='latin1').load()
 
 
+def _load_open(path: str, src: str, map_location, allowed_globals) -> Any:
+    """``load_file`` on an opened file: ``src`` reads it, ``path`` names it in messages."""
+    kind = detect_file_format(src)
+    if kind == 'safetensors':
+        duplicates = _duplicate_safetensors_names(src)
+        if duplicates:
+            raise _corrupt(path, kind, f'its header names {len(duplicates)} tensor(s) more than '
+                                       f'once ({", ".join(map(repr, duplicates[:5]))}); the '
+                                       f'format forbids duplicate names, so which definition is '
+                                       f'meant is unknown')
+        return _read(path, kind, lambda: _load_safetensors(src, map_location), src)
+    if kind == 'pickle':
+        try:
+            return _load_pickle(src)
+        except UnsafeCheckpointError as e:
+            raise UnsafeCheckpointError(f'{path}: {e}') from None
+        except Exception as e:  # noqa: BLE001 - not a pickle at all
+            what = 'truncated' if isinstance(e, EOFError) or 'truncated' in str(e) else \
+                f'unreadable ({type(e).__name__}: {e})'
+            raise CorruptCheckpointError(
+                f'{path} is not a checkpoint mmbackbones can read: read as a plain pickle (it is '
+                f'not a torch.save zip or a safetensors file by its first bytes), it is '
+                f'{what}') from None
+    mmap = kind == 'torch'
+    if kind == 'torch' and _scan_zip(path, src):
+        # compressed records: memory-mapping would take their compressed bytes as tensor data;
+        # torch's zip reader inflates them when it reads the records into memory
+        mmap = False
+    return _read(path, kind, lambda: _load_torch(path, map_location, allowed_globals, mmap, src,
+                                                 legacy=kind == 'torch-legacy'), src)
+
+
 def load_file(path: str,
               map_location='cpu',
               allowed_globals: Optional[Iterable] = None,
@@ -309,25 +452,11 @@ def load_file(path: str,
         malformed file: the message names the file, its format and what is wrong).
     """
     path = os.path.expanduser(os.fspath(path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
-    kind = detect_file_format(path)
-    if kind == 'safetensors':
-        return _read(path, kind, lambda: _load_safetensors(path, map_location))
-    if kind == 'pickle':
-        try:
-            return _load_pickle(path)
-        except UnsafeCheckpointError as e:
-            raise UnsafeCheckpointError(f'{path}: {e}') from None
-        except Exception as e:  # noqa: BLE001 - not a pickle at all
-            what = 'truncated' if isinstance(e, EOFError) or 'truncated' in str(e) else \
-                f'unreadable ({type(e).__name__}: {e})'
-            raise CorruptCheckpointError(
-                f'{path} is not a checkpoint mmbackbones can read: read as a plain pickle (it is '
-                f'not a torch.save zip or a safetensors file by its first bytes), it is '
-                f'{what}') from None
-    obj = _read(path, kind, lambda: _load_torch(path, map_location, allowed_globals,
-                                                mmap=(kind == 'torch')))
+    fd = _open_checkpoint(path)
+    try:
+        obj = _load_open(path, _fd_name(fd, path), map_location, allowed_globals)
+    finally:
+        os.close(fd)
     if isinstance(obj, _PlaceholderReport):
         print_log(f'{path}: the checkpoint names {len(obj.names)} global(s) that are not '
                   f'allow-listed: {", ".join(obj.names)}. They were NOT imported or run; their '

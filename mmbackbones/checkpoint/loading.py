@@ -12,19 +12,23 @@ instead of forking it:
   ``torch.load``. http(s) and zoo files found in torch hub's cache (where mmengine puts them) are
   used from there, hash-checked. mmengine's own runner
   (``load_from``, ``resume``) therefore loads safely too once mmbackbones' models are imported.
+  ``CheckpointLoader.load_checkpoint`` itself is replaced by the same steps whose log line shows
+  a URL without its credentials (``user:password@`` becomes ``***@``).
 * ``Pretrained`` in ``WEIGHT_INITIALIZERS``: a subclass of mmengine's ``PretrainedInit`` that
   keeps its arguments (``checkpoint``, ``prefix``, ``map_location``) and adds ``strict``,
-  ``convert`` and ``allowed_globals``; after loading it logs one report of what matched. Modules
+  ``convert`` and ``allowed_globals``; it refuses half-loads unless ``strict=False`` (see
+  :class:`PretrainedInit`); after loading it logs one report of what matched. Modules
   of other libraries (an mmdet ``ResNet``) given only mmengine's arguments keep mmengine's
   loading semantics, so importing mmbackbones changes how their files are read (safely), not
   what ends up in them.
 
-Registration happens when this module is imported (``mmbackbones.models`` imports
-``mmbackbones.checkpoint``), so a backbone built through the registry always has it.
+Installed by :func:`register`, called once by ``mmbackbones.checkpoint``'s import (which the
+first backbone constructed triggers), so a backbone, however it was built, always has it.
 """
 import contextlib
 import contextvars
 import dataclasses
+import logging
 import os
 from typing import Dict, Iterable, List, Optional
 
@@ -38,9 +42,10 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
 from .converters import convert_state_dict
-from .download import download
+from .download import download, load_downloaded, redact_url
 from .io import load_file
-from .state import LoadReport, extract_state_dict, load_state_dict, select_prefix
+from .state import (LoadReport, check_strict, extract_state_dict, load_state_dict,
+                    select_prefix)
 from .zoo import ZOO_SCHEMES, resolve, split_scheme
 
 __all__ = ['PretrainedInit', 'load_checkpoint', 'read_checkpoint', 'read_state_dict',
@@ -82,13 +87,17 @@ def _download_once(url: str, **kwargs) -> str:
 
 
 def load_from_safe_http(filename, map_location=None):
-    return load_from_safe_local(_download_once(filename), map_location)
+    # a download that does not parse is removed from the cache (see load_downloaded)
+    return load_downloaded(_download_once(filename), filename,
+                           lambda path: load_from_safe_local(path, map_location))
 
 
 def load_from_zoo(filename, map_location=None):
     entry = resolve(filename)
     path = _download_once(entry['url'], sha256=entry.get('sha256'))
-    checkpoint = load_from_safe_local(path, map_location)
+    checkpoint = load_downloaded(path, entry['url'],
+                                 lambda p: load_from_safe_local(p, map_location),
+                                 sha256=entry.get('sha256'))
     state_dict = extract_state_dict(checkpoint, source=f'{filename} ({path})')
     if entry.get('prefix'):
         state_dict = select_prefix(state_dict, entry['prefix'], source=filename)
@@ -155,18 +164,29 @@ SCHEMES = (
 
 
 def register_schemes() -> None:
-    """Put our loaders into mmengine's ``CheckpointLoader`` for every scheme (idempotent)."""
+    """Put our loaders into mmengine's ``CheckpointLoader`` for every scheme, and its
+    ``load_checkpoint`` (what mmengine's runner calls) logs URLs without credentials
+    (idempotent)."""
     for prefixes, loader in SCHEMES:
         CheckpointLoader.register_scheme(list(prefixes) if isinstance(prefixes, tuple) else
                                          prefixes, loader, force=True)
+    CheckpointLoader.load_checkpoint = classmethod(_load_checkpoint_redacted)
+
+
+def _load_checkpoint_redacted(cls, filename, map_location=None, logger='current'):
+    """``CheckpointLoader.load_checkpoint``'s own steps, with a log line that holds no URL
+    credentials."""
+    loader = cls._get_checkpoint_loader(filename)
+    print_log(f'Loads checkpoint by {loader.__name__[10:]} backend from path: '
+              f'{redact_url(filename)}', logger=logger)
+    return loader(filename, map_location)
 
 
 def read_checkpoint(filename: str, map_location='cpu', allowed_globals=None, logger='current'):
     """What a path, URL or zoo name holds, through mmengine's ``CheckpointLoader``."""
     filename = os.fspath(filename)
     with _allowed(allowed_globals):
-        return CheckpointLoader.load_checkpoint(filename, map_location=map_location,
-                                                logger=logger)
+        return _load_checkpoint_redacted(CheckpointLoader, filename, map_location, logger)
 
 
 def _allowed(names):
@@ -182,6 +202,9 @@ class StateDictRead:
     prefix: Optional[str] = None
     converter: Optional[str] = None  # the converter used (e.g. 'timm_resnet'), None: as stored
     placeholders: List[str] = dataclasses.field(default_factory=list)
+    # every tensor of the file, before prefix selection and conversion (``convert`` reports and
+    # ``--keep-all`` writes what the conversion left out)
+    original: Dict[str, torch.Tensor] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def notes(self) -> List[str]:
@@ -206,7 +229,8 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
     checkpoint = read_checkpoint(filename, map_location, allowed_globals, logger)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     meta = meta if isinstance(meta, dict) else {}
-    state_dict = extract_state_dict(checkpoint, source=str(filename))
+    filename = redact_url(str(filename))  # only named from here on
+    state_dict = original = extract_state_dict(checkpoint, source=str(filename))
     scheme, _ = split_scheme(str(filename))
     hint = ('zoo names hold the backbone weights already (prefix removed): drop prefix='
             if scheme else '')
@@ -218,7 +242,8 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
                                           hint=meta.get('mmbackbones_format'))
     placeholders = checkpoint.get('_mmbackbones_placeholders') if isinstance(
         checkpoint, dict) else None
-    return StateDictRead(state_dict, str(filename), prefix, used, list(placeholders or ()))
+    return StateDictRead(state_dict, str(filename), prefix, used, list(placeholders or ()),
+                         original)
 
 
 def _unwrap(module):
@@ -229,49 +254,64 @@ def _unwrap(module):
 
 
 def load_checkpoint(module: nn.Module, filename: str, prefix: Optional[str] = None,
-                    strict: bool = False, convert='auto', map_location='cpu',
+                    strict: Optional[bool] = None, convert='auto', map_location='cpu',
                     allowed_globals=None, logger='current') -> LoadReport:
     """Load ``filename`` (path, URL or zoo name) into ``module``; returns the report it logged.
 
+    ``strict``: ``None`` (default) refuses a half-load (see
+    :func:`~mmbackbones.checkpoint.state.check_state_dict_fits`: tensors of the model left at
+    init, or checkpoint tensors of its modules dropped; named exceptions such as classifier
+    heads and DCN offsets load); ``True``: every key must match; ``False``: load what matches
+    (the explicit opt-out, named in the report).
+
     Raises ``KeyError`` (a prefix matching nothing), :class:`CheckpointMismatchError` (shape
-    mismatch; any mismatch with ``strict=True``), :class:`UnsafeCheckpointError`,
-    ``DownloadError``/``ChecksumError``.
+    mismatch; a half-load), :class:`UnsafeCheckpointError`, ``DownloadError``/``ChecksumError``.
     """
+    strict = check_strict(strict)
     read = read_state_dict(filename, prefix, convert, module, map_location, allowed_globals,
                            logger)
-    return load_state_dict(module, read.state_dict, strict=strict, source=str(filename),
-                           notes=read.notes, logger=logger)
+    return load_state_dict(module, read.state_dict, strict=strict, source=read.source,
+                           notes=read.notes, logger=logger, converter=read.converter)
 
 
 class PretrainedInit(_MMEnginePretrainedInit):
-    """``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone', strict=False,
+    """``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone', strict=None,
     convert='auto', allowed_globals=None)``.
 
     Args:
         checkpoint: a local path, a URL, or a zoo name (``mmcls://resnet50``, ...).
         prefix: the sub-module to take (``'backbone'`` for an mmpretrain/mmdet checkpoint).
         map_location: as ``torch.load``.
-        strict: missing or unexpected keys are an error (shape mismatches always are).
+        strict: ``None`` (default; mmengine's ``Pretrained`` has no such argument, so every
+            config written for mmengine gets it): no half-load. A checkpoint that would leave
+            tensors of the backbone at init, or whose tensors of the backbone's modules would be
+            dropped, is refused naming the keys; classifier heads, DCN offsets, plugins, output
+            norms of intermediate ``out_indices`` and stages not built load and are named in the
+            report. ``True``: every key must match (no exception). ``False``: the explicit
+            opt-out, load what matches (what was left out is named in the report).
         convert: ``'auto'`` (detect from the keys), ``'timm'``, ``'torchvision'``,
             ``'mmpretrain'``, ``'detectron2'``, ``'openmmlab'`` (mmdet/mmseg deep stems) or
             ``None``.
         allowed_globals: extra ``'module.Name'`` types trusted in this file's metadata.
     """
 
-    def __init__(self, checkpoint, prefix=None, map_location='cpu', strict=False,
+    def __init__(self, checkpoint, prefix=None, map_location='cpu', strict=None,
                  convert='auto', allowed_globals=None):
         super().__init__(checkpoint, prefix=prefix, map_location=map_location)
-        if not isinstance(strict, bool):
-            raise TypeError(f'init_cfg strict must be True or False, got {strict!r}')
+        try:
+            check_strict(strict)
+        except TypeError as error:
+            raise TypeError(f'init_cfg {error}') from None
         self.strict, self.convert, self.allowed_globals = strict, convert, allowed_globals
 
     def __call__(self, module):
         if not _is_ours(module) and (self.strict, self.convert, self.allowed_globals) == \
-                (False, 'auto', None):
+                (None, 'auto', None):
             # another library's module (an mmdet/mmseg ResNet, a head): mmengine's semantics
             # (no key conversion; shape mismatches logged, not raised), still read through our
-            # safe, hash-checked scheme loaders
-            return super().__call__(module)
+            # safe, hash-checked scheme loaders (mmengine's log lines lose URL credentials)
+            with _redacted_log():
+                return super().__call__(module)
         self.report = load_checkpoint(module, self.checkpoint, prefix=self.prefix,
                                       strict=self.strict, convert=self.convert,
                                       map_location=self.map_location,
@@ -280,7 +320,26 @@ class PretrainedInit(_MMEnginePretrainedInit):
             update_init_info(module, init_info=self._get_init_info())
 
     def _get_init_info(self):
-        return f'{type(self).__name__}: load from {self.checkpoint}'
+        return f'{type(self).__name__}: load from {redact_url(str(self.checkpoint))}'
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record):
+        if isinstance(record.msg, str) and '@' in record.msg:
+            record.msg = redact_url(record.msg)
+        return True
+
+
+@contextlib.contextmanager
+def _redacted_log():
+    """Within the block, the current MMLogger's messages have URL credentials redacted."""
+    from mmengine.logging import MMLogger
+    logger, redact = MMLogger.get_current_instance(), _RedactFilter()
+    logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        logger.removeFilter(redact)
 
 
 def _is_ours(module: nn.Module) -> bool:
@@ -292,6 +351,9 @@ def register_initializer() -> None:
 
 
 def register() -> None:
+    """Install safe loading into mmengine: our ``CheckpointLoader`` schemes and ``Pretrained``
+    initializer. The one function that does; ``mmbackbones.checkpoint`` calls it once, on import
+    (calling it again changes nothing)."""
     register_schemes()
     register_initializer()
     print_log('mmbackbones: safe checkpoint loading registered with mmengine', logger='current',

@@ -50,7 +50,9 @@ def cmd_list(args) -> int:
 
     from ..analysis import listing
 
-    data = {'registered': listing.registered_types(args.pattern)}
+    data = {}
+    if not (args.configs or args.pretrained):  # those two list names, not types
+        data['registered'] = listing.registered_types(args.pattern)
     if args.configs:
         data['configs'] = listing.config_names(args.pattern)
     if args.pretrained:
@@ -64,15 +66,16 @@ def cmd_list(args) -> int:
         return 0
     console = _console()
     pattern = f' matching {args.pattern!r}' if args.pattern else ''
-    table = Table(title=f'Registered backbone types{pattern}: {len(data["registered"])}')
-    table.add_column('type', style='bold')
-    table.add_column('module')
-    for row in data['registered']:
-        table.add_row(row['name'], row['module'])
-    if data['registered']:
-        console.print(table)
-    else:
-        console.print(f'no registered backbone type{pattern}')
+    if 'registered' in data:
+        table = Table(title=f'Registered backbone types{pattern}: {len(data["registered"])}')
+        table.add_column('type', style='bold')
+        table.add_column('module')
+        for row in data['registered']:
+            table.add_row(row['name'], row['module'])
+        if data['registered']:
+            console.print(table)
+        else:
+            console.print(f'no registered backbone type{pattern}')
     if 'configs' in data:
         listing.print_configs(console, data['configs'], pattern)
     if 'pretrained' in data:
@@ -106,7 +109,7 @@ def cmd_info(args) -> int:
                              checkpoint_strict=not args.non_strict)
     if args.json:
         _print_json(info)
-        return 0
+        return _report_mismatches(info['mismatches'])
     console = _console()
     shape = 'x'.join(str(s) for s in info['input_shape'])
     console.print(f'[bold]{info["type"]}[/bold] from {args.config}, one forward of a '
@@ -144,13 +147,25 @@ def cmd_info(args) -> int:
                         f'{_mib(mem["peak"])} peak, {_mib(mem["retained"])} still held after '
                         f'forward (outputs + saved for backward){cuda}')
     console.print(summary)
-    for problem in info['mismatches']:
-        console.print(f'[bold red]metadata mismatch[/bold red] {problem}')
     if args.neck:
-        console.print(f'\n[bold]{args.neck}[/bold]: in_channels='
-                      f'{list(next(iter(info["neck"].values()))["in_channels"])}')
+        console.print()
+        for key, value in info['neck'].items():
+            shown = [v['in_channels'] for v in value] if isinstance(value, list) else \
+                value['in_channels']
+            console.print(f'[bold]{args.neck} {key}[/bold]: in_channels={shown}',
+                          highlight=False)
         console.print(format_neck_snippet(info['neck']), markup=False, highlight=False)
-    return 1 if info['mismatches'] else 0
+    return _report_mismatches(info['mismatches'])
+
+
+def _report_mismatches(mismatches) -> int:
+    """Declared output metadata that the forward contradicts: one line on stderr naming the
+    outputs, exit code 1 (necks and ``in_channels='auto'`` would get the declared values)."""
+    if not mismatches:
+        return 0
+    print(f'{PROG} info: failed: the declared output metadata disagrees with the forward: '
+          f'{"; ".join(mismatches)}', file=sys.stderr)
+    return 1
 
 
 # ----- bench ---------------------------------------------------------------------------------
@@ -193,11 +208,10 @@ def cmd_bench(args) -> int:
                       f'{row["max_ms"]:.2f}', f'{row["images_per_s"]:.1f}')
     console.print(table)
     if 'ratio' in result:
-        ratio = result['ratio']
-        verdict = 'faster' if ratio >= 1 else 'slower'
-        factor = ratio if ratio >= 1 else 1 / ratio
-        console.print(f'ratio (other median / ours) = {ratio:.3f}: ours is {factor:.2f}x '
-                      f'{verdict} than {result["rows"][1]["model"]}')
+        from ..analysis.benchmark import speed_sentence
+
+        console.print(f'ratio (other median / ours) = {result["ratio"]:.3f}: '
+                      f'{speed_sentence(result["ratio"], result["rows"][1]["model"])}')
     return 0
 
 
@@ -292,23 +306,49 @@ def cmd_export(args) -> int:
 
 # ----- convert, zoo --------------------------------------------------------------------------
 def _checkpoint_call(fn, *args, **kwargs):
-    """``fn(...)``; a bad file, hash, download or mismatch is a user error (one line, exit 2)."""
+    """``fn(...)``; a bad file, hash or mismatch is a user error (one line, exit 2); a download
+    that fails (no network, a server error, a cache folder that cannot be written) is an
+    environment failure (one line, exit 1)."""
+    from ..analysis.common import EnvironmentFailure
     from ..checkpoint import CHECKPOINT_ERRORS
+    from ..checkpoint.download import DownloadError
 
     try:
         return fn(*args, **kwargs)
+    except DownloadError as error:
+        raise EnvironmentFailure(str(error)) from None
     except CHECKPOINT_ERRORS as error:
         raise CLIError(str(error)) from None
 
 
-def cmd_convert(args) -> int:
-    from ..checkpoint.convert import convert_checkpoint
+def _convert_model(model):
+    """``--model``: a config file or a JSON dict go to ``convert_checkpoint`` as they are; a model
+    name (``convnext-tiny``, ``timm.resnet50``) or a registered type (``ResNet``) is built here,
+    as every other command builds it."""
+    if model is None or os.path.isfile(model) or model.lstrip().startswith('{'):
+        return model
+    from ..analysis.common import load_backbone_config
+    from ..builder import build_backbone
 
+    return build_backbone(load_backbone_config(model)[1])
+
+
+def cmd_convert(args) -> int:
+    from ..analysis.common import check_output_path
+    from ..checkpoint.convert import convert_checkpoint, format_kept_and_dropped
+
+    check_output_path(args.dst, ())  # before the model is built or the source read
+
+    model = _convert_model(args.model)
     summary = _checkpoint_call(convert_checkpoint, args.src, args.dst, convert=args.convert,
-                               prefix=args.prefix, model=args.model, strict=args.strict,
-                               add_prefix=args.add_prefix, allowed_globals=args.allow_global)
+                               prefix=args.prefix, model=model,
+                               strict=True if args.strict else False if args.non_strict else None,
+                               add_prefix=args.add_prefix, allowed_globals=args.allow_global,
+                               keep_all=args.keep_all)
     print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors'
           + (f' (converted with {summary["converter"]})' if summary['converter'] else ''))
+    for line in format_kept_and_dropped(summary):
+        print(line)
     if 'report' in summary:
         print(summary['report'])
     return 0

@@ -2,18 +2,23 @@
 
 A user error (:data:`USER_ERRORS`: a bad option, a bad or missing file, a config that does not
 parse, a refused argument) is one line ``<prog>: error: <message>`` on stderr and exit code 2;
-anything else one line ``<prog>: failed: <type>: <message>`` and exit code 1; ``--debug`` shows
+an environment failure (:data:`ENVIRONMENT_ERRORS`: no network, a download that fails) one line
+``<prog>: failed: <message>`` and exit code 1, as is anything else
+(``<prog>: failed: <type>: <message>``); ``--debug`` shows
 the traceback instead. Light: imports nothing but the standard library and ``CLIError``.
 """
 import os
 import sys
+import urllib.error
 from typing import Optional
 
-from ..analysis.common import CLIError
+from ..analysis.common import CLIError, EnvironmentFailure
 
 # Problems the user can fix: one line, exit code 2. Anything else is reported as a failure
 # (exit code 1), still in one line unless --debug.
 USER_ERRORS = (CLIError, ValueError, KeyError, TypeError, OSError, SyntaxError, ImportError)
+# Not the user's mistake though OSErrors: the network or the machine (exit code 1).
+ENVIRONMENT_ERRORS = (EnvironmentFailure, ConnectionError, TimeoutError, urllib.error.URLError)
 
 
 def one_line(error: BaseException) -> str:
@@ -51,6 +56,9 @@ def run_command(prog: str, func, args, debug: bool = False, rerun: Optional[str]
     except Exception as error:  # noqa: BLE001 - the one place that turns errors into messages
         if debug:
             raise
+        if isinstance(error, ENVIRONMENT_ERRORS) and not isinstance(error, CLIError):
+            print(f'{prog}: failed: {one_line(error)}', file=sys.stderr)
+            return 1
         if isinstance(error, USER_ERRORS) and not is_our_bug(error):
             print(f'{prog}: error: {one_line(error)}', file=sys.stderr)
             return 2

@@ -12,9 +12,11 @@ def _add_list(sub) -> None:
     p.add_argument('pattern', nargs='?', default=None,
                    help='filter: a substring, or a glob like "resnet*" (case-insensitive)')
     p.add_argument('--configs', action='store_true',
-                   help='also list the shipped configs (model names info/bench/show/export take)')
+                   help='list the shipped configs (model names info/bench/show/export take) '
+                   'instead of the registered types')
     p.add_argument('--pretrained', action='store_true',
-                   help='also list the known pretrained weights (source, config, top-1)')
+                   help='list the known pretrained weights (source, config, top-1) instead of '
+                   'the registered types')
     p.add_argument('--timm', action='store_true', help='also list timm models')
     p.add_argument('--torchvision', action='store_true', help='also list torchvision models')
     p.add_argument('--json', action='store_true', help='print JSON instead of tables')
@@ -113,9 +115,21 @@ def _add_convert(sub) -> None:
                    'torchvision, mmpretrain, detectron2, ... or none')
     p.add_argument('--prefix', help="take the weights under this prefix, e.g. 'backbone'")
     p.add_argument('--add-prefix', help="prefix written keys, e.g. 'backbone.' (mmdet)")
-    p.add_argument('--model', help='check against a backbone: a config file or a JSON dict '
-                   'such as \'{"type": "ResNet", "depth": 50}\'')
-    p.add_argument('--strict', action='store_true', help='with --model: every key must match')
+    p.add_argument('--model', help='check against a backbone: a config file, a model name '
+                   '(convnext-tiny, timm.resnet50; `list --configs`), a registered type with its '
+                   'defaults (ConvNeXt) or a JSON dict such as \'{"type": "ResNet", "depth": '
+                   '50}\'')
+    p.add_argument('--keep-all', action='store_true',
+                   help='a whole-model file (mmseg/mmdet/mmpretrain): also write the modules '
+                   'that are not the backbone (decode_head, auxiliary_head, neck, head, ...) '
+                   'unchanged, and the converted backbone under its prefix (backbone.)')
+    strictness = p.add_mutually_exclusive_group()
+    strictness.add_argument('--strict', action='store_true',
+                            help='with --model: every key must match (by default a load that '
+                            'leaves tensors of the model at init or drops tensors of its '
+                            'modules is refused; classifier heads and the like are named)')
+    strictness.add_argument('--non-strict', action='store_true',
+                            help='with --model: check shapes only, load what matches')
     p.add_argument('--allow-global', action='append', metavar='MODULE.NAME',
                    help='trust this pickled type in the source file (repeatable)')
     p.set_defaults(func=cmd_convert)

@@ -13,11 +13,13 @@ and an mmdet/mmseg config switches to our module by its ``type`` alone.
 ==========================================  ========================================
 type                                        host class (its signature and defaults)
 ==========================================  ========================================
+``mmbackbones.mmdet.HRNet``                 ``mmdet.models.backbones.HRNet``
 ``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
 ``mmbackbones.mmdet.ResNeXt``               ``mmdet.models.backbones.ResNeXt``
 ``mmbackbones.mmdet.RegNet``                ``mmdet.models.backbones.RegNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
+``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
 ``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
 ``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
@@ -26,11 +28,12 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
 ==========================================  ========================================
 """
+from .hrnet import MMDetHRNet, MMSegHRNet
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .vit import MMSegVisionTransformer
 
-__all__ = ['MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
+__all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
            'MMSegSwinTransformer', 'MMSegVisionTransformer']

@@ -49,7 +49,7 @@ class _HostSwin(SwinTransformer):
         self._freeze_stages()
 
     def stem_and_stages(self) -> List[nn.Module]:
-        return [self.patch_embed, *self._stage_groups()]
+        return [self.patch_embed, *(nn.ModuleList(p) for p in self._stage_parts())]
 
     def _freeze_stages(self) -> None:
         super()._freeze_stages()

@@ -6,6 +6,17 @@ itself (the backbone is built on the ``meta`` device: no memory, no weights, no 
 :func:`fill_auto_in_channels` replaces ``in_channels='auto'`` in a whole downstream model config
 before mmdet/mmseg builds it.
 
+Config-only (mmdet's/mmseg's own ``tools/train.py``, no Python of yours): the model type
+``mmbackbones.FillAutoInChannels`` (registered when ``custom_imports`` imports
+``mmbackbones``) fills ``in_channels='auto'`` and builds the model it wraps, named by
+``model_type``::
+
+    custom_imports = dict(imports=['mmbackbones'], allow_failed_imports=False)
+    model = dict(type='mmbackbones.FillAutoInChannels', model_type='EncoderDecoder',
+                 decode_head=dict(in_channels='auto'), auxiliary_head=dict(in_channels='auto'))
+
+(merged into a ``_base_`` model, only ``type`` and ``model_type`` are new).
+
 Nothing here imports mmdet or mmseg.
 """
 import copy
@@ -153,3 +164,33 @@ def fill_auto_in_channels(model_cfg: Union[dict, ConfigDict], style: str = 'mmde
                                      f'the neck outputs, write their channels')
                 head['in_channels'] = _resolve(AUTO, channels, head.get('in_index'), where)
     return cfg
+
+
+def build_with_auto_in_channels(model_type, style=None, **model_cfg):
+    """Build the detector/segmentor ``model_type`` from ``model_cfg`` after
+    :func:`fill_auto_in_channels` (registered as ``FillAutoInChannels``).
+
+    The model is built by mmengine's root registry in the current default scope (``mmdet`` or
+    ``mmseg``: what their tools set from ``default_scope``), so ``model_type`` is written as in
+    the config it replaces (``'EncoderDecoder'``, ``'RetinaNet'``; or scoped,
+    ``'mmseg.EncoderDecoder'``). ``style``: ``'mmseg'`` when the config has a ``decode_head`` or
+    ``auxiliary_head``, else ``'mmdet'``.
+    """
+    from mmengine.registry import MODELS as ROOT
+    if not (isinstance(model_type, str) and model_type) and not callable(model_type):
+        raise TypeError(f'FillAutoInChannels: model_type must name the model to build (e.g. '
+                        f'\'EncoderDecoder\', \'RetinaNet\'), got {model_type!r}')
+    if style is None:
+        style = 'mmseg' if any(model_cfg.get(k) for k in ('decode_head', 'auxiliary_head')) \
+            else 'mmdet'
+    cfg = fill_auto_in_channels(dict(model_cfg), style)
+    cfg['type'] = model_type
+    return ROOT.build(cfg)
+
+
+def _register() -> None:
+    from ..registry import MODELS
+    MODELS.register_module('FillAutoInChannels', module=build_with_auto_in_channels, force=True)
+
+
+_register()

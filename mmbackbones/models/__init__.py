@@ -1,6 +1,8 @@
 """Backbones and necks. Importing this package registers every family into
-``mmbackbones.MODELS`` (their ``@MODELS.register_module()`` decorators) and nothing else:
-``mmbackbones.registry.register_all_modules()`` does the rest (root norm layers, safe loading).
+``mmbackbones.MODELS`` (their ``@MODELS.register_module()`` decorators; mmengine imports it on
+the first lookup, the registry's ``locations``) and the norm layers into mmengine's root registry
+(``layers/norm.py``, ``layers/layer_norm2d.py``). Safe checkpoint loading is installed by
+``mmbackbones.checkpoint``'s import, which the first backbone constructed triggers.
 """
 from . import backbones  # noqa: F401
 from . import necks  # noqa: F401

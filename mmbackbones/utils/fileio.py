@@ -3,8 +3,9 @@
 import contextlib
 import os
 import tempfile
+from typing import Optional
 
-__all__ = ['atomic_output']
+__all__ = ['atomic_output', 'output_problem']
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -31,3 +32,28 @@ def atomic_output(path: str):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def output_problem(path: str, suffixes=()) -> Optional[str]:
+    """Why ``path`` cannot be written as an output file (its folder is missing or not
+    writable, it is a folder or a device, its suffix is not one of ``suffixes``), or ``None``.
+    Front ends call it before building anything, so a bad ``-o`` costs nothing."""
+    path = os.fspath(path)
+    if not path:
+        return 'the output path is empty'
+    full = os.path.abspath(path)
+    folder = os.path.dirname(full)
+    if os.path.isdir(full):
+        return f'output {path} is an existing folder, not a file'
+    if os.path.exists(full) and not os.path.isfile(full):
+        return f'output {path} exists and is not a regular file'
+    if suffixes and not path.lower().endswith(tuple(suffixes)):
+        return f'output file must end with {" or ".join(suffixes)}, got {path!r}'
+    if not os.path.isdir(folder):
+        what = 'is not a folder' if os.path.exists(folder) else 'does not exist'
+        return f'output folder {what}: {folder}'
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f'output folder is not writable: {folder}'
+    if os.path.exists(full) and not os.access(full, os.W_OK):
+        return f'output file is not writable: {path}'
+    return None

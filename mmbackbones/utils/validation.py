@@ -8,6 +8,9 @@ import numbers
 from collections.abc import Mapping, Sequence as SequenceABC
 from typing import Iterable, Sequence, Tuple, Union
 
+from .config_types import check_config_types
+from .text import shown
+
 
 def _is_int(value) -> bool:
     """An integer that is not a bool: Python ints and numpy integers alike."""
@@ -48,15 +51,22 @@ def to_plain(value):
 
 def accepts_config_containers(func):
     """Decorator for constructors: every argument goes through :func:`to_plain` first, so code
-    after it only sees ``dict``/``list``/``tuple``/``int``. Used by ``BaseBackbone`` (for every
-    family) and the necks; detectron2's ``instantiate`` passes ``ListConfig``/``DictConfig``."""
+    after it only sees ``dict``/``list``/``tuple``/``int``, and its nested ``type`` values are
+    checked (:func:`~.config_types.check_config_types`: never an import path). Used by
+    ``BaseBackbone`` (for every family) and the necks; detectron2's ``instantiate`` passes
+    ``ListConfig``/``DictConfig``."""
     if getattr(func, '_accepts_config_containers', False):
         return func
 
     @functools.wraps(func)
     def wrapper(self, *args, **kwargs):
-        return func(self, *(to_plain(a) for a in args),
-                    **{k: to_plain(v) for k, v in kwargs.items()})
+        args = [to_plain(a) for a in args]
+        kwargs = {k: to_plain(v) for k, v in kwargs.items()}
+        for i, value in enumerate(args):  # nested types (norm_cfg, act_cfg, init_cfg, ...)
+            check_config_types(value, f'argument {i + 1}')
+        for key, value in kwargs.items():
+            check_config_types(value, key)
+        return func(self, *args, **kwargs)
 
     wrapper._accepts_config_containers = True
     return wrapper
@@ -83,7 +93,7 @@ def checks_keywords(func):
             key = unknown[0]
             close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.6)
             hint = (' Did you mean ' + ' or '.join(repr(c) for c in close) + '?') if close else ''
-            raise TypeError(f'{type(self).__name__} got an unknown argument {key!r}.{hint} '
+            raise TypeError(f'{type(self).__name__} got an unknown argument {shown(key)}.{hint} '
                             f'(accepted: {", ".join(accepted)})')
         return func(self, *args, **kwargs)
 
@@ -94,18 +104,18 @@ def checks_keywords(func):
 def check_positive_int(name: str, value) -> int:
     value = _from_numpy(value)
     if not _is_int(value):
-        raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__})')
+        raise TypeError(f'{name} must be an int, got {shown(value)} ({type(value).__name__})')
     if value <= 0:
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
+        raise ValueError(f'{name} must be a positive int, got {shown(value)}')
     return int(value)
 
 
 def check_non_negative_int(name: str, value) -> int:
     value = _from_numpy(value)
     if not _is_int(value):
-        raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__})')
+        raise TypeError(f'{name} must be an int, got {shown(value)} ({type(value).__name__})')
     if value < 0:
-        raise ValueError(f'{name} must be >= 0, got {value!r}')
+        raise ValueError(f'{name} must be >= 0, got {shown(value)}')
     return int(value)
 
 
@@ -130,7 +140,7 @@ def check_choice(name: str, value, choices: Iterable):
         ok = False
     if not ok:
         allowed = ', '.join(repr(c) for c in choices)
-        raise InvalidChoiceError(f'{name} must be one of {allowed}; got {value!r}')
+        raise InvalidChoiceError(f'{name} must be one of {allowed}; got {shown(value)}')
     return value
 
 
@@ -157,7 +167,7 @@ def check_size_limit(name: str, value, limit: int, what: str = '') -> int:
     value = check_positive_int(name, value)
     if value > limit:
         reason = f' ({what})' if what else ''
-        raise ValueError(f'{name} must be <= {limit}{reason}, got {value!r} (refused before '
+        raise ValueError(f'{name} must be <= {limit}{reason}, got {shown(value)} (refused before '
                          f'allocating; the limits are in mmbackbones.utils.validation)')
     return value
 
@@ -175,7 +185,7 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: in
     elif isinstance(out_indices, (list, tuple)):
         indices = list(out_indices)
     else:
-        raise TypeError(f'{name} must be an int or a list/tuple of ints, got {out_indices!r} '
+        raise TypeError(f'{name} must be an int or a list/tuple of ints, got {shown(out_indices)} '
                         f'({type(out_indices).__name__})')
     if not indices:
         raise ValueError(f'{name} must not be empty; allowed indices are '
@@ -183,15 +193,15 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: in
     resolved = []
     for index in indices:
         if not _is_int(index):
-            raise TypeError(f'{name} must contain ints, got {index!r} ({type(index).__name__}) '
-                            f'in {out_indices!r}')
+            raise TypeError(f'{name} must contain ints, got {shown(index)} '
+                            f'({type(index).__name__}) in {shown(out_indices)}')
         if not -num_stages <= index < num_stages:
             raise ValueError(f'{name} contains {index}, out of range: allowed indices are '
                              f'{-num_stages}..{num_stages - 1} for {num_stages} stages '
-                             f'(got {out_indices!r})')
+                             f'(got {shown(out_indices)})')
         resolved.append(int(index) % num_stages)
     if len(set(resolved)) != len(resolved):
-        raise ValueError(f'{name} must not repeat a stage, got {out_indices!r} '
+        raise ValueError(f'{name} must not repeat a stage, got {shown(out_indices)} '
                          f'(resolved to {tuple(resolved)})')
     return tuple(resolved)
 
@@ -200,18 +210,18 @@ def check_frozen_stages(frozen_stages, num_stages: int, name: str = 'frozen_stag
     """``-1`` freezes nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``."""
     frozen_stages = _from_numpy(frozen_stages)
     if not _is_int(frozen_stages):
-        raise TypeError(f'{name} must be an int in -1..{num_stages}, got {frozen_stages!r} '
+        raise TypeError(f'{name} must be an int in -1..{num_stages}, got {shown(frozen_stages)} '
                         f'({type(frozen_stages).__name__})')
     if not -1 <= frozen_stages <= num_stages:
         raise ValueError(f'{name} must be in -1..{num_stages} (-1: nothing, 0: stem, k: stem and '
-                         f'stages 1..k), got {frozen_stages!r}')
+                         f'stages 1..k), got {shown(frozen_stages)}')
     return int(frozen_stages)
 
 
 def check_bool(name: str, value) -> bool:
     value = _from_numpy(value)
     if not isinstance(value, bool):
-        raise TypeError(f'{name} must be a bool (True or False), got {value!r} '
+        raise TypeError(f'{name} must be a bool (True or False), got {shown(value)} '
                         f'({type(value).__name__})')
     return value
 
@@ -220,10 +230,10 @@ def check_rate(name: str, value) -> float:
     """A probability such as ``drop_path_rate``: a number in ``[0, 1)``."""
     value = _from_numpy(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'{name} must be a float in [0, 1), got {value!r} '
+        raise TypeError(f'{name} must be a float in [0, 1), got {shown(value)} '
                         f'({type(value).__name__})')
     if not 0.0 <= value < 1.0:
-        raise ValueError(f'{name} must be a float in [0, 1), got {value!r}')
+        raise ValueError(f'{name} must be a float in [0, 1), got {shown(value)}')
     return float(value)
 
 
@@ -231,7 +241,7 @@ def check_cfg_keys(name: str, cfg, allowed: Iterable[str]) -> dict:
     """A config dict whose keys are all in ``allowed`` -> a plain copy; names ``name`` in the
     ``TypeError``/``ValueError`` otherwise."""
     if not isinstance(cfg, Mapping):
-        raise TypeError(f'{name} must be a dict, got {cfg!r} ({type(cfg).__name__})')
+        raise TypeError(f'{name} must be a dict, got {shown(cfg)} ({type(cfg).__name__})')
     allowed = list(allowed)
     unknown = sorted(set(cfg) - set(allowed))
     if unknown:

@@ -42,16 +42,24 @@ def _tracked_results():
             for f in files}
 
 
-def test_run_all_streams_progress_and_keeps_tracked_results(tmp_path, capsys):
+def _scripts(tmp_path, name: str, code: int) -> str:
+    """A scripts folder with ``bench_<name>.py`` (exit ``code``) and a passing ``bench_all.py``
+    (which takes ``--output`` where the others take ``--out``)."""
     scripts = tmp_path / 'scripts'
     scripts.mkdir()
-    (scripts / 'bench_fam.py').write_text(SCRIPT.format(option='--out', attr='out', code=0))
+    (scripts / f'bench_{name}.py').write_text(SCRIPT.format(option='--out', attr='out',
+                                                            code=code))
     (scripts / 'bench_all.py').write_text(SCRIPT.format(option='--output', attr='output',
                                                         code=0))
+    return str(scripts)
+
+
+def test_run_all_streams_progress_and_keeps_tracked_results(tmp_path, capsys):
+    scripts = _scripts(tmp_path, 'fam', 0)
     before = _tracked_results()
     run_all = _load_run_all()
     out_dir = tmp_path / 'run'
-    assert run_all.main(['--out-dir', str(out_dir)], scripts_dir=str(scripts)) == 0
+    assert run_all.main(['--out-dir', str(out_dir)], scripts_dir=scripts) == 0
     printed = capsys.readouterr().out
     assert '[bench 1/2] bench_fam.py --quick' in printed
     assert '  fam | step 2 of 2' in printed and '[bench 2/2] bench_all.py --quick' in printed
@@ -64,13 +72,9 @@ def test_run_all_streams_progress_and_keeps_tracked_results(tmp_path, capsys):
 
 
 def test_run_all_reports_a_failed_script(tmp_path, capsys):
-    scripts = tmp_path / 'scripts'
-    scripts.mkdir()
-    (scripts / 'bench_bad.py').write_text(SCRIPT.format(option='--out', attr='out', code=3))
-    (scripts / 'bench_all.py').write_text(SCRIPT.format(option='--output', attr='output',
-                                                        code=0))
+    scripts = _scripts(tmp_path, 'bad', 3)
     run_all = _load_run_all()
-    assert run_all.main(['--out-dir', str(tmp_path / 'run')], scripts_dir=str(scripts)) == 1
+    assert run_all.main(['--out-dir', str(tmp_path / 'run')], scripts_dir=scripts) == 1
     assert 'bench_bad.py: FAILED (exit 3)' in capsys.readouterr().out
 
 

@@ -228,3 +228,61 @@ def test_raw_library_checkpoint_into_wrapper_backbone(tmp_path):
     report = load_checkpoint(model, str(path))
     assert "converted with wrapper prefix 'timm_model.'" in report.notes
     assert not report.missing
+
+
+@pytest.mark.parametrize('name,cfg', [
+    ('cspresnet50', dict(type='CSPResNet', depth=50)),
+    ('cspresnext50', dict(type='CSPResNeXt', depth=50)),
+])
+def test_timm_cspnet_round_trip(tmp_path, randomize_bn, name, cfg):
+    timm = pytest.importorskip('timm', reason='timm is optional')
+    from mmbackbones import build_backbone
+    ref = randomize_bn(timm.create_model(name, pretrained=False)).eval()
+    path = tmp_path / f'{name}.pth'
+    torch.save(ref.state_dict(), path)
+    assert [c.name for c in detect_format(ref.state_dict())] == ['timm_cspnet']
+    model = build_backbone(dict(cfg, out_indices=(0, 1, 2, 3),
+                                init_cfg=dict(type='Pretrained', checkpoint=str(path),
+                                              strict=True)))
+    model.init_weights()
+    x = X[:1, :, :32, :32]
+    with torch.no_grad():
+        refs = ref.forward_intermediates(x, intermediates_only=True)[-4:]
+        _assert_features(model, refs, x)
+
+
+def test_timm_cspnet_variants_without_counterpart_are_refused():
+    from mmbackbones.checkpoint.converters.timm_cspnet import convert_timm_cspnet
+    sd = {'stem.conv1.conv.weight': torch.zeros(1), 'stem.conv2.conv.weight': torch.zeros(1),
+          'stages.0.conv_exp.conv.weight': torch.zeros(1),
+          'stages.0.conv_transition_b.conv.weight': torch.zeros(1)}
+    with pytest.raises(KeyError, match='max pool'):
+        convert_timm_cspnet(sd)
+    del sd['stages.0.conv_transition_b.conv.weight']
+    with pytest.raises(KeyError, match='stages.0 .* no conv_transition_b'):
+        convert_timm_cspnet(sd)
+
+
+def test_timm_poolformer_round_trip(tmp_path):
+    timm = pytest.importorskip('timm', reason='timm is optional')
+    import torch.nn.functional as F
+
+    from mmbackbones import build_backbone
+    ref = timm.create_model('poolformer_s12', pretrained=False).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # norms and layer scales away from their init
+        for name, param in ref.named_parameters():
+            if 'norm' in name or 'scale' in name:
+                param.copy_(torch.rand(param.shape, generator=g) + 0.5)
+    path = tmp_path / 'poolformer_s12.pth'
+    torch.save(ref.state_dict(), path)
+    model = build_backbone(dict(type='PoolFormer', arch='s12', out_indices=(0, 2, 4, 6),
+                                init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    model.init_weights()  # norm0/2/4 are ours (named in the report), norm6 is timm's head.norm
+    x = X[:1]
+    with torch.no_grad():
+        stages = ref.forward_intermediates(x, intermediates_only=True)
+    # our outputs go through GroupNorm(1) output norms (fresh ones but the last)
+    refs = [F.group_norm(s, 1, eps=1e-5) for s in stages[:3]]
+    refs.append(F.group_norm(stages[3], 1, ref.head.norm.weight, ref.head.norm.bias, eps=1e-5))
+    _assert_features(model, refs, x)

@@ -30,22 +30,24 @@ class _WritesOnSetstate:
         open(state['path'], 'w').close()
 
 
+def _assert_refused_and_not_run(path, marker, match: str) -> None:
+    with pytest.raises(UnsafeCheckpointError, match=match):
+        load_file(str(path))
+    assert not marker.exists()
+
+
 def test_malicious_top_level_pickle_refused_and_file_not_created(tmp_path):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save(_CreatesFile(marker), path)
-    with pytest.raises(UnsafeCheckpointError, match='system'):
-        load_file(str(path))
-    assert not marker.exists()
+    _assert_refused_and_not_run(path, marker, 'system')
 
 
 def test_malicious_object_in_meta_refused(tmp_path):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil_meta.pth'
     torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': _CreatesFile(marker)}, path)
-    with pytest.raises(UnsafeCheckpointError, match='can run code'):
-        load_file(str(path))
-    assert not marker.exists()
+    _assert_refused_and_not_run(path, marker, 'can run code')
 
 
 def test_malicious_legacy_format_refused(tmp_path):
@@ -54,9 +56,7 @@ def test_malicious_legacy_format_refused(tmp_path):
     torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': _CreatesFile(marker)}, path,
                _use_new_zipfile_serialization=False)
     assert detect_file_format(str(path)) == 'torch-legacy'
-    with pytest.raises(UnsafeCheckpointError, match='Nothing from it was run'):
-        load_file(str(path))
-    assert not marker.exists()
+    _assert_refused_and_not_run(path, marker, 'Nothing from it was run')
 
 
 def test_malicious_plain_pickle_refused(tmp_path):
@@ -64,9 +64,7 @@ def test_malicious_plain_pickle_refused(tmp_path):
     path = tmp_path / 'evil.pkl'
     with open(path, 'wb') as f:
         pickle.dump({'model': {'stem.conv1.weight': np.ones(3)}, 'x': _CreatesFile(marker)}, f)
-    with pytest.raises(UnsafeCheckpointError, match='system'):
-        load_file(str(path))
-    assert not marker.exists()
+    _assert_refused_and_not_run(path, marker, 'system')
 
 
 def test_malicious_checkpoint_through_init_cfg_is_refused(tmp_path, tiny_resnet):

@@ -17,7 +17,8 @@ from mmbackbones.model_configs import load_model_config, model_names
 ENTRIES = zoo_mod.load_zoo()
 NATIVE = {'ResNet': 'resnet', 'ResNetV1c': 'resnet', 'ResNetV1d': 'resnet',
           'VisionTransformer': 'vit', 'ConvNeXt': 'convnext', 'SwinTransformer': 'swin',
-          'RegNet': 'regnet', 'CSPDarkNet': 'csp', 'CSPResNet': 'csp', 'CSPResNeXt': 'csp'}
+          'RegNet': 'regnet', 'CSPDarkNet': 'csp', 'CSPResNet': 'csp', 'CSPResNeXt': 'csp',
+          'HRNet': 'hrnet'}
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',

@@ -181,3 +181,31 @@ HOST_SIGNATURES = {
         ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
     ],
 }
+
+HOST_SIGNATURES.update({
+    ('mmdet', 'HRNet'): [
+        ('extra', 'POSITIONAL_OR_KEYWORD', REQUIRED),
+        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
+        ('conv_cfg', 'POSITIONAL_OR_KEYWORD', None),
+        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'BN'}),
+        ('norm_eval', 'POSITIONAL_OR_KEYWORD', True),
+        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
+        ('zero_init_residual', 'POSITIONAL_OR_KEYWORD', False),
+        ('multiscale_output', 'POSITIONAL_OR_KEYWORD', True),
+        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
+        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
+    ],
+    ('mmseg', 'HRNet'): [
+        ('extra', 'POSITIONAL_OR_KEYWORD', REQUIRED),
+        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
+        ('conv_cfg', 'POSITIONAL_OR_KEYWORD', None),
+        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'BN', 'requires_grad': True}),
+        ('norm_eval', 'POSITIONAL_OR_KEYWORD', False),
+        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
+        ('frozen_stages', 'POSITIONAL_OR_KEYWORD', -1),
+        ('zero_init_residual', 'POSITIONAL_OR_KEYWORD', False),
+        ('multiscale_output', 'POSITIONAL_OR_KEYWORD', True),
+        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
+        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
+    ],
+})

@@ -5,11 +5,12 @@ import inspect
 
 import pytest
 
-from mmbackbones.compat import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt,
+from mmbackbones.compat import (MMDetHRNet, MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt,
                                 MMDetSwinTransformer, MMSegResNet, MMSegResNetV1c,
                                 MMSegResNetV1d, MMSegResNeXt, MMSegSwinTransformer,
-                                MMSegVisionTransformer)
+                                MMSegHRNet, MMSegVisionTransformer)
 from mmbackbones.models.backbones.convnext import ConvNeXt
+from mmbackbones.models.backbones.hrnet import HRNet
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
 from mmbackbones.models.backbones.regnet import RegNet
 from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
@@ -20,6 +21,8 @@ from tests.compat.host_signatures import HOST_SIGNATURES, REQUIRED
 from tests.parity import mmpretrain_backbone
 
 TWINS = {
+    ('mmdet', 'HRNet'): (MMDetHRNet, HRNet),
+    ('mmseg', 'HRNet'): (MMSegHRNet, HRNet),
     ('mmdet', 'ResNet'): (MMDetResNet, ResNet),
     ('mmdet', 'ResNetV1d'): (MMDetResNetV1d, ResNet),
     ('mmdet', 'ResNeXt'): (MMDetResNeXt, ResNet),
@@ -109,9 +112,10 @@ def test_twin_resolves_by_type_and_is_a_thin_adapter(key):
 
 
 def test_host_scope_without_a_twin_is_the_hosts_own_registry():
-    """``mmseg.X`` that is not a twin is looked up where it was before the twins existed."""
-    from mmengine.registry import MODELS as ROOT
-    assert MODELS.get('mmseg.NoSuchModel') is ROOT.get('mmseg.NoSuchModel')
+    """``mmseg.X`` that is not a twin is looked up where it was before the twins existed (an
+    unknown name is a ``KeyError`` naming it, with or without mmseg installed)."""
+    with pytest.raises(KeyError, match='NoSuchModel'):
+        MODELS.get('mmseg.NoSuchModel')
 
 
 def test_no_twin_registry_in_mmengines_tree():

@@ -58,10 +58,9 @@ def test_odd_sizes_match_mmdet():
             torch.testing.assert_close(g, w)
 
 
-def test_backbone_with_neck_takes_mmdets_fpn():
+def test_backbone_with_neck_takes_mmdets_fpn(toy_registered):
     """in_channels='auto' also fills mmdet's own FPN (scoped type), strides included."""
     from mmbackbones import build_backbone
-    from tests.toy_backbone import ToyBackbone  # noqa: F401  (registers ToyBackbone)
     model = build_backbone(dict(type='ToyBackbone'),
                            neck=dict(type='mmdet.FPN', in_channels='auto', out_channels=8,
                                      num_outs=5, start_level=1, add_extra_convs='on_input'))

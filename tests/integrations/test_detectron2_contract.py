@@ -7,6 +7,7 @@ naming and behaviour in a stand-in ``BACKBONE_REGISTRY``, and (with a stand-in `
 package in ``sys.modules``) the lazy paths that subclass ``Backbone`` and wrap the FPN builders.
 What is not: detectron2's real ``Backbone``, ``FPN`` and training loop.
 """
+import importlib
 import math
 import sys
 import types
@@ -21,6 +22,8 @@ from mmbackbones import build_backbone
 from mmbackbones.integrations import detectron2 as d2i
 from mmbackbones.models.base import ShapeSpec
 from tests.toy_backbone import ToyBackbone  # (8, 16, 32) at strides 4, 8, 16: stage1..3
+
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
 
 
 class ChannelMapper(nn.Module):
@@ -70,14 +73,39 @@ class FakeRegistry:
         return self._obj_map[name]
 
 
+def _hide_detectron2(monkeypatch):
+    """``import detectron2`` (and of any submodule, even one imported already) raises."""
+    for name in [n for n in sys.modules if n == 'detectron2' or n.startswith('detectron2.')]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, 'detectron2', None)
+
+
 @pytest.fixture
 def no_detectron2(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'detectron2', None)  # `import detectron2` raises
+    _hide_detectron2(monkeypatch)
+
+
+def _reload_contract():
+    """Re-import the modules that look detectron2 up once, at import."""
+    from mmbackbones.integrations.detectron2 import backbones, contract
+    importlib.reload(contract)
+    importlib.reload(backbones)
+    return contract, backbones
+
+
+@pytest.fixture
+def reloaded_without_detectron2(monkeypatch):
+    """The contract modules as imported where detectron2 is absent (restored afterwards)."""
+    _hide_detectron2(monkeypatch)
+    yield _reload_contract()
+    monkeypatch.undo()
+    _reload_contract()
 
 
 @pytest.fixture
 def fake_detectron2(monkeypatch):
-    """Just enough of detectron2 for the lazy paths: Backbone, ShapeSpec, the registry, FPN."""
+    """Just enough of detectron2 for the contract: Backbone, ShapeSpec, the registry, FPN (the
+    contract modules are re-imported with it, and again after it)."""
 
     @dataclass
     class FakeShapeSpec:
@@ -130,8 +158,11 @@ def fake_detectron2(monkeypatch):
                       ('detectron2.modeling.backbone', backbone_pkg),
                       ('detectron2.modeling.backbone.fpn', fpn_mod)]:
         monkeypatch.setitem(sys.modules, name, mod)
-    return types.SimpleNamespace(Backbone=Backbone, ShapeSpec=FakeShapeSpec, FPN=FPN,
-                                 registry=registry)
+    _reload_contract()
+    yield types.SimpleNamespace(Backbone=Backbone, ShapeSpec=FakeShapeSpec, FPN=FPN,
+                                registry=registry)
+    monkeypatch.undo()
+    _reload_contract()
 
 
 def d2_cfg(type_='ToyBackbone', **args):
@@ -150,7 +181,7 @@ def test_every_backbone_exposes_the_contract():
     assert shapes == {'stage1': ShapeSpec(channels=8, stride=4),
                       'stage2': ShapeSpec(channels=16, stride=8),
                       'stage3': ShapeSpec(channels=32, stride=16)}
-    assert toy.size_divisibility == 0 and toy.padding_constraints == {}
+    assert toy.size_divisibility == 0
     feats = toy.forward_dict(torch.randn(1, 3, 64, 64))
     neck = ChannelMapper(shapes, ['stage2', 'stage3'])
     outs = neck(feats)
@@ -348,12 +379,10 @@ def test_adapter_refuses_pooled_outputs(no_detectron2):
         d2i.Detectron2Backbone(vit)
 
 
-def test_detrex_classes_without_detectron2(no_detectron2):
+def test_detrex_classes_without_detectron2(reloaded_without_detectron2):
     """Without detectron2 the detrex classes still import and return dicts (our ShapeSpec)."""
-    import importlib
-    import mmbackbones.integrations.detectron2.backbones as backbones
-    backbones = importlib.reload(backbones)
-    assert backbones._BASES == ()
+    contract, backbones = reloaded_without_detectron2
+    assert contract.BACKBONE_BASE is nn.Module and contract.ShapeSpec is ShapeSpec
     model = backbones.ResNet(stem=dict(norm='FrozenBN'), stages=dict(depth=18),
                              out_features=['res4', 'res5'], freeze_at=1)
     shapes = model.output_shape()

@@ -6,6 +6,8 @@ from mmengine.config import Config
 from mmbackbones.integrations import backbone_out_channels, fill_auto_in_channels, neck_in_channels
 from tests.toy_backbone import ToyBackbone  # (8, 16, 32) at strides 4, 8, 16
 
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
+
 
 def test_neck_in_channels_from_every_kind_of_source(tmp_path):
     cfg = dict(type='ToyBackbone', out_indices=(1, 2))

@@ -6,6 +6,8 @@ from mmbackbones import build_backbone
 from mmbackbones.models.base import ShapeSpec
 from tests.toy_backbone import ToyBackbone
 
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
+
 
 def test_outputs_follow_out_indices_order_and_metadata():
     model = build_backbone(dict(type='ToyBackbone', out_indices=(2, 0)))
@@ -66,10 +68,11 @@ def test_wrong_channel_count_names_in_channels():
         model(torch.randn(3, 32, 32))
 
 
-def test_detectron2_padding_contract_defaults():
+def test_metadata_is_neutral():
+    """detectron2's padding contract lives in integrations/detectron2/contract.py only."""
     model = ToyBackbone()
     assert model.size_divisibility == 0
-    assert model.padding_constraints == {}
+    assert not hasattr(model, 'padding_constraints')
 
 
 # ----- "does init_cfg load a checkpoint?" (one helper for every family) ---------------------------

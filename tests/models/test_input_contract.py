@@ -3,7 +3,6 @@
 One small config per family (8 families: the six native ones and the timm/torchvision wrappers),
 each run on 32x32 inputs.
 """
-import time
 
 import pytest
 import torch
@@ -121,10 +120,10 @@ ABSURD = [
 
 @pytest.mark.parametrize('cfg, name, limit', ABSURD, ids=[f'{c["type"]}-{n}' for c, n, _ in ABSURD])
 def test_absurd_sizes_are_refused_at_construction(cfg, name, limit):
-    start = time.perf_counter()
-    with pytest.raises(ValueError) as info:
+    # on the meta device a build that got past the checks allocates nothing: it would then
+    # finish without the ValueError (and this test fail) instead of taking the machine down
+    with torch.device('meta'), pytest.raises(ValueError) as info:
         build_backbone(cfg)
-    assert time.perf_counter() - start < 10  # the unchecked builds hang or allocate terabytes
     message = str(info.value)
     assert message.startswith(name) and f'<= {limit}' in message, message
 

@@ -43,6 +43,9 @@ CONVERTERS = (
     ('detectron2_resnet', 'detectron2'),
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),
+    ('timm_hrnet', 'timm'),
+    ('timm_cspnet', 'timm'),
+    ('timm_poolformer', 'timm'),
     ('timm_regnet', 'timm'),
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
@@ -141,7 +144,8 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor],
         if target is None:
             return converted, conv.name
         score = _score(converted, target)
-        if score > best_score:
+        # equal fit with fewer keys: what it dropped fitted nothing (a head, e.g. timm HRNet's)
+        if score > best_score or (score == best_score and len(converted) < len(best)):
             best, best_name, best_score = converted, conv.name, score
     wrap = _wrapper_prefix(target) if target is not None else None
     if wrap and not any(k.startswith(wrap) for k in state_dict):

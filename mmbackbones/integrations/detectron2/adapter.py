@@ -1,15 +1,7 @@
-"""detectron2 / detrex users: our backbones behind detectron2's ``Backbone`` contract.
+"""detectron2's config side: builders in its ``BACKBONE_REGISTRY`` and the config keys they read.
 
-detectron2's necks (``FPN``, detrex's ``ChannelMapper``, ...) need, from a backbone:
-
-* ``forward(x) -> {name: tensor}``;
-* ``output_shape() -> {name: ShapeSpec(channels=..., stride=...)}``;
-* ``size_divisibility`` (int) and ``padding_constraints`` (dict) for the input padding.
-
-:class:`Detectron2Backbone` gives any mmbackbones backbone that contract (and is a subclass of
-``detectron2.modeling.Backbone`` when detectron2 is importable, so ``isinstance`` checks in
-detectron2's FPN pass). :func:`register_all` puts builders into detectron2's
-``BACKBONE_REGISTRY``:
+The contract itself (``output_shape``, ``ShapeSpec``, padding, ``Detectron2Backbone``) is
+:mod:`.contract`. :func:`register_all` puts builders into detectron2's ``BACKBONE_REGISTRY``:
 
 * ``build_mmbackbones_backbone`` / ``build_mmbackbones_fpn_backbone``: type and arguments from
   ``cfg.MODEL.MMBACKBONES`` (see :func:`add_mmbackbones_config`);
@@ -24,158 +16,24 @@ detectron2 is imported only inside the functions that need it.
 import inspect
 import re
 import types
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Mapping, Optional, Sequence, Union
 
-import torch
-from torch import nn
-
-from ...models.base import ShapeSpec as _OwnShapeSpec
 from ...utils.validation import to_plain
 
 MMB_PREFIX = 'build_mmbackbones'
-_ADAPTER_CLASSES: Dict[type, type] = {}
 
 
 def _detectron2():
-    """detectron2's ``Backbone``, ``ShapeSpec`` and ``BACKBONE_REGISTRY``, or ``None``."""
+    """detectron2's ``BACKBONE_REGISTRY``, or ``None`` when detectron2 is not importable."""
     try:
-        from detectron2.layers import ShapeSpec
-        from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+        from detectron2.modeling import BACKBONE_REGISTRY
     except ImportError:
         return None
-    return types.SimpleNamespace(Backbone=Backbone, ShapeSpec=ShapeSpec,
-                                 BACKBONE_REGISTRY=BACKBONE_REGISTRY)
+    return types.SimpleNamespace(BACKBONE_REGISTRY=BACKBONE_REGISTRY)
 
 
 def detectron2_available() -> bool:
     return _detectron2() is not None
-
-
-def _shape_spec_cls():
-    d2 = _detectron2()
-    return d2.ShapeSpec if d2 is not None else _OwnShapeSpec
-
-
-class _Detectron2BackboneMixin:
-    """The adapter's behaviour; mixed with detectron2's ``Backbone`` or with ``nn.Module``."""
-
-    def __init__(self, backbone: Union[nn.Module, dict],
-                 out_features: Optional[Sequence[str]] = None,
-                 rename: Optional[Mapping[str, str]] = None,
-                 size_divisibility: Optional[int] = None,
-                 padding_constraints: Optional[Mapping[str, int]] = None):
-        super().__init__()
-        backbone, out_features, rename, size_divisibility, padding_constraints = (
-            to_plain(v) for v in (backbone, out_features, rename, size_divisibility,
-                                  padding_constraints))
-        if not isinstance(backbone, nn.Module):
-            from ...builder import build_backbone
-            backbone = build_backbone(backbone)
-        for attr in ('out_names', 'out_channels', 'out_strides'):
-            if not getattr(backbone, attr, None):
-                raise TypeError(f'{type(backbone).__name__} has no {attr}: only backbones that '
-                                f'follow the mmbackbones contract can be adapted')
-        self.backbone = backbone
-        names = list(backbone.out_names)
-        rename = dict(rename or {})
-        unknown = sorted(set(rename) - set(names))
-        if unknown:
-            raise KeyError(f'rename has names {unknown} the backbone does not output; its '
-                           f'outputs are {names}')
-        self._src_names = names
-        self._names = [rename.get(n, n) for n in names]
-        if len(set(self._names)) != len(self._names):
-            raise ValueError(f'rename={rename} maps two outputs to one name: {self._names}')
-        if out_features is None:
-            out_features = list(self._names)
-        elif isinstance(out_features, str) or not out_features:
-            raise TypeError(f'out_features must be a non-empty list of output names from '
-                            f'{self._names}, got {out_features!r}')
-        missing = [f for f in out_features if f not in self._names]
-        if missing:
-            raise KeyError(f'out_features {missing} are not outputs of '
-                           f'{type(backbone).__name__}; available: {self._names}')
-        self._out_features = list(out_features)
-        channels = dict(zip(self._names, backbone.out_channels))
-        strides = dict(zip(self._names, backbone.out_strides))
-        pooled = [f for f in self._out_features if strides[f] is None]
-        if pooled:
-            raise ValueError(f'{type(backbone).__name__} output(s) {pooled} are pooled (N, C) '
-                             f'vectors (stride None), not feature maps: a detectron2 Backbone '
-                             f'returns maps. Choose map outputs (out_features=...) or configure '
-                             f'the backbone for feature maps (e.g. out_type=\'featmap\', '
-                             f'features_only=True)')
-        # detectron2's Backbone keeps these two dicts; its FPN and heads read them.
-        self._out_feature_channels = {f: int(channels[f]) for f in self._out_features}
-        self._out_feature_strides = {f: int(strides[f]) for f in self._out_features}
-        if size_divisibility is not None and (not isinstance(size_divisibility, int)
-                                              or size_divisibility < 0):
-            raise ValueError(f'size_divisibility must be an int >= 0, got {size_divisibility!r}')
-        self._size_divisibility = size_divisibility
-        if padding_constraints is not None and not isinstance(padding_constraints, dict):
-            raise TypeError(f'padding_constraints must be a dict like {{"square_size": 224}}, '
-                            f'got {padding_constraints!r}')
-        self._padding_constraints = dict(padding_constraints or {})
-
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        out = self.backbone(x)
-        if isinstance(out, Mapping):  # a backbone with dict outputs (detectron2 style)
-            feats = {self._names[self._src_names.index(k)]: v for k, v in out.items()
-                     if k in self._src_names}
-        else:
-            feats = dict(zip(self._names, out))
-        return {f: feats[f] for f in self._out_features}
-
-    def output_shape(self):
-        spec = _shape_spec_cls()
-        return {f: spec(channels=self._out_feature_channels[f],
-                        stride=self._out_feature_strides[f]) for f in self._out_features}
-
-    @property
-    def size_divisibility(self) -> int:
-        if self._size_divisibility is not None:
-            return self._size_divisibility
-        return int(getattr(self.backbone, 'size_divisibility', 0) or 0)
-
-    @property
-    def padding_constraints(self) -> Dict[str, int]:
-        own = dict(getattr(self.backbone, 'padding_constraints', {}) or {})
-        own.update(self._padding_constraints)
-        if self.size_divisibility:
-            own['size_divisibility'] = self.size_divisibility
-        return own
-
-
-def _adapter_class() -> type:
-    d2 = _detectron2()
-    base = d2.Backbone if d2 is not None else nn.Module
-    if base not in _ADAPTER_CLASSES:
-        _ADAPTER_CLASSES[base] = type('Detectron2Backbone', (_Detectron2BackboneMixin, base), {
-            '__doc__': Detectron2Backbone.__doc__, '__module__': __name__})
-    return _ADAPTER_CLASSES[base]
-
-
-def Detectron2Backbone(backbone: Union[nn.Module, dict],  # noqa: N802 (a class to its users)
-                       out_features: Optional[Sequence[str]] = None,
-                       rename: Optional[Mapping[str, str]] = None,
-                       size_divisibility: Optional[int] = None,
-                       padding_constraints: Optional[Mapping[str, int]] = None) -> nn.Module:
-    """Wrap a backbone (module or config dict) with detectron2's ``Backbone`` contract.
-
-    Args:
-        backbone: an mmbackbones backbone or its config (``dict(type='ResNet', depth=50)``).
-        out_features: the output names to return (after ``rename``); default all.
-        rename: ``{our_name: new_name}``, e.g. ``{'stage3': 'res4'}`` (detrex's ``return_nodes``).
-        size_divisibility: override the backbone's own value (e.g. 32 for a ResNet + FPN).
-        padding_constraints: added to the backbone's (``{'square_size': 224}`` pads every batch
-            to a 224 x 224 square, for models with a fixed input size).
-
-    ``forward(x)`` returns ``{name: (N, C, H/stride, W/stride)}`` for ``out_features``. The result
-    is an instance of ``detectron2.modeling.Backbone`` when detectron2 is installed.
-    """
-    return _adapter_class()(backbone, out_features=out_features, rename=rename,
-                            size_divisibility=size_divisibility,
-                            padding_constraints=padding_constraints)
 
 
 # ----- config helpers --------------------------------------------------------------------------
@@ -278,8 +136,8 @@ def _accepts(cls, arg: str) -> bool:
 def _timm_config_args(cfg, cls, type_: str, args: dict) -> dict:
     """Backbone arguments from detectron2's ``MODEL.BACKBONE.FREEZE_AT`` and detectron2_timm's
     ``MODEL.BACKBONE.CONFIG.OUT_FEATURES`` (int entries) / ``PRETRAINED``."""
-    freeze_at = _get(cfg, 'MODEL.BACKBONE.FREEZE_AT', 0)
-    if freeze_at and 'frozen_stages' not in args:
+    freeze_at = int(_get(cfg, 'MODEL.BACKBONE.FREEZE_AT', 0))
+    if freeze_at > 0 and 'frozen_stages' not in args:  # detectron2: <= 0 freezes nothing
         if not _accepts(cls, 'frozen_stages'):
             raise ValueError(f'MODEL.BACKBONE.FREEZE_AT={freeze_at} cannot apply: {type_} has no '
                              f'frozen_stages; set MODEL.BACKBONE.FREEZE_AT=0')
@@ -374,6 +232,7 @@ def _backbone_from_cfg(cfg, input_shape, type_: Optional[str], extra: Optional[d
     outputs.pop('out_features', None)
     rename = _to_dict(_get(cfg, 'MODEL.MMBACKBONES.RENAME', {})) or outputs.pop('rename')
     outputs.pop('rename', None)
+    from .contract import Detectron2Backbone
     return Detectron2Backbone(backbone, out_features=out_features or None, rename=rename or None,
                               size_divisibility=None if div is None or div < 0 else int(div),
                               **outputs)
@@ -501,5 +360,5 @@ def register_all(registry=None, timm_models: Union[str, Iterable[str], None] = '
     return registered
 
 
-__all__ = ['Detectron2Backbone', 'register_all', 'add_mmbackbones_config', 'merge_from_list',
+__all__ = ['register_all', 'add_mmbackbones_config', 'merge_from_list',
            'detectron2_available', 'timm_builder_names', 'native_builder_names']

@@ -29,9 +29,10 @@ from ...checkpoint.converters.detectron2_resnet import (caffe2_to_detectron2, is
                                                         rename_mmpretrain_to_d2)
 from ...checkpoint.state import CheckpointMismatchError
 from ...models.base import BaseBackbone
-from ...models.layers.conv import is_strided_pointwise, strided_pointwise_conv2d
+from ...models.layers.conv import StridedPointwiseConv2d, fast_class, register_fast_path
 from ...models.layers.mmcv_bricks import build_norm_layer
 from ...models.layers.norm import FrozenBatchNorm2d, check_norm_cfg
+from ...models.layers.resnet_blocks import ResidualBlockBase
 from ...registry import MODELS
 from ...utils.validation import check_bool, check_choice, check_positive_int, to_plain
 
@@ -74,22 +75,30 @@ class Conv2d(nn.Conv2d):
     def __init__(self, *args, norm: Optional[nn.Module] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.norm = norm
-        # the stride-2 shortcut / stride_in_1x1 conv takes the faster CPU kernel (layers/conv.py)
-        self._strided_pointwise = is_strided_pointwise(self.kernel_size, self.stride,
-                                                       self.padding, self.padding_mode)
         # detectron2's c2_msra_fill
         nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity='relu')
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias=None):
-        if self._strided_pointwise:
-            return strided_pointwise_conv2d(input, weight, bias, self.stride, self.groups)
-        return super()._conv_forward(input, weight, bias)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = super().forward(x)
-        return self.norm(x) if self.norm is not None else x
+        x = self._conv_forward(x, self.weight, self.bias)
+        if self.norm is not None:
+            x = self.norm(x)
+        return x
+
+
+class StridedPointwiseConv2dWithNorm(StridedPointwiseConv2d, Conv2d):
+    """The CPU fast class of a strided 1x1 :class:`Conv2d` (``layers/conv.py``'s switch)."""
+
+
+register_fast_path(Conv2d, StridedPointwiseConv2dWithNorm)
+
+
+def conv2d(*args, **kwargs) -> Conv2d:
+    """A :class:`Conv2d`, in its CPU fast class where the switch of ``layers/conv.py`` says so."""
+    conv = Conv2d(*args, **kwargs)
+    conv.__class__ = fast_class(Conv2d, conv)
+    return conv
 
 
 class CNNBlockBase(nn.Module):
@@ -109,62 +118,56 @@ class CNNBlockBase(nn.Module):
         return self
 
 
-def _shortcut(in_channels, out_channels, stride, norm):
-    if in_channels == out_channels:
-        return None
-    return Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False,
-                  norm=get_norm(norm, out_channels))
+class _ResidualBlock(CNNBlockBase, ResidualBlockBase):
+    """detectron2's names (``shortcut``, ``convK`` holding ``convK.norm``) over the residual
+    block the native ResNet uses (``layers.resnet_blocks.ResidualBlockBase``: same forward)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: NormSpec):
+        super().__init__(in_channels, out_channels, stride)
+        shortcut = None
+        if in_channels != out_channels:
+            shortcut = conv2d(in_channels, out_channels, kernel_size=1, stride=stride,
+                              bias=False, norm=get_norm(norm, out_channels))
+        self._init_common(in_channels, out_channels, stride, 1, shortcut, 'pytorch', False,
+                          None, None, dict(type='ReLU', inplace=True), 0.0,
+                          shortcut_name='shortcut')
+
+    def _conv(self, name: str, *args, norm: NormSpec, **kwargs) -> None:
+        self._add_step(name, conv2d(*args, bias=False, norm=get_norm(norm, args[1]), **kwargs))
 
 
-class BasicBlock(CNNBlockBase):
+class BasicBlock(_ResidualBlock):
     """Two 3x3 convs (ResNet-18/34): ``(N, in, H, W)`` -> ``(N, out, H / stride, W / stride)``."""
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
                  norm: NormSpec = 'BN'):
-        super().__init__(in_channels, out_channels, stride)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
-        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False,
-                            norm=get_norm(norm, out_channels))
-        self.conv2 = Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False,
-                            norm=get_norm(norm, out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu_(self.conv1(x))
-        out = self.conv2(out)
-        out += self.shortcut(x) if self.shortcut is not None else x
-        return F.relu_(out)
+        super().__init__(in_channels, out_channels, stride, norm)
+        self._conv('conv1', in_channels, out_channels, 3, stride=stride, padding=1, norm=norm)
+        self._conv('conv2', out_channels, out_channels, 3, stride=1, padding=1, norm=norm)
+        self._finish((), ())
 
 
-class BottleneckBlock(CNNBlockBase):
+class BottleneckBlock(_ResidualBlock):
     """1x1, 3x3 (grouped, dilated), 1x1 convs; ``stride_in_1x1`` puts the stride on the first 1x1
     (MSRA weights), else on the 3x3. ``(N, in, H, W)`` -> ``(N, out, H / stride, W / stride)``."""
 
     def __init__(self, in_channels: int, out_channels: int, *, bottleneck_channels: int,
                  stride: int = 1, num_groups: int = 1, norm: NormSpec = 'BN',
                  stride_in_1x1: bool = False, dilation: int = 1):
-        super().__init__(in_channels, out_channels, stride)
         check_positive_int('bottleneck_channels', bottleneck_channels)
         check_positive_int('num_groups', num_groups)
         check_positive_int('dilation', dilation)
         if bottleneck_channels % num_groups:
             raise ValueError(f'bottleneck_channels ({bottleneck_channels}) must be divisible by '
                              f'num_groups ({num_groups})')
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
+        super().__init__(in_channels, out_channels, stride, norm)
+        self.dilation = dilation
         s1x1, s3x3 = (stride, 1) if check_bool('stride_in_1x1', stride_in_1x1) else (1, stride)
-        self.conv1 = Conv2d(in_channels, bottleneck_channels, 1, stride=s1x1, bias=False,
-                            norm=get_norm(norm, bottleneck_channels))
-        self.conv2 = Conv2d(bottleneck_channels, bottleneck_channels, 3, stride=s3x3,
-                            padding=dilation, bias=False, groups=num_groups, dilation=dilation,
-                            norm=get_norm(norm, bottleneck_channels))
-        self.conv3 = Conv2d(bottleneck_channels, out_channels, 1, bias=False,
-                            norm=get_norm(norm, out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu_(self.conv1(x))
-        out = F.relu_(self.conv2(out))
-        out = self.conv3(out)
-        out += self.shortcut(x) if self.shortcut is not None else x
-        return F.relu_(out)
+        self._conv('conv1', in_channels, bottleneck_channels, 1, stride=s1x1, norm=norm)
+        self._conv('conv2', bottleneck_channels, bottleneck_channels, 3, stride=s3x3,
+                   padding=dilation, groups=num_groups, dilation=dilation, norm=norm)
+        self._conv('conv3', bottleneck_channels, out_channels, 1, norm=norm)
+        self._finish((), ())
 
 
 class BasicStem(CNNBlockBase):
@@ -173,7 +176,7 @@ class BasicStem(CNNBlockBase):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 64, norm: NormSpec = 'BN'):
         super().__init__(in_channels, out_channels, 4)
-        self.conv1 = Conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3,
+        self.conv1 = conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3,
                             bias=False, norm=get_norm(norm, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -298,13 +301,18 @@ def _without_type(kwargs: Optional[dict], expected: str) -> dict:
     return kwargs
 
 
+def _is_block(block) -> bool:
+    return all(isinstance(getattr(block, a, None), int) for a in ('out_channels', 'stride'))
+
+
 def _stage_blocks(index: int, stage) -> List[nn.Module]:
-    blocks = list(stage) if isinstance(stage, (list, tuple, nn.Sequential)) else None
-    if not blocks or not all(isinstance(getattr(b, 'out_channels', None), int) and
-                             isinstance(getattr(b, 'stride', None), int) for b in blocks):
-        raise TypeError(f'stages[{index}] must be a non-empty list of blocks with int '
-                        f'out_channels and stride (see make_stage), got {stage!r:.120}')
-    return blocks
+    """The blocks of ``stages[index]``: a non-empty list of blocks with int ``out_channels`` and
+    ``stride`` (``TypeError`` otherwise)."""
+    blocks = list(stage) if isinstance(stage, (list, tuple, nn.Sequential)) else []
+    if blocks and all(_is_block(b) for b in blocks):
+        return blocks
+    raise TypeError(f'stages[{index}] must be a non-empty list of blocks with int out_channels '
+                    f'and stride (see make_stage), got {stage!r:.120}')
 
 
 @MODELS.register_module()
@@ -319,8 +327,9 @@ class Detectron2ResNet(BaseBackbone):
             (``dict(depth=50, norm='FrozenBN', res5_dilation=2)``). Named ``res2``, ``res3``, ...
         out_features: names to return among ``'stem'`` and the stage names (default: the last
             stage). Stages after the last one requested are not built.
-        freeze_at: detectron2's meaning: 0 nothing, 1 the stem, 2 the stem and res2, ... (frozen
-            blocks: no gradients, BatchNorms converted to FrozenBatchNorm2d).
+        freeze_at: detectron2's meaning: ``<= 0`` nothing, 1 the stem, 2 the stem and res2, ...
+            (any int, as in detectron2; frozen blocks: no gradients, BatchNorms converted to
+            FrozenBatchNorm2d).
         num_classes: the classification head is not supported (must be None).
 
     ``forward(x)`` with ``x`` ``(N, C, H, W)`` returns ``{name: (N, C_name, H / s_name,
@@ -352,12 +361,11 @@ class Detectron2ResNet(BaseBackbone):
                             f'dict of make_resnet_stages arguments, got {stages!r:.120}')
         names = ['stem'] + [f'res{i + 2}' for i in range(len(stages))]
         out_features = self._check_out_features(out_features, names)
-        if isinstance(freeze_at, bool) or not isinstance(freeze_at, int) or \
-                not 0 <= freeze_at <= len(stages) + 1:
-            raise ValueError(f'freeze_at must be an int in 0..{len(stages) + 1} (0 nothing, 1 the '
-                             f'stem, 2 stem and res2, ...), got {freeze_at!r}')
+        if isinstance(freeze_at, bool) or not isinstance(freeze_at, int):
+            raise TypeError(f'freeze_at must be an int (detectron2\'s meaning: <= 0 nothing, 1 '
+                            f'the stem, 2 stem and res2, ...), got {freeze_at!r}')
         self.num_classes = None
-        self._out_features = list(out_features)
+        self.feature_names: List[str] = list(out_features)
         self.freeze_at = freeze_at
         self.in_channels = getattr(stem, 'in_channels', None)
         self.stem = stem
@@ -374,8 +382,6 @@ class Detectron2ResNet(BaseBackbone):
             for block in blocks:
                 stride *= block.stride
             channels[name], strides[name] = blocks[-1].out_channels, stride
-        self._out_feature_channels = {f: channels[f] for f in self._out_features}
-        self._out_feature_strides = {f: strides[f] for f in self._out_features}
         self._set_outputs([channels[f] for f in out_features], [strides[f] for f in out_features],
                           out_features)
         self.freeze(freeze_at)
@@ -417,10 +423,16 @@ class Detectron2ResNet(BaseBackbone):
         for name in self.stage_names:
             x = self._modules[name](x)
             feats[name] = x
-        return {name: feats[name] for name in self._out_features}
+        return {name: feats[name] for name in self.feature_names}
 
     def forward_dict(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         return self(x)
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`.scripting.ScriptableResNet`, the same
+        modules with a forward in TorchScript's subset."""
+        from .scripting import ScriptableResNet
+        return ScriptableResNet(self)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):

@@ -23,7 +23,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice
 from ..base import BaseBackbone
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
-from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (type 'LN2d', see register_all_modules)
+from ..layers.layer_norm2d import LayerNorm2d  # noqa: F401  (registers type 'LN2d')
 from ..layers.norm import build_norm, check_norm_cfg
 
 # depths: blocks per stage; channels: width of each stage (mmpretrain's table).

@@ -25,7 +25,9 @@ same network (DC5 = ``res5_dilation=2``)::
 Deploy: ``model.fuse()`` folds every eval-mode BN/FrozenBN into its conv, after which CPU
 inference runs each conv+ReLU and conv+add+ReLU as one oneDNN kernel (``layers.fuse``);
 ``channels_last=True`` runs the convs in NHWC (outputs are then channels-last tensors with the
-same values). Both combine.
+same values). Both combine. ``forward`` itself is plain: the CPU fast paths (strided 1x1 shortcut
+convs, the stem max pool) are layer classes that the builders pick under the one switch of
+``layers/conv.py`` (``set_cpu_fast_paths``, ``apply_cpu_fast_paths``).
 """
 import warnings
 from typing import List, Optional, Sequence, Tuple, Union
@@ -42,7 +44,8 @@ from ..base import BaseBackbone
 from ..host_args import take_host_args
 from ..layer_decay import resnet_layer_depth
 from ..layers.conv_norm_act import ConvNormAct
-from ..layers.fuse import conv_relu
+from ..layers.conv import build_max_pool
+from ..layers.fuse import Conv2dReLU
 from ..layers.norm import check_norm_cfg
 from ..layers.resnet_blocks import (STYLES, BasicBlock, Bottleneck, ResLayer, get_expansion,
                                     stage_dcn_and_plugins)
@@ -55,16 +58,6 @@ DEFAULT_INIT_CFG = [dict(type='Kaiming', layer=['Conv2d']),
 HOST_ONLY = {**dict.fromkeys(('dcn', 'stage_with_dcn', 'plugins', 'pretrained'),
                              ('mmdet', 'mmseg')),
              **dict.fromkeys(('multi_grid', 'contract_dilation'), ('mmseg', ))}
-
-
-def stem_max_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``pool(x)``; for CPU inference on an NCHW tensor the pool runs in channels-last layout
-    and the result is turned back to NCHW: the same values, several times faster than ATen's
-    NCHW max-pool kernel (about 5% of a ResNet-50 forward otherwise)."""
-    if x.device.type == 'cpu' and x.dim() == 4 and x.is_contiguous() and \
-            not torch.is_grad_enabled():
-        return pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
-    return pool(x)
 
 
 def _check_int_tuple(name: str, value, length: int, length_name: str) -> tuple:
@@ -296,7 +289,7 @@ class ResNet(BaseBackbone):
             self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, stem_channels, postfix=1)
             self.add_module(self.norm1_name, norm1)
             self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = build_max_pool(kernel_size=3, stride=2, padding=1)
 
     @property
     def norm1(self) -> nn.Module:
@@ -306,7 +299,10 @@ class ResNet(BaseBackbone):
         return [] if self.deep_stem else [('conv1', self.norm1_name)]
 
     def after_fuse(self) -> None:
-        self._stem_folded = isinstance(self._modules[self.norm1_name], nn.Identity)
+        """``fuse()`` folded the stem norm: conv1 takes on the ReLU (one oneDNN kernel on CPU)."""
+        if isinstance(self.norm1, nn.Identity) and type(self.conv1) is nn.Conv2d:
+            self.conv1.__class__ = Conv2dReLU
+            self.relu = nn.Identity()
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """``(depth, num_depths)`` for layer-wise lr decay, mmpretrain's ResNet numbering
@@ -327,16 +323,12 @@ class ResNet(BaseBackbone):
                     constant_init(module.last_norm, 0)
 
     # ----- forward -------------------------------------------------------------------------------
-    _stem_folded = False  # set by after_fuse(): the stem norm is folded into conv1
-
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         if self.deep_stem:
             x = self.stem(x)
-        elif self._stem_folded and not self.training:
-            x = conv_relu(self.conv1, x)
         else:
-            x = self.relu(self._modules[self.norm1_name](self.conv1(x)))
-        return stem_max_pool(self.maxpool, x)
+            x = self.relu(self.norm1(self.conv1(x)))
+        return self.maxpool(x)
 
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of feature maps in ``out_indices`` order."""

@@ -487,17 +487,17 @@ class SwinTransformer(BaseBackbone):
             return sum(self.depths[:stage]) + int(parts[3]) + 1, num_depths
         return num_depths - 1, num_depths
 
-    def _stage_groups(self) -> List[nn.Module]:
-        """``stages[i]`` with its output norm (when built), one module per built stage."""
-        return [nn.ModuleList([stage] + ([getattr(self, f'norm{i}')]
-                                         if i in self.out_indices else []))
+    def _stage_parts(self) -> List[List[nn.Module]]:
+        """``stages[i]`` with its output norm (when built), per built stage."""
+        return [[stage] + ([getattr(self, f'norm{i}')] if i in self.out_indices else [])
                 for i, stage in enumerate(self.stages)]
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         """mmpretrain's count: ``frozen_stages=k`` freezes groups ``0..k``, group 0 being the
         patch embedding with ``stages[0]``."""
-        stages = self._stage_groups()
-        return [nn.ModuleList([self.patch_embed, stages[0]]), *stages[1:]]
+        parts = self._stage_parts()
+        return [nn.ModuleList([self.patch_embed, *parts[0]]),
+                *(nn.ModuleList(p) for p in parts[1:])]
 
     # ----- checkpoint loading --------------------------------------------------------------
     def _prepare_checkpoint(self, state_dict, prefix, local_metadata, *args, **kwargs):

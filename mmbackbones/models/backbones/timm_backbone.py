@@ -70,12 +70,31 @@ def unknown_timm_model_message(name: str) -> str:
                       'lists them)')
 
 
-def freeze_batch_norms(module: nn.Module) -> nn.Module:
+def _to_frozen(bn: _BatchNorm, frozen_cls: type) -> nn.Module:
+    """``bn`` as an instance of the user's frozen-norm class (detectron2's ``FrozenBatchNorm2d``
+    has ``convert_frozen_batchnorm``, as ours does), holding the same statistics."""
+    convert = getattr(frozen_cls, 'convert_frozen_batchnorm', None)
+    if convert is not None:
+        frozen = convert(bn)
+        if isinstance(frozen, frozen_cls):
+            return frozen
+    frozen = frozen_cls(bn.num_features, eps=bn.eps)
+    with torch.no_grad():
+        for name in ('weight', 'bias', 'running_mean', 'running_var'):
+            own, theirs = getattr(frozen, name, None), getattr(bn, name, None)
+            if own is not None and theirs is not None:
+                own.copy_(theirs.detach())
+    return frozen
+
+
+def freeze_batch_norms(module: nn.Module, frozen_cls: Optional[type] = None) -> nn.Module:
     """Replace every BatchNorm by a frozen one holding the same statistics.
 
     timm's fused ``BatchNormAct2d`` becomes timm's ``FrozenBatchNormAct2d`` (its activation and
     drop are kept: replacing it by a plain FrozenBN would silently drop the activation); every
-    other BatchNorm becomes our ``FrozenBatchNorm2d``.
+    other BatchNorm becomes ``frozen_cls`` when given (the class the user passed as
+    ``norm_layer``, e.g. detectron2's ``FrozenBatchNorm2d``, so ``isinstance`` checks against
+    it hold), else our ``FrozenBatchNorm2d``.
     """
     from timm.layers import BatchNormAct2d, FrozenBatchNormAct2d
     try:
@@ -93,9 +112,11 @@ def freeze_batch_norms(module: nn.Module) -> nn.Module:
         frozen.drop, frozen.act = module.drop, module.act
         return frozen
     if isinstance(module, _BatchNorm):
+        if frozen_cls is not None and not issubclass(frozen_cls, FrozenBatchNorm2d):
+            return _to_frozen(module, frozen_cls)
         return FrozenBatchNorm2d.convert_frozen_batchnorm(module)
     for name, child in module.named_children():
-        converted = freeze_batch_norms(child)
+        converted = freeze_batch_norms(child, frozen_cls)
         if converted is not child:
             setattr(module, name, converted)
     return module
@@ -190,8 +211,10 @@ class TIMMBackbone(WrapperBackbone):
         out_indices (int | Sequence[int] | None): timm feature levels to return, in this order.
             ``None``: timm's default (every level for CNNs, the last 3 blocks for ViTs).
         output_stride (int | None): timm's ``output_stride`` (dilated last stages), e.g. 8/16.
-        norm_layer (str | type | None): ``'FrozenBN'`` (or the ``FrozenBatchNorm2d`` class)
-            freezes every BatchNorm after building, detrex-style; another class, or a name in
+        norm_layer (str | type | None): ``'FrozenBN'`` (or a ``FrozenBatchNorm2d`` class: ours,
+            detectron2's, timm's) freezes every BatchNorm after building, detrex-style, into
+            that class (ours for the names; timm's fused norm+act layers become timm's
+            ``FrozenBatchNormAct2d``, keeping their activation); another class, or a name in
             mmengine's registry (``'SyncBN'``) or timm's (``'layernorm2d'``), is passed to timm
             as ``norm_layer``.
         frozen_stages (int): ``-1`` nothing; ``k`` freezes the modules up to and including the
@@ -232,6 +255,7 @@ class TIMMBackbone(WrapperBackbone):
         pretrained, local_file = self._resolve_pretrained(pretrained, checkpoint_path,
                                                           create_kwargs)
         freeze_bn = self._resolve_norm_layer(norm_layer, create_kwargs)
+        frozen_cls = norm_layer if freeze_bn and isinstance(norm_layer, type) else None
         if output_stride is not None:
             create_kwargs['output_stride'] = output_stride
         create_kwargs['in_chans'] = in_channels
@@ -247,7 +271,7 @@ class TIMMBackbone(WrapperBackbone):
 
         self.timm_model = self._create(pretrained, local_file, requested, create_kwargs)
         if freeze_bn:
-            self.timm_model = freeze_batch_norms(self.timm_model)
+            self.timm_model = freeze_batch_norms(self.timm_model, frozen_cls)
         if pretrained:
             self._is_init = True  # weights came from timm; init_weights() must not overwrite
 
@@ -291,6 +315,12 @@ class TIMMBackbone(WrapperBackbone):
                      'pos_drop_rate', 'drop_block_rate'):
             if kwargs.get(rate) is not None:  # timm passes them on unchecked
                 kwargs[rate] = check_rate(rate, kwargs[rate])
+        if 'freeze_at' in kwargs:  # else timm's class would be blamed for an unknown argument
+            at = kwargs['freeze_at']
+            meant = at - 1 if isinstance(at, int) and not isinstance(at, bool) else 'freeze_at - 1'
+            raise TypeError(f"TIMMBackbone takes frozen_stages, not freeze_at (detectron2's "
+                            f'name): freeze_at={at!r} is frozen_stages={meant} '
+                            f'(mmbackbones.detrex.TimmBackbone takes freeze_at)')
         for reserved in ('features_only', 'in_chans', 'num_classes', 'model_name'):
             if reserved in kwargs:
                 raise TypeError(f'{reserved!r} is set by TIMMBackbone; remove it from the config'

@@ -171,7 +171,7 @@ def pointwise_kernels_available() -> bool:
 
 def _fusable(conv: nn.Module, x: torch.Tensor) -> bool:
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 4
-            and type(conv) is nn.Conv2d and conv.padding_mode == 'zeros'
+            and type(conv) in (nn.Conv2d, Conv2dReLU) and conv.padding_mode == 'zeros'
             and not isinstance(conv.padding, str) and not torch.is_grad_enabled()
             and not x.is_mkldnn and not is_exporting() and not _native_is_faster(conv, x)
             and pointwise_kernels_available())
@@ -197,6 +197,18 @@ def conv_relu(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.relu(conv(x), inplace=True)
 
 
+class Conv2dReLU(nn.Conv2d):
+    """An ``nn.Conv2d`` that applies ReLU to its output, as one kernel where :func:`conv_relu`
+    can; what a conv becomes when ``fuse()`` hands it the ReLU that followed it (its class is
+    swapped in place: same parameters and state dict)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _fusable(self, x):
+            return torch.ops.mkldnn._convolution_pointwise(x, *_conv_args(self), 'relu', [None],
+                                                           '')
+        return F.relu(self._conv_forward(x, self.weight, self.bias), inplace=True)
+
+
 def conv_add_relu(conv: nn.Module, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """``relu(conv(x) + other)``, in one oneDNN kernel when possible."""
     if _fusable(conv, x) and other.dtype == x.dtype and not other.is_mkldnn:
@@ -208,4 +220,4 @@ def conv_add_relu(conv: nn.Module, x: torch.Tensor, other: torch.Tensor) -> torc
 
 
 __all__ = ['fuse_conv_bn', 'fold_conv_norm', 'is_foldable_norm', 'register_conv_norm_pairs',
-           'conv_relu', 'conv_add_relu', 'pointwise_kernels_available']
+           'conv_relu', 'conv_add_relu', 'Conv2dReLU', 'pointwise_kernels_available']

@@ -3,6 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .norm import register_root_norms
+
 
 class LayerNorm2d(nn.LayerNorm):
     """``nn.LayerNorm`` over dim 1 of ``(N, C, H, W)``; same parameters as ``nn.LayerNorm(C)``.
@@ -35,7 +37,7 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
-# For mmengine's root registry (next to mmcv's 'LN', 'BN', ...), so norm_cfg=dict(type='LN2d')
-# builds through mmcv's build_norm_layer from any scope; registered by
-# mmbackbones.registry.register_all_modules().
+# into mmengine's root registry (next to mmcv's 'LN', 'BN', ...), so norm_cfg=dict(type='LN2d')
+# builds through mmcv's build_norm_layer from any scope
 ROOT_NORM_LAYERS = {'LN2d': LayerNorm2d, 'LayerNorm2d': LayerNorm2d}
+register_root_norms(ROOT_NORM_LAYERS)

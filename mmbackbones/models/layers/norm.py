@@ -1,8 +1,10 @@
 """Norm layers shared by several families."""
 import torch
+from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...utils.text import shown
 from .mmcv_bricks import build_norm_layer
 
 
@@ -70,21 +72,21 @@ def check_norm_cfg(norm_cfg, name: str = 'norm_cfg') -> dict:
     """
     if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
         raise TypeError(f'{name} must be a dict with a "type" key (e.g. dict(type="BN"); '
-                        f'BN, SyncBN, GN, LN, FrozenBN, ...), got {norm_cfg!r}')
+                        f'BN, SyncBN, GN, LN, FrozenBN, ...), got {shown(norm_cfg)}')
     if not isinstance(norm_cfg.get('requires_grad', True), bool):
         value = norm_cfg['requires_grad']
-        raise TypeError(f'{name} requires_grad must be a bool (True or False), got {value!r} '
-                        f'({type(value).__name__}) in {norm_cfg!r}')
+        raise TypeError(f'{name} requires_grad must be a bool (True or False), got '
+                        f'{shown(value)} ({type(value).__name__}) in {shown(norm_cfg)}')
     groups = norm_cfg.get('num_groups', 1)
     probe = 16 * groups if isinstance(groups, int) and not isinstance(groups, bool) else 16
     try:
         build_norm_layer(dict(norm_cfg), probe)
     except KeyError as err:
-        raise KeyError(f'{name} type {norm_cfg["type"]!r} is not a registered norm layer '
+        raise KeyError(f'{name} type {shown(norm_cfg["type"])} is not a registered norm layer '
                        f'(BN, SyncBN, GN, LN, FrozenBN, ...): {err}') from None
     except (AssertionError, TypeError, ValueError) as err:
         reason = str(err) or 'mmcv refused it (GN needs num_groups)'
-        raise ValueError(f'invalid {name} {norm_cfg!r}: {reason}') from None
+        raise ValueError(f'invalid {name} {shown(norm_cfg)}: {reason}') from None
     return dict(norm_cfg)
 
 
@@ -95,11 +97,19 @@ def build_norm(norm_cfg: dict, num_features: int, postfix='', name: str = 'norm_
     try:
         return build_norm_layer(norm_cfg, num_features, postfix=postfix)
     except (AssertionError, ValueError) as err:
-        raise ValueError(f'{name} {norm_cfg!r} cannot normalise {num_features} channels: '
+        raise ValueError(f'{name} {shown(norm_cfg)} cannot normalise {num_features} channels: '
                          f'{err}') from None
 
 
-# For mmengine's root registry (where mmcv registers BN/GN/SyncBN), so that
-# norm_cfg=dict(type='FrozenBN') works from any scope, mmdet's and mmseg's included;
-# registered by mmbackbones.registry.register_all_modules().
+def register_root_norms(layers: dict) -> None:
+    """Register norm layers into mmengine's root ``MODELS`` (where mmcv registers BN/GN/SyncBN
+    and where its ``build_norm_layer`` looks), so ``norm_cfg=dict(type='FrozenBN')`` builds from
+    every scope, mmdet's and mmseg's included. A name already taken there is left alone."""
+    for name, module in layers.items():
+        if name not in MMENGINE_MODELS.module_dict:
+            MMENGINE_MODELS.register_module(name, module=module)
+
+
+# registered here, where they are defined (importing any backbone imports this module)
 ROOT_NORM_LAYERS = {'FrozenBN': FrozenBatchNorm2d, 'FrozenBatchNorm2d': FrozenBatchNorm2d}
+register_root_norms(ROOT_NORM_LAYERS)

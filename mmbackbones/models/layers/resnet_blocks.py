@@ -131,16 +131,30 @@ def stage_dcn_and_plugins(num_stages: int, dcn: Optional[dict] = None,
     return out
 
 
-class _ResidualBlock(BaseModule):
-    """What ``BasicBlock`` and ``Bottleneck`` share: ``conv{k}``/norm pairs registered in order,
-    optional plugins after each, the shortcut, drop path, gradient checkpointing and the folded
-    deploy forward. Subclasses build their convs with :meth:`_add_conv_norm`."""
+def _norm_at(index: int) -> Tuple[property, property]:
+    """Properties for the norm of a block's ``index``-th conv step and its name (``bn1``; for a
+    conv that applies its own norm, detectron2's, ``conv1.norm``)."""
+    def name(self) -> str:
+        conv_name, norm_name = self._step_names[index]
+        return norm_name or f'{conv_name}.norm'
+
+    return property(lambda self: self.get_submodule(name(self))), property(name)
+
+
+class ResidualBlockBase(BaseModule):
+    """What every residual block shares (ours, and detectron2's in ``integrations.detectron2``):
+    conv steps registered in order (each a conv, then its norm unless the conv applies its own),
+    optional plugins after each, the shortcut (named ``downsample`` here, ``shortcut`` in
+    detectron2), drop path, gradient checkpointing and the folded deploy forward. Subclasses call
+    :meth:`_init_common`, build their convs with :meth:`_add_conv_norm` (or :meth:`_add_step`)
+    and end with :meth:`_finish`."""
 
     expansion = 1
     _folded = False  # set by after_fuse(): norms folded into the convs
 
     def _init_common(self, in_channels, out_channels, stride, dilation, downsample, style,
-                     with_cp, conv_cfg, norm_cfg, act_cfg, drop_path_rate) -> None:
+                     with_cp, conv_cfg, norm_cfg, act_cfg, drop_path_rate,
+                     shortcut_name: str = 'downsample') -> None:
         check_positive_int('in_channels', in_channels)
         check_positive_int('out_channels', out_channels)
         check_positive_int('stride', stride)
@@ -151,24 +165,38 @@ class _ResidualBlock(BaseModule):
         self.with_cp = with_cp
         self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
         self.norm_names: List[str] = []
+        self._step_names: List[Tuple[str, str]] = []  # (conv, norm or '') per step
         # per conv: the plugin module names that run after it
         self._plugins_after: List[Tuple[str, ...]] = []
         self._act_cfg, self._drop_path_rate = act_cfg, drop_path_rate
-        self._shortcut = [downsample]  # registered by _finish(), after the convs (mmdet's order)
+        self._shortcut_name = shortcut_name
+        if shortcut_name == 'downsample':
+            self._shortcut = [downsample]  # registered by _finish(), after the convs (mmdet's)
+        else:  # detectron2 registers its shortcut before the convs
+            self._shortcut = []
+            setattr(self, shortcut_name, downsample)
+
+    def _add_step(self, conv_name: str, conv: nn.Module, norm_name: str = '',
+                  norm: Optional[nn.Module] = None) -> None:
+        """One conv step; ``norm_name``/``norm`` empty for a conv that applies its own norm."""
+        self.add_module(conv_name, conv)
+        if norm is not None:
+            self.add_module(norm_name, norm)
+            self.norm_names.append(norm_name)
+        self._step_names.append((conv_name, norm_name if norm is not None else ''))
+        self._plugins_after.append(())
 
     def _add_conv_norm(self, conv: nn.Module, channels: int) -> None:
-        index = len(self.norm_names) + 1
-        self.add_module(f'conv{index}', conv)
+        index = len(self._step_names) + 1
         norm_name, norm = build_norm_layer(self.norm_cfg, channels, postfix=index)
-        self.add_module(norm_name, norm)
-        self.norm_names.append(norm_name)
-        self._plugins_after.append(())
+        self._add_step(f'conv{index}', conv, norm_name, norm)
 
     def _finish(self, plugins: Sequence[dict], channels_after: Sequence[int]) -> None:
         """Activation, shortcut, drop path and the plugins (``channels_after[k]`` channels after
         conv ``k + 1``), registered in mmdet's order."""
         self.relu = build_activation_layer(self._act_cfg)
-        self.downsample = self._shortcut.pop()
+        if self._shortcut:
+            self.downsample = self._shortcut.pop()
         del self._shortcut
         self.drop_path = _drop_path_or_identity(self._drop_path_rate)
         self.plugins = check_plugins(plugins)
@@ -187,33 +215,23 @@ class _ResidualBlock(BaseModule):
                 names.append(name)
             self._plugins_after[k] = tuple(names)
         self.with_plugins = bool(self.plugins)
-        # (conv name, norm name, plugin names) per conv, in forward order
-        self._steps = tuple((f'conv{k + 1}', norm_name, self._plugins_after[k])
-                            for k, norm_name in enumerate(self.norm_names))
+        # (conv name, norm name or '', plugin names) per conv, in forward order
+        self._steps = tuple((conv_name, norm_name, self._plugins_after[k])
+                            for k, (conv_name, norm_name) in enumerate(self._step_names))
 
-    @property
-    def norm1(self) -> nn.Module:
-        return self._modules[self.norm_names[0]]
-
-    @property
-    def norm2(self) -> nn.Module:
-        return self._modules[self.norm_names[1]]
-
-    @property
-    def norm1_name(self) -> str:
-        return self.norm_names[0]
-
-    @property
-    def norm2_name(self) -> str:
-        return self.norm_names[1]
+    # mmcv's names for the k-th norm and its attribute name (norm1, norm1_name, ...)
+    norm1, norm1_name = _norm_at(0)
+    norm2, norm2_name = _norm_at(1)
 
     @property
     def last_norm(self) -> nn.Module:
-        """The norm closing the residual branch (zeroed by ``zero_init_residual``)."""
-        return self._modules[self.norm_names[-1]]
+        """The norm closing the residual branch (zeroed by ``zero_init_residual``): the last
+        step's norm, or the one its conv applies (detectron2's ``convK.norm``)."""
+        conv_name, norm_name = self._step_names[-1]
+        return self.get_submodule(norm_name or f'{conv_name}.norm')
 
     def conv_norm_pairs(self) -> List[Tuple[str, str]]:
-        return [(f'conv{k + 1}', name) for k, name in enumerate(self.norm_names)]
+        return [(conv, norm) for conv, norm in self._step_names if norm]
 
     def after_fuse(self) -> None:
         self._folded = (not self.with_plugins and type(self.relu) is nn.ReLU
@@ -225,12 +243,15 @@ class _ResidualBlock(BaseModule):
         out = x
         last = len(self._steps) - 1
         for k, (conv_name, norm_name, plugin_names) in enumerate(self._steps):
-            out = modules[norm_name](modules[conv_name](out))
+            out = modules[conv_name](out)
+            if norm_name:
+                out = modules[norm_name](out)
             if k < last:
                 out = self.relu(out)
             for name in plugin_names:
                 out = modules[name](out)
-        identity = x if self.downsample is None else self.downsample(x)
+        shortcut = modules.get(self._shortcut_name)
+        identity = x if shortcut is None else shortcut(x)
         out = self.drop_path(out)
         out += identity
         return out
@@ -240,7 +261,8 @@ class _ResidualBlock(BaseModule):
         out = x
         for conv_name, _, _ in self._steps[:-1]:
             out = conv_relu(modules[conv_name], out)
-        identity = x if self.downsample is None else self.downsample(x)
+        shortcut = modules.get(self._shortcut_name)
+        identity = x if shortcut is None else shortcut(x)
         return conv_add_relu(modules[self._steps[-1][0]], out, identity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,7 +275,7 @@ class _ResidualBlock(BaseModule):
         return self.relu(out)
 
 
-class BasicBlock(_ResidualBlock):
+class BasicBlock(ResidualBlockBase):
     """Two 3x3 convs with a residual connection (ResNet-18/34).
 
     Input ``(N, in_channels, H, W)``; output ``(N, out_channels, ceil(H / stride),
@@ -292,7 +314,7 @@ class BasicBlock(_ResidualBlock):
         self._finish((), ())
 
 
-class Bottleneck(_ResidualBlock):
+class Bottleneck(ResidualBlockBase):
     """1x1 reduce, 3x3 (grouped for ResNeXt/RegNet, deformable with ``dcn``), 1x1 expand, with a
     residual connection.
 
@@ -349,13 +371,7 @@ class Bottleneck(_ResidualBlock):
                                              bias=False), out_channels)
         self._finish(plugins, (mid_channels, mid_channels, out_channels))
 
-    @property
-    def norm3(self) -> nn.Module:
-        return self._modules[self.norm_names[2]]
-
-    @property
-    def norm3_name(self) -> str:
-        return self.norm_names[2]
+    norm3, norm3_name = _norm_at(2)
 
 
 def get_expansion(block: type, expansion: Optional[int] = None) -> int:
@@ -460,6 +476,6 @@ class ResLayer(nn.Sequential):
         self.dilations = tuple(dilations)
 
 
-__all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'make_downsample',
+__all__ = ['ResidualBlockBase', 'BasicBlock', 'Bottleneck', 'ResLayer', 'make_downsample',
            'get_expansion', 'block_dilations', 'check_dcn', 'check_plugins', 'build_dcn_conv',
            'stage_dcn_and_plugins']

@@ -1,6 +1,5 @@
 """ConvNeXt: mmpretrain and timm parity, the timm key converter, metadata, sizes, freezing,
 arguments, configs."""
-import glob
 import os
 
 import pytest
@@ -12,7 +11,9 @@ from mmbackbones.checkpoint.converters.timm_convnext import (convert_timm_convne
                                                              is_timm_convnext)
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.layers.layer_norm2d import LayerNorm2d
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import (assert_every_parameter_gets_gradients, assert_frozen_stages,
+                          assert_mmpretrain_parity, assert_with_cp_matches, family_configs,
+                          mmpretrain_backbone, timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
 SMALL = dict(depths=[1, 2, 1, 1], channels=[16, 24, 32, 48])
@@ -39,23 +40,9 @@ def _randomize(model: nn.Module) -> None:
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, size, tmp_path):
     theirs = mmpretrain_backbone('ConvNeXt')(arch=arch, out_indices=list(ALL), **kwargs)
-    _randomize(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = ConvNeXt(arch=arch, out_indices=ALL, **kwargs,
-                    init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, *size)
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == 4
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: ConvNeXt(arch=arch, out_indices=ALL, **kwargs, init_cfg=init_cfg),
+        tmp_path, [size], randomize=_randomize, num_outputs=4)
 
 
 def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():
@@ -84,17 +71,12 @@ def test_drop_path_rates_match_mmpretrain_even_when_truncated():
 
 # ----- parity with timm through the key converter ------------------------------------------------
 def _timm_convnext_tiny():
-    timm = pytest.importorskip('timm', reason='timm is needed for timm parity tests')
-    model = timm.create_model('convnext_tiny', pretrained=False)
-    _randomize(model)
-    return model.eval()
+    return timm_reference('convnext_tiny', _randomize)
 
 
 def test_timm_convnext_tiny_converted_matches():
-    timm_model = _timm_convnext_tiny()
-    sd = timm_model.state_dict()
-    assert is_timm_convnext(sd)
-    converted = convert_timm_convnext(sd)
+    timm_model, converted = timm_converted('convnext_tiny', is_timm_convnext, convert_timm_convnext,
+                                           _randomize)
     assert not any(k.startswith('head.fc') for k in converted)
     x = torch.randn(1, 3, 64, 96)
 
@@ -181,24 +163,14 @@ def test_only_needed_stages_are_built_and_all_params_get_gradients():
                      drop_path_rate=0.1)
     assert len(model.stages) == 2 and len(model.downsample_layers) == 2
     assert not any(k.startswith(('stages.2', 'norm2', 'norm3')) for k in model.state_dict())
-    model.train()
-    outs = model(torch.randn(2, 3, 64, 64))
-    sum(o.sum() for o in outs).backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, f'{name} is not used (DDP would need find_unused_parameters)'
+    assert_every_parameter_gets_gradients(model, size=64)
 
 
 def test_with_cp_gives_the_same_outputs_and_gradients():
-    x = torch.randn(2, 3, 32, 32, requires_grad=True)
     plain = ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False)
     _randomize(plain)
-    ckpt = ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False, with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    a, b = plain(x), ckpt(x)
-    for u, v in zip(a, b):
-        torch.testing.assert_close(u, v)
-    sum(o.sum() for o in b).backward()
-    assert ckpt.stages[0][0].depthwise_conv.weight.grad is not None
+    assert_with_cp_matches(plain, ConvNeXt(SMALL, out_indices=ALL, gap_before_final_norm=False,
+                                           with_cp=True))
 
 
 # ----- freezing ----------------------------------------------------------------------------------
@@ -267,8 +239,7 @@ def test_other_norm_cfg_runs():
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'convnext', '*.py')))
+CONFIGS = family_configs('convnext')
 
 
 def test_there_are_configs_for_every_size():

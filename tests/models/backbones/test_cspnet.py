@@ -1,16 +1,16 @@
 """CSPDarkNet / CSPResNet / CSPResNeXt: mmpretrain and timm parity, metadata, freezing,
 arguments, configs."""
-import glob
 import math
 import os
 
 import pytest
 import torch
-from torch import nn
 
-from mmbackbones import build_backbone, build_backbone_from_config
+from mmbackbones import build_backbone
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
-from tests.parity import save_as_backbone
+from tests.parity import (assert_config_builds_and_runs, assert_fuse_keeps_outputs,
+                          assert_mmpretrain_parity, assert_norm_eval_keeps_bn_statistics,
+                          family_configs, randomize_batchnorm_, save_as_backbone)
 
 # A two-stage arch small enough for fast structural tests (every class accepts a dict arch).
 TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expand_ratio=2,
@@ -18,16 +18,7 @@ TINY = dict(in_channels=(16, 32), out_channels=(32, 64), num_blocks=(1, 2), expa
 FULL = {CSPDarkNet: (0, 1, 2, 3, 4), CSPResNet: (0, 1, 2, 3), CSPResNeXt: (0, 1, 2, 3)}
 
 
-def _randomize_bn(model: nn.Module) -> None:
-    """Non-trivial BN statistics and affine parameters, so parity covers every norm layer."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
-                m.running_var.uniform_(0.5, 1.5, generator=gen)
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.5, 0.5, generator=gen)
+_randomize_bn = randomize_batchnorm_
 
 
 def _mmpretrain_csp():
@@ -43,24 +34,11 @@ def test_mmpretrain_checkpoint_loads_and_matches(cls, extra, tmp_path):
     theirs_cls = getattr(_mmpretrain_csp(), cls.__name__)
     depth = 53 if cls is CSPDarkNet else 50
     theirs = theirs_cls(depth=depth, out_indices=FULL[cls], **extra)
-    _randomize_bn(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs, tmp_path / 'theirs.pth')
-
-    ours = cls(depth=depth, out_indices=FULL[cls], **extra,
-               init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, 33, 47)  # odd sides: the stride-2 convs and the max pool round up
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == len(expected)
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    # odd sides: the stride-2 convs and the max pool round up
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: cls(depth=depth, out_indices=FULL[cls], **extra,
+                                     init_cfg=init_cfg),
+        tmp_path, [(33, 47)], randomize=_randomize_bn)
 
 
 def test_truncated_model_loads_the_full_checkpoint(tmp_path):
@@ -185,12 +163,8 @@ def test_frozen_stages(frozen_stages):
 
 def test_norm_eval_keeps_bn_statistics():
     model = CSPDarkNet(arch=dict(in_channels=(8, 16), out_channels=(16, 32), num_blocks=(1, 1)),
-                       out_indices=(0, 1), norm_eval=True).train()
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and not any(bn.training for bn in bns)
-    before = [bn.running_mean.clone() for bn in bns]
-    model(torch.randn(2, 3, 16, 16))
-    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+                       out_indices=(0, 1), norm_eval=True)
+    assert_norm_eval_keeps_bn_statistics(model, size=16)
 
 
 # ----- argument errors ---------------------------------------------------------------------------
@@ -216,8 +190,7 @@ def test_bad_arguments_name_the_argument(kwargs, error, match):
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'cspnet', '*.py')))
+CONFIGS = family_configs('cspnet')
 
 
 def test_configs_exist():
@@ -227,12 +200,7 @@ def test_configs_exist():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
 def test_every_config_builds_and_runs(path):
-    model = build_backbone_from_config(path).eval()
-    assert isinstance(model, (CSPDarkNet, CSPResNet))
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 32, 32))
-    assert tuple(o.shape[1] for o in outs) == model.out_channels
-    assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides
+    assert_config_builds_and_runs(path, (CSPDarkNet, CSPResNet))
 
 
 # ----- timm has the same networks ----------------------------------------------------------------
@@ -269,14 +237,7 @@ def test_fuse_folds_every_bn_and_keeps_outputs(cls):
                                                     base_channels=32))
     model = cls(arch=arch, out_indices=(0, 1)).eval()
     _randomize_bn(model)
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        before = model(x)
-        model.fuse()
-        after = model(x)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    for b, a in zip(before, after):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert_fuse_keeps_outputs(model)
 
 
 @pytest.mark.parametrize('cls', [CSPDarkNet, CSPResNet, CSPResNeXt])

@@ -1,33 +1,26 @@
 """RegNet: mmpretrain and timm parity, the timm key converter, metadata, freezing, arguments,
 configs."""
-import glob
 import math
 import os
 
 import pytest
 import torch
-from torch import nn
 
-from mmbackbones import build_backbone, build_backbone_from_config
+from mmbackbones import build_backbone
 from mmbackbones.checkpoint.converters.timm_regnet import (TIMM_REGNETX_ARCHS,
                                                            convert_timm_regnet, is_timm_regnet)
 from mmbackbones.models.backbones.regnet import RegNet
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import (assert_config_builds_and_runs, assert_fuse_keeps_outputs,
+                          assert_mmpretrain_parity, assert_norm_eval_keeps_bn_statistics,
+                          family_configs, mmpretrain_backbone, randomize_batchnorm_,
+                          save_as_backbone)
 
 # timm's regnetx_002: the smallest RegNetX (widths 24, 56, 152, 368), fast enough for every test.
 X200 = TIMM_REGNETX_ARCHS['regnetx_002']
 ALL = (0, 1, 2, 3)
 
 
-def _randomize_bn(model: nn.Module) -> None:
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
-                m.running_var.uniform_(0.5, 1.5, generator=gen)
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.5, 0.5, generator=gen)
+_randomize_bn = randomize_batchnorm_
 
 
 # ----- parity with mmpretrain --------------------------------------------------------------------
@@ -39,23 +32,10 @@ def _randomize_bn(model: nn.Module) -> None:
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, tmp_path):
     theirs = mmpretrain_backbone('RegNet')(arch, out_indices=ALL, **kwargs)
-    _randomize_bn(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = RegNet(arch, out_indices=ALL, **kwargs,
-                  init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()  # zero_init_residual must not undo a pretrained checkpoint
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, 35, 45)
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == 4
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    # init_weights() there: zero_init_residual must not undo a pretrained checkpoint
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: RegNet(arch, out_indices=ALL, **kwargs, init_cfg=init_cfg),
+        tmp_path, [(35, 45)], randomize=_randomize_bn, num_outputs=4)
 
 
 @pytest.mark.parametrize('arch', sorted(RegNet.arch_settings))
@@ -219,12 +199,7 @@ def test_frozen_stages(frozen_stages):
 
 
 def test_norm_eval_keeps_bn_statistics():
-    model = RegNet(X200, out_indices=(0,), norm_eval=True).train()
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and not any(bn.training for bn in bns)
-    before = [bn.running_mean.clone() for bn in bns]
-    model(torch.randn(2, 3, 32, 32))
-    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+    assert_norm_eval_keeps_bn_statistics(RegNet(X200, out_indices=(0,), norm_eval=True))
 
 
 # ----- argument errors ---------------------------------------------------------------------------
@@ -252,8 +227,7 @@ def test_bad_arguments_name_the_argument(kwargs, error, match):
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'regnet', '*.py')))
+CONFIGS = family_configs('regnet')
 
 
 def test_configs_cover_every_named_arch():
@@ -264,25 +238,13 @@ def test_configs_cover_every_named_arch():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
 def test_every_config_builds_and_runs(path):
-    model = build_backbone_from_config(path).eval()
-    assert isinstance(model, RegNet)
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 32, 32))
-    assert tuple(o.shape[1] for o in outs) == model.out_channels
-    assert tuple(32 // o.shape[-1] for o in outs) == model.out_strides
+    assert_config_builds_and_runs(path, RegNet)
 
 
 def test_fuse_folds_every_bn_and_keeps_outputs():
     model = RegNet(X200, out_indices=ALL).eval()
     _randomize_bn(model)
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        before = model(x)
-        model.fuse()
-        after = model(x)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    for b, a in zip(before, after):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert_fuse_keeps_outputs(model)
 
 
 @pytest.mark.parametrize('convert', ['auto', 'timm'])

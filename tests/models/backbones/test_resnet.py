@@ -1,6 +1,5 @@
 """ResNet / ResNetV1c / ResNetV1d / ResNeXt: mmpretrain parity, metadata, freezing, arguments,
 deploy (fuse, channels_last), configs."""
-import glob
 import math
 import os
 
@@ -13,7 +12,7 @@ from mmbackbones import build_backbone, build_backbone_from_config
 from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
 from mmbackbones.models.layers import FrozenBatchNorm2d
 from mmbackbones.models.layers.resnet_blocks import BasicBlock, Bottleneck
-from tests.parity import save_as_backbone
+from tests.parity import assert_mmpretrain_parity, family_configs
 
 ALL = (0, 1, 2, 3)
 CHANNELS = {18: (64, 128, 256, 512), 34: (64, 128, 256, 512), 50: (256, 512, 1024, 2048),
@@ -58,25 +57,12 @@ def spatial(size: int, stride: int) -> int:
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(name, kwargs, tmp_path):
     theirs = getattr(mmpretrain_backbones(), name)(out_indices=ALL, **kwargs)
-    randomize_(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = build_backbone(dict(type=name, out_indices=ALL, **kwargs,
-                               init_cfg=dict(type='Pretrained', checkpoint=ckpt,
-                                             prefix='backbone')))
+    # init_weights() there: zero_init_residual must not undo a loaded checkpoint
+    ours = assert_mmpretrain_parity(
+        theirs, lambda init_cfg: build_backbone(dict(type=name, out_indices=ALL, **kwargs,
+                                                     init_cfg=init_cfg)),
+        tmp_path, [(64, 64)], randomize=randomize_, num_outputs=4, batch=1)
     assert type(ours).__module__ == 'mmbackbones.models.backbones.resnet'
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()  # zero_init_residual must not undo a loaded checkpoint
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == len(expected) == 4
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
 
 
 def test_mmcls_scope_builds_ours():
@@ -319,13 +305,15 @@ def test_fuse_leaves_group_norm_alone():
     torch.testing.assert_close(model(x)[0], expected)
 
 
-def test_stem_max_pool_is_exact():
-    from mmbackbones.models.backbones.resnet import stem_max_pool
-    pool = nn.MaxPool2d(3, 2, 1)
-    x = torch.randn(2, 8, 15, 16)
+def test_fuse_hands_the_stem_relu_to_conv1():
+    from mmbackbones.models.layers.fuse import Conv2dReLU
+    model = randomize_(ResNet(depth=18, out_indices=(0,))).eval()
+    x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        out = stem_max_pool(pool, x)
-    assert out.is_contiguous() and torch.equal(out, pool(x))
+        expected = model(x)[0]
+        model.fuse()
+        assert type(model.conv1) is Conv2dReLU and isinstance(model.relu, nn.Identity)
+        torch.testing.assert_close(model(x)[0], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_fused_channels_last_same_values():
@@ -352,8 +340,7 @@ def test_channels_last_option_same_values():
 
 
 # ----- configs -----------------------------------------------------------------------------------
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'configs',
-                                        'resnet', '*.py')))
+CONFIGS = family_configs('resnet')
 
 
 def test_config_set_is_complete():

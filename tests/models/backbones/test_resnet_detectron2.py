@@ -76,7 +76,7 @@ def test_default_out_features_is_the_last_stage():
     assert model.out_names == ('res5',)
 
 
-@pytest.mark.parametrize('freeze_at', [0, 1, 2, 3])
+@pytest.mark.parametrize('freeze_at', [-1, 0, 1, 2, 3, 9])
 def test_freeze_at_follows_detectron2(freeze_at):
     model = d2_resnet(depth=18, norm='BN', freeze_at=freeze_at)
     model.train()
@@ -173,7 +173,8 @@ def test_config_dicts_and_registry():
     (dict(out_features=['res6']), ValueError, r"out_features must be one of 'stem', 'res2'"),
     (dict(out_features='res5'), TypeError, r'out_features must be a non-empty list'),
     (dict(out_features=['res5', 'res5']), ValueError, r'out_features repeats a name'),
-    (dict(freeze_at=6), ValueError, r'freeze_at must be an int in 0\.\.5'),
+    (dict(freeze_at=True), TypeError, r'freeze_at must be an int'),
+    (dict(freeze_at=1.0), TypeError, r'freeze_at must be an int'),
     (dict(num_classes=1000), ValueError, r'num_classes must be None'),
     (dict(stem=dict(norm='LN')), ValueError, r"norm must be one of 'FrozenBN', 'BN'"),
     (dict(stages=dict(depth=26)), ValueError, r'depth must be one of 18, 34, 50, 101, 152'),
@@ -239,3 +240,20 @@ def test_caffe2_names_load_and_convert():
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(mm.eval()(x)[-1], source.eval()(x)['res5'])
+
+
+@pytest.mark.parametrize('depth,out_features', [(18, ['stem', 'res3']), (50, FEATURES)])
+def test_torch_jit_script_computes_the_same(depth, out_features):
+    """As detectron2's ResNet, ours compiles with torch.jit.script (issue: super().forward and
+    mmengine's is_init stopped it); the eager model keeps its modules and fast paths."""
+    model = d2_resnet(depth=depth, out_features=out_features, freeze_at=2).eval()
+    shortcut_class = type(model.res3[0].shortcut)
+    scripted = torch.jit.script(model)
+    assert type(model.res3[0].shortcut) is shortcut_class
+    assert len(list(scripted.parameters())) == len(list(model.parameters()))
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        eager, got = model(x), scripted(x)
+    assert list(got) == list(eager) == out_features
+    for name in out_features:
+        torch.testing.assert_close(got[name], eager[name], rtol=1e-4, atol=1e-4)

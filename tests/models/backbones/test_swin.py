@@ -15,7 +15,9 @@ from mmbackbones.models.backbones.swin import PatchMerging, SwinTransformer
 from mmbackbones.models.layers.window_attention import (relative_position_index,
                                                         resize_relative_position_bias_table,
                                                         shifted_window_mask)
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import (assert_every_parameter_gets_gradients, assert_frozen_stages,
+                          assert_mmpretrain_parity, assert_with_cp_matches, mmpretrain_backbone,
+                          save_as_backbone, timm_converted, timm_reference)
 
 ALL = (0, 1, 2, 3)
 # A Swin with tiny widths: every structural feature of Swin-T, a fraction of the cost.
@@ -55,24 +57,12 @@ def _ceil_chain(size, stride):
     (dict(norm_cfg=None, window_size=4, pad_small_map=True), (32, 32)),
 ])
 def test_mmpretrain_checkpoint_loads_and_matches(kwargs, size, tmp_path):
-    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs)
-    _randomize(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = SwinTransformer(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs,
-                           init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    ours.init_weights()
-    ours.eval()
-    for key, value in theirs.state_dict().items():
-        assert torch.equal(ours.state_dict()[key], value), key
-    x = torch.randn(2, 3, *size)
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert len(got) == 4
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=ALL,
+                                                    drop_path_rate=0., **kwargs)
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: SwinTransformer(arch=SMALL, out_indices=ALL, drop_path_rate=0.,
+                                                 **kwargs, init_cfg=init_cfg),
+        tmp_path, [size], randomize=_randomize, num_outputs=4)
 
 
 def test_mmpretrain_tiny_names_and_our_checkpoint_loads_into_theirs():
@@ -108,7 +98,8 @@ def test_smaller_than_window_maps_run_as_mmpretrains_pad_small_map():
 
 
 def test_drop_path_rates_match_mmpretrain_even_when_truncated():
-    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=(3, ), drop_path_rate=0.3)
+    theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=(3, ),
+                                                    drop_path_rate=0.3)
     ours = SwinTransformer(SMALL, out_indices=1, drop_path_rate=0.3)
     for i, stage in enumerate(ours.stages):
         for j, block in enumerate(stage.blocks):
@@ -171,17 +162,12 @@ def test_relative_position_index_and_mask_match_mmpretrain():
 
 # ----- parity with timm through the key converter ------------------------------------------------
 def _timm_swin_tiny():
-    timm = pytest.importorskip('timm', reason='timm is needed for timm parity tests')
-    model = timm.create_model('swin_tiny_patch4_window7_224', pretrained=False)
-    _randomize(model)
-    return model.eval()
+    return timm_reference('swin_tiny_patch4_window7_224', _randomize)
 
 
 def test_timm_swin_tiny_converted_matches():
-    timm_model = _timm_swin_tiny()
-    sd = timm_model.state_dict()
-    assert is_timm_swin(sd)
-    converted = convert_timm_swin(sd)
+    timm_model, converted = timm_converted('swin_tiny_patch4_window7_224', is_timm_swin,
+                                           convert_timm_swin, _randomize)
     final = SwinTransformer('tiny').eval()
     final.load_state_dict(converted, strict=True)
     raw = SwinTransformer('tiny', out_indices=ALL, norm_cfg=None).eval()
@@ -275,25 +261,14 @@ def test_only_needed_parts_are_built_and_all_params_get_gradients(kwargs, num_st
     model = SwinTransformer(SMALL, window_size=4, drop_path_rate=0.1, **kwargs)
     assert len(model.stages) == num_stages
     assert (model.stages[-1].downsample is not None) is last_has_merging
-    model.train()
-    outs = model(torch.randn(2, 3, 32, 32))
-    sum(o.sum() for o in outs).backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, f'{name} is not used (DDP would need find_unused_parameters)'
+    assert_every_parameter_gets_gradients(model)
 
 
 def test_with_cp_gives_the_same_outputs_and_gradients():
-    x = torch.randn(2, 3, 32, 32, requires_grad=True)
     plain = SwinTransformer(SMALL, out_indices=ALL, window_size=4, drop_path_rate=0.)
     _randomize(plain)
-    ckpt = SwinTransformer(SMALL, out_indices=ALL, window_size=4, drop_path_rate=0.,
-                           with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    a, b = plain(x), ckpt(x)
-    for u, v in zip(a, b):
-        torch.testing.assert_close(u, v)
-    sum(o.sum() for o in b).backward()
-    assert ckpt.stages[0].blocks[0].attn.w_msa.qkv.weight.grad is not None
+    assert_with_cp_matches(plain, SwinTransformer(SMALL, out_indices=ALL, window_size=4,
+                                                  drop_path_rate=0., with_cp=True))
 
 
 def test_wrong_input_is_refused():
@@ -311,15 +286,7 @@ def test_frozen_stages(frozen_stages):
     against mmpretrain's own class: tests/compat/test_frozen_stages.py)."""
     model = SwinTransformer(SMALL, out_indices=ALL, frozen_stages=frozen_stages,
                             use_abs_pos_embed=True, img_size=32, drop_path_rate=0.1)
-    model.train()
-    assert model.training
-    for index, group in enumerate(model.stem_and_stages()):
-        frozen = index <= frozen_stages
-        for p in group.parameters():
-            assert p.requires_grad is not frozen
-        for m in group.modules():
-            if m is not group and not isinstance(m, torch.nn.ModuleList):
-                assert m.training is not frozen
+    assert_frozen_stages(model, frozen_stages)
     assert model.absolute_pos_embed.requires_grad  # as in mmpretrain
     assert model.patch_embed.projection.weight.requires_grad is (frozen_stages < 0)
     if frozen_stages >= 0:

@@ -9,7 +9,7 @@ import torch
 
 from mmbackbones import build_backbone
 from mmbackbones.models.backbones.swin import SwinTransformer
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone
 
 ALL = (0, 1, 2, 3)
 SMALL = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4])
@@ -34,18 +34,10 @@ def _randomize(model):
 def test_stage_cfgs_and_patch_cfg_match_mmpretrain(kwargs, size, tmp_path):
     theirs = mmpretrain_backbone('SwinTransformer')(arch=SMALL, out_indices=ALL,
                                                     drop_path_rate=0., **kwargs)
-    _randomize(theirs)
-    theirs.eval()
-    ckpt = save_as_backbone(theirs.state_dict(), tmp_path / 'theirs.pth')
-    ours = SwinTransformer(arch=SMALL, out_indices=ALL, drop_path_rate=0., **kwargs,
-                           init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone'))
-    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
-    ours.init_weights()
-    ours.eval()
-    x = torch.randn(1, 3, *size)
-    with torch.no_grad():
-        for e, g in zip(theirs(x), ours(x)):
-            torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: SwinTransformer(arch=SMALL, out_indices=ALL, drop_path_rate=0.,
+                                                 **kwargs, init_cfg=init_cfg),
+        tmp_path, [size], randomize=_randomize, key_order=False, batch=1)
 
 
 def test_mmdet_twin_is_the_core_model_with_mmdets_defaults():

@@ -16,7 +16,7 @@ from mmbackbones.builder import backbone_cfg_from_config  # noqa: E402
 from mmbackbones.models.backbones.timm_backbone import (TIMMBackbone,  # noqa: E402
                                                         list_timm_models)
 from mmbackbones.models.layers.norm import FrozenBatchNorm2d  # noqa: E402
-from tests.parity import mmpretrain_backbone  # noqa: E402
+from tests.parity import assert_frozen_bn_matches, mmpretrain_backbone  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -126,10 +126,9 @@ def test_every_timm_model_by_name_through_build_backbone():
 
 
 def test_timm_scope_from_a_downstream_registry():
-    from mmengine.registry import MODELS as ROOT
-    from mmengine.registry import Registry
-    downstream = ROOT._children.get('mmdet') or Registry('model', parent=ROOT, scope='mmdet')
-    model = downstream.build(dict(type='timm.resnet10t', out_indices=(2, 3)))
+    from tests.toy_backbone import child_registry
+    with child_registry('timm_scope_test') as downstream:
+        model = downstream.build(dict(type='timm.resnet10t', out_indices=(2, 3)))
     assert isinstance(model, TIMMBackbone) and model.out_strides == (8, 16)
 
 
@@ -206,13 +205,8 @@ def test_frozen_bn_keeps_outputs_and_fused_activations(norm_layer):
             if isinstance(m, _BatchNorm):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
-        frozen = TIMMBackbone(name, out_indices=(2, 3), norm_layer=norm_layer)
-        assert not any(isinstance(m, _BatchNorm) for m in frozen.modules())
-        frozen.load_state_dict(ref.state_dict(), strict=False)
-        x = torch.randn(1, 3, 64, 64)
-        ref.eval()
-        for a, b in zip(ref(x), frozen.train()(x)):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        assert_frozen_bn_matches(ref, TIMMBackbone(name, out_indices=(2, 3),
+                                                   norm_layer=norm_layer))
 
 
 def test_norm_layer_class_or_registry_name_is_passed_to_timm():

@@ -13,6 +13,7 @@ from mmbackbones import build_backbone, load_config  # noqa: E402
 from mmbackbones.builder import backbone_cfg_from_config  # noqa: E402
 from mmbackbones.models.backbones.torchvision_backbone import (  # noqa: E402
     TorchvisionBackbone, _resolve_weights, list_torchvision_models, list_torchvision_nodes)
+from tests.parity import assert_frozen_bn_matches  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -99,13 +100,7 @@ def test_norm_eval_keeps_batchnorms_in_eval_mode():
 def test_frozen_bn_matches_eval_mode_batchnorm():
     ref = TorchvisionBackbone('resnet18')
     _randomize_bn_stats(ref)
-    frozen = TorchvisionBackbone('resnet18', norm_layer='FrozenBN')
-    assert not any(isinstance(m, _BatchNorm) for m in frozen.modules())
-    frozen.load_state_dict(ref.state_dict(), strict=False)
-    x = torch.randn(1, 3, 64, 64)
-    ref.eval()
-    for a, b in zip(ref(x), frozen.train()(x)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_frozen_bn_matches(ref, TorchvisionBackbone('resnet18', norm_layer='FrozenBN'))
 
 
 def test_norm_layer_class_is_passed_to_the_builder():

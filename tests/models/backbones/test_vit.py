@@ -12,6 +12,7 @@ from mmbackbones.checkpoint.converters.timm_vit import (convert_timm_vit, is_tim
                                                         is_timm_vit_state_dict)
 from mmbackbones.models.backbones.vit import VisionTransformer, arch_settings
 from mmbackbones.models.layers import MultiheadSelfAttention, PatchEmbed, resize_pos_embed
+from tests.parity import assert_mmpretrain_parity
 
 # a 3-layer, 32-d ViT: fast enough for every behaviour test
 TINY = dict(embed_dims=32, num_layers=3, num_heads=4, feedforward_channels=64)
@@ -65,26 +66,11 @@ def test_mmpretrain_parity_through_pretrained_init(kwargs, mmpretrain_vit, tmp_p
     if 'layer_cfgs' in kwargs and 'act_cfg' in kwargs['layer_cfgs']:
         theirs_kwargs['layer_cfgs'] = dict(act_cfg=dict(type='mmpretrain.QuickGELU'))
     theirs = mmpretrain_vit(img_size=32, **theirs_kwargs)
-    theirs.eval()  # (mmpretrain's train() does not return self)
-    theirs.load_state_dict(_perturb(theirs.state_dict()))
-    path = str(tmp_path / 'mmpretrain_vit.pth')
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in theirs.state_dict().items()},
-                'meta': {}}, path)
-
-    ours = VisionTransformer(img_size=32, **kwargs,
-                             init_cfg=dict(type='Pretrained', checkpoint=path,
-                                           prefix='backbone'))
-    ours.init_weights()
-    ours.eval()
-    assert set(ours.state_dict()) == set(theirs.state_dict())
-    for size in [(32, 32), (40, 56), (97, 97)]:  # the last two: padding and pos_embed resizing
-        x = torch.randn(2, 3, *size)
-        with torch.no_grad():
-            expected, got = theirs(x), ours(x)
-        assert len(expected) == len(got)
-        for a, b in zip(expected, got):
-            assert a.shape == b.shape
-            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    # the last two sizes: padding and pos_embed resizing
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: VisionTransformer(img_size=32, **kwargs, init_cfg=init_cfg),
+        tmp_path, [(32, 32), (40, 56), (97, 97)], key_order=False,
+        randomize=lambda m: m.load_state_dict(_perturb(m.state_dict())))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -315,7 +301,9 @@ def test_deferred_init_forward_guard_and_missing_keys(tmp_path):
     partial = {f'backbone.{k}': v for k, v in src.state_dict().items() if not k.startswith('ln1')}
     path = str(tmp_path / 'partial.pth')
     torch.save(partial, path)
-    model = _tiny(init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone'))
+    # a partial checkpoint loads only with the explicit opt-out (refused by default)
+    model = _tiny(init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone',
+                                strict=False))
     with pytest.raises(RuntimeError, match='init_weights'):
         model(torch.randn(1, 3, 32, 32))
     model.init_weights()

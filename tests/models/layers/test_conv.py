@@ -1,17 +1,42 @@
-"""``StridedPointwiseConv2d``: a strided 1x1 conv computed on the subsampled input on the CPU.
+"""The CPU fast paths of ``layers/conv.py`` and their one switch.
 
-It must be the ``nn.Conv2d`` it replaces in every observable way (outputs, gradients, state dict,
-output size on odd sides), be what the builders give for plain 1x1 strided convs only, and keep
-the strided kernel where the subsampled one is not the faster or not traceable."""
+``StridedPointwiseConv2d`` (a strided 1x1 conv computed on the subsampled input on the CPU) must
+be the ``nn.Conv2d`` it replaces in every observable way (outputs, gradients, state dict, output
+size on odd sides), be what the builders give for plain 1x1 strided convs only (while the switch
+is on), and keep the strided kernel where the subsampled one is not the faster or not traceable.
+``ChannelsLastMaxPool2d`` must equal ``nn.MaxPool2d``. ``apply_cpu_fast_paths`` switches a built
+model both ways without changing its outputs or state dict."""
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mmbackbones import build_backbone
-from mmbackbones.models.layers.conv import (StridedPointwiseConv2d, is_strided_pointwise,
-                                            strided_pointwise_conv2d)
+from mmbackbones.models.layers.conv import (ChannelsLastMaxPool2d, StridedPointwiseConv2d,
+                                            apply_cpu_fast_paths, is_strided_pointwise,
+                                            set_cpu_fast_paths, strided_pointwise_conv2d)
 from mmbackbones.models.layers.mmcv_bricks import build_conv_layer
+
+
+@pytest.fixture
+def conv2d_strides(monkeypatch):
+    """The strides ``F.conv2d`` is called with from now on (a list that grows)."""
+    seen = []
+    real_conv2d = F.conv2d
+
+    def spy(input, weight, bias=None, stride=1, *args):
+        seen.append(tuple(stride) if isinstance(stride, (tuple, list)) else stride)
+        return real_conv2d(input, weight, bias, stride, *args)
+
+    monkeypatch.setattr(F, 'conv2d', spy)
+    return seen
+
+
+@pytest.fixture
+def fast_paths_off():
+    previous = set_cpu_fast_paths(False)
+    yield
+    set_cpu_fast_paths(previous)
 
 
 def _pair(cin=8, cout=12, stride=2, groups=1, bias=True):
@@ -48,15 +73,9 @@ def test_empty_batch_and_channels_last_input():
         torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
 
 
-def test_the_subsampled_kernel_is_taken_only_for_contiguous_cpu_input_in_eager_mode(monkeypatch):
-    seen = []
-    real_conv2d = F.conv2d
-
-    def spy(input, weight, bias=None, stride=1, *args):
-        seen.append(tuple(stride) if isinstance(stride, (tuple, list)) else stride)
-        return real_conv2d(input, weight, bias, stride, *args)
-
-    monkeypatch.setattr(F, 'conv2d', spy)
+def test_the_subsampled_kernel_is_taken_only_for_contiguous_cpu_input_in_eager_mode(
+        conv2d_strides):
+    seen = conv2d_strides
     _, ours = _pair()
     x = torch.randn(2, 8, 10, 10)
     ours(x)
@@ -132,19 +151,63 @@ def test_mmengine_init_by_layer_name_reaches_it():
     assert torch.all(conv.weight == 0.5)
 
 
-def test_detectron2_conv_takes_the_subsampled_kernel_for_its_strided_1x1(monkeypatch):
+def test_detectron2_conv_takes_the_subsampled_kernel_for_its_strided_1x1(conv2d_strides):
     from mmbackbones.integrations.detectron2.resnet import Conv2d as D2Conv2d
-    seen = []
-    real_conv2d = F.conv2d
-
-    def spy(input, weight, bias=None, stride=1, *args):
-        seen.append(tuple(stride) if isinstance(stride, (tuple, list)) else stride)
-        return real_conv2d(input, weight, bias, stride, *args)
-
-    shortcut, conv3x3 = D2Conv2d(8, 12, 1, stride=2, bias=False), D2Conv2d(8, 12, 3, stride=2)
+    from mmbackbones.integrations.detectron2.resnet import conv2d
+    shortcut, conv3x3 = conv2d(8, 12, 1, stride=2, bias=False), conv2d(8, 12, 3, stride=2)
+    assert isinstance(shortcut, (StridedPointwiseConv2d, D2Conv2d)) and type(conv3x3) is D2Conv2d
     x = torch.randn(2, 8, 9, 9)
-    expected = real_conv2d(x, shortcut.weight, None, 2)
-    monkeypatch.setattr(F, 'conv2d', spy)
+    expected = F.conv2d(x, shortcut.weight, None, 2)
+    conv2d_strides.clear()
     torch.testing.assert_close(shortcut(x), expected, rtol=1e-5, atol=1e-5)
     conv3x3(x)
-    assert seen == [1, (2, 2)]
+    assert conv2d_strides == [1, (2, 2)]
+
+
+def test_channels_last_max_pool_is_exact():
+    pool, plain = ChannelsLastMaxPool2d(3, 2, 1), nn.MaxPool2d(3, 2, 1)
+    x = torch.randn(2, 8, 15, 16)
+    with torch.no_grad():
+        out = pool(x)
+    assert out.is_contiguous() and torch.equal(out, plain(x))
+    assert torch.equal(pool(x), plain(x))  # with autograd: the plain kernel
+
+
+def test_the_switch_off_builds_plain_layers(fast_paths_off):
+    assert type(build_conv_layer(None, 4, 8, kernel_size=1, stride=2)) is nn.Conv2d
+    model = build_backbone(dict(type='ResNet', depth=18))
+    assert not [m for m in model.modules()
+                if isinstance(m, (StridedPointwiseConv2d, ChannelsLastMaxPool2d))]
+
+
+def test_apply_switches_a_built_model_both_ways():
+    model = build_backbone(dict(type='ResNet', depth=18, out_indices=(3,))).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)[0]
+        assert apply_cpu_fast_paths(model, enabled=False) == 4  # 3 shortcuts and the stem pool
+        assert type(model.maxpool) is nn.MaxPool2d
+        assert type(model.layer2[0].downsample[0]) is nn.Conv2d
+        torch.testing.assert_close(model(x)[0], expected)
+        assert apply_cpu_fast_paths(model) == 4
+        assert type(model.maxpool) is ChannelsLastMaxPool2d
+        torch.testing.assert_close(model(x)[0], expected)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    with pytest.raises(TypeError, match='enabled must be True or False'):
+        apply_cpu_fast_paths(model, enabled='yes')
+
+
+def test_torch_jit_script_compiles_the_plain_classes():
+    model = nn.Sequential(StridedPointwiseConv2d(8, 12, 1, stride=2),
+                          ChannelsLastMaxPool2d(3, 2, 1)).eval()
+    weight = model[0].weight
+    x = torch.randn(2, 8, 15, 16)
+    with torch.no_grad():
+        expected = model(x)
+        scripted = torch.jit.script(model)
+        torch.testing.assert_close(scripted(x), expected, rtol=1e-5, atol=1e-5)
+        # torch.jit.script puts what __prepare_scriptable__ returns into the parent's children:
+        # plain layers holding the same parameters, computing the same values
+        assert model[0].weight is weight
+        torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)

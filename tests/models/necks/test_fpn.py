@@ -5,7 +5,9 @@ import torch.nn.functional as F
 
 from mmbackbones import MODELS, build_backbone
 from mmbackbones.models.necks import FPN, BackboneWithNeck, resolve_auto_in_channels
-from tests.toy_backbone import ToyBackbone  # registered as 'ToyBackbone': (8, 16, 32) at 4, 8, 16
+from tests.toy_backbone import ToyBackbone  # (8, 16, 32) at strides 4, 8, 16
+
+pytestmark = pytest.mark.usefixtures('toy_registered')  # ToyBackbone by type name
 
 IN = [8, 16, 32]
 

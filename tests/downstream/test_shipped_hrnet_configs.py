@@ -1,0 +1,188 @@
+"""Every HRNet backbone of the configs shipped inside mmseg 1.2.2 and mmdet 3.3, on our HRNet.
+
+The mechanism of ``test_shipped_backbone_configs.py`` for a family whose host spelling differs
+from mmpretrain's: each distinct ``model.backbone`` dict of type ``HRNet`` (mmseg's model-level
+``pretrained`` pushed into it, as its ``EncoderDecoder`` does) is built by the host registry
+(native) and by the host adapter (``hrnet_twins.MMSegHRNet`` / ``MMDetHRNet``) from the same
+arguments, the type alone switched; the native weights (perturbed) go through our loader with
+``strict=True`` and the outputs must be equal. Once the adapters are registered as
+``mmbackbones.mmseg.HRNet`` / ``mmbackbones.mmdet.HRNet`` (compat/), ``ADAPTERS`` can name
+those types instead of the classes.
+
+``python tests/downstream/test_shipped_hrnet_configs.py`` prints the counts.
+"""
+import ast
+import collections
+import glob
+import json
+import os
+import re
+import sys
+import warnings
+
+import pytest
+import torch
+
+if __name__ != '__main__':
+    from tests.downstream import _common
+    _common.require('mmdet')
+    _common.require('mmseg')
+
+SIZE = 64
+_MENTION = re.compile(r'\bHRNet\b')
+# mmseg 1.2.2: 66 configs, mmdet 3.3: 29 configs, at the time of writing
+EXPECTED_MIN_CONFIGS = {'mmseg': 60, 'mmdet': 25}
+
+
+def _adapter(toolbox: str):
+    from mmbackbones.models.backbones.hrnet_twins import MMDetHRNet, MMSegHRNet
+    return {'mmseg': MMSegHRNet, 'mmdet': MMDetHRNet}[toolbox]
+
+
+def _bases(path: str):
+    try:
+        tree = ast.parse(open(path).read())
+    except (OSError, SyntaxError):
+        return []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_'
+                                                for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            value = [value] if isinstance(value, str) else list(value)
+            return [os.path.normpath(os.path.join(os.path.dirname(path), v)) for v in value]
+    return []
+
+
+def _mentions(path: str, seen=None) -> bool:
+    seen = set() if seen is None else seen
+    if path in seen or not os.path.isfile(path):
+        return False
+    seen.add(path)
+    return bool(_MENTION.search(open(path).read())) or any(_mentions(b, seen)
+                                                           for b in _bases(path))
+
+
+def shipped_hrnet_dicts():
+    """``[dict(toolbox, backbone, configs)]``: each distinct HRNet backbone dict."""
+    from mmengine.config import Config
+    found = collections.OrderedDict()
+    for toolbox in ('mmdet', 'mmseg'):
+        module = __import__(toolbox)
+        root = os.path.join(os.path.dirname(module.__file__), '.mim', 'configs')
+        for path in sorted(glob.glob(os.path.join(root, '**', '*.py'), recursive=True)):
+            if '_base_' in path.split(os.sep) or not _mentions(path):
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore')
+                    model = Config.fromfile(path).get('model')
+            except Exception:  # noqa: BLE001 - configs needing absent extras are not ours
+                continue
+            backbone = model.get('backbone') if isinstance(model, dict) else None
+            if not isinstance(backbone, dict) or \
+                    str(backbone.get('type', '')).split('.')[-1] != 'HRNet':
+                continue
+            backbone = backbone.to_dict()
+            backbone.pop('type')
+            if toolbox == 'mmseg' and model.get('pretrained') is not None:
+                backbone['pretrained'] = model['pretrained']
+            key = json.dumps([toolbox, backbone], sort_keys=True, default=str)
+            found.setdefault(key, dict(toolbox=toolbox, backbone=backbone, configs=[]))[
+                'configs'].append(os.path.relpath(path, root))
+    return list(found.values())
+
+
+def _perturb_(module: torch.nn.Module) -> None:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for key, value in module.state_dict().items():
+            if not value.is_floating_point():
+                continue
+            if key.endswith('running_var'):
+                value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
+            else:
+                value.add_(torch.randn(value.shape, generator=gen) * 0.02)
+
+
+def compare(entry: dict, tmp_dir: str) -> str:
+    import importlib
+    from mmbackbones.checkpoint import load_checkpoint
+    toolbox = entry['toolbox']
+    importlib.import_module(f'{toolbox}.models')
+    registry = importlib.import_module(f'{toolbox}.registry').MODELS
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # pretrained= is deprecated in both libraries
+        native = registry.build(dict(entry['backbone'], type='HRNet', _scope_=toolbox))
+        ours = _adapter(toolbox)(**entry['backbone'])
+    if entry['backbone'].get('pretrained'):
+        assert ours.init_cfg == native.init_cfg
+    _perturb_(native)
+    path = os.path.join(tmp_dir, 'native.pth')
+    torch.save(native.state_dict(), path)
+    try:
+        report = load_checkpoint(ours, path, strict=True, logger='silent')
+    finally:
+        os.remove(path)
+    assert report.ok, report.message
+    native.eval()
+    ours.eval()
+    x = torch.randn(1, entry['backbone'].get('in_channels', 3), SIZE, SIZE,
+                    generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = native(x), ours(x)
+    assert len(got) == len(expected)
+    for i, (e, g) in enumerate(zip(expected, got)):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
+                                   msg=f'output {i}')
+    return 'ok'
+
+
+def _id(entry: dict) -> str:
+    widths = entry['backbone']['extra']['stage2']['num_channels']
+    first = os.path.splitext(os.path.basename(entry['configs'][0]))[0]
+    return f"{entry['toolbox']}-w{widths[0]}-{first}"
+
+
+if __name__ != '__main__':
+    ENTRIES = shipped_hrnet_dicts()
+
+    def test_the_walk_finds_the_shipped_configs():
+        counts = collections.Counter()
+        for entry in ENTRIES:
+            counts[entry['toolbox']] += len(entry['configs'])
+        print('\nshipped HRNet configs:', dict(counts), 'distinct dicts:', len(ENTRIES))
+        for toolbox, least in EXPECTED_MIN_CONFIGS.items():
+            assert counts[toolbox] >= least, (toolbox, counts)
+
+    @pytest.mark.parametrize('entry', ENTRIES, ids=[_id(e) for e in ENTRIES])
+    def test_shipped_hrnet_switches_by_type_only(entry, tmp_path):
+        assert compare(entry, str(tmp_path)) == 'ok'
+
+
+def main() -> int:
+    import tempfile
+    entries = shipped_hrnet_dicts()
+    counts, ok = collections.Counter(), collections.Counter()
+    for entry in entries:
+        n = len(entry['configs'])
+        counts[entry['toolbox']] += n
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                compare(entry, tmp)
+                ok[entry['toolbox']] += n
+            except Exception as err:  # noqa: BLE001 - a report, not a test
+                print(f'FAIL {_id(entry)} ({n} configs): {type(err).__name__}: {err}'[:300])
+    for toolbox in sorted(counts):
+        print(f'{toolbox}: {ok[toolbox]} of {counts[toolbox]} HRNet configs build with the '
+              f'adapter and equal the native outputs')
+    print(f'{len(entries)} distinct backbone dicts')
+    return 0 if ok == counts else 1
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    sys.exit(main())

@@ -9,10 +9,6 @@ removes the latter two), ``drop_rate`` also inside every block, and ``frozen_sta
 freezing ``stages[0..k-1]`` (mmpretrain's ``k`` freezes ``stages[0..k]``) with the absolute
 position embedding.
 """
-from typing import List
-
-from torch import nn
-
 from ..models.backbones.swin import SwinTransformer, mmdet_spelling
 from ..registry import HOST_TWINS
 from ..utils.validation import check_bool, check_frozen_stages
@@ -47,9 +43,6 @@ class _HostSwin(SwinTransformer):
         # the hosts' count (-1..num_stages): k freezes the patch embedding and stages[0..k-1]
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers)
         self._freeze_stages()
-
-    def stem_and_stages(self) -> List[nn.Module]:
-        return [self.patch_embed, *(nn.ModuleList(p) for p in self._stage_parts())]
 
     def _freeze_stages(self) -> None:
         super()._freeze_stages()

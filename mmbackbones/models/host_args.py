@@ -79,5 +79,11 @@ def check_stage_count(frozen_stages, num_stages: int) -> int:
     return frozen_stages
 
 
-__all__ = ['HostArgumentWarning', 'check_stage_count', 'own_arguments', 'take_host_args',
+def to_contract_count(frozen_stages: int) -> int:
+    """mmpretrain's Swin/CSPNet ``k`` (the stem and ``stages[0..k]``) in the contract's count
+    (``stem_and_stages()`` groups ``0..k + 1``); ``-1`` stays ``-1``."""
+    return -1 if frozen_stages < 0 else frozen_stages + 1
+
+
+__all__ = ['HostArgumentWarning', 'check_stage_count', 'to_contract_count', 'own_arguments', 'take_host_args',
            'twin_types']

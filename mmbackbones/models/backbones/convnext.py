@@ -160,7 +160,7 @@ class ConvNeXt(BaseBackbone):
             up to ``max(out_indices)`` are built.
         frozen_stages (int): mmpretrain's count: ``0`` (or ``-1``) nothing, ``k`` the first
             ``k`` downsampling layers (the stem is the first) and ``stages[0..k-1]``; the output
-            norms stay trainable.
+            norms stay trainable. The attribute reads the contract's count (``-1`` for 0).
         norm_eval (bool): our extra (keyword-only): keep BatchNorm layers (if ``norm_cfg``
             asks for them) in eval mode.
         gap_before_final_norm (bool): average-pool each output before its norm and return
@@ -224,7 +224,10 @@ class ConvNeXt(BaseBackbone):
         self.depths, self.channels = depths, channels
         self.num_stages = num_stages
         self.out_indices = normalize_out_indices(out_indices, num_stages)
-        self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
+        # mmpretrain's k freezes the first k downsampling layers and stages: the contract's k
+        # (0: nothing, the contract's -1)
+        frozen_stages = check_frozen_stages(frozen_stages, num_stages)
+        self.frozen_stages = -1 if frozen_stages == 0 else frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
         num_built = max(self.out_indices) + 1
@@ -310,10 +313,11 @@ class ConvNeXt(BaseBackbone):
         return depth, max_id + 2
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        """mmpretrain's count: ``frozen_stages=k`` freezes ``downsample_layers[i]`` and
-        ``stages[i]`` for ``i < k`` (entry 0 here is nothing)."""
-        return [None, *(nn.ModuleList([self.downsample_layers[i], stage])
-                        for i, stage in enumerate(self.stages))]
+        """The stem, then stage ``i`` with the downsampling before it (the output norms stay
+        trainable, as in mmpretrain)."""
+        return [self.downsample_layers[0], *(
+            stage if i == 0 else nn.ModuleList([self.downsample_layers[i], stage])
+            for i, stage in enumerate(self.stages))]
 
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` maps (or ``(N, C_i)``

@@ -23,7 +23,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
-from ..host_args import check_stage_count
+from ..host_args import check_stage_count, to_contract_count
 from ..layer_decay import stage_layer_depth
 from ..layers.norm import check_norm_cfg
 from ..layers.conv_norm_act import ConvNormAct
@@ -165,7 +165,8 @@ class _CSPNet(BaseBackbone):
         self.num_stages = len(self.arch['in_channels'])
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
-        self.frozen_stages = check_stage_count(frozen_stages, self.num_stages)
+        # mmpretrain's k freezes the stem and stages[0..k]: the contract's k + 1
+        self.frozen_stages = to_contract_count(check_stage_count(frozen_stages, self.num_stages))
         self.norm_eval = check_bool('norm_eval', norm_eval)
         drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
         self.conv_cfg, self.norm_cfg, self.act_cfg = conv_cfg, check_norm_cfg(norm_cfg), act_cfg
@@ -215,10 +216,7 @@ class _CSPNet(BaseBackbone):
         return stage_layer_depth(param_name, prefix, self.num_stages)
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        """mmpretrain's count: ``frozen_stages=k`` freezes groups ``0..k``, group 0 being the
-        stem with ``stages[0]``."""
-        stages = list(self.stages)
-        return [nn.ModuleList([self.stem, *stages[:1]]), *stages[1:]]
+        return [self.stem, *self.stages]
 
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> one ``(N, C_i, ~H/s_i, ~W/s_i)`` map per out index."""
@@ -243,7 +241,8 @@ class CSPDarkNet(_CSPNet):
         in_channels (int): input channels.
         out_indices (int | Sequence[int]): stages to return (0..4, negative from the end;
             default -1, the last, as mmpretrain's ``(4,)``; ``(3,)`` for CSPResNet/CSPResNeXt).
-        frozen_stages (int): mmpretrain's count: -1 none, k the stem and ``stages[0..k]``.
+        frozen_stages (int): mmpretrain's count: -1 none, k the stem and ``stages[0..k]``
+            (the attribute reads the contract's count of the same modules, ``k + 1``).
         drop_path_rate (float): our extra: stochastic depth of the last block.
         conv_cfg, norm_cfg, act_cfg (dict): layer configs (default BN and LeakyReLU(0.01)).
         norm_eval (bool): keep BatchNorm layers in eval mode while training.

@@ -32,7 +32,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, check_bo
                                  check_positive_int, check_rate, check_size_limit,
                                  normalize_out_indices)
 from ..base import BaseBackbone
-from ..host_args import check_stage_count, take_host_args
+from ..host_args import check_stage_count, take_host_args, to_contract_count
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
 from ..layers.ffn import FFN
@@ -320,7 +320,9 @@ class SwinTransformer(BaseBackbone):
         with_cp (bool): gradient checkpointing of each block.
         frozen_stages (int): mmpretrain's count: ``-1`` nothing, ``k`` the patch embedding and
             ``stages[0..k]`` (with their patch merging and output norms), ``k <= 3``. (mmdet's
-            and mmseg's ``k`` freezes ``stages[0..k-1]``: their twins count that way.)
+            and mmseg's ``k`` freezes ``stages[0..k-1]``: their twins count that way.) The
+            attribute ``frozen_stages`` reads the contract's count of the same modules,
+            ``k + 1``.
         norm_eval (bool): keep BatchNorm layers in eval mode (Swin has none; kept for the
             contract).
         pad_small_map (bool): drop the shift where the smaller map side equals the window
@@ -397,7 +399,8 @@ class SwinTransformer(BaseBackbone):
         if norm_cfg is not None:
             check_norm_cfg(norm_cfg)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
-        self.frozen_stages = check_stage_count(frozen_stages, self.num_layers)
+        # mmpretrain's k freezes the patch embedding and stages[0..k]: the contract's k + 1
+        self.frozen_stages = to_contract_count(check_stage_count(frozen_stages, self.num_layers))
         self.norm_eval = norm_eval
         self.out_after_downsample = out_after_downsample
         self.use_abs_pos_embed = use_abs_pos_embed
@@ -493,11 +496,7 @@ class SwinTransformer(BaseBackbone):
                 for i, stage in enumerate(self.stages)]
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        """mmpretrain's count: ``frozen_stages=k`` freezes groups ``0..k``, group 0 being the
-        patch embedding with ``stages[0]``."""
-        parts = self._stage_parts()
-        return [nn.ModuleList([self.patch_embed, *parts[0]]),
-                *(nn.ModuleList(p) for p in parts[1:])]
+        return [self.patch_embed, *(nn.ModuleList(p) for p in self._stage_parts())]
 
     # ----- checkpoint loading --------------------------------------------------------------
     def _prepare_checkpoint(self, state_dict, prefix, local_metadata, *args, **kwargs):

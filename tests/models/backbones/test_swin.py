@@ -286,7 +286,8 @@ def test_frozen_stages(frozen_stages):
     against mmpretrain's own class: tests/compat/test_frozen_stages.py)."""
     model = SwinTransformer(SMALL, out_indices=ALL, frozen_stages=frozen_stages,
                             use_abs_pos_embed=True, img_size=32, drop_path_rate=0.1)
-    assert_frozen_stages(model, frozen_stages)
+    assert model.frozen_stages == (frozen_stages + 1 if frozen_stages >= 0 else -1)
+    assert_frozen_stages(model, model.frozen_stages)  # the contract's groups
     assert model.absolute_pos_embed.requires_grad  # as in mmpretrain
     assert model.patch_embed.projection.weight.requires_grad is (frozen_stages < 0)
     if frozen_stages >= 0:

@@ -13,7 +13,8 @@ from typing import Union
 
 from mmengine.config import Config, ConfigDict
 
-from .registry import MODELS, check_type_value
+from .registry import (HOST_TWINS, MODELS, UnknownTypeError, check_type_value, find_scope,
+                       lookup)
 from .utils.text import cut, shown
 from .utils.validation import to_plain
 
@@ -55,7 +56,22 @@ def build_backbone(cfg: Union[dict, ConfigDict], neck: Union[dict, ConfigDict] =
     obj_type = check_type_value(cfg['type'])
     if isinstance(obj_type, str) and '.' not in obj_type:
         cfg['type'] = f'{MODELS.scope}.{obj_type}'
+    elif isinstance(obj_type, str) and obj_type.split('.', 1)[0] in HOST_TWINS:
+        cfg['type'] = _host_class(obj_type)
     return MODELS.build(cfg, default_args=default_args or None)
+
+
+def _host_class(obj_type: str):
+    """``'mmdet.ResNet'`` is mmdet's own class (its twin is ``'mmbackbones.mmdet.ResNet'``),
+    found in mmdet's registry without mmengine's import fallback."""
+    scope, name = obj_type.split('.', 1)
+    host = find_scope(MODELS, scope)
+    found = None if host is None else lookup(host, name)
+    if found is None:
+        raise UnknownTypeError(f'Unknown model type {shown(obj_type)}: {scope} is not installed '
+                               f'or has no {shown(name)} (our twin of a {scope} type is '
+                               f'"mmbackbones.{obj_type}")')
+    return found
 
 
 def _read_data_config(path: str):

@@ -36,7 +36,8 @@ from .utils.text import cut, shown
 
 # detectron2's ResNet front end registers 'Detectron2ResNet' from its integration module
 MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet',
-                   'mmbackbones.integrations.downstream']  # FillAutoInChannels (config route)
+                   'mmbackbones.integrations.downstream',  # FillAutoInChannels (config route)
+                   'mmbackbones.compat']  # the host twins (HOST_TWINS)
 LIST_HINT = 'run `mmbackbones list` to see every registered type'
 NOT_A_PATH = ('a type is a registered name (optionally scoped, e.g. "mmcls.ResNet"), never an '
               'import path')
@@ -180,6 +181,12 @@ class BackboneRegistry(Registry):
         if not isinstance(key, str):
             raise TypeError(f'registry keys must be str, got {shown(key)}')
         scope, real_key = self.split_scope_key(key)
+        if scope == self.scope and '.' in real_key:  # 'mmbackbones.mmseg.X': a host twin?
+            twin_scope, name = self.split_scope_key(real_key)
+            if twin_scope in HOST_TWINS and HOST_TWINS[twin_scope].twin(name) is not None:
+                return HOST_TWINS[twin_scope].twin(name)
+        elif scope in HOST_TWINS and HOST_TWINS[scope].twin(real_key) is not None:
+            return HOST_TWINS[scope].twin(real_key)  # 'mmseg.X' forwarded by mmengine's root
         if scope is not None and scope != self.scope:
             return self._get_scoped(key, scope, real_key)
         self.import_from_location()
@@ -246,6 +253,28 @@ class BackboneRegistry(Registry):
 MODELS = BackboneRegistry(
     'model', parent=MMENGINE_MODELS, scope='mmbackbones', locations=MODEL_LOCATIONS)
 BACKBONES = MODELS
+
+
+class HostTwinRegistry(Registry):
+    """The host twins of one library (scope ``'mmdet'`` or ``'mmseg'``).
+
+    ``type='mmbackbones.mmseg.VisionTransformer'`` resolves from any registry: mmengine's root
+    sends ``mmbackbones.*`` to :data:`MODELS`, which answers ``mmseg.<twin>`` from here. This
+    registry is deliberately outside mmengine's registry tree (no parent): mmengine switches to a
+    default scope by searching the tree for a registry of that scope, and must keep finding
+    mmseg's own, never this one. A name that is not a twin is looked up as before (the host's).
+    """
+
+    def import_from_location(self) -> None:
+        register_all_modules()
+
+    def twin(self, name: str):
+        """The twin registered as ``name``, or ``None``."""
+        self.import_from_location()
+        return self.module_dict.get(name)
+
+
+HOST_TWINS = {scope: HostTwinRegistry('model', scope=scope) for scope in ('mmdet', 'mmseg')}
 
 
 class AliasRegistry(BackboneRegistry):
@@ -347,6 +376,6 @@ def _timm_scope():
 
 TIMM_MODELS = _timm_scope()
 
-__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'TIMM_MODELS', 'BackboneRegistry',
+__all__ = ['MODELS', 'BACKBONES', 'MMCLS_MODELS', 'TIMM_MODELS', 'HOST_TWINS', 'BackboneRegistry',
            'AliasRegistry', 'TimmModelRegistry', 'UnknownTypeError', 'register_all_modules',
            'resolve_cfg', 'lookup', 'find_scope', 'is_module_class']

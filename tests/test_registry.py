@@ -105,5 +105,6 @@ def test_lazy_locations_resolve_without_importing_models(tmp_path):
 
 def test_build_resnet_from_package_root():
     from mmbackbones import build_backbone as build
-    model = build(dict(type='ResNet', depth=50))
+    model = build(dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3)))
     assert model.out_channels == (256, 512, 1024, 2048)
+    assert build(dict(type='ResNet', depth=50)).out_channels == (2048, )  # mmpretrain's (3,)

@@ -23,7 +23,8 @@ BOTTOM_UPS = {
                                                   norm='FrozenBN'),
         out_features=['res2', 'res3', 'res4', 'res5'], freeze_at=2),
     'Detectron2Backbone(ResNet-18)': L(Detectron2Backbone)(
-        backbone=dict(type='ResNet', depth=18, norm_cfg=dict(type='BN')),
+        backbone=dict(type='ResNet', depth=18, norm_cfg=dict(type='BN'),
+                      out_indices=(0, 1, 2, 3)),
         out_features=['res2', 'res3', 'res4', 'res5'], size_divisibility=32),
 }
 

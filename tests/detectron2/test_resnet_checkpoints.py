@@ -169,6 +169,7 @@ def test_init_cfg_loads_every_tensor(checkpoint_files, reference, kind):
 def test_openmmlab_resnet_loads_the_same_files(checkpoint_files, reference, kind):
     expected = reference[1] if kind != 'c2_pkl' else outputs(checkpoint_files['msra'])
     model = MMResNet(depth=50, style='caffe', norm_cfg=dict(type='FrozenBN'),
+                     out_indices=(0, 1, 2, 3),
                      init_cfg=dict(type='Pretrained', checkpoint=checkpoint_files[kind]))
     model.init_weights()
     assert_outputs_equal(outputs(model), expected)

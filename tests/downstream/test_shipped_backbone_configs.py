@@ -5,8 +5,8 @@ in ``TYPES`` (mmseg's model-level ``pretrained``, which ``EncoderDecoder`` pushe
 backbone, included), each distinct backbone dict is
 
 1. built by the owning library's registry as it stands (the native module);
-2. built again with only ``type`` changed to ``mmcls.<Type>``, through the same registry (what a
-   user's config does);
+2. built again with only ``type`` changed to the host twin ``mmbackbones.<toolbox>.<Type>``,
+   through the same registry (what a user's config does);
 3. given the native module's weights (perturbed so that every tensor matters) through our
    safe loader with ``strict=True`` (``convert='auto'``: mmcv-era deep stems are converted);
 4. run in eval mode on one tiny image beside the native module: equal outputs.
@@ -115,7 +115,8 @@ def _perturb_(module: torch.nn.Module, seed: int = 0) -> None:
 
 def build_pair(entry: dict):
     """``(native, ours)``: the entry's backbone dict built by its toolbox's registry as shipped
-    and with only ``type`` switched to ``mmcls.<Type>``; the native weights perturbed."""
+    and with only ``type`` switched to the twin ``mmbackbones.<toolbox>.<Type>``; the native
+    weights perturbed."""
     registry = _registry(entry['toolbox'])
     cfg = dict(entry['backbone'])
     with warnings.catch_warnings():
@@ -125,7 +126,8 @@ def build_pair(entry: dict):
         # DefaultScope is global), which would send an unscoped type to another registry
         scope = entry['toolbox']
         native = registry.build(dict(cfg, _scope_=scope))
-        ours = registry.build(dict(cfg, type=f'mmcls.{cfg["type"]}', _scope_=scope))
+        ours = registry.build(dict(cfg, type=f'mmbackbones.{scope}.{cfg["type"]}',
+                                   _scope_=scope))
     assert type(ours).__module__.startswith('mmbackbones'), type(ours)
     if cfg.get('pretrained'):  # what mmdet/mmseg make of it: the checkpoint to load
         assert ours.init_cfg == dict(type='Pretrained', checkpoint=cfg['pretrained'])
@@ -280,8 +282,8 @@ def main() -> int:
         counts['ok_dicts'] += 1
         counts['ok_configs'] += n
     print(f"{counts['ok_dicts']} of {counts['dicts']} distinct backbone dicts "
-          f"({counts['ok_configs']} of {counts['configs']} configs) build with mmcls.<Type> and "
-          f"equal the native outputs")
+          f"({counts['ok_configs']} of {counts['configs']} configs) build with "
+          f"mmbackbones.<toolbox>.<Type> and equal the native outputs")
     for reason, n in failures.most_common():
         print(f'  {n:4d} configs: {reason}')
     return 0 if counts['ok_dicts'] == counts['dicts'] else 1

@@ -2,8 +2,9 @@
 
 Walks the configs shipped inside mmdet 3.3 and mmseg 1.2 (``<package>/.mim/configs``), takes
 every backbone whose type is ``SwinTransformer`` or ``VisionTransformer``, and for each distinct
-backbone dict builds the native backbone and ``mmcls.<Type>`` with every other argument kept
-(mmseg's model-level ``pretrained`` pushed into the backbone, as its ``EncoderDecoder`` does).
+backbone dict builds the native backbone and the host twin ``mmbackbones.<package>.<Type>``
+with every other argument kept (mmseg's model-level ``pretrained`` pushed into the backbone, as
+its ``EncoderDecoder`` does).
 The native weights (randomised) go through our loader (format detection and conversion, e.g.
 mmseg's ``attn.attn.in_proj_*``) with nothing missing or unexpected, and the outputs on a tiny
 input of odd size must be equal.
@@ -145,7 +146,7 @@ def test_shipped_backbone_switches_by_type_only(key, recwarn):
     native = registry.build(dict(backbone, _scope_=pkg))
     native.eval()  # (mmdet's Swin.train returns None)
     _randomise(native, seed=len(paths))
-    ours = build_backbone(dict(backbone, type=f'mmcls.{kind}')).eval()
+    ours = build_backbone(dict(backbone, type=f'mmbackbones.{pkg}.{kind}')).eval()
     target = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
     converted, _ = convert_state_dict(native.state_dict(), 'auto', target)
     report = load_state_dict(ours, converted, source=paths[0])

@@ -324,7 +324,8 @@ def test_lazy_paths_with_detectron2_importable(fake_detectron2):
 
 # ----- real families ---------------------------------------------------------------------
 def test_resnet_speaks_detectron2_names(no_detectron2):
-    adapter = d2i.Detectron2Backbone(dict(type='ResNet', depth=18), out_features=['res4', 'res5'])
+    adapter = d2i.Detectron2Backbone(dict(type='ResNet', depth=18, out_indices=(2, 3)),
+                                     out_features=['res4', 'res5'])
     assert {k: (v.channels, v.stride) for k, v in adapter.output_shape().items()} == {
         'res4': (256, 16), 'res5': (512, 32)}
     neck = ChannelMapper(adapter.output_shape(), ['res4', 'res5'])

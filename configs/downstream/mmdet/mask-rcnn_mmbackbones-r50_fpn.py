@@ -8,6 +8,7 @@ model = dict(
         _delete_=True,
         type='mmbackbones.ResNet',
         depth=50,
+        out_indices=(0, 1, 2, 3),
         frozen_stages=1,
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),

@@ -12,6 +12,7 @@ model = dict(
         _delete_=True,
         type='mmbackbones.ResNetV1c',
         depth=50,
+        out_indices=(0, 1, 2, 3),
         strides=(1, 2, 1, 1),
         dilations=(1, 1, 2, 4),
         norm_cfg=dict(type='SyncBN', requires_grad=True),

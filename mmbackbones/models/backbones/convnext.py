@@ -158,10 +158,11 @@ class ConvNeXt(BaseBackbone):
         layer_scale_init_value (float): initial layer scale ``gamma``; 0 disables layer scale.
         out_indices (int | Sequence[int]): stages (0-based) to return, in this order. Only stages
             up to ``max(out_indices)`` are built.
-        frozen_stages (int): ``-1`` nothing, ``0`` the stem, ``k`` the stem and stages ``1..k``
-            (with their output norms). mmpretrain's ``frozen_stages=0`` means nothing; ``k >= 1``
-            means the same there.
-        norm_eval (bool): keep BatchNorm layers (if ``norm_cfg`` asks for them) in eval mode.
+        frozen_stages (int): mmpretrain's count: ``0`` (or ``-1``) nothing, ``k`` the first
+            ``k`` downsampling layers (the stem is the first) and ``stages[0..k-1]``; the output
+            norms stay trainable. The attribute reads the contract's count (``-1`` for 0).
+        norm_eval (bool): our extra (keyword-only): keep BatchNorm layers (if ``norm_cfg``
+            asks for them) in eval mode.
         gap_before_final_norm (bool): average-pool each output before its norm and return
             ``(N, C)`` vectors (mmpretrain's default, for classification); ``False`` returns
             ``(N, C, H, W)`` maps (what dense tasks want).
@@ -189,14 +190,15 @@ class ConvNeXt(BaseBackbone):
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  out_indices: Union[int, Sequence[int]] = -1,
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
+                 frozen_stages: int = 0,
                  gap_before_final_norm: bool = True,
                  with_cp: bool = False,
                  init_cfg=[
                      dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=.02, bias=0.),
                      dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.),
-                 ]):
+                 ],
+                 *,
+                 norm_eval: bool = False):
         super().__init__(init_cfg=init_cfg)
         depths, channels = self._parse_arch(arch)
         num_stages = len(depths)
@@ -222,7 +224,10 @@ class ConvNeXt(BaseBackbone):
         self.depths, self.channels = depths, channels
         self.num_stages = num_stages
         self.out_indices = normalize_out_indices(out_indices, num_stages)
-        self.frozen_stages = check_frozen_stages(frozen_stages, num_stages)
+        # mmpretrain's k freezes the first k downsampling layers and stages: the contract's k
+        # (0: nothing, the contract's -1)
+        frozen_stages = check_frozen_stages(frozen_stages, num_stages)
+        self.frozen_stages = -1 if frozen_stages == 0 else frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
         num_built = max(self.out_indices) + 1
@@ -308,13 +313,11 @@ class ConvNeXt(BaseBackbone):
         return depth, max_id + 2
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        groups = [self.downsample_layers[0]]
-        for i, stage in enumerate(self.stages):
-            parts = [stage] if i == 0 else [self.downsample_layers[i], stage]
-            if i in self.out_indices:
-                parts.append(getattr(self, f'norm{i}'))
-            groups.append(nn.ModuleList(parts))
-        return groups
+        """The stem, then stage ``i`` with the downsampling before it (the output norms stay
+        trainable, as in mmpretrain)."""
+        return [self.downsample_layers[0], *(
+            stage if i == 0 else nn.ModuleList([self.downsample_layers[i], stage])
+            for i, stage in enumerate(self.stages))]
 
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` maps (or ``(N, C_i)``

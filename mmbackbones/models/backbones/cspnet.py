@@ -10,9 +10,8 @@ Positional arguments follow mmpretrain's signatures; ``drop_path_rate`` and ``ar
 ``conv_cfg`` applies to every conv (mmpretrain applies it to the blocks and CSPResNet's stem only;
 with the default ``None`` both are plain ``Conv2d``).
 
-Outputs are ``stage1..stageN`` (``out_indices`` ``0..N-1``). ``frozen_stages`` follows the zoo's
-contract (``0`` the stem, ``k`` the stem and stages ``1..k``); mmpretrain's CSPNet counts one
-further (its ``k`` also freezes ``stages[k]``), so its ``frozen_stages=k`` is ours ``k + 1``.
+Outputs are ``stage1..stageN`` (``out_indices`` ``0..N-1``). ``frozen_stages`` counts as
+mmpretrain's CSPNet: ``-1`` nothing, ``k`` the stem and ``stages[0..k]`` (``k <= N - 1``).
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -21,9 +20,10 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
+from ...utils.validation import (check_bool, check_choice, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..host_args import check_stage_count, to_contract_count
 from ..layer_decay import stage_layer_depth
 from ..layers.norm import check_norm_cfg
 from ..layers.conv_norm_act import ConvNormAct
@@ -165,7 +165,8 @@ class _CSPNet(BaseBackbone):
         self.num_stages = len(self.arch['in_channels'])
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
-        self.frozen_stages = check_frozen_stages(frozen_stages, self.num_stages)
+        # mmpretrain's k freezes the stem and stages[0..k]: the contract's k + 1
+        self.frozen_stages = to_contract_count(check_stage_count(frozen_stages, self.num_stages))
         self.norm_eval = check_bool('norm_eval', norm_eval)
         drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
         self.conv_cfg, self.norm_cfg, self.act_cfg = conv_cfg, check_norm_cfg(norm_cfg), act_cfg
@@ -237,10 +238,12 @@ class CSPDarkNet(_CSPNet):
 
     Args:
         depth (int): 53 (the only depth). ``arch`` is accepted as another spelling.
-        in_channels (int): input channels. out_indices (int | Sequence[int]): stages to return
-            (0..4, negative from the end; default -1, the last, as mmpretrain's ``(4,)``;
-            ``(3,)`` for CSPResNet/CSPResNeXt). frozen_stages (int): -1 none, 0 the stem, k the stem
-            and stages 1..k. drop_path_rate (float): stochastic depth of the last block.
+        in_channels (int): input channels.
+        out_indices (int | Sequence[int]): stages to return (0..4, negative from the end;
+            default -1, the last, as mmpretrain's ``(4,)``; ``(3,)`` for CSPResNet/CSPResNeXt).
+        frozen_stages (int): mmpretrain's count: -1 none, k the stem and ``stages[0..k]``
+            (the attribute reads the contract's count of the same modules, ``k + 1``).
+        drop_path_rate (float): our extra: stochastic depth of the last block.
         conv_cfg, norm_cfg, act_cfg (dict): layer configs (default BN and LeakyReLU(0.01)).
         norm_eval (bool): keep BatchNorm layers in eval mode while training.
         arch (int | dict): the depth, or a dict of per-stage settings (see ``arch_settings``).
@@ -276,7 +279,8 @@ class CSPResNet(_CSPNet):
     Stem: a 7x7 stride-2 conv and a 3x3 stride-2 max pool to 64 channels (``deep_stem``: three
     3x3 convs, the first with stride 2, no pool). Four stages with 128, 256, 512, 1024 channels
     at strides 4, 8, 16, 32 (2, 4, 8, 16 with ``deep_stem``); default output the last.
-    Arguments as :class:`CSPDarkNet`, plus ``deep_stem`` (bool).
+    Arguments as :class:`CSPDarkNet` (our extras ``drop_path_rate`` and ``arch`` included), plus
+    ``deep_stem`` (bool).
     """
     arch_settings = {
         50: dict(in_channels=(64, 128, 256, 512), out_channels=(128, 256, 512, 1024),

@@ -8,6 +8,7 @@ form a stage. Parameter names are mmpretrain 1.2.0's RegNet (``conv1``/``bn1`` s
 ``prefix='backbone'``; timm ``regnetx_*`` checkpoints load through
 :mod:`mmbackbones.checkpoint.converters.timm_regnet`.
 """
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -21,6 +22,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice
                                  check_frozen_stages, check_positive_int, check_size_limit,
                                  normalize_out_indices)
 from ..base import BaseBackbone
+from ..host_args import take_host_args
 from ..layer_decay import resnet_layer_depth
 from ..layers.norm import check_norm_cfg
 from ..layers.resnet_blocks import Bottleneck, ResLayer, stage_dcn_and_plugins
@@ -85,6 +87,10 @@ def _check_arch(arch: dict) -> dict:
     return arch
 
 
+# mmdet's RegNet arguments that mmpretrain's has not
+MMDET_ONLY = dict.fromkeys(('dcn', 'stage_with_dcn', 'plugins', 'pretrained'), ('mmdet', ))
+
+
 @MODELS.register_module()
 class RegNet(BaseBackbone):
     """RegNetX backbone.
@@ -111,16 +117,14 @@ class RegNet(BaseBackbone):
         with_cp (bool): gradient checkpointing of each block.
         zero_init_residual (bool): zero the last norm of each block at ``init_weights()``
             (skipped when loading a pretrained checkpoint).
-        dcn (dict, optional), stage_with_dcn (Sequence[bool]): mmdet's deformable 3x3 conv in
-            the flagged stages (``dict(type='DCN'|'DCNv2', ...)``; needs the full mmcv).
-        plugins (list[dict], optional): mmdet's block plugins (``cfg``, ``position``,
-            ``stages``), built by mmcv's ``build_plugin_layer``.
-        pretrained (str, optional): mmdet's deprecated spelling of
-            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
         init_cfg (dict | list[dict], optional): mmengine init config.
 
-    mmdet's RegNet takes the same arguments; its default ``out_indices`` is ``(0, 1, 2, 3)``
-    and ``norm_eval`` ``True``, ours are mmpretrain's (``(3,)``, ``False``).
+    The signature, defaults and meanings are mmpretrain's. mmdet's RegNet is the twin
+    ``mmbackbones.mmdet.RegNet`` (default ``out_indices=(0, 1, 2, 3)``, ``norm_eval=True``).
+    mmdet's own arguments still work here for now, with one warning: ``dcn``/``stage_with_dcn``
+    (deformable 3x3 convs in the flagged stages; needs the full mmcv), ``plugins`` (block
+    plugins built by mmcv's ``build_plugin_layer``), ``pretrained`` (the deprecated spelling of
+    ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``).
 
     Input ``(N, in_channels, H, W)``; output ``i`` is ``(N, C_i, ~H / s_i, ~W / s_i)``.
     """
@@ -143,12 +147,16 @@ class RegNet(BaseBackbone):
                  deep_stem: bool = False, avg_down: bool = False, frozen_stages: int = -1,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True), norm_eval: bool = False,
-                 with_cp: bool = False, zero_init_residual: bool = True,
-                 dcn: Optional[dict] = None,
-                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
-                 plugins: Optional[Sequence[dict]] = None, pretrained: Optional[str] = None,
-                 init_cfg=None):
-        super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
+                 with_cp: bool = False, zero_init_residual: bool = True, init_cfg=None,
+                 **mmdet_args):
+        take_host_args(self, mmdet_args, MMDET_ONLY)
+        dcn, plugins = mmdet_args.get('dcn'), mmdet_args.get('plugins')
+        stage_with_dcn = mmdet_args.get('stage_with_dcn', (False, False, False, False))
+        with warnings.catch_warnings():
+            if getattr(type(self), 'host', None) is None:  # take_host_args warned once
+                warnings.simplefilter('ignore', UserWarning)
+            init_cfg = self._pretrained_to_init_cfg(mmdet_args.get('pretrained'), init_cfg)
+        super().__init__(init_cfg=init_cfg)
         stage_widths, stage_blocks, group_widths, bot_muls = self._resolve_arch(arch)
         num_stages = len(stage_widths)
         for name, value in (('strides', strides), ('dilations', dilations)):

@@ -29,6 +29,7 @@ same values). Both combine. ``forward`` itself is plain: the CPU fast paths (str
 convs, the stem max pool) are layer classes that the builders pick under the one switch of
 ``layers/conv.py`` (``set_cpu_fast_paths``, ``apply_cpu_fast_paths``).
 """
+import warnings
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -40,6 +41,7 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_frozen_stages, check_positive_int,
                                  check_rate, normalize_out_indices)
 from ..base import BaseBackbone
+from ..host_args import take_host_args
 from ..layer_decay import resnet_layer_depth
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.conv import build_max_pool
@@ -52,6 +54,10 @@ STEM_STRIDE = 4  # stride-2 conv (or deep stem) + stride-2 max pool
 # mmpretrain's/mmdet's default init when no init_cfg (nor pretrained) is given
 DEFAULT_INIT_CFG = [dict(type='Kaiming', layer=['Conv2d']),
                     dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+# mmdet's/mmseg's ResNet arguments that mmpretrain's has not -> the hosts that have them
+HOST_ONLY = {**dict.fromkeys(('dcn', 'stage_with_dcn', 'plugins', 'pretrained'),
+                             ('mmdet', 'mmseg')),
+             **dict.fromkeys(('multi_grid', 'contract_dilation'), ('mmseg', ))}
 
 
 def _check_int_tuple(name: str, value, length: int, length_name: str) -> tuple:
@@ -97,25 +103,30 @@ class ResNet(BaseBackbone):
         zero_init_residual: zero the last norm of every residual branch at init (skipped when
             ``init_cfg`` loads a checkpoint).
         drop_path_rate: stochastic depth, rising linearly over all the blocks of the depth.
+
+    Our extras (keyword-only):
         channels_last: run in NHWC memory format (weights converted, input converted in
             ``forward``).
         out_names: names of the outputs (default ``res{s+2}``).
+
+    The signature, defaults and meanings are mmpretrain's (``out_indices=(3,)``,
+    ``norm_eval=False``, ``stem_channels=64``); mmdet's and mmseg's are the twins
+    ``mmbackbones.mmdet.ResNet``/``mmbackbones.mmseg.ResNet`` (``mmbackbones.compat.resnet``).
+    Their own arguments (:data:`HOST_ONLY`) still work here for now, with one warning:
         dcn / stage_with_dcn: mmdet's deformable 3x3 conv in the bottlenecks of the flagged
             stages (``dict(type='DCN'|'DCNv2', deform_groups=1)``; needs the full mmcv).
         plugins: mmdet's block plugins (``[dict(cfg=dict(type='ContextBlock', ratio=1/16),
             stages=(False, True, True, True), position='after_conv3')]``), built by mmcv.
         multi_grid: mmseg's per-block dilations of the last stage (DeepLabV3, e.g. (1, 2, 4)).
         contract_dilation: mmseg's: the first block of a dilated stage uses half the dilation.
-        pretrained: mmdet's/mmseg's deprecated spelling of
-            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` (warns; refused together
+        pretrained: the deprecated spelling of
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` (refused together
             with another ``init_cfg``).
-        init_cfg: mmengine init config (default: Kaiming convs, unit norms).
 
-    ``stem_channels=None`` means ``base_channels`` (mmdet's default). The deep stem's keys are
-    ``stem.{0,1,2}.conv|bn``; mmdet/mmseg (mmcv-era) checkpoints with ``stem.0/1/3/4/6/7`` are
-    converted on load (``checkpoint.converters.openmmlab_resnet``).
+    The deep stem's keys are ``stem.{0,1,2}.conv|bn``; mmdet/mmseg (mmcv-era) checkpoints with
+    ``stem.0/1/3/4/6/7`` are converted on load (``checkpoint.converters.openmmlab_resnet``).
     """
-
+    host_only = HOST_ONLY  # mmdet's/mmseg's own arguments (ResNeXt adds base_width)
     arch_settings = {
         18: (BasicBlock, (2, 2, 2, 2)),
         34: (BasicBlock, (3, 4, 6, 3)),
@@ -127,13 +138,13 @@ class ResNet(BaseBackbone):
     def __init__(self,
                  depth: int = 50,
                  in_channels: int = 3,
-                 stem_channels: Optional[int] = 64,
+                 stem_channels: int = 64,
                  base_channels: int = 64,
                  expansion: Optional[int] = None,
                  num_stages: int = 4,
                  strides: Sequence[int] = (1, 2, 2, 2),
                  dilations: Sequence[int] = (1, 1, 1, 1),
-                 out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
+                 out_indices: Union[int, Sequence[int]] = (3, ),
                  style: str = 'pytorch',
                  deep_stem: bool = False,
                  avg_down: bool = False,
@@ -143,20 +154,24 @@ class ResNet(BaseBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
+                 init_cfg=DEFAULT_INIT_CFG,
                  drop_path_rate: float = 0.0,
+                 *,
                  channels_last: bool = False,
                  out_names: Optional[Sequence[str]] = None,
-                 dcn: Optional[dict] = None,
-                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
-                 plugins: Optional[Sequence[dict]] = None,
-                 multi_grid: Optional[Sequence[int]] = None,
-                 contract_dilation: bool = False,
-                 pretrained: Optional[str] = None,
-                 init_cfg=None):
-        init_cfg = self._pretrained_to_init_cfg(pretrained, init_cfg)
+                 **host_args):
+        take_host_args(self, host_args, self.host_only)
+        dcn, plugins = host_args.get('dcn'), host_args.get('plugins')
+        stage_with_dcn = host_args.get('stage_with_dcn', (False, False, False, False))
+        multi_grid = host_args.get('multi_grid')
+        contract_dilation = host_args.get('contract_dilation', False)
+        with warnings.catch_warnings():
+            if getattr(type(self), 'host', None) is None:  # take_host_args warned once
+                warnings.simplefilter('ignore', UserWarning)
+            if host_args.get('pretrained') is not None and init_cfg == DEFAULT_INIT_CFG:
+                init_cfg = None  # the default init, not a choice contradicting pretrained
+            init_cfg = self._pretrained_to_init_cfg(host_args.get('pretrained'), init_cfg)
         super().__init__(init_cfg=DEFAULT_INIT_CFG if init_cfg is None else init_cfg)
-        if stem_channels is None:  # mmdet's default: as wide as base_channels
-            stem_channels = base_channels
         self._check_arguments(depth, in_channels, stem_channels, base_channels, num_stages,
                               strides, dilations, out_indices, style, deep_stem, frozen_stages,
                               norm_cfg, dict(deep_stem=deep_stem, avg_down=avg_down,
@@ -361,26 +376,26 @@ class ResNetV1d(ResNet):
 class ResNeXt(ResNet):
     """ResNeXt (https://arxiv.org/abs/1611.05431): grouped 3x3 convs in every bottleneck.
 
-    ``groups=32, width_per_group=4`` is 32x4d: the first stage's 3x3 conv has
-    ``groups * width_per_group = 128`` channels, doubling with each stage. ``base_width`` is
-    mmdet's/mmseg's name for ``width_per_group`` (give either; default 4). Other arguments as
-    :class:`ResNet`; depth 50, 101 or 152. Unlike mmdet's ResNeXt (``groups=1``), the default
-    ``groups`` is mmpretrain's 32.
+    ``groups=32, width_per_group=4`` (mmpretrain's defaults) is 32x4d: the first stage's 3x3
+    conv has ``groups * width_per_group = 128`` channels, doubling with each stage. Other
+    arguments as :class:`ResNet`; depth 50, 101 or 152. mmdet's/mmseg's ResNeXt (``groups=1``,
+    ``base_width``) is the twin ``mmbackbones.mmdet.ResNeXt``; ``base_width`` given here still
+    means ``width_per_group``, with one warning.
     """
 
     arch_settings = {k: v for k, v in ResNet.arch_settings.items() if k >= 50}
+    host_only = {**HOST_ONLY, 'base_width': ('mmdet', 'mmseg')}
 
-    def __init__(self, depth: int = 50, groups: int = 32, width_per_group: Optional[int] = None,
-                 base_width: Optional[int] = None, **kwargs):
+    def __init__(self, depth: int = 50, groups: int = 32, width_per_group: int = 4, **kwargs):
         self.groups = check_positive_int('groups', groups)
-        if width_per_group is not None and base_width is not None and \
-                width_per_group != base_width:
+        base_width = kwargs.get('base_width')  # checked (and warned about) by ResNet
+        if base_width is not None and width_per_group not in (4, base_width):
             raise ValueError(f'width_per_group={width_per_group!r} (mmpretrain) and '
                              f'base_width={base_width!r} (mmdet/mmseg) are one setting and '
                              f'contradict each other; give one of them')
-        width = width_per_group if width_per_group is not None else base_width
         name = 'width_per_group' if base_width is None else 'base_width'
-        self.width_per_group = check_positive_int(name, 4 if width is None else width)
+        self.width_per_group = check_positive_int(
+            name, width_per_group if base_width is None else base_width)
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> ResLayer:
@@ -388,4 +403,4 @@ class ResNeXt(ResNet):
                         base_channels=self.base_channels, **kwargs)
 
 
-__all__ = ['ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt']
+__all__ = ['ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'HOST_ONLY']

@@ -7,11 +7,10 @@ Parameter names follow mmpretrain 1.2.0's ``SwinTransformer`` (``patch_embed.pro
 checkpoints load with ``prefix='backbone'``; timm and original (Microsoft) Swin checkpoints load
 through :func:`mmbackbones.checkpoint.converters.timm_swin.convert_timm_swin` (automatically).
 
-One class takes both spellings: mmpretrain's (``arch``, ``img_size``, ``stage_cfgs``,
-``patch_cfg``, ``pad_small_map``, ...) and mmdet's/mmseg's (``embed_dims``, ``depths``,
-``num_heads``, ``mlp_ratio``, ``qkv_bias``, ``qk_scale``, ``attn_drop_rate``, ``patch_norm``,
-``pretrain_img_size``, ``strides``, ``act_cfg``, ``convert_weights``, ``pretrained``), each with
-the owning library's meaning; see :func:`resolve_swin_arguments`.
+The class takes mmpretrain's signature, defaults and meanings (``mmcls.SwinTransformer``).
+mmdet's and mmseg's spelling is the host twin ``mmbackbones.mmdet.SwinTransformer`` /
+``mmbackbones.mmseg.SwinTransformer`` (``mmbackbones.compat.swin``), translated by
+:func:`mmdet_spelling`; their own arguments given here still work, with one warning.
 
 Any input size works: the image is padded to a multiple of the patch size, every attention layer
 pads its map to a multiple of the window, and patch merging pads odd sides. Stage ``i``
@@ -19,6 +18,7 @@ pads its map to a multiple of the window, and patch merging pads odd sides. Stag
 input gives ``ceil(H / stride) x ceil(W / stride)`` maps. Internally maps are kept as
 ``(N, H, W, C)``. Sizes stay symbolic under tracing (``export --dynamic``).
 """
+import warnings
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -28,10 +28,11 @@ from torch import nn
 
 from ...registry import MODELS
 from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, check_bool,
-                                 check_cfg_keys, check_choice, check_frozen_stages,
+                                 check_cfg_keys, check_choice,
                                  check_positive_int, check_rate, check_size_limit,
                                  normalize_out_indices)
 from ..base import BaseBackbone
+from ..host_args import check_stage_count, take_host_args, to_contract_count
 from ..layer_decay import strip_prefix
 from ..layers.drop import DropPath
 from ..layers.ffn import FFN
@@ -48,17 +49,18 @@ _LARGE = dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])
 arch_settings = {'t': _TINY, 'tiny': _TINY, 's': _SMALL, 'small': _SMALL,
             'b': _BASE, 'base': _BASE, 'l': _LARGE, 'large': _LARGE}
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
-# mmdet's/mmseg's arguments that mmpretrain's Swin does not have: giving any of them selects
-# mmdet's defaults where the libraries differ (see resolve_swin_arguments).
-MMDET_ARGS = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio', 'qkv_bias', 'qk_scale',
-              'attn_drop_rate', 'patch_norm', 'convert_weights', 'pretrain_img_size', 'strides',
-              'act_cfg', 'pretrained')
+# mmdet's/mmseg's arguments that mmpretrain's Swin has not -> the hosts that have them
+MMDET_ONLY = {**dict.fromkeys(('embed_dims', 'depths', 'num_heads', 'mlp_ratio', 'qkv_bias',
+                               'qk_scale', 'attn_drop_rate', 'patch_norm', 'pretrain_img_size',
+                               'strides', 'act_cfg', 'pretrained'), ('mmdet', 'mmseg')),
+              'convert_weights': ('mmdet', )}
 STAGE_CFG_KEYS = ('block_cfgs', 'downsample_cfg')
 BLOCK_CFG_KEYS = ('window_size', 'ffn_ratio', 'attn_cfgs', 'ffn_cfgs', 'norm_cfg')
 ATTN_CFG_KEYS = ('qkv_bias', 'qk_scale', 'attn_drop', 'proj_drop')
 FFN_CFG_KEYS = ('act_cfg', 'ffn_drop')
 DOWNSAMPLE_CFG_KEYS = ('norm_cfg', )
 PATCH_CFG_KEYS = ('norm_cfg', 'padding', 'bias')
+NESTED = ('block_cfgs', 'attn_cfgs', 'ffn_cfgs', 'downsample_cfg')
 
 
 def _per_item(name: str, cfgs, count: int) -> List[dict]:
@@ -100,53 +102,88 @@ def parse_arch(arch) -> dict:
     return dict(embed_dims=arch['embed_dims'], depths=list(depths), num_heads=list(heads))
 
 
-def _resolve_arch(arch, embed_dims, depths, num_heads) -> dict:
-    """mmpretrain's ``arch`` and mmdet's ``embed_dims/depths/num_heads`` -> one arch dict.
-
-    Without ``arch``, mmdet's defaults (Swin-T) fill what is not given; with both spellings,
-    every value given must equal the arch's, else ``ValueError``."""
-    given = {k: v for k, v in zip(ARCH_KEYS, (embed_dims, depths, num_heads)) if v is not None}
-    base = parse_arch(arch if arch is not None else 'tiny')
-    if arch is not None:
-        for key, value in given.items():
-            plain = list(value) if isinstance(value, (list, tuple)) else value
-            if plain != base[key]:
-                raise ValueError(f'arch={arch!r} means {key}={base[key]!r}, but {key}={value!r} '
-                                 f'was also given: give the architecture once (arch, or '
-                                 f'embed_dims/depths/num_heads)')
-    return parse_arch({**base, **given})
-
-
-def _resolve_strides(strides, patch_size: int, num_stages: int) -> None:
-    """mmdet's ``strides``: ``(patch_size, 2, 2, ...)`` is the only layout both libraries build
-    (non-overlapping patch embedding, 2x2 patch merging)."""
-    if strides is None:
-        return
-    wanted = [patch_size] + [2] * (num_stages - 1)
-    if not isinstance(strides, (list, tuple)) or list(strides) != wanted:
-        raise ValueError(f'strides must be {tuple(wanted)} (patch embedding stride = '
-                         f'patch_size, then 2x2 patch merging), got {strides!r}')
+def _merge(name: str, cfg, extra: dict):
+    """``cfg`` (a dict or a list of dicts) with ``extra``'s keys added, the nested configs
+    (:data:`NESTED`) merged key by key; a key given in both with another value is a
+    ``ValueError``."""
+    if isinstance(cfg, (list, tuple)):
+        return [_merge(f'{name}[{i}]', c, extra) for i, c in enumerate(cfg)]
+    cfg = {} if cfg is None else cfg
+    if not isinstance(cfg, dict):
+        return cfg  # refused with its own message by the checks that follow
+    out = dict(cfg)
+    for key, value in extra.items():
+        if key in NESTED:
+            out[key] = _merge(f'{name}[{key!r}]', cfg.get(key), value)
+        elif key in cfg and cfg[key] != value:
+            raise ValueError(f'{name}[{key!r}]={cfg[key]!r} contradicts the mmdet/mmseg '
+                             f'argument giving {value!r}; give it once')
+        else:
+            out[key] = value
+    return out
 
 
-def _resolve_img_size(img_size, pretrain_img_size) -> Tuple[int, int]:
-    if img_size is not None and pretrain_img_size is not None:
-        a, b = check_pair('img_size', img_size), check_pair('pretrain_img_size',
-                                                            pretrain_img_size)
-        if a != b:
-            raise ValueError(f'img_size={img_size!r} (mmpretrain) and pretrain_img_size='
-                             f'{pretrain_img_size!r} (mmdet/mmseg) name the same size and '
-                             f'differ; give one')
-    size = img_size if img_size is not None else pretrain_img_size
-    return check_pair('img_size', 224 if size is None else size)
-
-
-def _check_optional_scale(qk_scale) -> Optional[float]:
-    if qk_scale is None:
-        return None
-    if isinstance(qk_scale, bool) or not isinstance(qk_scale, (int, float)) or qk_scale <= 0:
-        raise ValueError(f'qk_scale must be None (head_dims ** -0.5) or a positive number, got '
-                         f'{qk_scale!r}')
-    return float(qk_scale)
+def mmdet_spelling(args: dict, host: dict, num_stages: int) -> dict:
+    """The core's arguments ``args`` with mmdet's/mmseg's own arguments ``host`` (names in
+    :data:`MMDET_ONLY` but ``pretrained``/``convert_weights``) translated in, each with the
+    host's meaning and nothing else changed: ``embed_dims``/``depths``/``num_heads`` replace the
+    arch's values; ``pretrain_img_size`` is ``img_size``; ``strides`` must be
+    ``(patch_size, 2, 2, ...)``; ``mlp_ratio``, ``qkv_bias``, ``qk_scale``, ``attn_drop_rate``
+    and ``act_cfg`` go to every block, ``patch_norm=False`` removes the norms of the patch
+    embedding and patch merging (``stage_cfgs``/``patch_cfg``). Used by the twins (all of them,
+    plus the block/patch ``norm_cfg`` and the in-block ``drop_rate`` of mmdet) and by the core
+    (those given).
+    """
+    args = dict(args)
+    arch_args = {k: host[k] for k in ARCH_KEYS if k in host}
+    if arch_args:
+        args['arch'] = parse_arch({**parse_arch(args.get('arch', 'tiny')), **{
+            k: list(v) if isinstance(v, (list, tuple)) else v for k, v in arch_args.items()}})
+        num_stages = len(args['arch']['depths'])
+    if 'pretrain_img_size' in host:
+        args['img_size'] = host['pretrain_img_size']
+    if 'strides' in host:
+        patch_size = check_positive_int('patch_size', args.get('patch_size', 4))
+        wanted = [patch_size] + [2] * (num_stages - 1)
+        if not isinstance(host['strides'], (list, tuple)) or list(host['strides']) != wanted:
+            raise ValueError(f"strides must be {tuple(wanted)} (patch embedding stride = "
+                             f"patch_size, then 2x2 patch merging), got {host['strides']!r}")
+    block = {}
+    if 'mlp_ratio' in host:
+        ratio = host['mlp_ratio']
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
+            raise ValueError(f'mlp_ratio must be a positive number, got {ratio!r}')
+        block['ffn_ratio'] = ratio
+    attn = {}
+    if 'qkv_bias' in host:
+        attn['qkv_bias'] = check_bool('qkv_bias', host['qkv_bias'])
+    if host.get('qk_scale') is not None:
+        qk_scale = host['qk_scale']
+        if isinstance(qk_scale, bool) or not isinstance(qk_scale, (int, float)) or qk_scale <= 0:
+            raise ValueError(f'qk_scale must be None (head_dims ** -0.5) or a positive number, '
+                             f'got {qk_scale!r}')
+        attn['qk_scale'] = float(qk_scale)
+    if 'attn_drop_rate' in host:
+        attn['attn_drop'] = check_rate('attn_drop_rate', host['attn_drop_rate'])
+    ffn = {}
+    if host.get('act_cfg') is not None:
+        ffn['act_cfg'] = host['act_cfg']
+    block.update({k: v for k, v in (('attn_cfgs', attn), ('ffn_cfgs', ffn)) if v})
+    stage = dict(block_cfgs=block) if block else {}
+    patch = {}
+    if 'patch_norm' in host and not check_bool('patch_norm', host['patch_norm']):
+        stage['downsample_cfg'] = dict(norm_cfg=None)
+        patch['norm_cfg'] = None
+    if stage:
+        stage_cfgs = args.get('stage_cfgs')
+        if isinstance(stage_cfgs, (list, tuple)):
+            args['stage_cfgs'] = [_merge(f'stage_cfgs[{i}]', c, stage)
+                                  for i, c in enumerate(stage_cfgs)]
+        else:
+            args['stage_cfgs'] = _merge('stage_cfgs', stage_cfgs, stage)
+    if patch:
+        args['patch_cfg'] = _merge('patch_cfg', args.get('patch_cfg'), patch)
+    return args
 
 
 def _block_cfgs(stage_cfg: dict, depth: int, defaults: dict, name: str) -> List[dict]:
@@ -260,40 +297,37 @@ class SwinBlockSequence(nn.Module):
 
 @MODELS.register_module()
 class SwinTransformer(BaseBackbone):
-    """Swin Transformer backbone taking mmpretrain's and mmdet's/mmseg's arguments.
+    """Swin Transformer backbone with mmpretrain's arguments, defaults and meanings.
 
-    mmpretrain's arguments:
+    Args:
         arch (str | dict): ``'tiny'``, ``'small'``, ``'base'``, ``'large'`` (or ``'t'``,
             ``'s'``, ``'b'``, ``'l'``), or ``dict(embed_dims=..., depths=[...], num_heads=[...])``.
-            Default ``None``: Swin-T, or what ``embed_dims/depths/num_heads`` say.
         img_size (int | tuple): the usual input size; only sizes ``absolute_pos_embed`` (inputs
             of other sizes are accepted, the embedding is resized on the fly). Default 224.
         patch_size (int): patch embedding kernel and stride.
         in_channels (int): input image channels.
         window_size (int): attention window side. A checkpoint trained with another window size
             loads: its relative position bias tables are resized (bicubic) on load.
-        drop_rate (float): dropout after the patch embedding (with mmdet's spelling also after
-            each attention projection and in each MLP, as mmdet does).
+        drop_rate (float): dropout after the patch embedding.
         drop_path_rate (float): stochastic depth, linearly increasing over all blocks.
         out_indices (int | Sequence[int]): stages (0-based) to return, in this order. Only what
             they need is built.
-        out_after_downsample (bool): return each stage after its patch merging (mmpretrain's
-            option): stage ``i < last`` then has ``2x`` channels and ``2x`` stride.
+        out_after_downsample (bool): return each stage after its patch merging: stage
+            ``i < last`` then has ``2x`` channels and ``2x`` stride.
         use_abs_pos_embed (bool): add a learned absolute position embedding after the patch
             embedding.
         interpolate_mode (str): how ``absolute_pos_embed`` is resized.
         with_cp (bool): gradient checkpointing of each block.
-        frozen_stages (int): ``-1`` nothing, ``0`` the patch embedding, ``k`` it and stages
-            ``1..k`` (with their patch merging and output norms). mmpretrain counts from 0
-            (its ``frozen_stages=k`` is ``k + 1`` here); mmdet's/mmseg's Swin counts as here.
+        frozen_stages (int): mmpretrain's count: ``-1`` nothing, ``k`` the patch embedding and
+            ``stages[0..k]`` (with their patch merging and output norms), ``k <= 3``. (mmdet's
+            and mmseg's ``k`` freezes ``stages[0..k-1]``: their twins count that way.) The
+            attribute ``frozen_stages`` reads the contract's count of the same modules,
+            ``k + 1``.
         norm_eval (bool): keep BatchNorm layers in eval mode (Swin has none; kept for the
             contract).
         pad_small_map (bool): drop the shift where the smaller map side equals the window
             unless True (see :class:`~mmbackbones.models.layers.window_attention.ShiftWindowMSA`).
-            Default: False with mmpretrain's spelling, True with mmdet's (mmdet always shifts).
-        norm_cfg (dict | None): the output norms ``norm{i}`` (with mmdet's spelling also the
-            patch embedding, patch merging and block norms, as there); ``None`` returns raw
-            stage maps.
+        norm_cfg (dict | None): the output norms ``norm{i}``; ``None`` returns raw stage maps.
         stage_cfgs (dict | list[dict]): per stage (a list) or for all: ``block_cfgs`` (a dict
             or one per block: ``window_size``, ``ffn_ratio``, ``attn_cfgs`` with ``qkv_bias``,
             ``qk_scale``, ``attn_drop``, ``proj_drop``; ``ffn_cfgs`` with ``act_cfg``,
@@ -301,17 +335,9 @@ class SwinTransformer(BaseBackbone):
         patch_cfg (dict): patch embedding overrides: ``norm_cfg``, ``padding``, ``bias``.
         init_cfg (dict | list[dict], optional): mmengine init config.
 
-    mmdet's / mmseg's arguments (``None``: not given):
-        embed_dims, depths, num_heads: the architecture (with ``arch`` too, they must agree).
-        mlp_ratio: MLP hidden width over ``embed_dims`` (mmpretrain's ``ffn_ratio``). Default 4.
-        qkv_bias, qk_scale, attn_drop_rate: window attention settings.
-        patch_norm (bool): LayerNorm in the patch embedding and patch merging. Default True.
-        pretrain_img_size: mmdet's name of ``img_size`` (both given must agree).
-        strides: must be ``(patch_size, 2, 2, 2)``, the only layout either library builds.
-        act_cfg (dict): the MLP activation. Default GELU.
-        convert_weights (bool): accepted for mmdet's configs; original-Swin/timm layouts are
-            recognised and converted on load whatever its value.
-        pretrained (str): a checkpoint: ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
+    mmdet's/mmseg's own arguments (:data:`MMDET_ONLY`) given here still work for now, each with
+    its host meaning (:func:`mmdet_spelling`) and one
+    :class:`~mmbackbones.models.host_args.HostArgumentWarning`; they change no other default.
 
     Outputs: a tuple of ``(N, C_i, H_i, W_i)`` maps in ``out_indices`` order, named
     ``stage{i + 1}``.
@@ -322,8 +348,8 @@ class SwinTransformer(BaseBackbone):
     _version = 3
 
     def __init__(self,
-                 arch: Union[str, dict, None] = None,
-                 img_size: Union[int, Tuple[int, int], None] = None,
+                 arch: Union[str, dict] = 'tiny',
+                 img_size: Union[int, Tuple[int, int]] = 224,
                  patch_size: int = 4,
                  in_channels: int = 3,
                  window_size: int = 7,
@@ -336,45 +362,34 @@ class SwinTransformer(BaseBackbone):
                  with_cp: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 pad_small_map: Optional[bool] = None,
+                 pad_small_map: bool = False,
                  norm_cfg: Optional[dict] = dict(type='LN'),
-                 stage_cfgs: Union[dict, Sequence[dict], None] = None,
-                 patch_cfg: Optional[dict] = None,
-                 embed_dims: Optional[int] = None,
-                 depths: Optional[Sequence[int]] = None,
-                 num_heads: Optional[Sequence[int]] = None,
-                 mlp_ratio: Optional[float] = None,
-                 qkv_bias: Optional[bool] = None,
-                 qk_scale: Optional[float] = None,
-                 attn_drop_rate: Optional[float] = None,
-                 patch_norm: Optional[bool] = None,
-                 pretrain_img_size: Union[int, Tuple[int, int], None] = None,
-                 strides: Optional[Sequence[int]] = None,
-                 act_cfg: Optional[dict] = None,
-                 convert_weights: Optional[bool] = None,
-                 pretrained: Optional[str] = None,
-                 init_cfg=None):
-        mmdet_given = dict(embed_dims=embed_dims, depths=depths, num_heads=num_heads,
-                           mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale,
-                           attn_drop_rate=attn_drop_rate, patch_norm=patch_norm,
-                           convert_weights=convert_weights,
-                           pretrain_img_size=pretrain_img_size, strides=strides,
-                           act_cfg=act_cfg, pretrained=pretrained)
-        super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
-        self.mmdet_style = any(v is not None for v in mmdet_given.values())
-        self.arch_settings = settings = _resolve_arch(arch, embed_dims, depths, num_heads)
+                 stage_cfgs: Union[dict, Sequence[dict]] = dict(),
+                 patch_cfg: dict = dict(),
+                 init_cfg=None,
+                 **mmdet_args):
+        take_host_args(self, mmdet_args, MMDET_ONLY)
+        self.convert_weights = check_bool('convert_weights',
+                                          mmdet_args.pop('convert_weights', False))
+        if mmdet_args:
+            arch, img_size, stage_cfgs, patch_cfg = (mmdet_spelling(dict(
+                arch=arch, img_size=img_size, patch_size=patch_size, stage_cfgs=stage_cfgs,
+                patch_cfg=patch_cfg), mmdet_args, len(parse_arch(arch)['depths']))[k]
+                for k in ('arch', 'img_size', 'stage_cfgs', 'patch_cfg'))
+            with warnings.catch_warnings():  # one warning (take_host_args') is enough
+                warnings.simplefilter('ignore', UserWarning)
+                init_cfg = self._pretrained_to_init_cfg(mmdet_args.get('pretrained'), init_cfg)
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = settings = parse_arch(arch)
         self.embed_dims = settings['embed_dims']
         self.depths, self.num_heads = settings['depths'], settings['num_heads']
         self.num_layers = len(self.depths)
-        self.img_size = _resolve_img_size(img_size, pretrain_img_size)
+        self.img_size = check_pair('img_size', img_size)
         for side in self.img_size:
             check_size_limit('img_size', side, MAX_IMAGE_SIDE, 'a side of absolute_pos_embed')
         self.patch_size = check_positive_int('patch_size', patch_size)
-        _resolve_strides(strides, self.patch_size, self.num_layers)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.window_size = check_size_limit('window_size', window_size, MAX_IMAGE_SIDE)
-        self.convert_weights = bool(check_bool('convert_weights', convert_weights)
-                                    if convert_weights is not None else False)
         for name, value in (('out_after_downsample', out_after_downsample),
                             ('use_abs_pos_embed', use_abs_pos_embed), ('with_cp', with_cp),
                             ('norm_eval', norm_eval)):
@@ -384,24 +399,20 @@ class SwinTransformer(BaseBackbone):
         if norm_cfg is not None:
             check_norm_cfg(norm_cfg)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
-        self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers)
+        # mmpretrain's k freezes the patch embedding and stages[0..k]: the contract's k + 1
+        self.frozen_stages = to_contract_count(check_stage_count(frozen_stages, self.num_layers))
         self.norm_eval = norm_eval
         self.out_after_downsample = out_after_downsample
         self.use_abs_pos_embed = use_abs_pos_embed
-        self.pad_small_map = check_bool('pad_small_map', self.mmdet_style if pad_small_map is None
-                                        else pad_small_map)
-        # the norm of the patch embedding, patch merging and blocks: mmdet's norm_cfg, else LN
-        inner_norm = norm_cfg if self.mmdet_style and norm_cfg is not None else dict(type='LN')
-        if patch_norm is not None and not check_bool('patch_norm', patch_norm):
-            patch_norm_cfg = None
-        else:
-            patch_norm_cfg = inner_norm
-        block_defaults = self._block_defaults(mlp_ratio, qkv_bias, qk_scale, attn_drop_rate,
-                                              drop_rate, act_cfg, inner_norm)
-        self._build_stem(patch_cfg, patch_norm_cfg, check_rate('drop_rate', drop_rate))
+        self.pad_small_map = check_bool('pad_small_map', pad_small_map)
+        block_defaults = dict(
+            window_size=self.window_size, pad_small_map=self.pad_small_map, ffn_ratio=4.,
+            qkv_bias=True, qk_scale=None, attn_drop=0., proj_drop=0., ffn_drop=0., act_cfg=None,
+            norm_cfg=dict(type='LN'))
+        self._build_stem(patch_cfg, dict(type='LN'), check_rate('drop_rate', drop_rate))
         channels, strides_out = self._build_stages(
-            stage_cfgs, block_defaults, patch_norm_cfg, check_rate('drop_path_rate',
-                                                                   drop_path_rate), with_cp)
+            stage_cfgs, block_defaults, dict(type='LN'), check_rate('drop_path_rate',
+                                                                    drop_path_rate), with_cp)
         self.num_features = channels
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm(norm_cfg, channels[i])[1]
@@ -411,29 +422,6 @@ class SwinTransformer(BaseBackbone):
                           [strides_out[i] for i in self.out_indices],
                           [f'stage{i + 1}' for i in self.out_indices])
         self._freeze_stages()
-
-    def _block_defaults(self, mlp_ratio, qkv_bias, qk_scale, attn_drop_rate, drop_rate,
-                        act_cfg, norm_cfg) -> dict:
-        """:class:`SwinBlock` arguments of every block before ``stage_cfgs`` overrides."""
-        return dict(
-            window_size=self.window_size, pad_small_map=self.pad_small_map,
-            ffn_ratio=self._check_mlp_ratio(mlp_ratio),
-            qkv_bias=check_bool('qkv_bias', True if qkv_bias is None else qkv_bias),
-            qk_scale=_check_optional_scale(qk_scale),
-            attn_drop=check_rate('attn_drop_rate', attn_drop_rate or 0.),
-            # mmdet's drop_rate also drops inside the blocks; mmpretrain's only after the stem
-            proj_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
-            ffn_drop=check_rate('drop_rate', drop_rate) if self.mmdet_style else 0.,
-            act_cfg=act_cfg, norm_cfg=norm_cfg)
-
-    @staticmethod
-    def _check_mlp_ratio(mlp_ratio) -> float:
-        if mlp_ratio is None:
-            return 4.
-        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) \
-                or mlp_ratio <= 0:
-            raise ValueError(f'mlp_ratio must be a positive number, got {mlp_ratio!r}')
-        return mlp_ratio
 
     @classmethod
     def _parse_arch(cls, arch) -> dict:
@@ -502,19 +490,13 @@ class SwinTransformer(BaseBackbone):
             return sum(self.depths[:stage]) + int(parts[3]) + 1, num_depths
         return num_depths - 1, num_depths
 
-    def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        groups = [self.patch_embed]
-        for i, stage in enumerate(self.stages):
-            parts = [stage]
-            if i in self.out_indices:
-                parts.append(getattr(self, f'norm{i}'))
-            groups.append(nn.ModuleList(parts))
-        return groups
+    def _stage_parts(self) -> List[List[nn.Module]]:
+        """``stages[i]`` with its output norm (when built), per built stage."""
+        return [[stage] + ([getattr(self, f'norm{i}')] if i in self.out_indices else [])
+                for i, stage in enumerate(self.stages)]
 
-    def _freeze_stages(self) -> None:
-        super()._freeze_stages()
-        if self.frozen_stages >= 0 and self.use_abs_pos_embed:
-            self.absolute_pos_embed.requires_grad = False
+    def stem_and_stages(self) -> List[Optional[nn.Module]]:
+        return [self.patch_embed, *(nn.ModuleList(p) for p in self._stage_parts())]
 
     # ----- checkpoint loading --------------------------------------------------------------
     def _prepare_checkpoint(self, state_dict, prefix, local_metadata, *args, **kwargs):

@@ -35,6 +35,7 @@ is only built when the last layer is built (it is applied after the last layer o
 """
 import contextlib
 import math
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -46,6 +47,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, InvalidC
                                  check_frozen_stages, check_positive_int, check_rate,
                                  check_size_limit, normalize_out_indices)
 from ..base import BaseBackbone, is_pretrained_init
+from ..host_args import take_host_args
 from ..layer_decay import strip_prefix
 from ..layers.ffn import LayerScale
 from ..layers.norm import check_norm_cfg
@@ -114,35 +116,63 @@ def resolve_arch(arch) -> dict:
     return settings
 
 
-def _optional_flag(name: str, value) -> bool:
-    """An mmseg flag given as ``None`` (not given: False) or a bool."""
-    return False if value is None else check_bool(name, value)
+# mmseg's VisionTransformer arguments that mmpretrain's has not (the twin's and the legacy path's)
+MMSEG_ONLY = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'attn_drop_rate', 'act_cfg',
+              'patch_pad', 'patch_bias', 'patch_norm', 'num_fcs', 'pretrained')
 
 
-def _resolve_arch_spellings(arch, embed_dims, num_layers, num_heads, mlp_ratio) -> dict:
-    """mmpretrain's ``arch`` and mmseg's ``embed_dims/num_layers/num_heads/mlp_ratio`` -> one
-    arch dict. Without ``arch``, mmseg's defaults (ViT-B/16: 768, 12, 12, 4) fill what is not
-    given; with both spellings every value given must equal the arch's (``ValueError``)."""
-    if mlp_ratio is not None and (isinstance(mlp_ratio, bool) or not isinstance(
-            mlp_ratio, (int, float)) or mlp_ratio <= 0):
-        raise ValueError(f'mlp_ratio must be a positive number, got {mlp_ratio!r}')
-    base = resolve_arch(arch if arch is not None else 'base')
-    given = {k: v for k, v in (('embed_dims', embed_dims), ('num_layers', num_layers),
-                               ('num_heads', num_heads)) if v is not None}
-    for key, value in given.items():
-        check_positive_int(key, value)
-    dims = given.get('embed_dims', base['embed_dims'])
-    if mlp_ratio is not None:
-        given['feedforward_channels'] = int(mlp_ratio * dims)
-    elif 'embed_dims' in given and arch is None:
-        given['feedforward_channels'] = 4 * dims  # mmseg's default mlp_ratio
-    if arch is not None:
-        for key, value in given.items():
-            if value != base[key]:
-                raise ValueError(f'arch={arch!r} means {key}={base[key]!r}, but the mmseg '
-                                 f'arguments give {key}={value!r}: give the architecture once '
-                                 f'(arch, or embed_dims/num_layers/num_heads/mlp_ratio)')
-    return resolve_arch({**base, **given})
+def _merge_cfg(name: str, cfg, extra: dict):
+    """``cfg`` (a dict, or a list of dicts for ``layer_cfgs``) with ``extra``'s keys added; a key
+    in both with another value is a ``ValueError`` (the setting was given twice)."""
+    if isinstance(cfg, (list, tuple)):
+        return [_merge_cfg(f'{name}[{i}]', c, extra) for i, c in enumerate(cfg)]
+    cfg = {} if cfg is None else cfg
+    if not isinstance(cfg, dict):
+        return cfg  # refused with its own message by the checks that follow
+    for key, value in extra.items():
+        if key in cfg and cfg[key] != value:
+            raise ValueError(f'{name}[{key!r}]={cfg[key]!r} contradicts the mmseg argument '
+                             f'giving {value!r}; give it once')
+    return {**extra, **cfg}
+
+
+def mmseg_spelling(args: dict, host: dict) -> dict:
+    """The core's arguments ``args`` with mmseg's own arguments ``host`` (names in
+    :data:`MMSEG_ONLY` but ``pretrained``) translated in, each with mmseg's meaning and nothing
+    else changed: ``embed_dims``/``num_layers``/``num_heads`` replace the arch's values and
+    ``feedforward_channels = mlp_ratio * embed_dims`` (``mlp_ratio`` not given: the arch's
+    ratio); ``attn_drop_rate``/``act_cfg`` go to every layer (``layer_cfgs``);
+    ``patch_pad``/``patch_bias``/``patch_norm`` (a ``norm_cfg`` norm) to ``patch_cfg``;
+    ``num_fcs`` must be 2. Used by the mmseg twin (all of them) and by the core (those given).
+    """
+    args = dict(args)
+    arch_args = {k: host[k] for k in ('embed_dims', 'num_layers', 'num_heads') if k in host}
+    if arch_args or 'mlp_ratio' in host:
+        base = resolve_arch(args.get('arch', 'base'))
+        ratio = host.get('mlp_ratio', base['feedforward_channels'] / base['embed_dims'])
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
+            raise ValueError(f'mlp_ratio must be a positive number, got {ratio!r}')
+        for key, value in arch_args.items():
+            check_positive_int(key, value)
+        arch = {**base, **arch_args}
+        arch['feedforward_channels'] = int(ratio * arch['embed_dims'])
+        args['arch'] = resolve_arch(arch)
+    layer = {k: host[k] for k in ('attn_drop_rate', 'act_cfg') if k in host}
+    if layer:
+        args['layer_cfgs'] = _merge_cfg('layer_cfgs', args.get('layer_cfgs'), layer)
+    patch = {}
+    if 'patch_pad' in host:
+        patch['padding'] = check_choice('patch_pad', host['patch_pad'], ('corner', 'same'))
+    if 'patch_bias' in host:
+        patch['bias'] = check_bool('patch_bias', host['patch_bias'])
+    if 'patch_norm' in host:
+        patch['norm_cfg'] = args.get('norm_cfg', dict(type='LN', eps=1e-6)) if check_bool(
+            'patch_norm', host['patch_norm']) else None
+    if patch:
+        args['patch_cfg'] = _merge_cfg('patch_cfg', args.get('patch_cfg'), patch)
+    if host.get('num_fcs', 2) != 2:
+        raise ValueError(f"num_fcs must be 2 (Linear-act-Linear), got {host['num_fcs']!r}")
+    return args
 
 
 # ------------------------------------------------------------------------------------------------
@@ -176,7 +206,6 @@ class VisionTransformer(BaseBackbone):
         interpolate_mode: interpolation of ``pos_embed`` resizing (``'bicubic'``).
         layer_scale_init_value: > 0 adds LayerScale (``gamma1``/``gamma2``) to each block.
         pre_norm: a norm before the first block (CLIP); the patch projection then has no bias.
-        with_cp: gradient checkpointing of each block while training (saves memory).
         patch_cfg: overrides of the patch embedding: ``bias``, ``norm_cfg``, ``conv_cfg``,
             ``padding`` (``'corner'``: pad bottom/right, the default; ``'same'``).
         layer_cfgs: overrides for every block (a dict) or per block (a list of ``num_layers``
@@ -188,29 +217,24 @@ class VisionTransformer(BaseBackbone):
             parameters are allocated without a random init (the checkpoint overwrites them) and
             only those the checkpoint lacks get the default init in ``init_weights()``.
 
-    mmseg's arguments (``None``: not given; giving any selects mmseg's defaults where the two
-    libraries differ: ``out_type='featmap'``, ``final_norm=False``, ``norm_cfg=dict(type='LN')``
-    (eps 1e-5), no patch projection bias):
-        embed_dims, num_layers, num_heads, mlp_ratio: the architecture (with ``arch`` too, they
-            must agree; ``feedforward_channels = mlp_ratio * embed_dims``).
-        attn_drop_rate: dropout on attention weights.
-        act_cfg: the MLP activation.
-        output_cls_token: each output is ``[featmap, cls_token]`` (``out_type='featmap'``).
+    Our extras (keyword-only; mmseg's meanings):
+        with_cp: gradient checkpointing of each block while training (saves memory).
         out_origin: one more output first, ``stage0``: the tokens before the first layer.
-        patch_pad, patch_bias, patch_norm: patch embedding padding (``'corner'``/``'same'``),
-            projection bias, and a ``norm_cfg`` norm after it.
+        output_cls_token: each output is ``[featmap, cls_token]`` (``out_type='featmap'``).
         frozen_exclude: parameters whose name contains none of these strings are frozen at
-            construction (``['all']``: nothing).
+            construction (``None`` or ``['all']``: nothing).
         norm_eval: BatchNorm layers stay in eval mode (a ViT has none; kept for the contract).
-        num_fcs: must be 2.
-        pretrained: a checkpoint: ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (mmseg's
-            ``EncoderDecoder`` passes its own ``pretrained`` here).
+
+    mmseg's spelling is the twin ``mmbackbones.mmseg.VisionTransformer``. mmseg's own arguments
+    (:data:`MMSEG_ONLY`) given here still work for now, each with its mmseg meaning
+    (:func:`mmseg_spelling`) and one :class:`~mmbackbones.models.host_args.HostArgumentWarning`;
+    they change no other default.
     """
     arch_zoo = arch_settings  # mmpretrain's attribute name
     OUT_TYPES = OUT_TYPES
 
     def __init__(self,
-                 arch: Union[str, dict, None] = None,
+                 arch: Union[str, dict] = 'base',
                  img_size: Union[int, Sequence[int]] = 224,
                  patch_size: Union[int, Sequence[int]] = 16,
                  in_channels: int = 3,
@@ -218,50 +242,42 @@ class VisionTransformer(BaseBackbone):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  qkv_bias: bool = True,
-                 norm_cfg: Optional[dict] = None,
-                 final_norm: Optional[bool] = None,
-                 out_type: Optional[str] = None,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 final_norm: bool = True,
+                 out_type: str = 'cls_token',
                  with_cls_token: bool = True,
                  frozen_stages: int = -1,
                  interpolate_mode: str = 'bicubic',
                  layer_scale_init_value: float = 0.,
+                 patch_cfg: dict = dict(),
+                 layer_cfgs: Union[dict, Sequence[dict]] = dict(),
                  pre_norm: bool = False,
+                 init_cfg=None,
+                 *,
                  with_cp: bool = False,
-                 patch_cfg: Optional[dict] = None,
-                 layer_cfgs: Union[dict, Sequence[dict], None] = None,
-                 embed_dims: Optional[int] = None,
-                 num_layers: Optional[int] = None,
-                 num_heads: Optional[int] = None,
-                 mlp_ratio: Optional[float] = None,
-                 attn_drop_rate: Optional[float] = None,
-                 act_cfg: Optional[dict] = None,
-                 output_cls_token: Optional[bool] = None,
-                 out_origin: Optional[bool] = None,
-                 patch_pad: Optional[str] = None,
-                 patch_bias: Optional[bool] = None,
-                 patch_norm: Optional[bool] = None,
+                 out_origin: bool = False,
+                 output_cls_token: bool = False,
                  frozen_exclude: Optional[Sequence[str]] = None,
-                 norm_eval: Optional[bool] = None,
-                 num_fcs: Optional[int] = None,
-                 pretrained: Optional[str] = None,
-                 init_cfg=None):
-        mmseg_given = dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=num_heads,
-                           mlp_ratio=mlp_ratio, attn_drop_rate=attn_drop_rate, act_cfg=act_cfg,
-                           output_cls_token=output_cls_token, out_origin=out_origin,
-                           patch_pad=patch_pad, patch_bias=patch_bias, patch_norm=patch_norm,
-                           frozen_exclude=frozen_exclude, norm_eval=norm_eval, num_fcs=num_fcs,
-                           pretrained=pretrained)
-        init_cfg = self._pretrained_to_init_cfg(pretrained, init_cfg)
+                 norm_eval: bool = False,
+                 **mmseg_args):
+        take_host_args(self, mmseg_args, dict.fromkeys(MMSEG_ONLY, ('mmseg',)))
+        if mmseg_args:
+            translated = mmseg_spelling(dict(arch=arch, norm_cfg=norm_cfg, patch_cfg=patch_cfg,
+                                             layer_cfgs=layer_cfgs), mmseg_args)
+            arch, patch_cfg, layer_cfgs = (translated[k] for k in ('arch', 'patch_cfg',
+                                                                  'layer_cfgs'))
+            with warnings.catch_warnings():  # one warning (take_host_args') is enough
+                warnings.simplefilter('ignore', UserWarning)
+                init_cfg = self._pretrained_to_init_cfg(mmseg_args.get('pretrained'), init_cfg)
         super().__init__(init_cfg=init_cfg)
-        self.mmseg_style = any(v is not None for v in mmseg_given.values())
-        self.arch_settings = _resolve_arch_spellings(arch, embed_dims, num_layers, num_heads,
-                                                     mlp_ratio)
+        self.arch_settings = resolve_arch(arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
-        norm_cfg, final_norm, out_type = self._resolve_defaults(norm_cfg, final_norm, out_type)
+        norm_cfg = check_norm_cfg(norm_cfg)
         self._check_arguments(img_size, patch_size, in_channels, out_indices, out_type,
                               with_cls_token, interpolate_mode, frozen_stages, final_norm,
-                              with_cp, mmseg_given)
+                              with_cp)
+        self._check_extras(out_origin, output_cls_token, norm_eval)
         for name, flag in (('qkv_bias', qkv_bias), ('pre_norm', pre_norm)):
             check_bool(name, flag)
         if isinstance(layer_scale_init_value, bool) or not isinstance(
@@ -272,11 +288,11 @@ class VisionTransformer(BaseBackbone):
             num_heads=self.arch_settings['num_heads'],
             feedforward_channels=self.arch_settings['feedforward_channels'],
             layer_scale_init_value=float(layer_scale_init_value),
-            drop_rate=check_rate('drop_rate', drop_rate), qkv_bias=qkv_bias, norm_cfg=norm_cfg,
-            attn_drop_rate=check_rate('attn_drop_rate', attn_drop_rate or 0.))
-        if act_cfg is not None:
-            layer_defaults['act_cfg'] = act_cfg
-        patch_cfg = self._patch_cfg(patch_cfg, pre_norm, norm_cfg, mmseg_given)
+            drop_rate=check_rate('drop_rate', drop_rate), qkv_bias=qkv_bias, norm_cfg=norm_cfg)
+        # mmpretrain: no projection bias under a pre-norm (CLIP); patch_cfg overrides
+        patch_cfg = {'bias': not pre_norm,
+                     **check_cfg_keys('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS)}
+        check_choice('patch_cfg padding', patch_cfg.get('padding', 'corner'), ('corner', 'same'))
         layer_cfgs = check_layer_cfgs(layer_cfgs, self.num_layers)
         self._build(patch_cfg, layer_defaults, layer_cfgs, norm_cfg, pre_norm,
                     check_rate('drop_path_rate', drop_path_rate), init_cfg)
@@ -284,20 +300,10 @@ class VisionTransformer(BaseBackbone):
         self._freeze_stages()
         self._freeze_except(frozen_exclude)
 
-    # ---- argument resolution --------------------------------------------------------------------
-    def _resolve_defaults(self, norm_cfg, final_norm, out_type):
-        """mmpretrain's defaults, or mmseg's when its spelling is used."""
-        if norm_cfg is None:
-            norm_cfg = dict(type='LN') if self.mmseg_style else dict(type='LN', eps=1e-6)
-        if final_norm is None:
-            final_norm = not self.mmseg_style
-        if out_type is None:
-            out_type = 'featmap' if self.mmseg_style else 'cls_token'
-        return check_norm_cfg(norm_cfg), final_norm, out_type
-
+    # ---- argument checks ------------------------------------------------------------------------
     def _check_arguments(self, img_size, patch_size, in_channels, out_indices, out_type,
-                         with_cls_token, interpolate_mode, frozen_stages, final_norm, with_cp,
-                         mmseg_given: dict) -> None:
+                         with_cls_token, interpolate_mode, frozen_stages, final_norm,
+                         with_cp) -> None:
         self.img_size = check_pair('img_size', img_size)
         for side in self.img_size:
             check_size_limit('img_size', side, MAX_IMAGE_SIDE, 'a side of the pos_embed grid')
@@ -311,16 +317,6 @@ class VisionTransformer(BaseBackbone):
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError("out_type='cls_token' needs with_cls_token=True (there is no class "
                              "token to output); use out_type='avg_featmap', 'featmap' or 'raw'")
-        self.output_cls_token = _optional_flag('output_cls_token', mmseg_given['output_cls_token'])
-        if self.output_cls_token and (out_type != 'featmap' or not with_cls_token):
-            raise ValueError(f"output_cls_token=True (mmseg) needs out_type='featmap' and "
-                             f"with_cls_token=True, got out_type={out_type!r}, "
-                             f"with_cls_token={with_cls_token!r}")
-        self.out_origin = _optional_flag('out_origin', mmseg_given['out_origin'])
-        if mmseg_given['num_fcs'] not in (None, 2):
-            raise ValueError(f"num_fcs must be 2 (Linear-act-Linear), got "
-                             f"{mmseg_given['num_fcs']!r}")
-        self.norm_eval = _optional_flag('norm_eval', mmseg_given['norm_eval'])
         self.with_cls_token = with_cls_token
         self.num_extra_tokens = 1 if with_cls_token else 0
         self.interpolate_mode = check_choice('interpolate_mode', interpolate_mode,
@@ -329,26 +325,14 @@ class VisionTransformer(BaseBackbone):
         self.final_norm = final_norm
         self.with_cp = with_cp
 
-    def _patch_cfg(self, patch_cfg, pre_norm: bool, norm_cfg: dict, mmseg_given: dict) -> dict:
-        """Patch embedding arguments: mmpretrain's ``patch_cfg`` or mmseg's ``patch_*``."""
-        patch_cfg = check_cfg_keys('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS)
-        # mmpretrain: no projection bias under a pre-norm (CLIP); mmseg: patch_bias=False
-        cfg = dict(bias=not pre_norm and not self.mmseg_style)
-        if mmseg_given['patch_bias'] is not None:
-            cfg['bias'] = check_bool('patch_bias', mmseg_given['patch_bias'])
-        if mmseg_given['patch_pad'] is not None:
-            cfg['padding'] = mmseg_given['patch_pad']
-        if mmseg_given['patch_norm'] is not None and check_bool('patch_norm',
-                                                                mmseg_given['patch_norm']):
-            cfg['norm_cfg'] = norm_cfg
-        for key in [k for k in patch_cfg if k in cfg and patch_cfg[k] != cfg[k]]:
-            if mmseg_given.get('patch_' + {'padding': 'pad'}.get(key, key)) is not None:
-                raise ValueError(f'patch_cfg[{key!r}]={patch_cfg[key]!r} contradicts the mmseg '
-                                 f'argument giving {cfg[key]!r}; give it once')
-        cfg.update(patch_cfg)
-        if 'padding' in cfg:
-            check_choice('patch_pad', cfg['padding'], ('corner', 'same'))
-        return cfg
+    def _check_extras(self, out_origin, output_cls_token, norm_eval) -> None:
+        self.output_cls_token = check_bool('output_cls_token', output_cls_token)
+        if self.output_cls_token and (self.out_type != 'featmap' or not self.with_cls_token):
+            raise ValueError(f"output_cls_token=True (mmseg) needs out_type='featmap' and "
+                             f"with_cls_token=True, got out_type={self.out_type!r}, "
+                             f"with_cls_token={self.with_cls_token!r}")
+        self.out_origin = check_bool('out_origin', out_origin)
+        self.norm_eval = check_bool('norm_eval', norm_eval)
 
     def _build(self, patch_cfg: dict, layer_defaults: dict, layer_cfgs: List[dict],
                norm_cfg: dict, pre_norm: bool, drop_path_rate: float, init_cfg) -> None:

@@ -176,12 +176,22 @@ def test_with_cp_gives_the_same_outputs_and_gradients():
 # ----- freezing ----------------------------------------------------------------------------------
 @pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 2, 4])
 def test_frozen_stages(frozen_stages):
+    """mmpretrain's count: k freezes downsample_layers[0..k-1] (the stem first) and
+    stages[0..k-1]; 0 (the default) and -1 nothing; the output norms stay trainable."""
     model = ConvNeXt(SMALL, out_indices=ALL, frozen_stages=frozen_stages, drop_path_rate=0.1)
-    assert_frozen_stages(model, frozen_stages)
-    if frozen_stages >= 1:
-        assert not model.norm0.weight.requires_grad  # a frozen stage's output norm too
-    if 0 <= frozen_stages < 4:
-        assert model.stages[-1][0].pointwise_conv1.weight.requires_grad
+    model.train()
+    assert model.training
+    for i in range(4):
+        frozen = i < frozen_stages
+        for group in (model.downsample_layers[i], model.stages[i]):
+            assert all(p.requires_grad is not frozen for p in group.parameters())
+            assert all(m.training is not frozen for m in group.modules())
+    assert all(getattr(model, f'norm{i}').weight.requires_grad for i in ALL)
+    theirs = mmpretrain_backbone('ConvNeXt')(arch=SMALL, out_indices=ALL,
+                                             frozen_stages=max(frozen_stages, 0))
+    theirs.train()
+    assert {k for k, p in model.named_parameters() if p.requires_grad} == \
+        {k for k, p in theirs.named_parameters() if p.requires_grad}
 
 
 # ----- arguments ---------------------------------------------------------------------------------

@@ -57,11 +57,11 @@ def test_truncated_model_loads_the_full_checkpoint(tmp_path):
         torch.testing.assert_close(part(x)[0], full(x)[0], rtol=1e-5, atol=1e-5)
 
 
-def test_frozen_stages_is_mmpretrains_plus_one():
-    """Our contract counts the stem as 0; mmpretrain's CSPNet freezes stem + stages[0..k]."""
+def test_frozen_stages_is_mmpretrains():
+    """mmpretrain's CSPNet freezes the stem and stages[0..k]; so does ours."""
     theirs = _mmpretrain_csp().CSPResNet(depth=50, out_indices=(3,), frozen_stages=1)
     theirs.train()  # mmpretrain's CSPNet freezes in train(), not at construction
-    ours = CSPResNet(depth=50, frozen_stages=2)
+    ours = CSPResNet(depth=50, frozen_stages=1)
     assert not all(p.requires_grad for p in ours.parameters())
     theirs_grad = {k: p.requires_grad for k, p in theirs.named_parameters()}
     ours_grad = {k: p.requires_grad for k, p in ours.named_parameters()}
@@ -150,12 +150,13 @@ def test_wrong_input_is_refused_with_in_channels():
 
 
 # ----- freezing and norm_eval --------------------------------------------------------------------
-@pytest.mark.parametrize('frozen_stages', [0, 1, 2])
+@pytest.mark.parametrize('frozen_stages', [-1, 0, 1])
 def test_frozen_stages(frozen_stages):
+    """mmpretrain's count: k freezes the stem and stages[0..k]."""
     model = CSPResNet(arch=TINY, out_indices=(0, 1), frozen_stages=frozen_stages).train()
     parts = [model.stem, *model.stages]
     for i, part in enumerate(parts):
-        frozen = i <= frozen_stages
+        frozen = frozen_stages >= 0 and i <= frozen_stages + 1
         assert all(p.requires_grad != frozen for p in part.parameters())
         assert all(m.training != frozen for m in part.modules())
 
@@ -171,7 +172,7 @@ def test_norm_eval_keeps_bn_statistics():
     (dict(out_indices=4), ValueError, r'out_indices contains 4.*-4\.\.3'),
     (dict(out_indices=(0, 0)), ValueError, 'must not repeat'),
     (dict(out_indices='last'), TypeError, 'out_indices must be an int'),
-    (dict(frozen_stages=5), ValueError, r'frozen_stages must be in -1\.\.4'),
+    (dict(frozen_stages=4), ValueError, r'frozen_stages must be in -1\.\.3'),
     (dict(norm_eval='yes'), TypeError, 'norm_eval must be a bool'),
     (dict(deep_stem=1), TypeError, 'deep_stem must be a bool'),
     (dict(drop_path_rate=1.5), ValueError, r'drop_path_rate must be a float in \[0, 1\)'),

@@ -270,8 +270,9 @@ def test_signature_is_mmpretrains_plus_mmdets_extras():
     import inspect
     theirs = list(inspect.signature(mmpretrain_backbone('RegNet').__init__).parameters)
     ours = list(inspect.signature(RegNet.__init__).parameters)
-    assert [name for name in ours if name in theirs] == theirs  # same names, same order
-    assert set(ours) - set(theirs) == {'dcn', 'stage_with_dcn', 'plugins', 'pretrained'}
+    assert ours == theirs + ['mmdet_args']  # same names, same order; mmdet's go to **kwargs
+    for name, param in inspect.signature(mmpretrain_backbone('RegNet').__init__).parameters.items():
+        assert inspect.signature(RegNet.__init__).parameters[name].default == param.default
 
 
 def test_frozen_bn_and_group_norm_configs():
@@ -291,7 +292,7 @@ def test_frozen_bn_and_group_norm_configs():
 def test_mmdet_plugins_pretrained_and_dcn_arguments():
     plugins = [dict(cfg=dict(type='ContextBlock', ratio=1. / 16), stages=(False, True, True, True),
                     position='after_conv3')]
-    with pytest.warns(UserWarning, match='deprecated'):
+    with pytest.warns(UserWarning, match="type='mmbackbones.mmdet.RegNet'"):
         model = RegNet('regnetx_400mf', out_indices=ALL, plugins=plugins,
                        pretrained='open-mmlab://regnetx_400mf')
     assert model.init_cfg == dict(type='Pretrained', checkpoint='open-mmlab://regnetx_400mf')

@@ -73,7 +73,7 @@ def test_mmcls_scope_builds_ours():
 # ----- metadata ----------------------------------------------------------------------------------
 @pytest.mark.parametrize('depth', [18, 34, 50, 101, 152])
 def test_metadata_matches_forward_every_depth(depth):
-    model = ResNet(depth=depth).eval()
+    model = ResNet(depth=depth, out_indices=(0, 1, 2, 3)).eval()
     assert model.out_names == ('res2', 'res3', 'res4', 'res5')
     assert model.out_channels == CHANNELS[depth]
     assert model.out_strides == (4, 8, 16, 32)
@@ -93,7 +93,7 @@ def test_metadata_matches_forward_every_depth(depth):
                    strides=(2, 1, 2, 1), dilations=(1, 2, 1, 2)), (8, 8, 16, 16)),
 ])
 def test_metadata_matches_forward_dilated(cls, kwargs, strides):
-    model = cls(**kwargs).eval()
+    model = cls(out_indices=(0, 1, 2, 3), **kwargs).eval()
     assert model.out_strides == strides
     with torch.no_grad():
         outs = model(torch.randn(2, 3, 64, 48))
@@ -102,7 +102,8 @@ def test_metadata_matches_forward_dilated(cls, kwargs, strides):
 
 
 def test_base_channels_and_expansion_change_channels():
-    model = ResNet(depth=50, base_channels=16, stem_channels=32, expansion=2).eval()
+    model = ResNet(depth=50, base_channels=16, stem_channels=32, expansion=2,
+                   out_indices=(0, 1, 2, 3)).eval()
     assert model.out_channels == (32, 64, 128, 256)
     with torch.no_grad():
         assert [o.shape[1] for o in model(torch.randn(1, 3, 32, 32))] == [32, 64, 128, 256]
@@ -375,7 +376,7 @@ def _has_mmcv_ops() -> bool:
 
 
 def test_mmseg_contract_dilation_and_multi_grid():
-    os8 = dict(depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))
+    os8 = dict(depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), out_indices=(0, 1, 2, 3))
     plain = ResNetV1c(**os8)
     assert [b.conv2.dilation[0] for b in plain.layer3] == [2] * 6
     contracted = ResNetV1c(contract_dilation=True, **os8)
@@ -448,7 +449,7 @@ def test_mmdet_plugins_positions_and_stages():
                dict(cfg=dict(type='GeneralizedAttention', spatial_range=-1, num_heads=8,
                              attention_type='0010', kv_stride=2),
                     stages=(False, False, True, True), position='after_conv2')]
-    model = ResNet(depth=50, plugins=plugins).eval()
+    model = ResNet(depth=50, plugins=plugins, out_indices=(0, 1, 2, 3)).eval()
     keys = model.state_dict()
     assert not any('context_block' in k for k in keys if k.startswith('layer1.'))
     assert 'layer2.3.context_block.conv_mask.weight' in keys
@@ -490,18 +491,18 @@ def test_resnext_base_width_is_width_per_group():
     assert mmdet_style.layer1[0].conv2.out_channels == 256
     assert ResNeXt(depth=50, groups=32, base_width=4, width_per_group=4).width_per_group == 4
     with pytest.raises(ValueError, match='base_width=8 .* contradict'):
-        ResNeXt(depth=50, groups=32, width_per_group=4, base_width=8)
+        ResNeXt(depth=50, groups=32, width_per_group=16, base_width=8)
     with pytest.raises(ValueError, match='base_width'):
         ResNeXt(depth=50, groups=32, base_width=0)
 
 
-def test_pretrained_and_stem_channels_none():
-    with pytest.warns(UserWarning, match='deprecated'):
+def test_pretrained_is_a_pretrained_init_cfg_with_one_warning_naming_the_twin():
+    with pytest.warns(UserWarning) as record:
         model = build_backbone(dict(type='ResNetV1c', depth=18, pretrained='open-mmlab://x'))
+    assert [str(w.message) for w in record if 'mmbackbones.mmseg.ResNetV1c' in str(w.message)]
+    assert len(record) == 1
     assert model.init_cfg == dict(type='Pretrained', checkpoint='open-mmlab://x')
     assert ResNet(depth=18).init_cfg[0]['type'] == 'Kaiming'  # the default init otherwise
-    model = ResNet(depth=18, stem_channels=None, base_channels=32)
-    assert model.conv1.out_channels == 32  # mmdet: stem as wide as base_channels
 
 
 def _mmcv_era_deep_stem(in_channels=3, stem_channels=64, norm_cfg=dict(type='BN')):

@@ -97,7 +97,8 @@ def test_freeze_at_follows_detectron2(freeze_at):
     (dict(depth=50, num_groups=32, width_per_group=4), dict(depth=50), ResNeXt),
 ])
 def test_same_network_as_resnet_and_loads_mmpretrain_names(stage_kwargs, resnet_kwargs, cls):
-    ref = randomize_(cls(norm_cfg=dict(type='FrozenBN'), **resnet_kwargs)).eval()
+    ref = randomize_(cls(norm_cfg=dict(type='FrozenBN'), out_indices=(0, 1, 2, 3),
+                         **resnet_kwargs)).eval()
     model = d2_resnet(**stage_kwargs)
     assert sum(p.numel() for p in model.state_dict().values()) == \
         sum(p.numel() for p in ref.state_dict().values())

@@ -280,16 +280,20 @@ def test_wrong_input_is_refused():
 
 
 # ----- freezing ----------------------------------------------------------------------------------
-@pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 2, 4])
+@pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 3])
 def test_frozen_stages(frozen_stages):
+    """mmpretrain's count: k freezes the patch embedding and stages[0..k] (the parameter sets
+    against mmpretrain's own class: tests/compat/test_frozen_stages.py)."""
     model = SwinTransformer(SMALL, out_indices=ALL, frozen_stages=frozen_stages,
                             use_abs_pos_embed=True, img_size=32, drop_path_rate=0.1)
-    assert_frozen_stages(model, frozen_stages)
-    assert model.absolute_pos_embed.requires_grad is (frozen_stages < 0)
-    if frozen_stages >= 1:
+    assert model.frozen_stages == (frozen_stages + 1 if frozen_stages >= 0 else -1)
+    assert_frozen_stages(model, model.frozen_stages)  # the contract's groups
+    assert model.absolute_pos_embed.requires_grad  # as in mmpretrain
+    assert model.patch_embed.projection.weight.requires_grad is (frozen_stages < 0)
+    if frozen_stages >= 0:
         assert not model.norm0.weight.requires_grad
         assert not model.stages[0].downsample.reduction.weight.requires_grad
-    if 0 <= frozen_stages < 4:
+    if frozen_stages < 3:
         assert model.norm3.weight.requires_grad
 
 
@@ -308,7 +312,7 @@ def test_frozen_stages(frozen_stages):
     (dict(interpolate_mode='foo'), ValueError, 'interpolate_mode'),
     (dict(out_indices=(0, 0)), ValueError, 'must not repeat'),
     (dict(out_indices=4), ValueError, 'out_indices contains 4'),
-    (dict(frozen_stages=-2), ValueError, 'frozen_stages must be in -1..4'),
+    (dict(frozen_stages=-2), ValueError, 'frozen_stages must be in -1..3'),
     (dict(pad_small_map=1), TypeError, 'pad_small_map must be a bool'),
     (dict(norm_cfg='LN'), TypeError, 'norm_cfg'),
     (dict(norm_cfg=dict(type='NoSuchNorm')), KeyError, 'norm_cfg'),

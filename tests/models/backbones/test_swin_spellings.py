@@ -1,7 +1,7 @@
-"""SwinTransformer with mmdet's/mmseg's argument spelling and mmpretrain's stage_cfgs/patch_cfg:
-both spellings build one model, contradictions are refused, and mmpretrain parity holds for the
-stage/patch overrides (mmdet/mmseg parity: tests/downstream/test_shipped_transformer_configs.py).
-"""
+"""SwinTransformer's mmpretrain stage_cfgs/patch_cfg (parity with mmpretrain) and mmdet's
+spelling (the twin ``mmbackbones.mmdet.SwinTransformer``, more in tests/compat/test_twins.py):
+one model, contradictions refused (mmdet/mmseg parity:
+tests/downstream/test_shipped_transformer_configs.py)."""
 import warnings
 
 import pytest
@@ -40,66 +40,34 @@ def test_stage_cfgs_and_patch_cfg_match_mmpretrain(kwargs, size, tmp_path):
         tmp_path, [size], randomize=_randomize, key_order=False, batch=1)
 
 
-def test_mmdet_spelling_is_the_same_model_with_mmdets_defaults():
-    ours = SwinTransformer(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
-                           out_indices=ALL)
+def test_mmdet_twin_is_the_core_model_with_mmdets_defaults():
+    ours = build_backbone(dict(type='mmbackbones.mmdet.SwinTransformer', embed_dims=96,
+                               depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]))
     ref = SwinTransformer('tiny', out_indices=ALL)
+    assert isinstance(ours, SwinTransformer)
     assert list(ours.state_dict()) == list(ref.state_dict())
     assert (ours.embed_dims, ours.depths, ours.num_heads) == (96, [2, 2, 6, 2], [3, 6, 12, 24])
-    assert ours.mmdet_style and not ref.mmdet_style
     # mmdet always shifts its windows (no shift dropping): pad_small_map=True
     assert ours.pad_small_map is True and ref.pad_small_map is False
-    # giving the arch in both spellings, equal, is fine
-    both = SwinTransformer('tiny', embed_dims=96, depths=(2, 2, 6, 2))
-    assert both.embed_dims == 96
-
-
-def test_mmdet_block_arguments_take_effect():
-    model = SwinTransformer(arch=SMALL, mlp_ratio=2, qkv_bias=False, qk_scale=0.5,
-                            act_cfg=dict(type='ReLU'), patch_norm=False, attn_drop_rate=0.1,
-                            drop_rate=0.2, pretrain_img_size=64, strides=(4, 2, 2, 2),
-                            convert_weights=True, out_indices=ALL)
-    block = model.stages[0].blocks[0]
-    assert block.ffn.layers[0][0].out_features == 2 * 16
-    assert isinstance(block.ffn.layers[0][1], torch.nn.ReLU)
-    assert block.attn.w_msa.qkv.bias is None and block.attn.w_msa.scale == 0.5
-    assert block.attn.w_msa.attn_drop == 0.1
-    assert block.ffn.layers[1 + 1].p == 0.2  # mmdet's drop_rate reaches the MLP
-    assert model.patch_embed.norm is None and model.stages[0].downsample.norm is None
-    assert model.img_size == (64, 64) and model.convert_weights is True
-    assert model(torch.randn(1, 3, 37, 45))[3].shape == (1, 128, 2, 2)
 
 
 @pytest.mark.parametrize('kwargs,exc,match', [
-    (dict(arch='tiny', embed_dims=128), ValueError, 'embed_dims'),
-    (dict(arch='base', depths=[2, 2, 6, 2]), ValueError, 'depths'),
-    (dict(img_size=224, pretrain_img_size=384), ValueError, 'pretrain_img_size'),
-    (dict(strides=(4, 2, 2, 1)), ValueError, 'strides'),
-    (dict(patch_size=2, strides=(4, 2, 2, 2)), ValueError, 'strides'),
-    (dict(mlp_ratio=0), ValueError, 'mlp_ratio'),
-    (dict(qk_scale='big'), ValueError, 'qk_scale'),
-    (dict(patch_norm='yes'), TypeError, 'patch_norm'),
-    (dict(convert_weights=1), TypeError, 'convert_weights'),
     (dict(stage_cfgs=dict(blocks=dict())), ValueError, 'stage_cfgs'),
     (dict(stage_cfgs=[dict()] * 3), ValueError, 'stage_cfgs'),
     (dict(stage_cfgs=dict(block_cfgs=dict(window=3))), ValueError, 'block_cfgs'),
     (dict(stage_cfgs=dict(block_cfgs=dict(attn_cfgs=dict(heads=2)))), ValueError, 'attn_cfgs'),
     (dict(stage_cfgs=dict(block_cfgs=dict(window_size=0))), ValueError, 'window_size'),
     (dict(patch_cfg=dict(kernel=3)), ValueError, 'patch_cfg'),
+    # mmdet's arguments on the core: checked, and contradictions with stage_cfgs refused
+    (dict(mlp_ratio=2, stage_cfgs=dict(block_cfgs=dict(ffn_ratio=3))), ValueError, 'ffn_ratio'),
+    (dict(strides=(4, 2, 2, 1)), ValueError, 'strides'),
+    (dict(qk_scale='big'), ValueError, 'qk_scale'),
+    (dict(patch_norm='yes'), TypeError, 'patch_norm'),
     (dict(pretrained=3), TypeError, 'pretrained'),
-    (dict(pretrained='a.pth', init_cfg=dict(type='Kaiming')), ValueError, 'pretrained'),
 ])
 def test_bad_or_contradictory_arguments_are_refused(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         SwinTransformer(**kwargs)
-
-
-def test_pretrained_means_a_pretrained_init_cfg():
-    with pytest.warns(UserWarning, match='deprecated'):
-        model = build_backbone(dict(type='mmcls.SwinTransformer', embed_dims=16,
-                                    depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4],
-                                    pretrained='ckpt.pth'))
-    assert model.init_cfg == dict(type='Pretrained', checkpoint='ckpt.pth')
 
 
 def test_original_swin_checkpoint_loads_like_mmdets_convert_weights(tmp_path):
@@ -133,8 +101,9 @@ def test_original_swin_checkpoint_loads_like_mmdets_convert_weights(tmp_path):
     torch.save({'model': original}, path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        ours = SwinTransformer(arch=SMALL, out_indices=(3, ), convert_weights=True,
-                               pretrained=str(path))
+        ours = build_backbone(dict(type='mmbackbones.mmdet.SwinTransformer', **SMALL,
+                                   out_indices=(3, ), convert_weights=True,
+                                   pretrained=str(path)))
     ours.init_weights()
     for key, value in ours.state_dict().items():
         assert torch.equal(value, source.state_dict()[key]), key

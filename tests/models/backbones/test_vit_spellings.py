@@ -1,6 +1,7 @@
-"""VisionTransformer with mmseg's argument spelling, the mmseg_vit key converter, and the
-position-embedding init under a non-Pretrained init_cfg (mmpretrain's behaviour). Parity with
-mmseg itself: tests/downstream/test_shipped_transformer_configs.py."""
+"""VisionTransformer with mmseg's argument spelling (the mmseg twin, and mmseg's extras on the
+core), the mmseg_vit key converter, and the position-embedding init under a non-Pretrained
+init_cfg (mmpretrain's behaviour). Parity with mmseg itself:
+tests/downstream/test_shipped_transformer_configs.py."""
 import pytest
 import torch
 
@@ -11,30 +12,15 @@ from mmbackbones.models.backbones.vit import VisionTransformer
 from tests.parity import mmpretrain_backbone
 
 TINY = dict(embed_dims=32, num_layers=3, num_heads=2)
-
-
-def test_mmseg_spelling_gets_mmsegs_defaults():
-    model = VisionTransformer(img_size=64, **TINY, out_indices=(0, 2))
-    assert model.mmseg_style
-    assert model.out_type == 'featmap' and model.ln1 is None  # final_norm=False
-    assert model.patch_embed.projection.bias is None  # mmseg's patch_bias=False
-    assert model.layers[0].ln1.eps == 1e-5  # mmseg's dict(type='LN')
-    assert model.layers[0].ffn.layers[0][0].out_features == 4 * 32
-    out = model(torch.randn(1, 3, 50, 70))
-    assert [o.shape for o in out] == [(1, 32, 4, 5)] * 2
-    # mmpretrain's spelling keeps mmpretrain's defaults
-    ref = VisionTransformer(arch=dict(embed_dims=32, num_layers=3, num_heads=2,
-                                      feedforward_channels=128), img_size=64)
-    assert not ref.mmseg_style and ref.out_type == 'cls_token' and ref.ln1 is not None
-    assert ref.layers[0].ln1.eps == 1e-6 and ref.patch_embed.projection.bias is not None
+MMSEG = 'mmbackbones.mmseg.VisionTransformer'  # the twin (defaults: tests/compat/test_twins.py)
 
 
 def test_mmseg_arguments_take_effect():
-    model = VisionTransformer(img_size=32, patch_size=8, **TINY, mlp_ratio=2,
-                              attn_drop_rate=0.1, act_cfg=dict(type='ReLU'), patch_bias=True,
-                              patch_norm=True, patch_pad='same', final_norm=True,
-                              norm_cfg=dict(type='LN', eps=1e-6), norm_eval=True, num_fcs=2,
-                              out_indices=[0, 1, 2])
+    model = build_backbone(dict(
+        type=MMSEG, img_size=32, patch_size=8, **TINY, mlp_ratio=2, attn_drop_rate=0.1,
+        act_cfg=dict(type='ReLU'), patch_bias=True, patch_norm=True, patch_pad='same',
+        final_norm=True, norm_cfg=dict(type='LN', eps=1e-6), norm_eval=True, num_fcs=2,
+        out_indices=[0, 1, 2]))
     assert model.layers[0].ffn.layers[0][0].out_features == 64
     assert isinstance(model.layers[0].ffn.layers[0][1], torch.nn.ReLU)
     assert model.layers[0].attn.attn_drop == 0.1
@@ -44,49 +30,55 @@ def test_mmseg_arguments_take_effect():
 
 
 def test_output_cls_token_and_out_origin():
-    model = VisionTransformer(img_size=32, patch_size=8, **TINY, out_indices=-1,
-                              output_cls_token=True, out_origin=True).eval()
-    assert model.out_names == ('stage0', 'stage3')
-    out = model(torch.randn(2, 3, 32, 40))
-    assert len(out) == 2
-    for item in out:
-        featmap, cls = item
-        assert featmap.shape == (2, 32, 4, 5) and cls.shape == (2, 32)
+    for model in (build_backbone(dict(type=MMSEG, img_size=32, patch_size=8, **TINY,
+                                      output_cls_token=True, out_origin=True)),
+                  VisionTransformer(arch=dict(TINY, feedforward_channels=128), img_size=32,
+                                    patch_size=8, out_type='featmap', output_cls_token=True,
+                                    out_origin=True)):
+        model.eval()
+        assert model.out_names == ('stage0', 'stage3')
+        out = model(torch.randn(2, 3, 32, 40))
+        assert len(out) == 2
+        for item in out:
+            featmap, cls = item
+            assert featmap.shape == (2, 32, 4, 5) and cls.shape == (2, 32)
 
 
 def test_frozen_exclude_freezes_every_other_parameter():
-    model = VisionTransformer(img_size=32, patch_size=8, **TINY, frozen_exclude=['pos_embed'])
+    model = VisionTransformer(arch='deit-tiny', img_size=32, patch_size=8,
+                              frozen_exclude=['pos_embed'])
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable == ['pos_embed']
-    model = VisionTransformer(img_size=32, patch_size=8, **TINY, frozen_exclude=['all'])
-    assert all(p.requires_grad for p in model.parameters())
+    model = build_backbone(dict(type=MMSEG, img_size=32, patch_size=8, **TINY))
+    assert all(p.requires_grad for p in model.parameters())  # mmseg's default ['all']
 
 
-@pytest.mark.parametrize('kwargs,exc,match', [
-    (dict(arch='deit-small', embed_dims=768), ValueError, 'embed_dims'),
-    (dict(arch='base', mlp_ratio=2), ValueError, 'feedforward_channels'),
-    (dict(embed_dims=30, num_heads=4), ValueError, 'divisible'),
-    (dict(mlp_ratio=-1), ValueError, 'mlp_ratio'),
-    (dict(num_fcs=3), ValueError, 'num_fcs'),
-    (dict(output_cls_token=True, with_cls_token=False), ValueError, 'output_cls_token'),
-    (dict(output_cls_token=True, out_type='raw'), ValueError, 'output_cls_token'),
-    (dict(patch_pad='reflect'), ValueError, 'patch_pad'),
-    (dict(patch_bias=True, patch_cfg=dict(bias=False)), ValueError, 'patch_cfg'),
-    (dict(frozen_exclude='pos_embed'), TypeError, 'frozen_exclude'),
-    (dict(out_origin=1), TypeError, 'out_origin'),
-    (dict(pretrained=['a.pth']), TypeError, 'pretrained'),
-    (dict(pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='b.pth')),
+@pytest.mark.parametrize('kind,kwargs,exc,match', [
+    (MMSEG, dict(embed_dims=30, num_heads=4), ValueError, 'divisible'),
+    (MMSEG, dict(mlp_ratio=-1), ValueError, 'mlp_ratio'),
+    (MMSEG, dict(num_fcs=3), ValueError, 'num_fcs'),
+    (MMSEG, dict(output_cls_token=True, with_cls_token=False), ValueError, 'output_cls_token'),
+    (MMSEG, dict(patch_pad='reflect'), ValueError, 'patch_pad'),
+    (MMSEG, dict(pretrained=['a.pth']), TypeError, 'pretrained'),
+    (MMSEG, dict(pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='b.pth')),
      ValueError, 'pretrained'),
+    (MMSEG, dict(out_type='raw'), TypeError, "unknown argument 'out_type'"),
+    ('mmcls.VisionTransformer', dict(output_cls_token=True, out_type='raw'), ValueError,
+     'output_cls_token'),
+    ('mmcls.VisionTransformer', dict(patch_bias=True, patch_cfg=dict(bias=False)), ValueError,
+     'patch_cfg'),
+    ('mmcls.VisionTransformer', dict(frozen_exclude='pos_embed'), TypeError, 'frozen_exclude'),
+    ('mmcls.VisionTransformer', dict(out_origin=1), TypeError, 'out_origin'),
 ])
-def test_bad_or_contradictory_arguments_are_refused(kwargs, exc, match):
+def test_bad_or_contradictory_arguments_are_refused(kind, kwargs, exc, match):
     with pytest.raises(exc, match=match):
-        VisionTransformer(img_size=32, patch_size=8, **kwargs)
+        build_backbone(dict(type=kind, img_size=32, patch_size=8, **kwargs))
 
 
 def test_pretrained_string_is_a_pretrained_init_cfg():
     with pytest.warns(UserWarning, match='deprecated'):
-        model = build_backbone(dict(type='mmcls.VisionTransformer', img_size=32, patch_size=8,
-                                    **TINY, pretrained='pretrain/vit.pth'))
+        model = build_backbone(dict(type=MMSEG, img_size=32, patch_size=8, **TINY,
+                                    pretrained='pretrain/vit.pth'))
     assert model.init_cfg == dict(type='Pretrained', checkpoint='pretrain/vit.pth')
 
 
@@ -101,8 +93,13 @@ def _as_mmseg(state):
     return out
 
 
+def _core(**kwargs):
+    return VisionTransformer(arch=dict(TINY, feedforward_channels=128), img_size=32,
+                             patch_size=8, **kwargs)
+
+
 def test_mmseg_vit_converter_round_trip_and_auto_detection():
-    model = VisionTransformer(img_size=32, patch_size=8, **TINY, pre_norm=True)
+    model = _core(pre_norm=True)
     state = model.state_dict()
     mmseg_state = _as_mmseg(state)
     assert is_mmseg_vit(mmseg_state) and not is_mmseg_vit(state)
@@ -118,8 +115,8 @@ def test_mmseg_vit_converter_round_trip_and_auto_detection():
 
 def test_with_cls_token_false_drops_mmsegs_unused_class_token():
     """mmseg keeps a class token (and its position entry) even with with_cls_token=False."""
-    source = VisionTransformer(img_size=32, patch_size=8, **TINY, with_cls_token=True)
-    ours = VisionTransformer(img_size=32, patch_size=8, **TINY, with_cls_token=False)
+    source = _core(with_cls_token=True)
+    ours = _core(with_cls_token=False, out_type='featmap')
     result = ours.load_state_dict(_as_mmseg_converted(source.state_dict()), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert torch.equal(ours.pos_embed, source.pos_embed[:, 1:])

@@ -1,0 +1,39 @@
+"""Host twins: mmdet's and mmseg's spellings of the backbones we provide.
+
+Each twin takes that library's exact signature, defaults and meanings and builds the one core
+module of its family (``mmbackbones.models.backbones.<family>``), translating its arguments into
+the core's; no network is implemented here. The twins are registered in the child registries
+``HOST_TWINS['mmdet']`` / ``HOST_TWINS['mmseg']`` of ``mmbackbones.MODELS``, so configs write::
+
+    custom_imports = dict(imports=['mmbackbones'])
+    model = dict(backbone=dict(type='mmbackbones.mmseg.VisionTransformer', ...))
+
+and an mmdet/mmseg config switches to our module by its ``type`` alone.
+
+==========================================  ========================================
+type                                        host class (its signature and defaults)
+==========================================  ========================================
+``mmbackbones.mmdet.HRNet``                 ``mmdet.models.backbones.HRNet``
+``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
+``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
+``mmbackbones.mmdet.ResNeXt``               ``mmdet.models.backbones.ResNeXt``
+``mmbackbones.mmdet.RegNet``                ``mmdet.models.backbones.RegNet``
+``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
+``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
+``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
+``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
+``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
+``mmbackbones.mmseg.ResNeXt``               ``mmseg.models.backbones.ResNeXt``
+``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
+``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
+==========================================  ========================================
+"""
+from .hrnet import MMDetHRNet, MMSegHRNet
+from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
+                     MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
+from .swin import MMDetSwinTransformer, MMSegSwinTransformer
+from .vit import MMSegVisionTransformer
+
+__all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
+           'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
+           'MMSegSwinTransformer', 'MMSegVisionTransformer']

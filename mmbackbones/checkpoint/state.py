@@ -6,6 +6,7 @@ sub-module's weights (an error names the prefixes that exist when the asked one 
 naming the key and both shapes, raised before any tensor is copied: never a half-load) and returns
 a :class:`LoadReport` whose ``message`` groups missing and unexpected keys by prefix with counts.
 """
+import contextvars
 import logging
 import warnings
 from collections import OrderedDict
@@ -22,6 +23,10 @@ __all__ = ['extract_state_dict', 'select_prefix', 'load_state_dict', 'LoadReport
 STATE_DICT_KEYS = ('state_dict', 'model', 'module', 'model_state', 'model_state_dict', 'net',
                    'blobs')  # blobs: caffe2 (MSRA / Detectron1) .pkl files
 _IGNORED_MISSING = ('num_batches_tracked',)
+# True while load_state_dict (below) runs: it applies its own rule and report, so the backbones'
+# own load hooks (checkpoint/load_hooks.py) convert layouts but leave the checking to it
+OWN_LOADER: contextvars.ContextVar = contextvars.ContextVar('mmbackbones_own_loader',
+                                                            default=False)
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -264,9 +269,11 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
         raise CheckpointMismatchError(report.message + '\n(strict=True: nothing was loaded)')
     dtype_warnings: List[str] = []
     handle = module.register_load_state_dict_pre_hook(_check_hook(own, source, dtype_warnings))
+    token = OWN_LOADER.set(True)
     try:
         result = module.load_state_dict(sd, strict=False)
     finally:
+        OWN_LOADER.reset(token)
         handle.remove()
     if dtype_warnings:
         message = (f'{source}: {len(dtype_warnings)} non-floating-point tensor(s) loaded into '

@@ -27,6 +27,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..checkpoint import load_hooks
 from ..registry import register_all_modules
 from ..utils.validation import accepts_config_containers, checks_keywords
 from .init_report import InitReportMixin
@@ -118,6 +119,14 @@ class BaseBackbone(InitReportMixin, BaseModule):
         self.frozen_stages = -1
         self.norm_eval = False
         self.in_channels: Optional[int] = None
+        # every load route (mmengine's load_checkpoint/load_from/resume, detectron2's
+        # checkpointer, plain load_state_dict) converts native layouts and loads all or nothing
+        load_hooks.install(self)
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module=False):
+        handle = super()._register_load_state_dict_pre_hook(hook, with_module=with_module)
+        load_hooks.keep_check_last(self)  # the fit check runs after the family's own hooks
+        return handle
 
     def loads_pretrained(self) -> bool:
         """Whether ``init_weights()`` loads a checkpoint (``init_cfg`` is or holds a

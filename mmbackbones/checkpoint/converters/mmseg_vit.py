@@ -45,3 +45,34 @@ def convert_mmseg_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch
             key = 'pre_norm.' + key[len('ln_pre.'):]
         out[key] = value
     return out
+
+
+_QKV = re.compile(r'^(layers\.\d+\.attn\.)(qkv\.weight|qkv\.bias|proj\.(.+))$')
+
+
+def revert_mmseg_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our ``VisionTransformer`` names -> mmseg's (see the module table). What mmseg's ViT
+    cannot hold is refused: an averaged-output norm (``ln2``, ``out_type='avg_featmap'``), layer
+    scale (``gamma1``/``gamma2``), and an output-projection bias without a qkv bias (mmseg's
+    ``nn.MultiheadAttention`` has both or neither)."""
+    other = [k for k in state_dict
+             if k.startswith('ln2.') or '.gamma1.' in k or '.gamma2.' in k]
+    if other:
+        raise ValueError(f"mmseg's VisionTransformer has no place for {', '.join(other[:4])} "
+                         f"(averaged-output norm, layer scale)")
+    out = {}
+    for key, value in state_dict.items():
+        match = _QKV.match(key)
+        if match:
+            head, name, rest = match.groups()
+            if name == 'proj.bias' and head + 'qkv.bias' not in state_dict:
+                raise ValueError(f"mmseg's VisionTransformer ties the output-projection bias "
+                                 f"to qkv_bias; this checkpoint has {key!r} but no qkv bias")
+            if name.startswith('qkv.'):
+                key = head + 'attn.in_proj_' + name[len('qkv.'):]
+            else:
+                key = head + 'attn.out_proj.' + rest
+        elif key.startswith('pre_norm.'):
+            key = 'ln_pre.' + key[len('pre_norm.'):]
+        out[key] = value
+    return out

@@ -216,3 +216,26 @@ def test_to_refuses_what_the_layout_cannot_express(cfg, to, why):
     state = build_backbone(cfg).state_dict()
     with pytest.raises(ValueError, match=why):
         to_native(state, to)
+
+
+def test_cli_convert_to(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__('pathlib').Path(__file__).parents[1]))
+    from cli_helpers import assert_one_line_error, run_cli
+    model = Detector(dict(type='ResNet', depth=18, out_indices=(3,)))
+    _randomise(model, 6)
+    src = tmp_path / 'ours.pth'
+    torch.save({'state_dict': model.state_dict()}, src)
+    result = run_cli('convert', src, tmp_path / 'tv.pth', '--to', 'torchvision')
+    assert result.returncode == 0, result.stderr
+    assert "ResNet in the torchvision layout (backbone under 'backbone.')" in result.stdout
+    native = _tv_resnet18().eval()
+    written = torch.load(tmp_path / 'tv.pth', weights_only=True)
+    native.load_state_dict({k[9:]: v for k, v in written.items() if k.startswith('backbone.')})
+    _assert_same(native, CASES['torchvision-resnet18'][1], model.backbone.eval(), 32)
+    deep = Detector(dict(type='ResNetV1c', depth=18))
+    torch.save({'state_dict': deep.state_dict()}, src)
+    result = run_cli('convert', src, tmp_path / 'no.pth', '--to', 'torchvision')
+    assert_one_line_error(result, 'convert --to torchvision', 'deep stem')
+    assert not (tmp_path / 'no.pth').exists()

@@ -13,7 +13,8 @@ all end in ``nn.Module.load_state_dict``, never in our ``init_cfg`` path. Every
   converted keys, in the dict torch/mmengine hand down (a copy of the caller's). The conversion
   that fits the module best wins, as with ``init_cfg`` (``convert_state_dict(..., 'auto')``).
 * **check** (kept the last pre-hook, after the family's own: position-embedding resize, Swin's
-  ``norm.`` rename): when the backbone's part of the state dict is not empty it must fit, all or
+  ``norm.`` rename; frozen norms given only their affine part get statistics 0 and 1, as
+  detectron2's ``FrozenBatchNorm2d`` does for caffe2 files): when the backbone's part of the state dict is not empty it must fit, all or
   nothing: every parameter and buffer present (``num_batches_tracked`` aside) with its shape and
   copyable, else :class:`~mmbackbones.checkpoint.state.CheckpointMismatchError` is raised before
   any tensor is copied, whatever ``strict`` the caller passed (mmengine's ``strict=False`` would
@@ -86,6 +87,23 @@ def _where(module: nn.Module, prefix: str) -> str:
         type(module).__name__
 
 
+def _affine_only_statistics(module: nn.Module, part, nested: List[str]):
+    """Running statistics 0 and 1 for the frozen norms whose checkpoint holds only the affine
+    part (caffe2/MSRA files through detectron2's heuristics), as detectron2's
+    ``FrozenBatchNorm2d`` fills them: ``{key: tensor}`` to add."""
+    from ..models.layers.norm import FrozenBatchNorm2d
+    out = {}
+    for name, sub in module.named_modules():
+        if not isinstance(sub, FrozenBatchNorm2d) or name.startswith(tuple(nested)):
+            continue
+        base = f'{name}.' if name else ''
+        if base + 'weight' in part and base + 'bias' in part and \
+                base + 'running_mean' not in part and base + 'running_var' not in part:
+            out[base + 'running_mean'] = torch.zeros_like(sub.running_mean)
+            out[base + 'running_var'] = torch.ones_like(sub.running_var)
+    return out
+
+
 def _convert_hook(module, state_dict, prefix, *args, **kwargs):
     if _nested(module):
         return  # a container: the backbones inside convert their own keys
@@ -114,6 +132,8 @@ def _check_fit_hook(module, state_dict, prefix, *args, **kwargs):
     if not part:
         return  # nothing for this backbone: the caller reports its keys as missing
     own = _own(module, nested)
+    for key, value in _affine_only_statistics(module, part, nested).items():
+        part[key] = state_dict[prefix + key] = value
     missing = [k for k in own if k not in part and not k.endswith(_IGNORED)]
     source = f'the checkpoint ({_where(module, prefix)})'
     if missing:

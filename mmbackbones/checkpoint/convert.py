@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-__all__ = ['convert_checkpoint', 'kept_and_dropped', 'format_kept_and_dropped']
+__all__ = ['convert_checkpoint', 'kept_and_dropped', 'format_kept_and_dropped',
+           'convert_checkpoint_to', 'to_native', 'TARGETS']
 
 
 def _build_model(model):
@@ -174,3 +175,161 @@ def format_kept_and_dropped(summary: dict) -> List[str]:
         shown = ', '.join(groups[:6]) + (', ...' if len(groups) > 6 else '')
         lines.append(f'left out by the converter: {len(summary["left_out"])} tensors ({shown})')
     return lines
+
+
+# ----- the way back: ``convert --to`` ------------------------------------------------------------
+TARGETS = ('mmpretrain', 'mmdet', 'mmseg', 'detectron2', 'timm', 'torchvision')
+_FAMILIES = {'ResNet': 'ResNet', 'ResNetV1c': 'ResNet', 'ResNetV1d': 'ResNet',
+             'ResNeXt': 'ResNet', 'RegNet': 'RegNet', 'VisionTransformer': 'VisionTransformer',
+             'ViT': 'VisionTransformer', 'SwinTransformer': 'SwinTransformer',
+             'ConvNeXt': 'ConvNeXt', 'TIMMBackbone': 'TIMMBackbone',
+             'TorchvisionBackbone': 'TorchvisionBackbone'}
+# (family, target) -> the converter whose revert_* writes that layout; '' = our names as they are
+_ROUTES = {
+    ('ResNet', 'mmdet'): 'openmmlab_resnet', ('ResNet', 'mmseg'): 'openmmlab_resnet',
+    ('ResNet', 'detectron2'): 'detectron2_resnet', ('ResNet', 'timm'): 'timm_resnet',
+    ('ResNet', 'torchvision'): 'torchvision_resnet',
+    ('RegNet', 'mmdet'): '', ('RegNet', 'timm'): 'timm_regnet',
+    ('VisionTransformer', 'mmseg'): 'mmseg_vit', ('VisionTransformer', 'timm'): 'timm_vit',
+    ('SwinTransformer', 'mmdet'): '', ('SwinTransformer', 'mmseg'): '',
+    ('SwinTransformer', 'timm'): 'timm_swin',
+    ('ConvNeXt', 'timm'): 'timm_convnext',
+}
+_WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),
+            'TorchvisionBackbone': ('model.', 'torchvision')}
+_WHY_NOT = {
+    ('VisionTransformer', 'mmdet'): 'mmdet 3.x ships no VisionTransformer backbone (its ViT '
+                                    'configs use mmpretrain.VisionTransformer: --to mmpretrain)',
+    ('ConvNeXt', 'mmdet'): 'mmdet ships no ConvNeXt (its configs use mmpretrain.ConvNeXt: '
+                           '--to mmpretrain)',
+    ('ConvNeXt', 'mmseg'): 'mmseg ships no ConvNeXt (its configs use mmpretrain.ConvNeXt: '
+                           '--to mmpretrain)',
+    ('RegNet', 'mmseg'): 'mmseg ships no RegNet',
+    ('RegNet', 'torchvision'): "torchvision's RegNet (trunk_output.*) widths and names are not "
+                               "a layout mmbackbones converts",
+}
+# a key of ours that only one family has, relative to the backbone
+_MARKERS = (('layers.0.attn.qkv.weight', 'VisionTransformer'),
+            ('layers.0.ln1.weight', 'VisionTransformer'),
+            ('stages.0.blocks.0.attn.w_msa.qkv.weight', 'SwinTransformer'),
+            ('downsample_layers.0.0.weight', 'ConvNeXt'),
+            ('layer1.0.conv1.weight', 'ResNet'))
+
+
+def family_of(state_dict, model=None) -> Optional[str]:
+    """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,
+    config dict or module) when given, else from the keys (a RegNet's bottleneck keeps its
+    width, a ResNet's widens 4x, ResNet-18/34 has no ``conv3``)."""
+    if model is not None:
+        kind = model.get('type') if isinstance(model, dict) else \
+            model if isinstance(model, str) else type(model).__name__
+        kind = str(kind).split('.')[-1]
+        if kind not in _FAMILIES:
+            raise ValueError(f'convert --to knows the families {", ".join(sorted(_FAMILIES))}; '
+                             f'got model type {kind!r}')
+        return _FAMILIES[kind]
+    keys = list(state_dict)
+    for head, family in (('timm_model.', 'TIMMBackbone'), ('model.', 'TorchvisionBackbone')):
+        if keys and all(k.startswith(head) for k in keys):
+            return family
+    for marker, family in _MARKERS:
+        if marker in state_dict:
+            if family == 'ResNet':
+                conv1, conv3 = state_dict[marker], state_dict.get('layer1.0.conv3.weight')
+                if conv3 is not None and conv3.shape[0] == conv1.shape[0]:
+                    return 'RegNet'
+            return family
+    return None
+
+
+def locate_backbone(state_dict) -> str:
+    """The prefix under which a whole-model state dict keeps one of our backbones (``''`` for a
+    backbone state dict, ``'backbone.'`` in mmdet/mmseg, ``'backbone.bottom_up.'`` in a
+    detectron2 FPN model); ``KeyError`` when none is found."""
+    if family_of(state_dict) is not None:
+        return ''
+    found = set()
+    for key in state_dict:
+        for marker, _ in _MARKERS:
+            if key.endswith('.' + marker):
+                found.add(key[:-len(marker)])
+        at = key.find('.timm_model.')
+        if at >= 0:
+            found.add(key[:at + 1])
+    if not found:
+        raise KeyError('no backbone of mmbackbones (ResNet, RegNet, ViT, Swin, ConvNeXt, '
+                       'TIMMBackbone) found in the checkpoint: give --prefix')
+    return min(found, key=len)
+
+
+def to_native(state_dict, to: str, model=None) -> Dict:
+    """A backbone state dict in our names -> the layout of ``to`` (one of :data:`TARGETS`).
+
+    Raises ``ValueError`` naming why when the architecture cannot be written in that layout.
+    """
+    from .converters import get_converter
+    if to not in TARGETS:
+        raise ValueError(f'--to must be one of {", ".join(TARGETS)}, got {to!r}')
+    family = family_of(state_dict, model)
+    if family is None:
+        raise ValueError('cannot tell which backbone this is from its keys (starting '
+                         f'{", ".join(list(state_dict)[:4])}): give --model TYPE')
+    if to == 'mmpretrain' and family != 'TorchvisionBackbone':
+        return dict(state_dict)  # our names are mmpretrain's (its TIMMBackbone: timm_model.)
+    if family in _WRAPPED:
+        head, native = _WRAPPED[family]
+        if to != native:
+            raise ValueError(f'a {family} holds a {native} model: it can be written for '
+                             f'{native} only, not {to}')
+        return {k[len(head):]: v for k, v in state_dict.items()}
+    route = _ROUTES.get((family, to))
+    if route is None:
+        why = _WHY_NOT.get((family, to)) or f'{to} has no {family} layout mmbackbones converts to'
+        raise ValueError(f'cannot write a {family} for {to}: {why}')
+    if route == '':
+        return dict(state_dict)
+    return get_converter(route).revert(state_dict)
+
+
+def convert_checkpoint_to(src: str, dst: str, to: str, prefix: Optional[str] = None,
+                          model=None, allowed_globals=None) -> dict:
+    """Write ``src`` (our names: a backbone or a whole-model checkpoint) in the layout of the
+    native library ``to`` (``mmpretrain``, ``mmdet``, ``mmseg``, ``detectron2``, ``timm``,
+    ``torchvision``), so that the native module loads ``dst`` with ``strict=True``.
+
+    The backbone is found under ``prefix`` (default: detected, e.g. ``backbone.``); other keys
+    (necks, heads) are written unchanged. The file is ``torch.save`` of tensors only (loads with
+    ``weights_only=True``): ``{'state_dict': ..., 'meta': ...}`` for the OpenMMLab targets,
+    ``{'model': ...}`` for detectron2, the bare state dict for timm/torchvision; safetensors
+    when ``dst`` ends in ``.safetensors``. Raises ``ValueError`` naming why when the
+    architecture cannot be written in ``to``'s layout (nothing is written then).
+    """
+    import torch
+
+    from .io import save_file
+    from .loading import read_checkpoint
+    from .state import extract_state_dict
+    from ..utils.fileio import atomic_output
+    checkpoint = read_checkpoint(src, allowed_globals=allowed_globals)
+    state_dict = extract_state_dict(checkpoint, source=str(src))
+    if prefix is None:
+        prefix = locate_backbone(state_dict)
+    elif prefix and not prefix.endswith('.'):
+        prefix += '.'
+    part = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not part:
+        raise KeyError(f'prefix {prefix!r} matches no key of {src}')
+    native = to_native(part, to, model)
+    out = {k: v for k, v in state_dict.items() if not k.startswith(prefix)}
+    out.update({prefix + k: v for k, v in native.items()})
+    meta = {'converted_from': str(src), 'to': to, 'backbone_prefix': prefix,
+            'format': f'{to} (written by mmbackbones convert --to)'}
+    if str(dst).endswith('.safetensors'):
+        save_file(out, dst, metadata=meta)
+    elif to in ('mmpretrain', 'mmdet', 'mmseg'):
+        save_file(out, dst, metadata=meta)  # {'state_dict': ..., 'meta': ...}: mmengine's
+    else:
+        with atomic_output(os.fspath(dst)) as tmp:
+            torch.save({'model': out} if to == 'detectron2' else out, tmp)
+    return {'src': str(src), 'dst': str(dst), 'to': to, 'prefix': prefix,
+            'family': family_of(part, model), 'num_tensors': len(out)}

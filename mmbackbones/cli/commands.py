@@ -338,6 +338,8 @@ def cmd_convert(args) -> int:
     from ..checkpoint.convert import convert_checkpoint, format_kept_and_dropped
 
     check_output_path(args.dst, ())  # before the model is built or the source read
+    if getattr(args, 'to', None):
+        return _cmd_convert_to(args)
 
     model = _convert_model(args.model)
     summary = _checkpoint_call(convert_checkpoint, args.src, args.dst, convert=args.convert,
@@ -351,6 +353,28 @@ def cmd_convert(args) -> int:
         print(line)
     if 'report' in summary:
         print(summary['report'])
+    return 0
+
+
+def _cmd_convert_to(args) -> int:
+    """``convert SRC DST --to LIB``: our names -> the native layout of LIB."""
+    from ..checkpoint.convert import convert_checkpoint_to
+    if args.convert not in ('auto', 'none') or args.add_prefix or args.strict:
+        raise CLIError('--to writes our names back out: it takes --prefix, --model and '
+                       '--allow-global, not --convert/--add-prefix/--strict')
+    model = args.model
+    if model and model.lstrip().startswith('{'):
+        model = json.loads(model)
+    try:
+        summary = _checkpoint_call(convert_checkpoint_to, args.src, args.dst, to=args.to,
+                                   prefix=args.prefix, model=model,
+                                   allowed_globals=args.allow_global)
+    except (ValueError, KeyError) as error:
+        why = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise CLIError(f'convert --to {args.to}: {why}') from None
+    where = f' (backbone under {summary["prefix"]!r})' if summary['prefix'] else ''
+    print(f'wrote {summary["dst"]}: {summary["num_tensors"]} tensors, a {summary["family"]} '
+          f'in the {args.to} layout{where}')
     return 0
 
 

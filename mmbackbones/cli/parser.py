@@ -132,6 +132,12 @@ def _add_convert(sub) -> None:
                             help='with --model: check shapes only, load what matches')
     p.add_argument('--allow-global', action='append', metavar='MODULE.NAME',
                    help='trust this pickled type in the source file (repeatable)')
+    p.add_argument('--to', choices=('mmpretrain', 'mmdet', 'mmseg', 'detectron2', 'timm',
+                                    'torchvision'),
+                   help='the way back: write SRC (our names; a backbone or a whole model) in '
+                   "this library's layout, for its native module to load with strict=True "
+                   '(--prefix: where the backbone is, default detected; --model: its type '
+                   'when the keys cannot tell)')
     p.set_defaults(func=cmd_convert)
 
 

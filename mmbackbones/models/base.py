@@ -274,6 +274,16 @@ class BaseBackbone(InitReportMixin, BaseModule):
                              f'end, but the class declares no num_stages to count from: set '
                              f'num_stages (a class attribute or self.num_stages = ...) before '
                              f'out_indices')
+        # every load route (mmengine's load_checkpoint/load_from/resume, detectron2's
+        # checkpointer, plain load_state_dict) converts native layouts and loads all or nothing
+        from ..checkpoint import load_hooks
+        load_hooks.install(self)
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module=False):
+        from ..checkpoint import load_hooks
+        handle = super()._register_load_state_dict_pre_hook(hook, with_module=with_module)
+        load_hooks.keep_check_last(self)  # the fit check runs after the family's own hooks
+        return handle
 
     def loads_pretrained(self) -> bool:
         """Whether ``init_weights()`` loads a checkpoint (``init_cfg`` is or holds a

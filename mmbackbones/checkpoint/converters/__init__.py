@@ -5,7 +5,9 @@ A converter module (``timm_resnet.py``, ``torchvision_resnet.py``, ``detectron2_
 files), ``mmseg_vit.py`` (mmseg's ``attn.attn.in_proj_*``), ...) defines
 
 * ``is_<module>(state_dict)`` (or ``is_<module>_state_dict``): True when the keys are that layout;
-* ``convert_<module>(state_dict)``: a new dict in mmbackbones (= mmpretrain) names.
+* ``convert_<module>(state_dict)``: a new dict in mmbackbones (= mmpretrain) names;
+* ``revert_<module>(state_dict)``: the way back, our names -> that layout (``convert --to``),
+  raising ``ValueError`` naming what the layout cannot express.
 
 :data:`CONVERTERS` lists them explicitly, in the order auto mode tries them: adding a format is
 adding a file and one row. ``convert_state_dict`` picks
@@ -14,12 +16,13 @@ one from an explicit ``convert='timm'|'torchvision'|'mmpretrain'|'detectron2'|'o
 ``'auto'``, from the keys (and keeps the dict unchanged when it already fits the model better).
 """
 import importlib
+import inspect
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
 __all__ = ['Converter', 'CONVERTERS', 'available_converters', 'detect_format',
-           'convert_state_dict', 'SOURCES']
+           'convert_state_dict', 'get_converter', 'SOURCES']
 
 # convert= values users write, and the module-name prefix each means
 SOURCES = {'timm': 'timm', 'torchvision': 'torchvision', 'detectron2': 'detectron2',
@@ -34,6 +37,8 @@ class Converter(NamedTuple):
     source: str  # 'timm', 'torchvision', ...
     detect: Callable[[Mapping[str, torch.Tensor]], bool]
     convert: Callable[[Mapping[str, torch.Tensor]], Dict[str, torch.Tensor]]
+    # the way back (``convert --to``): our names -> this layout; None when there is none
+    revert: Optional[Callable[[Mapping[str, torch.Tensor]], Dict[str, torch.Tensor]]] = None
 
 
 # (module, source): the order is the order auto mode tries them, the specific layouts before the
@@ -65,7 +70,7 @@ def _load_converter(name: str, source: str) -> Converter:
     if detect is None or convert is None:
         raise AttributeError(f'converter module {module.__name__} must define is_{name} and '
                              f'convert_{name}')
-    return Converter(name, source, detect, convert)
+    return Converter(name, source, detect, convert, getattr(module, f'revert_{name}', None))
 
 
 def available_converters() -> List[Converter]:
@@ -73,6 +78,15 @@ def available_converters() -> List[Converter]:
     if not _CACHE:
         _CACHE[:] = [_load_converter(name, source) for name, source in CONVERTERS]
     return list(_CACHE)
+
+
+def get_converter(name: str) -> Converter:
+    """The converter of module ``name`` (``'timm_resnet'``, ...)."""
+    for conv in available_converters():
+        if conv.name == name:
+            return conv
+    raise KeyError(f'no converter {name!r}; known: '
+                   f'{", ".join(c.name for c in available_converters())}')
 
 
 def _source_of(convert: str) -> str:
@@ -95,6 +109,14 @@ def detect_format(state_dict: Mapping[str, torch.Tensor],
         except Exception:  # noqa: BLE001 - a detector must never break loading
             continue
     return out
+
+
+def _call(convert: Callable, state_dict, target):
+    """``convert(state_dict)``; converters whose layout leaves a choice only the model can make
+    (timm's avg-down shortcut index) take the model's ``{key: shape}`` as ``target=``."""
+    if target is not None and 'target' in inspect.signature(convert).parameters:
+        return convert(state_dict, target=target)
+    return convert(state_dict)
 
 
 def _score(state_dict: Mapping[str, torch.Tensor], target: Mapping[str, Tuple[int, ...]]) -> int:
@@ -131,7 +153,7 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor],
             raise ValueError(f'convert={convert!r}: the keys match none of the {source} layouts '
                              f'known ({", ".join(names) or "none"}); the checkpoint starts with '
                              f'{first}')
-        return dict(matches[0].convert(state_dict)), matches[0].name
+        return dict(_call(matches[0].convert, state_dict, target)), matches[0].name
     candidates = detect_format(state_dict, _source_of(hint) if hint in SOURCES else None)
     if not candidates and hint is not None:
         candidates = detect_format(state_dict)
@@ -139,7 +161,7 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor],
     best_score = _score(state_dict, target) if target is not None else -1
     for conv in candidates:
         try:
-            converted = dict(conv.convert(state_dict))
+            converted = dict(_call(conv.convert, state_dict, target))
         except Exception:  # noqa: BLE001 - in auto mode a converter that fails is not the one
             continue
         if target is None:

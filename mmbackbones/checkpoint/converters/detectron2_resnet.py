@@ -133,3 +133,30 @@ def convert_detectron2_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[st
             new = f'layer{int(stage) - 1}.{block}.{layer}.{leaf}'
         out[new] = value
     return out
+
+
+_D2_KEY = re.compile(r'^(stem\.conv1|res\d\.\d+\.(conv[123]|shortcut))(\.norm)?\.'
+                     r'(weight|bias|running_mean|running_var)$')
+
+
+def revert_detectron2_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our ``ResNet``/``ResNeXt`` names -> detectron2's (``stem.conv1``, ``res2..res5``;
+    ``num_batches_tracked`` dropped: detectron2's norms are mostly ``FrozenBN``). A deep stem
+    (ResNetV1c/V1d), an avg-down shortcut (ResNetV1d), DCN or plugin keys are refused: detectron2's
+    ``BasicStem`` has one conv and its shortcut is a strided 1x1 conv."""
+    if any(k.startswith('stem.') for k in state_dict):
+        raise ValueError("detectron2's ResNet has a one-conv stem (BasicStem); this checkpoint "
+                         "has a deep stem (stem.0/1/2: ResNetV1c/ResNetV1d)")
+    out, other = {}, []
+    for key, new in rename_mmpretrain_to_d2(state_dict).items():
+        if new is None or key.endswith('num_batches_tracked'):
+            continue
+        if not _D2_KEY.match(new):
+            other.append(key)
+            continue
+        out[new] = state_dict[key]
+    if other:
+        raise ValueError(f"detectron2's ResNet has no place for {len(other)} key(s) of this "
+                         f"checkpoint (avg-down shortcuts, DCN, plugins, GroupNorm, ...): "
+                         f"{', '.join(other[:5])}")
+    return out

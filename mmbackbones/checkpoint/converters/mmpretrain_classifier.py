@@ -26,3 +26,10 @@ def convert_mmpretrain_classifier(
     if not any(k.startswith(PREFIX) for k in state_dict):
         return dict(state_dict)
     return {k[len(PREFIX):]: v for k, v in state_dict.items() if k.startswith(PREFIX)}
+
+
+def revert_mmpretrain_classifier(
+        state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our backbone names are mmpretrain's: a backbone state dict goes under ``backbone.`` (the
+    layout of an mmpretrain classifier's checkpoint)."""
+    return {PREFIX + k: v for k, v in state_dict.items()}

@@ -65,3 +65,25 @@ def convert_openmmlab_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str
             key = f'stem.{new_index}.{kind}.{rest}'
         out[key] = value
     return out
+
+
+def revert_openmmlab_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our names -> mmdet's/mmseg's ``ResNet``/``ResNetV1c``/``ResNetV1d``: the deep stem back
+    to one ``nn.Sequential`` (``stem.0|1|2.conv`` -> ``stem.0|3|6``, ``stem.0|1|2.bn|gn`` ->
+    ``stem.1|4|7``); every other key (blocks, DCN, plugins) has the same name there."""
+    back = {(i, kind): index for index, (i, kind) in _STEM.items()}
+    out = {}
+    for key, value in state_dict.items():
+        match = re.match(r'^stem\.(\d+)\.(conv|bn|gn)\.(.+)$', key)
+        if key.startswith('stem.') and not match:
+            raise ValueError(f'mmdet/mmseg deep stems are conv, norm, ReLU x3; this checkpoint '
+                             f'has {key!r}')
+        if match:
+            i, kind, rest = int(match.group(1)), match.group(2), match.group(3)
+            index = back.get((i, 'conv' if kind == 'conv' else 'norm'))
+            if index is None:
+                raise ValueError(f'mmdet/mmseg deep stems have three conv+norm pairs; this '
+                                 f'checkpoint has {key!r}')
+            key = f'stem.{index}.{rest}'
+        out[key] = value
+    return out

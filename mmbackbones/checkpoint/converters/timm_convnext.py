@@ -73,3 +73,37 @@ def convert_timm_convnext(state_dict: Mapping[str, torch.Tensor],
                 raise KeyError(f'unexpected key {key!r} in a timm ConvNeXt state dict')
         out[new] = value
     return out
+
+
+def revert_timm_convnext(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our ``ConvNeXt`` names -> timm's ``convnext_*`` (build it with ``num_classes=0``). Output
+    norms of other stages than the last are refused (timm has one, ``head.norm``)."""
+    norms = sorted({k.split('.')[0] for k in state_dict if re.match(r'^norm\d+\.', k)})
+    if len(norms) > 1:
+        raise ValueError(f"timm's ConvNeXt has one final norm (head.norm); this checkpoint has "
+                         f"{', '.join(norms)} (out_indices other than the last stage)")
+    parts = [(dst, src) for src, dst in _BLOCK_PARTS.items()]
+    out, other = {}, []
+    for key, value in state_dict.items():
+        down = re.match(r'^downsample_layers\.(\d+)\.(.+)$', key)
+        block = re.match(r'^stages\.(\d+)\.(\d+)\.(.+)$', key)
+        if down:
+            stage, rest = down.groups()
+            new = 'stem.' + rest if stage == '0' else f'stages.{stage}.downsample.{rest}'
+        elif re.match(r'^norm\d+\.', key):
+            new = 'head.norm.' + key.split('.', 1)[1]
+        elif block:
+            stage, index, rest = block.groups()
+            new = next((f'stages.{stage}.blocks.{index}.{dst}{rest[len(src):]}'
+                        for src, dst in parts
+                        if rest == src or (src.endswith('.') and rest.startswith(src))), None)
+        else:
+            new = None
+        if new is None:
+            other.append(key)
+        else:
+            out[new] = value
+    if other:
+        raise ValueError(f"timm's ConvNeXt has no place for {len(other)} key(s) of this "
+                         f"checkpoint: {', '.join(other[:5])}")
+    return out

@@ -80,3 +80,33 @@ def convert_timm_regnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, tor
                 new = prefix + (f'conv{index}.' if kind == 'conv' else f'bn{index}.') + rest
         out[new] = value
     return out
+
+
+_OURS = re.compile(r'^layer(\d+)\.(\d+)\.(conv[123]|bn[123]|downsample\.[01])\.(.+)$')
+
+
+def revert_timm_regnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our ``RegNet`` names -> timm's RegNetX (build it with ``num_classes=0``)."""
+    out, other = {}, []
+    for key, value in state_dict.items():
+        match = _OURS.match(key)
+        if key.startswith(('conv1.', 'bn1.')):
+            part, rest = key.split('.', 1)
+            new = ('stem.conv.' if part == 'conv1' else 'stem.bn.') + rest
+        elif match:
+            stage, block, layer, rest = match.groups()
+            prefix = f's{stage}.b{int(block) + 1}.'
+            if layer.startswith('downsample'):
+                new = prefix + ('downsample.conv.' if layer.endswith('0') else
+                                'downsample.bn.') + rest
+            else:
+                new = prefix + f'conv{layer[-1]}.' + ('conv.' if layer.startswith('conv') else
+                                                       'bn.') + rest
+        else:
+            other.append(key)
+            continue
+        out[new] = value
+    if other:
+        raise ValueError(f"timm's RegNet has no place for {len(other)} key(s) of this "
+                         f"checkpoint: {', '.join(other[:5])}")
+    return out

@@ -94,3 +94,62 @@ def convert_timm_swin(state_dict: Mapping[str, torch.Tensor],
             continue
         raise KeyError(f'unexpected key {key!r} in a timm Swin state dict')
     return out
+
+
+def fold_order(tensor: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`unfold_order`: ``nn.Unfold``'s ``(c, dy, dx)`` -> timm's
+    ``(dx, dy, c)``."""
+    c = tensor.shape[-1] // 4
+    lead = tensor.shape[:-1]
+    t = tensor.reshape(*lead, c, 2, 2)  # ..., c, dy, dx
+    t = t.permute(*range(len(lead)), len(lead) + 2, len(lead) + 1, len(lead))
+    return t.reshape(*lead, 4 * c).contiguous()
+
+
+_OUR_BLOCK = re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.(.+)$')
+_OUR_DOWNSAMPLE = re.compile(r'^stages\.(\d+)\.downsample\.(.+)$')
+
+
+def revert_timm_swin(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our ``SwinTransformer`` names -> timm >= 0.9's ``swin_*`` (build it with
+    ``num_classes=0``): patch merging at the start of the next stage, in timm's channel order;
+    ``relative_position_index`` buffers dropped (timm does not save them). Refused: output norms
+    of other stages than the last (timm has one final norm) and an absolute position embedding
+    (timm's lives in another shape)."""
+    norms = sorted({k.split('.')[0] for k in state_dict if re.match(r'^norm\d+\.', k)})
+    if len(norms) > 1:
+        raise ValueError(f"timm's SwinTransformer has one final norm; this checkpoint has "
+                         f"{', '.join(norms)} (out_indices other than the last stage)")
+    if 'absolute_pos_embed' in state_dict:
+        raise ValueError("timm's SwinTransformer keeps no absolute position embedding in this "
+                         "layout (use_abs_pos_embed=True cannot be written for timm)")
+    parts = [(dst, src) for src, dst in _BLOCK_PARTS]
+    out, other = {}, []
+    for key, value in state_dict.items():
+        if key.endswith('relative_position_index'):
+            continue
+        if key.startswith('patch_embed.projection.'):
+            out['patch_embed.proj.' + key[len('patch_embed.projection.'):]] = value
+        elif key.startswith('patch_embed.norm.'):
+            out[key] = value
+        elif re.match(r'^norm\d+\.', key):
+            out['norm.' + key.split('.', 1)[1]] = value
+        elif _OUR_DOWNSAMPLE.match(key):
+            stage, rest = _OUR_DOWNSAMPLE.match(key).groups()
+            if rest in ('reduction.weight', 'norm.weight', 'norm.bias'):
+                value = fold_order(value)
+            out[f'layers.{int(stage) + 1}.downsample.{rest}'] = value
+        elif _OUR_BLOCK.match(key):
+            stage, block, rest = _OUR_BLOCK.match(key).groups()
+            new = next((dst + rest[len(src):] for src, dst in parts if rest.startswith(src)),
+                       None)
+            if new is None:
+                other.append(key)
+            else:
+                out[f'layers.{stage}.blocks.{block}.{new}'] = value
+        else:
+            other.append(key)
+    if other:
+        raise ValueError(f"timm's SwinTransformer has no place for {len(other)} key(s) of this "
+                         f"checkpoint: {', '.join(other[:5])}")
+    return out

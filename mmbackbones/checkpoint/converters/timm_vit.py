@@ -87,3 +87,38 @@ def convert_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.
         out['pos_embed'] = torch.cat((pos_embed.new_zeros(1, 1, pos_embed.shape[2]), pos_embed),
                                      dim=1)
     return out
+
+
+def revert_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our ``VisionTransformer`` names -> timm's ``vit_*`` (build it with ``num_classes=0``;
+    ``global_pool='avg', fc_norm=True`` when the checkpoint has ``ln2``). A model with both final
+    norms (``ln1`` and ``ln2``) is refused: timm replaces ``norm`` by ``fc_norm`` under average
+    pooling, it never applies both."""
+    if any(k.startswith('ln1.') for k in state_dict) and \
+            any(k.startswith('ln2.') for k in state_dict):
+        raise ValueError("timm's ViT applies either its final norm or fc_norm, never both; this "
+                         "checkpoint has ln1 (final_norm=True) and ln2 (out_type='avg_featmap')")
+    blocks = [(dst, src) for src, dst in _BLOCK_RENAMES]
+    top = [('patch_embed.projection.', 'patch_embed.proj.'), ('pre_norm.', 'norm_pre.'),
+           ('ln2.', 'fc_norm.'), ('ln1.', 'norm.')]
+    out, other = {}, []
+    for key, value in state_dict.items():
+        match = re.match(r'^layers\.(\d+)\.(.*)$', key)
+        if match:
+            index, rest = match.groups()
+            new = next((dst + rest[len(src):] for src, dst in blocks if rest.startswith(src)),
+                       None)
+            if new is None:
+                other.append(key)
+                continue
+            out[f'blocks.{index}.{new}'] = value
+            continue
+        new = next((dst + key[len(src):] for src, dst in top if key.startswith(src)), None)
+        if new is None and key not in ('cls_token', 'pos_embed'):
+            other.append(key)
+            continue
+        out[new or key] = value
+    if other:
+        raise ValueError(f"timm's ViT has no place for {len(other)} key(s) of this checkpoint: "
+                         f"{', '.join(other[:5])}")
+    return out

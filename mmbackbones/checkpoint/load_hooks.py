@@ -47,16 +47,22 @@ def install(module: nn.Module) -> None:
     if getattr(module, _MARK, None) is not None:
         return
     module.__dict__[_MARK] = {}
-    module.register_load_state_dict_pre_hook(_convert_hook)
+    convert = module.register_load_state_dict_pre_hook(_convert_hook)
     handle = module.register_load_state_dict_pre_hook(_check_fit_hook)
-    module.__dict__[_MARK]['check'] = handle.id
+    module.__dict__[_MARK].update(convert=convert.id, check=handle.id)
+    keep_check_last(module)  # a family may have registered its hooks before BaseBackbone's
 
 
 def keep_check_last(module: nn.Module) -> None:
-    """Move the check hook behind every pre-hook registered after it (the family's own)."""
+    """The convert hook first (the family's own hooks expect our names) and the check hook
+    last, whatever order the family registered its own hooks in."""
     marks = module.__dict__.get(_MARK)
     hooks = getattr(module, '_load_state_dict_pre_hooks', None)
-    if marks and hooks is not None and marks.get('check') in hooks:
+    if not marks or hooks is None:
+        return
+    if marks.get('convert') in hooks:
+        hooks.move_to_end(marks['convert'], last=False)
+    if marks.get('check') in hooks:
         hooks.move_to_end(marks['check'])
 
 
@@ -105,6 +111,8 @@ def _affine_only_statistics(module: nn.Module, part, nested: List[str]):
 
 
 def _convert_hook(module, state_dict, prefix, *args, **kwargs):
+    if OWN_LOADER.get():
+        return  # state.load_state_dict's caller converted already, as its ``convert`` says
     if _nested(module):
         return  # a container: the backbones inside convert their own keys
     part = _part(state_dict, prefix, [])
@@ -147,5 +155,7 @@ def _check_fit_hook(module, state_dict, prefix, *args, **kwargs):
             f'half-load is refused, whatever strict says). Another architecture or variant, '
             f'or a layout no converter knows?\n' + details)
     # shapes and copyability: state.py's rule, on the backbone's part only
-    _check_hook(own, source, [])(module, OrderedDict((prefix + k, v) for k, v in part.items()),
-                                 prefix)
+    # (names were checked above; strict=False keeps the fit rule's stricter view of unexpected
+    # keys for our own loader, where the caller's strict is known)
+    _check_hook(own, source, [], False)(
+        module, OrderedDict((prefix + k, v) for k, v in part.items()), prefix)

@@ -159,6 +159,11 @@ def resolve_cfg(cfg, registry: Registry, default_args=None):
                 found = target.get(obj_type)
             else:
                 found = lookup(target, obj_type)
+                if found is None and target is not registry and '.' not in obj_type and \
+                        isinstance(registry, (BackboneRegistry, TimmModelRegistry)):
+                    # another default scope is active (a runner's 'mmengine'): an unscoped name
+                    # built through our registry still means ours
+                    found = registry.get(obj_type)
         except UnknownTypeError as err:
             if shown(obj_type) in str(err):
                 raise

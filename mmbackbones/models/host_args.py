@@ -34,8 +34,7 @@ def own_arguments(cls) -> List[str]:
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def take_host_args(module, given: dict, host_only: Dict[str, Sequence[str]],
-                   stacklevel: int = 4) -> dict:
+def take_host_args(module, given: dict, host_only: Dict[str, Sequence[str]]) -> dict:
     """Check the ``**kwargs`` of a core constructor and warn once about host-only arguments.
 
     ``module`` is the backbone being built (a twin, whose class names its ``host``, passes the
@@ -56,13 +55,14 @@ def take_host_args(module, given: dict, host_only: Dict[str, Sequence[str]],
                         f'{", ".join(accepted)}; mmdet/mmseg spellings: '
                         f'{", ".join(k for k in host_only if k not in accepted)})')
     if given and not twin:
+        from .base import caller_stacklevel  # the user's line, past our wrappers and mmengine
         hosts = sorted({host for key in given for host in host_only[key]})
         warnings.warn(
             f'{owner}: {", ".join(sorted(given))} {"is" if len(given) == 1 else "are"} '
             f'{"/".join(hosts)}\'s spelling, not mmpretrain\'s: kept with the '
             f'{"/".join(hosts)} meaning for now, changing no other default. For that '
             f'library\'s whole signature and defaults use {twin_types(owner, hosts)}',
-            HostArgumentWarning, stacklevel=stacklevel)
+            HostArgumentWarning, stacklevel=caller_stacklevel())
     return given
 
 

@@ -398,6 +398,7 @@ class SwinTransformer(BaseBackbone):
                                              INTERPOLATE_MODES)
         if norm_cfg is not None:
             check_norm_cfg(norm_cfg)
+        self.num_stages = self.num_layers  # the contract's stage count (stages are not all built)
         self.out_indices = normalize_out_indices(out_indices, self.num_layers)
         # mmpretrain's k freezes the patch embedding and stages[0..k]: the contract's k + 1
         self.frozen_stages = to_contract_count(check_stage_count(frozen_stages, self.num_layers))

@@ -13,23 +13,12 @@ from typing import Union
 
 from mmengine.config import Config, ConfigDict
 
-from .registry import (HOST_TWINS, MODELS, UnknownTypeError, check_type_value, find_scope,
-                       lookup)
+from .registry import (HOST_TWINS, MODELS, UnknownTypeError, cfg_as_dict, check_type_value,
+                       find_scope, lookup)
 from .utils.text import cut, shown
-from .utils.validation import to_plain
 
 CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')
 DATA_SUFFIXES = ('.json', '.yaml', '.yml')
-
-
-def _as_dict(cfg, name: str = 'cfg') -> dict:
-    if isinstance(cfg, ConfigDict):
-        return cfg.to_dict()
-    cfg = to_plain(cfg)  # omegaconf DictConfig and other Mappings
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    raise TypeError(f'{name} must be a dict or ConfigDict with a "type" key, got '
-                    f'{type(cfg).__name__}')
 
 
 def build_backbone(cfg: Union[dict, ConfigDict], neck: Union[dict, ConfigDict] = None,
@@ -48,8 +37,8 @@ def build_backbone(cfg: Union[dict, ConfigDict], neck: Union[dict, ConfigDict] =
     if neck is not None:
         backbone = build_backbone(cfg, **default_args)
         return MODELS.build(dict(type=f'{MODELS.scope}.BackboneWithNeck', backbone=backbone,
-                                 neck=_as_dict(neck, 'neck')))
-    cfg = _as_dict(cfg)
+                                 neck=cfg_as_dict(neck, 'neck')))
+    cfg = cfg_as_dict(cfg)
     if 'type' not in cfg:
         raise KeyError(f'cfg must contain the key "type" (e.g. type="ResNet"), got keys '
                        f'{shown(sorted(map(str, cfg)))}')

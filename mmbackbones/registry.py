@@ -33,6 +33,7 @@ from mmengine.registry import Registry
 
 from .utils.config_types import UnknownTypeError, check_config_types
 from .utils.text import cut, shown
+from .utils.validation import to_plain
 
 # detectron2's ResNet front end registers 'Detectron2ResNet' from its integration module
 MODEL_LOCATIONS = ['mmbackbones.models', 'mmbackbones.integrations.detectron2.resnet',
@@ -126,6 +127,20 @@ def check_type_value(value, name: str = 'type'):
     raise TypeError(f'{name} must be a registered type name (str) or an nn.Module subclass, got '
                     f'{shown(value)} ({type(value).__name__})')
 
+
+
+def cfg_as_dict(cfg, name: str = 'cfg',
+                allowed: str = 'a dict or ConfigDict with a "type" key') -> dict:
+    """A config (mmengine ``ConfigDict``, ``dict``, omegaconf ``DictConfig`` or other
+    ``Mapping``) as a new plain ``dict``; anything else is a TypeError naming ``name``."""
+    from mmengine.config import ConfigDict
+
+    if isinstance(cfg, ConfigDict):
+        return cfg.to_dict()
+    cfg = to_plain(cfg)  # omegaconf DictConfig and other Mappings
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    raise TypeError(f'{name} must be {allowed}, got {type(cfg).__name__}')
 
 def resolve_cfg(cfg, registry: Registry, default_args=None):
     """``cfg`` with its ``type`` replaced by the registered class it names, in the registry

@@ -19,24 +19,22 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ----- argument types ------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, low: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}') from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+        raise argparse.ArgumentTypeError(f'expected {expected}, got {text!r}') from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f'expected {expected}, got {text!r}')
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, 'a positive integer')
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
-    return value
+    return _int_at_least(text, 0, 'an integer >= 0')
 
 
 def _image_side(text: str) -> int:

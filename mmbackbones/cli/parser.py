@@ -6,6 +6,16 @@ from .commands import (cmd_bench, cmd_convert, cmd_export, cmd_info, cmd_list, c
                        cmd_show, cmd_zoo)
 
 
+def _finish(parser, func, *, device: bool = False, json: str = '') -> None:
+    """The options most commands end with (``--device``, ``--json``: print JSON instead of
+    ``json``), and the function that runs the command."""
+    if device:
+        _add_device(parser)
+    if json:
+        parser.add_argument('--json', action='store_true', help=f'print JSON instead of {json}')
+    parser.set_defaults(func=func)
+
+
 def _add_list(sub) -> None:
     p = sub.add_parser('list', help='registered backbone types and wrapped timm/torchvision '
                        'models')
@@ -19,8 +29,7 @@ def _add_list(sub) -> None:
                    'the registered types')
     p.add_argument('--timm', action='store_true', help='also list timm models')
     p.add_argument('--torchvision', action='store_true', help='also list torchvision models')
-    p.add_argument('--json', action='store_true', help='print JSON instead of tables')
-    p.set_defaults(func=cmd_list)
+    _finish(p, cmd_list, json='tables')
 
 
 def _add_info(sub) -> None:
@@ -32,9 +41,7 @@ def _add_info(sub) -> None:
     p.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     p.add_argument('--no-memory', action='store_true', help='skip the forward-memory measure')
     _add_weights(p)
-    _add_device(p)
-    p.add_argument('--json', action='store_true', help='print JSON instead of tables')
-    p.set_defaults(func=cmd_info)
+    _finish(p, cmd_info, device=True, json='tables')
 
 
 def _add_bench(sub) -> None:
@@ -56,9 +63,7 @@ def _add_bench(sub) -> None:
                    'run alternately in the same process')
     p.add_argument('--threads', type=_positive_int, default=None,
                    help='torch CPU threads (default: torch\'s choice)')
-    _add_device(p)
-    p.add_argument('--json', action='store_true', help='print JSON instead of tables')
-    p.set_defaults(func=cmd_bench)
+    _finish(p, cmd_bench, device=True, json='tables')
 
 
 def _add_show(sub) -> None:
@@ -74,15 +79,13 @@ def _add_show(sub) -> None:
                    help='how each map loses its channels: pca (first 3 principal components '
                    'as RGB, default), norm (L2 norm), mean (zero after a LayerNorm)')
     _add_weights(p)
-    _add_device(p)
-    p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
-    p.set_defaults(func=cmd_show)
+    _finish(p, cmd_show, device=True, json='a sentence')
 
 
 def _add_print_config(sub) -> None:
     p = sub.add_parser('print-config', help='the merged config after _base_ and overrides')
     _add_config(p)
-    p.set_defaults(func=cmd_print_config)
+    _finish(p, cmd_print_config)
 
 
 def _add_export(sub) -> None:
@@ -99,8 +102,7 @@ def _add_export(sub) -> None:
     p.add_argument('--atol', type=_non_negative_float, default=1e-4,
                    help='largest |onnx - torch| accepted by the check (default 1e-4)')
     _add_weights(p)
-    p.add_argument('--json', action='store_true', help='print JSON instead of a sentence')
-    p.set_defaults(func=cmd_export)
+    _finish(p, cmd_export, json='a sentence')
 
 
 def _add_convert(sub) -> None:
@@ -138,7 +140,7 @@ def _add_convert(sub) -> None:
                    "this library's layout, for its native module to load with strict=True "
                    '(--prefix: where the backbone is, default detected; --model: its type '
                    'when the keys cannot tell)')
-    p.set_defaults(func=cmd_convert)
+    _finish(p, cmd_convert)
 
 
 def _add_zoo(sub) -> None:
@@ -150,7 +152,7 @@ def _add_zoo(sub) -> None:
     p.add_argument('--json', action='store_true', help='print the entries as JSON')
     p.add_argument('--download', metavar='NAME', help='download one entry (scheme://name or a '
                    'name) into the cache and print its path')
-    p.set_defaults(func=cmd_zoo)
+    _finish(p, cmd_zoo)
 
 
 # one adder per subcommand, in the order `mmbackbones --help` lists them

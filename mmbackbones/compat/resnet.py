@@ -11,92 +11,63 @@ from ..models.backbones.regnet import RegNet
 from ..models.backbones.resnet import ResNet, ResNeXt
 from ..registry import HOST_TWINS
 from ..utils.validation import check_positive_int
+from .signatures import REQUIRED, host_init, with_params
 
 _NO_DCN = (False, False, False, False)
 MMDET, MMSEG = HOST_TWINS['mmdet'], HOST_TWINS['mmseg']
+
+# the hosts' signatures (mmdet 3.3's ResNet; mmseg's and both RegNets differ from it as written)
+MMDET_RESNET = dict(
+    depth=REQUIRED, in_channels=3, stem_channels=None, base_channels=64, num_stages=4,
+    strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1), out_indices=(0, 1, 2, 3), style='pytorch',
+    deep_stem=False, avg_down=False, frozen_stages=-1, conv_cfg=None,
+    norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True, dcn=None,
+    stage_with_dcn=_NO_DCN, plugins=None, with_cp=False, zero_init_residual=True,
+    pretrained=None, init_cfg=None)
+MMSEG_RESNET = with_params(MMDET_RESNET, after='plugins', stem_channels=64, norm_eval=False,
+                           multi_grid=None, contract_dilation=False)
+MMDET_REGNET = with_params(
+    {'arch': REQUIRED, **{k: v for k, v in MMDET_RESNET.items()
+                          if k not in ('depth', 'num_stages')}},
+    stem_channels=32, base_channels=32, strides=(2, 2, 2, 2))
+
+
+def _to_core(core):
+    """The translation every twin here shares: the core's arguments as they are, the hosts' own
+    ones (``dcn``, ``stage_with_dcn``, ``plugins``, ``pretrained``, mmseg's ``multi_grid``/
+    ``contract_dilation``) passed on only when they differ from the hosts' defaults."""
+
+    def translate(self, dcn, stage_with_dcn, plugins, pretrained, multi_grid=None,
+                  contract_dilation=False, **arguments):
+        extras = _host_extras(dcn, stage_with_dcn, plugins, pretrained)
+        if multi_grid is not None:
+            extras['multi_grid'] = multi_grid
+        if contract_dilation is not False:
+            extras['contract_dilation'] = contract_dilation
+        core.__init__(self, **arguments, **extras)
+
+    return translate
+
+
+def _mmdet_resnet(self, stem_channels, base_channels, **arguments):
+    """mmdet's ``stem_channels=None`` is ``base_channels``."""
+    _to_core(ResNet)(self, base_channels=base_channels,
+                     stem_channels=base_channels if stem_channels is None else stem_channels,
+                     **arguments)
 
 
 @MMDET.register_module('ResNet')
 class MMDetResNet(ResNet):
     """mmdet's ``ResNet(depth, in_channels, stem_channels, ...)``."""
     host = 'mmdet'
-
-    def __init__(self,
-                 depth,
-                 in_channels=3,
-                 stem_channels=None,
-                 base_channels=64,
-                 num_stages=4,
-                 strides=(1, 2, 2, 2),
-                 dilations=(1, 1, 1, 1),
-                 out_indices=(0, 1, 2, 3),
-                 style='pytorch',
-                 deep_stem=False,
-                 avg_down=False,
-                 frozen_stages=-1,
-                 conv_cfg=None,
-                 norm_cfg=dict(type='BN', requires_grad=True),
-                 norm_eval=True,
-                 dcn=None,
-                 stage_with_dcn=(False, False, False, False),
-                 plugins=None,
-                 with_cp=False,
-                 zero_init_residual=True,
-                 pretrained=None,
-                 init_cfg=None):
-        super().__init__(
-            depth, in_channels=in_channels,
-            stem_channels=base_channels if stem_channels is None else stem_channels,
-            base_channels=base_channels, num_stages=num_stages, strides=strides,
-            dilations=dilations, out_indices=out_indices, style=style, deep_stem=deep_stem,
-            avg_down=avg_down, frozen_stages=frozen_stages, conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg, norm_eval=norm_eval, with_cp=with_cp,
-            zero_init_residual=zero_init_residual, init_cfg=init_cfg,
-            **_host_extras(dcn, stage_with_dcn, plugins, pretrained))
+    __init__ = host_init(MMDET_RESNET, _mmdet_resnet)
 
 
 @MMSEG.register_module('ResNet')
 class MMSegResNet(ResNet):
     """mmseg's ``ResNet(depth, in_channels, stem_channels, ...)``."""
     host = 'mmseg'
-
-    def __init__(self,
-                 depth,
-                 in_channels=3,
-                 stem_channels=64,
-                 base_channels=64,
-                 num_stages=4,
-                 strides=(1, 2, 2, 2),
-                 dilations=(1, 1, 1, 1),
-                 out_indices=(0, 1, 2, 3),
-                 style='pytorch',
-                 deep_stem=False,
-                 avg_down=False,
-                 frozen_stages=-1,
-                 conv_cfg=None,
-                 norm_cfg=dict(type='BN', requires_grad=True),
-                 norm_eval=False,
-                 dcn=None,
-                 stage_with_dcn=(False, False, False, False),
-                 plugins=None,
-                 multi_grid=None,
-                 contract_dilation=False,
-                 with_cp=False,
-                 zero_init_residual=True,
-                 pretrained=None,
-                 init_cfg=None):
-        extras = _host_extras(dcn, stage_with_dcn, plugins, pretrained)
-        if multi_grid is not None:
-            extras['multi_grid'] = multi_grid
-        if contract_dilation is not False:
-            extras['contract_dilation'] = contract_dilation
-        super().__init__(
-            depth, in_channels=in_channels, stem_channels=stem_channels,
-            base_channels=base_channels, num_stages=num_stages, strides=strides,
-            dilations=dilations, out_indices=out_indices, style=style, deep_stem=deep_stem,
-            avg_down=avg_down, frozen_stages=frozen_stages, conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg, norm_eval=norm_eval, with_cp=with_cp,
-            zero_init_residual=zero_init_residual, init_cfg=init_cfg, **extras)
+    __init__ = host_init(MMSEG_RESNET, _to_core(ResNet))
 
 
 def _host_extras(dcn, stage_with_dcn, plugins, pretrained) -> dict:
@@ -164,33 +135,4 @@ class MMSegResNeXt(_HostResNeXt, MMSegResNet):
 class MMDetRegNet(RegNet):
     """mmdet's ``RegNet(arch, in_channels, stem_channels, ...)``."""
     host = 'mmdet'
-
-    def __init__(self,
-                 arch,
-                 in_channels=3,
-                 stem_channels=32,
-                 base_channels=32,
-                 strides=(2, 2, 2, 2),
-                 dilations=(1, 1, 1, 1),
-                 out_indices=(0, 1, 2, 3),
-                 style='pytorch',
-                 deep_stem=False,
-                 avg_down=False,
-                 frozen_stages=-1,
-                 conv_cfg=None,
-                 norm_cfg=dict(type='BN', requires_grad=True),
-                 norm_eval=True,
-                 dcn=None,
-                 stage_with_dcn=(False, False, False, False),
-                 plugins=None,
-                 with_cp=False,
-                 zero_init_residual=True,
-                 pretrained=None,
-                 init_cfg=None):
-        super().__init__(
-            arch, in_channels=in_channels, stem_channels=stem_channels,
-            base_channels=base_channels, strides=strides, dilations=dilations,
-            out_indices=out_indices, style=style, deep_stem=deep_stem, avg_down=avg_down,
-            frozen_stages=frozen_stages, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-            norm_eval=norm_eval, with_cp=with_cp, zero_init_residual=zero_init_residual,
-            init_cfg=init_cfg, **_host_extras(dcn, stage_with_dcn, plugins, pretrained))
+    __init__ = host_init(MMDET_REGNET, _to_core(RegNet))

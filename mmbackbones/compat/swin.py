@@ -12,6 +12,7 @@ position embedding.
 from ..models.backbones.swin import SwinTransformer, mmdet_spelling
 from ..registry import HOST_TWINS
 from ..utils.validation import check_bool, check_frozen_stages
+from .signatures import host_init, with_params
 
 
 class _HostSwin(SwinTransformer):
@@ -50,77 +51,32 @@ class _HostSwin(SwinTransformer):
             self.absolute_pos_embed.requires_grad = False
 
 
+# the hosts' signature (mmseg 1.2's; mmdet 3.3's adds convert_weights)
+MMSEG_SWIN = dict(
+    pretrain_img_size=224, in_channels=3, embed_dims=96, patch_size=4, window_size=7,
+    mlp_ratio=4, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), strides=(4, 2, 2, 2),
+    out_indices=(0, 1, 2, 3), qkv_bias=True, qk_scale=None, patch_norm=True, drop_rate=0.,
+    attn_drop_rate=0., drop_path_rate=0.1, use_abs_pos_embed=False, act_cfg=dict(type='GELU'),
+    norm_cfg=dict(type='LN'), with_cp=False, pretrained=None, frozen_stages=-1, init_cfg=None)
+MMDET_SWIN = with_params(MMSEG_SWIN, after='pretrained', convert_weights=False)
+
+
+def _mmdet_swin(self, convert_weights, **arguments):
+    """convert_weights: original (Microsoft) Swin files are recognised and converted on load
+    whatever its value; kept for the configs that set it."""
+    self._build_twin(**arguments)
+    self.convert_weights = check_bool('convert_weights', convert_weights)
+
+
 @HOST_TWINS['mmdet'].register_module('SwinTransformer')
 class MMDetSwinTransformer(_HostSwin):
     """mmdet's ``SwinTransformer(pretrain_img_size, in_channels, embed_dims, ...)``."""
     host = 'mmdet'
-
-    def __init__(self,
-                 pretrain_img_size=224,
-                 in_channels=3,
-                 embed_dims=96,
-                 patch_size=4,
-                 window_size=7,
-                 mlp_ratio=4,
-                 depths=(2, 2, 6, 2),
-                 num_heads=(3, 6, 12, 24),
-                 strides=(4, 2, 2, 2),
-                 out_indices=(0, 1, 2, 3),
-                 qkv_bias=True,
-                 qk_scale=None,
-                 patch_norm=True,
-                 drop_rate=0.,
-                 attn_drop_rate=0.,
-                 drop_path_rate=0.1,
-                 use_abs_pos_embed=False,
-                 act_cfg=dict(type='GELU'),
-                 norm_cfg=dict(type='LN'),
-                 with_cp=False,
-                 pretrained=None,
-                 convert_weights=False,
-                 frozen_stages=-1,
-                 init_cfg=None):
-        # convert_weights: original (Microsoft) Swin files are recognised and converted on
-        # load whatever its value; kept for the configs that set it
-        self._build_twin(pretrain_img_size, in_channels, embed_dims, patch_size, window_size,
-                         mlp_ratio, depths, num_heads, strides, out_indices, qkv_bias, qk_scale,
-                         patch_norm, drop_rate, attn_drop_rate, drop_path_rate,
-                         use_abs_pos_embed, act_cfg, norm_cfg, with_cp, pretrained,
-                         frozen_stages, init_cfg)
-        self.convert_weights = check_bool('convert_weights', convert_weights)
+    __init__ = host_init(MMDET_SWIN, _mmdet_swin)
 
 
 @HOST_TWINS['mmseg'].register_module('SwinTransformer')
 class MMSegSwinTransformer(_HostSwin):
     """mmseg's ``SwinTransformer(pretrain_img_size, in_channels, embed_dims, ...)``."""
     host = 'mmseg'
-
-    def __init__(self,
-                 pretrain_img_size=224,
-                 in_channels=3,
-                 embed_dims=96,
-                 patch_size=4,
-                 window_size=7,
-                 mlp_ratio=4,
-                 depths=(2, 2, 6, 2),
-                 num_heads=(3, 6, 12, 24),
-                 strides=(4, 2, 2, 2),
-                 out_indices=(0, 1, 2, 3),
-                 qkv_bias=True,
-                 qk_scale=None,
-                 patch_norm=True,
-                 drop_rate=0.,
-                 attn_drop_rate=0.,
-                 drop_path_rate=0.1,
-                 use_abs_pos_embed=False,
-                 act_cfg=dict(type='GELU'),
-                 norm_cfg=dict(type='LN'),
-                 with_cp=False,
-                 pretrained=None,
-                 frozen_stages=-1,
-                 init_cfg=None):
-        self._build_twin(pretrain_img_size, in_channels, embed_dims, patch_size, window_size,
-                         mlp_ratio, depths, num_heads, strides, out_indices, qkv_bias, qk_scale,
-                         patch_norm, drop_rate, attn_drop_rate, drop_path_rate,
-                         use_abs_pos_embed, act_cfg, norm_cfg, with_cp, pretrained,
-                         frozen_stages, init_cfg)
+    __init__ = host_init(MMSEG_SWIN, _HostSwin._build_twin)

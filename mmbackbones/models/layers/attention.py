@@ -42,6 +42,14 @@ def split_heads(qkv: torch.Tensor, heads: int):
     return qkv.reshape(b, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4).unbind(0)
 
 
+def head_dims(embed_dims: int, num_heads: int) -> int:
+    """The channels of one head; ``embed_dims`` must be divisible by ``num_heads``."""
+    if embed_dims % num_heads:
+        raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
+                         f'({num_heads})')
+    return embed_dims // num_heads
+
+
 class MultiheadSelfAttention(nn.Module):
     """``(B, N, C)`` tokens -> ``(B, N, embed_dims)``.
 
@@ -66,12 +74,9 @@ class MultiheadSelfAttention(nn.Module):
                  proj_drop: float = 0.,
                  qk_scale: Optional[float] = None):
         super().__init__()
-        if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
-                             f'({num_heads})')
+        self.head_dims = head_dims(embed_dims, num_heads)
         self.embed_dims = embed_dims
         self.num_heads = num_heads
-        self.head_dims = embed_dims // num_heads
         self.input_dims = input_dims or embed_dims
         self.scale = qk_scale
         self.attn_drop = float(attn_drop)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import split_heads
+from .attention import head_dims, split_heads
 from .pos_embed import is_exporting, is_tracing
 
 # Masked pairs get this additive bias, as in the original Swin (not -inf, which would make a
@@ -129,13 +129,10 @@ class WindowMSA(nn.Module):
                  qkv_bias: bool = True, qk_scale: Optional[float] = None,
                  attn_drop: float = 0., proj_drop: float = 0.):
         super().__init__()
-        if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
-                             f'({num_heads})')
+        self.head_dims = head_dims(embed_dims, num_heads)
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.window_size = tuple(window_size)
-        self.head_dims = embed_dims // num_heads
         self.scale = qk_scale or self.head_dims ** -0.5
         wh, ww = self.window_size
         self.relative_position_bias_table = nn.Parameter(

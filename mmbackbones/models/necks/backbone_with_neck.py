@@ -9,24 +9,16 @@ import math
 from typing import Tuple, Union
 
 import torch
-from mmengine.config import ConfigDict
 from torch import nn
 
-from ...registry import MODELS
-from ...utils.validation import to_plain
+from ...registry import MODELS, cfg_as_dict
 from ..base import BaseBackbone
 from .fpn import resolve_auto_in_channels
 from .spatial import check_spatial_outputs
 
 
 def _cfg_dict(cfg, name):
-    if isinstance(cfg, ConfigDict):
-        return cfg.to_dict()
-    cfg = to_plain(cfg)  # omegaconf DictConfig and other Mappings
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    raise TypeError(f'{name} must be a dict/ConfigDict with a "type" key or a built module, got '
-                    f'{type(cfg).__name__}')
+    return cfg_as_dict(cfg, name, 'a dict/ConfigDict with a "type" key or a built module')
 
 
 def _build(cfg: dict):

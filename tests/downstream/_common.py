@@ -126,3 +126,29 @@ def shipped_backbones(packages, types, mention: re.Pattern = None):
             kind = str(backbone.get('type', '')).split('.')[-1]
             if kind in types:
                 yield module.__name__, root, path, model, backbone, kind
+
+
+def assert_native_weights_carry_over(native, ours, tmp_dir: str, in_channels: int, size: int,
+                                     num_outputs: int = None) -> None:
+    """``native``'s weights, saved to ``tmp_dir``, load into ``ours`` through our loader with
+    ``strict=True`` and, in eval mode on a seeded ``(1, in_channels, size, size)`` input, give
+    as many outputs (``num_outputs`` when given) with the same values."""
+    from mmbackbones.checkpoint import load_checkpoint
+    path = os.path.join(tmp_dir, 'native.pth')
+    torch.save(native.state_dict(), path)
+    try:
+        report = load_checkpoint(ours, path, strict=True, logger='silent')
+    finally:
+        os.remove(path)
+    assert report.ok, report.message
+    native.eval()
+    ours.eval()
+    x = torch.randn(1, in_channels, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = native(x), ours(x)
+    assert len(got) == len(expected)
+    if num_outputs is not None:
+        assert len(got) == num_outputs
+    for i, (e, g) in enumerate(zip(expected, got)):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
+                                   msg=f'output {i}')

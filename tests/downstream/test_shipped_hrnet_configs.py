@@ -55,7 +55,6 @@ def shipped_hrnet_dicts():
 
 def compare(entry: dict, tmp_dir: str) -> str:
     import importlib
-    from mmbackbones.checkpoint import load_checkpoint
     toolbox = entry['toolbox']
     importlib.import_module(f'{toolbox}.models')
     registry = importlib.import_module(f'{toolbox}.registry').MODELS
@@ -67,23 +66,9 @@ def compare(entry: dict, tmp_dir: str) -> str:
         assert ours.init_cfg == native.init_cfg
     from tests.parity import perturb_
     perturb_(native)
-    path = os.path.join(tmp_dir, 'native.pth')
-    torch.save(native.state_dict(), path)
-    try:
-        report = load_checkpoint(ours, path, strict=True, logger='silent')
-    finally:
-        os.remove(path)
-    assert report.ok, report.message
-    native.eval()
-    ours.eval()
-    x = torch.randn(1, entry['backbone'].get('in_channels', 3), SIZE, SIZE,
-                    generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = native(x), ours(x)
-    assert len(got) == len(expected)
-    for i, (e, g) in enumerate(zip(expected, got)):
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
-                                   msg=f'output {i}')
+    from tests.downstream import _common
+    _common.assert_native_weights_carry_over(native, ours, tmp_dir,
+                                             entry['backbone'].get('in_channels', 3), SIZE)
     return 'ok'
 
 

@@ -58,7 +58,6 @@ def compare(entry: dict, tmp_dir: str) -> str:
     from mmseg.registry import MODELS as MMSEG_MODELS
 
     from mmbackbones import build_backbone
-    from mmbackbones.checkpoint import load_checkpoint
     from mmbackbones.models.backbones.mit import MixVisionTransformer
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # pretrained= is deprecated
@@ -67,23 +66,10 @@ def compare(entry: dict, tmp_dir: str) -> str:
     assert type(ours) is MixVisionTransformer
     assert ours.init_cfg == native.init_cfg
     _perturb_(native)
-    path = os.path.join(tmp_dir, 'native.pth')
-    torch.save(native.state_dict(), path)
-    try:
-        report = load_checkpoint(ours, path, strict=True, logger='silent')
-    finally:
-        os.remove(path)
-    assert report.ok, report.message
-    native.eval()
-    ours.eval()
-    x = torch.randn(1, entry['backbone'].get('in_channels', 3), SIZE, SIZE,
-                    generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = native(x), ours(x)
-    assert len(got) == len(expected) == 4
-    for i, (e, g) in enumerate(zip(expected, got)):
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
-                                   msg=f'output {i}')
+    from tests.downstream import _common
+    _common.assert_native_weights_carry_over(native, ours, tmp_dir,
+                                             entry['backbone'].get('in_channels', 3), SIZE,
+                                             num_outputs=4)
     return 'ok'
 
 

@@ -90,21 +90,18 @@ class Whole(nn.Module):
         self.decode_head = nn.Conv2d(4, 2, 1)
 
 
+def _randomise_other(key: str, value: torch.Tensor, gen: torch.Generator) -> None:
+    if key.endswith('running_mean'):
+        value.copy_(torch.randn(value.shape, generator=gen) * 0.05)
+    elif 'conv_offset' in key:
+        value.copy_(torch.randn(value.shape, generator=gen) * 0.01)
+    elif 'relative_position_index' not in key:
+        value.add_(torch.randn(value.shape, generator=gen) * (0.05 if value.dim() == 1 else 0.02))
+
+
 def _randomise(module: nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, value in module.state_dict().items():
-            if not value.is_floating_point():
-                continue
-            if key.endswith('running_var'):
-                value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
-            elif key.endswith('running_mean'):
-                value.copy_(torch.randn(value.shape, generator=gen) * 0.05)
-            elif 'conv_offset' in key:
-                value.copy_(torch.randn(value.shape, generator=gen) * 0.01)
-            elif 'relative_position_index' not in key:
-                value.add_(torch.randn(value.shape, generator=gen) *
-                           (0.05 if value.dim() == 1 else 0.02))
+    from tests.parity import perturb_
+    perturb_(module, seed, other=_randomise_other)
 
 
 def _build(entry: dict):

@@ -56,3 +56,11 @@ def write_toy_config(folder, name='toy.py', backbone='', extra=''):
             model = dict(type='ImageClassifier', backbone=dict(type='ToyBackbone', {backbone}))
             ''') + textwrap.dedent(extra))
     return path
+
+
+def assert_file_refused(path, text: str, load, match: str) -> None:
+    """Write ``text`` to ``path``; ``load(path)`` must raise a ValueError matching ``match``."""
+    import pytest
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load(path)

@@ -203,3 +203,32 @@ def assert_fuse_keeps_outputs(model: nn.Module, size: int = 32) -> None:
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
     for b, a in zip(before, after):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _nudge_(key: str, value: torch.Tensor, gen: torch.Generator) -> None:
+    value.add_(torch.randn(value.shape, generator=gen) * 0.02)
+
+
+def perturb_(module: nn.Module, seed: int = 0,
+             other: Callable[[str, torch.Tensor, torch.Generator], object] = _nudge_) -> None:
+    """Move every floating tensor of ``module`` off its init (in place, seeded): running
+    variances drawn from [0.75, 1.25), every other tensor changed by ``other(key, tensor,
+    generator)`` (by default nudged by N(0, 0.02))."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, value in module.state_dict().items():
+            if not value.is_floating_point():
+                continue
+            if key.endswith('running_var'):
+                value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
+            else:
+                other(key, value, gen)
+
+
+def assert_outputs_close(expected, got, rtol: float = 1e-5) -> None:
+    """As many outputs, each of the same shape and equal within ``rtol`` (relative to the
+    largest magnitude of the expected tensor)."""
+    assert len(got) == len(expected)
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape
+        torch.testing.assert_close(g, e, rtol=rtol, atol=rtol * e.abs().max().item())

@@ -7,7 +7,7 @@ import pytest
 from mmbackbones import build_backbone, build_backbone_from_config, load_config
 from mmbackbones.utils.fileio import output_problem
 from mmbackbones.utils.text import cut, shown
-from tests.cli_helpers import assert_one_line_error, run_cli
+from tests.cli_helpers import assert_file_refused, assert_one_line_error, run_cli
 
 
 def test_output_problem_names_each_unusable_path(tmp_path):
@@ -82,11 +82,6 @@ def test_bad_base_files_are_named(tmp_path, base, what):
 
 
 def test_a_config_with_a_bad_suffix_is_named(tmp_path):
-    path = tmp_path / 'model.txt'
-    path.write_text('backbone = dict(type="ResNet")\n')
-    with pytest.raises(ValueError, match='model.txt'):
-        build_backbone_from_config(path)
-    data = tmp_path / 'bad.yaml'
-    data.write_text('backbone: [unclosed\n')
-    with pytest.raises(ValueError, match='bad.yaml'):
-        load_config(data)
+    assert_file_refused(tmp_path / 'model.txt', 'backbone = dict(type="ResNet")\n',
+                        build_backbone_from_config, 'model.txt')
+    assert_file_refused(tmp_path / 'bad.yaml', 'backbone: [unclosed\n', load_config, 'bad.yaml')

@@ -85,25 +85,23 @@ def test_mmcls_scope_is_an_alias_not_a_copy():
         MMCLS_MODELS.register_module('X', module=FrozenBatchNorm2d)
 
 
-def test_no_private_registry_api():
-    private = re.compile(r'\._(module_dict|children|locations|imported|scope|parent)\b')
-    hits = []
+def _package_lines(matches):
+    """``(path, line number)`` of every line of the package's modules that ``matches``."""
     for folder, _, files in os.walk(PACKAGE):
         for name in files:
             if name.endswith('.py'):
                 path = os.path.join(folder, name)
                 with open(path) as f:
-                    hits += [f'{path}:{i}' for i, line in enumerate(f, 1) if private.search(line)]
+                    yield from ((path, i) for i, line in enumerate(f, 1) if matches(line))
+
+
+def test_no_private_registry_api():
+    private = re.compile(r'\._(module_dict|children|locations|imported|scope|parent)\b')
+    hits = [f'{path}:{i}' for path, i in _package_lines(private.search)]
     assert hits == []
 
 
 def test_safe_loading_is_installed_by_one_call():
-    calls = []
-    for folder, _, files in os.walk(PACKAGE):
-        for name in files:
-            if name.endswith('.py'):
-                path = os.path.join(folder, name)
-                with open(path) as f:
-                    calls += [f'{os.path.relpath(path, PACKAGE)}:{i}' for i, line in
-                              enumerate(f, 1) if re.match(r'\s*register\(\)', line)]
+    calls = [f'{os.path.relpath(path, PACKAGE)}:{i}' for path, i in
+             _package_lines(lambda line: re.match(r'\s*register\(\)', line))]
     assert len(calls) == 1 and calls[0].startswith('checkpoint/__init__.py:'), calls

@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope, Registry
 
 from mmbackbones import MODELS, build_backbone, build_backbone_from_config
 from mmbackbones.registry import MMCLS_MODELS, TIMM_MODELS, UnknownTypeError
-from tests.cli_helpers import assert_one_line_error, run_cli
+from tests.cli_helpers import assert_file_refused, assert_one_line_error, run_cli
 
 
 @pytest.fixture
@@ -149,14 +149,12 @@ def test_config_files_build_only_registered_types(tmp_path, marker, kind):
 
 
 def test_yaml_python_tags_are_refused_before_mmengine_reads_the_file(tmp_path, marker):
-    path = tmp_path / 'tag.yaml'
-    path.write_text(f'model: !!python/object/apply:os.system ["touch {marker}"]\n')
-    with pytest.raises(ValueError, match='tag.yaml'):
-        build_backbone_from_config(path)
-    base = tmp_path / 'child.py'
-    base.write_text("_base_ = ['./tag.yaml']\nbackbone = dict(type='ResNet', depth=18)\n")
-    with pytest.raises(ValueError, match='tag.yaml'):
-        build_backbone_from_config(base)
+    assert_file_refused(tmp_path / 'tag.yaml',
+                        f'model: !!python/object/apply:os.system ["touch {marker}"]\n',
+                        build_backbone_from_config, 'tag.yaml')
+    assert_file_refused(tmp_path / 'child.py',
+                        "_base_ = ['./tag.yaml']\nbackbone = dict(type='ResNet', depth=18)\n",
+                        build_backbone_from_config, 'tag.yaml')
     assert not marker.exists()
 
 

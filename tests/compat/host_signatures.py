@@ -2,210 +2,75 @@
 mmdet 3.3.0 and mmseg 1.2.2 (``inspect.signature``), so the main tier checks the twins
 without the hosts; tests/downstream/test_host_twins.py checks this table against the real classes.
 
-Each entry: ``(name, kind, default)``; ``REQUIRED`` marks an argument without a default."""
+Each entry: ``(name, kind, default)``; ``REQUIRED`` marks an argument without a default.
+Every argument is ``POSITIONAL_OR_KEYWORD`` but ``**kwargs``; the argument lists the hosts share
+(the ResNet, Swin and HRNet families) are written once and edited per class below."""
 REQUIRED = '<required>'
+_PK = 'POSITIONAL_OR_KEYWORD'
+_KWARGS = [('kwargs', 'VAR_KEYWORD', REQUIRED)]
+
+
+def _args(**defaults):
+    """``[(name, 'POSITIONAL_OR_KEYWORD', default)]`` in the order given."""
+    return [(name, _PK, default) for name, default in defaults.items()]
+
+
+def _edit(base, *, drop=(), rename=None, after=None, **values):
+    """``base`` with the names in ``drop`` left out, ``rename`` applied (old -> new), the
+    defaults in ``values`` replaced and ``after``'s ``{name: [entries]}`` inserted after name."""
+    rename, after = rename or {}, after or {}
+    out = []
+    for name, kind, default in base:
+        if name in drop:
+            continue
+        name = rename.get(name, name)
+        out.append((name, kind, values.get(name, default)))
+        out.extend(after.get(name, []))
+    return out
+
+
+_BN = {'type': 'BN', 'requires_grad': True}
+_RESNET = _args(
+    depth=REQUIRED, in_channels=3, stem_channels=None, base_channels=64, num_stages=4,
+    strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1), out_indices=(0, 1, 2, 3), style='pytorch',
+    deep_stem=False, avg_down=False, frozen_stages=-1, conv_cfg=None, norm_cfg=_BN,
+    norm_eval=True, dcn=None, stage_with_dcn=(False, False, False, False), plugins=None,
+    with_cp=False, zero_init_residual=True, pretrained=None, init_cfg=None)
+_RESNEXT = _args(groups=1, base_width=4) + _KWARGS
+_SWIN = _args(
+    pretrain_img_size=224, in_channels=3, embed_dims=96, patch_size=4, window_size=7,
+    mlp_ratio=4, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), strides=(4, 2, 2, 2),
+    out_indices=(0, 1, 2, 3), qkv_bias=True, qk_scale=None, patch_norm=True, drop_rate=0.0,
+    attn_drop_rate=0.0, drop_path_rate=0.1, use_abs_pos_embed=False, act_cfg={'type': 'GELU'},
+    norm_cfg={'type': 'LN'}, with_cp=False, pretrained=None, frozen_stages=-1, init_cfg=None)
+_HRNET = _args(
+    extra=REQUIRED, in_channels=3, conv_cfg=None, norm_cfg={'type': 'BN'}, norm_eval=True,
+    with_cp=False, zero_init_residual=False, multiscale_output=True, pretrained=None,
+    init_cfg=None)
 
 HOST_SIGNATURES = {
-    ('mmdet', 'ResNet'): [
-        ('depth', 'POSITIONAL_OR_KEYWORD', REQUIRED),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('stem_channels', 'POSITIONAL_OR_KEYWORD', None),
-        ('base_channels', 'POSITIONAL_OR_KEYWORD', 64),
-        ('num_stages', 'POSITIONAL_OR_KEYWORD', 4),
-        ('strides', 'POSITIONAL_OR_KEYWORD', (1, 2, 2, 2)),
-        ('dilations', 'POSITIONAL_OR_KEYWORD', (1, 1, 1, 1)),
-        ('out_indices', 'POSITIONAL_OR_KEYWORD', (0, 1, 2, 3)),
-        ('style', 'POSITIONAL_OR_KEYWORD', 'pytorch'),
-        ('deep_stem', 'POSITIONAL_OR_KEYWORD', False),
-        ('avg_down', 'POSITIONAL_OR_KEYWORD', False),
-        ('frozen_stages', 'POSITIONAL_OR_KEYWORD', -1),
-        ('conv_cfg', 'POSITIONAL_OR_KEYWORD', None),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'BN', 'requires_grad': True}),
-        ('norm_eval', 'POSITIONAL_OR_KEYWORD', True),
-        ('dcn', 'POSITIONAL_OR_KEYWORD', None),
-        ('stage_with_dcn', 'POSITIONAL_OR_KEYWORD', (False, False, False, False)),
-        ('plugins', 'POSITIONAL_OR_KEYWORD', None),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('zero_init_residual', 'POSITIONAL_OR_KEYWORD', True),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
-    ('mmdet', 'ResNetV1d'): [
-        ('kwargs', 'VAR_KEYWORD', REQUIRED),
-    ],
-    ('mmdet', 'ResNeXt'): [
-        ('groups', 'POSITIONAL_OR_KEYWORD', 1),
-        ('base_width', 'POSITIONAL_OR_KEYWORD', 4),
-        ('kwargs', 'VAR_KEYWORD', REQUIRED),
-    ],
-    ('mmdet', 'RegNet'): [
-        ('arch', 'POSITIONAL_OR_KEYWORD', REQUIRED),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('stem_channels', 'POSITIONAL_OR_KEYWORD', 32),
-        ('base_channels', 'POSITIONAL_OR_KEYWORD', 32),
-        ('strides', 'POSITIONAL_OR_KEYWORD', (2, 2, 2, 2)),
-        ('dilations', 'POSITIONAL_OR_KEYWORD', (1, 1, 1, 1)),
-        ('out_indices', 'POSITIONAL_OR_KEYWORD', (0, 1, 2, 3)),
-        ('style', 'POSITIONAL_OR_KEYWORD', 'pytorch'),
-        ('deep_stem', 'POSITIONAL_OR_KEYWORD', False),
-        ('avg_down', 'POSITIONAL_OR_KEYWORD', False),
-        ('frozen_stages', 'POSITIONAL_OR_KEYWORD', -1),
-        ('conv_cfg', 'POSITIONAL_OR_KEYWORD', None),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'BN', 'requires_grad': True}),
-        ('norm_eval', 'POSITIONAL_OR_KEYWORD', True),
-        ('dcn', 'POSITIONAL_OR_KEYWORD', None),
-        ('stage_with_dcn', 'POSITIONAL_OR_KEYWORD', (False, False, False, False)),
-        ('plugins', 'POSITIONAL_OR_KEYWORD', None),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('zero_init_residual', 'POSITIONAL_OR_KEYWORD', True),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
-    ('mmdet', 'SwinTransformer'): [
-        ('pretrain_img_size', 'POSITIONAL_OR_KEYWORD', 224),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('embed_dims', 'POSITIONAL_OR_KEYWORD', 96),
-        ('patch_size', 'POSITIONAL_OR_KEYWORD', 4),
-        ('window_size', 'POSITIONAL_OR_KEYWORD', 7),
-        ('mlp_ratio', 'POSITIONAL_OR_KEYWORD', 4),
-        ('depths', 'POSITIONAL_OR_KEYWORD', (2, 2, 6, 2)),
-        ('num_heads', 'POSITIONAL_OR_KEYWORD', (3, 6, 12, 24)),
-        ('strides', 'POSITIONAL_OR_KEYWORD', (4, 2, 2, 2)),
-        ('out_indices', 'POSITIONAL_OR_KEYWORD', (0, 1, 2, 3)),
-        ('qkv_bias', 'POSITIONAL_OR_KEYWORD', True),
-        ('qk_scale', 'POSITIONAL_OR_KEYWORD', None),
-        ('patch_norm', 'POSITIONAL_OR_KEYWORD', True),
-        ('drop_rate', 'POSITIONAL_OR_KEYWORD', 0.0),
-        ('attn_drop_rate', 'POSITIONAL_OR_KEYWORD', 0.0),
-        ('drop_path_rate', 'POSITIONAL_OR_KEYWORD', 0.1),
-        ('use_abs_pos_embed', 'POSITIONAL_OR_KEYWORD', False),
-        ('act_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'GELU'}),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'LN'}),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('convert_weights', 'POSITIONAL_OR_KEYWORD', False),
-        ('frozen_stages', 'POSITIONAL_OR_KEYWORD', -1),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
-    ('mmseg', 'ResNet'): [
-        ('depth', 'POSITIONAL_OR_KEYWORD', REQUIRED),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('stem_channels', 'POSITIONAL_OR_KEYWORD', 64),
-        ('base_channels', 'POSITIONAL_OR_KEYWORD', 64),
-        ('num_stages', 'POSITIONAL_OR_KEYWORD', 4),
-        ('strides', 'POSITIONAL_OR_KEYWORD', (1, 2, 2, 2)),
-        ('dilations', 'POSITIONAL_OR_KEYWORD', (1, 1, 1, 1)),
-        ('out_indices', 'POSITIONAL_OR_KEYWORD', (0, 1, 2, 3)),
-        ('style', 'POSITIONAL_OR_KEYWORD', 'pytorch'),
-        ('deep_stem', 'POSITIONAL_OR_KEYWORD', False),
-        ('avg_down', 'POSITIONAL_OR_KEYWORD', False),
-        ('frozen_stages', 'POSITIONAL_OR_KEYWORD', -1),
-        ('conv_cfg', 'POSITIONAL_OR_KEYWORD', None),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'BN', 'requires_grad': True}),
-        ('norm_eval', 'POSITIONAL_OR_KEYWORD', False),
-        ('dcn', 'POSITIONAL_OR_KEYWORD', None),
-        ('stage_with_dcn', 'POSITIONAL_OR_KEYWORD', (False, False, False, False)),
-        ('plugins', 'POSITIONAL_OR_KEYWORD', None),
-        ('multi_grid', 'POSITIONAL_OR_KEYWORD', None),
-        ('contract_dilation', 'POSITIONAL_OR_KEYWORD', False),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('zero_init_residual', 'POSITIONAL_OR_KEYWORD', True),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
-    ('mmseg', 'ResNetV1c'): [
-        ('kwargs', 'VAR_KEYWORD', REQUIRED),
-    ],
-    ('mmseg', 'ResNetV1d'): [
-        ('kwargs', 'VAR_KEYWORD', REQUIRED),
-    ],
-    ('mmseg', 'ResNeXt'): [
-        ('groups', 'POSITIONAL_OR_KEYWORD', 1),
-        ('base_width', 'POSITIONAL_OR_KEYWORD', 4),
-        ('kwargs', 'VAR_KEYWORD', REQUIRED),
-    ],
-    ('mmseg', 'SwinTransformer'): [
-        ('pretrain_img_size', 'POSITIONAL_OR_KEYWORD', 224),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('embed_dims', 'POSITIONAL_OR_KEYWORD', 96),
-        ('patch_size', 'POSITIONAL_OR_KEYWORD', 4),
-        ('window_size', 'POSITIONAL_OR_KEYWORD', 7),
-        ('mlp_ratio', 'POSITIONAL_OR_KEYWORD', 4),
-        ('depths', 'POSITIONAL_OR_KEYWORD', (2, 2, 6, 2)),
-        ('num_heads', 'POSITIONAL_OR_KEYWORD', (3, 6, 12, 24)),
-        ('strides', 'POSITIONAL_OR_KEYWORD', (4, 2, 2, 2)),
-        ('out_indices', 'POSITIONAL_OR_KEYWORD', (0, 1, 2, 3)),
-        ('qkv_bias', 'POSITIONAL_OR_KEYWORD', True),
-        ('qk_scale', 'POSITIONAL_OR_KEYWORD', None),
-        ('patch_norm', 'POSITIONAL_OR_KEYWORD', True),
-        ('drop_rate', 'POSITIONAL_OR_KEYWORD', 0.0),
-        ('attn_drop_rate', 'POSITIONAL_OR_KEYWORD', 0.0),
-        ('drop_path_rate', 'POSITIONAL_OR_KEYWORD', 0.1),
-        ('use_abs_pos_embed', 'POSITIONAL_OR_KEYWORD', False),
-        ('act_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'GELU'}),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'LN'}),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('frozen_stages', 'POSITIONAL_OR_KEYWORD', -1),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
-    ('mmseg', 'VisionTransformer'): [
-        ('img_size', 'POSITIONAL_OR_KEYWORD', 224),
-        ('patch_size', 'POSITIONAL_OR_KEYWORD', 16),
-        ('patch_pad', 'POSITIONAL_OR_KEYWORD', 'corner'),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('embed_dims', 'POSITIONAL_OR_KEYWORD', 768),
-        ('num_layers', 'POSITIONAL_OR_KEYWORD', 12),
-        ('num_heads', 'POSITIONAL_OR_KEYWORD', 12),
-        ('mlp_ratio', 'POSITIONAL_OR_KEYWORD', 4),
-        ('out_origin', 'POSITIONAL_OR_KEYWORD', False),
-        ('out_indices', 'POSITIONAL_OR_KEYWORD', -1),
-        ('qkv_bias', 'POSITIONAL_OR_KEYWORD', True),
-        ('drop_rate', 'POSITIONAL_OR_KEYWORD', 0.0),
-        ('attn_drop_rate', 'POSITIONAL_OR_KEYWORD', 0.0),
-        ('drop_path_rate', 'POSITIONAL_OR_KEYWORD', 0.0),
-        ('with_cls_token', 'POSITIONAL_OR_KEYWORD', True),
-        ('output_cls_token', 'POSITIONAL_OR_KEYWORD', False),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'LN'}),
-        ('act_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'GELU'}),
-        ('patch_norm', 'POSITIONAL_OR_KEYWORD', False),
-        ('patch_bias', 'POSITIONAL_OR_KEYWORD', False),
-        ('pre_norm', 'POSITIONAL_OR_KEYWORD', False),
-        ('final_norm', 'POSITIONAL_OR_KEYWORD', False),
-        ('interpolate_mode', 'POSITIONAL_OR_KEYWORD', 'bicubic'),
-        ('num_fcs', 'POSITIONAL_OR_KEYWORD', 2),
-        ('norm_eval', 'POSITIONAL_OR_KEYWORD', False),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('frozen_exclude', 'POSITIONAL_OR_KEYWORD', ['all']),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
+    ('mmdet', 'ResNet'): _RESNET,
+    ('mmdet', 'ResNetV1d'): _KWARGS,
+    ('mmdet', 'ResNeXt'): _RESNEXT,
+    ('mmdet', 'RegNet'): _edit(_RESNET, drop=('num_stages',), rename={'depth': 'arch'},
+                               stem_channels=32, base_channels=32, strides=(2, 2, 2, 2)),
+    ('mmdet', 'SwinTransformer'): _edit(_SWIN, after={'pretrained': _args(
+        convert_weights=False)}),
+    ('mmseg', 'ResNet'): _edit(_RESNET, stem_channels=64, norm_eval=False, after={
+        'plugins': _args(multi_grid=None, contract_dilation=False)}),
+    ('mmseg', 'ResNetV1c'): _KWARGS,
+    ('mmseg', 'ResNetV1d'): _KWARGS,
+    ('mmseg', 'ResNeXt'): _RESNEXT,
+    ('mmseg', 'SwinTransformer'): _SWIN,
+    ('mmseg', 'VisionTransformer'): _args(
+        img_size=224, patch_size=16, patch_pad='corner', in_channels=3, embed_dims=768,
+        num_layers=12, num_heads=12, mlp_ratio=4, out_origin=False, out_indices=-1,
+        qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
+        with_cls_token=True, output_cls_token=False, norm_cfg={'type': 'LN'},
+        act_cfg={'type': 'GELU'}, patch_norm=False, patch_bias=False, pre_norm=False,
+        final_norm=False, interpolate_mode='bicubic', num_fcs=2, norm_eval=False,
+        with_cp=False, frozen_exclude=['all'], pretrained=None, init_cfg=None),
+    ('mmdet', 'HRNet'): _HRNET,
+    ('mmseg', 'HRNet'): _edit(_HRNET, norm_cfg=_BN, norm_eval=False, after={
+        'with_cp': _args(frozen_stages=-1)}),
 }
-
-HOST_SIGNATURES.update({
-    ('mmdet', 'HRNet'): [
-        ('extra', 'POSITIONAL_OR_KEYWORD', REQUIRED),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('conv_cfg', 'POSITIONAL_OR_KEYWORD', None),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'BN'}),
-        ('norm_eval', 'POSITIONAL_OR_KEYWORD', True),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('zero_init_residual', 'POSITIONAL_OR_KEYWORD', False),
-        ('multiscale_output', 'POSITIONAL_OR_KEYWORD', True),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
-    ('mmseg', 'HRNet'): [
-        ('extra', 'POSITIONAL_OR_KEYWORD', REQUIRED),
-        ('in_channels', 'POSITIONAL_OR_KEYWORD', 3),
-        ('conv_cfg', 'POSITIONAL_OR_KEYWORD', None),
-        ('norm_cfg', 'POSITIONAL_OR_KEYWORD', {'type': 'BN', 'requires_grad': True}),
-        ('norm_eval', 'POSITIONAL_OR_KEYWORD', False),
-        ('with_cp', 'POSITIONAL_OR_KEYWORD', False),
-        ('frozen_stages', 'POSITIONAL_OR_KEYWORD', -1),
-        ('zero_init_residual', 'POSITIONAL_OR_KEYWORD', False),
-        ('multiscale_output', 'POSITIONAL_OR_KEYWORD', True),
-        ('pretrained', 'POSITIONAL_OR_KEYWORD', None),
-        ('init_cfg', 'POSITIONAL_OR_KEYWORD', None),
-    ],
-})

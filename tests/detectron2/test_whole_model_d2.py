@@ -19,7 +19,8 @@ from mmbackbones.checkpoint import CheckpointMismatchError  # noqa: E402
 from mmbackbones.checkpoint.convert import convert_checkpoint_to  # noqa: E402
 from mmbackbones.models.backbones.resnet import ResNet  # noqa: E402
 from tests.detectron2._common import randomize_norms_  # noqa: E402
-from tests.detectron2.test_resnet_checkpoints import FEATURES, X, d2_reference  # noqa: E402
+from tests.detectron2.test_resnet_checkpoints import (  # noqa: E402
+    assert_outputs_equal as _assert_same, d2_reference, outputs as _features)
 
 
 class Backbone(nn.Module):
@@ -39,19 +40,6 @@ class Detector(nn.Module):
 def _ours():
     return ResNet(depth=50, style='caffe', norm_cfg=dict(type='FrozenBN'),
                   out_indices=(0, 1, 2, 3))
-
-
-def _features(model):
-    model.eval()
-    with torch.no_grad():
-        out = model(X)
-    return out if isinstance(out, dict) else dict(zip(FEATURES, out))
-
-
-def _assert_same(got, want):
-    for name in FEATURES:
-        torch.testing.assert_close(got[name], want[name], rtol=1e-4,
-                                   atol=1e-4 * float(want[name].abs().max()))
 
 
 def test_detectron2_model_checkpoint_loads_into_ours_and_back(tmp_path):

@@ -1,8 +1,12 @@
 """Shared helpers of the downstream tier (imported only after mmdet/mmseg were found)."""
+import ast
 import glob
+import importlib
 import os
+import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -67,3 +71,84 @@ def run_isolated(code: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (nothing imported yet), from the repository root."""
     return subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
+
+
+def config_bases(path: str):
+    """The ``_base_`` files a config names (old-style configs), read without executing it."""
+    try:
+        tree = ast.parse(open(path).read())
+    except (OSError, SyntaxError):
+        return []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_'
+                                                for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            value = [value] if isinstance(value, str) else list(value)
+            return [os.path.normpath(os.path.join(os.path.dirname(path), v)) for v in value]
+    return []
+
+
+def mentions(path: str, pattern: re.Pattern, seen=None) -> bool:
+    """The config or one of its bases matches ``pattern`` (a cheap filter before loading)."""
+    seen = set() if seen is None else seen
+    if path in seen or not os.path.isfile(path):
+        return False
+    seen.add(path)
+    return bool(pattern.search(open(path).read())) or any(mentions(b, pattern, seen)
+                                                          for b in config_bases(path))
+
+
+def shipped_backbones(packages, types, mention: re.Pattern = None):
+    """Walk the configs shipped inside ``packages`` (``<package>/.mim/configs``, ``_base_``
+    folders left out, and configs that do not match ``mention`` when given); yield
+    ``(package name, config root, path, model cfg, backbone cfg, type)`` for each whose
+    ``model.backbone`` is a dict of one of ``types`` (the type without its scope)."""
+    from mmengine.config import Config
+    for pkg in packages:
+        module = importlib.import_module(pkg) if isinstance(pkg, str) else pkg
+        root = os.path.join(os.path.dirname(module.__file__), '.mim', 'configs')
+        for path in sorted(glob.glob(os.path.join(root, '**', '*.py'), recursive=True)):
+            if '_base_' in path.split(os.sep) or (mention is not None
+                                                  and not mentions(path, mention)):
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore')
+                    model = Config.fromfile(path).get('model')
+            except Exception:  # noqa: BLE001 - configs needing absent extras are not ours
+                continue
+            backbone = model.get('backbone') if isinstance(model, dict) else None
+            if not isinstance(backbone, dict):
+                continue
+            kind = str(backbone.get('type', '')).split('.')[-1]
+            if kind in types:
+                yield module.__name__, root, path, model, backbone, kind
+
+
+def assert_native_weights_carry_over(native, ours, tmp_dir: str, in_channels: int, size: int,
+                                     num_outputs: int = None) -> None:
+    """``native``'s weights, saved to ``tmp_dir``, load into ``ours`` through our loader with
+    ``strict=True`` and, in eval mode on a seeded ``(1, in_channels, size, size)`` input, give
+    as many outputs (``num_outputs`` when given) with the same values."""
+    from mmbackbones.checkpoint import load_checkpoint
+    path = os.path.join(tmp_dir, 'native.pth')
+    torch.save(native.state_dict(), path)
+    try:
+        report = load_checkpoint(ours, path, strict=True, logger='silent')
+    finally:
+        os.remove(path)
+    assert report.ok, report.message
+    native.eval()
+    ours.eval()
+    x = torch.randn(1, in_channels, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = native(x), ours(x)
+    assert len(got) == len(expected)
+    if num_outputs is not None:
+        assert len(got) == num_outputs
+    for i, (e, g) in enumerate(zip(expected, got)):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
+                                   msg=f'output {i}')

@@ -49,32 +49,43 @@ def test_mmdet_backbone_with_neck_names_the_fix(backbone, fix):
     assert model.out_channels == (32, ) * 4
 
 
-def test_mmdet_base_config_with_pooled_backbone_and_auto_neck(tmp_path):
+def _config(path, text: str):
+    """The config ``text`` written to ``path`` and read by mmengine (its ``_base_`` is a
+    package's, which mmengine finds through pkg_resources)."""
     _needs_pkg_resources()
-    path = tmp_path / 'retinanet_convnext.py'
-    path.write_text(
-        "_base_ = 'mmdet::_base_/models/retinanet_r50_fpn.py'\n"
-        "custom_imports = dict(imports=['mmbackbones'], allow_failed_imports=False)\n"
-        f"model = dict(backbone=dict(_delete_=True, **{CONVNEXT!r}),\n"
-        "             neck=dict(in_channels='auto'))\n")
-    cfg = Config.fromfile(str(path))
+    path.write_text(text)
+    return Config.fromfile(str(path))
+
+
+def _assert_fix_named_then_filled(cfg, toolbox: str, match: str, fix: dict, head: str):
+    """``'auto'`` is refused naming the fix; with ``fix`` applied to the backbone it is filled:
+    returns the filled ``in_channels`` of ``head``."""
+    with pytest.raises(ValueError, match=match):
+        fill_auto_in_channels(cfg.model, toolbox)
+    for key, value in fix.items():
+        setattr(cfg.model.backbone, key, value)
+    return fill_auto_in_channels(cfg.model, toolbox)[head]['in_channels']
+
+
+def test_mmdet_base_config_with_pooled_backbone_and_auto_neck(tmp_path):
+    cfg = _config(tmp_path / 'retinanet_convnext.py',
+                  "_base_ = 'mmdet::_base_/models/retinanet_r50_fpn.py'\n"
+                  "custom_imports = dict(imports=['mmbackbones'], allow_failed_imports=False)\n"
+                  f"model = dict(backbone=dict(_delete_=True, **{CONVNEXT!r}),\n"
+                  "             neck=dict(in_channels='auto'))\n")
     assert cfg.model.neck.type == 'FPN'  # the base came from mmdet's package
-    with pytest.raises(ValueError, match='stride None.*gap_before_final_norm=False'):
-        fill_auto_in_channels(cfg.model, 'mmdet')
-    cfg.model.backbone.gap_before_final_norm = False
-    assert fill_auto_in_channels(cfg.model, 'mmdet')['neck']['in_channels'] == [192, 384, 768]
+    assert _assert_fix_named_then_filled(
+        cfg, 'mmdet', 'stride None.*gap_before_final_norm=False',
+        dict(gap_before_final_norm=False), 'neck') == [192, 384, 768]
 
 
 def test_mmseg_base_config_with_a_class_token_backbone(tmp_path):
-    _needs_pkg_resources()
-    path = tmp_path / 'upernet_vit.py'
-    path.write_text(
-        "_base_ = 'mmseg::_base_/models/upernet_vit-b16_ln_mln.py'\n"
-        f"model = dict(pretrained=None, backbone=dict(_delete_=True, **{VIT!r}), neck=None,\n"
-        "             decode_head=dict(in_channels='auto'), auxiliary_head=None)\n")
-    cfg = Config.fromfile(str(path))
+    cfg = _config(tmp_path / 'upernet_vit.py',
+                  "_base_ = 'mmseg::_base_/models/upernet_vit-b16_ln_mln.py'\n"
+                  f"model = dict(pretrained=None, backbone=dict(_delete_=True, **{VIT!r}), "
+                  "neck=None,\n"
+                  "             decode_head=dict(in_channels='auto'), auxiliary_head=None)\n")
     assert cfg.model.decode_head.type == 'UPerHead'  # the base came from mmseg's package
-    with pytest.raises(ValueError, match="VisionTransformer outputs? .* pooled.*out_type='featmap'"):
-        fill_auto_in_channels(cfg.model, 'mmseg')
-    cfg.model.backbone.out_type = 'featmap'
-    assert fill_auto_in_channels(cfg.model, 'mmseg')['decode_head']['in_channels'] == [192] * 4
+    assert _assert_fix_named_then_filled(
+        cfg, 'mmseg', "VisionTransformer outputs? .* pooled.*out_type='featmap'",
+        dict(out_type='featmap'), 'decode_head') == [192] * 4

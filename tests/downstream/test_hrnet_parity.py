@@ -16,6 +16,7 @@ require('mmdet')
 
 from mmbackbones.models.backbones.hrnet import HRNet, arch_to_extra  # noqa: E402
 from mmbackbones.models.backbones.hrnet_twins import MMDetHRNet, MMSegHRNet  # noqa: E402
+from tests.parity import assert_outputs_close, perturb_  # noqa: E402
 
 SMALL = arch_to_extra(HRNet.arch_zoo['w18_small_v2'])  # mmseg's hr18s
 TWINS = {'mmseg': MMSegHRNet, 'mmdet': MMDetHRNet}
@@ -30,32 +31,13 @@ def _native(toolbox: str, **kwargs):
         return registry.build(dict(type='HRNet', _scope_=toolbox, **kwargs))
 
 
-def _perturb(module: nn.Module, seed: int = 0) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, value in module.state_dict().items():
-            if not value.is_floating_point():
-                continue
-            if key.endswith('running_var'):
-                value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
-            else:
-                value.add_(torch.randn(value.shape, generator=gen) * 0.02)
-
-
 def _pair(toolbox: str, **kwargs):
     native = _native(toolbox, extra=copy.deepcopy(SMALL), **kwargs)
-    _perturb(native)
+    perturb_(native)
     ours = TWINS[toolbox](extra=copy.deepcopy(SMALL), **kwargs)
     assert list(ours.state_dict()) == list(native.state_dict())
     ours.load_state_dict(native.state_dict(), strict=True)
     return native, ours
-
-
-def _assert_close(expected, got):
-    assert len(got) == len(expected)
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item())
 
 
 @pytest.mark.parametrize('toolbox', ['mmseg', 'mmdet'])
@@ -76,7 +58,7 @@ def test_outputs_equal_in_eval(toolbox, size, multiscale_output):
     ours.eval()
     x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        _assert_close(native(x), ours(x))
+        assert_outputs_close(native(x), ours(x))
 
 
 def _flags(model: nn.Module):
@@ -92,7 +74,7 @@ def test_mmseg_frozen_stages_and_training_forward(frozen_stages):
     ours.train()
     assert _flags(ours) == _flags(native)
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    _assert_close(native(x), ours(x))  # batch statistics where not frozen, as there
+    assert_outputs_close(native(x), ours(x))  # batch statistics where not frozen, as there
 
 
 @pytest.mark.parametrize('toolbox,kwargs', [('mmdet', {}), ('mmdet', dict(norm_eval=False)),

@@ -18,6 +18,7 @@ from ._common import require
 require('mmseg')
 
 from mmbackbones.models.backbones.mit import ARCH_SETTINGS, MixVisionTransformer  # noqa: E402
+from tests.parity import assert_outputs_close  # noqa: E402
 
 NARROW = dict(embed_dims=16, num_layers=[1, 2, 1, 1], num_heads=[1, 2, 5, 8])
 
@@ -59,13 +60,6 @@ def _pair(**kwargs):
     return native, ours
 
 
-def _close(expected, got):
-    assert len(got) == len(expected)
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item())
-
-
 @pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
 def test_keys_and_shapes_identical_per_arch(arch, monkeypatch):
     embed, layers, heads = ARCH_SETTINGS[arch]
@@ -105,7 +99,7 @@ def test_outputs_equal_in_eval(kwargs, size):
     x = torch.randn(2, kwargs.get('in_channels', 3), *size,
                     generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        _close(native(x), ours(x))
+        assert_outputs_close(native(x), ours(x))
 
 
 def test_b0_outputs_equal_in_eval():
@@ -117,7 +111,7 @@ def test_b0_outputs_equal_in_eval():
     ours.eval()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        _close(native(x), ours(x))
+        assert_outputs_close(native(x), ours(x))
 
 
 def test_training_mode_outputs_and_gradients_equal():
@@ -128,7 +122,7 @@ def test_training_mode_outputs_and_gradients_equal():
     ours.train()
     x = torch.randn(2, 3, 45, 61, generator=torch.Generator().manual_seed(3))
     out_n, out_o = native(x), ours(x)
-    _close([o.detach() for o in out_n], [o.detach() for o in out_o])
+    assert_outputs_close([o.detach() for o in out_n], [o.detach() for o in out_o])
     sum(o.square().mean() for o in out_n).backward()
     sum(o.square().mean() for o in out_o).backward()
     grads_n = dict(native.named_parameters())
@@ -151,7 +145,7 @@ def test_frozen_stages_and_norm_eval_are_ours_only():
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
     native.eval()
     with torch.no_grad():  # freezing changes what trains, not what is computed
-        _close(native(x), frozen(x))
+        assert_outputs_close(native(x), frozen(x))
     assert not any(p.requires_grad for p in frozen.layers[0].parameters())
     assert all(p.requires_grad for p in frozen.layers[1].parameters())
 

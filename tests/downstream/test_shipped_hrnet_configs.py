@@ -11,9 +11,7 @@ those types instead of the classes.
 
 ``python tests/downstream/test_shipped_hrnet_configs.py`` prints the counts.
 """
-import ast
 import collections
-import glob
 import json
 import os
 import re
@@ -39,77 +37,24 @@ def _adapter(toolbox: str):
     return {'mmseg': MMSegHRNet, 'mmdet': MMDetHRNet}[toolbox]
 
 
-def _bases(path: str):
-    try:
-        tree = ast.parse(open(path).read())
-    except (OSError, SyntaxError):
-        return []
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_'
-                                                for t in node.targets):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return []
-            value = [value] if isinstance(value, str) else list(value)
-            return [os.path.normpath(os.path.join(os.path.dirname(path), v)) for v in value]
-    return []
-
-
-def _mentions(path: str, seen=None) -> bool:
-    seen = set() if seen is None else seen
-    if path in seen or not os.path.isfile(path):
-        return False
-    seen.add(path)
-    return bool(_MENTION.search(open(path).read())) or any(_mentions(b, seen)
-                                                           for b in _bases(path))
-
-
 def shipped_hrnet_dicts():
     """``[dict(toolbox, backbone, configs)]``: each distinct HRNet backbone dict."""
-    from mmengine.config import Config
+    from tests.downstream import _common
     found = collections.OrderedDict()
-    for toolbox in ('mmdet', 'mmseg'):
-        module = __import__(toolbox)
-        root = os.path.join(os.path.dirname(module.__file__), '.mim', 'configs')
-        for path in sorted(glob.glob(os.path.join(root, '**', '*.py'), recursive=True)):
-            if '_base_' in path.split(os.sep) or not _mentions(path):
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter('ignore')
-                    model = Config.fromfile(path).get('model')
-            except Exception:  # noqa: BLE001 - configs needing absent extras are not ours
-                continue
-            backbone = model.get('backbone') if isinstance(model, dict) else None
-            if not isinstance(backbone, dict) or \
-                    str(backbone.get('type', '')).split('.')[-1] != 'HRNet':
-                continue
-            backbone = backbone.to_dict()
-            backbone.pop('type')
-            if toolbox == 'mmseg' and model.get('pretrained') is not None:
-                backbone['pretrained'] = model['pretrained']
-            key = json.dumps([toolbox, backbone], sort_keys=True, default=str)
-            found.setdefault(key, dict(toolbox=toolbox, backbone=backbone, configs=[]))[
-                'configs'].append(os.path.relpath(path, root))
+    for toolbox, root, path, model, backbone, _ in _common.shipped_backbones(
+            ('mmdet', 'mmseg'), ('HRNet',), _MENTION):
+        backbone = backbone.to_dict()
+        backbone.pop('type')
+        if toolbox == 'mmseg' and model.get('pretrained') is not None:
+            backbone['pretrained'] = model['pretrained']
+        key = json.dumps([toolbox, backbone], sort_keys=True, default=str)
+        found.setdefault(key, dict(toolbox=toolbox, backbone=backbone, configs=[]))[
+            'configs'].append(os.path.relpath(path, root))
     return list(found.values())
-
-
-def _perturb_(module: torch.nn.Module) -> None:
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for key, value in module.state_dict().items():
-            if not value.is_floating_point():
-                continue
-            if key.endswith('running_var'):
-                value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
-            else:
-                value.add_(torch.randn(value.shape, generator=gen) * 0.02)
 
 
 def compare(entry: dict, tmp_dir: str) -> str:
     import importlib
-    from mmbackbones.checkpoint import load_checkpoint
     toolbox = entry['toolbox']
     importlib.import_module(f'{toolbox}.models')
     registry = importlib.import_module(f'{toolbox}.registry').MODELS
@@ -119,24 +64,11 @@ def compare(entry: dict, tmp_dir: str) -> str:
         ours = _adapter(toolbox)(**entry['backbone'])
     if entry['backbone'].get('pretrained'):
         assert ours.init_cfg == native.init_cfg
-    _perturb_(native)
-    path = os.path.join(tmp_dir, 'native.pth')
-    torch.save(native.state_dict(), path)
-    try:
-        report = load_checkpoint(ours, path, strict=True, logger='silent')
-    finally:
-        os.remove(path)
-    assert report.ok, report.message
-    native.eval()
-    ours.eval()
-    x = torch.randn(1, entry['backbone'].get('in_channels', 3), SIZE, SIZE,
-                    generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = native(x), ours(x)
-    assert len(got) == len(expected)
-    for i, (e, g) in enumerate(zip(expected, got)):
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
-                                   msg=f'output {i}')
+    from tests.parity import perturb_
+    perturb_(native)
+    from tests.downstream import _common
+    _common.assert_native_weights_carry_over(native, ours, tmp_dir,
+                                             entry['backbone'].get('in_channels', 3), SIZE)
     return 'ok'
 
 

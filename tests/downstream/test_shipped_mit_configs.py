@@ -10,9 +10,7 @@ through our loader with ``strict=True`` and the outputs on a 64-px image must be
 ``python tests/downstream/test_shipped_mit_configs.py`` prints the counts (mmseg 1.2.2: 13
 SegFormer configs, 6 distinct backbone dicts, MiT-B0..B5).
 """
-import ast
 import collections
-import glob
 import json
 import os
 import re
@@ -32,51 +30,12 @@ _MENTION = re.compile(r'\b(MixVisionTransformer|segformer_mit-b0)\b')
 EXPECTED_CONFIGS = 13  # mmseg 1.2.2's configs/segformer, at the time of writing
 
 
-def _bases(path: str):
-    try:
-        tree = ast.parse(open(path).read())
-    except (OSError, SyntaxError):
-        return []
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_'
-                                                for t in node.targets):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return []
-            value = [value] if isinstance(value, str) else list(value)
-            return [os.path.normpath(os.path.join(os.path.dirname(path), v)) for v in value]
-    return []
-
-
-def _mentions(path: str, seen=None) -> bool:
-    seen = set() if seen is None else seen
-    if path in seen or not os.path.isfile(path):
-        return False
-    seen.add(path)
-    return bool(_MENTION.search(open(path).read())) or any(_mentions(b, seen)
-                                                           for b in _bases(path))
-
-
 def shipped_mit_dicts():
     """``[dict(backbone, configs)]``: each distinct MixVisionTransformer backbone dict."""
-    import mmseg
-    from mmengine.config import Config
-    root = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
+    from tests.downstream import _common
     found = collections.OrderedDict()
-    for path in sorted(glob.glob(os.path.join(root, '**', '*.py'), recursive=True)):
-        if '_base_' in path.split(os.sep) or not _mentions(path):
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                model = Config.fromfile(path).get('model')
-        except Exception:  # noqa: BLE001 - configs needing absent extras are not ours
-            continue
-        backbone = model.get('backbone') if isinstance(model, dict) else None
-        if not isinstance(backbone, dict) or \
-                str(backbone.get('type', '')).split('.')[-1] != TYPE:
-            continue
+    for _, root, path, model, backbone, _ in _common.shipped_backbones(('mmseg',), (TYPE,),
+                                                                       _MENTION):
         backbone = backbone.to_dict()
         backbone.pop('type')
         if model.get('pretrained') is not None:
@@ -99,7 +58,6 @@ def compare(entry: dict, tmp_dir: str) -> str:
     from mmseg.registry import MODELS as MMSEG_MODELS
 
     from mmbackbones import build_backbone
-    from mmbackbones.checkpoint import load_checkpoint
     from mmbackbones.models.backbones.mit import MixVisionTransformer
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # pretrained= is deprecated
@@ -108,23 +66,10 @@ def compare(entry: dict, tmp_dir: str) -> str:
     assert type(ours) is MixVisionTransformer
     assert ours.init_cfg == native.init_cfg
     _perturb_(native)
-    path = os.path.join(tmp_dir, 'native.pth')
-    torch.save(native.state_dict(), path)
-    try:
-        report = load_checkpoint(ours, path, strict=True, logger='silent')
-    finally:
-        os.remove(path)
-    assert report.ok, report.message
-    native.eval()
-    ours.eval()
-    x = torch.randn(1, entry['backbone'].get('in_channels', 3), SIZE, SIZE,
-                    generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = native(x), ours(x)
-    assert len(got) == len(expected) == 4
-    for i, (e, g) in enumerate(zip(expected, got)):
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
-                                   msg=f'output {i}')
+    from tests.downstream import _common
+    _common.assert_native_weights_carry_over(native, ours, tmp_dir,
+                                             entry['backbone'].get('in_channels', 3), SIZE,
+                                             num_outputs=4)
     return 'ok'
 
 

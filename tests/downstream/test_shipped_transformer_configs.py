@@ -13,9 +13,7 @@ CPU time: the first backbone of each (package, type) is built as shipped; the ot
 reduced width (``embed_dims`` = 8 x the first stage's heads; every other argument, depths and
 layers included, as shipped), which keeps every argument path and the key layout.
 """
-import ast
 import collections
-import glob
 import os
 import re
 
@@ -31,58 +29,12 @@ TYPES = ('SwinTransformer', 'VisionTransformer')
 _MENTION = re.compile(r'\b(' + '|'.join(TYPES) + r')\b')
 
 
-def _config_root(pkg) -> str:
-    return os.path.join(os.path.dirname(pkg.__file__), '.mim', 'configs')
-
-
-def _bases(path: str):
-    """The ``_base_`` files a config names (old-style configs), read without executing it."""
-    try:
-        tree = ast.parse(open(path).read())
-    except (OSError, SyntaxError):
-        return []
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_'
-                                                for t in node.targets):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return []
-            value = [value] if isinstance(value, str) else list(value)
-            return [os.path.normpath(os.path.join(os.path.dirname(path), v)) for v in value]
-    return []
-
-
-def _may_use_types(path: str, seen=None) -> bool:
-    """The config or one of its bases mentions a type (a cheap filter before loading)."""
-    seen = set() if seen is None else seen
-    if path in seen or not os.path.isfile(path):
-        return False
-    seen.add(path)
-    if _MENTION.search(open(path).read()):
-        return True
-    return any(_may_use_types(base, seen) for base in _bases(path))
-
-
 def _walk():
     """``{(package, type, frozen backbone dict): [config paths]}`` and the per-type counts."""
-    from mmengine.config import Config
+    from ._common import shipped_backbones
     groups = collections.OrderedDict()
     for pkg in (mmdet, mmseg):
-        root = _config_root(pkg)
-        for path in sorted(glob.glob(os.path.join(root, '**', '*.py'), recursive=True)):
-            if '_base_' in path.split(os.sep) or not _may_use_types(path):
-                continue
-            try:
-                model = Config.fromfile(path).get('model')
-            except Exception:  # noqa: BLE001 - configs needing absent extras are not ours
-                continue
-            backbone = model.get('backbone') if isinstance(model, dict) else None
-            if not isinstance(backbone, dict):
-                continue
-            kind = str(backbone.get('type')).split('.')[-1]
-            if kind not in TYPES:
-                continue
+        for _, root, path, model, backbone, kind in shipped_backbones((pkg,), TYPES, _MENTION):
             backbone = backbone.to_dict()
             if model.get('pretrained') is not None:  # mmseg's EncoderDecoder does this
                 backbone['pretrained'] = model['pretrained']

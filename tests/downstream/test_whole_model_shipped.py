@@ -21,7 +21,6 @@ transformers); RegNets as shipped. The walk over ~1500 configs (minutes) is kept
 tests.downstream.test_whole_model_shipped`` prints the counts per package and type.
 """
 import collections
-import glob
 import json
 import os
 import sys
@@ -46,7 +45,8 @@ def _walk():
     """``[dict(toolbox, type, backbone, configs)]``, one per distinct architecture."""
     import mmdet
     import mmseg
-    from mmengine.config import Config
+
+    from tests.downstream import _common
     cache = os.path.join(REPO, '.pytest_cache', 'mmbackbones',
                          f'whole-model-walk-{mmdet.__version__}-{mmseg.__version__}.json')
     if os.path.isfile(cache):
@@ -54,22 +54,7 @@ def _walk():
             return json.load(f)
     found = collections.OrderedDict()
     for pkg in (mmdet, mmseg):
-        root = os.path.join(os.path.dirname(pkg.__file__), '.mim', 'configs')
-        for path in sorted(glob.glob(os.path.join(root, '**', '*.py'), recursive=True)):
-            if '_base_' in path.split(os.sep):
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter('ignore')
-                    model = Config.fromfile(path).get('model')
-            except Exception:  # noqa: BLE001 - configs needing absent extras are not ours
-                continue
-            backbone = model.get('backbone') if isinstance(model, dict) else None
-            if not isinstance(backbone, dict):
-                continue
-            kind = str(backbone.get('type', '')).split('.')[-1]
-            if kind not in TYPES:
-                continue
+        for _, root, path, model, backbone, kind in _common.shipped_backbones((pkg,), TYPES):
             arch = {k: v for k, v in backbone.to_dict().items()
                     if k not in ('init_cfg', 'pretrained')}
             arch['type'] = kind
@@ -105,21 +90,18 @@ class Whole(nn.Module):
         self.decode_head = nn.Conv2d(4, 2, 1)
 
 
+def _randomise_other(key: str, value: torch.Tensor, gen: torch.Generator) -> None:
+    if key.endswith('running_mean'):
+        value.copy_(torch.randn(value.shape, generator=gen) * 0.05)
+    elif 'conv_offset' in key:
+        value.copy_(torch.randn(value.shape, generator=gen) * 0.01)
+    elif 'relative_position_index' not in key:
+        value.add_(torch.randn(value.shape, generator=gen) * (0.05 if value.dim() == 1 else 0.02))
+
+
 def _randomise(module: nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, value in module.state_dict().items():
-            if not value.is_floating_point():
-                continue
-            if key.endswith('running_var'):
-                value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
-            elif key.endswith('running_mean'):
-                value.copy_(torch.randn(value.shape, generator=gen) * 0.05)
-            elif 'conv_offset' in key:
-                value.copy_(torch.randn(value.shape, generator=gen) * 0.01)
-            elif 'relative_position_index' not in key:
-                value.add_(torch.randn(value.shape, generator=gen) *
-                           (0.05 if value.dim() == 1 else 0.02))
+    from tests.parity import perturb_
+    perturb_(module, seed, other=_randomise_other)
 
 
 def _build(entry: dict):

@@ -12,7 +12,7 @@ from mmbackbones.checkpoint.converters import convert_state_dict
 from mmbackbones.checkpoint.converters.timm_hrnet import (TIMM_HRNET_ARCHS, convert_timm_hrnet,
                                                           is_timm_hrnet)
 from mmbackbones.models.backbones.hrnet import HRNet, arch_to_extra
-from tests.parity import mmpretrain_backbone, save_as_backbone
+from tests.parity import assert_outputs_close, mmpretrain_backbone, perturb_, save_as_backbone
 
 SMALL = 'w18_small_v2'  # mmseg's hr18s / timm's hrnet_w18_small_v2: 2 blocks per branch
 SMALL_EXTRA = arch_to_extra(HRNet.arch_zoo[SMALL])
@@ -22,15 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 
 def _perturb(model: nn.Module, seed: int = 1) -> None:
     """Every tensor off its init, norm statistics non-trivial."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, value in model.state_dict().items():
-            if not value.is_floating_point():
-                continue
-            if key.endswith('running_var'):
-                value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
-            else:
-                value.add_(torch.randn(value.shape, generator=gen) * 0.02)
+    perturb_(model, seed)
 
 
 def _small(**kwargs) -> HRNet:
@@ -65,9 +57,7 @@ def test_mmpretrain_checkpoint_loads_and_matches(arch, kwargs, tmp_path):
     with torch.no_grad():
         expected, got = theirs(x), ours(x)
     assert len(got) == len(expected) == (1 if kwargs.get('multiscale_output') is False else 4)
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item())
+    assert_outputs_close(expected, got)
 
 
 @pytest.mark.parametrize('arch', sorted(HRNet.arch_zoo))

@@ -26,7 +26,7 @@ model = dict(
     type='EncoderDecoder',
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1],
                            size=(64, 64)),
-    backbone=dict(type='mmbackbones.ResNetV1c', depth=18),
+    backbone=dict(type='mmbackbones.mmseg.ResNetV1c', depth=18),
     decode_head=dict(type='PSPHead', in_channels='auto', in_index=3, channels=16,
                      pool_scales=(1, 2), num_classes=3, norm_cfg=norm_cfg, loss_decode=loss),
     auxiliary_head=dict(type='FCNHead', in_channels='auto', in_index=2, channels=8, num_convs=1,
@@ -74,7 +74,7 @@ def test_mmdet_neck_gets_its_channels_from_a_config(tmp_path):
     custom_imports = dict(imports=['mmbackbones'], allow_failed_imports=False)
     default_scope = 'mmdet'
     model = dict(type='mmbackbones.FillAutoInChannels', model_type='RetinaNet',
-                 backbone=dict(_delete_=True, type='mmbackbones.ResNet', depth=18),
+                 backbone=dict(_delete_=True, type='mmbackbones.mmdet.ResNet', depth=18),
                  neck=dict(in_channels='auto'))
     """
     model = _runner_model(tmp_path, text, 'retinanet_auto.py')

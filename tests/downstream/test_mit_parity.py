@@ -188,7 +188,7 @@ def test_segformer_training_step_with_our_backbone():
     model_cfg.backbone.type = 'mmbackbones.MixVisionTransformer'
     model_cfg.decode_head.norm_cfg = dict(type='BN', requires_grad=True)  # no SyncBN on CPU
     model_cfg.data_preprocessor = None
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(dict(model_cfg, _scope_='mmseg'))  # whatever scope an earlier test left
     assert type(model.backbone) is MixVisionTransformer
     model.train()
     x = torch.randn(2, 3, 64, 64)

@@ -115,7 +115,11 @@ def _build(entry: dict):
         torch.manual_seed(0)
         scope = entry['toolbox']
         native = registry.build(dict(cfg, _scope_=scope))
-        ours = registry.build(dict(cfg, type=f'mmcls.{cfg["type"]}', _scope_=scope))
+        # the host twin where one exists (the host's signature and defaults), else mmcls.X
+        from mmbackbones.registry import MODELS as OURS
+        twin = f'mmbackbones.{scope}.{cfg["type"]}'
+        ours_type = twin if twin in OURS else f'mmcls.{cfg["type"]}'
+        ours = registry.build(dict(cfg, type=ours_type, _scope_=scope))
     assert type(ours).__module__.startswith('mmbackbones'), type(ours)
     return native, ours
 

@@ -14,13 +14,17 @@ all end in ``nn.Module.load_state_dict``, never in our ``init_cfg`` path. Every
   that fits the module best wins, as with ``init_cfg`` (``convert_state_dict(..., 'auto')``).
 * **check** (kept the last pre-hook, after the family's own: position-embedding resize, Swin's
   ``norm.`` rename; frozen norms given only their affine part get statistics 0 and 1, as
-  detectron2's ``FrozenBatchNorm2d`` does for caffe2 files): when the backbone's part of the state dict is not empty it must fit, all or
-  nothing: every parameter and buffer present (``num_batches_tracked`` aside) with its shape and
-  copyable, else :class:`~mmbackbones.checkpoint.state.CheckpointMismatchError` is raised before
-  any tensor is copied, whatever ``strict`` the caller passed (mmengine's ``strict=False`` would
+  detectron2's ``FrozenBatchNorm2d`` does for caffe2 files): when the backbone's part of the
+  state dict is not empty it must fit, all or nothing: every parameter and buffer present
+  (``num_batches_tracked`` aside) with its shape and copyable, else
+  :class:`~mmbackbones.checkpoint.state.CheckpointMismatchError` is raised before any tensor is
+  copied, whatever ``strict`` the caller passed (mmengine's ``strict=False`` would
   only log the missing keys: a silent half-load). Keys the backbone does not have (a classifier,
-  layers a truncated model did not build) are left for the caller to report. Inside our own
-  loader (``state.load_state_dict``) the check is its own rule and report.
+  layers a truncated model did not build) are left for the caller to report.
+
+Inside our own loader (``state.load_state_dict``) both hooks stand aside: its caller converted
+as ``convert=`` says (``None``: no conversion) and the fit rule checks with the caller's
+``strict``.
 
 The state dict a backbone saves stays in our (mmpretrain's) names; conversion happens once per
 load (an already converted dict is not touched again). Containers of backbones (a backbone with
@@ -34,7 +38,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .converters import convert_state_dict
-from .state import OWN_LOADER, CheckpointMismatchError, LoadReport, _check_hook
+from .state import CheckpointMismatchError, LoadReport, _check_hook, fit_already_checked
 
 __all__ = ['install', 'keep_check_last']
 
@@ -111,7 +115,7 @@ def _affine_only_statistics(module: nn.Module, part, nested: List[str]):
 
 
 def _convert_hook(module, state_dict, prefix, *args, **kwargs):
-    if OWN_LOADER.get():
+    if fit_already_checked():
         return  # state.load_state_dict's caller converted already, as its ``convert`` says
     if _nested(module):
         return  # a container: the backbones inside convert their own keys
@@ -133,7 +137,7 @@ def _convert_hook(module, state_dict, prefix, *args, **kwargs):
 
 
 def _check_fit_hook(module, state_dict, prefix, *args, **kwargs):
-    if OWN_LOADER.get():
+    if fit_already_checked():
         return  # state.load_state_dict checks and reports itself
     nested = _nested(module)
     part = _part(state_dict, prefix, nested)

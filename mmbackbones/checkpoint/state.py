@@ -34,8 +34,6 @@ _IGNORED_MISSING = ('num_batches_tracked',)
 # modules themselves need not run it again)
 _FIT_CHECKED: contextvars.ContextVar = contextvars.ContextVar('mmbackbones_fit_checked',
                                                               default=False)
-# the name checkpoint/load_hooks.py reads: inside our own loader its hooks convert only
-OWN_LOADER = _FIT_CHECKED
 
 
 def fit_already_checked() -> bool:

@@ -25,10 +25,11 @@ MODEL:
   DEVICE: cpu
   BACKBONE:
     NAME: build_resnet18_fpn_backbone
-    FREEZE_AT: 2
+    FREEZE_AT: 1
     CONFIG:
-      OUT_FEATURES: [2, 3, 4]
+      OUT_FEATURES: [layer2, layer3, layer4]
       REMAPS: [res3, res4, res5]
+      REMOVE_LAYERS: [global_pool, fc]
       STRIDES: [8, 16, 32]
       PRETRAINED: False
   FPN:
@@ -83,13 +84,15 @@ def test_detectron2_timm_yaml_builds_and_trains(tmp_path, registered):
     bottom_up = model.backbone.bottom_up
     assert {k: (s.channels, s.stride) for k, s in bottom_up.output_shape().items()} == \
         {'res3': (128, 8), 'res4': (256, 16), 'res5': (512, 32)}
-    timm_backbone = bottom_up.backbone
-    # FREEZE_AT=2 (detectron2: stem and the first stage) -> frozen_stages=1
-    assert timm_backbone.frozen_stages == 1
-    frozen = {n for n, p in timm_backbone.named_parameters() if not p.requires_grad}
-    assert any(n.startswith('timm_model.conv1') for n in frozen)
-    assert any(n.startswith('timm_model.layer1') for n in frozen)
-    assert not any(n.startswith('timm_model.layer2') for n in frozen)
+    # FREEZE_AT=1 (detectron2_timm): every module up to the first output's module, layer2
+    assert bottom_up.frozen_modules == ('conv1', 'bn1', 'act1', 'maxpool', 'layer1', 'layer2')
+    frozen = {n for n, p in bottom_up.named_parameters() if not p.requires_grad}
+    assert any(n.startswith('model.layer2.') for n in frozen)
+    assert not any(n.startswith('model.layer3.') for n in frozen)
+    from detectron2.layers import FrozenBatchNorm2d
+    assert isinstance(bottom_up.model.layer2[0].bn1, FrozenBatchNorm2d)  # as detectron2 freezes
+    assert isinstance(bottom_up.model.layer3[0].bn1, torch.nn.BatchNorm2d)
+    timm_backbone = bottom_up
     model.train()
     with EventStorage():
         losses = model(detection_batch(size=96))
@@ -104,7 +107,9 @@ def test_detectron2_timm_yaml_builds_and_trains(tmp_path, registered):
     assert len(results) == 2 and results[0]['instances'].image_size == (96, 96)
 
 
-def test_fixed_input_size_pads_to_the_model_square(tmp_path, registered):
+def test_fixed_input_size_builds_for_the_train_size_and_pads(tmp_path, registered):
+    """detectron2_timm's FIXED_INPUT_SIZE: the model is built for the largest train sizes cut to
+    the largest stride; inputs are zero-padded to it and outputs cut back."""
     cfg = config_from(tmp_path, """
         MODEL:
           BACKBONE:
@@ -113,12 +118,20 @@ def test_fixed_input_size_pads_to_the_model_square(tmp_path, registered):
             CONFIG:
               OUT_FEATURES: [-1]
               REMAPS: [vit]
+              STRIDES: [16]
         INPUT:
           FIXED_INPUT_SIZE: True
+          MIN_SIZE_TRAIN: [60, 70]
+          MAX_SIZE_TRAIN: 100
         """)
     backbone = build_backbone(cfg)
-    assert backbone.padding_constraints['square_size'] == 160  # timm's test_vit: 160 x 160
-    assert list(backbone.output_shape()) == ['vit']
+    assert backbone.model.patch_embed.img_size == (64, 96)
+    assert {k: (v.channels, v.stride) for k, v in backbone.output_shape().items()} == {
+        'vit': (backbone.model.embed_dim, 16)}
+    out = backbone(torch.randn(1, 3, 50, 90))
+    assert out['vit'].shape[-2:] == (4, 6)
+    with pytest.raises(ValueError, match='larger than the fixed input size 64x96'):
+        backbone(torch.randn(1, 3, 70, 90))
 
 
 @pytest.mark.parametrize('text,error,match', [
@@ -126,14 +139,15 @@ def test_fixed_input_size_pads_to_the_model_square(tmp_path, registered):
      MODEL:
        BACKBONE: {NAME: build_resnet18_backbone, FREEZE_AT: 0}
      INPUT: {FIXED_INPUT_SIZE: True}
-     """, ValueError, r'INPUT.FIXED_INPUT_SIZE=True cannot apply'),
+     """, ValueError, r'FIXED_INPUT_SIZE=True builds resnet18 for img_size=\(800, 1312\), '
+                      r'but it takes no img_size'),
     ("""
      MODEL:
        BACKBONE:
          NAME: build_resnet18_backbone
          FREEZE_AT: 0
-         CONFIG: {OUT_FEATURES: [2, 3], STRIDES: [8, 32]}
-     """, ValueError, r'STRIDES=\[8, 32\] but .* have strides \[8, 16\]'),
+         CONFIG: {OUT_FEATURES: [layer2, layer3], STRIDES: [8, 32]}
+     """, ValueError, r"'layer3' \(module 'layer3'\) is declared stride 32 but has stride 16"),
     ("""
      MODEL:
        BACKBONE:
@@ -149,6 +163,27 @@ def test_fixed_input_size_pads_to_the_model_square(tmp_path, registered):
          FREEZE_AT: 0
          CONFIG: {OUT_FEATURES: [2, 3], REMAPS: [res3]}
      """, ValueError, r'REMAPS=\[.res3.\] must give one name per output'),
+    ("""
+     MODEL:
+       BACKBONE:
+         NAME: build_resnet18_backbone
+         FREEZE_AT: 0
+         CONFIG: {REMOVE_LAYERS: [avgpool]}
+     """, KeyError, r"REMOVE_LAYERS: 'avgpool' is not a top-level module of resnet18"),
+    ("""
+     MODEL:
+       BACKBONE:
+         NAME: build_resnet18_backbone
+         FREEZE_AT: 0
+         CONFIG: {OUT_FEATURES: [layer1, layer2], CHANNELS: [64, 64]}
+     """, ValueError, r'CHANNELS=\[64, 64\] but resnet18 outputs .* have \[64, 128\]'),
+    ("""
+     MODEL:
+       BACKBONE:
+         NAME: build_resnet18_backbone
+         FREEZE_AT: 3
+         CONFIG: {OUT_FEATURES: [layer1, layer2]}
+     """, ValueError, r'FREEZE_AT=3 but there are only 2 outputs'),
 ])
 def test_keys_that_cannot_apply(tmp_path, registered, text, error, match):
     cfg = config_from(tmp_path, text)

@@ -346,17 +346,37 @@ def test_vit_feature_maps_through_the_adapter(no_detectron2):
 
 
 def test_timm_builder_by_detectron2_timm_name(no_detectron2):
+    """detectron2_timm's builders read its keys with its meanings: OUT_FEATURES name timm
+    modules (hooked), REMAPS renames them, STRIDES are checked against the model."""
     registry = FakeRegistry()
     d2i.register_all(registry, timm_models=['resnet18'], native=False)
-    cfg = d2_cfg('ignored', out_indices=(2, 3, 4))
+    cfg = CfgNode(MODEL=CfgNode(BACKBONE=CfgNode(FREEZE_AT=0)))
+    d2i.add_mmbackbones_config(cfg)
+    cfg.MODEL.BACKBONE.CONFIG.update(OUT_FEATURES=['layer2', 'layer3', 'layer4'],
+                                     REMAPS=['res3', 'res4', 'res5'], STRIDES=[8, 16, 32],
+                                     REMOVE_LAYERS=['global_pool', 'fc'])
     model = registry.get('build_resnet18_backbone')(cfg, ShapeSpec(channels=3))
-    assert type(model.backbone).__name__ == 'TIMMBackbone'
-    assert model.backbone.model_name == 'resnet18'  # the model comes from the builder's name
-    assert [(v.channels, v.stride) for v in model.output_shape().values()] == [
-        (128, 8), (256, 16), (512, 32)]
+    assert type(model).__name__ == 'TimmModuleBackbone'
+    assert model.model_name == 'resnet18'  # the model comes from the builder's name
+    assert {k: (v.channels, v.stride) for k, v in model.output_shape().items()} == {
+        'res3': (128, 8), 'res4': (256, 16), 'res5': (512, 32)}
     out = model(torch.randn(1, 3, 64, 64))
-    assert [tuple(v.shape) for v in out.values()] == [(1, 128, 8, 8), (1, 256, 4, 4),
-                                                      (1, 512, 2, 2)]
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        'res3': (1, 128, 8, 8), 'res4': (1, 256, 4, 4), 'res5': (1, 512, 2, 2)}
+    cfg.MODEL.BACKBONE.CONFIG.STRIDES = [8, 16, 16]
+    with pytest.raises(ValueError, match=r"'res5' \(module 'layer4'\) is declared stride 16 "
+                                         r"but has stride 32"):
+        registry.get('build_resnet18_backbone')(cfg, None)
+    cfg.MODEL.BACKBONE.CONFIG.update(STRIDES=[], OUT_FEATURES=['layer2', 'layer3', 'layr4'])
+    with pytest.raises(KeyError, match=r"'layr4' is not a module of resnet18.*'layer4'"):
+        registry.get('build_resnet18_backbone')(cfg, None)
+    # detectron2_timm's keys are refused by our own builders (one meaning per key)
+    native = FakeRegistry()
+    d2i.register_all(native, timm_models=None)
+    cfg = d2_cfg()
+    cfg.MODEL.BACKBONE = CfgNode(FREEZE_AT=0, CONFIG=CfgNode(OUT_FEATURES=['stage2']))
+    with pytest.raises(ValueError, match=r"CONFIG.\['OUT_FEATURES'\] are detectron2_timm's"):
+        native.get('build_mmbackbones_backbone')(cfg, None)
 
 
 def test_adapter_wraps_a_dict_returning_backbone(no_detectron2):

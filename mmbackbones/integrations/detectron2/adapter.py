@@ -9,7 +9,8 @@ The contract itself (``output_shape``, ``ShapeSpec``, padding, ``Detectron2Backb
   (``build_mmbackbones_resnet_backbone``, ...);
 * ``build_<timm_name>_backbone`` / ``build_<timm_name>_fpn_backbone`` for timm models, the naming
   of the detectron2_timm project (``build_resnet50_backbone``,
-  ``build_convnext_tiny_fpn_backbone``), honouring its ``MODEL.BACKBONE.CONFIG`` keys.
+  ``build_convnext_tiny_fpn_backbone``), reading its ``MODEL.BACKBONE.CONFIG`` keys with its
+  meanings (:mod:`.timm_modules`: ``OUT_FEATURES`` are timm module names).
 
 detectron2 is imported only inside the functions that need it.
 """
@@ -71,17 +72,20 @@ def add_mmbackbones_config(cfg) -> None:
     * ``RENAME``: ``{our_name: new_name}``;
     * ``SIZE_DIVISIBILITY``: ``-1`` keeps the backbone's own value.
 
-    detectron2_timm's keys, when absent: ``cfg.MODEL.BACKBONE.CONFIG`` with ``OUT_FEATURES``
-    (output names or timm feature indices), ``REMAPS`` (a new name for each of them),
-    ``STRIDES`` (their expected strides, checked), ``PRETRAINED`` (timm weights), and
-    ``cfg.INPUT.FIXED_INPUT_SIZE`` (pad every batch to the model's square input size).
-    ``MODEL.BACKBONE.FREEZE_AT`` (detectron2's own key) is honoured as detectron2 defines it.
+    detectron2_timm's keys, when absent (read by the ``build_<timm_name>[_fpn]_backbone``
+    builders, see :mod:`.timm_modules`): ``cfg.MODEL.BACKBONE.CONFIG`` with ``OUT_FEATURES``
+    (timm module names), ``REMAPS``, ``STRIDES``, ``CHANNELS``, ``REMOVE_LAYERS``,
+    ``FREEZE_LAYERS``, ``REPLACE_LAYERS``, ``PRETRAINED``, and ``cfg.INPUT.FIXED_INPUT_SIZE``
+    (default ``False`` here; detectron2_timm's own default is ``True``).
+    ``MODEL.BACKBONE.FREEZE_AT`` is detectron2's meaning for the ``build_mmbackbones_*``
+    builders and detectron2_timm's for the timm-named ones.
     """
     cfg.MODEL.MMBACKBONES = _node(cfg, TYPE='ResNet', ARGS=_node(cfg), OUT_FEATURES=[],
                                   RENAME=_node(cfg), SIZE_DIVISIBILITY=-1)
     if _get(cfg, 'MODEL.BACKBONE') is not None and _get(cfg, 'MODEL.BACKBONE.CONFIG') is None:
         cfg.MODEL.BACKBONE.CONFIG = _node(cfg, OUT_FEATURES=[], REMAPS=[], STRIDES=[],
-                                          PRETRAINED=False)
+                                          CHANNELS=[], REMOVE_LAYERS=[], FREEZE_LAYERS=[],
+                                          REPLACE_LAYERS=[[]], PRETRAINED=False)
     if _get(cfg, 'INPUT') is not None and 'FIXED_INPUT_SIZE' not in cfg.INPUT:
         cfg.INPUT.FIXED_INPUT_SIZE = False
 
@@ -133,9 +137,9 @@ def _accepts(cls, arg: str) -> bool:
     return arg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _timm_config_args(cfg, cls, type_: str, args: dict) -> dict:
-    """Backbone arguments from detectron2's ``MODEL.BACKBONE.FREEZE_AT`` and detectron2_timm's
-    ``MODEL.BACKBONE.CONFIG.OUT_FEATURES`` (int entries) / ``PRETRAINED``."""
+def _native_config_args(cfg, cls, type_: str, args: dict) -> dict:
+    """Backbone arguments from detectron2's ``MODEL.BACKBONE.FREEZE_AT`` and
+    ``MODEL.BACKBONE.CONFIG.PRETRAINED``; detectron2_timm's output keys are refused here."""
     freeze_at = int(_get(cfg, 'MODEL.BACKBONE.FREEZE_AT', 0))
     if freeze_at > 0 and 'frozen_stages' not in args:  # detectron2: <= 0 freezes nothing
         if not _accepts(cls, 'frozen_stages'):
@@ -151,47 +155,27 @@ def _timm_config_args(cfg, cls, type_: str, args: dict) -> dict:
                              f'pretrained flag (only timm/torchvision models have published '
                              f'weights to fetch by name); load weights with ARGS.init_cfg instead')
         args.setdefault('pretrained', True)
-    features = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.OUT_FEATURES', []) or [])
-    if features and all(isinstance(f, int) for f in features):
-        if not _accepts(cls, 'out_indices'):
-            raise ValueError(f'MODEL.BACKBONE.CONFIG.OUT_FEATURES={features} (indices) cannot '
-                             f'apply: {type_} has no out_indices; give output names')
-        args.setdefault('out_indices', features)
+    timm_keys = [k for k in ('OUT_FEATURES', 'REMAPS', 'STRIDES', 'CHANNELS', 'REMOVE_LAYERS',
+                             'FREEZE_LAYERS')
+                 if list(_get(cfg, f'MODEL.BACKBONE.CONFIG.{k}', []) or [])]
+    if timm_keys:
+        raise ValueError(f'MODEL.BACKBONE.CONFIG.{timm_keys} are detectron2_timm\'s keys (timm '
+                         f'module names), read by the build_<timm_name>[_fpn]_backbone builders; '
+                         f'{type_} is built by a build_mmbackbones_* builder, which takes '
+                         f'MODEL.MMBACKBONES.OUT_FEATURES / RENAME (our output names)')
     return args
 
 
-def _timm_config_outputs(cfg, backbone) -> dict:
-    """``out_features``/``rename``/``padding_constraints`` for the adapter from detectron2_timm's
-    ``OUT_FEATURES``/``REMAPS``/``STRIDES`` and ``INPUT.FIXED_INPUT_SIZE``; checks strides."""
-    names = list(backbone.out_names)
-    features = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.OUT_FEATURES', []) or [])
-    if features and all(isinstance(f, int) for f in features):
-        features = list(names)  # out_indices already chose them, in this order
-    unknown = [f for f in features if f not in names]
-    if unknown:
-        raise KeyError(f'MODEL.BACKBONE.CONFIG.OUT_FEATURES {unknown} are not outputs of '
-                       f'{type(backbone).__name__}; its outputs are {names}')
-    remaps = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.REMAPS', []) or [])
-    if remaps and len(remaps) != len(features or names):
-        raise ValueError(f'MODEL.BACKBONE.CONFIG.REMAPS={remaps} must give one name per output '
-                         f'{features or names}')
-    rename = dict(zip(features or names, remaps))
-    strides = list(_get(cfg, 'MODEL.BACKBONE.CONFIG.STRIDES', []) or [])
-    if strides:
-        own = dict(zip(names, backbone.out_strides))
-        got = [own[f] for f in (features or names)]
-        if [int(s) for s in strides] != got:
-            raise ValueError(f'MODEL.BACKBONE.CONFIG.STRIDES={strides} but '
-                             f'{type(backbone).__name__} outputs {features or names} have '
-                             f'strides {got}')
-    out = dict(out_features=[rename.get(f, f) for f in features] or None, rename=rename or None)
-    if _get(cfg, 'INPUT.FIXED_INPUT_SIZE', False):
-        side = _fixed_input_side(backbone)
-        if side is None:
-            raise ValueError(f'INPUT.FIXED_INPUT_SIZE=True cannot apply: '
-                             f'{type(backbone).__name__} declares no fixed input size')
-        out['padding_constraints'] = {'square_size': side}
-    return out
+def _fixed_input_outputs(cfg, backbone) -> dict:
+    """``padding_constraints`` from ``INPUT.FIXED_INPUT_SIZE``: pad each batch to the square
+    input side the model was built for."""
+    if not _get(cfg, 'INPUT.FIXED_INPUT_SIZE', False):
+        return {}
+    side = _fixed_input_side(backbone)
+    if side is None:
+        raise ValueError(f'INPUT.FIXED_INPUT_SIZE=True cannot apply: '
+                         f'{type(backbone).__name__} declares no fixed input size')
+    return {'padding_constraints': {'square_size': side}}
 
 
 def _fixed_input_side(backbone) -> Optional[int]:
@@ -209,33 +193,65 @@ def _fixed_input_side(backbone) -> Optional[int]:
     return None
 
 
-def _backbone_from_cfg(cfg, input_shape, type_: Optional[str], extra: Optional[dict] = None):
+def _backbone_from_cfg(cfg, input_shape, type_: Optional[str]):
     """Build the adapted backbone a detectron2 builder returns."""
     from ...builder import build_backbone
     from ...registry import MODELS
     args = _to_dict(_get(cfg, 'MODEL.MMBACKBONES.ARGS', {}))
-    args.update(extra or {})
     type_ = type_ or _get(cfg, 'MODEL.MMBACKBONES.TYPE')
     if not type_:
         raise KeyError('cfg.MODEL.MMBACKBONES.TYPE is not set (call add_mmbackbones_config(cfg) '
                        'and set it, e.g. "ResNet")')
     cls = MODELS.get(type_ if '.' in type_ else f'{MODELS.scope}.{type_}')
-    args = _timm_config_args(cfg, cls, type_, args)
+    args = _native_config_args(cfg, cls, type_, args)
     in_ch = getattr(input_shape, 'channels', None)
     if in_ch is not None and 'in_channels' not in args and _accepts(cls, 'in_channels'):
         args['in_channels'] = int(in_ch)
     backbone = build_backbone(dict(type=type_, **args))
     div = _get(cfg, 'MODEL.MMBACKBONES.SIZE_DIVISIBILITY', -1)
-    outputs = _timm_config_outputs(cfg, backbone)
-    out_features = list(_get(cfg, 'MODEL.MMBACKBONES.OUT_FEATURES', []) or []) or \
-        outputs.pop('out_features')
-    outputs.pop('out_features', None)
-    rename = _to_dict(_get(cfg, 'MODEL.MMBACKBONES.RENAME', {})) or outputs.pop('rename')
-    outputs.pop('rename', None)
+    out_features = list(_get(cfg, 'MODEL.MMBACKBONES.OUT_FEATURES', []) or [])
+    rename = _to_dict(_get(cfg, 'MODEL.MMBACKBONES.RENAME', {}))
     from .contract import Detectron2Backbone
     return Detectron2Backbone(backbone, out_features=out_features or None, rename=rename or None,
                               size_divisibility=None if div is None or div < 0 else int(div),
-                              **outputs)
+                              **_fixed_input_outputs(cfg, backbone))
+
+
+def _timm_modules_from_cfg(cfg, input_shape, model_name: str):
+    """detectron2_timm's backbone for ``model_name`` from ``MODEL.BACKBONE.CONFIG`` (its keys,
+    its meanings: :class:`.timm_modules.TimmModuleBackbone`)."""
+    own = [k for k in ('ARGS', 'OUT_FEATURES', 'RENAME') if _get(cfg, f'MODEL.MMBACKBONES.{k}')]
+    if own:
+        raise ValueError(f'MODEL.MMBACKBONES.{own} apply to the build_mmbackbones_* builders; '
+                         f'build_{_snake(model_name)}_backbone reads detectron2_timm\'s '
+                         f'MODEL.BACKBONE.CONFIG keys')
+    config = 'MODEL.BACKBONE.CONFIG.'
+    replace = [r for r in (_get(cfg, config + 'REPLACE_LAYERS', []) or []) if list(r)]
+    if replace:
+        raise ValueError(f'{config}REPLACE_LAYERS={replace}: detectron2_timm\'s replacement '
+                         f'layers (its LAYER_REGISTRY) are not provided; remove the key')
+    strides = [int(s) for s in (_get(cfg, config + 'STRIDES', []) or [])]
+    img_size = None
+    if _get(cfg, 'INPUT.FIXED_INPUT_SIZE', False):
+        # detectron2_timm: the largest train sizes, cut to a multiple of the largest stride
+        step = max(strides or [32])
+        low = max(_sizes(_get(cfg, 'INPUT.MIN_SIZE_TRAIN', (800, ))))
+        high = int(_get(cfg, 'INPUT.MAX_SIZE_TRAIN', 1333))
+        img_size = (low - low % step, high - high % step)
+    from .timm_modules import TimmModuleBackbone
+    return TimmModuleBackbone(
+        model_name, out_features=list(_get(cfg, config + 'OUT_FEATURES', []) or []),
+        remaps=list(_get(cfg, config + 'REMAPS', []) or []), strides=strides,
+        channels=[int(c) for c in (_get(cfg, config + 'CHANNELS', []) or [])],
+        remove_layers=list(_get(cfg, config + 'REMOVE_LAYERS', []) or []),
+        freeze_at=int(_get(cfg, 'MODEL.BACKBONE.FREEZE_AT', 0)),
+        freeze_layers=list(_get(cfg, config + 'FREEZE_LAYERS', []) or []),
+        pretrained=bool(_get(cfg, config + 'PRETRAINED', False)), img_size=img_size,
+        in_channels=int(getattr(input_shape, 'channels', None) or 3))
+
+
+def _sizes(value) -> List[int]:
+    return [int(value)] if isinstance(value, (int, float)) else [int(v) for v in value]
 
 
 def _with_detectron2_fpn(cfg, bottom_up):
@@ -254,15 +270,19 @@ def _with_detectron2_fpn(cfg, bottom_up):
 
 
 def _make_builder(name: str, type_: Optional[str], fpn: bool,
-                  extra: Optional[dict] = None) -> Callable:
+                  timm_model: Optional[str] = None) -> Callable:
     def builder(cfg, input_shape=None):
-        bottom_up = _backbone_from_cfg(cfg, input_shape, type_, extra)
+        if timm_model is not None:
+            bottom_up = _timm_modules_from_cfg(cfg, input_shape, timm_model)
+        else:
+            bottom_up = _backbone_from_cfg(cfg, input_shape, type_)
         return _with_detectron2_fpn(cfg, bottom_up) if fpn else bottom_up
 
     builder.__name__ = builder.__qualname__ = name
-    what = f'type={type_!r}' if type_ else 'cfg.MODEL.MMBACKBONES.TYPE'
-    if extra:
-        what += f' ({extra})'
+    if timm_model is not None:
+        what = f'timm {timm_model!r} (detectron2_timm\'s MODEL.BACKBONE.CONFIG keys)'
+    else:
+        what = f'type={type_!r}' if type_ else 'cfg.MODEL.MMBACKBONES.TYPE'
     builder.__doc__ = (f'detectron2 backbone builder: mmbackbones {what}'
                        f'{" + detectron2 FPN" if fpn else ""}.')
     return builder
@@ -348,9 +368,8 @@ def register_all(registry=None, timm_models: Union[str, Iterable[str], None] = '
             builders.append(_make_builder(fpn, type_name, True))
     for model_name in _timm_names(timm_models):
         plain, fpn = timm_builder_names(model_name)
-        extra = dict(model_name=model_name, features_only=True)  # multi-scale
-        builders.append(_make_builder(plain, 'TIMMBackbone', False, extra))
-        builders.append(_make_builder(fpn, 'TIMMBackbone', True, extra))
+        builders.append(_make_builder(plain, None, False, timm_model=model_name))
+        builders.append(_make_builder(fpn, None, True, timm_model=model_name))
     registered = []
     for fn in builders:
         if _contains(registry, fn.__name__):

@@ -28,7 +28,9 @@ key                       meaning here
                           and inputs are zero-padded to it
 ========================  ========================================================================
 
-Frozen modules get ``requires_grad=False`` and their BatchNorms become ``FrozenBatchNorm2d``
+Parameters no requested output depends on (XCiT's class token, blocks after the last output) get
+``requires_grad=False`` (listed in ``unused_parameters``), so DDP sees no parameter without a
+gradient. Frozen modules get ``requires_grad=False`` and their BatchNorms become ``FrozenBatchNorm2d``
 (detectron2's when installed), as detectron2 freezes its own stages. The forward pass stops once
 the last requested output is computed, so removed heads and unused tail modules cost nothing.
 """
@@ -192,13 +194,27 @@ class TimmModuleBackbone(Detectron2Contract, BACKBONE_BASE):
         size = (getattr(self.model, 'pretrained_cfg', None) or {}).get('input_size')
         return tuple(size[-2:]) if size else (224, 224)
 
-    @torch.no_grad()
     def _measure(self, in_channels: int) -> Dict[str, Tuple[int, int, bool]]:
-        """``{name: (channels, stride, is_token_sequence)}`` from one forward pass."""
+        """``{name: (channels, stride, is_token_sequence)}`` from one forward pass, which also
+        finds the parameters the outputs do not depend on (see ``unused_parameters``)."""
         h, w = self._probe_size()
         was_training = self.model.training
         self.model.eval()
-        raw = self._run(torch.zeros(1, in_channels, h, w))
+        with torch.enable_grad():
+            raw = self._run(torch.zeros(1, in_channels, h, w))
+            self._freeze_unused(raw.values())
+        if self._img_size is None:
+            # detectron2 feeds images of any size: a model that takes only the size it was
+            # built for (ViT/Swin/CaiT with strict sizes, BoTNet) needs FIXED_INPUT_SIZE
+            try:
+                with torch.no_grad():
+                    self._run(torch.zeros(1, in_channels, h + 64, w + 32))
+            except Exception as error:
+                raise ValueError(f'{self.model_name} takes only {h}x{w} inputs '
+                                 f'({type(error).__name__}: {error}); '
+                                 f'detectron2 images vary in size: set INPUT.FIXED_INPUT_SIZE '
+                                 f'True (img_size=) to build it for the train size and pad to '
+                                 f'it') from None
         self.model.train(was_training)
         out = {}
         for name, tensor in raw.items():
@@ -217,6 +233,26 @@ class TimmModuleBackbone(Detectron2Contract, BACKBONE_BASE):
                                  f'{tensor.dim()}-d tensor {tuple(tensor.shape)}, not a feature '
                                  f'map (N, C, H, W) or tokens (N, L, C)')
         return out
+
+    def _freeze_unused(self, outputs) -> None:
+        """Parameters no output depends on (XCiT's/CaiT's class token, blocks after the last
+        output) get ``requires_grad=False``: they would get no gradient, which DDP refuses.
+        Their names are kept in ``unused_parameters``."""
+        used, seen = set(), set()
+        stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
+        while stack:
+            fn = stack.pop()
+            if fn is None or fn in seen:
+                continue
+            seen.add(fn)
+            variable = getattr(fn, 'variable', None)
+            if variable is not None:
+                used.add(id(variable))
+            stack.extend(next_fn for next_fn, _ in fn.next_functions)
+        self.unused_parameters = tuple(n for n, p in self.model.named_parameters()
+                                       if p.requires_grad and id(p) not in used)
+        for name in self.unused_parameters:
+            self.model.get_parameter(name).requires_grad_(False)
 
     def _token_layout(self, length: int, h: int, w: int, name: str) -> Tuple[int, int]:
         """(stride, number of leading class/register tokens) of an ``(N, L, C)`` output."""

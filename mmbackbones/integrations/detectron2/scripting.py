@@ -53,6 +53,10 @@ class ScriptableResNet(nn.Module):
     """``Detectron2ResNet``'s forward in TorchScript's subset, over the same modules:
     ``{name: feature}`` for ``out_features``."""
 
+    # class-level types: TorchScript cannot infer the type of an empty dict attribute
+    size_divisibility: int
+    padding_constraints: Dict[str, int]
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.stem = model.stem
@@ -60,6 +64,10 @@ class ScriptableResNet(nn.Module):
             name: nn.Sequential(*[ScriptableBlock(b) for b in model._modules[name]])
             for name in model.stage_names})
         self.out_features: List[str] = list(model.feature_names)
+        # read by detectron2's meta-architectures when the ResNet is the whole backbone (C4)
+        self.size_divisibility: int = int(getattr(model, 'size_divisibility', 0) or 0)
+        self.padding_constraints: Dict[str, int] = {
+            str(k): int(v) for k, v in (getattr(model, 'padding_constraints', {}) or {}).items()}
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         feats: Dict[str, torch.Tensor] = {}

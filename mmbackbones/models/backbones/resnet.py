@@ -127,6 +127,7 @@ class ResNet(BaseBackbone):
     ``stem.0/1/3/4/6/7`` are converted on load (``checkpoint.converters.openmmlab_resnet``).
     """
     host_only = HOST_ONLY  # mmdet's/mmseg's own arguments (ResNeXt adds base_width)
+    zero_init_blocks = (BasicBlock, Bottleneck)  # whose last norm zero_init_residual zeroes
     arch_settings = {
         18: (BasicBlock, (2, 2, 2, 2)),
         34: (BasicBlock, (3, 4, 6, 3)),
@@ -319,7 +320,7 @@ class ResNet(BaseBackbone):
             return  # the checkpoint's norms stand; zero-init is for training from scratch
         if self.zero_init_residual:
             for module in self.modules():
-                if isinstance(module, (BasicBlock, Bottleneck)):
+                if isinstance(module, self.zero_init_blocks):
                     constant_init(module.last_norm, 0)
 
     # ----- forward -------------------------------------------------------------------------------

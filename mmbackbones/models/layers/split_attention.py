@@ -31,10 +31,10 @@ class RSoftmax(nn.Module):
         self.radix, self.groups = radix, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.size(0)
+        batch, channels = x.shape[:2]  # explicit sizes: an empty batch has no -1 to infer
         if self.radix > 1:
-            x = x.view(batch, self.groups, self.radix, -1).transpose(1, 2)
-            return F.softmax(x, dim=1).reshape(batch, -1)
+            x = x.view(batch, self.groups, self.radix, channels // (self.groups * self.radix))
+            return F.softmax(x.transpose(1, 2), dim=1).reshape(batch, channels)
         return torch.sigmoid(x)
 
 
@@ -89,17 +89,17 @@ class SplitAttentionConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules
         x = self.relu(modules[self.norm0_name](self.conv(x)))
-        batch = x.size(0)
+        batch, channels = x.size(0), self.channels  # explicit sizes, for empty batches too
         if self.radix > 1:
-            splits = x.view(batch, self.radix, -1, *x.shape[2:])
+            splits = x.view(batch, self.radix, channels, *x.shape[2:])
             gap = splits.sum(dim=1)
         else:
             gap = x
         gap = F.adaptive_avg_pool2d(gap, 1)
         gap = self.relu(modules[self.norm1_name](self.fc1(gap)))
-        atten = self.rsoftmax(self.fc2(gap)).view(batch, -1, 1, 1)
+        atten = self.rsoftmax(self.fc2(gap)).view(batch, channels * self.radix, 1, 1)
         if self.radix > 1:
-            out = (atten.view(batch, self.radix, -1, 1, 1) * splits).sum(dim=1)
+            out = (atten.view(batch, self.radix, channels, 1, 1) * splits).sum(dim=1)
         else:
             out = atten * x
         return out.contiguous()

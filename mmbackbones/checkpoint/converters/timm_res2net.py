@@ -41,7 +41,12 @@ def is_timm_res2net(state_dict: Mapping[str, torch.Tensor]) -> bool:
 
 
 def convert_timm_res2net(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """A new dict with mmpretrain names; the classifier is dropped."""
+    """A new dict with mmpretrain names; the classifier is dropped. A ``ValueError`` for
+    ``res2next50`` (:data:`NO_COUNTERPART`)."""
+    conv = state_dict.get('layer1.0.convs.0.weight')
+    if conv is not None and conv.dim() == 4 and conv.shape[0] != conv.shape[1]:
+        raise ValueError(f"timm res2next50 ({conv.shape[0] // conv.shape[1]} groups per scale "
+                         f"conv): {NO_COUNTERPART['res2next50']}")
     deep = 'conv1.0.weight' in state_dict
     out = {}
     for key, value in state_dict.items():

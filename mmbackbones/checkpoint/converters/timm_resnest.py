@@ -40,7 +40,15 @@ def is_timm_resnest(state_dict: Mapping[str, torch.Tensor]) -> bool:
 def convert_timm_resnest(state_dict: Mapping[str, torch.Tensor],
                          target: Optional[Mapping[str, Sequence[int]]] = None
                          ) -> Dict[str, torch.Tensor]:
-    """A new dict with mmpretrain names; the classifier is dropped."""
+    """A new dict with mmpretrain names; the classifier is dropped. A ``ValueError`` for timm's
+    radix-1/4 variants (:data:`NO_COUNTERPART`): their keys fit ``ResNeSt(radix=...)`` but not
+    their computation."""
+    fc2 = state_dict.get('layer1.0.conv2.fc2.weight')
+    conv3 = state_dict.get('layer1.0.conv3.weight')
+    if fc2 is not None and conv3 is not None and fc2.shape[0] != 2 * conv3.shape[1]:
+        radix = fc2.shape[0] // conv3.shape[1]
+        raise ValueError(f"timm ResNeSt with radix={radix} (resnest50d_4s2x40d or "
+                         f"resnest50d_1s4x24d): {NO_COUNTERPART['resnest50d_4s2x40d']}")
     return convert_timm_resnet(state_dict, target=target)
 
 

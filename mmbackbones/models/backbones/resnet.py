@@ -249,7 +249,8 @@ class ResNet(BaseBackbone):
         channels and stride."""
         # Rates rise over every block of the depth, so building fewer stages does not change the
         # rates of the ones built (as in mmpretrain).
-        rates = torch.linspace(0, drop_path_rate, sum(self.arch_settings[self.depth][1])).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(self.arch_settings[self.depth][1]),
+                               device='cpu').tolist()  # also under torch.device('meta')
         num_built = max(self.out_indices) + 1  # nothing after the last output is built
         self.res_layers: List[str] = []
         stage_in, stage_out = self.stem_channels, self.base_channels * self.expansion

@@ -234,13 +234,12 @@ def test_smallest_config_runs():
 def test_cli_info_show_and_dynamic_export(tmp_path):
     pytest.importorskip('onnx', reason='ONNX export needs the onnx package')
     pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
-    from tests.cli_helpers import run_cli
+    from tests.cli_helpers import DEMO_IMAGE, run_cli
     small = ['--cfg-options', 'model.backbone.stem_channels=16', 'model.backbone.base_channels=16']
     info = run_cli('info', 'resnest14d', '--input-size', '64', '64', '--json', *small)
     assert info.returncode == 0, info.stderr
     report = json.loads(info.stdout)
     assert [o['channels'] for o in report['outputs']] == [64, 128, 256, 512]
-    from tests.cli_helpers import DEMO_IMAGE
     show = run_cli('show', 'resnest14d', DEMO_IMAGE, '-o', tmp_path / 'show.png', '--input-size',
                    '64', '64', '--json', *small)
     assert show.returncode == 0, show.stderr

@@ -214,6 +214,14 @@ _MARKERS = (('layers.0.attn.qkv.weight', 'VisionTransformer'),
             ('stages.0.blocks.0.attn.w_msa.qkv.weight', 'SwinTransformer'),
             ('downsample_layers.0.0.weight', 'ConvNeXt'),
             ('layer1.0.conv1.weight', 'ResNet'))
+# ResNet variants whose blocks carry their own marker (looked at before the ResNet's)
+_FAMILIES.update(ResNeSt='ResNeSt', Res2Net='Res2Net')
+_ROUTES.update({('ResNeSt', 'timm'): 'timm_resnest', ('ResNeSt', 'mmdet'): 'openmmlab_resnet',
+                ('ResNeSt', 'mmseg'): 'openmmlab_resnet', ('Res2Net', 'timm'): 'timm_res2net',
+                ('Res2Net', 'mmdet'): 'openmmlab_resnet'})
+_WHY_NOT[('Res2Net', 'mmseg')] = 'mmseg ships no Res2Net'
+_MARKERS = (('layer1.0.conv2.fc1.weight', 'ResNeSt'), ('layer1.0.convs.0.weight', 'Res2Net'),
+            *_MARKERS)
 
 
 def family_of(state_dict, model=None) -> Optional[str]:

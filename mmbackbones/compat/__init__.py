@@ -26,6 +26,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.ResNeXt``               ``mmseg.models.backbones.ResNeXt``
 ``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
+``mmbackbones.mmseg.ResNeSt``                ``mmseg.models.backbones.ResNeSt``
 ==========================================  ========================================
 """
 from .hrnet import MMDetHRNet, MMSegHRNet
@@ -33,7 +34,10 @@ from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMS
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .vit import MMSegVisionTransformer
+from .resnest import MMDetResNeSt, MMSegResNeSt
+from .res2net import MMDetRes2Net
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
            'MMSegSwinTransformer', 'MMSegVisionTransformer']
+__all__ += ['MMDetResNeSt', 'MMSegResNeSt', 'MMDetRes2Net']

@@ -74,3 +74,10 @@ HOST_SIGNATURES = {
     ('mmseg', 'HRNet'): _edit(_HRNET, norm_cfg=_BN, norm_eval=False, after={
         'with_cp': _args(frozen_stages=-1)}),
 }
+_RESNEST = _args(groups=1, base_width=4, radix=2, reduction_factor=4, avg_down_stride=True) + \
+    _KWARGS
+HOST_SIGNATURES[('mmdet', 'ResNeSt')] = _RESNEST
+HOST_SIGNATURES[('mmseg', 'ResNeSt')] = _RESNEST
+HOST_SIGNATURES[('mmdet', 'Res2Net')] = _args(
+    scales=4, base_width=26, style='pytorch', deep_stem=True, avg_down=True, pretrained=None,
+    init_cfg=None) + _KWARGS

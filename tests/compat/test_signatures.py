@@ -19,6 +19,9 @@ from mmbackbones.models.backbones.vit import VisionTransformer
 from mmbackbones.registry import HOST_TWINS, MODELS
 from tests.compat.host_signatures import HOST_SIGNATURES, REQUIRED
 from tests.parity import mmpretrain_backbone
+from mmbackbones.compat import MMDetRes2Net, MMDetResNeSt, MMSegResNeSt  # noqa: E402
+from mmbackbones.models.backbones.res2net import Res2Net  # noqa: E402
+from mmbackbones.models.backbones.resnest import ResNeSt  # noqa: E402
 
 TWINS = {
     ('mmdet', 'HRNet'): (MMDetHRNet, HRNet),
@@ -37,6 +40,10 @@ TWINS = {
 }
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]
+TWINS.update({('mmdet', 'ResNeSt'): (MMDetResNeSt, ResNeSt),
+              ('mmseg', 'ResNeSt'): (MMSegResNeSt, ResNeSt),
+              ('mmdet', 'Res2Net'): (MMDetRes2Net, Res2Net)})
+CORES += [ResNeSt, Res2Net]
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

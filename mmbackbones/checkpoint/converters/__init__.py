@@ -46,6 +46,8 @@ class Converter(NamedTuple):
 # torchvision_resnet). One row per converter module of this package.
 CONVERTERS = (
     ('detectron2_resnet', 'detectron2'),
+    ('timm_resnest', 'timm'),  # before the plain ResNets: split-attention blocks
+    ('timm_res2net', 'timm'),  # before the plain ResNets: Res2Net scale convs
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),
     ('timm_hrnet', 'timm'),

@@ -12,14 +12,22 @@ mmdet / mmseg                      mmpretrain / mmbackbones
 ``stem.1|4|7.*`` (norms)           ``stem.0|1|2.bn.*`` (``gn`` for GroupNorm)
 ``layer{i}.*``, plain ``conv1``    unchanged
 ``fc.*`` (a classifier)            dropped
+``layer{i}.{j}.downsample.1|2``    ``downsample.0|1`` where our block has no
+(avg down at stride 1: pool, conv,  pool (mmpretrain's ResNetV1d/ResNeSt
+norm)                              ``layer1``), else unchanged
 =================================  ==========================================
+
+mmdet's/mmseg's ``ResLayer(avg_down=True)`` keeps its (identity) pool where the stride is 1;
+mmpretrain's drops it there (Res2Net keeps it in every library). With the model's keys
+(``target``) each block follows the model; without them ``layer1`` shifts, except in Res2Net
+checkpoints (``convs.0``).
 
 Every other key (blocks, DCN offsets, plugins) already has the same name. Keys under
 ``backbone.`` (a whole detector/segmentor checkpoint) are taken from there. The norm's name is
 ``bn`` when the checkpoint has its running statistics, else ``gn``.
 """
 import re
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 
@@ -46,13 +54,32 @@ def is_openmmlab_resnet(state_dict: Mapping[str, torch.Tensor]) -> bool:
             and 'stem.0.conv.weight' not in keys)
 
 
-def convert_openmmlab_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """A new dict with our deep-stem names; the classifier (``fc.*``) is dropped."""
+_DOWNSAMPLE = re.compile(r'^(layer\d+\.\d+\.downsample\.)([012])\.(.+)$')
+
+
+def _shift_down(block: str, keys: Mapping, target: Optional[Mapping[str, Sequence[int]]]) -> bool:
+    """Whether ``block`` (``layer{i}.{j}.downsample.``) is (pool, conv, norm) here and our
+    model has (conv, norm) there."""
+    if block + '2.weight' not in keys and block + '2.running_mean' not in keys:
+        return False
+    if target is not None:
+        return len(tuple(target.get(block + '0.weight', ()))) == 4
+    return block.startswith('layer1.') and not any('.convs.0.' in k for k in keys)
+
+
+def convert_openmmlab_resnet(state_dict: Mapping[str, torch.Tensor],
+                             target: Optional[Mapping[str, Sequence[int]]] = None
+                             ) -> Dict[str, torch.Tensor]:
+    """A new dict with our deep-stem names (and shortcut indices, see the module docstring);
+    the classifier (``fc.*``) is dropped."""
     keys = _backbone_keys(state_dict)
     out = {}
     for key, value in keys.items():
         if key.startswith('fc.'):
             continue
+        down = _DOWNSAMPLE.match(key)
+        if down and down.group(2) != '0' and _shift_down(down.group(1), keys, target):
+            key = f'{down.group(1)}{int(down.group(2)) - 1}.{down.group(3)}'
         match = _STEM_KEY.match(key)
         if match:
             index, rest = int(match.group(1)), match.group(2)
@@ -70,10 +97,15 @@ def convert_openmmlab_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str
 def revert_openmmlab_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Our names -> mmdet's/mmseg's ``ResNet``/``ResNetV1c``/``ResNetV1d``: the deep stem back
     to one ``nn.Sequential`` (``stem.0|1|2.conv`` -> ``stem.0|3|6``, ``stem.0|1|2.bn|gn`` ->
-    ``stem.1|4|7``); every other key (blocks, DCN, plugins) has the same name there."""
+    ``stem.1|4|7``), an avg-down shortcut without its stride-1 pool back to ``downsample.1|2``;
+    every other key (blocks, DCN, plugins) has the same name there."""
     back = {(i, kind): index for index, (i, kind) in _STEM.items()}
+    avg = any(re.match(r'^layer\d+\.\d+\.downsample\.2\.', k) for k in state_dict)
     out = {}
     for key, value in state_dict.items():
+        down = _DOWNSAMPLE.match(key) if avg else None
+        if down and f'{down.group(1)}2.weight' not in state_dict:  # no pool here: theirs has
+            key = f'{down.group(1)}{int(down.group(2)) + 1}.{down.group(3)}'
         match = re.match(r'^stem\.(\d+)\.(conv|bn|gn)\.(.+)$', key)
         if key.startswith('stem.') and not match:
             raise ValueError(f'mmdet/mmseg deep stems are conv, norm, ReLU x3; this checkpoint '

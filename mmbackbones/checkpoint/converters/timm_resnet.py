@@ -37,7 +37,8 @@ _OURS = re.compile(r'^(conv1|bn1|stem\.[012]\.(conv|bn)|layer\d+\.\d+\.(conv[123
 def is_timm_resnet(state_dict: Mapping[str, torch.Tensor]) -> bool:
     """timm ResNet layout: ``layer1.0.conv1.weight`` with a plain or deep (``conv1.0``) stem."""
     return 'layer1.0.conv1.weight' in state_dict and (
-        'conv1.weight' in state_dict or 'conv1.0.weight' in state_dict)
+        'conv1.weight' in state_dict or 'conv1.0.weight' in state_dict) and (
+        'layer1.0.conv2.fc1.weight' not in state_dict)  # ResNeSt: timm_resnest's
 
 
 def _avg_down(state_dict: Mapping) -> bool:

@@ -127,6 +127,7 @@ class ResNet(BaseBackbone):
     ``stem.0/1/3/4/6/7`` are converted on load (``checkpoint.converters.openmmlab_resnet``).
     """
     host_only = HOST_ONLY  # mmdet's/mmseg's own arguments (ResNeXt adds base_width)
+    zero_init_blocks = (BasicBlock, Bottleneck)  # whose last norm zero_init_residual zeroes
     arch_settings = {
         18: (BasicBlock, (2, 2, 2, 2)),
         34: (BasicBlock, (3, 4, 6, 3)),
@@ -248,7 +249,8 @@ class ResNet(BaseBackbone):
         channels and stride."""
         # Rates rise over every block of the depth, so building fewer stages does not change the
         # rates of the ones built (as in mmpretrain).
-        rates = torch.linspace(0, drop_path_rate, sum(self.arch_settings[self.depth][1])).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(self.arch_settings[self.depth][1]),
+                               device='cpu').tolist()  # also under torch.device('meta')
         num_built = max(self.out_indices) + 1  # nothing after the last output is built
         self.res_layers: List[str] = []
         stage_in, stage_out = self.stem_channels, self.base_channels * self.expansion
@@ -319,7 +321,7 @@ class ResNet(BaseBackbone):
             return  # the checkpoint's norms stand; zero-init is for training from scratch
         if self.zero_init_residual:
             for module in self.modules():
-                if isinstance(module, (BasicBlock, Bottleneck)):
+                if isinstance(module, self.zero_init_blocks):
                     constant_init(module.last_norm, 0)
 
     # ----- forward -------------------------------------------------------------------------------

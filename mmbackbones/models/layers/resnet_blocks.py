@@ -387,16 +387,18 @@ def get_expansion(block: type, expansion: Optional[int] = None) -> int:
 
 def make_downsample(in_channels: int, out_channels: int, stride: int = 1,
                     avg_down: bool = False, conv_cfg: Optional[dict] = None,
-                    norm_cfg: dict = dict(type='BN')) -> nn.Sequential:
+                    norm_cfg: dict = dict(type='BN'),
+                    pool_at_stride_1: bool = False) -> nn.Sequential:
     """The identity branch of a block whose input and output shapes differ.
 
     ``[AvgPool2d(stride),] conv1x1(stride or 1), norm``: with ``avg_down`` (ResNet-D) the
     spatial reduction is an average pool (``ceil_mode``, so odd sides match the 3x3 conv's
-    output) and the 1x1 conv keeps stride 1.
+    output) and the 1x1 conv keeps stride 1. ``pool_at_stride_1`` keeps the (identity) pool at
+    stride 1 too, so the conv stays ``downsample.1`` (Res2Net's layout in every library).
     """
     layers = []
     conv_stride = stride
-    if avg_down and stride != 1:
+    if avg_down and (stride != 1 or pool_at_stride_1):
         conv_stride = 1
         layers.append(nn.AvgPool2d(kernel_size=stride, stride=stride, ceil_mode=True,
                                    count_include_pad=False))
@@ -437,7 +439,9 @@ class ResLayer(nn.Sequential):
     ``stride=1, dilation=2`` or ``4``), unless ``multi_grid`` / ``contract_dilation`` (mmseg's,
     see :func:`block_dilations`) say otherwise. ``drop_path_rate`` is one float for every block
     or one per block. Other keyword arguments go to every block (``style``, ``with_cp``,
-    ``groups``, ``width_per_group``, ``base_channels``, ``act_cfg``, ``dcn``, ``plugins``).
+    ``groups``, ``width_per_group``, ``base_channels``, ``act_cfg``, ``dcn``, ``plugins``);
+    ``first_block_args`` go to the first block only (Res2Net's ``stage_type='stage'``) and
+    ``pool_at_stride_1`` to :func:`make_downsample`.
     """
 
     def __init__(self, block: type, num_blocks: int, in_channels: int, out_channels: int,
@@ -446,6 +450,7 @@ class ResLayer(nn.Sequential):
                  norm_cfg: dict = dict(type='BN'),
                  drop_path_rate: Union[float, Sequence[float]] = 0.0,
                  multi_grid: Optional[Sequence[int]] = None, contract_dilation: bool = False,
+                 first_block_args: Optional[dict] = None, pool_at_stride_1: bool = False,
                  **kwargs):
         check_positive_int('num_blocks', num_blocks)
         self.block = block
@@ -461,7 +466,7 @@ class ResLayer(nn.Sequential):
         downsample = None
         if stride != 1 or in_channels != out_channels:
             downsample = make_downsample(in_channels, out_channels, stride, avg_down, conv_cfg,
-                                         norm_cfg)
+                                         norm_cfg, pool_at_stride_1)
         blocks = []
         for i in range(num_blocks):
             blocks.append(block(
@@ -469,7 +474,8 @@ class ResLayer(nn.Sequential):
                 out_channels=out_channels, expansion=self.expansion,
                 stride=stride if i == 0 else 1, dilation=dilations[i],
                 downsample=downsample if i == 0 else None, conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg, drop_path_rate=rates[i], **kwargs))
+                norm_cfg=norm_cfg, drop_path_rate=rates[i],
+                **({**kwargs, **(first_block_args or {})} if i == 0 else kwargs)))
         super().__init__(*blocks)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.dilation = stride, dilation

@@ -1,5 +1,6 @@
 """One family per module; importing a module registers its classes."""
 from . import convnext, swin  # noqa: F401
+from . import beit  # noqa: F401
 from . import cspnet  # noqa: F401
 from . import hrnet  # noqa: F401
 from . import mit  # noqa: F401

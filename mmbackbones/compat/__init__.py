@@ -20,6 +20,8 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.RegNet``                ``mmdet.models.backbones.RegNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
+``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
+``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
 ``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
 ``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
 ``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
@@ -28,6 +30,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
 ==========================================  ========================================
 """
+from .beit import MMSegBEiT, MMSegMAE
 from .hrnet import MMDetHRNet, MMSegHRNet
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
@@ -36,4 +39,4 @@ from .vit import MMSegVisionTransformer
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
-           'MMSegSwinTransformer', 'MMSegVisionTransformer']
+           'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE']

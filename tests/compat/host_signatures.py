@@ -47,6 +47,11 @@ _HRNET = _args(
     extra=REQUIRED, in_channels=3, conv_cfg=None, norm_cfg={'type': 'BN'}, norm_eval=True,
     with_cp=False, zero_init_residual=False, multiscale_output=True, pretrained=None,
     init_cfg=None)
+_BEIT = _args(
+    img_size=224, patch_size=16, in_channels=3, embed_dims=768, num_layers=12, num_heads=12,
+    mlp_ratio=4, out_indices=-1, qv_bias=True, attn_drop_rate=0.0, drop_path_rate=0.0,
+    norm_cfg={'type': 'LN'}, act_cfg={'type': 'GELU'}, patch_norm=False, final_norm=False,
+    num_fcs=2, norm_eval=False, pretrained=None, init_values=0.1, init_cfg=None)
 
 HOST_SIGNATURES = {
     ('mmdet', 'ResNet'): _RESNET,
@@ -73,4 +78,6 @@ HOST_SIGNATURES = {
     ('mmdet', 'HRNet'): _HRNET,
     ('mmseg', 'HRNet'): _edit(_HRNET, norm_cfg=_BN, norm_eval=False, after={
         'with_cp': _args(frozen_stages=-1)}),
+    ('mmseg', 'BEiT'): _BEIT,
+    ('mmseg', 'MAE'): _edit(_BEIT, drop=('qv_bias',)),
 }

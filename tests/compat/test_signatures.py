@@ -9,6 +9,8 @@ from mmbackbones.compat import (MMDetHRNet, MMDetRegNet, MMDetResNet, MMDetResNe
                                 MMDetSwinTransformer, MMSegResNet, MMSegResNetV1c,
                                 MMSegResNetV1d, MMSegResNeXt, MMSegSwinTransformer,
                                 MMSegHRNet, MMSegVisionTransformer)
+from mmbackbones.compat.beit import MMSegBEiT, MMSegMAE
+from mmbackbones.models.backbones.beit import BEiTViT
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.backbones.hrnet import HRNet
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
@@ -34,9 +36,12 @@ TWINS = {
     ('mmseg', 'ResNeXt'): (MMSegResNeXt, ResNet),
     ('mmseg', 'SwinTransformer'): (MMSegSwinTransformer, SwinTransformer),
     ('mmseg', 'VisionTransformer'): (MMSegVisionTransformer, VisionTransformer),
+    ('mmseg', 'BEiT'): (MMSegBEiT, BEiTViT),
+    ('mmseg', 'MAE'): (MMSegMAE, BEiTViT),
 }
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]
+CORES.append(BEiTViT)
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

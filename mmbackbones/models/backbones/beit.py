@@ -404,7 +404,8 @@ class BEiTViT(BaseBackbone):
             return x[:, 0]
         patch_tokens = x[:, self.num_extra_tokens:]
         if self.out_type == 'featmap':
-            return patch_tokens.reshape(x.shape[0], grid[0], grid[1], -1).permute(0, 3, 1, 2)
+            return patch_tokens.reshape(x.shape[0], grid[0], grid[1], x.shape[-1]).permute(
+                0, 3, 1, 2)
         return self.ln2(patch_tokens.mean(dim=1))
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:

@@ -19,6 +19,7 @@ NATIVE = {'ResNet': 'resnet', 'ResNetV1c': 'resnet', 'ResNetV1d': 'resnet',
           'VisionTransformer': 'vit', 'ConvNeXt': 'convnext', 'SwinTransformer': 'swin',
           'RegNet': 'regnet', 'CSPDarkNet': 'csp', 'CSPResNet': 'csp', 'CSPResNeXt': 'csp',
           'HRNet': 'hrnet'}
+NATIVE['BEiTViT'] = 'beit'
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',

@@ -35,12 +35,14 @@ def num_relative_distance(window: Sequence[int]) -> int:
 def _index(grid: Tuple[int, int], table_window: Tuple[int, int]) -> torch.Tensor:
     h, w = grid
     th, tw = table_window
-    coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij'))
+    # on the CPU whatever the default device (a model built under torch.device('meta'))
+    rows, cols = torch.arange(h, device='cpu'), torch.arange(w, device='cpu')
+    coords = torch.stack(torch.meshgrid(rows, cols, indexing='ij'))
     coords = coords.flatten(1)  # (2, h*w)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)  # (hw, hw, 2)
     rows = (rel[..., 0] + th - 1) * (2 * tw - 1) + (rel[..., 1] + tw - 1)
     total = num_relative_distance(table_window)
-    index = torch.zeros((h * w + 1,) * 2, dtype=torch.long)
+    index = torch.zeros((h * w + 1,) * 2, dtype=torch.long, device='cpu')
     index[1:, 1:] = rows
     index[0, 0:] = total - 3
     index[0:, 0] = total - 2

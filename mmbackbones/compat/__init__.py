@@ -22,6 +22,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
+``mmbackbones.mmseg.MSCAN``                 ``mmseg.models.backbones.MSCAN`` (the core itself)
 ``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
 ``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
 ``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
@@ -31,6 +32,7 @@ type                                        host class (its signature and defaul
 ==========================================  ========================================
 """
 from .beit import MMSegBEiT, MMSegMAE
+from .mscan import MSCAN
 from .hrnet import MMDetHRNet, MMSegHRNet
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
@@ -39,4 +41,4 @@ from .vit import MMSegVisionTransformer
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
-           'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE']
+           'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE', 'MSCAN']

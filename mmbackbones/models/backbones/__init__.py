@@ -4,6 +4,7 @@ from . import beit  # noqa: F401
 from . import cspnet  # noqa: F401
 from . import hrnet  # noqa: F401
 from . import mit  # noqa: F401
+from . import mscan  # noqa: F401
 from . import poolformer  # noqa: F401
 from . import regnet  # noqa: F401
 from . import resnet  # noqa: F401

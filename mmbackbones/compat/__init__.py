@@ -22,7 +22,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
-``mmbackbones.mmseg.MSCAN``                 ``mmseg.models.backbones.MSCAN`` (the core itself)
+``mmbackbones.mmseg.MSCAN``                 ``mmseg.models.backbones.MSCAN``
 ``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
 ``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
 ``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
@@ -32,7 +32,7 @@ type                                        host class (its signature and defaul
 ==========================================  ========================================
 """
 from .beit import MMSegBEiT, MMSegMAE
-from .mscan import MSCAN
+from .mscan import MMSegMSCAN
 from .hrnet import MMDetHRNet, MMSegHRNet
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
@@ -41,4 +41,4 @@ from .vit import MMSegVisionTransformer
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
-           'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE', 'MSCAN']
+           'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE', 'MMSegMSCAN']

@@ -80,4 +80,10 @@ HOST_SIGNATURES = {
         'with_cp': _args(frozen_stages=-1)}),
     ('mmseg', 'BEiT'): _BEIT,
     ('mmseg', 'MAE'): _edit(_BEIT, drop=('qv_bias',)),
+    ('mmseg', 'MSCAN'): _args(
+        in_channels=3, embed_dims=[64, 128, 256, 512], mlp_ratios=[4, 4, 4, 4], drop_rate=0.0,
+        drop_path_rate=0.0, depths=[3, 4, 6, 3], num_stages=4,
+        attention_kernel_sizes=[5, [1, 7], [1, 11], [1, 21]],
+        attention_kernel_paddings=[2, [0, 3], [0, 5], [0, 10]], act_cfg={'type': 'GELU'},
+        norm_cfg={'type': 'SyncBN', 'requires_grad': True}, pretrained=None, init_cfg=None),
 }

@@ -10,6 +10,8 @@ from mmbackbones.compat import (MMDetHRNet, MMDetRegNet, MMDetResNet, MMDetResNe
                                 MMSegResNetV1d, MMSegResNeXt, MMSegSwinTransformer,
                                 MMSegHRNet, MMSegVisionTransformer)
 from mmbackbones.compat.beit import MMSegBEiT, MMSegMAE
+from mmbackbones.compat.mscan import MMSegMSCAN
+from mmbackbones.models.backbones.mscan import MSCAN
 from mmbackbones.models.backbones.beit import BEiTViT
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.backbones.hrnet import HRNet
@@ -38,6 +40,7 @@ TWINS = {
     ('mmseg', 'VisionTransformer'): (MMSegVisionTransformer, VisionTransformer),
     ('mmseg', 'BEiT'): (MMSegBEiT, BEiTViT),
     ('mmseg', 'MAE'): (MMSegMAE, BEiTViT),
+    ('mmseg', 'MSCAN'): (MMSegMSCAN, MSCAN),
 }
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pos_embed import is_tracing
+
 NUM_CLS_ENTRIES = 3  # cls->patch, patch->cls, cls->cls
 
 
@@ -81,6 +83,9 @@ def relative_position_bias(table: torch.Tensor, window: Tuple[int, int], grid: T
     """``(num_heads, N, N)`` additive attention bias for the tokens of an ``h x w`` ``grid``
     (``N = h w + 1`` with the class token, ``h w`` without), from a ``table`` made for
     ``window``. ``index``: the window's own lookup (used when ``grid == window``)."""
+    if is_tracing():  # sizes are traced values: the branch-free path (export --dynamic)
+        bias = _traced_bias(table, window, grid)
+        return bias if with_cls_token else bias[:, 1:, 1:]
     grid = (int(grid[0]), int(grid[1]))
     if grid != tuple(window) or index is None:
         target = (max(grid[0], window[0]), max(grid[1], window[1]))
@@ -90,6 +95,30 @@ def relative_position_bias(table: torch.Tensor, window: Tuple[int, int], grid: T
     n = grid[0] * grid[1] + 1
     bias = table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
     return bias if with_cls_token else bias[:, 1:, 1:]
+
+
+def _traced_bias(table: torch.Tensor, window: Tuple[int, int], grid) -> torch.Tensor:
+    """:func:`relative_position_bias` with tensor ops only, so a trace stays valid for other
+    grids: the table's offset grid is always resized to ``max(grid, window)`` (the identity at
+    the window's own size) and the lookup is computed, not cached."""
+    h, w = (torch.as_tensor(v) for v in grid)
+    (wh, ww), heads = window, table.shape[1]
+    th, tw = h.clamp(min=wh), w.clamp(min=ww)
+    offsets = table[:-NUM_CLS_ENTRIES].reshape(2 * wh - 1, 2 * ww - 1, heads).permute(2, 0, 1)
+    offsets = F.interpolate(offsets[None].float(), size=(2 * th - 1, 2 * tw - 1),
+                            mode='bicubic', align_corners=False)[0].to(table.dtype)
+    full = torch.cat((offsets.permute(1, 2, 0).reshape(-1, heads), table[-NUM_CLS_ENTRIES:]))
+    ys = torch.arange(h)[:, None].expand(h, w).reshape(-1)
+    xs = torch.arange(w)[None, :].expand(h, w).reshape(-1)
+    rows = (ys[:, None] - ys[None, :] + th - 1) * (2 * tw - 1) + (xs[:, None] - xs[None, :]
+                                                                   + tw - 1)
+    total = (2 * th - 1) * (2 * tw - 1) + NUM_CLS_ENTRIES
+    top = torch.cat((torch.zeros_like(rows[:1, :1]) + total - 1,
+                     torch.zeros_like(rows[:1]) + total - 3), dim=1)
+    rest = torch.cat((torch.zeros_like(rows[:, :1]) + total - 2, rows), dim=1)
+    index = torch.cat((top, rest))
+    n = h * w + 1
+    return full[index.reshape(-1)].reshape(n, n, heads).permute(2, 0, 1)
 
 
 # ----- load-time resize (BEiT's geometric interpolation) ---------------------------------------

@@ -247,3 +247,45 @@ def test_shipped_configs_build_and_run(path):
     assert out.shape[1] == model.out_channels[0]
     if model.out_strides[0] is not None:
         assert out.shape[-1] == 32 // model.out_strides[0]
+
+
+def test_traced_bias_equals_eager_at_smaller_and_larger_grids():
+    table = torch.randn((2 * 4 - 1) ** 2 + 3, 2)
+    for grid in ((2, 3), (4, 4), (5, 6)):
+        eager = relative_position_bias(table, (4, 4), grid)
+
+        def traced(x):
+            return relative_position_bias(table, (4, 4), (x.shape[0], x.shape[1]))
+        with torch.no_grad():
+            fn = torch.jit.trace(traced, torch.zeros(3, 3), check_trace=False)
+        torch.testing.assert_close(fn(torch.zeros(*grid)), eager, rtol=1e-5, atol=1e-6)
+
+
+def test_dynamic_onnx_export_smaller_and_larger_than_the_window(tmp_path):
+    """``export --dynamic``: the relative position bias stays in the graph, so the CLI's
+    onnxruntime check at an odd size (grid larger than the traced one) passes."""
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    from tests.cli_helpers import run_cli
+    result = run_cli('export', 'beit-base-p16_224', '-o', tmp_path / 'beit.onnx',
+                     '--input-size', '48', '48', '--dynamic', '--cfg-options',
+                     'model.backbone.arch=deit-tiny', 'model.backbone.img_size=64',
+                     'model.backbone.out_type=featmap')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'onnxruntime check ok' in result.stdout
+
+
+def test_info_and_detectron2_adapter_output_shape():
+    from mmbackbones.integrations import detectron2 as d2i
+    from tests.cli_helpers import run_cli
+    result = run_cli('info', 'beit-base-p16_640_mmseg-upernet', '--cfg-options',
+                     'model.backbone.embed_dims=64', 'model.backbone.num_heads=2',
+                     'model.backbone.img_size=64')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'stage12' in result.stdout and '64' in result.stdout
+    adapter = d2i.Detectron2Backbone(dict(type='mmbackbones.mmseg.BEiT', img_size=32,
+                                          patch_size=8, embed_dims=32, num_layers=2,
+                                          num_heads=4, out_indices=(0, 1)))
+    shapes = adapter.output_shape()
+    assert [(s.channels, s.stride) for s in shapes.values()] == [(32, 8), (32, 8)]
+    out = adapter(torch.randn(1, 3, 40, 48))
+    assert [tuple(v.shape) for v in out.values()] == [(1, 32, 5, 6)] * 2

@@ -168,3 +168,25 @@ def test_twin_and_registry_names():
 @pytest.mark.parametrize('path', family_configs('mscan'))
 def test_shipped_configs_build_and_run(path):
     assert_config_builds_and_runs(path, (MSCAN,))
+
+
+def test_dynamic_onnx_export_and_info(tmp_path):
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    from tests.cli_helpers import run_cli
+    result = run_cli('export', 'mscan-t', '-o', tmp_path / 'mscan.onnx', '--input-size', '64',
+                     '64', '--dynamic')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'onnxruntime check ok' in result.stdout and 'stage4' in result.stdout
+    info = run_cli('info', 'mscan-t')
+    assert info.returncode == 0 and '3,903,584' in info.stdout  # = mmseg's MSCAN-T
+
+
+def test_detectron2_adapter_output_shape():
+    from mmbackbones.integrations import detectron2 as d2i
+    adapter = d2i.Detectron2Backbone(dict(type='MSCAN', norm_cfg=dict(type='BN'), **{
+        k: v for k, v in TINY.items() if k != 'norm_cfg'}))
+    shapes = adapter.output_shape()
+    assert [(s.channels, s.stride) for s in shapes.values()] == [(8, 4), (16, 8), (24, 16),
+                                                                 (32, 32)]
+    out = adapter(torch.randn(1, 3, 64, 64))
+    assert [v.shape[1] for v in out.values()] == [8, 16, 24, 32]

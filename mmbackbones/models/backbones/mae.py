@@ -1,5 +1,6 @@
 """MAE's pre-training encoder, mmpretrain 1.2's ``MAEViT``: the core ViT with a fixed 2-D
-sine-cosine position embedding and the random patch masking of MAE (https://arxiv.org/abs/2111.06377).
+sine-cosine position embedding and the random patch masking of MAE
+(https://arxiv.org/abs/2111.06377).
 
 ``MAEViT`` is mmpretrain's ``VisionTransformer`` subclass, so it is ours too: the one ViT
 implementation (``vit.py``) with MAE's signature and defaults (``arch='b'``, ``out_type='raw'``,

@@ -344,6 +344,34 @@ HRNET = faulty({
     ('multiscale_output', 0), ('upsample_mode', 'area'), ('in_channels', 0)]
    + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
 
+_BEIT_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+BEIT = faulty({
+    'type': st.just('BEiTViT'), 'arch': st.just(_BEIT_ARCH), 'img_size': st.just(32),
+    'patch_size': st.just(8),
+}, {
+    'out_indices': valid_out_indices(2),
+    'frozen_stages': frozen_stages(-1, 2),
+    'out_type': st.sampled_from(['featmap', 'avg_featmap', 'raw', 'cls_token']),
+    'use_abs_pos_emb': st.booleans(),
+    'bias': st.sampled_from(['qv_bias', True, False]),
+    'in_channels': st.sampled_from([1, 3]),
+}, [('bias', 'qkv'), ('out_type', 'map'), ('layer_scale_init_value', -1.0),
+    ('use_shared_rel_pos_bias', True), ('patch_size', 0), ('in_channels', 0),
+    ('arch', 'huge')] + bad_out_indices(2) + bad_frozen_stages(2) + ROUTE_FAULTS)
+
+_MSCAN_TINY = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], mlp_ratios=[4, 4, 4, 4])
+MSCAN = faulty({
+    'type': st.just('MSCAN'), **{k: st.just(v) for k, v in _MSCAN_TINY.items()},
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'norm_cfg': BN_NORMS,
+    'in_channels': st.sampled_from([1, 3]),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]),
+}, [('depths', [1, 1, 1]), ('embed_dims', 'wide'), ('mlp_ratios', [4, 4, 0, 4]),
+    ('attention_kernel_sizes', [5, 7]), ('num_stages', 5), ('in_channels', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
+
 TIMM = faulty({
     'type': st.just('TIMMBackbone'),
     'model_name': st.sampled_from(['resnet10t', 'mobilenetv3_small_050']),
@@ -389,6 +417,11 @@ VALID = {
 FAMILIES = {'resnet': RESNET, 'resnext': RESNEXT, 'vit': VIT, 'convnext': CONVNEXT,
             'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET}
 WRAPPERS = {'timm': TIMM, 'torchvision': TORCHVISION}
+FAMILIES['beit'] = BEIT
+FAMILIES['mscan'] = MSCAN
+VALID['mscan'] = dict(type='MSCAN', norm_cfg=dict(type='BN'), **_MSCAN_TINY)
+VALID['beit'] = dict(type='BEiTViT', img_size=32, patch_size=8, out_type='featmap',
+                     arch=_BEIT_ARCH)
 
 RESNEST = faulty({
     'type': st.just('ResNeSt'), 'depth': st.just(14), 'base_channels': st.just(16),

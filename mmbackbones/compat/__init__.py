@@ -20,6 +20,9 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.RegNet``                ``mmdet.models.backbones.RegNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
+``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
+``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
+``mmbackbones.mmseg.MSCAN``                 ``mmseg.models.backbones.MSCAN``
 ``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
 ``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
 ``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
@@ -29,6 +32,8 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.ResNeSt``                ``mmseg.models.backbones.ResNeSt``
 ==========================================  ========================================
 """
+from .beit import MMSegBEiT, MMSegMAE
+from .mscan import MMSegMSCAN
 from .hrnet import MMDetHRNet, MMSegHRNet
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
@@ -41,3 +46,4 @@ __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNe
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
            'MMSegSwinTransformer', 'MMSegVisionTransformer']
 __all__ += ['MMDetResNeSt', 'MMSegResNeSt', 'MMDetRes2Net']
+           'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE', 'MMSegMSCAN']

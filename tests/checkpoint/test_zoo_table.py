@@ -22,6 +22,7 @@ NATIVE = {'ResNet': 'resnet', 'ResNetV1c': 'resnet', 'ResNetV1d': 'resnet',
 NATIVE.update(ResNeSt='resnest', Res2Net='res2net')
 # families without an mmpretrain weights row: mmpretrain 1.2.0's metafiles list no ResNeSt weights
 NO_MMCLS_WEIGHTS = ('resnest', )
+NATIVE['BEiTViT'] = 'beit'
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',

@@ -47,6 +47,11 @@ _HRNET = _args(
     extra=REQUIRED, in_channels=3, conv_cfg=None, norm_cfg={'type': 'BN'}, norm_eval=True,
     with_cp=False, zero_init_residual=False, multiscale_output=True, pretrained=None,
     init_cfg=None)
+_BEIT = _args(
+    img_size=224, patch_size=16, in_channels=3, embed_dims=768, num_layers=12, num_heads=12,
+    mlp_ratio=4, out_indices=-1, qv_bias=True, attn_drop_rate=0.0, drop_path_rate=0.0,
+    norm_cfg={'type': 'LN'}, act_cfg={'type': 'GELU'}, patch_norm=False, final_norm=False,
+    num_fcs=2, norm_eval=False, pretrained=None, init_values=0.1, init_cfg=None)
 
 HOST_SIGNATURES = {
     ('mmdet', 'ResNet'): _RESNET,
@@ -73,6 +78,14 @@ HOST_SIGNATURES = {
     ('mmdet', 'HRNet'): _HRNET,
     ('mmseg', 'HRNet'): _edit(_HRNET, norm_cfg=_BN, norm_eval=False, after={
         'with_cp': _args(frozen_stages=-1)}),
+    ('mmseg', 'BEiT'): _BEIT,
+    ('mmseg', 'MAE'): _edit(_BEIT, drop=('qv_bias',)),
+    ('mmseg', 'MSCAN'): _args(
+        in_channels=3, embed_dims=[64, 128, 256, 512], mlp_ratios=[4, 4, 4, 4], drop_rate=0.0,
+        drop_path_rate=0.0, depths=[3, 4, 6, 3], num_stages=4,
+        attention_kernel_sizes=[5, [1, 7], [1, 11], [1, 21]],
+        attention_kernel_paddings=[2, [0, 3], [0, 5], [0, 10]], act_cfg={'type': 'GELU'},
+        norm_cfg={'type': 'SyncBN', 'requires_grad': True}, pretrained=None, init_cfg=None),
 }
 _RESNEST = _args(groups=1, base_width=4, radix=2, reduction_factor=4, avg_down_stride=True) + \
     _KWARGS

@@ -9,6 +9,10 @@ from mmbackbones.compat import (MMDetHRNet, MMDetRegNet, MMDetResNet, MMDetResNe
                                 MMDetSwinTransformer, MMSegResNet, MMSegResNetV1c,
                                 MMSegResNetV1d, MMSegResNeXt, MMSegSwinTransformer,
                                 MMSegHRNet, MMSegVisionTransformer)
+from mmbackbones.compat.beit import MMSegBEiT, MMSegMAE
+from mmbackbones.compat.mscan import MMSegMSCAN
+from mmbackbones.models.backbones.mscan import MSCAN
+from mmbackbones.models.backbones.beit import BEiTViT
 from mmbackbones.models.backbones.convnext import ConvNeXt
 from mmbackbones.models.backbones.hrnet import HRNet
 from mmbackbones.models.backbones.cspnet import CSPDarkNet, CSPResNet, CSPResNeXt
@@ -37,6 +41,9 @@ TWINS = {
     ('mmseg', 'ResNeXt'): (MMSegResNeXt, ResNet),
     ('mmseg', 'SwinTransformer'): (MMSegSwinTransformer, SwinTransformer),
     ('mmseg', 'VisionTransformer'): (MMSegVisionTransformer, VisionTransformer),
+    ('mmseg', 'BEiT'): (MMSegBEiT, BEiTViT),
+    ('mmseg', 'MAE'): (MMSegMAE, BEiTViT),
+    ('mmseg', 'MSCAN'): (MMSegMSCAN, MSCAN),
 }
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]
@@ -44,6 +51,7 @@ TWINS.update({('mmdet', 'ResNeSt'): (MMDetResNeSt, ResNeSt),
               ('mmseg', 'ResNeSt'): (MMSegResNeSt, ResNeSt),
               ('mmdet', 'Res2Net'): (MMDetRes2Net, Res2Net)})
 CORES += [ResNeSt, Res2Net]
+CORES.append(BEiTViT)
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

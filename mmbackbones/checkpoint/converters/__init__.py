@@ -57,6 +57,7 @@ CONVERTERS = (
     ('timm_regnet', 'timm'),
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
+    ('timm_beit', 'timm'),  # before timm_vit: a BEiT has its keys too
     ('timm_vit', 'timm'),
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d

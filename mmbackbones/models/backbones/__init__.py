@@ -1,8 +1,11 @@
 """One family per module; importing a module registers its classes."""
 from . import convnext, swin  # noqa: F401
+from . import beit  # noqa: F401
 from . import cspnet  # noqa: F401
 from . import hrnet  # noqa: F401
+from . import mae  # noqa: F401
 from . import mit  # noqa: F401
+from . import mscan  # noqa: F401
 from . import poolformer  # noqa: F401
 from . import regnet  # noqa: F401
 from . import resnet  # noqa: F401

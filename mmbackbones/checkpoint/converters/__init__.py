@@ -55,9 +55,11 @@ CONVERTERS = (
     ('timm_regnet', 'timm'),
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
+    ('timm_eva02', 'timm'),  # before timm_vit: EVA-02's q_bias/v_bias, fc1_g/fc1_x
     ('timm_vit', 'timm'),
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
+    ('mmpretrain_eva02', 'mmpretrain'),  # ViTEVA02's norm1/norm2/mlp names
     ('mmpretrain_classifier', 'mmpretrain'),
 )
 _CACHE: List[Converter] = []

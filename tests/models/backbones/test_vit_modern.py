@@ -1,0 +1,206 @@
+"""The modern ViT in one module: DINOv2 (layer scale, registers, SwiGLU, patch 14), EVA-02
+(rotary embedding, SwiGLU, sub-LN) against timm's and mmpretrain's real classes."""
+import warnings
+
+import pytest
+import torch
+
+from mmbackbones.builder import build_backbone
+from mmbackbones.checkpoint.converters import convert_state_dict
+from mmbackbones.checkpoint.converters.mmpretrain_eva02 import (convert_mmpretrain_eva02,
+                                                                is_mmpretrain_eva02,
+                                                                revert_mmpretrain_eva02)
+from mmbackbones.checkpoint.converters.timm_eva02 import (convert_timm_eva02, is_timm_eva02,
+                                                          revert_timm_eva02)
+from mmbackbones.checkpoint.converters.timm_vit import convert_timm_vit, revert_timm_vit
+from mmbackbones.models.backbones.vit import VisionTransformer
+from mmbackbones.models.backbones.vit_args import arch_settings
+from mmbackbones.models.backbones.vit_eva02 import EVA02_ARCHS, ViTEVA02
+from tests.parity import assert_mmpretrain_parity, mmpretrain_backbone, save_as_backbone
+
+S2 = dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536)
+
+
+def _perturb_(model, skip=('rope.',)):
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if value.is_floating_point() and not any(s in key for s in skip):
+                value.add_(torch.randn(value.shape, generator=gen) * 0.02)
+    return model
+
+
+def _timm(name, **kwargs):
+    timm = pytest.importorskip('timm', reason='timm parity needs timm')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = timm.create_model(name, pretrained=False, dynamic_img_size=True, **kwargs)
+    return _perturb_(model).eval()
+
+
+def _assert_same(expected, got, atol=1e-5):
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=atol)
+
+
+# ------------------------------------------------------------------------------------------------
+# DINOv2
+# ------------------------------------------------------------------------------------------------
+def test_dinov2_arch_rows_build_dinov2():
+    lazy = dict(type='Pretrained', checkpoint='x')  # no init of the weights
+    small = VisionTransformer(arch='dinov2-small', out_indices=0, init_cfg=lazy)
+    assert small.patch_size == (14, 14) and small.img_size == (518, 518)
+    assert small.pos_embed.shape == (1, 1 + 37 * 37, 384)
+    assert small.layers[0].attn.gamma1.weight.shape == (384,)
+    assert small.layers[0].ffn.gamma2.init_value == 1e-5
+    giant = VisionTransformer(arch='dinov2-giant', out_indices=0, init_cfg=lazy)
+    assert giant.layers[0].ffn.w12.weight.shape == (8192, 1536)
+    assert giant.layers[0].ffn.w3.weight.shape == (1536, 4096)
+    # arguments given (not at the signature default) win over the row; other archs unchanged
+    other = VisionTransformer(arch='dinov2-small', patch_size=8, img_size=64,
+                              layer_scale_init_value=0.1, out_indices=0)
+    assert other.patch_size == (8, 8) and other.layers[0].attn.gamma1.init_value == 0.1
+    assert VisionTransformer(arch='deit-small', out_indices=0).layers[0].attn.gamma1 is None
+
+
+@pytest.mark.parametrize('name,kwargs', [
+    ('vit_small_patch14_dinov2', {}),
+    ('vit_small_patch14_reg4_dinov2', dict(num_register_tokens=4)),
+])
+def test_dinov2_timm_parity_through_the_converter(name, kwargs):
+    theirs = _timm(name, depth=2, img_size=56)
+    converted, used = convert_state_dict(theirs.state_dict(), 'auto')
+    assert used == 'timm_vit'
+    ours = VisionTransformer(arch=S2, img_size=56, patch_size=14, layer_scale_init_value=1e-5,
+                             out_type='raw', interpolate_antialias=True, **kwargs).eval()
+    result = ours.load_state_dict(converted, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    for size in [(56, 56), (84, 70), (45, 45)]:  # the native grid, another, a padded one
+        x = torch.randn(2, 3, *size)
+        if size[0] % 14:  # timm crops where we pad: compare on the padded image
+            x = torch.nn.functional.pad(x, (0, 11, 0, 11))
+        with torch.no_grad():
+            _assert_same(theirs.forward_features(x), ours(x)[0])
+
+
+def test_dinov2_registers_in_outputs_and_freezing():
+    model = VisionTransformer(arch=dict(S2, num_layers=1), img_size=28, patch_size=14,
+                              num_register_tokens=4, out_type='raw').eval()
+    assert model.register_tokens.shape == (1, 4, 384) and model.num_prefix_tokens == 5
+    assert model.pos_embed.shape == (1, 5, 384)  # the registers have no position
+    assert model(torch.randn(1, 3, 28, 28))[0].shape == (1, 1 + 4 + 4, 384)
+    fmap = VisionTransformer(arch=dict(S2, num_layers=1), img_size=28, patch_size=14,
+                             num_register_tokens=4, out_type='featmap', frozen_stages=0)
+    fmap.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        raw, out = model(torch.randn(1, 3, 28, 28)), None
+    assert fmap.eval()(torch.randn(1, 3, 28, 28))[0].shape == (1, 384, 2, 2)
+    assert not fmap.register_tokens.requires_grad
+    assert fmap.get_layer_depth('backbone.register_tokens', 'backbone.') == (0, 3)
+    with pytest.raises(ValueError, match='num_register_tokens'):
+        VisionTransformer(arch=dict(S2, num_layers=1), num_register_tokens=-1)
+
+
+def test_dinov2_giant_packed_swiglu_converts_both_ways():
+    theirs = _timm('vit_giant_patch14_dinov2', depth=1, img_size=28, embed_dim=48, num_heads=3)
+    converted = convert_timm_vit(theirs.state_dict())
+    assert converted['layers.0.ffn.w12.weight'].shape == (256, 48)
+    ours = VisionTransformer(arch=dict(embed_dims=48, num_layers=1, num_heads=3,
+                                       feedforward_channels=192), img_size=28, patch_size=14,
+                             layer_scale_init_value=1e-5, layer_cfgs=dict(ffn_type='swiglu_fused'),
+                             out_type='raw').eval()
+    ours.load_state_dict(converted, strict=True)
+    x = torch.randn(1, 3, 28, 28)
+    with torch.no_grad():
+        _assert_same(theirs.forward_features(x), ours(x)[0])
+    back = revert_timm_vit(ours.state_dict())
+    assert set(back) == set(theirs.state_dict())
+
+
+def test_dinov2_mmpretrain_parity_strict_keys(tmp_path):
+    theirs = mmpretrain_backbone('VisionTransformer')(
+        arch='dinov2-small', img_size=56, patch_size=14, layer_scale_init_value=1e-5,
+        out_type='featmap', out_indices=(5, 11))
+    assert_mmpretrain_parity(
+        theirs, lambda init_cfg: VisionTransformer(arch='dinov2-small', img_size=56,
+                                                   out_type='featmap', out_indices=(5, 11),
+                                                   init_cfg=init_cfg),
+        tmp_path, [(56, 56), (70, 84)], key_order=False, randomize=_perturb_)
+
+
+# ------------------------------------------------------------------------------------------------
+# EVA-02
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('name,arch', [('eva02_tiny_patch14_224', 'eva02-tiny'),
+                                       ('eva02_base_patch14_224', 'eva02-base')])
+def test_eva02_timm_parity_through_the_converter(name, arch):
+    theirs = _timm(name, depth=2, img_size=56, ref_feat_shape=(4, 4))
+    state = theirs.state_dict()
+    assert is_timm_eva02(state)
+    converted, used = convert_state_dict(state, 'auto')
+    assert used == 'timm_eva02'
+    ours = VisionTransformer(arch=arch, img_size=56, out_indices=1, out_type='avg_featmap',
+                             final_norm=False, interpolate_antialias=True).eval()
+    assert ours.rope is not None and ours.patch_size == (14, 14)
+    assert (ours.layers[0].ffn.norm is not None) == (arch == 'eva02-base')
+    ours.load_state_dict(converted, strict=True)
+    for size in [(56, 56), (84, 70)]:
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            _assert_same(theirs.forward_head(theirs.forward_features(x), pre_logits=True),
+                         ours(x)[0])
+    back = revert_timm_eva02(ours.state_dict())  # timm's fused-qkv layout, and back
+    again = convert_timm_eva02(back)
+    assert set(again) == set(ours.state_dict())
+    assert all(torch.equal(again[k], v) for k, v in ours.state_dict().items())
+
+
+@pytest.mark.parametrize('sub_ln', [False, True])
+def test_mmcls_viteva02_loads_mmpretrains_checkpoint_with_equal_outputs(sub_ln, tmp_path):
+    kwargs = dict(arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=128),
+                  sub_ln=sub_ln, img_size=56, patch_size=14, out_type='featmap',
+                  out_indices=(0, 1))
+    theirs = mmpretrain_backbone('ViTEVA02')(**kwargs)
+    _perturb_(theirs).eval()
+    assert is_mmpretrain_eva02(theirs.state_dict())
+    ckpt = save_as_backbone(theirs, tmp_path / 'eva.pth')
+    ours = build_backbone(dict(type='mmcls.ViTEVA02', **kwargs, init_cfg=dict(
+        type='Pretrained', checkpoint=ckpt, prefix='backbone')))
+    assert type(ours) is ViTEVA02
+    ours.init_weights()
+    ours.eval()
+    learned = {k for k in theirs.state_dict() if 'rope' not in k}
+    assert set(revert_mmpretrain_eva02(ours.state_dict())) == learned
+    for size in [(56, 56), (70, 84)]:
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            for e, g in zip(theirs(x), ours(x)):
+                _assert_same(e, g)
+
+
+def test_eva02_tables_and_arguments():
+    assert EVA02_ARCHS == mmpretrain_backbone('ViTEVA02').arch_zoo
+    assert arch_settings['eva02-large']['feedforward_channels'] == 2730
+    with pytest.raises(ValueError, match='arch'):
+        ViTEVA02(arch='huge')
+    with pytest.raises(ValueError, match='proj_drop_rate'):
+        ViTEVA02(proj_drop_rate=0.1)
+    with pytest.raises(ValueError, match='rope.*unknown keys'):
+        VisionTransformer(arch=dict(S2, num_layers=1), rope=dict(base=1))
+    with pytest.raises(ValueError, match='divisible by 4'):
+        VisionTransformer(arch=dict(embed_dims=30, num_layers=1, num_heads=3,
+                                    feedforward_channels=60), rope=True)
+
+
+def test_layer_decay_numbering_of_each_variant():
+    variants = [dict(arch='eva02-tiny'), dict(arch='dinov2-small', num_register_tokens=4),
+                dict(arch='deit-tiny')]
+    for kwargs in variants:
+        model = VisionTransformer(out_indices=-1, init_cfg=dict(type='Pretrained',
+                                                                 checkpoint='x'), **kwargs)
+        depths = {n: model.get_layer_depth(n)[0] for n, _ in model.named_parameters()}
+        assert depths['pos_embed'] == 0 and depths['patch_embed.projection.weight'] == 0
+        assert depths['layers.0.attn.qkv.weight'] == 1
+        assert depths['layers.11.ffn.w3.weight' if 'w3' in str(list(depths)) else
+                      'layers.11.ffn.layers.1.weight'] == 12
+        assert depths['ln1.weight'] == 13 and model.get_layer_depth('ln1.weight')[1] == 14

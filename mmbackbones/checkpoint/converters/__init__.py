@@ -46,6 +46,7 @@ class Converter(NamedTuple):
 # torchvision_resnet). One row per converter module of this package.
 CONVERTERS = (
     ('detectron2_resnet', 'detectron2'),
+    ('detectron2_vit', 'detectron2'),  # ViTDet: backbone.net.*, attn.rel_pos_h|w
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),
     ('timm_hrnet', 'timm'),

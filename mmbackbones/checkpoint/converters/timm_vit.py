@@ -44,6 +44,8 @@ _BLOCK_RENAMES = (
     ('mlp.fc2.', 'ffn.layers.1.'),
     ('mlp.w12.', 'ffn.w12.'),
     ('mlp.w3.', 'ffn.w3.'),
+    ('attn.rel_pos_h', 'attn.rel_pos_h'),  # ViTDet (detectron2's timm-named ViT)
+    ('attn.rel_pos_w', 'attn.rel_pos_w'),
 )
 _TOP_RENAMES = (
     ('patch_embed.proj.', 'patch_embed.projection.'),

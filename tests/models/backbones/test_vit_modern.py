@@ -204,3 +204,73 @@ def test_layer_decay_numbering_of_each_variant():
         assert depths['layers.11.ffn.w3.weight' if 'w3' in str(list(depths)) else
                       'layers.11.ffn.layers.1.weight'] == 12
         assert depths['ln1.weight'] == 13 and model.get_layer_depth('ln1.weight')[1] == 14
+
+
+# ------------------------------------------------------------------------------------------------
+# ViTDet (detectron2's real classes: tests/detectron2/test_vitdet.py)
+# ------------------------------------------------------------------------------------------------
+T3 = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=192)
+
+
+def _vitdet(**kwargs):
+    kwargs = {**dict(arch=T3, img_size=32, with_cls_token=False, final_norm=False,
+                     out_type='featmap'), **kwargs}
+    return VisionTransformer(**kwargs).eval()
+
+
+def test_window_covering_the_map_is_global_attention_and_zero_rel_pos_is_none():
+    plain = _vitdet()
+    windowed = _vitdet(window_size=4, window_block_indexes=[0, 1, 2], use_rel_pos=True)
+    assert windowed.layers[0].attn.rel_pos_h.shape == (7, 16)
+    assert not windowed.layers[0].attn.rel_pos_h.any()  # zero init, as ViTDet
+    windowed.load_state_dict({**windowed.state_dict(), **plain.state_dict()})
+    x = torch.randn(2, 3, 64, 64)  # a 4x4 grid: one window, no padding
+    with torch.no_grad():
+        _assert_same(plain(x)[0], windowed(x)[0])
+        # a 5x3 grid pads to 8x4 windows: the outputs keep the input's grid
+        assert windowed(torch.randn(1, 3, 80, 48))[0].shape == (1, 48, 5, 3)
+
+
+def test_rel_pos_tables_change_the_outputs_and_resize_to_other_grids():
+    model = _vitdet(use_rel_pos=True, rel_pos_zero_init=False, rel_pos_size=4,
+                    window_size=2, window_block_indexes=[1])
+    assert model.layers[0].attn.rel_pos_h.shape == (7, 16)  # global block: the 4x4 grid
+    assert model.layers[1].attn.rel_pos_h.shape == (3, 16)  # windowed block: the window
+    plain = _vitdet()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if 'rel_pos' not in k})
+    x = torch.randn(1, 3, 96, 64)  # 6x4: the global tables are resized
+    with torch.no_grad():
+        assert not torch.allclose(plain(x)[0], model(x)[0])
+        assert torch.isfinite(model(x)[0]).all()
+    depth = dict((n, model.get_layer_depth(n)[0]) for n, _ in model.named_parameters())
+    assert depth['layers.1.attn.rel_pos_h'] == 2 and depth['pos_embed'] == 0
+
+
+@pytest.mark.parametrize('kwargs,pattern', [
+    (dict(with_cls_token=True, window_size=2, window_block_indexes=[0]), 'token map only'),
+    (dict(use_rel_pos=True, num_register_tokens=1), 'token map only'),
+    (dict(window_block_indexes=[0]), 'needs window_size'),
+    (dict(window_size=2, window_block_indexes=[5]), 'window_block_indexes'),
+    (dict(window_size=-2), 'window_size'),
+])
+def test_vitdet_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _vitdet(**kwargs)
+
+
+def test_simple_feature_pyramid_shapes_and_arguments():
+    from mmbackbones.models.necks import SimpleFeaturePyramid
+    neck = SimpleFeaturePyramid(48, 32, top_block=True).eval()
+    assert neck.out_names == ('p2', 'p3', 'p4', 'p5', 'p6')
+    assert neck.out_strides == (4, 8, 16, 32, 64) and neck.out_channels == (32,) * 5
+    outs = neck((torch.randn(1, 48, 4, 6),))
+    assert [tuple(o.shape[-2:]) for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
+    assert {k.split('.')[0] for k in neck.state_dict()} == {'simfp_2', 'simfp_3', 'simfp_4',
+                                                            'simfp_5'}
+    no_norm = SimpleFeaturePyramid(48, 32, scale_factors=(2.0, 1.0), norm='')
+    assert no_norm.simfp_3[1].bias is not None and no_norm.out_strides == (8, 16)
+    for bad in [(3.0,), (1.0, 2.0), ()]:
+        with pytest.raises(ValueError, match='scale_factors'):
+            SimpleFeaturePyramid(48, 32, scale_factors=bad)
+    with pytest.raises(ValueError, match='norm'):
+        SimpleFeaturePyramid(48, 32, norm='BN')

@@ -274,3 +274,48 @@ def test_simple_feature_pyramid_shapes_and_arguments():
             SimpleFeaturePyramid(48, 32, scale_factors=bad)
     with pytest.raises(ValueError, match='norm'):
         SimpleFeaturePyramid(48, 32, norm='BN')
+
+
+# ------------------------------------------------------------------------------------------------
+# Pretrained init: the checkpoint's tensors are adopted, never half-loaded
+# ------------------------------------------------------------------------------------------------
+def test_pretrained_init_adopts_checkpoint_tensors_and_still_refuses_misfits(tmp_path):
+    from mmbackbones.checkpoint.keys import CheckpointMismatchError
+    src = _perturb_(_vitdet(with_cls_token=True, final_norm=True, out_type='raw'))
+    path = save_as_backbone(src, tmp_path / 'vit.pth')
+    cfg = dict(type='Pretrained', checkpoint=path, prefix='backbone')
+    a = _vitdet(with_cls_token=True, final_norm=True, out_type='raw', init_cfg=cfg)
+    b = _vitdet(with_cls_token=True, final_norm=True, out_type='raw', init_cfg=cfg)
+    qkv = a.layers[0].attn.qkv.weight
+    a.init_weights()
+    b.init_weights()
+    assert a.layers[0].attn.qkv.weight is qkv  # the same Parameter (optimizers keep theirs)
+    for key, value in src.state_dict().items():
+        assert torch.equal(a.state_dict()[key], value) and torch.equal(b.state_dict()[key], value)
+    with torch.no_grad():  # two models from one file share nothing
+        a.layers[0].attn.qkv.weight.add_(1.)
+    assert torch.equal(b.layers[0].attn.qkv.weight, src.layers[0].attn.qkv.weight)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        _assert_same(src(x)[0], b.eval()(x)[0])
+    # a checkpoint of another width: refused, nothing adopted, forward refuses
+    wide = _vitdet(arch=dict(T3, embed_dims=96), with_cls_token=True, final_norm=True)
+    bad = save_as_backbone(wide, tmp_path / 'wide.pth')
+    c = _vitdet(with_cls_token=True, final_norm=True, out_type='raw',
+                init_cfg=dict(type='Pretrained', checkpoint=bad, prefix='backbone'))
+    with pytest.raises(CheckpointMismatchError):
+        c.init_weights()
+    assert c.layers[0].attn.qkv.weight.shape == (144, 48)
+    with pytest.raises(RuntimeError, match='init_weights'):
+        c(x)
+    # the same shapes without the final norm: a half-load, refused before any block loads
+    partial = {f'backbone.{k}': v for k, v in src.state_dict().items() if 'ln1.' not in k
+               or k.startswith('layers')}
+    torch.save({'state_dict': partial}, tmp_path / 'partial.pth')
+    d = _vitdet(with_cls_token=True, final_norm=True, out_type='raw', init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'partial.pth'), prefix='backbone'))
+    with pytest.raises(CheckpointMismatchError, match='ln1'):
+        d.init_weights()
+    assert 'layers.0.attn.qkv.weight' in d._pending_init
+    with pytest.raises(RuntimeError, match='init_weights'):
+        d(x)

@@ -54,10 +54,11 @@ from ..layers.norm import check_norm_cfg
 from ..layers.patch_embed import PatchEmbed
 from ..layers.pos_embed import (INTERPOLATE_MODES, adapt_pos_embed, check_pair, is_tracing,
                                 resize_pos_embed)
-from ..layers.rope import ROPE_LAYOUTS, RotaryEmbedding2d
+from ..layers.rope import RotaryEmbedding2d
 from ..layers.transformer_layer import TransformerEncoderLayer, _build_norm, check_layer_cfgs
 from .vit_args import (ARCH_EXTRAS, ARCH_KEYS, MMSEG_ONLY, OUT_TYPES,  # noqa: F401 (re-exported)
-                       PATCH_CFG_KEYS, arch_extras, arch_settings, mmseg_spelling, resolve_arch)
+                       PATCH_CFG_KEYS, arch_extras, arch_settings, check_modern_args,
+                       mmseg_spelling, resolve_arch)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -254,46 +255,11 @@ class VisionTransformer(BaseBackbone):
         self.out_origin = check_bool('out_origin', out_origin)
         self.norm_eval = check_bool('norm_eval', norm_eval)
 
-    def _check_modern(self, num_register_tokens, interpolate_antialias, rope, window_size,
-                      window_block_indexes, use_rel_pos, rel_pos_zero_init, rel_pos_size):
-        """The DINOv2 / EVA-02 / ViTDet extras (class doc)."""
-        self.num_register_tokens = check_size_limit(
-            'num_register_tokens', num_register_tokens, 256, 'register tokens') \
-            if num_register_tokens else 0
-        self.num_prefix_tokens = self.num_extra_tokens + self.num_register_tokens
-        self.interpolate_antialias = check_bool('interpolate_antialias', interpolate_antialias)
-        if rope is True:
-            rope = {}
-        if rope is not False and rope is not None:
-            rope = check_cfg_keys('rope', rope, ('layout', 'ref_grid', 'theta'))
-            layout = check_choice('rope layout', rope.get('layout', 'interleaved'),
-                                  ROPE_LAYOUTS)
-            ref = rope.get('ref_grid', 'default')
-            if ref == 'default':
-                ref = None if layout == 'tiled' else self.img_size_grid()
-            rope = dict(layout=layout, ref_grid=None if ref is None else check_pair(
-                'rope ref_grid', ref), theta=float(rope.get('theta', 10000.)))
-        else:
-            rope = None
-        self.rope_cfg = rope
-        self.window_size = check_positive_int('window_size', window_size) if window_size else 0
-        if isinstance(window_block_indexes, int) or not isinstance(
-                window_block_indexes, (list, tuple, range)) or not all(
-                    isinstance(i, int) and 0 <= i < self.num_layers
-                    for i in window_block_indexes):
-            raise ValueError(f'window_block_indexes must be a list of block indices in [0, '
-                             f'{self.num_layers}), got {window_block_indexes!r}')
-        self.window_block_indexes = tuple(window_block_indexes) if self.window_size else ()
-        if window_block_indexes and not self.window_size:
-            raise ValueError(f'window_block_indexes={window_block_indexes!r} needs '
-                             f'window_size > 0')
-        self.use_rel_pos = check_bool('use_rel_pos', use_rel_pos)
-        self.rel_pos_zero_init = check_bool('rel_pos_zero_init', rel_pos_zero_init)
-        self.rel_pos_size = (check_pair('rel_pos_size', rel_pos_size)
-                             if rel_pos_size is not None else self.img_size_grid())
-        if (self.window_block_indexes or self.use_rel_pos) and self.num_prefix_tokens:
-            raise ValueError('window attention and relative positions (ViTDet) work on the '
-                             'token map only: pass with_cls_token=False and no register tokens')
+    def _check_modern(self, *args) -> None:
+        """The DINOv2 / EVA-02 / ViTDet extras (class doc), set as attributes."""
+        for key, value in check_modern_args(self.num_layers, self.num_extra_tokens,
+                                            self.img_size_grid(), *args).items():
+            setattr(self, key, value)
 
     def img_size_grid(self) -> Tuple[int, int]:
         """The patch grid of ``img_size`` (the ``pos_embed`` grid)."""

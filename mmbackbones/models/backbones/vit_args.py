@@ -3,7 +3,10 @@ is (DINOv2's layer scale, EVA-02's rotary embedding and SwiGLU), and mmseg's spe
 from typing import Dict
 
 from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, InvalidChoiceError, check_bool,
-                                 check_choice, check_positive_int, check_size_limit)
+                                 check_cfg_keys, check_choice, check_positive_int,
+                                 check_size_limit)
+from ..layers.pos_embed import check_pair
+from ..layers.rope import ROPE_LAYOUTS
 
 
 def _arch(embed_dims, num_layers, num_heads, feedforward_channels):
@@ -156,3 +159,45 @@ def mmseg_spelling(args: dict, host: dict) -> dict:
     return args
 
 
+def check_modern_args(num_layers, num_extra_tokens, img_grid, num_register_tokens,
+                      interpolate_antialias, rope, window_size, window_block_indexes,
+                      use_rel_pos, rel_pos_zero_init, rel_pos_size) -> dict:
+    """The DINOv2 / EVA-02 / ViTDet arguments of :class:`~.vit.VisionTransformer`, checked ->
+    the attributes they set."""
+    out = {}
+    out['num_register_tokens'] = check_size_limit(
+        'num_register_tokens', num_register_tokens, 256, 'register tokens') \
+        if num_register_tokens else 0
+    out['num_prefix_tokens'] = num_extra_tokens + out['num_register_tokens']
+    out['interpolate_antialias'] = check_bool('interpolate_antialias', interpolate_antialias)
+    if rope is True:
+        rope = {}
+    if rope is not False and rope is not None:
+        rope = check_cfg_keys('rope', rope, ('layout', 'ref_grid', 'theta'))
+        layout = check_choice('rope layout', rope.get('layout', 'interleaved'), ROPE_LAYOUTS)
+        ref = rope.get('ref_grid', 'default')
+        if ref == 'default':
+            ref = None if layout == 'tiled' else img_grid
+        rope = dict(layout=layout, ref_grid=None if ref is None else check_pair(
+            'rope ref_grid', ref), theta=float(rope.get('theta', 10000.)))
+    else:
+        rope = None
+    out['rope_cfg'] = rope
+    out['window_size'] = check_positive_int('window_size', window_size) if window_size else 0
+    if isinstance(window_block_indexes, int) or not isinstance(
+            window_block_indexes, (list, tuple, range)) or not all(
+                isinstance(i, int) and 0 <= i < num_layers for i in window_block_indexes):
+        raise ValueError(f'window_block_indexes must be a list of block indices in [0, '
+                         f'{num_layers}), got {window_block_indexes!r}')
+    out['window_block_indexes'] = tuple(window_block_indexes) if out['window_size'] else ()
+    if window_block_indexes and not out['window_size']:
+        raise ValueError(f'window_block_indexes={window_block_indexes!r} needs '
+                         f'window_size > 0')
+    out['use_rel_pos'] = check_bool('use_rel_pos', use_rel_pos)
+    out['rel_pos_zero_init'] = check_bool('rel_pos_zero_init', rel_pos_zero_init)
+    out['rel_pos_size'] = (check_pair('rel_pos_size', rel_pos_size)
+                           if rel_pos_size is not None else img_grid)
+    if (out['window_block_indexes'] or out['use_rel_pos']) and out['num_prefix_tokens']:
+        raise ValueError('window attention and relative positions (ViTDet) work on the '
+                         'token map only: pass with_cls_token=False and no register tokens')
+    return out

@@ -77,8 +77,9 @@ class SimpleFeaturePyramid(nn.Module):
         for scale in scales:
             out_dim = dim
             if scale == 4.0:
-                layers = [nn.ConvTranspose2d(dim, dim // 2, 2, stride=2), _nonfinal(norm, dim // 2),
-                          nn.GELU(), nn.ConvTranspose2d(dim // 2, dim // 4, 2, stride=2)]
+                layers = [nn.ConvTranspose2d(dim, dim // 2, 2, stride=2),
+                          _nonfinal(norm, dim // 2), nn.GELU(),
+                          nn.ConvTranspose2d(dim // 2, dim // 4, 2, stride=2)]
                 out_dim = dim // 4
             elif scale == 2.0:
                 layers = [nn.ConvTranspose2d(dim, dim // 2, 2, stride=2)]
@@ -87,7 +88,8 @@ class SimpleFeaturePyramid(nn.Module):
                 layers = []
             else:
                 layers = [nn.MaxPool2d(kernel_size=2, stride=2)]
-            layers += [ConvNorm(out_dim, out_channels, 1, bias=bias, norm=_norm(norm, out_channels)),
+            layers += [ConvNorm(out_dim, out_channels, 1, bias=bias,
+                                norm=_norm(norm, out_channels)),
                        ConvNorm(out_channels, out_channels, 3, padding=1, bias=bias,
                                 norm=_norm(norm, out_channels))]
             stride = int(in_stride / scale)

@@ -7,8 +7,7 @@ import torch
 
 from mmbackbones.builder import build_backbone
 from mmbackbones.checkpoint.converters import convert_state_dict
-from mmbackbones.checkpoint.converters.mmpretrain_eva02 import (convert_mmpretrain_eva02,
-                                                                is_mmpretrain_eva02,
+from mmbackbones.checkpoint.converters.mmpretrain_eva02 import (is_mmpretrain_eva02,
                                                                 revert_mmpretrain_eva02)
 from mmbackbones.checkpoint.converters.timm_eva02 import (convert_timm_eva02, is_timm_eva02,
                                                           revert_timm_eva02)

@@ -23,3 +23,8 @@ from .integrations.detectron2.resnet import make_resnet_stages as make_stage
 
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
            'TorchvisionBackbone']
+# ViTDet (detectron2's / detrex's ``ViT`` and ``SimpleFeaturePyramid`` signatures, over the core
+# ViT and the SimpleFeaturePyramid neck)
+from .integrations.detectron2.vitdet import SimpleFeaturePyramid, ViT  # noqa: E402
+
+__all__ += ['ViT', 'SimpleFeaturePyramid']

@@ -89,3 +89,37 @@ def test_vitdet_reverts_to_detectron2s_names_and_layer_decay_matches():
         (d2_name,) = revert_detectron2_vit({name: param})
         assert 0.7 ** (num - 1 - depth) == pytest.approx(
             get_vit_lr_decay_rate(d2_name, 0.7, num_layers=3)), name
+
+
+def test_detrex_vit_and_simple_feature_pyramid_load_a_vitdet_model_state():
+    from detectron2.modeling import Backbone
+
+    from mmbackbones.detrex import SimpleFeaturePyramid as OurSFP
+    from mmbackbones.detrex import ViT as OurViT
+    theirs = _detectron2_vitdet()
+    net = OurViT(img_size=64, patch_size=16, embed_dim=48, depth=3, num_heads=3, window_size=3,
+                 window_block_indexes=[0, 2], use_rel_pos=True, rel_pos_zero_init=False,
+                 pretrain_img_size=32, norm_layer=partial(nn.LayerNorm, eps=1e-6),
+                 out_feature='last_feat')
+    ours = OurSFP(net, 'last_feat', 32, scale_factors=(4.0, 2.0, 1.0, 0.5),
+                  top_block=LastLevelMaxPool(), norm='LN', square_pad=64)
+    assert isinstance(ours, Backbone) and isinstance(net, Backbone)
+    assert ours.output_shape() == theirs.output_shape()
+    assert ours.padding_constraints['square_size'] == theirs.padding_constraints['square_size']
+    assert ours.size_divisibility == theirs.size_divisibility
+    assert net.output_shape() == theirs.net.output_shape()
+    # a detector's whole state dict, loaded as detectron2's DetectionCheckpointer does
+    detector, ref = nn.Module(), nn.Module()
+    detector.backbone, ref.backbone = ours, theirs
+    detector.load_state_dict(ref.state_dict())
+    detector.eval()
+    x = torch.randn(2, 3, 80, 48)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert list(got) == list(expected)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match='residual_block_indexes'):
+        OurViT(depth=2, residual_block_indexes=[0])
+    with pytest.raises(ValueError, match='norm_layer'):
+        OurViT(depth=2, norm_layer=nn.BatchNorm2d)

@@ -50,7 +50,8 @@ def _nonfinal(norm: str, channels: int) -> nn.Module:
 @MODELS.register_module()
 class SimpleFeaturePyramid(nn.Module):
     """Args:
-        in_channels: channels of the input map (the ViT's ``embed_dims``).
+        in_channels: channels of the input map (the ViT's ``embed_dims``), or a list of that one
+            value (what ``in_channels='auto'`` resolves to on top of a one-output backbone).
         out_channels: channels of every output.
         scale_factors: from ``(4.0, 2.0, 1.0, 0.5)``, in any subset, largest first.
         norm: ``'LN'`` (channel LayerNorm, eps 1e-6) or ``''`` (none; convs get biases).
@@ -58,10 +59,15 @@ class SimpleFeaturePyramid(nn.Module):
         in_stride: stride of the input map (16 for a ViT-B/16); names the outputs.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 256,
+    def __init__(self, in_channels: Union[int, Sequence[int]], out_channels: int = 256,
                  scale_factors: Sequence[float] = SCALES, norm: str = 'LN',
                  top_block: bool = False, in_stride: int = 16):
         super().__init__()
+        if isinstance(in_channels, (list, tuple)):
+            if len(in_channels) != 1:
+                raise ValueError(f'SimpleFeaturePyramid takes one input map: in_channels must '
+                                 f'be an int or a list of one, got {in_channels!r}')
+            in_channels = in_channels[0]
         check_positive_int('in_channels', in_channels)
         check_positive_int('out_channels', out_channels)
         check_choice('norm', norm, NORMS)

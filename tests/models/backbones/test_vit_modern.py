@@ -318,3 +318,41 @@ def test_pretrained_init_adopts_checkpoint_tensors_and_still_refuses_misfits(tmp
     assert 'layers.0.attn.qkv.weight' in d._pending_init
     with pytest.raises(RuntimeError, match='init_weights'):
         d(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# configs and the neck on top
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('name,check', [
+    ('dinov2-small-p14_518', lambda m: m.layers[0].attn.gamma1 is not None),
+    ('dinov2-giant-p14_518', lambda m: m.layers[0].ffn.w12.weight.shape == (8192, 1536)),
+    ('eva02-tiny-p14_224', lambda m: m.rope is not None and m.layers[0].ffn.norm is None),
+    ('eva02-large-p14_224', lambda m: m.layers[0].ffn.norm is not None),
+    ('vitdet-base-p16_1024', lambda m: m.layers[0].window_size == 14
+     and m.layers[2].attn.rel_pos_h.shape == (127, 64)),
+])
+def test_shipped_modern_vit_configs_build_what_they_name(name, check):
+    import os
+
+    from mmbackbones.builder import build_backbone_from_config
+    from tests.parity import CONFIGS_DIR
+    path = os.path.join(CONFIGS_DIR, 'vit', name + '.py')
+    last = 2 if name.startswith('vitdet') else 0  # (layer 2 is a global block)
+    model = build_backbone_from_config(path, cfg_options={'model.backbone.out_indices': last})
+    assert check(model)
+    size = 28 if 'p14' in name else 32
+    with torch.no_grad():
+        out = model.eval()(torch.randn(1, 3, size, size))[0]
+    assert torch.isfinite(out).all()
+
+
+def test_vitdet_with_the_pyramid_through_build_backbone():
+    model = build_backbone(
+        dict(type='VisionTransformer', arch=T3, img_size=32, with_cls_token=False,
+             final_norm=False, out_type='featmap', window_size=2, window_block_indexes=[0],
+             use_rel_pos=True),
+        neck=dict(type='SimpleFeaturePyramid', in_channels='auto', out_channels=16,
+                  top_block=True))
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(1, 16, 64 // s, 64 // s) for s in (4, 8, 16, 32,
+                                                                                 64)]

@@ -3,9 +3,9 @@
 step; and ViT-L built with a Pretrained ``init_cfg`` + ``init_weights()`` against timm's
 ``create_model`` + ``load_state_dict`` of the same weights, alternating in one process.
 
-* ``vitdet_b``: ViT-B/16 at 512x512 (a 32x32 grid), window 14 (padded to 42), global attention
-  in blocks 2, 5, 8, 11, decomposed relative positions: ours (detectron2's weights through the
-  ``detectron2_vit`` converter, outputs checked equal) vs detectron2's ``ViT`` and timm's
+* ``vitdet_b``: ViT-B/16 at 512x512 (a 32x32 grid; ``--vitdet-size``), window 14 (padded to
+  42), global attention in blocks 2, 5, 8, 11, decomposed relative positions: ours
+  (detectron2's weights through the ``detectron2_vit`` converter, outputs checked equal) vs detectron2's ``ViT`` and timm's
   ``samvit_base_patch16`` (SAM's image encoder: the same blocks; its neck replaced by identity,
   its own random weights: timing only).
 * ``dinov2_s``: ``vit_small_patch14_dinov2`` at 518x518 (37x37 grid) vs ours with timm's weights
@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 from benchlib import TrainStep, last_tensor, timed_rounds, write_report  # noqa: E402
 
 
-def _vitdet_models():
+def _vitdet_models(size=512):
     import timm
 
     from mmbackbones.checkpoint.converters.detectron2_vit import convert_detectron2_vit
@@ -48,11 +48,11 @@ def _vitdet_models():
     ours = VisionTransformer(arch='b', img_size=224, patch_size=16, with_cls_token=False,
                              final_norm=False, out_type='featmap', window_size=14,
                              window_block_indexes=[0, 1, 3, 4, 6, 7, 9, 10], use_rel_pos=True,
-                             rel_pos_size=32)
+                             rel_pos_size=size // 16)
     models = {}
     try:
         from detectron2.modeling.backbone.vit import ViT
-        d2 = ViT(img_size=512, patch_size=16, embed_dim=768, depth=12, num_heads=12,
+        d2 = ViT(img_size=size, patch_size=16, embed_dim=768, depth=12, num_heads=12,
                  window_size=14, window_block_indexes=[0, 1, 3, 4, 6, 7, 9, 10],
                  use_rel_pos=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
                  out_feature='last_feat')
@@ -63,11 +63,11 @@ def _vitdet_models():
         pass
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        sam = timm.create_model('samvit_base_patch16', pretrained=False, img_size=512)
+        sam = timm.create_model('samvit_base_patch16', pretrained=False, img_size=size)
     sam.neck = nn.Identity()
     models['timm'] = (sam, sam.forward_features)
     models['ours'] = (ours, lambda x, m=ours: m(x)[-1])
-    return models, 512
+    return models, size
 
 
 def _dinov2_models():
@@ -173,6 +173,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--rounds', type=int, default=None)
     parser.add_argument('--load-reps', type=int, default=None)
+    parser.add_argument('--vitdet-size', type=int, default=512,
+                        help='ViTDet input side (a multiple of 16; 512 by default)')
     parser.add_argument('--only', choices=('vitdet', 'dinov2', 'load'), default=None)
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results',
                                                       'vit_modern.json'))
@@ -182,7 +184,8 @@ def main(argv=None) -> dict:
     report = dict(benchmark='vit_modern', device='cpu', threads=args.threads, quick=args.quick,
                   torch=torch.__version__, cpu_count=os.cpu_count(),
                   load_average=os.getloadavg() if hasattr(os, 'getloadavg') else None)
-    for key, build in (('vitdet', _vitdet_models), ('dinov2', _dinov2_models)):
+    for key, build in (('vitdet', partial(_vitdet_models, args.vitdet_size)),
+                       ('dinov2', _dinov2_models)):
         if args.only in (None, key):
             report[key] = res = bench_pair(build, args)
             print(f'{key} {res["size"]}px batch {res["batch"]}: ' + '; '.join(

@@ -119,6 +119,13 @@ def test_detrex_vit_and_simple_feature_pyramid_load_a_vitdet_model_state():
     assert list(got) == list(expected)
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    # detrex's lr_factor_func: the same rate for our names as detectron2's gives its own
+    from mmbackbones.detrex import get_vit_lr_decay_rate as ours_rate
+    d2_names = [n for n, _ in ref.named_parameters()]
+    our_names = [n for n, _ in detector.named_parameters()]
+    ours_rates = sorted(ours_rate(n, 0.7, 3) for n in our_names)
+    assert ours_rates == sorted(get_vit_lr_decay_rate(n, 0.7, 3) for n in d2_names)
+    assert len(set(ours_rates)) == 5  # the stem, 3 blocks, the rest
     with pytest.raises(ValueError, match='residual_block_indexes'):
         OurViT(depth=2, residual_block_indexes=[0])
     with pytest.raises(ValueError, match='norm_layer'):

@@ -106,4 +106,21 @@ class SimpleFeaturePyramid(Detectron2Contract, _SimpleFeaturePyramid, BACKBONE_B
         return dict(zip(self.out_names, outs))
 
 
-__all__ = ['ViT', 'SimpleFeaturePyramid']
+def get_vit_lr_decay_rate(name: str, lr_decay_rate: float = 1.0, num_layers: int = 12) -> float:
+    """detectron2's ``get_vit_lr_decay_rate`` (detrex configs pass it as ``lr_factor_func``) for
+    both layouts: detectron2's ``backbone.net.blocks.{i}`` and this ViT's
+    ``backbone.net.layers.{i}`` (detectron2's own function gives every ``layers.{i}`` parameter
+    the undecayed rate of the last depth)."""
+    layer_id = num_layers + 1
+    if name.startswith('backbone'):
+        if '.pos_embed' in name or '.patch_embed' in name:
+            layer_id = 0
+        else:
+            for marker in ('.blocks.', '.layers.'):  # the first: a block's own .layers. follow
+                if marker in name and '.residual.' not in name:
+                    layer_id = int(name[name.find(marker):].split('.')[2]) + 1
+                    break
+    return lr_decay_rate ** (num_layers + 1 - layer_id)
+
+
+__all__ = ['ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate']

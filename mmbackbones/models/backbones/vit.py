@@ -423,9 +423,10 @@ class VisionTransformer(BaseBackbone):
                 self._is_init = True
                 from mmengine.logging import print_log
                 loaded = sum(1 for n, _ in self.named_parameters() if n not in self._pending_init)
+                cfg = self.init_cfg[0] if isinstance(self.init_cfg, list) else self.init_cfg
                 print_log(f'{type(self).__name__}.init_weights(): {loaded} parameter tensors '
-                          f'from {self.init_cfg.get("checkpoint")!r}, '
-                          f'{len(self._pending_init)} default init', logger='current')
+                          f'from {cfg.get("checkpoint")!r}, {len(self._pending_init)} default '
+                          f'init', logger='current')
         finally:
             for handle in handles:
                 handle.remove()

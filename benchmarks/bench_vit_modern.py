@@ -12,7 +12,9 @@ step; and ViT-L built with a Pretrained ``init_cfg`` + ``init_weights()`` agains
   through the converter (outputs checked equal), ``out_type='raw'`` (all normalised tokens, the
   same work as timm's ``forward_features``).
 * ``build_load_vit_l``: as ``bench_vit.py``, plus the first forward after the load (what a lazy
-  load would only postpone is counted there).
+  load would only postpone is counted there), and ``ours_copy_route`` (the same model through
+  mmengine's plain ``init_weights``: the checkpoint copied into the parameters, as before the
+  blocks adopted the checkpoint's tensors).
 
 Runs are paired (every model once per round, rotating order); ratios are medians of per-round
 ratios to timm's. The machine is usually shared: say so next to any figure.
@@ -129,11 +131,12 @@ def bench_build_load(args) -> dict:
             ref = src.forward_features(probe)
         del src
         gc.collect()
-        times = {k: [] for k in ('timm', 'ours')}
-        first = {k: [] for k in ('timm', 'ours')}
+        names = ['timm', 'ours', 'ours_copy_route']
+        times = {k: [] for k in names}
+        first = {k: [] for k in names}
         diff = {}
         for rep in range(reps):
-            for name in (('timm', 'ours') if rep % 2 == 0 else ('ours', 'timm')):
+            for name in names[rep % 3:] + names[:rep % 3]:
                 gc.collect()
                 start = time.perf_counter()
                 if name == 'timm':
@@ -144,7 +147,10 @@ def bench_build_load(args) -> dict:
                 else:
                     model = VisionTransformer(arch='l', out_type='raw', init_cfg=dict(
                         type='Pretrained', checkpoint=ours_path, prefix='backbone'))
-                    model.init_weights()
+                    if name == 'ours':
+                        model.init_weights()
+                    else:  # the route before adoption: mmengine's init, copy_ into the params
+                        super(VisionTransformer, model).init_weights()
                     fn = lambda x, m=model: m(x)[-1]  # noqa: E731
                 loaded = time.perf_counter()
                 with torch.inference_mode():
@@ -158,11 +164,13 @@ def bench_build_load(args) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     ratio = [o / t for o, t in zip(times['ours'], times['timm'])]
     ratio_first = [o / t for o, t in zip(first['ours'], first['timm'])]
+    copy_ratio = [o / t for o, t in zip(times['ours_copy_route'], times['timm'])]
     return dict(reps=reps, build_load_s={k: [round(t, 3) for t in v] for k, v in times.items()},
                 build_load_first_forward_s={k: [round(t, 3) for t in v]
                                             for k, v in first.items()},
                 ours_over_timm=round(statistics.median(ratio), 4),
                 ours_over_timm_with_first_forward=round(statistics.median(ratio_first), 4),
+                copy_route_over_timm=round(statistics.median(copy_ratio), 4),
                 max_abs_diff_vs_source=diff)
 
 
@@ -195,7 +203,8 @@ def main(argv=None) -> dict:
     if args.only in (None, 'load'):
         report['build_load_vit_l'] = load = bench_build_load(args)
         print(f'ViT-L build+load: {load["build_load_s"]}; ours/timm {load["ours_over_timm"]} '
-              f'(with the first forward {load["ours_over_timm_with_first_forward"]}); '
+              f'(with the first forward {load["ours_over_timm_with_first_forward"]}; the copy '
+              f'route {load["copy_route_over_timm"]}); '
               f'max|diff| {load["max_abs_diff_vs_source"]}')
     write_report(report, args.out)
     return report

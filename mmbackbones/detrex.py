@@ -23,3 +23,9 @@ from .integrations.detectron2.resnet import make_resnet_stages as make_stage
 
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
            'TorchvisionBackbone']
+# ViTDet (detectron2's / detrex's ``ViT`` and ``SimpleFeaturePyramid`` signatures, over the core
+# ViT and the SimpleFeaturePyramid neck)
+from .integrations.detectron2.vitdet import (  # noqa: E402
+    SimpleFeaturePyramid, ViT, get_vit_lr_decay_rate)
+
+__all__ += ['ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate']

@@ -48,6 +48,7 @@ CONVERTERS = (
     ('detectron2_resnet', 'detectron2'),
     ('timm_resnest', 'timm'),  # before the plain ResNets: split-attention blocks
     ('timm_res2net', 'timm'),  # before the plain ResNets: Res2Net scale convs
+    ('detectron2_vit', 'detectron2'),  # ViTDet: backbone.net.*, attn.rel_pos_h|w
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),
     ('timm_hrnet', 'timm'),
@@ -58,9 +59,11 @@ CONVERTERS = (
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
     ('timm_beit', 'timm'),  # before timm_vit: a BEiT has its keys too
+    ('timm_eva02', 'timm'),  # before timm_vit: EVA-02's q_bias/v_bias, fc1_g/fc1_x
     ('timm_vit', 'timm'),
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
+    ('mmpretrain_eva02', 'mmpretrain'),  # ViTEVA02's norm1/norm2/mlp names
     ('mmpretrain_classifier', 'mmpretrain'),
 )
 _CACHE: List[Converter] = []

@@ -13,14 +13,19 @@ timm                                     mmpretrain / mmbackbones
 ``blocks.{i}.ls1.gamma`` / ``ls2.gamma`` ``layers.{i}.attn.gamma1.weight`` /
                                          ``layers.{i}.ffn.gamma2.weight``
 ``blocks.{i}.mlp.fc1|fc2.*``             ``layers.{i}.ffn.layers.0.0|layers.1.*``
+``blocks.{i}.mlp.fc1|fc2.*`` (SwiGLU,    ``layers.{i}.ffn.w12|w3.*`` (DINOv2 giant; told
+fc1 twice as wide as fc2's input)        apart from an MLP by the shapes)
+``blocks.{i}.mlp.w12|w3.*`` (DINOv2)     ``layers.{i}.ffn.w12|w3.*``
+``reg_token``, ``register_tokens``       ``register_tokens`` (DINOv2 registers)
 ``norm.*`` (final norm, token pooling)   ``ln1.*`` (``final_norm=True``)
 ``fc_norm.*`` (``global_pool='avg'``)    ``ln2.*`` (``out_type='avg_featmap'``,
                                          ``final_norm=False``)
 ``head.*``, ``head_drop``                dropped (classifier)
 =======================================  ===========================================
 
-Keys of features we do not have (register tokens, qk-norm, attention pooling) are kept as they
-are and show up as unexpected in the load report.
+The official DINOv2 layout (``register_tokens``, ``mlp.w12``, ``mask_token``) is the same
+layout and converts the same way. Keys of features we do not have (qk-norm, attention pooling)
+are kept as they are and show up as unexpected in the load report.
 """
 import math
 import re
@@ -37,12 +42,17 @@ _BLOCK_RENAMES = (
     ('ls2.gamma', 'ffn.gamma2.weight'),
     ('mlp.fc1.', 'ffn.layers.0.0.'),
     ('mlp.fc2.', 'ffn.layers.1.'),
+    ('mlp.w12.', 'ffn.w12.'),
+    ('mlp.w3.', 'ffn.w3.'),
+    ('attn.rel_pos_h', 'attn.rel_pos_h'),  # ViTDet (detectron2's timm-named ViT)
+    ('attn.rel_pos_w', 'attn.rel_pos_w'),
 )
 _TOP_RENAMES = (
     ('patch_embed.proj.', 'patch_embed.projection.'),
     ('norm_pre.', 'pre_norm.'),
     ('fc_norm.', 'ln2.'),
     ('norm.', 'ln1.'),
+    ('reg_token', 'register_tokens'),
 )
 _BLOCK = re.compile(r'^blocks\.(\d+)\.(.*)$')
 
@@ -59,6 +69,14 @@ def _is_square(n: int) -> bool:
     return n > 0 and math.isqrt(n) ** 2 == n
 
 
+def _is_swiglu(state_dict: Mapping[str, torch.Tensor], index: str) -> bool:
+    """timm's packed SwiGLU (DINOv2 giant): ``fc1`` gives twice the channels ``fc2`` takes."""
+    fc1 = state_dict.get(f'blocks.{index}.mlp.fc1.weight')
+    fc2 = state_dict.get(f'blocks.{index}.mlp.fc2.weight')
+    return (isinstance(fc1, torch.Tensor) and isinstance(fc2, torch.Tensor) and fc1.dim() == 2
+            and fc2.dim() == 2 and fc1.shape[0] == 2 * fc2.shape[1])
+
+
 def convert_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """A new dict with mmpretrain ``VisionTransformer`` names (tensors are not copied)."""
     out: Dict[str, torch.Tensor] = {}
@@ -68,6 +86,8 @@ def convert_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.
         match = _BLOCK.match(key)
         if match:
             index, rest = match.groups()
+            if rest.startswith(('mlp.fc1.', 'mlp.fc2.')) and _is_swiglu(state_dict, index):
+                rest = rest.replace('mlp.fc1.', 'ffn.w12.').replace('mlp.fc2.', 'ffn.w3.')
             for src, dst in _BLOCK_RENAMES:
                 if rest.startswith(src):
                     rest = dst + rest[len(src):]
@@ -100,7 +120,10 @@ def revert_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.T
                          "checkpoint has ln1 (final_norm=True) and ln2 (out_type='avg_featmap')")
     blocks = [(dst, src) for src, dst in _BLOCK_RENAMES]
     top = [('patch_embed.projection.', 'patch_embed.proj.'), ('pre_norm.', 'norm_pre.'),
-           ('ln2.', 'fc_norm.'), ('ln1.', 'norm.')]
+           ('ln2.', 'fc_norm.'), ('ln1.', 'norm.'), ('register_tokens', 'reg_token')]
+    # timm's packed SwiGLU names (mlp_layer=SwiGLUPacked)
+    blocks = [(('ffn.w12.', 'mlp.fc1.') if src == 'ffn.w12.' else ('ffn.w3.', 'mlp.fc2.'))
+              if src in ('ffn.w12.', 'ffn.w3.') else (src, dst) for src, dst in blocks]
     out, other = {}, []
     for key, value in state_dict.items():
         match = re.match(r'^layers\.(\d+)\.(.*)$', key)

@@ -12,3 +12,4 @@ from . import resnet  # noqa: F401
 from . import vit  # noqa: F401
 from . import timm_backbone, torchvision_backbone  # noqa: F401
 from . import resnest, res2net  # noqa: F401
+from . import vit_eva02  # noqa: F401

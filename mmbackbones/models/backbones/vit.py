@@ -35,6 +35,7 @@ is only built when the last layer is built (it is applied after the last layer o
 """
 import contextlib
 import math
+from functools import partial
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -42,8 +43,7 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (MAX_BLOCKS, MAX_IMAGE_SIDE, MAX_WIDTH, InvalidChoiceError,
-                                 check_bool, check_cfg_keys, check_choice,
+from ...utils.validation import (MAX_IMAGE_SIDE, check_bool, check_cfg_keys, check_choice,
                                  check_frozen_stages, check_positive_int, check_rate,
                                  check_size_limit, normalize_out_indices)
 from ..base import BaseBackbone, is_pretrained_init
@@ -54,125 +54,11 @@ from ..layers.norm import check_norm_cfg
 from ..layers.patch_embed import PatchEmbed
 from ..layers.pos_embed import (INTERPOLATE_MODES, adapt_pos_embed, check_pair, is_tracing,
                                 resize_pos_embed)
+from ..layers.rope import RotaryEmbedding2d
 from ..layers.transformer_layer import TransformerEncoderLayer, _build_norm, check_layer_cfgs
-
-
-def _arch(embed_dims, num_layers, num_heads, feedforward_channels):
-    return dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=num_heads,
-                feedforward_channels=feedforward_channels)
-
-
-# Names and dimensions are mmpretrain 1.2.0's, so an mmpretrain config means the same model here
-# (beware: mmpretrain's 'small' is 768-d x 8 layers; the 384-d ViT-S of timm/DeiT is
-# 'deit-small'). The dinov2 base/large entries are added: same layout as 'base'/'large'.
-arch_settings: Dict[str, dict] = {
-    **dict.fromkeys(['s', 'small'], _arch(768, 8, 8, 768 * 3)),
-    **dict.fromkeys(['b', 'base'], _arch(768, 12, 12, 3072)),
-    **dict.fromkeys(['l', 'large'], _arch(1024, 24, 16, 4096)),
-    **dict.fromkeys(['h', 'huge'], _arch(1280, 32, 16, 5120)),
-    **dict.fromkeys(['eva-g', 'eva-giant'], _arch(1408, 40, 16, 6144)),
-    **dict.fromkeys(['deit-t', 'deit-tiny'], _arch(192, 12, 3, 192 * 4)),
-    **dict.fromkeys(['deit-s', 'deit-small', 'dinov2-s', 'dinov2-small'],
-                    _arch(384, 12, 6, 384 * 4)),
-    **dict.fromkeys(['deit-b', 'deit-base'], _arch(768, 12, 12, 768 * 4)),
-    **dict.fromkeys(['dinov2-b', 'dinov2-base'], _arch(768, 12, 12, 3072)),
-    **dict.fromkeys(['dinov2-l', 'dinov2-large'], _arch(1024, 24, 16, 4096)),
-    # dinov2-g uses the SwiGLU FFN: add layer_cfgs=dict(ffn_type='swiglu_fused') as mmpretrain
-    **dict.fromkeys(['dinov2-g', 'dinov2-giant'], _arch(1536, 40, 24, 6144)),
-}
-ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
-OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
-PATCH_CFG_KEYS = ('bias', 'norm_cfg', 'conv_cfg', 'padding')
-
-
-# ------------------------------------------------------------------------------------------------
-# argument checks
-# ------------------------------------------------------------------------------------------------
-def resolve_arch(arch) -> dict:
-    """``arch`` name or dict -> ``dict(embed_dims, num_layers, num_heads, feedforward_channels)``.
-    """
-    if isinstance(arch, str):
-        key = arch.lower()
-        if key not in arch_settings:
-            raise InvalidChoiceError(
-                f'arch {arch!r} is not a known VisionTransformer arch; known archs: '
-                f'{", ".join(sorted(arch_settings))} (or a dict with keys {list(ARCH_KEYS)})')
-        return dict(arch_settings[key])
-    if not isinstance(arch, dict):
-        raise TypeError(f'arch must be a name or a dict with keys {list(ARCH_KEYS)}, got '
-                        f'{arch!r} ({type(arch).__name__})')
-    missing = [k for k in ARCH_KEYS if k not in arch]
-    unknown = sorted(set(arch) - set(ARCH_KEYS), key=str)
-    if missing or unknown:
-        raise ValueError(f'arch dict: missing keys {missing}, unknown keys {unknown}; it needs '
-                         f'exactly {list(ARCH_KEYS)}, got {arch!r}')
-    settings = dict(arch)
-    for key in ARCH_KEYS:
-        limit = MAX_BLOCKS if key == 'num_layers' else MAX_WIDTH
-        check_size_limit(f'arch[{key!r}]', settings[key], limit)
-    if settings['embed_dims'] % settings['num_heads']:
-        raise ValueError(f"arch embed_dims ({settings['embed_dims']}) must be divisible by "
-                         f"num_heads ({settings['num_heads']})")
-    return settings
-
-
-# mmseg's VisionTransformer arguments that mmpretrain's has not (the twin's and the legacy path's)
-MMSEG_ONLY = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'attn_drop_rate', 'act_cfg',
-              'patch_pad', 'patch_bias', 'patch_norm', 'num_fcs', 'pretrained')
-
-
-def _merge_cfg(name: str, cfg, extra: dict):
-    """``cfg`` (a dict, or a list of dicts for ``layer_cfgs``) with ``extra``'s keys added; a key
-    in both with another value is a ``ValueError`` (the setting was given twice)."""
-    if isinstance(cfg, (list, tuple)):
-        return [_merge_cfg(f'{name}[{i}]', c, extra) for i, c in enumerate(cfg)]
-    cfg = {} if cfg is None else cfg
-    if not isinstance(cfg, dict):
-        return cfg  # refused with its own message by the checks that follow
-    for key, value in extra.items():
-        if key in cfg and cfg[key] != value:
-            raise ValueError(f'{name}[{key!r}]={cfg[key]!r} contradicts the mmseg argument '
-                             f'giving {value!r}; give it once')
-    return {**extra, **cfg}
-
-
-def mmseg_spelling(args: dict, host: dict) -> dict:
-    """The core's arguments ``args`` with mmseg's own arguments ``host`` (names in
-    :data:`MMSEG_ONLY` but ``pretrained``) translated in, each with mmseg's meaning and nothing
-    else changed: ``embed_dims``/``num_layers``/``num_heads`` replace the arch's values and
-    ``feedforward_channels = mlp_ratio * embed_dims`` (``mlp_ratio`` not given: the arch's
-    ratio); ``attn_drop_rate``/``act_cfg`` go to every layer (``layer_cfgs``);
-    ``patch_pad``/``patch_bias``/``patch_norm`` (a ``norm_cfg`` norm) to ``patch_cfg``;
-    ``num_fcs`` must be 2. Used by the mmseg twin (all of them) and by the core (those given).
-    """
-    args = dict(args)
-    arch_args = {k: host[k] for k in ('embed_dims', 'num_layers', 'num_heads') if k in host}
-    if arch_args or 'mlp_ratio' in host:
-        base = resolve_arch(args.get('arch', 'base'))
-        ratio = host.get('mlp_ratio', base['feedforward_channels'] / base['embed_dims'])
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
-            raise ValueError(f'mlp_ratio must be a positive number, got {ratio!r}')
-        for key, value in arch_args.items():
-            check_positive_int(key, value)
-        arch = {**base, **arch_args}
-        arch['feedforward_channels'] = int(ratio * arch['embed_dims'])
-        args['arch'] = resolve_arch(arch)
-    layer = {k: host[k] for k in ('attn_drop_rate', 'act_cfg') if k in host}
-    if layer:
-        args['layer_cfgs'] = _merge_cfg('layer_cfgs', args.get('layer_cfgs'), layer)
-    patch = {}
-    if 'patch_pad' in host:
-        patch['padding'] = check_choice('patch_pad', host['patch_pad'], ('corner', 'same'))
-    if 'patch_bias' in host:
-        patch['bias'] = check_bool('patch_bias', host['patch_bias'])
-    if 'patch_norm' in host:
-        patch['norm_cfg'] = args.get('norm_cfg', dict(type='LN', eps=1e-6)) if check_bool(
-            'patch_norm', host['patch_norm']) else None
-    if patch:
-        args['patch_cfg'] = _merge_cfg('patch_cfg', args.get('patch_cfg'), patch)
-    if host.get('num_fcs', 2) != 2:
-        raise ValueError(f"num_fcs must be 2 (Linear-act-Linear), got {host['num_fcs']!r}")
-    return args
+from .vit_args import (ARCH_EXTRAS, ARCH_KEYS, MMSEG_ONLY, OUT_TYPES,  # noqa: F401 (re-exported)
+                       PATCH_CFG_KEYS, arch_extras, arch_settings, check_modern_args,
+                       mmseg_spelling, resolve_arch)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -224,6 +110,24 @@ class VisionTransformer(BaseBackbone):
         frozen_exclude: parameters whose name contains none of these strings are frozen at
             construction (``None`` or ``['all']``: nothing).
         norm_eval: BatchNorm layers stay in eval mode (a ViT has none; kept for the contract).
+        num_register_tokens: DINOv2's register tokens (``register_tokens``), placed after the
+            class token once the position embedding is added (they have no position).
+        interpolate_antialias: antialiased ``pos_embed`` resizing at forward (timm's
+            ``dynamic_img_size``); off: mmpretrain's and DINOv2's.
+        rope: EVA-02's 2-D rotary position embedding of the patch tokens in every block:
+            ``True`` or ``dict(layout='interleaved'|'tiled', ref_grid=(h, w), theta=1e4)``
+            (:mod:`~mmbackbones.models.layers.rope`; the default ``ref_grid`` is the
+            ``img_size`` grid for ``'interleaved'``).
+        window_size, window_block_indexes: ViTDet's window attention in the listed blocks
+            (0-based), global attention in the others (windows padded to the window).
+        use_rel_pos, rel_pos_zero_init, rel_pos_size: ViTDet's decomposed relative position
+            tables in every block, for the window (windowed blocks) or for ``rel_pos_size``
+            (a global block's token grid; default the ``img_size`` grid); resized to other
+            grids at forward.
+
+    Arch rows (:data:`~.vit_args.ARCH_EXTRAS`): ``dinov2-*`` build DINOv2 (patch 14, img 518,
+    layer scale 1e-5; SwiGLU for giant), ``eva02-*`` EVA-02 (patch 14, SwiGLU, rope, sub-LN
+    for base/large); an argument left at its signature default takes the row's value.
 
     mmseg's spelling is the twin ``mmbackbones.mmseg.VisionTransformer``. mmseg's own arguments
     (:data:`MMSEG_ONLY`) given here still work for now, each with its mmseg meaning
@@ -259,8 +163,22 @@ class VisionTransformer(BaseBackbone):
                  output_cls_token: bool = False,
                  frozen_exclude: Optional[Sequence[str]] = None,
                  norm_eval: bool = False,
+                 num_register_tokens: int = 0,
+                 interpolate_antialias: bool = False,
+                 rope: Union[bool, dict] = False,
+                 window_size: int = 0,
+                 window_block_indexes: Sequence[int] = (),
+                 use_rel_pos: bool = False,
+                 rel_pos_zero_init: bool = True,
+                 rel_pos_size: Optional[Union[int, Sequence[int]]] = None,
                  **mmseg_args):
         take_host_args(self, mmseg_args, dict.fromkeys(MMSEG_ONLY, ('mmseg',)))
+        extras = arch_extras(arch)
+        img_size = extras.get('img_size', img_size) if img_size == 224 else img_size
+        patch_size = extras.get('patch_size', patch_size) if patch_size == 16 else patch_size
+        if layer_scale_init_value == 0:
+            layer_scale_init_value = extras.get('layer_scale_init_value', 0.)
+        rope = extras.get('rope', rope) if rope is False else rope
         if mmseg_args:
             translated = mmseg_spelling(dict(arch=arch, norm_cfg=norm_cfg, patch_cfg=patch_cfg,
                                              layer_cfgs=layer_cfgs), mmseg_args)
@@ -293,7 +211,10 @@ class VisionTransformer(BaseBackbone):
         patch_cfg = {'bias': not pre_norm,
                      **check_cfg_keys('patch_cfg', patch_cfg or {}, PATCH_CFG_KEYS)}
         check_choice('patch_cfg padding', patch_cfg.get('padding', 'corner'), ('corner', 'same'))
+        layer_defaults.update({k: extras[k] for k in ('ffn_type', 'sub_ln') if k in extras})
         layer_cfgs = check_layer_cfgs(layer_cfgs, self.num_layers)
+        self._check_modern(num_register_tokens, interpolate_antialias, rope, window_size,
+                           window_block_indexes, use_rel_pos, rel_pos_zero_init, rel_pos_size)
         self._build(patch_cfg, layer_defaults, layer_cfgs, norm_cfg, pre_norm,
                     check_rate('drop_path_rate', drop_path_rate), init_cfg)
         self._set_metadata()
@@ -334,6 +255,16 @@ class VisionTransformer(BaseBackbone):
         self.out_origin = check_bool('out_origin', out_origin)
         self.norm_eval = check_bool('norm_eval', norm_eval)
 
+    def _check_modern(self, *args) -> None:
+        """The DINOv2 / EVA-02 / ViTDet extras (class doc), set as attributes."""
+        for key, value in check_modern_args(self.num_layers, self.num_extra_tokens,
+                                            self.img_size_grid(), *args).items():
+            setattr(self, key, value)
+
+    def img_size_grid(self) -> Tuple[int, int]:
+        """The patch grid of ``img_size`` (the ``pos_embed`` grid)."""
+        return tuple(-(-s // p) for s, p in zip(self.img_size, self.patch_size))
+
     def _build(self, patch_cfg: dict, layer_defaults: dict, layer_cfgs: List[dict],
                norm_cfg: dict, pre_norm: bool, drop_path_rate: float, init_cfg) -> None:
         """Every module and parameter. With a Pretrained init_cfg, built on the meta device and
@@ -350,6 +281,9 @@ class VisionTransformer(BaseBackbone):
             num_patches = self.patch_resolution[0] * self.patch_resolution[1]
             self.cls_token = (nn.Parameter(torch.zeros(1, 1, self.embed_dims))
                               if self.with_cls_token else None)
+            self.register_tokens = (
+                nn.Parameter(torch.zeros(1, self.num_register_tokens, self.embed_dims))
+                if self.num_register_tokens else None)
             self.pos_embed = nn.Parameter(
                 torch.zeros(1, num_patches + self.num_extra_tokens, self.embed_dims))
             drop_rate = layer_defaults['drop_rate']
@@ -358,9 +292,15 @@ class VisionTransformer(BaseBackbone):
             dpr = [drop_path_rate * i / max(self.num_layers - 1, 1)
                    for i in range(self.num_layers)]
             self.layers = nn.ModuleList([
-                TransformerEncoderLayer(**{'embed_dims': self.embed_dims, **layer_defaults,
-                                           'drop_path_rate': dpr[i], **layer_cfgs[i]})
+                TransformerEncoderLayer(**{
+                    'embed_dims': self.embed_dims, **layer_defaults, 'drop_path_rate': dpr[i],
+                    'window_size': self.window_size if i in self.window_block_indexes else 0,
+                    'use_rel_pos': self.use_rel_pos, 'rel_pos_size': self.rel_pos_size,
+                    'rel_pos_zero_init': self.rel_pos_zero_init, **layer_cfgs[i]})
                 for i in range(num_built)])
+            heads = self.layers[0].attn.num_heads if num_built else 1
+            self.rope = (RotaryEmbedding2d(self.embed_dims // heads, **self.rope_cfg)
+                         if self.rope_cfg is not None else None)
             # the final norm follows the last layer only: not built when that layer is not
             last_built = num_built == self.num_layers
             self.ln1 = (_build_norm(norm_cfg, self.embed_dims)
@@ -422,6 +362,13 @@ class VisionTransformer(BaseBackbone):
                         nn.init.trunc_normal_(param, std=.02)
                     elif full == 'cls_token':
                         param.zero_()
+                    elif full == 'register_tokens':
+                        nn.init.normal_(param, std=1e-6)
+                    elif param_name in ('rel_pos_h', 'rel_pos_w'):
+                        if module.rel_pos_zero_init:
+                            param.zero_()
+                        else:
+                            nn.init.trunc_normal_(param, std=.02)
                     elif param_name == 'bias':
                         param.zero_()
                     elif isinstance(module, nn.Linear):
@@ -434,7 +381,10 @@ class VisionTransformer(BaseBackbone):
                         nn.init.trunc_normal_(param, std=.02)
 
     def init_weights(self):
-        super().init_weights()  # runs init_cfg: a Pretrained checkpoint loads here
+        if self._deferred_init and not self._is_init:
+            self._init_from_checkpoint()
+        else:
+            super().init_weights()  # runs init_cfg: a Pretrained checkpoint loads here
         if self._deferred_init:
             if self._pending_init:
                 from mmengine.logging import print_log
@@ -450,6 +400,36 @@ class VisionTransformer(BaseBackbone):
             # position embedding: it gets its trunc-normal init, as in mmpretrain
             with torch.no_grad():
                 nn.init.trunc_normal_(self.pos_embed, std=.02)
+
+    def _init_from_checkpoint(self) -> None:
+        """The Pretrained init of a model whose parameters hold uninitialised memory: the
+        checkpoint's tensors become the parameters of the blocks (the reader made them for this
+        load alone, so nothing else holds them) instead of being copied into memory touched for
+        the first time (ViT-L: 1.2 GB written for nothing). Adopted only once the whole load
+        passed the checks (the blocks load after the backbone's checking hooks ran); a tensor of
+        another dtype, device or memory layout is copied as usual. Top level, mmengine's
+        bookkeeping (the mean of every parameter before and after, to log what changed) is
+        skipped: one summary line says what was loaded."""
+        adopt = {id(p) for n, p in self.named_parameters() if n in self._pending_init}
+        handles = [m.register_load_state_dict_pre_hook(partial(_adopt_tensors, adopt=adopt))
+                   for m in self.modules() if m is not self and any(
+                       id(p) in adopt for p in m._parameters.values() if p is not None)]
+        try:
+            if hasattr(self, '_params_init_info'):  # inside a model's init_weights()
+                super().init_weights()
+            else:
+                from mmengine.model.weight_init import initialize
+                initialize(self, self.init_cfg)
+                self._is_init = True
+                from mmengine.logging import print_log
+                loaded = sum(1 for n, _ in self.named_parameters() if n not in self._pending_init)
+                cfg = self.init_cfg[0] if isinstance(self.init_cfg, list) else self.init_cfg
+                print_log(f'{type(self).__name__}.init_weights(): {loaded} parameter tensors '
+                          f'from {cfg.get("checkpoint")!r}, {len(self._pending_init)} default '
+                          f'init', logger='current')
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _adapt_pos_embed(self, ckpt: torch.Tensor) -> torch.Tensor:
         """A checkpoint's ``(1, L, C)`` position embedding, made to fit this model
@@ -496,7 +476,7 @@ class VisionTransformer(BaseBackbone):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
-        for param in (self.cls_token, self.pos_embed):
+        for param in (self.cls_token, self.pos_embed, self.register_tokens):
             if param is not None:
                 param.requires_grad = False
         if self.frozen_stages == self.num_layers:
@@ -516,6 +496,8 @@ class VisionTransformer(BaseBackbone):
                 f'are allocated but not initialised: call init_weights() (or load_state_dict) '
                 f'before forward. Uninitialised: {sorted(self._pending_init)[:5]}...')
         x, hw = self._embed(x)
+        rope = None if self.rope is None else self.rope(hw, x.device)
+        extra = (rope, self.num_prefix_tokens, hw)
         outs: Dict[int, torch.Tensor] = {}
         if self.out_origin:
             outs[-1] = self._format_output(x, hw)
@@ -526,9 +508,10 @@ class VisionTransformer(BaseBackbone):
             # query, its attention output and its MLP (the other tokens serve as keys/values)
             num_queries = 1 if self.out_type == 'cls_token' and i == last_built else None
             if self.with_cp and self.training and x.requires_grad:
-                x = torch.utils.checkpoint.checkpoint(layer, x, num_queries, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, num_queries, *extra,
+                                                      use_reentrant=False)
             else:
-                x = layer(x, num_queries)
+                x = layer(x, num_queries, *extra)
             if i == last and self.ln1 is not None:
                 x = self.ln1(x)
             if i in self.out_indices:
@@ -547,8 +530,13 @@ class VisionTransformer(BaseBackbone):
         if is_tracing() or hw != self.patch_resolution:
             pos_embed = resize_pos_embed(pos_embed, self.patch_resolution, hw,
                                          mode=self.interpolate_mode,
-                                         num_extra_tokens=self.num_extra_tokens)
-        x = self.drop_after_pos(x + pos_embed)
+                                         num_extra_tokens=self.num_extra_tokens,
+                                         antialias=self.interpolate_antialias)
+        x = x + pos_embed
+        if self.register_tokens is not None:  # after the class token, without a position
+            n = self.num_extra_tokens
+            x = torch.cat((x[:, :n], self.register_tokens.expand(batch, -1, -1), x[:, n:]), 1)
+        x = self.drop_after_pos(x)
         return self.pre_norm(x), hw
 
     def _format_output(self, x: torch.Tensor, hw: Tuple[int, int]):
@@ -556,7 +544,7 @@ class VisionTransformer(BaseBackbone):
             return x
         if self.out_type == 'cls_token':
             return x[:, 0]
-        patch_tokens = x[:, self.num_extra_tokens:]
+        patch_tokens = x[:, self.num_prefix_tokens:]
         if self.out_type == 'featmap':
             # (B, N, C) -> (B, C, Hp, Wp), a view (channels-last memory)
             out = patch_tokens.reshape(x.shape[0], hw[0], hw[1], x.shape[-1]).permute(0, 3, 1, 2)
@@ -567,7 +555,8 @@ class VisionTransformer(BaseBackbone):
         """``(depth, num_depths)`` of a parameter for layer-wise lr decay: 0 for the stem,
         ``i + 1`` for ``layers.i``, the last depth for the final norms and anything else."""
         num_depths, name = self.num_layers + 2, strip_prefix(param_name, prefix) or ''
-        if name in ('cls_token', 'pos_embed') or name.startswith(('patch_embed', 'pre_norm')):
+        if name in ('cls_token', 'pos_embed', 'register_tokens') or \
+                name.startswith(('patch_embed', 'pre_norm')):
             return 0, num_depths
         if name.startswith('layers.'):
             return int(name.split('.')[1]) + 1, num_depths
@@ -577,6 +566,21 @@ class VisionTransformer(BaseBackbone):
         return (f'embed_dims={self.embed_dims}, num_layers={self.num_layers} '
                 f'(built {len(self.layers)}), patch_size={self.patch_size}, '
                 f'out_type={self.out_type!r}, ' + super().extra_repr())
+
+
+def _adopt_tensors(module, state_dict, prefix, *args, adopt):
+    """A block's load pre-hook (:meth:`VisionTransformer._init_from_checkpoint`): its pending
+    parameters take the checkpoint's tensors (same shape, dtype, device, contiguous), so the
+    ``copy_`` of the load that follows copies nothing."""
+    for name, param in module._parameters.items():
+        value = state_dict.get(prefix + name)
+        if param is None or id(param) not in adopt or not isinstance(value, torch.Tensor) or \
+                isinstance(value, nn.Parameter) or value.shape != param.shape or \
+                value.dtype != param.dtype or value.device != param.device or \
+                not value.is_contiguous() or value.requires_grad:
+            continue
+        torch.utils.swap_tensors(param, nn.Parameter(value, requires_grad=param.requires_grad))
+        adopt.discard(id(param))
 
 
 # ``ViT`` is the same class under a short name.

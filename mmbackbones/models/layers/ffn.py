@@ -78,15 +78,26 @@ class FFN(nn.Module):
 
 
 class SwiGLUFFN(nn.Module):
-    """SwiGLU MLP of DINOv2 (``w12`` fused gate/value, ``w3`` output); the hidden width is
-    ``feedforward_channels * 2 / 3`` rounded up to a multiple of 8, as mmpretrain's fused
-    variant."""
+    """SwiGLU MLP (``w12`` fused gate/value, ``w3`` output), ``silu(gate) * value``.
+
+    ``fused=True`` (DINOv2, mmpretrain's ``SwiGLUFFNFused``): the hidden width is
+    ``feedforward_channels * 2 / 3`` rounded up to a multiple of 8. ``fused=False`` (EVA-02,
+    mmpretrain's ``SwiGLUFFN``): the hidden width is ``feedforward_channels``, and ``norm_cfg``
+    adds a norm on the hidden features (EVA-02's sub-LN, parameter ``norm``)."""
 
     def __init__(self, embed_dims: int, feedforward_channels: int,
-                 layer_scale_init_value: float = 0., drop_rate: float = 0.):
+                 layer_scale_init_value: float = 0., drop_rate: float = 0.,
+                 fused: bool = True, norm_cfg: Optional[dict] = None):
         super().__init__()
-        hidden = (int(feedforward_channels * 2 / 3) + 7) // 8 * 8
+        hidden = (int(feedforward_channels * 2 / 3) + 7) // 8 * 8 if fused else \
+            feedforward_channels
+        self.embed_dims, self.feedforward_channels = embed_dims, hidden
         self.w12 = nn.Linear(embed_dims, 2 * hidden)
+        if norm_cfg is not None:
+            from .mmcv_bricks import build_norm_layer
+            self.norm = build_norm_layer(norm_cfg, hidden)[1]
+        else:
+            self.norm = None
         self.w3 = nn.Linear(hidden, embed_dims)
         self.drop = _dropout(drop_rate)
         self.gamma2 = (LayerScale(embed_dims, layer_scale_init_value)
@@ -94,5 +105,8 @@ class SwiGLUFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = self.w12(x).chunk(2, dim=-1)
-        x = self.drop(self.w3(F.silu(x1) * x2))
+        x = F.silu(x1) * x2
+        if self.norm is not None:
+            x = self.norm(x)
+        x = self.drop(self.w3(x))
         return x if self.gamma2 is None else self.gamma2(x)

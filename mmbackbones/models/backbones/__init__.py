@@ -1,6 +1,7 @@
 """One family per module; importing a module registers its classes."""
 from . import convnext, swin  # noqa: F401
 from . import cspnet  # noqa: F401
+from . import cspnext, darknet, yolox_cspdarknet  # noqa: F401
 from . import hrnet  # noqa: F401
 from . import mit  # noqa: F401
 from . import poolformer  # noqa: F401

@@ -125,8 +125,10 @@ class Darknet(BaseBackbone):
             return int(head[14:]), num_depths
         return num_depths - 1, num_depths
 
-    def _run_block(self, block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        if not (self.with_cp and self.training and x.requires_grad):
+    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``block(x)``; with ``with_cp`` (and a graph to keep) every residual block of a
+        ``conv_res_block`` is checkpointed."""
+        if not (self.with_cp and x.requires_grad and isinstance(block, nn.Sequential)):
             return block(x)
         import torch.utils.checkpoint as cp
         for layer in block:

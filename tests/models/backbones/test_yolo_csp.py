@@ -2,6 +2,8 @@
 contract (metadata, out_indices, truncation, freezing, norm_eval, with_cp, empty batches,
 dtypes, fuse, layer depths), the timm darknet53 converter, the shipped configs. Parity with
 mmdet's own classes is in tests/downstream/test_csp_parity.py."""
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -239,3 +241,32 @@ def test_registered_names_and_twins():
     assert MMDetDarknet(frozen_stages=0).frozen_stages == -1
     with pytest.raises(TypeError, match='in_channels'):
         MMDetCSPNeXt(in_channels=3)
+
+
+def test_zoo_row_timm_darknet53_loads_from_the_cache(tmp_path, monkeypatch):
+    """``timm://darknet53.c2ns_in1k`` through init_cfg on the shipped darknet53-timm config: the
+    file (made here from timm's model) is found in the cache, converted and loaded."""
+    timm = pytest.importorskip('timm', reason='timm is not installed')
+    from safetensors.torch import save_file
+
+    from mmbackbones.checkpoint import zoo as zoo_mod
+    from mmbackbones.model_configs import load_model_config
+    from mmbackbones.checkpoint.download import cache_path_for
+    monkeypatch.setenv('MMBACKBONES_HOME', str(tmp_path))
+    entry = zoo_mod.resolve('timm://darknet53.c2ns_in1k')
+    assert entry['config'] == 'darknet53-timm' and entry['top1'] == 80.008
+    path = cache_path_for(entry['url'])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    source = timm.create_model('darknet53', pretrained=False)
+    perturb_(source)
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, path)
+    cfg = load_model_config('darknet53-timm').model.backbone.to_dict()
+    model = build_backbone(dict(cfg, init_cfg=dict(type='Pretrained',
+                                                   checkpoint='timm://darknet53.c2ns_in1k')))
+    model.init_weights()
+    assert torch.equal(model.conv_res_block5.res3.conv2.conv.weight,
+                       source.stages[4].blocks[3].conv2.conv.weight)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert_outputs_close(source.eval().forward_intermediates(x, intermediates_only=True)[1:],
+                             model.eval()(x))

@@ -270,3 +270,45 @@ def test_zoo_row_timm_darknet53_loads_from_the_cache(tmp_path, monkeypatch):
     with torch.no_grad():
         assert_outputs_close(source.eval().forward_intermediates(x, intermediates_only=True)[1:],
                              model.eval()(x))
+
+
+# ----- info / show / export, the detectron2 adapter ---------------------------------------------
+_CLI_CFG = ("model = dict(backbone=dict(type='{type}', deepen_factor=0.33, widen_factor=0.125, "
+            "out_indices=(2, 3, 4)))\n")
+
+
+@pytest.mark.parametrize('kind', ['YOLOXCSPDarknet', 'CSPNeXt'])
+def test_cli_info_export_show(kind, tmp_path):
+    import json
+
+    from tests.cli_helpers import DEMO_IMAGE, run_cli
+    config = tmp_path / f'{kind}.py'
+    config.write_text(_CLI_CFG.format(type=kind))
+    info = run_cli('info', config, '--input-size', '64', '64', '--json', '--no-memory')
+    assert info.returncode == 0, info.stderr
+    data = json.loads(info.stdout)
+    assert [o['channels'] for o in data['outputs']] == [32, 64, 128]
+    assert [o['shape'][2] for o in data['outputs']] == [8, 4, 2]
+    out = tmp_path / f'{kind}.onnx'
+    export = run_cli('export', config, '-o', out, '--input-size', '64', '64', '--json')
+    assert export.returncode == 0, export.stderr
+    report = json.loads(export.stdout)
+    assert report['outputs'] == ['stage2', 'stage3', 'stage4'] and report['max_abs_diff'] < 1e-4
+    png = tmp_path / f'{kind}.png'
+    show = run_cli('show', config, DEMO_IMAGE, '-o', png, '--input-size', '64', '64', '--json')
+    assert show.returncode == 0, show.stderr
+    assert [s['name'] for s in json.loads(show.stdout)['stages']] == ['stage2', 'stage3',
+                                                                      'stage4']
+
+
+@pytest.mark.parametrize('cls', CLASSES)
+def test_detectron2_adapter_output_shape(cls):
+    from mmbackbones.integrations.detectron2.contract import Detectron2Backbone
+    model = _small(cls)
+    adapter = Detectron2Backbone(model, rename={model.out_names[-1]: 'res5'}).eval()
+    shapes = {k: (s.channels, s.stride) for k, s in adapter.output_shape().items()}
+    assert shapes == dict(zip([*model.out_names[:-1], 'res5'],
+                              zip(model.out_channels, model.out_strides)))
+    with torch.no_grad():
+        out = adapter(torch.randn(1, 3, 64, 64))
+    assert {k: (v.shape[1], 64 // v.shape[-1]) for k, v in out.items()} == shapes

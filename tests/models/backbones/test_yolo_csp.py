@@ -312,3 +312,21 @@ def test_detectron2_adapter_output_shape(cls):
     with torch.no_grad():
         out = adapter(torch.randn(1, 3, 64, 64))
     assert {k: (v.shape[1], 64 // v.shape[-1]) for k, v in out.items()} == shapes
+
+
+def test_convert_to_timm_and_mmdet():
+    from mmbackbones.checkpoint.convert import family_of, to_native
+    dark = Darknet().state_dict()
+    assert family_of(dark) == 'Darknet'
+    assert set(to_native(dark, 'timm')) == set(revert_timm_darknet(dark))
+    assert to_native(dark, 'mmdet').keys() == dark.keys()
+    yolox = _small(YOLOXCSPDarknet).state_dict()
+    cspnext = _small(CSPNeXt).state_dict()
+    assert family_of(yolox) == 'YOLOXCSPDarknet' and family_of(cspnext) == 'CSPNeXt'
+    assert family_of(yolox, model='mmdet.CSPDarknet') == 'YOLOXCSPDarknet'
+    csp_resnet = build_backbone(dict(type='CSPResNet', depth=50)).state_dict()
+    assert family_of(csp_resnet) is None  # mmpretrain's CSPResNet (stem.0.conv) is not ours
+    with pytest.raises(ValueError, match='no timm model'):
+        to_native(yolox, 'timm')
+    with pytest.raises(ValueError, match='timm has no CSPNeXt'):
+        to_native(cspnext, 'timm')

@@ -167,3 +167,43 @@ def test_truncated_core_loads_the_full_checkpoint(kind, tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert_outputs_close(native(x), ours(x))
+
+
+@pytest.mark.parametrize('config', ['yolox/yolox_tiny_8xb8-300e_coco.py',
+                                    'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+                                    'yolo/yolov3_d53_8xb8-320-273e_coco.py'])
+def test_whole_detector_switches_by_backbone_type(config, tmp_path):
+    """A shipped detector config, its backbone ``type`` alone set to
+    ``mmbackbones.mmdet.<Type>`` (``custom_imports``), built by mmdet's own registry: the
+    native detector's checkpoint loads with mmengine's ``load_checkpoint(strict=True)`` and
+    ``extract_feat`` (backbone + neck) gives the native features."""
+    import os
+
+    import mmdet
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+    from mmengine.utils import import_modules_from_strings
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs',
+                                       config))
+    import_modules_from_strings(imports=['mmbackbones'])
+    model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
+    model_cfg['backbone'].pop('init_cfg', None)
+    kind = model_cfg['backbone']['type']
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        native = MODELS.build(model_cfg)
+        ours = MODELS.build(dict(model_cfg, backbone=dict(model_cfg['backbone'],
+                                                          type=f'mmbackbones.mmdet.{kind}')))
+    assert type(ours.backbone).__name__ == f'MMDet{kind}'
+    perturb_(native)
+    path = str(tmp_path / 'detector.pth')
+    torch.save(dict(state_dict=native.state_dict(), meta={}), path)
+    load_checkpoint(ours, path, strict=True, logger='silent')
+    native.eval()
+    ours.eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert_outputs_close(native.extract_feat(x), ours.extract_feat(x))

@@ -104,6 +104,19 @@ class CSPNeXt(CSPStagesMixin, BaseBackbone):
             ConvNormAct(first, rows[0][0], 3, stride=1, padding=1, **stem_cfg))
         self._build_stages(rows, use_depthwise, spp, layer_kwargs, cfg)
         self._freeze_stages()
+        if not channel_attention:
+            self._register_load_state_dict_pre_hook(self._refuse_attention_weights)
+
+    @staticmethod
+    def _refuse_attention_weights(state_dict, prefix, *args):
+        """A model built with ``channel_attention=False`` refuses a checkpoint that has the
+        attention (``stage{i}.{j}.attention.fc``): without it the network computes something
+        else (the generic rule would take ``fc`` for a classifier head and drop it)."""
+        found = [k for k in state_dict if k.startswith(prefix) and '.attention.fc.' in k]
+        if found:
+            raise ValueError(f'CSPNeXt was built with channel_attention=False but the checkpoint '
+                             f'has channel attention weights ({found[0]}, ... {len(found)} '
+                             f'tensors): build it with channel_attention=True')
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """``(depth, N + 2)`` for layer-wise lr decay: 0 the stem, ``i`` ``stage{i}``, the

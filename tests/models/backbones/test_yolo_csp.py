@@ -330,3 +330,14 @@ def test_convert_to_timm_and_mmdet():
         to_native(yolox, 'timm')
     with pytest.raises(ValueError, match='timm has no CSPNeXt'):
         to_native(cspnext, 'timm')
+
+
+def test_cspnext_without_attention_refuses_attention_weights(tmp_path):
+    from mmbackbones.checkpoint import load_checkpoint
+    path = str(tmp_path / 'attn.pth')
+    torch.save(_small(CSPNeXt).state_dict(), path)
+    plain = _small(CSPNeXt, channel_attention=False)
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    with pytest.raises(ValueError, match='channel_attention=False'):
+        load_checkpoint(plain, path, logger='silent')
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in before.items())

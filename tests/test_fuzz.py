@@ -371,6 +371,29 @@ MSCAN = faulty({
 }, [('depths', [1, 1, 1]), ('embed_dims', 'wide'), ('mlp_ratios', [4, 4, 0, 4]),
     ('attention_kernel_sizes', [5, 7]), ('num_stages', 5), ('in_channels', 0)]
    + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
+YOLO_CSP = faulty({
+    'type': st.sampled_from(['YOLOXCSPDarknet', 'CSPNeXt']),
+    'deepen_factor': st.just(0.33), 'widen_factor': st.just(0.125),
+}, {
+    'arch': st.sampled_from(['P5', 'P6']),
+    'out_indices': valid_out_indices(5),
+    'frozen_stages': frozen_stages(-1, 4),
+    'use_depthwise': st.booleans(),
+    'in_channels': st.sampled_from([1, 3]),
+    'norm_cfg': BN_NORMS,
+}, [('arch', 'P7'), ('widen_factor', 0), ('deepen_factor', -1.0), ('deepen_factor', '1'),
+    ('arch_ovewrite', [[64, 128]]), ('arch_ovewrite', [[64, 10**9, 1, True, False]]),
+    ('in_channels', 0), ('use_depthwise', 'no')]
+   + bad_out_indices(6) + bad_frozen_stages(5) + NORM_FAULTS + ROUTE_FAULTS)
+
+DARKNET = faulty({'type': st.just('Darknet')}, {
+    'out_indices': valid_out_indices(6),
+    'frozen_stages': frozen_stages(-1, 5),
+    'norm_eval': st.booleans(),
+    'in_channels': st.sampled_from([1, 3]),
+    'norm_cfg': BN_NORMS,
+}, [('depth', 21), ('in_channels', 0), ('norm_eval', 1)]
+   + bad_out_indices(6) + bad_frozen_stages(5) + NORM_FAULTS + ROUTE_FAULTS)
 
 TIMM = faulty({
     'type': st.just('TIMMBackbone'),
@@ -409,6 +432,9 @@ VALID = {
     'regnet': dict(type='RegNet', arch='regnetx_400mf', out_indices=(0, 1, 2, 3)),
     'csp': dict(type='CSPDarkNet', depth=53, out_indices=(0, 2, 4)),
     'hrnet': dict(type='HRNet', extra=_HR_SMALL),
+    'yolo_csp': dict(type='CSPNeXt', deepen_factor=0.167, widen_factor=0.125,
+                     out_indices=(0, 2, 4)),
+    'darknet': dict(type='Darknet', out_indices=(1, 3, 5)),
     'timm': dict(type='TIMMBackbone', model_name='resnet10t'),
     'torchvision': dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small',
                         return_nodes=['features.1', 'features.12']),
@@ -416,6 +442,7 @@ VALID = {
 
 FAMILIES = {'resnet': RESNET, 'resnext': RESNEXT, 'vit': VIT, 'convnext': CONVNEXT,
             'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET}
+FAMILIES.update(yolo_csp=YOLO_CSP, darknet=DARKNET)
 WRAPPERS = {'timm': TIMM, 'torchvision': TORCHVISION}
 FAMILIES['beit'] = BEIT
 FAMILIES['mscan'] = MSCAN

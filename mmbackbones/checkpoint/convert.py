@@ -223,6 +223,19 @@ _WHY_NOT[('Res2Net', 'mmseg')] = 'mmseg ships no Res2Net'
 _MARKERS = (('layer1.0.conv2.fc1.weight', 'ResNeSt'), ('layer1.0.convs.0.weight', 'Res2Net'),
             *_MARKERS)
 
+# mmdet's YOLO-lineage backbones: our names are mmdet's; timm has Darknet-53 only
+_FAMILIES.update({'Darknet': 'Darknet', 'YOLOXCSPDarknet': 'YOLOXCSPDarknet',
+                  'CSPDarknet': 'YOLOXCSPDarknet', 'CSPNeXt': 'CSPNeXt'})
+_ROUTES.update({('Darknet', 'mmdet'): '', ('Darknet', 'timm'): 'timm_darknet',
+                ('YOLOXCSPDarknet', 'mmdet'): '', ('CSPNeXt', 'mmdet'): ''})
+_WHY_NOT.update({
+    ('YOLOXCSPDarknet', 'timm'): "no timm model is YOLOX's CSPDarknet (cs3darknet_* widen in a "
+                                 "1x1 conv after the stride-2 conv; see converters.timm_darknet)",
+    ('CSPNeXt', 'timm'): 'timm has no CSPNeXt'})
+_MARKERS += (('conv_res_block1.conv.conv.weight', 'Darknet'),
+             ('stem.conv.conv.weight', 'YOLOXCSPDarknet'),
+             ('stage1.1.blocks.0.conv2.depthwise_conv.conv.weight', 'CSPNeXt'))
+
 
 def family_of(state_dict, model=None) -> Optional[str]:
     """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,

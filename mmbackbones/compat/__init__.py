@@ -14,6 +14,9 @@ and an mmdet/mmseg config switches to our module by its ``type`` alone.
 type                                        host class (its signature and defaults)
 ==========================================  ========================================
 ``mmbackbones.mmdet.HRNet``                 ``mmdet.models.backbones.HRNet``
+``mmbackbones.mmdet.CSPDarknet``            ``mmdet.models.backbones.CSPDarknet``
+``mmbackbones.mmdet.CSPNeXt``               ``mmdet.models.backbones.CSPNeXt``
+``mmbackbones.mmdet.Darknet``               ``mmdet.models.backbones.Darknet``
 ``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
 ``mmbackbones.mmdet.ResNeXt``               ``mmdet.models.backbones.ResNeXt``
@@ -47,3 +50,9 @@ __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNe
            'MMSegSwinTransformer', 'MMSegVisionTransformer']
 __all__ += ['MMDetResNeSt', 'MMSegResNeSt', 'MMDetRes2Net']
            'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE', 'MMSegMSCAN']
+from .csp import MMDetCSPDarknet, MMDetCSPNeXt, MMDetDarknet
+
+__all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
+           'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
+           'MMSegSwinTransformer', 'MMSegVisionTransformer',
+           'MMDetCSPDarknet', 'MMDetCSPNeXt', 'MMDetDarknet']

@@ -23,6 +23,7 @@ NATIVE.update(ResNeSt='resnest', Res2Net='res2net')
 # families without an mmpretrain weights row: mmpretrain 1.2.0's metafiles list no ResNeSt weights
 NO_MMCLS_WEIGHTS = ('resnest', )
 NATIVE['BEiTViT'] = 'beit'
+NATIVE['Darknet'] = 'darknet'  # timm's darknet53 only: mmpretrain has no Darknet
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',
@@ -48,6 +49,7 @@ def test_every_native_family_has_mmpretrain_and_timm_weights():
     assert set(families) == set(NATIVE.values())
     for family, sources in families.items():
         assert 'mmcls' in sources or family in NO_MMCLS_WEIGHTS, family
+        assert 'mmcls' in sources or family == 'darknet', family
         if family != 'csp':  # timm CSP weights have no converter; mmpretrain's are their port
             assert 'timm' in sources, family
     assert len(ENTRIES) >= 80

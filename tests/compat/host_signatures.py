@@ -94,3 +94,23 @@ HOST_SIGNATURES[('mmseg', 'ResNeSt')] = _RESNEST
 HOST_SIGNATURES[('mmdet', 'Res2Net')] = _args(
     scales=4, base_width=26, style='pytorch', deep_stem=True, avg_down=True, pretrained=None,
     init_cfg=None) + _KWARGS
+
+# mmdet 3.3's YOLO-lineage backbones (CSPDarknet of YOLOX, CSPNeXt of RTMDet, Darknet of YOLOv3)
+_YOLO_BN = {'type': 'BN', 'momentum': 0.03, 'eps': 0.001}
+_YOLO_INIT = {'type': 'Kaiming', 'layer': 'Conv2d', 'a': 5 ** 0.5, 'distribution': 'uniform',
+              'mode': 'fan_in', 'nonlinearity': 'leaky_relu'}
+HOST_SIGNATURES.update({
+    ('mmdet', 'CSPDarknet'): _args(
+        arch='P5', deepen_factor=1.0, widen_factor=1.0, out_indices=(2, 3, 4), frozen_stages=-1,
+        use_depthwise=False, arch_ovewrite=None, spp_kernal_sizes=(5, 9, 13), conv_cfg=None,
+        norm_cfg=_YOLO_BN, act_cfg={'type': 'Swish'}, norm_eval=False, init_cfg=_YOLO_INIT),
+    ('mmdet', 'CSPNeXt'): _args(
+        arch='P5', deepen_factor=1.0, widen_factor=1.0, out_indices=(2, 3, 4), frozen_stages=-1,
+        use_depthwise=False, expand_ratio=0.5, arch_ovewrite=None, spp_kernel_sizes=(5, 9, 13),
+        channel_attention=True, conv_cfg=None, norm_cfg=_YOLO_BN, act_cfg={'type': 'SiLU'},
+        norm_eval=False, init_cfg=_YOLO_INIT),
+    ('mmdet', 'Darknet'): _args(
+        depth=53, out_indices=(3, 4, 5), frozen_stages=-1, conv_cfg=None, norm_cfg=_BN,
+        act_cfg={'type': 'LeakyReLU', 'negative_slope': 0.1}, norm_eval=True, pretrained=None,
+        init_cfg=None),
+})

@@ -21,6 +21,10 @@ from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, Re
 from mmbackbones.models.backbones.swin import SwinTransformer
 from mmbackbones.models.backbones.vit import VisionTransformer
 from mmbackbones.registry import HOST_TWINS, MODELS
+from mmbackbones.compat import MMDetCSPDarknet, MMDetCSPNeXt, MMDetDarknet
+from mmbackbones.models.backbones.cspnext import CSPNeXt
+from mmbackbones.models.backbones.darknet import Darknet
+from mmbackbones.models.backbones.yolox_cspdarknet import YOLOXCSPDarknet
 from tests.compat.host_signatures import HOST_SIGNATURES, REQUIRED
 from tests.parity import mmpretrain_backbone
 from mmbackbones.compat import MMDetRes2Net, MMDetResNeSt, MMSegResNeSt  # noqa: E402
@@ -45,6 +49,9 @@ TWINS = {
     ('mmseg', 'MAE'): (MMSegMAE, BEiTViT),
     ('mmseg', 'MSCAN'): (MMSegMSCAN, MSCAN),
 }
+TWINS.update({('mmdet', 'CSPDarknet'): (MMDetCSPDarknet, YOLOXCSPDarknet),
+              ('mmdet', 'CSPNeXt'): (MMDetCSPNeXt, CSPNeXt),
+              ('mmdet', 'Darknet'): (MMDetDarknet, Darknet)})
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]
 TWINS.update({('mmdet', 'ResNeSt'): (MMDetResNeSt, ResNeSt),

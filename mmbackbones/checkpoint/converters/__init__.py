@@ -52,6 +52,7 @@ CONVERTERS = (
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),
     ('timm_hrnet', 'timm'),
+    ('timm_darknet', 'timm'),  # before timm_cspnet, whose detector also matches cs3*
     ('timm_cspnet', 'timm'),
     ('timm_poolformer', 'timm'),
     ('segformer_mit', 'timm'),  # NVlabs' official (timm-style) and HF SegFormer MiT

@@ -2,6 +2,7 @@
 from . import convnext, swin  # noqa: F401
 from . import beit  # noqa: F401
 from . import cspnet  # noqa: F401
+from . import cspnext, darknet, yolox_cspdarknet  # noqa: F401
 from . import hrnet  # noqa: F401
 from . import mae  # noqa: F401
 from . import mit  # noqa: F401

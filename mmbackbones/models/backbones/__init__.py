@@ -9,3 +9,4 @@ from . import resnet  # noqa: F401
 from . import vit  # noqa: F401
 from . import timm_backbone, torchvision_backbone  # noqa: F401
 from . import mobilenet_v2, mobilenet_v3  # noqa: F401
+from . import efficientnet, efficientnet_v2  # noqa: F401

@@ -26,6 +26,10 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.ResNeXt``               ``mmseg.models.backbones.ResNeXt``
 ``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
+``mmbackbones.mmdet.MobileNetV2``           ``mmdet.models.backbones.MobileNetV2``
+``mmbackbones.mmdet.EfficientNet``          ``mmdet.models.backbones.EfficientNet``
+``mmbackbones.mmseg.MobileNetV2``           ``mmseg.models.backbones.MobileNetV2``
+``mmbackbones.mmseg.MobileNetV3``           ``mmseg.models.backbones.MobileNetV3``
 ==========================================  ========================================
 """
 from .hrnet import MMDetHRNet, MMSegHRNet
@@ -33,7 +37,9 @@ from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMS
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .vit import MMSegVisionTransformer
+from .mobile import MMDetEfficientNet, MMDetMobileNetV2, MMSegMobileNetV2, MMSegMobileNetV3
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
            'MMSegSwinTransformer', 'MMSegVisionTransformer']
+__all__ += ['MMDetMobileNetV2', 'MMDetEfficientNet', 'MMSegMobileNetV2', 'MMSegMobileNetV3']

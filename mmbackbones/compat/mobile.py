@@ -4,6 +4,8 @@ spellings of the core mobile networks (no second network here).
 * mmseg ``MobileNetV2``: mmpretrain's network and names without the final ``conv2``
   (``out_indices`` 0..6), with per-stage ``strides``/``dilations`` (the core's extras), outputs
   ``(1, 2, 4, 6)`` by default.
+* The MobileNet twins build every stage their host builds (``built_stages``), also past the
+  last output, so the hosts' whole-model checkpoints load strictly; those stages never run.
 * mmdet ``MobileNetV2``: mmpretrain's network, outputs ``(1, 2, 4, 7)``; its checkpoints name
   the block convs ``expand_conv``/``depthwise_conv``/``linear_conv`` and load through the
   ``mmdet_mobilenet_v2`` converter on every load route (the state dict stays in our names).
@@ -66,18 +68,20 @@ def _mmseg_mobilenet_v2(self, out_indices, pretrained, init_cfg, **arguments):
     for index in indices if isinstance(indices, tuple) else (indices, ):
         check_choice('each of out_indices (mmseg MobileNetV2: layer1..layer7)', index, range(7))
     MobileNetV2.__init__(self, out_indices=indices, init_cfg=_init_cfg(pretrained, init_cfg),
-                         **arguments)
+                         built_stages=7, **arguments)
 
 
 def _mmdet_mobilenet_v2(self, pretrained, init_cfg, **arguments):
     """mmdet's ``MobileNetV2(widen_factor, out_indices, ...)``."""
-    MobileNetV2.__init__(self, init_cfg=_init_cfg(pretrained, init_cfg), **arguments)
+    MobileNetV2.__init__(self, init_cfg=_init_cfg(pretrained, init_cfg), built_stages=8,
+                         **arguments)
 
 
 def _mmseg_mobilenet_v3(self, arch, pretrained, init_cfg, **arguments):
     """mmseg's ``MobileNetV3(arch, ...)``: 'same' padding, output stride 8."""
     check_choice('arch (mmseg MobileNetV3)', arch, ('small', 'large'))
     MobileNetV3.__init__(self, arch=arch, tf_padding=True, output_stride=8,
+                         built_stages=len(MobileNetV3.arch_settings[arch]) + 2,
                          init_cfg=_init_cfg(pretrained, init_cfg), **arguments)
 
 

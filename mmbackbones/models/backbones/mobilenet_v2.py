@@ -18,7 +18,8 @@ from torch import nn
 from ...registry import MODELS
 from ...utils.validation import check_bool, check_positive_int, normalize_out_indices
 from ..base import BaseBackbone
-from ..layers.mobile_blocks import SequentialInvertedResidual, conv_norm_act, make_divisible
+from ..layers.mobile_blocks import (SequentialInvertedResidual, check_built_stages,
+                                    conv_norm_act, make_divisible)
 from ..layers.norm import check_norm_cfg
 
 DEFAULT_INIT_CFG = [dict(type='Kaiming', layer=['Conv2d']),
@@ -63,6 +64,10 @@ class MobileNetV2(BaseBackbone):
             (extra, mmseg's; default mmpretrain's ``(1, 2, 2, 2, 1, 2, 1)``).
         dilations (Sequence[int], optional): the first block's dilation of each stage (extra,
             mmseg's: only the first block of a stage is dilated, as there).
+        built_stages (int, optional): build the first ``built_stages`` of the 8 output
+            positions even past the last output (extra: the host twins build what mmdet (8) and
+            mmseg (7) build, so their whole-model checkpoints load strictly); default up to
+            the last output. Stages past the last output never run.
         init_cfg: mmengine init config; default mmpretrain's (Kaiming convs, norms to 1).
 
     Output ``i`` is named ``layer{i+1}`` (``conv2`` for 7); with the defaults the channels are
@@ -79,7 +84,8 @@ class MobileNetV2(BaseBackbone):
                  norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU6'),
                  norm_eval: bool = False, with_cp: bool = False, in_channels: int = 3,
                  strides: Optional[Sequence[int]] = None,
-                 dilations: Optional[Sequence[int]] = None, init_cfg=DEFAULT_INIT_CFG):
+                 dilations: Optional[Sequence[int]] = None,
+                 built_stages: Optional[int] = None, init_cfg=DEFAULT_INIT_CFG):
         if init_cfg == DEFAULT_INIT_CFG:
             init_cfg = copy.deepcopy(DEFAULT_INIT_CFG)
         super().__init__(init_cfg=init_cfg)
@@ -100,7 +106,7 @@ class MobileNetV2(BaseBackbone):
         width = make_divisible(32 * widen_factor, 8)
         self.conv1 = conv_norm_act(self.in_channels, width, 3, stride=2, padding=1,
                                    conv_cfg=conv_cfg, norm_cfg=self.norm_cfg, act_cfg=act_cfg)
-        last = max(self.out_indices)
+        last = check_built_stages(built_stages, self.out_indices, self.num_stages) - 1
         channels, strides, stride = [], [], 2
         self.layers: List[str] = []
         for i, (expand_ratio, channel, num_blocks, _) in enumerate(self.arch_settings[:last + 1]):
@@ -151,7 +157,7 @@ class MobileNetV2(BaseBackbone):
         self.check_input(x)
         x = self.conv1(x)
         outs = {}
-        for i, name in enumerate(self.layers):
+        for i, name in enumerate(self.layers[:max(self.out_indices) + 1]):
             x = self._modules[name](x)
             if i in self.out_indices:
                 outs[i] = x

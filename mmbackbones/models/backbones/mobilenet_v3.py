@@ -19,7 +19,8 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_positive_int,
                                  normalize_out_indices)
 from ..base import BaseBackbone
-from ..layers.mobile_blocks import SAME_PADDING, InvertedResidual, conv_norm_act
+from ..layers.mobile_blocks import (SAME_PADDING, InvertedResidual, check_built_stages,
+                                    conv_norm_act)
 from ..layers.norm import check_norm_cfg
 
 DEFAULT_INIT_CFG = [dict(type='Kaiming', layer=['Conv2d'], nonlinearity='leaky_relu'),
@@ -54,6 +55,8 @@ class MobileNetV3(BaseBackbone):
             mmseg's: rows 8+ of small, 12+ of large; the final conv keeps its width).
         tf_padding (bool): the stem and stride-2 depthwise convs pad as TensorFlow's ``'same'``
             (extra: mmseg's network, timm's ``tf_mobilenetv3_*``).
+        built_stages (int, optional): build the first ``built_stages`` layers even past the
+            last output (extra: mmseg's twin builds them all, as mmseg); never run.
         init_cfg: mmengine init config; default mmpretrain's.
 
     Output ``i`` is named ``layer{i}``.
@@ -94,7 +97,7 @@ class MobileNetV3(BaseBackbone):
                  out_indices: Union[int, Sequence[int], None] = None, frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, in_channels: int = 3,
                  output_stride: int = 32, reduction_factor: int = 1, tf_padding: bool = False,
-                 init_cfg=DEFAULT_INIT_CFG):
+                 built_stages: Optional[int] = None, init_cfg=DEFAULT_INIT_CFG):
         if init_cfg == DEFAULT_INIT_CFG:
             init_cfg = copy.deepcopy(DEFAULT_INIT_CFG)
         super().__init__(init_cfg=init_cfg)
@@ -117,7 +120,7 @@ class MobileNetV3(BaseBackbone):
         self.layer0 = conv_norm_act(self.in_channels, 16, 3, stride=2, padding=1,
                                     conv_cfg=same if tf_padding else conv_cfg,
                                     norm_cfg=self.norm_cfg, act_cfg=dict(type='HSwish'))
-        last = max(self.out_indices)
+        last = check_built_stages(built_stages, self.out_indices, self.num_stages) - 1
         channels, strides = [16], [2]
         width, stride, dilation = 16, 2, 1
         reduce_from = 12 if arch == 'large' else 8
@@ -148,6 +151,7 @@ class MobileNetV3(BaseBackbone):
         self._set_outputs([channels[i] for i in self.out_indices],
                           [strides[i] for i in self.out_indices],
                           [f'layer{i}' for i in self.out_indices])
+        self._run = self.layers[:max(self.out_indices) + 1]
         self._freeze_stages()
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
@@ -166,7 +170,7 @@ class MobileNetV3(BaseBackbone):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}
-        for i, name in enumerate(self.layers):
+        for i, name in enumerate(self._run):
             x = self._modules[name](x)
             if i in self.out_indices:
                 outs[i] = x

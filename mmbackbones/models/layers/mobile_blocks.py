@@ -49,6 +49,18 @@ def make_divisible(value, divisor: int, min_value: Optional[int] = None,
     return new_value
 
 
+def check_built_stages(built_stages, out_indices, num_stages: int) -> int:
+    """``built_stages`` (None: up to the last output) checked against ``out_indices``."""
+    least = max(out_indices) + 1
+    if built_stages is None:
+        return least
+    if isinstance(built_stages, bool) or not isinstance(built_stages, int) or \
+            not least <= built_stages <= num_stages:
+        raise ValueError(f'built_stages must be an int in {least}..{num_stages} (at least up to '
+                         f'the last of out_indices={tuple(out_indices)}), got {built_stages!r}')
+    return built_stages
+
+
 class Conv2dSame(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow ``'same'`` padding: the input is zero-padded so that the
     output side is ``ceil(side / stride)``, the odd pixel at the bottom/right. Same parameters
@@ -295,6 +307,6 @@ class ConvNormActSkip(ConvNormAct):
         return self.drop_path(out) + x if self.has_skip else out
 
 
-__all__ = ['make_divisible', 'Conv2dSame', 'conv_norm_act', 'HSigmoid', 'build_mobile_act',
+__all__ = ['make_divisible', 'check_built_stages', 'Conv2dSame', 'conv_norm_act', 'HSigmoid', 'build_mobile_act',
            'SqueezeExcite', 'InvertedResidual', 'SequentialInvertedResidual', 'EdgeResidual',
            'ConvNormActSkip', 'SAME_PADDING', 'is_same_padding']

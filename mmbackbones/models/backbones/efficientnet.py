@@ -21,7 +21,8 @@ from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_positive_int, check_rate,
                                  normalize_out_indices)
 from ..base import BaseBackbone
-from ..layers.mobile_blocks import EdgeResidual, InvertedResidual, conv_norm_act, make_divisible
+from ..layers.mobile_blocks import (EdgeResidual, InvertedResidual, conv_norm_act,
+                                    drop_path_rates, make_divisible)
 from ..layers.norm import check_norm_cfg
 
 DEFAULT_INIT_CFG = [dict(type='Kaiming', layer='Conv2d'),
@@ -148,7 +149,7 @@ class EfficientNet(BaseBackbone):
         channels, strides, stride = [width], [first[3]], first[3]
         last = max(self.out_indices)
         stages = self.layer_setting[1:-1]
-        rates = torch.linspace(0, self.drop_path_rate, sum(len(s) for s in stages)).tolist()
+        rates = drop_path_rates(self.drop_path_rate, sum(len(s) for s in stages))
         index = 0
         for stage in stages[:last]:
             blocks = []

@@ -17,7 +17,7 @@ from ...utils.validation import (check_bool, check_choice, check_positive_int, c
                                  normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.mobile_blocks import (ConvNormActSkip, EdgeResidual, InvertedResidual,
-                                    conv_norm_act)
+                                    conv_norm_act, drop_path_rates)
 from ..layers.norm import check_norm_cfg
 
 DEFAULT_INIT_CFG = [dict(type='Kaiming', layer='Conv2d'),
@@ -118,7 +118,7 @@ class EfficientNetV2(BaseBackbone):
         channels, strides, stride = [width], [2], 2
         last = max(self.out_indices)
         rows = self.arch[:-1]
-        rates = torch.linspace(0, self.drop_path_rate, sum(r[0] for r in rows)).tolist()
+        rates = drop_path_rates(self.drop_path_rate, sum(r[0] for r in rows))
         index = 0
         for repeat, kernel, row_stride, expand, _, out, se_ratio, kind in rows[:last]:
             blocks = []

@@ -61,6 +61,14 @@ def check_built_stages(built_stages, out_indices, num_stages: int) -> int:
     return built_stages
 
 
+def drop_path_rates(rate: float, count: int) -> list:
+    """``count`` stochastic-depth rates rising linearly from 0 to ``rate`` (``torch.linspace``'s
+    values, computed without a tensor so that meta-device builds work)."""
+    if count <= 1:
+        return [0.0] * count
+    return [rate * i / (count - 1) for i in range(count)]
+
+
 class Conv2dSame(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow ``'same'`` padding: the input is zero-padded so that the
     output side is ``ceil(side / stride)``, the odd pixel at the bottom/right. Same parameters
@@ -307,6 +315,6 @@ class ConvNormActSkip(ConvNormAct):
         return self.drop_path(out) + x if self.has_skip else out
 
 
-__all__ = ['make_divisible', 'check_built_stages', 'Conv2dSame', 'conv_norm_act', 'HSigmoid', 'build_mobile_act',
+__all__ = ['make_divisible', 'drop_path_rates', 'check_built_stages', 'Conv2dSame', 'conv_norm_act', 'HSigmoid', 'build_mobile_act',
            'SqueezeExcite', 'InvertedResidual', 'SequentialInvertedResidual', 'EdgeResidual',
            'ConvNormActSkip', 'SAME_PADDING', 'is_same_padding']

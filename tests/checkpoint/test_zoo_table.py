@@ -18,7 +18,8 @@ ENTRIES = zoo_mod.load_zoo()
 NATIVE = {'ResNet': 'resnet', 'ResNetV1c': 'resnet', 'ResNetV1d': 'resnet',
           'VisionTransformer': 'vit', 'ConvNeXt': 'convnext', 'SwinTransformer': 'swin',
           'RegNet': 'regnet', 'CSPDarkNet': 'csp', 'CSPResNet': 'csp', 'CSPResNeXt': 'csp',
-          'HRNet': 'hrnet'}
+          'HRNet': 'hrnet', 'MobileNetV2': 'efficientnet', 'MobileNetV3': 'efficientnet',
+          'EfficientNet': 'efficientnet', 'EfficientNetV2': 'efficientnet'}
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',
@@ -56,7 +57,8 @@ def test_entry_row(entry):
     assert match, entry['url']
     if entry['source'] == 'timm':
         assert match.group('name') == entry['name']
-    assert entry['top1'] is not None and 60.0 < entry['top1'] < 92.0, entry['name']
+    # the lowest published: MobileNetV3-Small-0.5, 57.9
+    assert entry['top1'] is not None and 55.0 < entry['top1'] < 92.0, entry['name']
     assert entry['dataset'] == 'ImageNet-1k'
     converter = {'mmpretrain': 'mmpretrain_classifier', 'torchvision': 'torchvision_resnet',
                  'timm': f'timm_{NATIVE[entry["arch"]["type"]]}'}[entry['format']]

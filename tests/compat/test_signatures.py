@@ -16,6 +16,12 @@ from mmbackbones.models.backbones.regnet import RegNet
 from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
 from mmbackbones.models.backbones.swin import SwinTransformer
 from mmbackbones.models.backbones.vit import VisionTransformer
+from mmbackbones.compat.mobile import (MMDetEfficientNet, MMDetMobileNetV2, MMSegMobileNetV2,
+                                       MMSegMobileNetV3)
+from mmbackbones.models.backbones.efficientnet import EfficientNet
+from mmbackbones.models.backbones.efficientnet_v2 import EfficientNetV2
+from mmbackbones.models.backbones.mobilenet_v2 import MobileNetV2
+from mmbackbones.models.backbones.mobilenet_v3 import MobileNetV3
 from mmbackbones.registry import HOST_TWINS, MODELS
 from tests.compat.host_signatures import HOST_SIGNATURES, REQUIRED
 from tests.parity import mmpretrain_backbone
@@ -34,9 +40,14 @@ TWINS = {
     ('mmseg', 'ResNeXt'): (MMSegResNeXt, ResNet),
     ('mmseg', 'SwinTransformer'): (MMSegSwinTransformer, SwinTransformer),
     ('mmseg', 'VisionTransformer'): (MMSegVisionTransformer, VisionTransformer),
+    ('mmdet', 'MobileNetV2'): (MMDetMobileNetV2, MobileNetV2),
+    ('mmseg', 'MobileNetV2'): (MMSegMobileNetV2, MobileNetV2),
+    ('mmseg', 'MobileNetV3'): (MMSegMobileNetV3, MobileNetV3),
+    ('mmdet', 'EfficientNet'): (MMDetEfficientNet, EfficientNet),
 }
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]
+CORES += [MobileNetV2, MobileNetV3, EfficientNet, EfficientNetV2]
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

@@ -122,8 +122,8 @@ class EfficientNet(BaseBackbone):
                  out_indices: Union[int, Sequence[int]] = (6, ), frozen_stages: int = 0,
                  conv_cfg: Optional[dict] = dict(type='Conv2dAdaptivePadding'),
                  norm_cfg: dict = dict(type='BN', eps=1e-3), act_cfg: dict = dict(type='Swish'),
-                 norm_eval: bool = False, with_cp: bool = False, in_channels: int = 3,
-                 edge_residual_stride: str = 'conv1', init_cfg=DEFAULT_INIT_CFG):
+                 norm_eval: bool = False, with_cp: bool = False, init_cfg=DEFAULT_INIT_CFG,
+                 *, in_channels: int = 3, edge_residual_stride: str = 'conv1'):
         if init_cfg == DEFAULT_INIT_CFG:
             init_cfg = copy.deepcopy(DEFAULT_INIT_CFG)
         super().__init__(init_cfg=init_cfg)

@@ -82,10 +82,10 @@ class MobileNetV2(BaseBackbone):
     def __init__(self, widen_factor: float = 1., out_indices: Union[int, Sequence[int]] = (7, ),
                  frozen_stages: int = -1, conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU6'),
-                 norm_eval: bool = False, with_cp: bool = False, in_channels: int = 3,
-                 strides: Optional[Sequence[int]] = None,
+                 norm_eval: bool = False, with_cp: bool = False, init_cfg=DEFAULT_INIT_CFG,
+                 *, in_channels: int = 3, strides: Optional[Sequence[int]] = None,
                  dilations: Optional[Sequence[int]] = None,
-                 built_stages: Optional[int] = None, init_cfg=DEFAULT_INIT_CFG):
+                 built_stages: Optional[int] = None):
         if init_cfg == DEFAULT_INIT_CFG:
             init_cfg = copy.deepcopy(DEFAULT_INIT_CFG)
         super().__init__(init_cfg=init_cfg)

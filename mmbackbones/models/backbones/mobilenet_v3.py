@@ -95,9 +95,9 @@ class MobileNetV3(BaseBackbone):
     def __init__(self, arch: str = 'small', conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', eps=0.001, momentum=0.01),
                  out_indices: Union[int, Sequence[int], None] = None, frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, in_channels: int = 3,
-                 output_stride: int = 32, reduction_factor: int = 1, tf_padding: bool = False,
-                 built_stages: Optional[int] = None, init_cfg=DEFAULT_INIT_CFG):
+                 norm_eval: bool = False, with_cp: bool = False, init_cfg=DEFAULT_INIT_CFG,
+                 *, in_channels: int = 3, output_stride: int = 32, reduction_factor: int = 1,
+                 tf_padding: bool = False, built_stages: Optional[int] = None):
         if init_cfg == DEFAULT_INIT_CFG:
             init_cfg = copy.deepcopy(DEFAULT_INIT_CFG)
         super().__init__(init_cfg=init_cfg)

@@ -485,6 +485,45 @@ VALID.update(resnest=dict(type='ResNeSt', depth=14, base_channels=16, stem_chann
              res2net=dict(type='Res2Net', depth=50, base_channels=16, stem_channels=16,
                           base_width=8, out_indices=(0, 1, 2, 3)))
 
+_MOBILE_BAD = [('in_channels', 0)] + NORM_FAULTS + ROUTE_FAULTS
+MOBILENET_V2 = faulty({'type': st.just('MobileNetV2')}, {
+    'out_indices': valid_out_indices(8), 'frozen_stages': frozen_stages(-1, 8),
+    'widen_factor': st.sampled_from([0.35, 0.5]), 'in_channels': st.sampled_from([1, 3]),
+    'strides': st.sampled_from([(1, 2, 2, 2, 1, 2, 1), (1, 2, 2, 1, 1, 1, 1)]),
+    'dilations': st.sampled_from([(1, ) * 7, (1, 1, 1, 2, 2, 4, 4)]), 'norm_cfg': BN_NORMS,
+}, [('widen_factor', 0), ('widen_factor', '1'), ('strides', (1, 2)), ('dilations', (0, ) * 7)]
+   + bad_out_indices(8) + bad_frozen_stages(8) + _MOBILE_BAD)
+MOBILENET_V3 = faulty({'type': st.just('MobileNetV3'),
+                       'arch': st.sampled_from(['small', 'small_050'])}, {
+    'out_indices': valid_out_indices(13), 'frozen_stages': frozen_stages(-1, 13),
+    'output_stride': st.sampled_from([32, 16, 8]), 'tf_padding': st.booleans(),
+    'reduction_factor': st.sampled_from([1, 2]), 'in_channels': st.sampled_from([1, 3]),
+    'norm_cfg': BN_NORMS,
+}, [('arch', 'tiny'), ('output_stride', 4), ('reduction_factor', 0), ('tf_padding', 1)]
+   + bad_out_indices(13) + bad_frozen_stages(13) + _MOBILE_BAD)
+EFFICIENTNET = faulty({'type': st.just('EfficientNet'), 'arch': st.sampled_from(['b0', 'es'])}, {
+    'out_indices': valid_out_indices(7), 'frozen_stages': frozen_stages(-1, 7),
+    'conv_cfg': st.sampled_from([None, dict(type='Conv2dAdaptivePadding')]),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]), 'in_channels': st.sampled_from([1, 3]),
+    'edge_residual_stride': st.sampled_from(['conv1', 'conv2']), 'norm_cfg': BN_NORMS,
+}, [('arch', 'b9'), ('drop_path_rate', 1.5), ('edge_residual_stride', 'conv3')]
+   + bad_out_indices(7) + bad_frozen_stages(7) + _MOBILE_BAD)
+EFFICIENTNET_V2 = faulty({'type': st.just('EfficientNetV2'), 'arch': st.just('b0')}, {
+    'out_indices': valid_out_indices(8), 'frozen_stages': frozen_stages(-1, 8),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]), 'in_channels': st.sampled_from([1, 3]),
+    'norm_cfg': BN_NORMS,
+}, [('arch', 'xs'), ('drop_path_rate', -0.1)] + bad_out_indices(8) + bad_frozen_stages(8)
+   + _MOBILE_BAD)
+FAMILIES.update({'mobilenet_v2': MOBILENET_V2, 'mobilenet_v3': MOBILENET_V3,
+                 'efficientnet': EFFICIENTNET, 'efficientnet_v2': EFFICIENTNET_V2})
+VALID.update({
+    'mobilenet_v2': dict(type='MobileNetV2', widen_factor=0.35, out_indices=(0, 3, 7)),
+    'mobilenet_v3': dict(type='MobileNetV3', arch='small_050', out_indices=(0, 4, 12),
+                         tf_padding=True),
+    'efficientnet': dict(type='EfficientNet', arch='b0', out_indices=(1, 3, 6)),
+    'efficientnet_v2': dict(type='EfficientNetV2', arch='b0', out_indices=(0, 2, 7)),
+})
+
 
 BUILT = ('built', 'dtype refused', 'input refused')
 

@@ -183,7 +183,9 @@ _FAMILIES = {'ResNet': 'ResNet', 'ResNetV1c': 'ResNet', 'ResNetV1d': 'ResNet',
              'ResNeXt': 'ResNet', 'RegNet': 'RegNet', 'VisionTransformer': 'VisionTransformer',
              'ViT': 'VisionTransformer', 'SwinTransformer': 'SwinTransformer',
              'ConvNeXt': 'ConvNeXt', 'TIMMBackbone': 'TIMMBackbone',
-             'TorchvisionBackbone': 'TorchvisionBackbone'}
+             'TorchvisionBackbone': 'TorchvisionBackbone', 'MobileNetV2': 'MobileNetV2',
+             'MobileNetV3': 'MobileNetV3', 'EfficientNet': 'EfficientNet',
+             'EfficientNetV2': 'EfficientNet'}
 # (family, target) -> the converter whose revert_* writes that layout; '' = our names as they are
 _ROUTES = {
     ('ResNet', 'mmdet'): 'openmmlab_resnet', ('ResNet', 'mmseg'): 'openmmlab_resnet',
@@ -194,6 +196,10 @@ _ROUTES = {
     ('SwinTransformer', 'mmdet'): '', ('SwinTransformer', 'mmseg'): '',
     ('SwinTransformer', 'timm'): 'timm_swin',
     ('ConvNeXt', 'timm'): 'timm_convnext',
+    ('MobileNetV2', 'timm'): 'timm_efficientnet', ('MobileNetV2', 'mmseg'): '',
+    ('MobileNetV2', 'mmdet'): 'mmdet_mobilenet_v2', ('MobileNetV3', 'timm'): 'timm_efficientnet',
+    ('MobileNetV3', 'mmseg'): '', ('EfficientNet', 'timm'): 'timm_efficientnet',
+    ('EfficientNet', 'mmdet'): '',
 }
 _WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),
             'TorchvisionBackbone': ('model.', 'torchvision')}
@@ -235,6 +241,12 @@ _WHY_NOT.update({
 _MARKERS += (('conv_res_block1.conv.conv.weight', 'Darknet'),
              ('stem.conv.conv.weight', 'YOLOXCSPDarknet'),
              ('stage1.1.blocks.0.conv2.depthwise_conv.conv.weight', 'CSPNeXt'))
+            ('layer1.0.conv1.weight', 'ResNet'),
+            ('layer1.0.conv.0.conv.weight', 'MobileNetV2'),
+            ('layer1.depthwise_conv.conv.weight', 'MobileNetV3'),
+            ('layers.1.0.depthwise_conv.conv.weight', 'EfficientNet'),
+            ('layers.1.0.conv1.conv.weight', 'EfficientNet'),
+            ('layers.1.0.conv.weight', 'EfficientNet'))
 
 
 def family_of(state_dict, model=None) -> Optional[str]:

@@ -33,6 +33,10 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
 ``mmbackbones.mmseg.ResNeSt``                ``mmseg.models.backbones.ResNeSt``
+``mmbackbones.mmdet.MobileNetV2``           ``mmdet.models.backbones.MobileNetV2``
+``mmbackbones.mmdet.EfficientNet``          ``mmdet.models.backbones.EfficientNet``
+``mmbackbones.mmseg.MobileNetV2``           ``mmseg.models.backbones.MobileNetV2``
+``mmbackbones.mmseg.MobileNetV3``           ``mmseg.models.backbones.MobileNetV3``
 ==========================================  ========================================
 """
 from .beit import MMSegBEiT, MMSegMAE
@@ -44,6 +48,7 @@ from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .vit import MMSegVisionTransformer
 from .resnest import MMDetResNeSt, MMSegResNeSt
 from .res2net import MMDetRes2Net
+from .mobile import MMDetEfficientNet, MMDetMobileNetV2, MMSegMobileNetV2, MMSegMobileNetV3
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
@@ -56,3 +61,4 @@ __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNe
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
            'MMSegSwinTransformer', 'MMSegVisionTransformer',
            'MMDetCSPDarknet', 'MMDetCSPNeXt', 'MMDetDarknet']
+__all__ += ['MMDetMobileNetV2', 'MMDetEfficientNet', 'MMSegMobileNetV2', 'MMSegMobileNetV3']

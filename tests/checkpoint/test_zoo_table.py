@@ -24,6 +24,8 @@ NATIVE.update(ResNeSt='resnest', Res2Net='res2net')
 NO_MMCLS_WEIGHTS = ('resnest', )
 NATIVE['BEiTViT'] = 'beit'
 NATIVE['Darknet'] = 'darknet'  # timm's darknet53 only: mmpretrain has no Darknet
+          'HRNet': 'hrnet', 'MobileNetV2': 'efficientnet', 'MobileNetV3': 'efficientnet',
+          'EfficientNet': 'efficientnet', 'EfficientNetV2': 'efficientnet'}
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',
@@ -62,7 +64,8 @@ def test_entry_row(entry):
     assert match, entry['url']
     if entry['source'] == 'timm':
         assert match.group('name') == entry['name']
-    assert entry['top1'] is not None and 60.0 < entry['top1'] < 92.0, entry['name']
+    # the lowest published: MobileNetV3-Small-0.5, 57.9
+    assert entry['top1'] is not None and 55.0 < entry['top1'] < 92.0, entry['name']
     assert entry['dataset'] == 'ImageNet-1k'
     converter = {'mmpretrain': 'mmpretrain_classifier', 'torchvision': 'torchvision_resnet',
                  'timm': f'timm_{NATIVE[entry["arch"]["type"]]}'}[entry['format']]

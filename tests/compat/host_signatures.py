@@ -113,4 +113,22 @@ HOST_SIGNATURES.update({
         depth=53, out_indices=(3, 4, 5), frozen_stages=-1, conv_cfg=None, norm_cfg=_BN,
         act_cfg={'type': 'LeakyReLU', 'negative_slope': 0.1}, norm_eval=True, pretrained=None,
         init_cfg=None),
+_MOBILENET_V2 = _args(
+    widen_factor=1.0, out_indices=(1, 2, 4, 7), frozen_stages=-1, conv_cfg=None,
+    norm_cfg={'type': 'BN'}, act_cfg={'type': 'ReLU6'}, norm_eval=False, with_cp=False,
+    pretrained=None, init_cfg=None)
+HOST_SIGNATURES.update({
+    ('mmdet', 'MobileNetV2'): _MOBILENET_V2,
+    ('mmseg', 'MobileNetV2'): _edit(_MOBILENET_V2, out_indices=(1, 2, 4, 6), after={
+        'widen_factor': _args(strides=(1, 2, 2, 2, 1, 2, 1), dilations=(1, 1, 1, 1, 1, 1, 1))}),
+    ('mmseg', 'MobileNetV3'): _args(
+        arch='small', conv_cfg=None, norm_cfg={'type': 'BN'}, out_indices=(0, 1, 12),
+        frozen_stages=-1, reduction_factor=1, norm_eval=False, with_cp=False, pretrained=None,
+        init_cfg=None),
+    ('mmdet', 'EfficientNet'): _args(
+        arch='b0', drop_path_rate=0.0, out_indices=(6, ), frozen_stages=0,
+        conv_cfg={'type': 'Conv2dAdaptivePadding'}, norm_cfg={'type': 'BN', 'eps': 0.001},
+        act_cfg={'type': 'Swish'}, norm_eval=False, with_cp=False, init_cfg=[
+            {'type': 'Kaiming', 'layer': 'Conv2d'},
+            {'type': 'Constant', 'layer': ['_BatchNorm', 'GroupNorm'], 'val': 1}]),
 })

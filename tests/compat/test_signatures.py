@@ -20,6 +20,12 @@ from mmbackbones.models.backbones.regnet import RegNet
 from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
 from mmbackbones.models.backbones.swin import SwinTransformer
 from mmbackbones.models.backbones.vit import VisionTransformer
+from mmbackbones.compat.mobile import (MMDetEfficientNet, MMDetMobileNetV2, MMSegMobileNetV2,
+                                       MMSegMobileNetV3)
+from mmbackbones.models.backbones.efficientnet import EfficientNet
+from mmbackbones.models.backbones.efficientnet_v2 import EfficientNetV2
+from mmbackbones.models.backbones.mobilenet_v2 import MobileNetV2
+from mmbackbones.models.backbones.mobilenet_v3 import MobileNetV3
 from mmbackbones.registry import HOST_TWINS, MODELS
 from mmbackbones.compat import MMDetCSPDarknet, MMDetCSPNeXt, MMDetDarknet
 from mmbackbones.models.backbones.cspnext import CSPNeXt
@@ -48,6 +54,10 @@ TWINS = {
     ('mmseg', 'BEiT'): (MMSegBEiT, BEiTViT),
     ('mmseg', 'MAE'): (MMSegMAE, BEiTViT),
     ('mmseg', 'MSCAN'): (MMSegMSCAN, MSCAN),
+    ('mmdet', 'MobileNetV2'): (MMDetMobileNetV2, MobileNetV2),
+    ('mmseg', 'MobileNetV2'): (MMSegMobileNetV2, MobileNetV2),
+    ('mmseg', 'MobileNetV3'): (MMSegMobileNetV3, MobileNetV3),
+    ('mmdet', 'EfficientNet'): (MMDetEfficientNet, EfficientNet),
 }
 TWINS.update({('mmdet', 'CSPDarknet'): (MMDetCSPDarknet, YOLOXCSPDarknet),
               ('mmdet', 'CSPNeXt'): (MMDetCSPNeXt, CSPNeXt),
@@ -59,6 +69,7 @@ TWINS.update({('mmdet', 'ResNeSt'): (MMDetResNeSt, ResNeSt),
               ('mmdet', 'Res2Net'): (MMDetRes2Net, Res2Net)})
 CORES += [ResNeSt, Res2Net]
 CORES.append(BEiTViT)
+CORES += [MobileNetV2, MobileNetV3, EfficientNet, EfficientNetV2]
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

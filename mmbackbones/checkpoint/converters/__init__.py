@@ -65,6 +65,11 @@ CONVERTERS = (
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
     ('mmpretrain_eva02', 'mmpretrain'),  # ViTEVA02's norm1/norm2/mlp names
+    ('timm_efficientnet', 'timm'),  # MobileNetV2/V3, EfficientNet(V2)
+    ('timm_vit', 'timm'),
+    ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
+    ('openmmlab_resnet', 'openmmlab'),
+    ('mmdet_mobilenet_v2', 'openmmlab'),  # mmdet's named MobileNetV2 blocks  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
     ('mmpretrain_classifier', 'mmpretrain'),
 )
 _CACHE: List[Converter] = []

@@ -14,3 +14,5 @@ from . import vit  # noqa: F401
 from . import timm_backbone, torchvision_backbone  # noqa: F401
 from . import resnest, res2net  # noqa: F401
 from . import vit_eva02  # noqa: F401
+from . import mobilenet_v2, mobilenet_v3  # noqa: F401
+from . import efficientnet, efficientnet_v2  # noqa: F401

@@ -1,0 +1,2 @@
+_base_ = ['../_base_/models/efficientnet.py']
+model = dict(backbone=dict(arch='b5'))

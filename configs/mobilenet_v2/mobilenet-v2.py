@@ -1,0 +1,2 @@
+_base_ = ['../_base_/models/mobilenet_v2.py']
+model = dict(backbone=dict(widen_factor=1.0))

@@ -1,0 +1,2 @@
+_base_ = ['../_base_/models/mobilenet_v3.py']
+model = dict(backbone=dict(arch='small_075'))

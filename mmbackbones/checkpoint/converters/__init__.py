@@ -59,6 +59,8 @@ CONVERTERS = (
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
     ('mmpretrain_classifier', 'mmpretrain'),
+    ('official_pvt', 'timm'),  # whai362/PVT v1/v2 releases (mmdet's pvt_convert layout)
+    ('timm_pvt_v2', 'timm'),
 )
 _CACHE: List[Converter] = []
 

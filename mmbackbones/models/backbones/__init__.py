@@ -9,3 +9,4 @@ from . import resnet  # noqa: F401
 from . import vit  # noqa: F401
 from . import timm_backbone, torchvision_backbone  # noqa: F401
 from . import pvt  # noqa: F401
+from . import twins  # noqa: F401

@@ -26,14 +26,23 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.ResNeXt``               ``mmseg.models.backbones.ResNeXt``
 ``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
+``mmbackbones.mmseg.PCPVT``                 ``mmseg.models.backbones.PCPVT``
+``mmbackbones.mmseg.SVT``                   ``mmseg.models.backbones.SVT``
 ==========================================  ========================================
+
+Also ``mmbackbones.mmdet.PyramidVisionTransformer`` and ``...PyramidVisionTransformerV2``
+(mmdet's classes of those names; the core already has their signature and keys).
 """
 from .hrnet import MMDetHRNet, MMSegHRNet
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .vit import MMSegVisionTransformer
+from .pvt import MMDetPyramidVisionTransformer, MMDetPyramidVisionTransformerV2
+from .twins import MMSegPCPVT, MMSegSVT
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
            'MMSegSwinTransformer', 'MMSegVisionTransformer']
+__all__ += ['MMDetPyramidVisionTransformer', 'MMDetPyramidVisionTransformerV2', 'MMSegPCPVT',
+            'MMSegSVT']

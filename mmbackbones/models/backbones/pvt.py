@@ -226,6 +226,7 @@ class PyramidVisionTransformer(BaseBackbone):
         widths = [self.embed_dims * h for h in self.num_heads]
         for i, width in enumerate(widths):
             check_size_limit(f'embed_dims * num_heads[{i}]', width, MAX_WIDTH)
+        for i, width in enumerate(widths):
             check_size_limit(f'mlp_ratios[{i}] * embed_dims * num_heads[{i}]',
                              self.mlp_ratios[i] * width, MAX_WIDTH, 'the FFN width')
 

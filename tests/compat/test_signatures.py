@@ -17,6 +17,10 @@ from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, Re
 from mmbackbones.models.backbones.swin import SwinTransformer
 from mmbackbones.models.backbones.vit import VisionTransformer
 from mmbackbones.registry import HOST_TWINS, MODELS
+from mmbackbones.compat import (MMDetPyramidVisionTransformer, MMDetPyramidVisionTransformerV2,
+                                MMSegPCPVT, MMSegSVT)
+from mmbackbones.models.backbones.pvt import PyramidVisionTransformer
+from mmbackbones.models.backbones.twins import PCPVT, SVT
 from tests.compat.host_signatures import HOST_SIGNATURES, REQUIRED
 from tests.parity import mmpretrain_backbone
 
@@ -34,9 +38,16 @@ TWINS = {
     ('mmseg', 'ResNeXt'): (MMSegResNeXt, ResNet),
     ('mmseg', 'SwinTransformer'): (MMSegSwinTransformer, SwinTransformer),
     ('mmseg', 'VisionTransformer'): (MMSegVisionTransformer, VisionTransformer),
+    ('mmdet', 'PyramidVisionTransformer'): (MMDetPyramidVisionTransformer,
+                                            PyramidVisionTransformer),
+    ('mmdet', 'PyramidVisionTransformerV2'): (MMDetPyramidVisionTransformerV2,
+                                              PyramidVisionTransformer),
+    ('mmseg', 'PCPVT'): (MMSegPCPVT, PCPVT),
+    ('mmseg', 'SVT'): (MMSegSVT, SVT),
 }
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]
+CORES += [PCPVT, SVT]
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

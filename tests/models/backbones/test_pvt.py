@@ -296,3 +296,44 @@ def test_shipped_configs_build_and_run(path):
     model = assert_config_builds_and_runs(path, PyramidVisionTransformer)
     assert model.drop_path_rate == 0.1 and model.arch is not None
     assert len(family_configs('pvt')) == 10
+
+
+# ----- tools: detectron2 adapter, info, show, export -------------------------------------------
+def test_detectron2_adapter_output_shape_before_forward():
+    from mmbackbones.integrations import detectron2 as d2i
+    adapter = d2i.Detectron2Backbone(dict(type='PyramidVisionTransformerV2', **TINY,
+                                          out_indices=(1, 3)))
+    assert {k: (v.channels, v.stride) for k, v in adapter.output_shape().items()} == {
+        'stage2': (16, 8), 'stage4': (64, 32)}
+    out = adapter(torch.randn(1, 3, 64, 64))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {'stage2': (1, 16, 8, 8),
+                                                          'stage4': (1, 64, 2, 2)}
+
+
+def test_info_and_show_commands(tmp_path):
+    import json
+
+    from tests.cli_helpers import DEMO_IMAGE, run_cli
+    result = run_cli('info', 'pvtv2-b0', '--input-size', '64', '64', '--json', '--no-memory')
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout)
+    assert [o['channels'] for o in data['outputs']] == [32, 64, 160, 256]
+    assert data['params'] == 3_409_760
+    out = tmp_path / 'pvt.png'
+    shown = run_cli('show', 'pvt-t', DEMO_IMAGE, '-o', out, '--input-size', '64', '64')
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert out.stat().st_size > 0
+
+
+def test_onnx_export_with_dynamic_sides(tmp_path):
+    """``mmbackbones export pvt-t --dynamic``: v1's position embeddings are resized to the grid
+    inside the graph; onnxruntime matches PyTorch at 64 px and at an odd size."""
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    import json
+
+    from tests.cli_helpers import run_cli
+    result = run_cli('export', 'pvt-t', '-o', str(tmp_path / 'pvt.onnx'), '--input-size', '64',
+                     '64', '--dynamic', '--json')
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert len(report['verify']) == 2 and report['max_abs_diff'] < 1e-4

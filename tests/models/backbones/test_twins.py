@@ -197,3 +197,39 @@ def test_shipped_configs_build_and_run(path):
     model = assert_config_builds_and_runs(path, PCPVT)
     assert model.out_channels == tuple(model.embed_dims)
     assert len(family_configs('twins')) == 6
+
+
+# ----- tools: detectron2 adapter, info, export ---------------------------------------------------
+def test_detectron2_adapter_output_shape_before_forward():
+    from mmbackbones.integrations import detectron2 as d2i
+    adapter = d2i.Detectron2Backbone(dict(type='SVT', arch=dict(SVT_TINY), out_indices=(0, 2)))
+    assert {k: (v.channels, v.stride) for k, v in adapter.output_shape().items()} == {
+        'stage1': (8, 4), 'stage3': (24, 16)}
+    out = adapter(torch.randn(1, 3, 45, 61))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {'stage1': (1, 8, 12, 16),
+                                                          'stage3': (1, 24, 3, 4)}
+
+
+def test_info_command():
+    import json
+
+    from tests.cli_helpers import run_cli
+    result = run_cli('info', 'twins-svt-s', '--input-size', '64', '64', '--json', '--no-memory')
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout)
+    assert [o['channels'] for o in data['outputs']] == [64, 128, 256, 512]
+    assert [o['shape'][2] for o in data['outputs']] == [16, 8, 4, 2]
+
+
+def test_onnx_export_with_dynamic_sides(tmp_path):
+    """``mmbackbones export twins-svt-s --dynamic``: windows padded and masked inside the
+    graph; onnxruntime matches PyTorch at 64 px and at an odd size."""
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    import json
+
+    from tests.cli_helpers import run_cli
+    result = run_cli('export', 'twins-svt-s', '-o', str(tmp_path / 'svt.onnx'), '--input-size',
+                     '64', '64', '--dynamic', '--json')
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert len(report['verify']) == 2 and report['max_abs_diff'] < 1e-4

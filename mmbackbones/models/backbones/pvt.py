@@ -43,7 +43,8 @@ from ..host_init import run_host_init, trunc_normal_linear_init
 from ..layer_decay import strip_prefix
 from ..layers.norm import build_norm
 from ..layers.spatial_reduction import (OverlapPatchEmbed, SRBlock, check_act_cfg,
-                                        check_token_norm_cfg, stage_int_list, tokens_to_map)
+                                        check_stage_grids, check_token_norm_cfg, stage_int_list,
+                                        tokens_to_map)
 
 MAX_KERNEL = 64
 # arch -> (embed_dims, num_layers, mlp_ratios), as mmdet 3.3's retinanet_pvt*/pvtv2* configs set
@@ -307,6 +308,9 @@ class PyramidVisionTransformer(BaseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
+        check_stage_grids(type(self).__name__, x.shape[2:], [
+            (self.patch_sizes[i], self.strides[i], self.paddings[i], self.sr_ratios[i])
+            for i in range(self.num_built)])
         outs = {}
         for i, (patch_embed, blocks, norm) in enumerate(self.layers):
             x, hw = patch_embed(x)

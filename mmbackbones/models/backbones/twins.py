@@ -38,7 +38,8 @@ from ..host_init import ALL_NORMS, run_host_init, trunc_normal_linear_init
 from ..layer_decay import strip_prefix
 from ..layers.norm import build_norm
 from ..layers.patch_embed import PatchEmbed
-from ..layers.spatial_reduction import check_token_norm_cfg, stage_int_list, tokens_to_map
+from ..layers.spatial_reduction import (check_stage_grids, check_token_norm_cfg,
+                                        stage_int_list, tokens_to_map)
 from ..layers.twins_blocks import ConditionalPositionEncoding, TwinsEncoderLayer
 
 MAX_KERNEL = 64
@@ -247,6 +248,9 @@ class PCPVT(BaseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
+        check_stage_grids(type(self).__name__, x.shape[2:], [
+            (self.patch_sizes[i], self.strides[i], None,
+             self.sr_ratios[i] if i < self.num_built else 1) for i in range(self.num_built)])
         outs = {}
         for i in range(self.num_built):
             x, hw = self.patch_embeds[i](x)

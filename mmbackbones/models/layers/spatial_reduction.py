@@ -68,6 +68,34 @@ def check_token_norm_cfg(norm_cfg, family: str, name: str = 'norm_cfg') -> dict:
     return norm_cfg
 
 
+def check_stage_grids(name: str, size: Tuple[int, int], stages) -> None:
+    """Refuse an input too small for the stages: ``stages`` lists ``(kernel, stride, padding,
+    sr_ratio)`` per built stage (``padding=None``: the map is zero-padded at the bottom/right to
+    a multiple of the stride, as mmcv's ``'corner'``). Each patch embedding needs its kernel to
+    fit the padded map and each reduction conv ``sr_ratio`` rows and columns. Skipped while
+    exporting (the sizes are symbolic there; the exported graph takes any size that fits)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
+    h, w = size
+    if h == 0 or w == 0:
+        return
+    for i, (kernel, stride, padding, sr) in enumerate(stages):
+        sides = []
+        for side in (h, w):
+            if padding is None:
+                side = -(-side // stride) * stride + max(kernel - stride, 0)
+                padded = side
+            else:
+                padded = side + 2 * padding
+            sides.append((padded - kernel) // stride + 1 if padded >= kernel else 0)
+        if min(sides) < max(sr, 1):
+            raise ValueError(f'{name}: the input size {tuple(size)} is too small: stage {i + 1} '
+                             f'would get a {sides[0]}x{sides[1]} map, and needs at least '
+                             f'{max(sr, 1)}x{max(sr, 1)} (its patch embedding kernel {kernel}, '
+                             f'key/value reduction {sr}); use a larger image')
+        h, w = sides
+
+
 class OverlapPatchEmbed(nn.Module):
     """A ``kernel``-sized, ``stride``-strided conv with ``padding`` zero padding (default
     ``kernel // 2``), then a norm: ``(N, C, H, W)`` -> ``(N, Hp * Wp, embed_dims)`` and
@@ -206,6 +234,6 @@ class SRBlock(nn.Module):
         return self._inner_forward(x, hw)
 
 
-__all__ = ['tokens_to_map', 'map_to_tokens', 'stage_int_list', 'check_act_cfg',
+__all__ = ['check_stage_grids', 'tokens_to_map', 'map_to_tokens', 'stage_int_list', 'check_act_cfg',
            'check_token_norm_cfg', 'OverlapPatchEmbed', 'InOutProj', 'reduced_attention',
            'EfficientSelfAttention', 'MixFFN', 'SRBlock']

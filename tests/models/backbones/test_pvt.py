@@ -337,3 +337,10 @@ def test_onnx_export_with_dynamic_sides(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert len(report['verify']) == 2 and report['max_abs_diff'] < 1e-4
+
+
+def test_too_small_input_is_refused_naming_the_size():
+    model = _tiny('v1').eval()  # 4x4 patches then sr 8 on stage 1: 32 px is the least
+    with pytest.raises(ValueError, match=r'input size \(16, 40\) is too small: stage 1'):
+        model(torch.randn(1, 3, 16, 40))
+    assert len(model(torch.randn(1, 3, 32, 32))) == 4

@@ -524,6 +524,40 @@ VALID.update({
     'efficientnet_v2': dict(type='EfficientNetV2', arch='b0', out_indices=(0, 2, 7)),
 })
 
+PVT = faulty({
+    'type': st.sampled_from(['PyramidVisionTransformer', 'PyramidVisionTransformerV2']),
+    'embed_dims': st.just(8), 'num_layers': st.just([1, 1, 1, 1]),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'pretrain_img_size': st.sampled_from([32, 64, (64, 32)]),
+    'mlp_ratios': st.sampled_from([[8, 8, 4, 4], [2, 2, 2, 2]]),
+    'drop_path_rate': st.sampled_from([0.0, 0.1]),
+    'in_channels': st.sampled_from([1, 3]),
+}, [('num_layers', [1, 1, 1]), ('num_heads', [1, 2, 0, 8]), ('sr_ratios', 'eight'),
+    ('mlp_ratios', [4, 4]), ('pretrain_img_size', (224, 224, 3)), ('qkv_bias', 'yes'),
+    ('norm_cfg', dict(type='BN')), ('drop_path_rate', 1.5), ('in_channels', 0),
+    ('arch', 'b9')] + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
+
+_TWINS_ARCH = dict(embed_dims=[8, 16, 24, 32], depths=[1, 2, 1, 1], num_heads=[1, 2, 3, 4],
+                   patch_sizes=[4, 2, 2, 2], strides=[4, 2, 2, 2], mlp_ratios=[2, 2, 2, 2],
+                   sr_ratios=[8, 4, 2, 1])
+TWINS = faulty({
+    'type': st.just('SVT'), 'arch': st.just(dict(_TWINS_ARCH, window_sizes=[3, 3, 2, 2])),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'norm_after_stage': st.sampled_from([True, False, [False, False, False, True]]),
+    'qkv_bias': st.booleans(),
+    'in_channels': st.sampled_from([1, 3]),
+}, [('arch', 'tiny'), ('arch', _TWINS_ARCH), ('arch', dict(_TWINS_ARCH, depths=[1, 1])),
+    ('norm_after_stage', [True]), ('norm_cfg', dict(type='BN')), ('drop_path_rate', -1),
+    ('in_channels', 0)] + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
+FAMILIES.update(pvt=PVT, twins=TWINS)
+VALID.update(pvt=dict(type='PyramidVisionTransformerV2', embed_dims=8, num_layers=[1, 1, 1, 1]),
+             twins=dict(type='SVT', arch=dict(_TWINS_ARCH, window_sizes=[3, 3, 2, 2]),
+                        out_indices=(0, 1, 2, 3)))
+
 
 BUILT = ('built', 'dtype refused', 'input refused')
 

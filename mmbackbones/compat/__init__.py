@@ -37,7 +37,12 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.EfficientNet``          ``mmdet.models.backbones.EfficientNet``
 ``mmbackbones.mmseg.MobileNetV2``           ``mmseg.models.backbones.MobileNetV2``
 ``mmbackbones.mmseg.MobileNetV3``           ``mmseg.models.backbones.MobileNetV3``
+``mmbackbones.mmseg.PCPVT``                 ``mmseg.models.backbones.PCPVT``
+``mmbackbones.mmseg.SVT``                   ``mmseg.models.backbones.SVT``
 ==========================================  ========================================
+
+Also ``mmbackbones.mmdet.PyramidVisionTransformer`` and ``...PyramidVisionTransformerV2``
+(mmdet's classes of those names; the core already has their signature and keys).
 """
 from .beit import MMSegBEiT, MMSegMAE
 from .mscan import MMSegMSCAN
@@ -49,6 +54,8 @@ from .vit import MMSegVisionTransformer
 from .resnest import MMDetResNeSt, MMSegResNeSt
 from .res2net import MMDetRes2Net
 from .mobile import MMDetEfficientNet, MMDetMobileNetV2, MMSegMobileNetV2, MMSegMobileNetV3
+from .pvt import MMDetPyramidVisionTransformer, MMDetPyramidVisionTransformerV2
+from .twins import MMSegPCPVT, MMSegSVT
 
 __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
            'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
@@ -62,3 +69,5 @@ __all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNe
            'MMSegSwinTransformer', 'MMSegVisionTransformer',
            'MMDetCSPDarknet', 'MMDetCSPNeXt', 'MMDetDarknet']
 __all__ += ['MMDetMobileNetV2', 'MMDetEfficientNet', 'MMSegMobileNetV2', 'MMSegMobileNetV3']
+__all__ += ['MMDetPyramidVisionTransformer', 'MMDetPyramidVisionTransformerV2', 'MMSegPCPVT',
+            'MMSegSVT']

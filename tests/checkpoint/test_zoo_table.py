@@ -26,6 +26,8 @@ NATIVE['BEiTViT'] = 'beit'
 NATIVE['Darknet'] = 'darknet'  # timm's darknet53 only: mmpretrain has no Darknet
           'HRNet': 'hrnet', 'MobileNetV2': 'efficientnet', 'MobileNetV3': 'efficientnet',
           'EfficientNet': 'efficientnet', 'EfficientNetV2': 'efficientnet'}
+NATIVE.update({'PCPVT': 'twins', 'SVT': 'twins', 'PyramidVisionTransformerV2': 'pvt_v2'})
+NO_MMPRETRAIN = {'pvt_v2'}  # mmpretrain has no PVT; its weights are the official/timm ones
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',
@@ -52,6 +54,7 @@ def test_every_native_family_has_mmpretrain_and_timm_weights():
     for family, sources in families.items():
         assert 'mmcls' in sources or family in NO_MMCLS_WEIGHTS, family
         assert 'mmcls' in sources or family == 'darknet', family
+        assert 'mmcls' in sources or family in NO_MMPRETRAIN, family
         if family != 'csp':  # timm CSP weights have no converter; mmpretrain's are their port
             assert 'timm' in sources, family
     assert len(ENTRIES) >= 80

@@ -86,6 +86,27 @@ HOST_SIGNATURES = {
         attention_kernel_sizes=[5, [1, 7], [1, 11], [1, 21]],
         attention_kernel_paddings=[2, [0, 3], [0, 5], [0, 10]], act_cfg={'type': 'GELU'},
         norm_cfg={'type': 'SyncBN', 'requires_grad': True}, pretrained=None, init_cfg=None),
+    ('mmdet', 'PyramidVisionTransformer'): _args(
+        pretrain_img_size=224, in_channels=3, embed_dims=64, num_stages=4,
+        num_layers=[3, 4, 6, 3], num_heads=[1, 2, 5, 8], patch_sizes=[4, 2, 2, 2],
+        strides=[4, 2, 2, 2], paddings=[0, 0, 0, 0], sr_ratios=[8, 4, 2, 1],
+        out_indices=(0, 1, 2, 3), mlp_ratios=[8, 8, 4, 4], qkv_bias=True, drop_rate=0.0,
+        attn_drop_rate=0.0, drop_path_rate=0.1, use_abs_pos_embed=True, norm_after_stage=False,
+        use_conv_ffn=False, act_cfg={'type': 'GELU'}, norm_cfg={'type': 'LN', 'eps': 1e-6},
+        pretrained=None, convert_weights=True, init_cfg=None),
+    ('mmdet', 'PyramidVisionTransformerV2'): _KWARGS,
+    ('mmseg', 'PCPVT'): _args(
+        in_channels=3, embed_dims=[64, 128, 256, 512], patch_sizes=[4, 2, 2, 2],
+        strides=[4, 2, 2, 2], num_heads=[1, 2, 4, 8], mlp_ratios=[4, 4, 4, 4],
+        out_indices=(0, 1, 2, 3), qkv_bias=False, drop_rate=0.0, attn_drop_rate=0.0,
+        drop_path_rate=0.0, norm_cfg={'type': 'LN'}, depths=[3, 4, 6, 3],
+        sr_ratios=[8, 4, 2, 1], norm_after_stage=False, pretrained=None, init_cfg=None),
+    ('mmseg', 'SVT'): _args(
+        in_channels=3, embed_dims=[64, 128, 256], patch_sizes=[4, 2, 2, 2],
+        strides=[4, 2, 2, 2], num_heads=[1, 2, 4], mlp_ratios=[4, 4, 4],
+        out_indices=(0, 1, 2, 3), qkv_bias=False, drop_rate=0.0, attn_drop_rate=0.0,
+        drop_path_rate=0.2, norm_cfg={'type': 'LN'}, depths=[4, 4, 4], sr_ratios=[4, 2, 1],
+        windiow_sizes=[7, 7, 7], norm_after_stage=True, pretrained=None, init_cfg=None),
 }
 _RESNEST = _args(groups=1, base_width=4, radix=2, reduction_factor=4, avg_down_stride=True) + \
     _KWARGS

@@ -31,6 +31,10 @@ from mmbackbones.compat import MMDetCSPDarknet, MMDetCSPNeXt, MMDetDarknet
 from mmbackbones.models.backbones.cspnext import CSPNeXt
 from mmbackbones.models.backbones.darknet import Darknet
 from mmbackbones.models.backbones.yolox_cspdarknet import YOLOXCSPDarknet
+from mmbackbones.compat import (MMDetPyramidVisionTransformer, MMDetPyramidVisionTransformerV2,
+                                MMSegPCPVT, MMSegSVT)
+from mmbackbones.models.backbones.pvt import PyramidVisionTransformer
+from mmbackbones.models.backbones.twins import PCPVT, SVT
 from tests.compat.host_signatures import HOST_SIGNATURES, REQUIRED
 from tests.parity import mmpretrain_backbone
 from mmbackbones.compat import MMDetRes2Net, MMDetResNeSt, MMSegResNeSt  # noqa: E402
@@ -58,6 +62,12 @@ TWINS = {
     ('mmseg', 'MobileNetV2'): (MMSegMobileNetV2, MobileNetV2),
     ('mmseg', 'MobileNetV3'): (MMSegMobileNetV3, MobileNetV3),
     ('mmdet', 'EfficientNet'): (MMDetEfficientNet, EfficientNet),
+    ('mmdet', 'PyramidVisionTransformer'): (MMDetPyramidVisionTransformer,
+                                            PyramidVisionTransformer),
+    ('mmdet', 'PyramidVisionTransformerV2'): (MMDetPyramidVisionTransformerV2,
+                                              PyramidVisionTransformer),
+    ('mmseg', 'PCPVT'): (MMSegPCPVT, PCPVT),
+    ('mmseg', 'SVT'): (MMSegSVT, SVT),
 }
 TWINS.update({('mmdet', 'CSPDarknet'): (MMDetCSPDarknet, YOLOXCSPDarknet),
               ('mmdet', 'CSPNeXt'): (MMDetCSPNeXt, CSPNeXt),
@@ -70,6 +80,7 @@ TWINS.update({('mmdet', 'ResNeSt'): (MMDetResNeSt, ResNeSt),
 CORES += [ResNeSt, Res2Net]
 CORES.append(BEiTViT)
 CORES += [MobileNetV2, MobileNetV3, EfficientNet, EfficientNetV2]
+CORES += [PCPVT, SVT]
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

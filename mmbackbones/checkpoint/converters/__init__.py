@@ -71,6 +71,10 @@ CONVERTERS = (
     ('openmmlab_resnet', 'openmmlab'),
     ('mmdet_mobilenet_v2', 'openmmlab'),  # mmdet's named MobileNetV2 blocks  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
     ('mmpretrain_classifier', 'mmpretrain'),
+    ('official_pvt', 'timm'),  # whai362/PVT v1/v2 releases (mmdet's pvt_convert layout)
+    ('timm_pvt_v2', 'timm'),
+    ('mmseg_twins', 'openmmlab'),  # mmseg's Twins (layers.*, attn.attn.in_proj_*, norm_list)
+    ('timm_twins', 'timm'),
 )
 _CACHE: List[Converter] = []
 

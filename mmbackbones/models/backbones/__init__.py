@@ -16,3 +16,5 @@ from . import resnest, res2net  # noqa: F401
 from . import vit_eva02  # noqa: F401
 from . import mobilenet_v2, mobilenet_v3  # noqa: F401
 from . import efficientnet, efficientnet_v2  # noqa: F401
+from . import pvt  # noqa: F401
+from . import twins  # noqa: F401

@@ -24,28 +24,25 @@ output not built, the input checks, ``get_layer_depth``. NVlabs' official ``mit_
 :mod:`mmbackbones.checkpoint.converters.segformer_mit`.
 """
 import math
-from collections import defaultdict
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
-import torch.utils.checkpoint as cp
-from mmengine.model.weight_init import (constant_init, normal_init, trunc_normal_init,
-                                        update_init_info)
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ...registry import MODELS
 from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice,
                                  check_frozen_stages, check_positive_int, check_rate,
                                  check_size_limit, normalize_out_indices, to_plain)
 from ..base import BaseBackbone
-from ..init_report import SAME
+from ..host_init import run_host_init, trunc_normal_linear_init
 from ..layer_decay import strip_prefix
-from ..layers.drop import DropPath
-from ..layers.ffn import build_act
-from ..layers.norm import build_norm, check_norm_cfg
+from ..layers.norm import build_norm
+from ..layers.spatial_reduction import (EfficientSelfAttention, MixFFN,  # noqa: F401
+                                        OverlapPatchEmbed, SRBlock, check_act_cfg,
+                                        check_token_norm_cfg, stage_int_list, tokens_to_map)
+
+MiTBlock = SRBlock  # the MiT name of the shared block
+_int_list = stage_int_list
 
 # arch -> (embed_dims, num_layers, num_heads), as mmseg's segformer_mit-b* configs set them
 ARCH_SETTINGS = {
@@ -58,152 +55,6 @@ ARCH_SETTINGS = {
 }
 MAX_KERNEL = 64
 _DEFAULTS = dict(embed_dims=64, num_layers=(3, 4, 6, 3), num_heads=(1, 2, 4, 8))
-
-
-def _tokens_to_map(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-    """``(N, H * W, C)`` -> ``(N, C, H, W)`` (a view: channels-last strides for contiguous
-    tokens, which the convolutions take as they are)."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], hw[0], hw[1])
-
-
-def _map_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """``(N, C, H, W)`` -> contiguous ``(N, H * W, C)``. Contiguous matters: tokens in a
-    transposed layout give the next convolutions mixed memory formats, which oneDNN reorders on
-    every call (MiT-B2's CPU training step ran 1.4x slower than mmseg's without it)."""
-    return x.flatten(2).transpose(1, 2).contiguous()
-
-
-class OverlapPatchEmbed(nn.Module):
-    """A ``kernel``-sized, ``stride``-strided conv with ``kernel // 2`` zero padding, then a norm:
-    ``(N, C, H, W)`` -> ``(N, Hp * Wp, embed_dims)`` and ``(Hp, Wp)``, with
-    ``Hp = (H + 2 * (kernel // 2) - kernel) // stride + 1`` (mmseg's ``PatchEmbed`` with an int
-    padding). Keys ``projection.*``, ``norm.*``."""
-
-    def __init__(self, in_channels: int, embed_dims: int, kernel_size: int, stride: int,
-                 norm_cfg: dict):
-        super().__init__()
-        self.projection = nn.Conv2d(in_channels, embed_dims, kernel_size, stride,
-                                    padding=kernel_size // 2)
-        self.norm = build_norm(norm_cfg, embed_dims)[1]
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        x = self.projection(x)
-        hw = (x.shape[2], x.shape[3])
-        return self.norm(_map_to_tokens(x)), hw
-
-
-class _InOutProj(nn.Module):
-    """The parameters of an ``nn.MultiheadAttention``, under its names: ``in_proj_weight``
-    (``[q; k; v]`` rows), ``in_proj_bias``, ``out_proj`` (a Linear). ``bias`` covers both
-    projections, as ``nn.MultiheadAttention(bias=...)`` does."""
-
-    def __init__(self, embed_dims: int, bias: bool):
-        super().__init__()
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
-        self.register_parameter(
-            'in_proj_bias', nn.Parameter(torch.zeros(3 * embed_dims)) if bias else None)
-        self.out_proj = nn.Linear(embed_dims, embed_dims, bias=bias)
-        nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's own init
-
-
-class EfficientSelfAttention(nn.Module):
-    """Self-attention whose keys and values come from the tokens reduced by a
-    ``sr_ratio``-strided conv (``sr``) and a norm (``norm``); ``sr_ratio=1``: plain attention.
-
-    ``forward(x, hw)``: ``(N, L, C)`` tokens on an ``hw`` grid -> ``(N, L, C)`` (no residual).
-    """
-
-    def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.,
-                 proj_drop: float = 0., qkv_bias: bool = True, norm_cfg: dict = dict(type='LN'),
-                 sr_ratio: int = 1):
-        super().__init__()
-        if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
-                             f'({num_heads})')
-        self.embed_dims, self.num_heads, self.sr_ratio = embed_dims, num_heads, sr_ratio
-        self.attn_drop = float(attn_drop)
-        self.attn = _InOutProj(embed_dims, qkv_bias)
-        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
-        if sr_ratio > 1:
-            self.sr = nn.Conv2d(embed_dims, embed_dims, kernel_size=sr_ratio, stride=sr_ratio)
-            self.norm = build_norm(norm_cfg, embed_dims)[1]
-
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        n, length, c = x.shape
-        heads = self.num_heads
-        if self.sr_ratio > 1:
-            kv_in = self.norm(_map_to_tokens(self.sr(_tokens_to_map(x, hw))))
-        else:
-            kv_in = x
-        weight, bias = self.attn.in_proj_weight, self.attn.in_proj_bias
-        q = F.linear(x, weight[:c], None if bias is None else bias[:c])
-        kv = F.linear(kv_in, weight[c:], None if bias is None else bias[c:])
-        q = q.reshape(n, length, heads, c // heads).transpose(1, 2)
-        k, v = kv.reshape(n, kv.shape[1], 2, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
-        out = out.transpose(1, 2).reshape(n, length, c)
-        return self.proj_drop(self.attn.out_proj(out))
-
-    def extra_repr(self) -> str:
-        return f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, ' \
-               f'sr_ratio={self.sr_ratio}'
-
-
-class MixFFN(nn.Module):
-    """``layers``: 1x1 conv (``0``), 3x3 depth-wise conv (``1``), activation, dropout, 1x1 conv
-    (``4``), dropout, on the token map. ``forward(x, hw)`` -> ``(N, L, C)`` (no residual)."""
-
-    def __init__(self, embed_dims: int, feedforward_channels: int,
-                 act_cfg: dict = dict(type='GELU'), ffn_drop: float = 0.):
-        super().__init__()
-        hidden = feedforward_channels
-        self.layers = nn.Sequential(
-            nn.Conv2d(embed_dims, hidden, 1),
-            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
-            build_act(act_cfg), nn.Dropout(ffn_drop), nn.Conv2d(hidden, embed_dims, 1),
-            nn.Dropout(ffn_drop))
-
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return _map_to_tokens(self.layers(_tokens_to_map(x, hw)))
-
-
-class MiTBlock(nn.Module):
-    """``x + drop_path(attn(norm1(x)))``, then ``x + drop_path(ffn(norm2(x)))`` (mmseg's
-    ``TransformerEncoderLayer``; its dropout and drop path hold no parameters)."""
-
-    def __init__(self, embed_dims: int, num_heads: int, feedforward_channels: int,
-                 drop_rate: float = 0., attn_drop_rate: float = 0., drop_path_rate: float = 0.,
-                 qkv_bias: bool = True, act_cfg: dict = dict(type='GELU'),
-                 norm_cfg: dict = dict(type='LN'), sr_ratio: int = 1, with_cp: bool = False):
-        super().__init__()
-        self.norm1 = build_norm(norm_cfg, embed_dims)[1]
-        self.attn = EfficientSelfAttention(embed_dims, num_heads, attn_drop_rate, drop_rate,
-                                           qkv_bias, norm_cfg, sr_ratio)
-        self.norm2 = build_norm(norm_cfg, embed_dims)[1]
-        self.ffn = MixFFN(embed_dims, feedforward_channels, act_cfg, drop_rate)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
-        self.with_cp = with_cp
-
-    def _inner_forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return x + self.drop_path(self.ffn(self.norm2(x), hw))
-
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._inner_forward, x, hw, use_reentrant=False)
-        return self._inner_forward(x, hw)
-
-
-def _int_list(name: str, value, length: Optional[int], limit: int) -> Tuple[int, ...]:
-    value = to_plain(value)
-    if not isinstance(value, (list, tuple)):
-        raise TypeError(f'{name} must be a list/tuple of ints, got {value!r} '
-                        f'({type(value).__name__})')
-    if length is not None and len(value) != length:
-        raise ValueError(f'{name} must have num_stages={length} entries (one per stage), got '
-                         f'{len(value)}: {list(value)!r}')
-    return tuple(check_size_limit(f'each of {name}', v, limit) for v in value)
 
 
 @MODELS.register_module()
@@ -279,20 +130,8 @@ class MixVisionTransformer(BaseBackbone):
         self.drop_rate = check_rate('drop_rate', drop_rate)
         self.attn_drop_rate = check_rate('attn_drop_rate', attn_drop_rate)
         self.drop_path_rate = check_rate('drop_path_rate', drop_path_rate)
-        if not isinstance(act_cfg, dict) or 'type' not in act_cfg:
-            raise TypeError(f'act_cfg must be a dict with a "type" key (e.g. dict(type="GELU")), '
-                            f'got {act_cfg!r}')
-        self.act_cfg, self.norm_cfg = dict(act_cfg), check_norm_cfg(norm_cfg)
-        try:
-            build_act(self.act_cfg)
-        except KeyError as err:
-            raise KeyError(f'act_cfg type {act_cfg["type"]!r} is not a registered activation '
-                           f'(GELU, ReLU, ...): {err}') from None
-        if isinstance(build_norm(self.norm_cfg, 16)[1], (_BatchNorm, nn.GroupNorm,
-                                                         _InstanceNorm)):
-            raise ValueError(f'norm_cfg {norm_cfg!r}: MiT normalises (N, L, C) token sequences, '
-                             f'which needs a LayerNorm-like layer (dict(type="LN", ...)); batch, '
-                             f'group and instance norms expect (N, C, ...) maps')
+        self.act_cfg = check_act_cfg(act_cfg)
+        self.norm_cfg = check_token_norm_cfg(norm_cfg, 'MiT')
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_stages)
         self.qkv_bias, self.with_cp, self.norm_eval = qkv_bias, with_cp, norm_eval
@@ -361,33 +200,10 @@ class MixVisionTransformer(BaseBackbone):
         mmseg's init (reported in the one-line init summary like an ``init_cfg`` would be)."""
         if self.init_cfg is not None or self._is_init:
             return super().init_weights()
-        top = not hasattr(self, '_params_init_info')
-        if top:  # mmengine's change tracking, as BaseModule.init_weights sets it up
-            tracked = defaultdict(dict)
-            for param in self.parameters():
-                tracked[param] = dict(init_info=f'{SAME} of {type(self).__name__}',
-                                      tmp_mean_value=param.data.mean().cpu())
-            for module in self.modules():
-                module._params_init_info = tracked
-        self._mmseg_init()
-        update_init_info(self, init_info="mmseg's MiT init (trunc-normal Linear, unit "
-                                         "LayerNorm, fan-out normal Conv2d)")
-        self._is_init = True
-        if top:
-            self._dump_init_info()
-            for module in self.modules():
-                del module._params_init_info
+        run_host_init(self, lambda: trunc_normal_linear_init(self),
+                      "mmseg's MiT init (trunc-normal Linear, unit LayerNorm, fan-out normal "
+                      "Conv2d)")
         return None
-
-    def _mmseg_init(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_init(m, std=.02, bias=0.)
-            elif isinstance(m, nn.LayerNorm):
-                constant_init(m, val=1.0, bias=0.)
-            elif isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                normal_init(m, mean=0, std=math.sqrt(2.0 / fan_out), bias=0)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
@@ -396,7 +212,7 @@ class MixVisionTransformer(BaseBackbone):
             x, hw = patch_embed(x)
             for block in blocks:
                 x = block(x, hw)
-            x = _tokens_to_map(norm(x), hw)
+            x = tokens_to_map(norm(x), hw)
             if i in self.out_indices:
                 outs[i] = x
         return tuple(outs[i] for i in self.out_indices)

@@ -9,7 +9,10 @@ and keeps every ``LazyCall`` as it was: ``ResNet(stem, stages, out_features, fre
 ``ResNet.make_default_stages(depth, stride_in_1x1, norm)``, ``make_stage(depth=50, norm=...,
 res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages),
 ``TimmBackbone(model_name, out_indices, norm_layer=...)`` returning ``{'p<i>': ...}`` and
-``TorchvisionBackbone(model_name, return_nodes)`` returning the ``return_nodes`` names.
+``TorchvisionBackbone(model_name, return_nodes)`` returning the ``return_nodes`` names, and
+``TorchvisionResNet(name, train_backbone, return_layers, dilation)`` (detrex's
+``detrex.modeling.backbone.torchvision_resnet``, the DC5 DETR configs' backbone; keys
+``body.*`` as detrex's).
 
 The ResNet has detectron2's parameter names, so ``train.init_checkpoint`` (detectron2's
 ``DetectionCheckpointer``) loads detectron2/detrex ResNet weights (``.pth`` and ``.pkl``,
@@ -18,8 +21,9 @@ are ``detectron2.modeling.Backbone`` subclasses. Importing this module imports d
 installed) and, for ``TimmBackbone``/``TorchvisionBackbone``, nothing more until they are built.
 """
 from .integrations.detectron2.backbones import ResNet, TimmBackbone, TorchvisionBackbone
+from .integrations.detectron2.detrex_resnet import TorchvisionResNet
 from .integrations.detectron2.resnet import BasicBlock, BasicStem, BottleneckBlock
 from .integrations.detectron2.resnet import make_resnet_stages as make_stage
 
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
-           'TorchvisionBackbone']
+           'TorchvisionBackbone', 'TorchvisionResNet']

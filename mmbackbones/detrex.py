@@ -12,7 +12,8 @@ res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages)
 ``TorchvisionBackbone(model_name, return_nodes)`` returning the ``return_nodes`` names, and
 ``TorchvisionResNet(name, train_backbone, return_layers, dilation)`` (detrex's
 ``detrex.modeling.backbone.torchvision_resnet``, the DC5 DETR configs' backbone; keys
-``body.*`` as detrex's).
+``body.*`` as detrex's), and ``SwinTransformer`` (detectron2's, which detrex's Swin configs
+import from ``detectron2.modeling.backbone``; state dict in detectron2's layout).
 
 The ResNet has detectron2's parameter names, so ``train.init_checkpoint`` (detectron2's
 ``DetectionCheckpointer``) loads detectron2/detrex ResNet weights (``.pth`` and ``.pkl``,
@@ -22,8 +23,9 @@ installed) and, for ``TimmBackbone``/``TorchvisionBackbone``, nothing more until
 """
 from .integrations.detectron2.backbones import ResNet, TimmBackbone, TorchvisionBackbone
 from .integrations.detectron2.detrex_resnet import TorchvisionResNet
+from .integrations.detectron2.detrex_swin import SwinTransformer
 from .integrations.detectron2.resnet import BasicBlock, BasicStem, BottleneckBlock
 from .integrations.detectron2.resnet import make_resnet_stages as make_stage
 
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
-           'TorchvisionBackbone', 'TorchvisionResNet']
+           'TorchvisionBackbone', 'TorchvisionResNet', 'SwinTransformer']

@@ -193,6 +193,7 @@ _ROUTES = {
     ('VisionTransformer', 'mmseg'): 'mmseg_vit', ('VisionTransformer', 'timm'): 'timm_vit',
     ('SwinTransformer', 'mmdet'): '', ('SwinTransformer', 'mmseg'): '',
     ('SwinTransformer', 'timm'): 'timm_swin',
+    ('SwinTransformer', 'detectron2'): 'detectron2_swin',
     ('ConvNeXt', 'timm'): 'timm_convnext',
 }
 _WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),

@@ -2,9 +2,14 @@
 for messages, unwrapping model wrappers and the ``strict`` values (``state.py`` and ``fit.py``
 both import it, so neither imports the other back)."""
 from collections import OrderedDict
-from typing import List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Sequence
 
+import torch
 from torch import nn
+
+#: a module attribute: while > 0 the module's ``state_dict()`` is in its own parameter names
+OWN_NAMES_FLAG = '_state_dict_in_own_names'
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -39,6 +44,28 @@ def _group_lines(keys: Sequence[str], max_groups: int = 20) -> List[str]:
         lines.append(f'    {prefix}.*: {len(members)} ({shown})' if members[0] != prefix
                      else f'    {prefix}')
     return lines
+
+
+@contextmanager
+def own_names(module: nn.Module):
+    """Inside, the modules of ``module`` that save their state dict in a host's layout (those
+    with a true ``saves_host_layout`` attribute, e.g. ``mmbackbones.detrex.SwinTransformer``,
+    whose ``state_dict()`` is detectron2's) give their own parameter names, the names loading
+    checks against."""
+    marked = [m for m in module.modules() if getattr(m, 'saves_host_layout', False)]
+    for m in marked:
+        m.__dict__[OWN_NAMES_FLAG] = m.__dict__.get(OWN_NAMES_FLAG, 0) + 1
+    try:
+        yield
+    finally:
+        for m in marked:
+            m.__dict__[OWN_NAMES_FLAG] -= 1
+
+
+def own_state_dict(module: nn.Module, keep_vars: bool = False) -> Dict[str, torch.Tensor]:
+    """``module.state_dict()`` in the parameter names of its modules (see :func:`own_names`)."""
+    with own_names(module):
+        return module.state_dict(keep_vars=keep_vars)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

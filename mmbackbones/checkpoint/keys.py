@@ -3,6 +3,7 @@ for messages, unwrapping model wrappers and the ``strict`` values (``state.py`` 
 both import it, so neither imports the other back)."""
 from collections import OrderedDict
 from contextlib import contextmanager
+from functools import partial
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -60,6 +61,25 @@ def own_names(module: nn.Module):
     finally:
         for m in marked:
             m.__dict__[OWN_NAMES_FLAG] -= 1
+
+
+def save_in_layout(module: nn.Module, revert) -> None:
+    """Make ``module.state_dict()`` (alone or inside a model) give ``revert(module, {own names:
+    tensors})``, a host's layout (detectron2's Swin, detrex's ConvNeXt), except inside
+    :func:`own_names`. ``revert`` is a module-level function (the module stays picklable and
+    copyable); the module must load that layout too (a converter of ``converters.CONVERTERS``)."""
+    module.__dict__['saves_host_layout'] = True
+    module._register_state_dict_hook(partial(_layout_hook, revert=revert))
+
+
+def _layout_hook(module, state_dict, prefix, local_metadata, revert):
+    if module.__dict__.get(OWN_NAMES_FLAG, 0):
+        return
+    # the module's keys are the last ones when its hook runs: re-adding keeps the order
+    ours = {k[len(prefix):]: state_dict.pop(k) for k in
+            [k for k in state_dict if k.startswith(prefix)]}
+    for key, value in revert(module, ours).items():
+        state_dict[prefix + key] = value
 
 
 def own_state_dict(module: nn.Module, keep_vars: bool = False) -> Dict[str, torch.Tensor]:

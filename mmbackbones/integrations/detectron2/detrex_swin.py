@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ...checkpoint.converters.detectron2_swin import revert_detectron2_swin
-from ...checkpoint.keys import OWN_NAMES_FLAG
+from ...checkpoint.keys import save_in_layout
 from ...compat.swin import _HostSwin
 from ...utils.validation import check_bool
 from .contract import BACKBONE_BASE, Detectron2Contract
@@ -55,7 +55,6 @@ class SwinTransformer(Detectron2Contract, _HostSwin, BACKBONE_BASE):
     frozen_stages=-1, use_checkpoint=False)`` (see the module docstring)."""
 
     host = 'detrex'
-    saves_host_layout = True  # state_dict() in detectron2's layout (checkpoint.keys.own_names)
 
     def __init__(self, pretrain_img_size=224, patch_size: int = 4, in_chans: int = 3,
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
@@ -87,7 +86,7 @@ class SwinTransformer(Detectron2Contract, _HostSwin, BACKBONE_BASE):
         self.pretrain_img_size, self.ape, self.patch_norm = pretrain_img_size, ape, patch_norm
         self._set_outputs(self.out_channels, self.out_strides,
                           [f'p{i}' for i in self.out_indices])
-        self._register_state_dict_hook(_to_detectron2_layout)
+        save_in_layout(self, _detectron2_layout)
         self._freeze_stages()
 
     @property
@@ -115,15 +114,8 @@ class SwinTransformer(Detectron2Contract, _HostSwin, BACKBONE_BASE):
         return dict(zip(self.out_names, super().forward(x)))
 
 
-def _to_detectron2_layout(module, state_dict, prefix, local_metadata):
-    """The state dict hook: the keys under ``prefix`` in detectron2's names (they are the last
-    keys of ``state_dict`` when this runs, so popping and re-adding keeps the order)."""
-    if module.__dict__.get(OWN_NAMES_FLAG, 0):
-        return
-    keys = [k for k in state_dict if k.startswith(prefix)]
-    ours = {k[len(prefix):]: state_dict.pop(k) for k in keys}
-    for key, value in revert_detectron2_swin(ours, module.patch_resolution).items():
-        state_dict[prefix + key] = value
+def _detectron2_layout(module: SwinTransformer, ours: dict) -> dict:
+    return revert_detectron2_swin(ours, module.patch_resolution)
 
 
 __all__ = ['SwinTransformer', 'layer_norm_cfg']

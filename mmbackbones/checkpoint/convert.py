@@ -195,6 +195,7 @@ _ROUTES = {
     ('SwinTransformer', 'timm'): 'timm_swin',
     ('SwinTransformer', 'detectron2'): 'detectron2_swin',
     ('ConvNeXt', 'timm'): 'timm_convnext',
+    ('ConvNeXt', 'detectron2'): 'detrex_convnext',
 }
 _WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),
             'TorchvisionBackbone': ('model.', 'torchvision')}

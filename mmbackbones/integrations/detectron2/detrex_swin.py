@@ -11,9 +11,9 @@ The signature, defaults and meanings are detectron2's: ``pretrain_img_size``, ``
 ``layers[0..k-2]``) and ``use_checkpoint``. Outputs ``{'p<i>': (N, C_i, H / 2**(i+2), ...)}``,
 ``size_divisibility`` 32, windows always padded (never shrunk) as detectron2 does.
 
-The network is the core :class:`~mmbackbones.models.backbones.swin.SwinTransformer` (built
-through mmdet's spelling, :class:`mmbackbones.compat.swin._HostSwin`, whose meanings detectron2's
-class shares). Its **state dict is detectron2's** (``patch_embed.proj``,
+The network is the core :class:`~mmbackbones.models.backbones.swin.SwinTransformer` (its
+arguments translated by the core's ``mmdet_spelling``: mmdet's Swin and detectron2's share their
+meanings but ``patch_norm``, which is only the patch embedding's norm in detectron2). Its **state dict is detectron2's** (``patch_embed.proj``,
 ``layers.{i}.blocks.{j}.attn.qkv``, ``layers.{i}.blocks.{j}.mlp.fc1``, ``layers.{i}.downsample``
 in detectron2's 2x2 order, ``norm{i}``, ``absolute_pos_embed`` as ``(1, C, H, W)``), so detrex
 checkpoints load through ``train.init_checkpoint`` / ``DetectionCheckpointer`` and what this
@@ -29,7 +29,8 @@ from torch import nn
 
 from ...checkpoint.converters.detectron2_swin import revert_detectron2_swin
 from ...checkpoint.keys import save_in_layout
-from ...compat.swin import _HostSwin
+from ...models.backbones.swin import SwinTransformer as CoreSwin
+from ...models.backbones.swin import mmdet_spelling
 from ...utils.validation import check_bool
 from .contract import BACKBONE_BASE, Detectron2Contract
 
@@ -47,7 +48,7 @@ def layer_norm_cfg(norm_layer) -> dict:
     return dict(type='LN') if eps is None else dict(type='LN', eps=eps)
 
 
-class SwinTransformer(Detectron2Contract, _HostSwin, BACKBONE_BASE):
+class SwinTransformer(Detectron2Contract, CoreSwin, BACKBONE_BASE):
     """detectron2's/detrex's ``SwinTransformer(pretrain_img_size=224, patch_size=4, in_chans=3,
     embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, mlp_ratio=4.0,
     qkv_bias=True, qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.2,
@@ -72,16 +73,24 @@ class SwinTransformer(Detectron2Contract, _HostSwin, BACKBONE_BASE):
                              f"(detectron2's count: 0 the patch embedding, 1 also "
                              f"absolute_pos_embed, k >= 2 also layers[0..k-2]), got "
                              f"{frozen_stages!r}")
-        self._build_twin(
-            pretrain_img_size=pretrain_img_size, in_channels=in_chans, embed_dims=embed_dim,
-            patch_size=patch_size, window_size=window_size, mlp_ratio=mlp_ratio, depths=depths,
-            num_heads=num_heads, strides=(patch_size, ) + (2, ) * (num_layers - 1),
-            out_indices=out_indices, qkv_bias=qkv_bias, qk_scale=qk_scale,
-            patch_norm=check_bool('patch_norm', patch_norm), drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
-            use_abs_pos_embed=check_bool('ape', ape), act_cfg=dict(type='GELU'),
-            norm_cfg=norm_cfg, with_cp=check_bool('use_checkpoint', use_checkpoint),
-            pretrained=None, frozen_stages=-1, init_cfg=None)
+        check_bool('patch_norm', patch_norm)
+        core = mmdet_spelling(dict(
+            patch_size=patch_size, patch_cfg=dict(norm_cfg=norm_cfg if patch_norm else None),
+            stage_cfgs=dict(block_cfgs=dict(norm_cfg=norm_cfg,
+                                            attn_cfgs=dict(proj_drop=drop_rate),
+                                            ffn_cfgs=dict(ffn_drop=drop_rate)),
+                            downsample_cfg=dict(norm_cfg=norm_cfg))), dict(
+            embed_dims=embed_dim, depths=depths, num_heads=num_heads, mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop_rate=attn_drop_rate,
+            pretrain_img_size=pretrain_img_size, act_cfg=dict(type='GELU')), num_layers)
+        # patch_norm is the patch embedding's norm only (detectron2's patch merging keeps its)
+        CoreSwin.__init__(
+            self, arch=core['arch'], img_size=core['img_size'], patch_size=patch_size,
+            in_channels=in_chans, window_size=window_size, drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate, out_indices=out_indices,
+            use_abs_pos_embed=check_bool('ape', ape), pad_small_map=True,
+            with_cp=check_bool('use_checkpoint', use_checkpoint), norm_cfg=norm_cfg,
+            stage_cfgs=core['stage_cfgs'], patch_cfg=core['patch_cfg'], init_cfg=None)
         self.__dict__['_frozen_stages'] = frozen_stages  # detectron2's count (_freeze_stages)
         self.pretrain_img_size, self.ape, self.patch_norm = pretrain_img_size, ape, patch_norm
         self._set_outputs(self.out_channels, self.out_strides,

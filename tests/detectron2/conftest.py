@@ -11,6 +11,7 @@ import sys
 import tarfile
 
 import pytest
+import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,3 +46,20 @@ def detrex_root(tmp_path_factory):
     sys.path.insert(0, root)
     yield root
     sys.path.remove(root)
+
+
+@pytest.fixture
+def cpu_for_cuda(monkeypatch):
+    """``.cuda()`` is the identity and ``.to('cuda')`` goes to the CPU (no GPU here)."""
+    if torch.cuda.is_available():
+        return
+    to = torch.Tensor.to
+
+    def to_cpu(self, *args, **kwargs):
+        def fix(d):
+            return 'cpu' if (isinstance(d, str) and d.startswith('cuda')) or \
+                (isinstance(d, torch.device) and d.type == 'cuda') else d
+        return to(self, *(fix(a) for a in args), **{k: fix(v) for k, v in kwargs.items()})
+
+    monkeypatch.setattr(torch.Tensor, 'cuda', lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.Tensor, 'to', to_cpu)

@@ -219,3 +219,18 @@ def test_convnext_checkpoint_through_detection_checkpointer(tmp_path):
         expected, got = theirs(x), mine.backbone(x)
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('mine,theirs', [
+    (ours.TorchvisionResNet, DetrexTorchvisionResNet), (ours.SwinTransformer, D2Swin),
+    (ours.ConvNeXt, DetrexConvNeXt)], ids=['TorchvisionResNet', 'SwinTransformer', 'ConvNeXt'])
+def test_signatures_are_detrex(mine, theirs):
+    """Same argument names, order, kinds and defaults as the classes detrex's configs call."""
+    import inspect
+
+    def described(cls):
+        return [(p.name, p.kind, p.default)
+                for p in inspect.signature(cls.__init__).parameters.values()]
+
+    assert mine.__name__ == theirs.__name__
+    assert described(mine) == described(theirs)

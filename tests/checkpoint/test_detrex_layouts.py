@@ -124,3 +124,21 @@ def test_detrex_twins_save_detrex_layouts(twin):
     with torch.no_grad():
         for name, value in model.eval()(x).items():
             torch.testing.assert_close(reloaded.eval()(x)[name], value)
+
+
+def test_convert_command_writes_a_detectron2_swin_in_our_names_and_back(tmp_path):
+    from mmbackbones.cli import main as cli_main
+    source = _randomized(SwinTransformer(**SWIN))
+    native = revert_detectron2_swin(source.state_dict(), source.patch_resolution)
+    torch.save({'model': {'backbone.' + k: v for k, v in native.items()}}, tmp_path / 'd2.pth')
+    assert cli_main(['convert', str(tmp_path / 'd2.pth'), str(tmp_path / 'ours.pth'),
+                     '--prefix', 'backbone']) == 0
+    written = torch.load(tmp_path / 'ours.pth', weights_only=True)
+    written = written.get('state_dict', written)
+    assert set(written) == set(source.state_dict())
+    SwinTransformer(**SWIN).load_state_dict(written, strict=True)
+    assert cli_main(['convert', str(tmp_path / 'ours.pth'), str(tmp_path / 'back.pth'),
+                     '--to', 'detectron2', '--model', 'SwinTransformer']) == 0
+    back = torch.load(tmp_path / 'back.pth', weights_only=True)
+    back = back.get('model', back)  # detectron2's checkpoint format
+    assert set(back) == set(native)

@@ -14,7 +14,8 @@ res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages)
 ``detrex.modeling.backbone.torchvision_resnet``, the DC5 DETR configs' backbone; keys
 ``body.*`` as detrex's), and ``SwinTransformer`` (detectron2's, which detrex's Swin configs
 import from ``detectron2.modeling.backbone``; state dict in detectron2's layout) and
-``ConvNeXt`` (detrex's; state dict in detrex's layout), both on the core networks.
+``ConvNeXt`` (detrex's; state dict in detrex's layout), both on the core networks, and
+``FocalNet`` (detrex's, on the core FocalNet, which keeps the official names).
 
 The ResNet has detectron2's parameter names, so ``train.init_checkpoint`` (detectron2's
 ``DetectionCheckpointer``) loads detectron2/detrex ResNet weights (``.pth`` and ``.pkl``,
@@ -24,6 +25,7 @@ installed) and, for ``TimmBackbone``/``TorchvisionBackbone``, nothing more until
 """
 from .integrations.detectron2.backbones import ResNet, TimmBackbone, TorchvisionBackbone
 from .integrations.detectron2.detrex_convnext import ConvNeXt
+from .integrations.detectron2.detrex_focalnet import FocalNet
 from .integrations.detectron2.detrex_resnet import TorchvisionResNet
 from .integrations.detectron2.detrex_swin import SwinTransformer
 from .integrations.detectron2.resnet import BasicBlock, BasicStem, BottleneckBlock
@@ -31,4 +33,4 @@ from .integrations.detectron2.resnet import make_resnet_stages as make_stage
 
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
            'TorchvisionBackbone', 'TorchvisionResNet', 'SwinTransformer',
-           'ConvNeXt']
+           'ConvNeXt', 'FocalNet']

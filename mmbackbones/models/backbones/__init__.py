@@ -8,3 +8,4 @@ from . import regnet  # noqa: F401
 from . import resnet  # noqa: F401
 from . import vit  # noqa: F401
 from . import timm_backbone, torchvision_backbone  # noqa: F401
+from . import focalnet  # noqa: F401

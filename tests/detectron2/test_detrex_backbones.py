@@ -16,6 +16,7 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.modeling import Backbone  # noqa: E402
 from detectron2.modeling.backbone import SwinTransformer as D2Swin  # noqa: E402
 from detrex.modeling.backbone import ConvNeXt as DetrexConvNeXt  # noqa: E402
+from detrex.modeling.backbone import FocalNet as DetrexFocalNet  # noqa: E402
 from detrex.modeling.backbone.torchvision_resnet import \
     TorchvisionResNet as DetrexTorchvisionResNet  # noqa: E402
 
@@ -223,7 +224,8 @@ def test_convnext_checkpoint_through_detection_checkpointer(tmp_path):
 
 @pytest.mark.parametrize('mine,theirs', [
     (ours.TorchvisionResNet, DetrexTorchvisionResNet), (ours.SwinTransformer, D2Swin),
-    (ours.ConvNeXt, DetrexConvNeXt)], ids=['TorchvisionResNet', 'SwinTransformer', 'ConvNeXt'])
+    (ours.ConvNeXt, DetrexConvNeXt), (ours.FocalNet, DetrexFocalNet)],
+    ids=['TorchvisionResNet', 'SwinTransformer', 'ConvNeXt', 'FocalNet'])
 def test_signatures_are_detrex(mine, theirs):
     """Same argument names, order, kinds and defaults as the classes detrex's configs call."""
     import inspect
@@ -234,3 +236,30 @@ def test_signatures_are_detrex(mine, theirs):
 
     assert mine.__name__ == theirs.__name__
     assert described(mine) == described(theirs)
+
+
+# ----- FocalNet ------------------------------------------------------------------------------------
+FOCALNET = dict(embed_dim=16, depths=[2, 2, 2, 2], drop_path_rate=0.)
+
+
+@pytest.mark.parametrize('extra', [
+    dict(out_indices=(1, 2, 3)),  # detrex's FocalNet-T configs
+    dict(focal_levels=[4] * 4, focal_windows=[3] * 4, use_conv_embed=True, use_postln=True,
+         use_layerscale=True, use_postln_in_modulation=True, normalize_modulator=True,
+         frozen_stages=3),  # the large/huge variants' switches
+])
+def test_focalnet_matches_detrex(tmp_path, extra):
+    torch.manual_seed(0)
+    theirs, mine = DetrexFocalNet(**FOCALNET, **extra), ours.FocalNet(**FOCALNET, **extra)
+    assert isinstance(mine, Backbone)
+    assert_same_backbone(theirs, mine, torch.randn(2, 3, 61, 77))
+    assert mine.output_shape() == theirs.output_shape()
+    assert mine.size_divisibility == theirs.size_divisibility
+    torch.save({'model': _Model(theirs).state_dict()}, tmp_path / 'detrex.pth')
+    again = _Model(ours.FocalNet(**FOCALNET, **extra).eval())
+    DetectionCheckpointer(again).load(str(tmp_path / 'detrex.pth'))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = theirs.eval()(x), again.backbone(x)
+    for name in expected:
+        assert_close_to_scale(got[name], expected[name])

@@ -12,12 +12,13 @@ such target of the backbone's config is replaced by ours: what changing the conf
   ours on the ``meta`` device: same state-dict keys and shapes, same trainable tensors, same
   ``output_shape()`` (``num_channels`` for ``TorchvisionResNet``, which has none).
 * Its outputs are compared on the same weights with a depth/width-reduced copy of the same
-  config (Swin and ConvNeXt: at most 2 blocks a stage, ``embed_dim = 8 * num_heads[0]`` /
-  ``dims // 8``; ResNets: depth 50; all other arguments as written): full-size Swin-L and
-  ConvNeXt-L take ~20 s each to build on two cores.
+  config (Swin, ConvNeXt and FocalNet: at most 2 blocks a stage, ``embed_dim = 8 *
+  num_heads[0]`` / ``dims // 8`` / ``embed_dim = 16``; ResNets: depth 50; all other arguments as
+  written): full-size Swin-L and ConvNeXt-L take ~20 s each to build on two cores.
 * One whole model per backbone family trains a CPU step: detrex's model and ours (same config,
   import switched, same weights) give equal losses and equal backbone gradient norms (backbone
-  ``drop_path_rate`` 0, fewer queries and transformer layers, two 96 x 96 images).
+  ``drop_path_rate`` 0, fewer queries and transformer layers, two 96 x 96 images; FocalNet-L
+  with 2 blocks a stage).
 
 Configs that do not load with detrex itself and backbones we do not provide yet are listed with
 the reason (``-s`` prints the table).
@@ -63,6 +64,7 @@ TRAINING = {
     'TorchvisionResNet': 'projects/dab_detr/configs/dab_detr_r50_dc5_50ep.py',
     'SwinTransformer': 'projects/dino/configs/dino-swin/dino_swin_tiny_224_4scale_12ep.py',
     'ConvNeXt': 'projects/dino/configs/dino-convnext/dino_convnext_tiny_384_4scale_12ep.py',
+    'FocalNet': 'projects/dino/configs/dino-focal/dino_focalnet_large_lrf_384_4scale_12ep.py',
 }
 
 
@@ -270,6 +272,9 @@ def _reduce(family: str, backbone: DictConfig) -> DictConfig:
     elif family == 'ConvNeXt':
         backbone.depths = [min(d, 2) for d in backbone.get('depths', [3, 3, 9, 3])]
         backbone.dims = [max(8, c // 8) for c in backbone.get('dims', [96, 192, 384, 768])]
+    elif family == 'FocalNet':
+        backbone.depths = [min(d, 2) for d in backbone.get('depths', [2, 2, 6, 2])]
+        backbone.embed_dim = 16
     elif family == 'ResNet':
         if 'depth' in backbone.stages:
             backbone.stages.depth = min(backbone.stages.depth, 50)
@@ -291,6 +296,8 @@ def _small_model(model: DictConfig) -> DictConfig:
             node.num_layers = min(node.num_layers, 2)
     if 'drop_path_rate' in model.backbone:
         model.backbone.drop_path_rate = 0.0
+    if _name(model.backbone._target_) == 'FocalNet':  # FocalNet-L: 2 blocks a stage
+        model.backbone.depths = [min(d, 2) for d in model.backbone.depths]
     return model
 
 

@@ -58,6 +58,7 @@ CONVERTERS = (
     ('detectron2_swin', 'detectron2'),  # detectron2's/detrex's Swin (norm{i} outputs)
     ('detrex_convnext', 'detectron2'),  # detrex's (and the official) ConvNeXt
     ('detrex_focalnet', 'detectron2'),  # the official FocalNet classification files
+    ('timm_focalnet', 'timm'),
     ('timm_vit', 'timm'),
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d

@@ -103,3 +103,28 @@ def test_shipped_configs_build(path):
 
 def test_registered():
     assert isinstance(build_backbone(dict(type='FocalNet', arch=SMALL)), FocalNet)
+
+
+@pytest.mark.parametrize('timm_kwargs, arch', [
+    (dict(focal_levels=(2, 3, 2, 2), focal_windows=(3, 3, 5, 3)), SMALL),
+    (dict(focal_levels=(2, 3, 2, 2), focal_windows=(3, 3, 5, 3), use_post_norm=True,
+          use_post_norm_in_modulation=True, use_overlap_down=True, layerscale_value=0.5),
+     LARGE_STYLE),
+])
+def test_timm_checkpoint_converts_and_matches(tmp_path, timm_kwargs, arch):
+    timm_focalnet = pytest.importorskip('timm.models.focalnet')
+    torch.manual_seed(0)
+    theirs = timm_focalnet.FocalNet(embed_dim=16, depths=(1, 2, 1, 1), drop_path_rate=0.,
+                                    **timm_kwargs).eval()
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = tmp_path / 'timm_focalnet.pth'
+    torch.save(theirs.state_dict(), path)
+    mine = FocalNet(arch, out_indices=(3, ), layerscale_value=0.5,
+                    init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    mine.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(mine.eval()(x)[0], theirs.forward_features(x), rtol=1e-4,
+                                   atol=1e-4)

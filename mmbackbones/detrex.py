@@ -9,7 +9,13 @@ and keeps every ``LazyCall`` as it was: ``ResNet(stem, stages, out_features, fre
 ``ResNet.make_default_stages(depth, stride_in_1x1, norm)``, ``make_stage(depth=50, norm=...,
 res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages),
 ``TimmBackbone(model_name, out_indices, norm_layer=...)`` returning ``{'p<i>': ...}`` and
-``TorchvisionBackbone(model_name, return_nodes)`` returning the ``return_nodes`` names.
+``TorchvisionBackbone(model_name, return_nodes)`` returning the ``return_nodes`` names, and
+``TorchvisionResNet(name, train_backbone, return_layers, dilation)`` (detrex's
+``detrex.modeling.backbone.torchvision_resnet``, the DC5 DETR configs' backbone; keys
+``body.*`` as detrex's), and ``SwinTransformer`` (detectron2's, which detrex's Swin configs
+import from ``detectron2.modeling.backbone``; state dict in detectron2's layout) and
+``ConvNeXt`` (detrex's; state dict in detrex's layout), both on the core networks, and
+``FocalNet`` (detrex's, on the core FocalNet, which keeps the official names).
 
 The ResNet has detectron2's parameter names, so ``train.init_checkpoint`` (detectron2's
 ``DetectionCheckpointer``) loads detectron2/detrex ResNet weights (``.pth`` and ``.pkl``,
@@ -18,6 +24,10 @@ are ``detectron2.modeling.Backbone`` subclasses. Importing this module imports d
 installed) and, for ``TimmBackbone``/``TorchvisionBackbone``, nothing more until they are built.
 """
 from .integrations.detectron2.backbones import ResNet, TimmBackbone, TorchvisionBackbone
+from .integrations.detectron2.detrex_convnext import ConvNeXt
+from .integrations.detectron2.detrex_focalnet import FocalNet
+from .integrations.detectron2.detrex_resnet import TorchvisionResNet
+from .integrations.detectron2.detrex_swin import SwinTransformer
 from .integrations.detectron2.resnet import BasicBlock, BasicStem, BottleneckBlock
 from .integrations.detectron2.resnet import make_resnet_stages as make_stage
 
@@ -29,3 +39,5 @@ from .integrations.detectron2.vitdet import (  # noqa: E402
     SimpleFeaturePyramid, ViT, get_vit_lr_decay_rate)
 
 __all__ += ['ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate']
+           'TorchvisionBackbone', 'TorchvisionResNet', 'SwinTransformer',
+           'ConvNeXt', 'FocalNet']

@@ -419,6 +419,24 @@ TORCHVISION = st.tuples(
         ('norm_layer', 'Nope')] + ROUTE_FAULTS)).map(
     lambda parts: ({**parts[0], **parts[1][0]}, parts[1][1]))
 
+_FOCAL = dict(embed_dims=8, depths=[1, 1, 1, 1], focal_levels=[2, 2, 2, 2],
+              focal_windows=[3, 3, 3, 3])
+FOCALNET = faulty({
+    'type': st.just('FocalNet'),
+    'arch': st.sampled_from([_FOCAL, dict(_FOCAL, use_postln=True, use_conv_embed=True,
+                                          use_layerscale=True)]),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'drop_path_rate': st.sampled_from([0.0, 0.2]),
+    'patch_norm': st.booleans(),
+    'normalize_modulator': st.booleans(),
+    'in_channels': st.sampled_from([1, 3]),
+}, [('arch', 'no-such-arch'), ('arch', dict(_FOCAL, depths=[10**9, 1, 1, 1])),
+    ('arch', dict(_FOCAL, depths=[1, 1])), ('arch', dict(_FOCAL, use_postln='yes')),
+    ('drop_path_rate', 1.5), ('in_channels', 0), ('mlp_ratio', 0), ('patch_size', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
+
 # One valid, tiny config per family for the input fuzzer: every example runs a forward pass.
 VALID = {
     'resnet': dict(type='ResNet', depth=18, base_channels=8, stem_channels=8),
@@ -438,11 +456,14 @@ VALID = {
     'timm': dict(type='TIMMBackbone', model_name='resnet10t'),
     'torchvision': dict(type='TorchvisionBackbone', model_name='mobilenet_v3_small',
                         return_nodes=['features.1', 'features.12']),
+    'focalnet': dict(type='FocalNet', arch=_FOCAL, out_indices=(0, 1, 2, 3)),
 }
 
 FAMILIES = {'resnet': RESNET, 'resnext': RESNEXT, 'vit': VIT, 'convnext': CONVNEXT,
             'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET}
 FAMILIES.update(yolo_csp=YOLO_CSP, darknet=DARKNET)
+            'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET,
+            'focalnet': FOCALNET}
 WRAPPERS = {'timm': TIMM, 'torchvision': TORCHVISION}
 FAMILIES['beit'] = BEIT
 FAMILIES['mscan'] = MSCAN

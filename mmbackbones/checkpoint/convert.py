@@ -195,11 +195,13 @@ _ROUTES = {
     ('VisionTransformer', 'mmseg'): 'mmseg_vit', ('VisionTransformer', 'timm'): 'timm_vit',
     ('SwinTransformer', 'mmdet'): '', ('SwinTransformer', 'mmseg'): '',
     ('SwinTransformer', 'timm'): 'timm_swin',
+    ('SwinTransformer', 'detectron2'): 'detectron2_swin',
     ('ConvNeXt', 'timm'): 'timm_convnext',
     ('MobileNetV2', 'timm'): 'timm_efficientnet', ('MobileNetV2', 'mmseg'): '',
     ('MobileNetV2', 'mmdet'): 'mmdet_mobilenet_v2', ('MobileNetV3', 'timm'): 'timm_efficientnet',
     ('MobileNetV3', 'mmseg'): '', ('EfficientNet', 'timm'): 'timm_efficientnet',
     ('EfficientNet', 'mmdet'): '',
+    ('ConvNeXt', 'detectron2'): 'detrex_convnext',
 }
 _WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),
             'TorchvisionBackbone': ('model.', 'torchvision')}

@@ -14,7 +14,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .keys import CheckpointMismatchError, _group_lines, _unwrap, check_strict, group_keys
+from .keys import (CheckpointMismatchError, _group_lines, _unwrap, check_strict, group_keys,
+                   own_state_dict)
 
 __all__ = ['check_state_dict_fits', 'StateDictFit', 'OUTSIDE_BACKBONE']
 
@@ -223,7 +224,7 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tenso
     model = _unwrap(model)
     if prefix:
         state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    own = model.state_dict(keep_vars=True)
+    own = own_state_dict(model, keep_vars=True)
     fit = StateDictFit(type(model).__name__, source, strict)
     missing = [k for k in own if k not in state_dict and not k.endswith(_COUNTER)]
     unexpected = [k for k in state_dict if k not in own and not k.endswith(_COUNTER)]

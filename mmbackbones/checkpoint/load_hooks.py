@@ -38,6 +38,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .converters import convert_state_dict
+from .keys import own_state_dict
 from .state import CheckpointMismatchError, LoadReport, _check_hook, fit_already_checked
 
 __all__ = ['install', 'keep_check_last']
@@ -88,7 +89,7 @@ def _part(state_dict, prefix: str, nested: List[str]) -> 'OrderedDict[str, torch
 
 
 def _own(module: nn.Module, nested: List[str]) -> Dict[str, torch.Tensor]:
-    return OrderedDict((k, v) for k, v in module.state_dict(keep_vars=True).items()
+    return OrderedDict((k, v) for k, v in own_state_dict(module, keep_vars=True).items()
                        if not k.startswith(tuple(nested)))
 
 
@@ -122,7 +123,7 @@ def _convert_hook(module, state_dict, prefix, *args, **kwargs):
     part = _part(state_dict, prefix, [])
     if not part:
         return
-    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    own = {k: tuple(v.shape) for k, v in own_state_dict(module).items()}
     if all(k in own for k in part):
         return  # our names already (maybe a part of them: the check decides)
     converted, used = convert_state_dict(part, 'auto', own)

@@ -46,6 +46,7 @@ from .download import download, load_downloaded, redact_url
 from .io import load_file
 from .state import (LoadReport, check_strict, extract_state_dict, load_state_dict,
                     select_prefix)
+from .keys import own_state_dict
 from .zoo import ZOO_SCHEMES, resolve, split_scheme
 
 __all__ = ['PretrainedInit', 'load_checkpoint', 'read_checkpoint', 'read_state_dict',
@@ -237,7 +238,8 @@ def read_state_dict(filename: str, prefix: Optional[str] = None, convert='auto',
     state_dict = select_prefix(state_dict, prefix, source=str(filename), hint=hint)
     target_shapes = None
     if target is not None:
-        target_shapes = {k: tuple(v.shape) for k, v in _unwrap(target).state_dict().items()}
+        target_shapes = {k: tuple(v.shape)
+                         for k, v in own_state_dict(_unwrap(target)).items()}
     state_dict, used = convert_state_dict(state_dict, convert, target_shapes,
                                           hint=meta.get('mmbackbones_format'))
     placeholders = checkpoint.get('_mmbackbones_placeholders') if isinstance(

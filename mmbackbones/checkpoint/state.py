@@ -20,7 +20,7 @@ from torch import nn
 
 from .fit import StateDictFit, check_state_dict_fits  # noqa: F401 (the rule; importable here)
 from .keys import (CheckpointMismatchError, _group_lines, _unwrap, check_strict,  # noqa: F401
-                   group_keys)
+                   group_keys, own_state_dict)
 
 __all__ = ['extract_state_dict', 'select_prefix', 'load_state_dict', 'LoadReport',
            'CheckpointMismatchError', 'group_keys', 'top_level_prefixes',
@@ -270,7 +270,7 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
     """
     strict = check_strict(strict)
     module = _unwrap(module)
-    own = module.state_dict(keep_vars=True)
+    own = own_state_dict(module, keep_vars=True)
     sd = OrderedDict(state_dict)
     missing = [k for k in own if k not in sd and not k.endswith(_IGNORED_MISSING)]
     unexpected = [k for k in sd if k not in own]
@@ -305,7 +305,7 @@ def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
     report.loaded = [k for k in own if k not in not_loaded and
                      (k in seen or not k.endswith(_IGNORED_MISSING))]
     # read back from the module: its own load hooks may have replaced a parameter
-    non_finite = _non_finite(module.state_dict(keep_vars=True), report.loaded)
+    non_finite = _non_finite(own_state_dict(module, keep_vars=True), report.loaded)
     if non_finite:
         message = (f'{source}: {len(non_finite)} tensor{"s" if len(non_finite) > 1 else ""} '
                    f'hold{"" if len(non_finite) > 1 else "s"} NaN or Inf values, loaded as '

@@ -11,6 +11,7 @@ import sys
 import tarfile
 
 import pytest
+import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,7 +27,7 @@ def _detrex_source():
 
 @pytest.fixture(scope='session')
 def detrex_root(tmp_path_factory):
-    """A folder holding detrex's ``projects/`` package, put on ``sys.path``."""
+    """A folder holding detrex's ``projects/`` package (every project), put on ``sys.path``."""
     root, tar = _detrex_source()
     if root is None:
         if not tar or not os.path.exists(tar):
@@ -34,8 +35,9 @@ def detrex_root(tmp_path_factory):
                         'DETREX_SRC_TAR to its source archive; see ../shared/wheels/README.md)')
         out = tmp_path_factory.mktemp('detrex')
         with tarfile.open(tar) as archive:
-            members = [m for m in archive.getmembers()
-                       if '/projects/dino/' in m.name or m.name.endswith('/projects/__init__.py')]
+            # all of projects/ (the corpus test reads every project's configs), not detrex/:
+            # the installed detrex (with its packaged configs/) must stay the one imported
+            members = [m for m in archive.getmembers() if '/projects/' in m.name]
             archive.extractall(out, members=members, filter='data')
         (top,) = os.listdir(out)
         root = str(out / top)
@@ -44,3 +46,20 @@ def detrex_root(tmp_path_factory):
     sys.path.insert(0, root)
     yield root
     sys.path.remove(root)
+
+
+@pytest.fixture
+def cpu_for_cuda(monkeypatch):
+    """``.cuda()`` is the identity and ``.to('cuda')`` goes to the CPU (no GPU here)."""
+    if torch.cuda.is_available():
+        return
+    to = torch.Tensor.to
+
+    def to_cpu(self, *args, **kwargs):
+        def fix(d):
+            return 'cpu' if (isinstance(d, str) and d.startswith('cuda')) or \
+                (isinstance(d, torch.device) and d.type == 'cuda') else d
+        return to(self, *(fix(a) for a in args), **{k: fix(v) for k, v in kwargs.items()})
+
+    monkeypatch.setattr(torch.Tensor, 'cuda', lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.Tensor, 'to', to_cpu)

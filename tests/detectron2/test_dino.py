@@ -23,23 +23,6 @@ import mmbackbones.detrex as ours  # noqa: E402
 from tests.detectron2._common import detection_batch  # noqa: E402
 
 
-@pytest.fixture
-def cpu_for_cuda(monkeypatch):
-    """``.cuda()`` is the identity and ``.to('cuda')`` goes to the CPU (no GPU here)."""
-    if torch.cuda.is_available():
-        return
-    to = torch.Tensor.to
-
-    def to_cpu(self, *args, **kwargs):
-        def fix(d):
-            return 'cpu' if (isinstance(d, str) and d.startswith('cuda')) or \
-                (isinstance(d, torch.device) and d.type == 'cuda') else d
-        return to(self, *(fix(a) for a in args), **{k: fix(v) for k, v in kwargs.items()})
-
-    monkeypatch.setattr(torch.Tensor, 'cuda', lambda self, *a, **k: self)
-    monkeypatch.setattr(torch.Tensor, 'to', to_cpu)
-
-
 def backbones():
     return {
         'ResNet-50': (L(ours.ResNet)(

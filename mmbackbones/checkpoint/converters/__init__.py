@@ -61,6 +61,10 @@ CONVERTERS = (
     ('timm_swin', 'timm'),
     ('timm_beit', 'timm'),  # before timm_vit: a BEiT has its keys too
     ('timm_eva02', 'timm'),  # before timm_vit: EVA-02's q_bias/v_bias, fc1_g/fc1_x
+    ('detectron2_swin', 'detectron2'),  # detectron2's/detrex's Swin (norm{i} outputs)
+    ('detrex_convnext', 'detectron2'),  # detrex's (and the official) ConvNeXt
+    ('detrex_focalnet', 'detectron2'),  # the official FocalNet classification files
+    ('timm_focalnet', 'timm'),
     ('timm_vit', 'timm'),
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d

@@ -159,6 +159,7 @@ class Detectron2Backbone(Detectron2Contract, BACKBONE_BASE):
         own = dict(getattr(backbone, 'padding_constraints', {}) or {})
         own.pop('size_divisibility', None)
         self.extra_padding_constraints = {**own, **(padding_constraints or {})}
+        self._register_load_state_dict_pre_hook(_under_backbone)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = self.backbone(x)
@@ -171,6 +172,17 @@ class Detectron2Backbone(Detectron2Contract, BACKBONE_BASE):
         if self._size_divisibility is not None:
             return self._size_divisibility
         return int(getattr(self.backbone, 'size_divisibility', 0) or 0)
+
+
+def _under_backbone(state_dict, prefix, *args, **kwargs):
+    """A checkpoint of the network alone under this adapter's place (detectron2's/detrex's
+    ``backbone.layers...`` for ``Detectron2Backbone(SwinTransformer)`` at ``backbone.``): its keys
+    go under ``backbone.``, where the network's own load hooks convert its layout."""
+    own = [k for k in state_dict if k.startswith(prefix)]
+    if not own or any(k.startswith(prefix + 'backbone.') for k in own):
+        return
+    for key in own:
+        state_dict[prefix + 'backbone.' + key[len(prefix):]] = state_dict.pop(key)
 
 
 __all__ = ['BACKBONE_BASE', 'ShapeSpec', 'Detectron2Contract', 'Detectron2Backbone']

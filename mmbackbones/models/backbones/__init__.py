@@ -18,3 +18,4 @@ from . import mobilenet_v2, mobilenet_v3  # noqa: F401
 from . import efficientnet, efficientnet_v2  # noqa: F401
 from . import pvt  # noqa: F401
 from . import twins  # noqa: F401
+from . import focalnet  # noqa: F401

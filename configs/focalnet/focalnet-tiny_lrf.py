@@ -1,0 +1,1 @@
+_base_ = ['../_base_/models/focalnet-tiny_lrf.py']

@@ -25,8 +25,6 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'none'  # the signatures carry them; long Union types clutter the page
-autodoc_mock_imports = []
-suppress_warnings = ['myst.xref_missing']
 html_theme = 'alabaster'
 html_theme_options = dict(description='OpenMMLab-style backbones for mmdet, mmseg, mmpretrain, '
                           'detectron2 and detrex', fixed_sidebar=True, page_width='1200px',

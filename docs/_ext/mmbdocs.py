@@ -49,6 +49,10 @@ API_MODULES = [
     ('What the commands compute', ['mmbackbones.analysis.info', 'mmbackbones.analysis.featmap',
                                    'mmbackbones.analysis.complexity']),
 ]
+# Packages whose members are defined in (and indexed from) their submodules: documented
+# without a second index entry.
+REEXPORTING = {'mmbackbones', 'mmbackbones.checkpoint', 'mmbackbones.integrations',
+               'mmbackbones.integrations.detectron2', 'mmbackbones.detrex', 'mmbackbones.compat'}
 
 
 @dataclass
@@ -472,9 +476,9 @@ def render_api(page: Page, families: Dict[str, List[str]]) -> str:
     for title, modules in groups:
         lines += [f'## {title}', '']
         for module in modules:
+            options = ['   :members:'] + (['   :no-index:'] if module in REEXPORTING else [])
             lines += [f'### `{module}`', '', '```{eval-rst}', f'.. automodule:: {module}',
-                      '   :members:', '   :noindex:' if module == 'mmbackbones' else '',
-                      '```', '']
+                      *options, '```', '']
     return '\n'.join(line for line in lines if line is not None)
 
 

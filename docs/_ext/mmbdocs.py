@@ -253,22 +253,25 @@ def _md_escape(text: str) -> str:
     return str(text).replace('|', '\\|')
 
 
+_CONFIG_TYPES: List[dict] = []
+
+
 def shipped_configs(classes: List[str]) -> List[dict]:
-    """Shipped configs (model names) whose backbone type is one of ``classes``."""
+    """Shipped configs (model names) whose backbone type is one of ``classes`` (every config is
+    read once per build)."""
     from mmbackbones.analysis.common import load_backbone_config
     from mmbackbones.analysis.listing import config_names
 
-    rows = []
-    for row in config_names():
-        if row['file'].startswith(('downstream/', '_base_/')):
-            continue
-        try:
-            _, backbone_cfg = load_backbone_config(row['name'])
-        except Exception:  # noqa: BLE001 - a config another family's page shows, or none
-            continue
-        if backbone_cfg.get('type') in classes:
-            rows.append(dict(row, type=backbone_cfg.get('type')))
-    return rows
+    if not _CONFIG_TYPES:
+        for row in config_names():
+            if row['file'].startswith(('downstream/', '_base_/')):
+                continue
+            try:
+                _, backbone_cfg = load_backbone_config(row['name'])
+            except Exception:  # noqa: BLE001 - not a backbone config: on no family page
+                continue
+            _CONFIG_TYPES.append(dict(row, type=backbone_cfg.get('type')))
+    return [row for row in _CONFIG_TYPES if row['type'] in classes]
 
 
 def twins_of(classes: List[str]) -> List[tuple]:

@@ -451,7 +451,8 @@ def render_cli(page: Page) -> str:
     lines = ['# The `mmbackbones` command', '', 'Generated from the argparse parser '
              '(`mmbackbones.cli.parser`) at build time; `mmbackbones COMMAND --help` prints the '
              'same. A user error prints one line and exits with code 2; any other failure one '
-             'line and code 1 (`--debug` shows the traceback). Usage: [the CLI guide](../../cli.md).',
+             'line and code 1 (`--debug` shows the traceback). Usage: '
+             '[the CLI guide](../../cli.md).',
              '', '```text', parser.format_help().rstrip(), '```', '']
     for name, sub in _subparsers().items():
         lines += [f'## `{name}`', '', '```text', sub.format_help().rstrip(), '```', '']
@@ -506,7 +507,13 @@ def write_all(docs_dir: str, cache_path: Optional[str] = VARIANTS_FILE, log=prin
     try:
         for page in pages:
             if page.kind == 'family':
-                text = render_family(page, cache, images)
+                try:
+                    text = render_family(page, cache, images)
+                except Exception as error:
+                    classes = ', '.join(page.classes)
+                    raise RuntimeError(f'the page of family {page.family!r} ({classes}) could '
+                                       f'not be generated: {type(error).__name__}: {error}'
+                                       ) from error
             elif page.kind == 'cli':
                 text = render_cli(page)
             elif page.kind == 'zoo':

@@ -1,10 +1,10 @@
 """docs/own-backbone.md "Write your own backbone": the example runs as written, and gets the
 contract.
 
-The page's code blocks (moved there from the README) are taken from docs/own-backbone.md: ``# tinynet.py`` and
-``# tinynet_config.py`` are written to files, ``# use`` is executed, and the ``mmbackbones info``
-line is run in a subprocess (the real console script, importing the file via
-``custom_imports``). The registered ``TinyNet`` is removed afterwards.
+The page's code blocks (moved there from the README) are taken from docs/own-backbone.md:
+``# tinynet.py`` and ``# tinynet_config.py`` are written to files, ``# use`` is executed, and
+the ``mmbackbones info`` line is run in a subprocess (the real console script, importing the
+file via ``custom_imports``). The registered ``TinyNet`` is removed afterwards.
 """
 import os
 import re

@@ -83,6 +83,12 @@ def registered_families() -> Dict[str, List[str]]:
         module = getattr(cls, '__module__', '')
         if module.startswith(FAMILY_PACKAGE):
             families.setdefault(module[len(FAMILY_PACKAGE):], []).append(name)
+    def order(family, name):  # the class named as its module first (ResNet), aliases last
+        alias = MODELS.module_dict[name].__name__ != name
+        return (alias, name.lower().replace('_', '') != family.replace('_', ''), name)
+
+    for family, classes in families.items():
+        classes.sort(key=lambda name: order(family, name))
     return families
 
 
@@ -357,17 +363,13 @@ def render_family(page: Page, cache: VariantCache, images_dir: str) -> str:
 
 
 def picture_settings(page: Page) -> Optional[dict]:
-    """What the family's picture is drawn from: its first registered class, with pooled outputs
-    turned into maps (:data:`FEATMAP_SWITCHES`)."""
+    """The class the family's picture is drawn from: its first class with a variant table."""
     from mmbackbones.registry import MODELS
 
     for name in page.classes:
         cls = MODELS.module_dict[name]
-        if arch_table(cls) is None:
-            continue  # a wrapper (TIMMBackbone): what it draws depends on the wrapped model
-        params = inspect.signature(cls.__init__).parameters
-        options = {f'model.backbone.{k}': v for k, v in FEATMAP_SWITCHES.items() if k in params}
-        return dict(name=name, cls=cls, options=options, out_indices='out_indices' in params)
+        if arch_table(cls) is not None:  # not a wrapper (TIMMBackbone): nothing of its own
+            return dict(name=name, cls=cls)
     return None
 
 
@@ -386,17 +388,19 @@ def draw_picture(page: Page, images_dir: str) -> Optional[dict]:
     from mmbackbones.cli import main
 
     cls, name = settings['cls'], settings['name']
-    options = dict(settings['options'])
+    options = {}
     arg, groups = arch_argument(cls), variants(cls)
     if arg and groups:
         options[f'model.backbone.{arg}'] = _smallest(cls, arg, groups)
-    if settings['out_indices']:  # a map per stage, not only the default last one
-        model = _meta_model(name, options)
-        num_stages = getattr(model, 'num_stages', None)
-        if not isinstance(num_stages, int) and hasattr(model, 'stem_and_stages'):
-            num_stages = len(model.stem_and_stages()) - 1  # entry 0 is the stem
-        if isinstance(num_stages, int) and num_stages > 0:
-            options['model.backbone.out_indices'] = spread_out_indices(num_stages)
+    model = _meta_model(name, options)
+    for key, value in FEATMAP_SWITCHES.items():  # pooled outputs drawn as maps
+        if hasattr(model, key):
+            options[f'model.backbone.{key}'] = value
+    num_stages = getattr(model, 'num_stages', None)
+    if not isinstance(num_stages, int) and hasattr(model, 'stem_and_stages'):
+        num_stages = len(model.stem_and_stages()) - 1  # entry 0 is the stem
+    if hasattr(model, 'out_indices') and isinstance(num_stages, int) and num_stages > 0:
+        options['model.backbone.out_indices'] = spread_out_indices(num_stages)  # every stage
     os.makedirs(images_dir, exist_ok=True)
     out = os.path.join(images_dir, f'{page.family}.png')
     cfg_options = [f'{k}={v!r}' if isinstance(v, str) else f'{k}={v}'

@@ -94,7 +94,9 @@ def parse(path: str) -> List[Block]:
         fence = _FENCE.match(line)
         if fence:
             ticks, lang = fence.group(1), fence.group(2)
-            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == ticks)
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == ticks), None)
+            if end is None:
+                raise ValueError(f'{rel}:{i + 1}: a code block that never closes')
             code = '\n'.join(lines[i + 1:end]) + '\n'
             if marker is not None:
                 blocks.append(Block(marker.pop('kind'), code, i + 2, lang, **marker))

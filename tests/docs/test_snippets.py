@@ -45,6 +45,9 @@ def test_markers_are_checked(tmp_path):
     page.write_text('<!-- snippet: config -->\ntext\n```python\nx = 1\n```\n')
     with pytest.raises(ValueError, match='right above its block'):
         snippets.parse(str(page))
+    page.write_text('```bash\nmake docs\n\n```python\nx = 1\n')
+    with pytest.raises(ValueError, match='never closes'):
+        snippets.parse(str(page))
 
 
 def test_a_broken_snippet_fails(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv when missing.
+# Three commands on a fresh machine: `make demo`, `make test` and `make docs`. Each creates .venv
+# when missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ endif
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= work_dirs/demo
 
-.PHONY: demo test test-downstream test-detectron2 bench venv clean-venv
+.PHONY: demo test docs test-downstream test-detectron2 bench venv clean-venv
 
 venv: $(STAMP)
 
@@ -34,6 +35,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
+
+# The documentation site (Sphinx + MyST, docs/conf.py) into docs/_build/html: the pinned toolchain
+# of requirements/docs.txt goes into .venv (the build runs the models it documents, with the
+# tests' torch/timm); offline, warnings are errors. The reference pages are generated at build
+# time by docs/_ext/mmbdocs.py.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(STAMP) requirements/docs.txt
+	$(PY) -m pip install -q -r requirements/docs.txt
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	MPLBACKEND=Agg $(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "documentation: $(abspath docs/_build/html/index.html)"
 
 # Every benchmark script, then one table of each backbone against its anchor (JSON in
 # benchmarks/results/). BENCH_ARGS=--full for the long runs.

@@ -1,9 +1,10 @@
-"""README "Write your own backbone": the example runs as written, and gets the contract.
+"""docs/own-backbone.md "Write your own backbone": the example runs as written, and gets the
+contract.
 
-The section's code blocks are taken from README.md: ``# tinynet.py`` and
-``# tinynet_config.py`` are written to files, ``# use`` is executed, and the ``mmbackbones info``
-line is run in a subprocess (the real console script, importing the file via
-``custom_imports``). The registered ``TinyNet`` is removed afterwards.
+The page's code blocks (moved there from the README) are taken from docs/own-backbone.md:
+``# tinynet.py`` and ``# tinynet_config.py`` are written to files, ``# use`` is executed, and
+the ``mmbackbones info`` line is run in a subprocess (the real console script, importing the
+file via ``custom_imports``). The registered ``TinyNet`` is removed afterwards.
 """
 import os
 import re
@@ -17,13 +18,14 @@ from mmbackbones.models.base import set_debug_checks
 from mmbackbones.registry import MODELS
 from tests.cli_helpers import REPO_ROOT, TESTS_DIR, run_cli
 
-SECTION = '### Write your own backbone'
+PAGE = os.path.join('docs', 'own-backbone.md')
+SECTION = '# Write your own backbone'
 
 
 def readme_blocks():
-    text = open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8').read()
-    assert SECTION in text, 'README lost its "Write your own backbone" section'
-    section = text.split(SECTION, 1)[1].split('\n### ', 1)[0]
+    text = open(os.path.join(REPO_ROOT, PAGE), encoding='utf-8').read()
+    assert SECTION in text, f'{PAGE} lost its "Write your own backbone" title'
+    section = text.split(SECTION, 1)[1].split('\n## ', 1)[0]
     blocks = re.findall(r'```(\w+)\n(.*?)```', section, flags=re.S)
     named = {}
     for lang, body in blocks:
@@ -40,7 +42,7 @@ def blocks():
 
 @pytest.fixture
 def tinynet(blocks, tmp_path, monkeypatch):
-    """The README's tinynet.py, imported from a scratch folder; TinyNet unregistered after."""
+    """The page's tinynet.py, imported from a scratch folder; TinyNet unregistered after."""
     (tmp_path / 'tinynet.py').write_text(blocks['tinynet.py'])
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop('tinynet', None)
@@ -60,7 +62,7 @@ def test_example_class_is_about_thirty_lines(blocks):
 
 def test_usage_block_runs_as_written(blocks, tinynet):
     namespace = {'torch': torch}
-    exec(compile(blocks['use'], 'README.md (use)', 'exec'), namespace)  # noqa: S102
+    exec(compile(blocks['use'], 'docs/own-backbone.md (use)', 'exec'), namespace)  # noqa: S102
     net = namespace['net']
     assert isinstance(net, tinynet.TinyNet)
     assert net.out_indices == (1, 2)  # -1 resolved against num_stages

@@ -15,7 +15,8 @@ res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages)
 ``body.*`` as detrex's), and ``SwinTransformer`` (detectron2's, which detrex's Swin configs
 import from ``detectron2.modeling.backbone``; state dict in detectron2's layout) and
 ``ConvNeXt`` (detrex's; state dict in detrex's layout), both on the core networks, and
-``FocalNet`` (detrex's, on the core FocalNet, which keeps the official names).
+``FocalNet`` (detrex's, on the core FocalNet, which keeps the official names), and ViTDet's
+``ViT`` + ``SimpleFeaturePyramid`` (detectron2's signatures, on the core ViT).
 
 The ResNet has detectron2's parameter names, so ``train.init_checkpoint`` (detectron2's
 ``DetectionCheckpointer``) loads detectron2/detrex ResNet weights (``.pth`` and ``.pkl``,
@@ -30,14 +31,10 @@ from .integrations.detectron2.detrex_resnet import TorchvisionResNet
 from .integrations.detectron2.detrex_swin import SwinTransformer
 from .integrations.detectron2.resnet import BasicBlock, BasicStem, BottleneckBlock
 from .integrations.detectron2.resnet import make_resnet_stages as make_stage
+# ViTDet / EVA-02 (detectron2's and detrex's ViT and SimpleFeaturePyramid signatures, over the
+# core ViT and the SimpleFeaturePyramid neck)
+from .integrations.detectron2.vitdet import SimpleFeaturePyramid, ViT, get_vit_lr_decay_rate
 
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
-           'TorchvisionBackbone']
-# ViTDet (detectron2's / detrex's ``ViT`` and ``SimpleFeaturePyramid`` signatures, over the core
-# ViT and the SimpleFeaturePyramid neck)
-from .integrations.detectron2.vitdet import (  # noqa: E402
-    SimpleFeaturePyramid, ViT, get_vit_lr_decay_rate)
-
-__all__ += ['ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate']
-           'TorchvisionBackbone', 'TorchvisionResNet', 'SwinTransformer',
-           'ConvNeXt', 'FocalNet']
+           'TorchvisionBackbone', 'TorchvisionResNet', 'SwinTransformer', 'ConvNeXt', 'FocalNet',
+           'ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate']

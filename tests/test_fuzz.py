@@ -371,6 +371,7 @@ MSCAN = faulty({
 }, [('depths', [1, 1, 1]), ('embed_dims', 'wide'), ('mlp_ratios', [4, 4, 0, 4]),
     ('attention_kernel_sizes', [5, 7]), ('num_stages', 5), ('in_channels', 0)]
    + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
+
 YOLO_CSP = faulty({
     'type': st.sampled_from(['YOLOXCSPDarknet', 'CSPNeXt']),
     'deepen_factor': st.just(0.33), 'widen_factor': st.just(0.125),
@@ -460,51 +461,15 @@ VALID = {
 }
 
 FAMILIES = {'resnet': RESNET, 'resnext': RESNEXT, 'vit': VIT, 'convnext': CONVNEXT,
-            'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET}
-FAMILIES.update(yolo_csp=YOLO_CSP, darknet=DARKNET)
             'swin': SWIN, 'regnet': REGNET, 'csp': CSP, 'hrnet': HRNET,
             'focalnet': FOCALNET}
+FAMILIES.update(yolo_csp=YOLO_CSP, darknet=DARKNET)
 WRAPPERS = {'timm': TIMM, 'torchvision': TORCHVISION}
 FAMILIES['beit'] = BEIT
 FAMILIES['mscan'] = MSCAN
 VALID['mscan'] = dict(type='MSCAN', norm_cfg=dict(type='BN'), **_MSCAN_TINY)
 VALID['beit'] = dict(type='BEiTViT', img_size=32, patch_size=8, out_type='featmap',
                      arch=_BEIT_ARCH)
-
-RESNEST = faulty({
-    'type': st.just('ResNeSt'), 'depth': st.just(14), 'base_channels': st.just(16),
-    'stem_channels': st.just(16),
-}, {
-    'out_indices': valid_out_indices(4),
-    'frozen_stages': frozen_stages(-1, 4),
-    'groups': st.sampled_from([1, 2]),
-    'radix': st.sampled_from([1, 2]),
-    'avg_down_stride': st.booleans(),
-    'norm_cfg': BN_NORMS,
-    'in_channels': st.sampled_from([1, 3]),
-}, [('radix', 0), ('reduction_factor', 0), ('groups', 0), ('depth', 18),
-    ('avg_down_stride', 1), ('deep_stem', False), ('in_channels', 0)]
-   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
-RES2NET = faulty({
-    'type': st.just('Res2Net'), 'depth': st.just(50), 'base_channels': st.just(16),
-    'stem_channels': st.just(16), 'base_width': st.just(8),
-}, {
-    'out_indices': valid_out_indices(4),
-    'frozen_stages': frozen_stages(-1, 4),
-    'scales': st.sampled_from([2, 4]),
-    'deep_stem': st.booleans(),
-    'avg_down': st.booleans(),
-    'stage_pool': st.sampled_from(['always', 'strided']),
-    'norm_cfg': BN_NORMS,
-    'in_channels': st.sampled_from([1, 3]),
-}, [('scales', 1), ('scales', 0), ('base_width', 0), ('depth', 18), ('stage_pool', 'never'),
-    ('in_channels', 0)]
-   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
-FAMILIES.update(resnest=RESNEST, res2net=RES2NET)
-VALID.update(resnest=dict(type='ResNeSt', depth=14, base_channels=16, stem_channels=16,
-                          out_indices=(0, 1, 2, 3)),
-             res2net=dict(type='Res2Net', depth=50, base_channels=16, stem_channels=16,
-                          base_width=8, out_indices=(0, 1, 2, 3)))
 
 _MOBILE_BAD = [('in_channels', 0)] + NORM_FAULTS + ROUTE_FAULTS
 MOBILENET_V2 = faulty({'type': st.just('MobileNetV2')}, {
@@ -578,6 +543,41 @@ FAMILIES.update(pvt=PVT, twins=TWINS)
 VALID.update(pvt=dict(type='PyramidVisionTransformerV2', embed_dims=8, num_layers=[1, 1, 1, 1]),
              twins=dict(type='SVT', arch=dict(_TWINS_ARCH, window_sizes=[3, 3, 2, 2]),
                         out_indices=(0, 1, 2, 3)))
+
+RESNEST = faulty({
+    'type': st.just('ResNeSt'), 'depth': st.just(14), 'base_channels': st.just(16),
+    'stem_channels': st.just(16),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'groups': st.sampled_from([1, 2]),
+    'radix': st.sampled_from([1, 2]),
+    'avg_down_stride': st.booleans(),
+    'norm_cfg': BN_NORMS,
+    'in_channels': st.sampled_from([1, 3]),
+}, [('radix', 0), ('reduction_factor', 0), ('groups', 0), ('depth', 18),
+    ('avg_down_stride', 1), ('deep_stem', False), ('in_channels', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
+RES2NET = faulty({
+    'type': st.just('Res2Net'), 'depth': st.just(50), 'base_channels': st.just(16),
+    'stem_channels': st.just(16), 'base_width': st.just(8),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'scales': st.sampled_from([2, 4]),
+    'deep_stem': st.booleans(),
+    'avg_down': st.booleans(),
+    'stage_pool': st.sampled_from(['always', 'strided']),
+    'norm_cfg': BN_NORMS,
+    'in_channels': st.sampled_from([1, 3]),
+}, [('scales', 1), ('scales', 0), ('base_width', 0), ('depth', 18), ('stage_pool', 'never'),
+    ('in_channels', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
+FAMILIES.update(resnest=RESNEST, res2net=RES2NET)
+VALID.update(resnest=dict(type='ResNeSt', depth=14, base_channels=16, stem_channels=16,
+                          out_indices=(0, 1, 2, 3)),
+             res2net=dict(type='Res2Net', depth=50, base_channels=16, stem_channels=16,
+                          base_width=8, out_indices=(0, 1, 2, 3)))
 
 
 BUILT = ('built', 'dtype refused', 'input refused')

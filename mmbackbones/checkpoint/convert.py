@@ -185,7 +185,9 @@ _FAMILIES = {'ResNet': 'ResNet', 'ResNetV1c': 'ResNet', 'ResNetV1d': 'ResNet',
              'ConvNeXt': 'ConvNeXt', 'TIMMBackbone': 'TIMMBackbone',
              'TorchvisionBackbone': 'TorchvisionBackbone', 'MobileNetV2': 'MobileNetV2',
              'MobileNetV3': 'MobileNetV3', 'EfficientNet': 'EfficientNet',
-             'EfficientNetV2': 'EfficientNet'}
+             'EfficientNetV2': 'EfficientNet', 'ResNeSt': 'ResNeSt', 'Res2Net': 'Res2Net',
+             'Darknet': 'Darknet', 'YOLOXCSPDarknet': 'YOLOXCSPDarknet',
+             'CSPDarknet': 'YOLOXCSPDarknet', 'CSPNeXt': 'CSPNeXt'}
 # (family, target) -> the converter whose revert_* writes that layout; '' = our names as they are
 _ROUTES = {
     ('ResNet', 'mmdet'): 'openmmlab_resnet', ('ResNet', 'mmseg'): 'openmmlab_resnet',
@@ -196,12 +198,16 @@ _ROUTES = {
     ('SwinTransformer', 'mmdet'): '', ('SwinTransformer', 'mmseg'): '',
     ('SwinTransformer', 'timm'): 'timm_swin',
     ('SwinTransformer', 'detectron2'): 'detectron2_swin',
-    ('ConvNeXt', 'timm'): 'timm_convnext',
+    ('ConvNeXt', 'timm'): 'timm_convnext', ('ConvNeXt', 'detectron2'): 'detrex_convnext',
     ('MobileNetV2', 'timm'): 'timm_efficientnet', ('MobileNetV2', 'mmseg'): '',
     ('MobileNetV2', 'mmdet'): 'mmdet_mobilenet_v2', ('MobileNetV3', 'timm'): 'timm_efficientnet',
     ('MobileNetV3', 'mmseg'): '', ('EfficientNet', 'timm'): 'timm_efficientnet',
     ('EfficientNet', 'mmdet'): '',
-    ('ConvNeXt', 'detectron2'): 'detrex_convnext',
+    ('ResNeSt', 'timm'): 'timm_resnest', ('ResNeSt', 'mmdet'): 'openmmlab_resnet',
+    ('ResNeSt', 'mmseg'): 'openmmlab_resnet', ('Res2Net', 'timm'): 'timm_res2net',
+    ('Res2Net', 'mmdet'): 'openmmlab_resnet',
+    ('Darknet', 'mmdet'): '', ('Darknet', 'timm'): 'timm_darknet',
+    ('YOLOXCSPDarknet', 'mmdet'): '', ('CSPNeXt', 'mmdet'): '',
 }
 _WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),
             'TorchvisionBackbone': ('model.', 'torchvision')}
@@ -215,40 +221,27 @@ _WHY_NOT = {
     ('RegNet', 'mmseg'): 'mmseg ships no RegNet',
     ('RegNet', 'torchvision'): "torchvision's RegNet (trunk_output.*) widths and names are not "
                                "a layout mmbackbones converts",
+    ('Res2Net', 'mmseg'): 'mmseg ships no Res2Net',
+    ('YOLOXCSPDarknet', 'timm'): "no timm model is YOLOX's CSPDarknet (cs3darknet_* widen in a "
+                                 "1x1 conv after the stride-2 conv; see converters.timm_darknet)",
+    ('CSPNeXt', 'timm'): 'timm has no CSPNeXt',
 }
-# a key of ours that only one family has, relative to the backbone
+# a key of ours that only one family has, relative to the backbone (ResNet variants whose blocks
+# carry their own marker come before the ResNet's)
 _MARKERS = (('layers.0.attn.qkv.weight', 'VisionTransformer'),
             ('layers.0.ln1.weight', 'VisionTransformer'),
             ('stages.0.blocks.0.attn.w_msa.qkv.weight', 'SwinTransformer'),
             ('downsample_layers.0.0.weight', 'ConvNeXt'),
-            ('layer1.0.conv1.weight', 'ResNet'))
-# ResNet variants whose blocks carry their own marker (looked at before the ResNet's)
-_FAMILIES.update(ResNeSt='ResNeSt', Res2Net='Res2Net')
-_ROUTES.update({('ResNeSt', 'timm'): 'timm_resnest', ('ResNeSt', 'mmdet'): 'openmmlab_resnet',
-                ('ResNeSt', 'mmseg'): 'openmmlab_resnet', ('Res2Net', 'timm'): 'timm_res2net',
-                ('Res2Net', 'mmdet'): 'openmmlab_resnet'})
-_WHY_NOT[('Res2Net', 'mmseg')] = 'mmseg ships no Res2Net'
-_MARKERS = (('layer1.0.conv2.fc1.weight', 'ResNeSt'), ('layer1.0.convs.0.weight', 'Res2Net'),
-            *_MARKERS)
-
-# mmdet's YOLO-lineage backbones: our names are mmdet's; timm has Darknet-53 only
-_FAMILIES.update({'Darknet': 'Darknet', 'YOLOXCSPDarknet': 'YOLOXCSPDarknet',
-                  'CSPDarknet': 'YOLOXCSPDarknet', 'CSPNeXt': 'CSPNeXt'})
-_ROUTES.update({('Darknet', 'mmdet'): '', ('Darknet', 'timm'): 'timm_darknet',
-                ('YOLOXCSPDarknet', 'mmdet'): '', ('CSPNeXt', 'mmdet'): ''})
-_WHY_NOT.update({
-    ('YOLOXCSPDarknet', 'timm'): "no timm model is YOLOX's CSPDarknet (cs3darknet_* widen in a "
-                                 "1x1 conv after the stride-2 conv; see converters.timm_darknet)",
-    ('CSPNeXt', 'timm'): 'timm has no CSPNeXt'})
-_MARKERS += (('conv_res_block1.conv.conv.weight', 'Darknet'),
-             ('stem.conv.conv.weight', 'YOLOXCSPDarknet'),
-             ('stage1.1.blocks.0.conv2.depthwise_conv.conv.weight', 'CSPNeXt'))
+            ('layer1.0.conv2.fc1.weight', 'ResNeSt'), ('layer1.0.convs.0.weight', 'Res2Net'),
             ('layer1.0.conv1.weight', 'ResNet'),
             ('layer1.0.conv.0.conv.weight', 'MobileNetV2'),
             ('layer1.depthwise_conv.conv.weight', 'MobileNetV3'),
             ('layers.1.0.depthwise_conv.conv.weight', 'EfficientNet'),
             ('layers.1.0.conv1.conv.weight', 'EfficientNet'),
-            ('layers.1.0.conv.weight', 'EfficientNet'))
+            ('layers.1.0.conv.weight', 'EfficientNet'),
+            ('conv_res_block1.conv.conv.weight', 'Darknet'),
+            ('stem.conv.conv.weight', 'YOLOXCSPDarknet'),
+            ('stage1.1.blocks.0.conv2.depthwise_conv.conv.weight', 'CSPNeXt'))
 
 
 def family_of(state_dict, model=None) -> Optional[str]:

@@ -13,61 +13,82 @@ and an mmdet/mmseg config switches to our module by its ``type`` alone.
 ==========================================  ========================================
 type                                        host class (its signature and defaults)
 ==========================================  ========================================
-``mmbackbones.mmdet.HRNet``                 ``mmdet.models.backbones.HRNet``
 ``mmbackbones.mmdet.CSPDarknet``            ``mmdet.models.backbones.CSPDarknet``
 ``mmbackbones.mmdet.CSPNeXt``               ``mmdet.models.backbones.CSPNeXt``
 ``mmbackbones.mmdet.Darknet``               ``mmdet.models.backbones.Darknet``
-``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
-``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
-``mmbackbones.mmdet.ResNeXt``               ``mmdet.models.backbones.ResNeXt``
+``mmbackbones.mmdet.EfficientNet``          ``mmdet.models.backbones.EfficientNet``
+``mmbackbones.mmdet.HRNet``                 ``mmdet.models.backbones.HRNet``
+``mmbackbones.mmdet.MobileNetV2``           ``mmdet.models.backbones.MobileNetV2``
 ``mmbackbones.mmdet.RegNet``                ``mmdet.models.backbones.RegNet``
+``mmbackbones.mmdet.Res2Net``               ``mmdet.models.backbones.Res2Net``
+``mmbackbones.mmdet.ResNeSt``               ``mmdet.models.backbones.ResNeSt``
+``mmbackbones.mmdet.ResNeXt``               ``mmdet.models.backbones.ResNeXt``
+``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
+``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
-``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
+``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
 ``mmbackbones.mmseg.MSCAN``                 ``mmseg.models.backbones.MSCAN``
-``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
-``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
-``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
-``mmbackbones.mmseg.ResNeXt``               ``mmseg.models.backbones.ResNeXt``
-``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
-``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
-``mmbackbones.mmseg.ResNeSt``                ``mmseg.models.backbones.ResNeSt``
-``mmbackbones.mmdet.MobileNetV2``           ``mmdet.models.backbones.MobileNetV2``
-``mmbackbones.mmdet.EfficientNet``          ``mmdet.models.backbones.EfficientNet``
 ``mmbackbones.mmseg.MobileNetV2``           ``mmseg.models.backbones.MobileNetV2``
 ``mmbackbones.mmseg.MobileNetV3``           ``mmseg.models.backbones.MobileNetV3``
 ``mmbackbones.mmseg.PCPVT``                 ``mmseg.models.backbones.PCPVT``
+``mmbackbones.mmseg.ResNeSt``               ``mmseg.models.backbones.ResNeSt``
+``mmbackbones.mmseg.ResNeXt``               ``mmseg.models.backbones.ResNeXt``
+``mmbackbones.mmseg.ResNetV1c``             ``mmseg.models.backbones.ResNetV1c``
+``mmbackbones.mmseg.ResNetV1d``             ``mmseg.models.backbones.ResNetV1d``
+``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
 ``mmbackbones.mmseg.SVT``                   ``mmseg.models.backbones.SVT``
+``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
+``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
 ==========================================  ========================================
 
 Also ``mmbackbones.mmdet.PyramidVisionTransformer`` and ``...PyramidVisionTransformerV2``
 (mmdet's classes of those names; the core already has their signature and keys).
 """
 from .beit import MMSegBEiT, MMSegMAE
-from .mscan import MMSegMSCAN
+from .csp import MMDetCSPDarknet, MMDetCSPNeXt, MMDetDarknet
 from .hrnet import MMDetHRNet, MMSegHRNet
+from .mobile import MMDetEfficientNet, MMDetMobileNetV2, MMSegMobileNetV2, MMSegMobileNetV3
+from .mscan import MMSegMSCAN
+from .pvt import MMDetPyramidVisionTransformer, MMDetPyramidVisionTransformerV2
+from .res2net import MMDetRes2Net
+from .resnest import MMDetResNeSt, MMSegResNeSt
 from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMSegResNet,
                      MMSegResNetV1c, MMSegResNetV1d, MMSegResNeXt)
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
-from .vit import MMSegVisionTransformer
-from .resnest import MMDetResNeSt, MMSegResNeSt
-from .res2net import MMDetRes2Net
-from .mobile import MMDetEfficientNet, MMDetMobileNetV2, MMSegMobileNetV2, MMSegMobileNetV3
-from .pvt import MMDetPyramidVisionTransformer, MMDetPyramidVisionTransformerV2
 from .twins import MMSegPCPVT, MMSegSVT
+from .vit import MMSegVisionTransformer
 
-__all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
-           'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
-           'MMSegSwinTransformer', 'MMSegVisionTransformer']
-__all__ += ['MMDetResNeSt', 'MMSegResNeSt', 'MMDetRes2Net']
-           'MMSegSwinTransformer', 'MMSegVisionTransformer', 'MMSegBEiT', 'MMSegMAE', 'MMSegMSCAN']
-from .csp import MMDetCSPDarknet, MMDetCSPNeXt, MMDetDarknet
-
-__all__ = ['MMDetHRNet', 'MMSegHRNet', 'MMDetRegNet', 'MMDetResNet', 'MMDetResNetV1d', 'MMDetResNeXt', 'MMSegResNet',
-           'MMSegResNetV1c', 'MMSegResNetV1d', 'MMSegResNeXt', 'MMDetSwinTransformer',
-           'MMSegSwinTransformer', 'MMSegVisionTransformer',
-           'MMDetCSPDarknet', 'MMDetCSPNeXt', 'MMDetDarknet']
-__all__ += ['MMDetMobileNetV2', 'MMDetEfficientNet', 'MMSegMobileNetV2', 'MMSegMobileNetV3']
-__all__ += ['MMDetPyramidVisionTransformer', 'MMDetPyramidVisionTransformerV2', 'MMSegPCPVT',
-            'MMSegSVT']
+__all__ = [
+    'MMDetCSPDarknet',
+    'MMDetCSPNeXt',
+    'MMDetDarknet',
+    'MMDetEfficientNet',
+    'MMDetHRNet',
+    'MMDetMobileNetV2',
+    'MMDetPyramidVisionTransformer',
+    'MMDetPyramidVisionTransformerV2',
+    'MMDetRegNet',
+    'MMDetRes2Net',
+    'MMDetResNeSt',
+    'MMDetResNeXt',
+    'MMDetResNet',
+    'MMDetResNetV1d',
+    'MMDetSwinTransformer',
+    'MMSegBEiT',
+    'MMSegHRNet',
+    'MMSegMAE',
+    'MMSegMSCAN',
+    'MMSegMobileNetV2',
+    'MMSegMobileNetV3',
+    'MMSegPCPVT',
+    'MMSegResNeSt',
+    'MMSegResNeXt',
+    'MMSegResNet',
+    'MMSegResNetV1c',
+    'MMSegResNetV1d',
+    'MMSegSVT',
+    'MMSegSwinTransformer',
+    'MMSegVisionTransformer',
+]

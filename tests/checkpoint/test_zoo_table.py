@@ -18,16 +18,16 @@ ENTRIES = zoo_mod.load_zoo()
 NATIVE = {'ResNet': 'resnet', 'ResNetV1c': 'resnet', 'ResNetV1d': 'resnet',
           'VisionTransformer': 'vit', 'ConvNeXt': 'convnext', 'SwinTransformer': 'swin',
           'RegNet': 'regnet', 'CSPDarkNet': 'csp', 'CSPResNet': 'csp', 'CSPResNeXt': 'csp',
-          'HRNet': 'hrnet'}
-NATIVE.update(ResNeSt='resnest', Res2Net='res2net')
-# families without an mmpretrain weights row: mmpretrain 1.2.0's metafiles list no ResNeSt weights
-NO_MMCLS_WEIGHTS = ('resnest', )
-NATIVE['BEiTViT'] = 'beit'
-NATIVE['Darknet'] = 'darknet'  # timm's darknet53 only: mmpretrain has no Darknet
-          'HRNet': 'hrnet', 'MobileNetV2': 'efficientnet', 'MobileNetV3': 'efficientnet',
-          'EfficientNet': 'efficientnet', 'EfficientNetV2': 'efficientnet'}
-NATIVE.update({'PCPVT': 'twins', 'SVT': 'twins', 'PyramidVisionTransformerV2': 'pvt_v2'})
-NO_MMPRETRAIN = {'pvt_v2'}  # mmpretrain has no PVT; its weights are the official/timm ones
+          'HRNet': 'hrnet', 'ResNeSt': 'resnest', 'Res2Net': 'res2net', 'BEiTViT': 'beit',
+          'Darknet': 'darknet', 'MobileNetV2': 'efficientnet', 'MobileNetV3': 'efficientnet',
+          'EfficientNet': 'efficientnet', 'EfficientNetV2': 'efficientnet', 'PCPVT': 'twins',
+          'SVT': 'twins', 'PyramidVisionTransformerV2': 'pvt_v2'}
+# families without an mmpretrain weights row, and why
+NO_MMPRETRAIN_WEIGHTS = {
+    'resnest': "mmpretrain 1.2.0's metafiles list no ResNeSt weights",
+    'darknet': "timm's darknet53 only: mmpretrain has no Darknet",
+    'pvt_v2': 'mmpretrain has no PVT; its weights are the official/timm ones',
+}
 URL_SHAPES = {
     'mmcls': r'https://download\.openmmlab\.com/mmclassification/v0/[\w.-]+/[\w./-]+-[0-9a-f]{8}'
              r'\.pth',
@@ -52,9 +52,7 @@ def test_every_native_family_has_mmpretrain_and_timm_weights():
         families.setdefault(NATIVE[e['arch']['type']], set()).add(e['source'])
     assert set(families) == set(NATIVE.values())
     for family, sources in families.items():
-        assert 'mmcls' in sources or family in NO_MMCLS_WEIGHTS, family
-        assert 'mmcls' in sources or family == 'darknet', family
-        assert 'mmcls' in sources or family in NO_MMPRETRAIN, family
+        assert 'mmcls' in sources or family in NO_MMPRETRAIN_WEIGHTS, family
         if family != 'csp':  # timm CSP weights have no converter; mmpretrain's are their port
             assert 'timm' in sources, family
     assert len(ENTRIES) >= 80

@@ -108,6 +108,8 @@ HOST_SIGNATURES = {
         drop_path_rate=0.2, norm_cfg={'type': 'LN'}, depths=[4, 4, 4], sr_ratios=[4, 2, 1],
         windiow_sizes=[7, 7, 7], norm_after_stage=True, pretrained=None, init_cfg=None),
 }
+
+# mmdet's and mmseg's ResNeSt, mmdet's Res2Net
 _RESNEST = _args(groups=1, base_width=4, radix=2, reduction_factor=4, avg_down_stride=True) + \
     _KWARGS
 HOST_SIGNATURES[('mmdet', 'ResNeSt')] = _RESNEST
@@ -134,6 +136,9 @@ HOST_SIGNATURES.update({
         depth=53, out_indices=(3, 4, 5), frozen_stages=-1, conv_cfg=None, norm_cfg=_BN,
         act_cfg={'type': 'LeakyReLU', 'negative_slope': 0.1}, norm_eval=True, pretrained=None,
         init_cfg=None),
+})
+
+# mmdet's and mmseg's MobileNetV2/V3 and mmdet's EfficientNet
 _MOBILENET_V2 = _args(
     widen_factor=1.0, out_indices=(1, 2, 4, 7), frozen_stages=-1, conv_cfg=None,
     norm_cfg={'type': 'BN'}, act_cfg={'type': 'ReLU6'}, norm_eval=False, with_cp=False,

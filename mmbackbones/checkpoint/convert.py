@@ -243,6 +243,16 @@ _MARKERS = (('layers.0.attn.qkv.weight', 'VisionTransformer'),
             ('stem.conv.conv.weight', 'YOLOXCSPDarknet'),
             ('stage1.1.blocks.0.conv2.depthwise_conv.conv.weight', 'CSPNeXt'))
 
+# BEiT (mmpretrain BEiTViT = mmseg BEiT/MAE names), MSCAN (mmseg's names), MAEViT (a ViT); the
+# BEiT markers come first: a BEiT also has the ViT's markers
+_FAMILIES.update(BEiTViT='BEiTViT', BEiT='BEiTViT', MAE='BEiTViT', MSCAN='MSCAN',
+                 MAEViT='VisionTransformer')
+_ROUTES.update({('BEiTViT', 'timm'): 'timm_beit', ('BEiTViT', 'mmseg'): '',
+                ('MSCAN', 'mmseg'): ''})
+_WHY_NOT.update({('MSCAN', 'timm'): 'timm has no MSCAN (SegNeXt)'})
+_MARKERS = (('layers.0.gamma_1', 'BEiTViT'), ('layers.0.attn.q_bias', 'BEiTViT'),
+            ('layers.0.attn.relative_position_bias_table', 'BEiTViT'),
+            ('block1.0.layer_scale_1', 'MSCAN')) + _MARKERS
 
 def family_of(state_dict, model=None) -> Optional[str]:
     """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,

@@ -141,3 +141,61 @@ def test_pretrained_argument_as_mmseg():
         with pytest.warns(UserWarning, match='deprecated'):
             ours = twin(pretrained='a.pth')
         assert ours.init_cfg == native.init_cfg == dict(type='Pretrained', checkpoint='a.pth')
+
+
+@pytest.mark.parametrize('name', ['BEiT', 'MAE', 'MSCAN'])
+def test_whole_model_checkpoint_loads_strict_through_mmengine(name, tmp_path):
+    """An mmseg model's whole checkpoint (``backbone.*`` + a head) written from mmseg's own
+    backbone loads with ``strict=True`` (mmengine's ``load_checkpoint``, what ``load_from``
+    calls) into the same model holding our twin, with equal outputs."""
+    from mmengine.runner import load_checkpoint
+
+    from mmbackbones.compat.mscan import MMSegMSCAN
+    if name == 'MSCAN':
+        kwargs = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1],
+                      norm_cfg=dict(type='BN', requires_grad=True))
+        twin, channels = MMSegMSCAN, 32
+    else:
+        kwargs, twin, channels = dict(img_size=32, **TINY), TWINS[name], 32
+
+    class Model(nn.Module):
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone, self.decode_head = backbone, nn.Conv2d(channels, 3, 1)
+
+        def forward(self, x):
+            return self.decode_head(self.backbone(x)[-1])
+
+    native = Model(_native(name, **kwargs))
+    native.backbone.init_weights()
+    perturb_(native)
+    path = str(tmp_path / 'whole.pth')
+    torch.save({'state_dict': native.state_dict(), 'meta': {}}, path)
+    ours = Model(twin(**kwargs))
+    load_checkpoint(ours, path, strict=True, map_location='cpu')
+    native.eval()
+    ours.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), native(x), rtol=1e-5, atol=1e-5)
+
+
+def test_mae_load_time_resize_of_both_embeddings_is_mmsegs(monkeypatch):
+    """mmseg's MAE.init_weights with a checkpoint of another size resizes the tables
+    (geometric) and ``pos_embed`` (bicubic): our load does the same."""
+    pytest.importorskip('scipy')
+    import scipy.interpolate
+    monkeypatch.setattr(scipy.interpolate, 'interp2d', _interp2d_from_rect_bivariate_spline(),
+                        raising=False)
+    kwargs = dict(TINY, patch_size=4)
+    source = _native('MAE', img_size=24, **kwargs)
+    source.init_weights()
+    perturb_(source)
+    native = _native('MAE', img_size=32, **kwargs)
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    expected = native.resize_abs_pos_embed(native.resize_rel_pos_embed(state))
+    ours = MMSegMAE(img_size=32, **kwargs)
+    ours.load_state_dict(source.state_dict(), strict=True)
+    for key, value in ours.state_dict().items():
+        if not key.endswith('relative_position_index'):
+            torch.testing.assert_close(value, expected[key], rtol=1e-5, atol=1e-6, msg=key)

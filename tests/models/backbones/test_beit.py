@@ -289,3 +289,13 @@ def test_info_and_detectron2_adapter_output_shape():
     assert [(s.channels, s.stride) for s in shapes.values()] == [(32, 8), (32, 8)]
     out = adapter(torch.randn(1, 3, 40, 48))
     assert [tuple(v.shape) for v in out.values()] == [(1, 32, 5, 6)] * 2
+
+
+def test_convert_to_timm_and_mmseg_from_the_keys():
+    from mmbackbones.checkpoint.convert import family_of, to_native
+    state = _tiny().state_dict()
+    assert family_of(state) == 'BEiTViT'  # not the ViT, whose keys a BEiT also has
+    assert set(to_native(state, 'timm')) == set(revert_timm_beit(state))
+    assert to_native(state, 'mmseg') == dict(state)  # mmseg's names are ours
+    with pytest.raises(ValueError, match='qkv.bias'):
+        to_native(_tiny(bias=True).state_dict(), 'timm')

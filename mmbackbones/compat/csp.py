@@ -10,8 +10,8 @@ in mmdet (the contract's ``k - 1``; mmdet's 0 freezes nothing, as -1).
 """
 from ..models.backbones.cspnext import CSPNeXt
 from ..models.backbones.darknet import Darknet
-from ..models.backbones.yolox_cspdarknet import YOLO_INIT_CFG, YOLOXCSPDarknet
-from ..models.layers.csp_layer import YOLO_BN
+from ..models.backbones.yolox_cspdarknet import YOLOXCSPDarknet
+from ..models.layers.csp_layer import YOLO_BN, YOLO_INIT_CFG
 from ..registry import HOST_TWINS
 from .signatures import host_init
 

@@ -207,3 +207,9 @@ def test_whole_detector_switches_by_backbone_type(config, tmp_path):
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert_outputs_close(native.extract_feat(x), ours.extract_feat(x))
+
+
+@pytest.mark.parametrize('kind', sorted(TWINS))
+def test_arch_table_is_mmdets(kind):
+    import mmdet.models.backbones as backbones
+    assert CORES[kind].arch_settings == getattr(backbones, kind).arch_settings

@@ -12,7 +12,6 @@ Differences from mmdet, documented extras: ``in_channels`` (mmdet: always 3), ``
 stages after the last ``out_indices`` are not built; outputs come in ``out_indices`` order
 (mmdet returns them in stage order; the ``mmbackbones.mmdet.CSPNeXt`` twin sorts).
 """
-import math
 from typing import Sequence, Tuple
 
 import torch
@@ -23,13 +22,10 @@ from ...utils.validation import (check_bool, check_choice, check_frozen_stages,
                                  check_positive_int, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layer_decay import strip_prefix
-from ..layers.csp_layer import (YOLO_BN, CSPStagesMixin, check_arch_rows,
+from ..layers.csp_layer import (YOLO_BN, YOLO_INIT_CFG, CSPStagesMixin, check_arch_rows,
                                 check_factor, check_kernel_sizes, scaled_arch)
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.norm import check_norm_cfg
-
-YOLO_INIT_CFG = dict(type='Kaiming', layer='Conv2d', a=math.sqrt(5), distribution='uniform',
-                     mode='fan_in', nonlinearity='leaky_relu')
 
 
 @MODELS.register_module()

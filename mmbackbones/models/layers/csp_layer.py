@@ -8,6 +8,7 @@ Every conv is a :class:`~.conv_norm_act.ConvNormAct` (mmcv ``ConvModule``'s name
 :class:`CSPStagesMixin` is the stage plumbing the two CSP backbones share (it imports no
 backbone base class: each family file combines it with ``BaseBackbone``).
 """
+import math
 import re
 from typing import List, Optional, Sequence, Tuple
 
@@ -21,6 +22,9 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_positive_int,
 from .conv_norm_act import ConvNormAct
 
 YOLO_BN = dict(type='BN', momentum=0.03, eps=0.001)
+# mmdet's default init of CSPDarknet and CSPNeXt (a copy is made per model)
+YOLO_INIT_CFG = dict(type='Kaiming', layer='Conv2d', a=math.sqrt(5), distribution='uniform',
+                     mode='fan_in', nonlinearity='leaky_relu')
 
 
 class DepthwiseSeparableConvNormAct(nn.Module):

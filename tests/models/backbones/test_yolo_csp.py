@@ -6,7 +6,6 @@ import os
 
 import pytest
 import torch
-from torch import nn
 
 from mmbackbones import build_backbone
 from mmbackbones.checkpoint.converters import convert_state_dict

@@ -22,6 +22,8 @@ __all__ = ['check_state_dict_fits', 'StateDictFit', 'OUTSIDE_BACKBONE']
 
 # Names at the top of a checkpoint that are never part of a backbone (the model has no such
 # child): classifier heads, necks, task heads, training-only tokens. Dropped and named.
+#: where the wrappers keep the library model (TIMMBackbone.timm_model, TorchvisionBackbone.model)
+WRAPPED_MODEL_ATTRS = ('timm_model', 'model')
 OUTSIDE_BACKBONE = ('fc', 'head', 'heads', 'classifier', 'head_dist', 'pre_logits', 'neck',
                     'necks', 'decode_head', 'auxiliary_head', 'data_preprocessor', 'rpn_head',
                     'roi_head', 'bbox_head', 'mask_head', 'optimizer', 'mask_token')
@@ -159,8 +161,10 @@ def _classify_unexpected(key: str, modules: Mapping[str, nn.Module], children,
     parts = key.split('.')
     if parts[0] in OUTSIDE_BACKBONE and parts[0] not in children:
         return OUTSIDE
-    if any(p in OUTSIDE_BACKBONE for p in parts[1:-1]):
-        return OUTSIDE  # the head of a wrapped library model (TIMMBackbone's timm_model.fc)
+    if len(parts) > 2 and parts[0] in WRAPPED_MODEL_ATTRS and parts[1] in OUTSIDE_BACKBONE:
+        # the head of a wrapped library model (TIMMBackbone's timm_model.fc); an inner module
+        # named like a head elsewhere (CSPNeXt's attention.fc) is a backbone module
+        return OUTSIDE
     for depth in range(len(parts) - 1, 0, -1):
         name = '.'.join(parts[:depth])
         if name in modules:

@@ -16,6 +16,7 @@ from mmbackbones.models.backbones.regnet import RegNet
 from mmbackbones.models.backbones.resnet import ResNet, ResNetV1c, ResNetV1d, ResNeXt
 from mmbackbones.models.backbones.swin import SwinTransformer
 from mmbackbones.models.backbones.vit import VisionTransformer
+from mmbackbones.models.backbones.vit_eva02 import ViTEVA02
 from mmbackbones.registry import HOST_TWINS, MODELS
 from tests.compat.host_signatures import HOST_SIGNATURES, REQUIRED
 from tests.parity import mmpretrain_backbone
@@ -37,6 +38,7 @@ TWINS = {
 }
 CORES = [VisionTransformer, SwinTransformer, ResNet, ResNetV1c, ResNetV1d, ResNeXt, RegNet,
          CSPDarkNet, CSPResNet, CSPResNeXt, ConvNeXt]
+CORES += [ViTEVA02]
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

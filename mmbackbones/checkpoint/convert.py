@@ -194,6 +194,7 @@ _ROUTES = {
     ('SwinTransformer', 'mmdet'): '', ('SwinTransformer', 'mmseg'): '',
     ('SwinTransformer', 'timm'): 'timm_swin',
     ('ConvNeXt', 'timm'): 'timm_convnext',
+    ('VisionTransformer', 'detectron2'): 'detectron2_vit',  # ViTDet's backbone.net.* layout
 }
 _WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),
             'TorchvisionBackbone': ('model.', 'torchvision')}

@@ -208,6 +208,8 @@ _ROUTES = {
     ('Res2Net', 'mmdet'): 'openmmlab_resnet',
     ('Darknet', 'mmdet'): '', ('Darknet', 'timm'): 'timm_darknet',
     ('YOLOXCSPDarknet', 'mmdet'): '', ('CSPNeXt', 'mmdet'): '',
+    ('ConvNeXt', 'timm'): 'timm_convnext',
+    ('VisionTransformer', 'detectron2'): 'detectron2_vit',  # ViTDet's backbone.net.* layout
 }
 _WRAPPED = {'TIMMBackbone': ('timm_model.', 'timm'),
             'TorchvisionBackbone': ('model.', 'torchvision')}

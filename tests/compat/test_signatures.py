@@ -26,6 +26,7 @@ from mmbackbones.models.backbones.efficientnet import EfficientNet
 from mmbackbones.models.backbones.efficientnet_v2 import EfficientNetV2
 from mmbackbones.models.backbones.mobilenet_v2 import MobileNetV2
 from mmbackbones.models.backbones.mobilenet_v3 import MobileNetV3
+from mmbackbones.models.backbones.vit_eva02 import ViTEVA02
 from mmbackbones.registry import HOST_TWINS, MODELS
 from mmbackbones.compat import MMDetCSPDarknet, MMDetCSPNeXt, MMDetDarknet
 from mmbackbones.models.backbones.cspnext import CSPNeXt
@@ -81,6 +82,7 @@ CORES += [ResNeSt, Res2Net]
 CORES.append(BEiTViT)
 CORES += [MobileNetV2, MobileNetV3, EfficientNet, EfficientNetV2]
 CORES += [PCPVT, SVT]
+CORES += [ViTEVA02]
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

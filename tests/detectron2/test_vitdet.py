@@ -81,12 +81,16 @@ def test_vitdet_reverts_to_detectron2s_names_and_layer_decay_matches():
                                          for k, v in theirs.state_dict().items()})
     ours.load_state_dict(vit_sd)
     back = revert_detectron2_vit(ours.state_dict())
-    d2_keys = {'backbone.' + k for k in theirs.state_dict() if k.startswith('net.')}
-    assert set(back) == d2_keys
+    d2_state = {'backbone.' + k: v for k, v in theirs.state_dict().items()
+                if k.startswith('net.')}
+    assert set(back) == set(d2_state)
+    assert all(back[k].shape == v.shape for k, v in d2_state.items())  # pos_embed: a cls entry
+    pos = 'backbone.net.pos_embed'
+    assert torch.equal(back[pos][:, 1:], d2_state[pos][:, 1:])
     # detectron2's layer-wise decay numbering and ours give the same rate to every parameter
     for name, param in ours.named_parameters():
         depth, num = ours.get_layer_depth(name)
-        (d2_name,) = revert_detectron2_vit({name: param})
+        (d2_name,) = revert_detectron2_vit({name: param.detach()})
         assert 0.7 ** (num - 1 - depth) == pytest.approx(
             get_vit_lr_decay_rate(d2_name, 0.7, num_layers=3)), name
 

@@ -60,5 +60,11 @@ def convert_detectron2_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, 
 
 
 def revert_detectron2_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Our ViT names -> detectron2's, under ``backbone.net.`` (a ViTDet checkpoint's layout)."""
-    return {'backbone.net.' + k: v for k, v in revert_timm_vit(state_dict).items()}
+    """Our ViT names -> detectron2's, under ``backbone.net.`` (a ViTDet checkpoint's layout). A
+    model without a class token gets a zero class entry in ``pos_embed``: detectron2's default
+    ``pretrain_use_cls_token=True`` expects one (and drops it before use)."""
+    out = revert_timm_vit(state_dict)
+    pos = out.get('pos_embed')
+    if 'cls_token' not in out and isinstance(pos, torch.Tensor) and pos.dim() == 3:
+        out['pos_embed'] = torch.cat((pos.new_zeros(1, 1, pos.shape[2]), pos), dim=1)
+    return {'backbone.net.' + k: v for k, v in out.items()}

@@ -69,7 +69,7 @@ def assert_close_to_scale(got: torch.Tensor, expected: torch.Tensor, tol: float 
         f'max diff {float((got - expected).abs().max())} at scale {scale}'
 
 
-# ----- TorchvisionResNet ---------------------------------------------------------------------------
+# ----- TorchvisionResNet -------------------------------------------------------------------------
 @pytest.mark.parametrize('name,return_layers,dilation,train_backbone', [
     ('resnet50', {'layer4': 'res5'}, True, True),  # every DC5 DETR config
     ('resnet50', {'layer2': 'res3', 'layer4': 'res5'}, False, False),
@@ -102,7 +102,7 @@ def test_torchvision_resnet_loads_a_torchvision_file_and_refuses_bad_arguments()
         ours.TorchvisionResNet('resnet18', True, dilation=True)
 
 
-# ----- SwinTransformer -----------------------------------------------------------------------------
+# ----- SwinTransformer ---------------------------------------------------------------------------
 SWIN = dict(embed_dim=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], drop_path_rate=0.)
 
 
@@ -178,7 +178,7 @@ def test_swin_refuses_bad_arguments():
         ours.SwinTransformer(**SWIN, frozen_stages=7)
 
 
-# ----- ConvNeXt ------------------------------------------------------------------------------------
+# ----- ConvNeXt ----------------------------------------------------------------------------------
 CONVNEXT = dict(depths=[1, 1, 2, 1], dims=[16, 32, 64, 128])
 
 
@@ -238,7 +238,7 @@ def test_signatures_are_detrex(mine, theirs):
     assert described(mine) == described(theirs)
 
 
-# ----- FocalNet ------------------------------------------------------------------------------------
+# ----- FocalNet ----------------------------------------------------------------------------------
 FOCALNET = dict(embed_dim=16, depths=[2, 2, 2, 2], drop_path_rate=0.)
 
 

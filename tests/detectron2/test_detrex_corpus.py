@@ -20,8 +20,9 @@ such target of the backbone's config is replaced by ours: what changing the conf
   ``drop_path_rate`` 0, fewer queries and transformer layers, two 96 x 96 images; FocalNet-L
   with 2 blocks a stage).
 
-Configs that do not load with detrex itself and backbones we do not provide yet are listed with
-the reason (``-s`` prints the table).
+dino-focal's own copy of the official FocalNet (``from .focalnet import FocalNet`` in its config
+folder) is switched like detrex's. Configs that do not load with detrex itself and backbones we do
+not provide yet are listed with the reason (``-s`` prints the table).
 """
 import collections
 import contextlib
@@ -49,6 +50,10 @@ from tests.detectron2.test_detrex_backbones import (assert_close_to_scale,  # no
                                                     perturbed_state)
 
 BACKBONE_MODULES = ('detrex.modeling.backbone', 'detectron2.modeling.backbone')
+# project-local copies of a detrex backbone, loaded by LazyConfig from a config folder
+# (``from .focalnet import FocalNet`` in projects/dino/configs/dino-focal/): the module-name
+# pattern and class name of each, switched like detrex's own
+LOCAL_COPIES = ((r'^detectron2\._cfg_loader\w*\.focalnet\.py$', 'FocalNet'), )
 # Why a config of the pinned archive does not load with detrex itself (path regex, reason regex)
 KNOWN_LOAD_FAILURES = (
     (r'^projects/co_mot/', r'trackeval|easydict'),  # co_mot's own dependencies, not installed
@@ -103,11 +108,16 @@ def _ours(target):
     return obj
 
 
+def _switchable(target) -> bool:
+    module = getattr(target, '__module__', '') or ''
+    return module.startswith(BACKBONE_MODULES) or any(
+        re.match(pattern, module) and _name(target) == name for pattern, name in LOCAL_COPIES)
+
+
 def _family(backbone: DictConfig) -> str:
     top = backbone._target_
     name = _name(top)
-    module = getattr(top, '__module__', '')
-    if not module.startswith(BACKBONE_MODULES):
+    if not _switchable(top):
         return f'{name} (the project\'s own class)'
     if name == 'SimpleFeaturePyramid' and 'net' in backbone:
         return f'SimpleFeaturePyramid({_name(backbone.net._target_)})'
@@ -120,7 +130,7 @@ def _switch(backbone: DictConfig):
     missing = []
     for node in _targets(switched):
         target = node._target_
-        if not getattr(target, '__module__', '').startswith(BACKBONE_MODULES):
+        if not _switchable(target):
             if node is switched:
                 missing.append(_name(target))
             continue

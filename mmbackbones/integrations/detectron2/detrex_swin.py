@@ -13,7 +13,8 @@ The signature, defaults and meanings are detectron2's: ``pretrain_img_size``, ``
 
 The network is the core :class:`~mmbackbones.models.backbones.swin.SwinTransformer` (its
 arguments translated by the core's ``mmdet_spelling``: mmdet's Swin and detectron2's share their
-meanings but ``patch_norm``, which is only the patch embedding's norm in detectron2). Its **state dict is detectron2's** (``patch_embed.proj``,
+meanings but ``patch_norm``, which is only the patch embedding's norm in detectron2). Its
+**state dict is detectron2's** (``patch_embed.proj``,
 ``layers.{i}.blocks.{j}.attn.qkv``, ``layers.{i}.blocks.{j}.mlp.fc1``, ``layers.{i}.downsample``
 in detectron2's 2x2 order, ``norm{i}``, ``absolute_pos_embed`` as ``(1, C, H, W)``), so detrex
 checkpoints load through ``train.init_checkpoint`` / ``DetectionCheckpointer`` and what this

@@ -11,4 +11,5 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_resnest import main  # noqa: E402
 
 if __name__ == '__main__':
+    # every option ('--out' too, as run_all passes it) goes to bench_resnest's parser
     main(['--family', 'res2net'] + sys.argv[1:])

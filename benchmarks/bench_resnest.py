@@ -72,7 +72,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--rounds', type=int, default=None)
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
-    batch = args.batch or (2 if args.quick else 4)  # training BN needs 2+ (ResNeSt's pooled attention)
+    # a training BN needs 2+ samples (ResNeSt's attention is pooled to 1x1)
+    batch = args.batch or (2 if args.quick else 4)
     size = args.size or (128 if args.quick else 224)
     rounds = args.rounds or (4 if args.quick else 11)
     warmup = 1

@@ -21,6 +21,7 @@ from collections import Counter
 
 FILES = ('resnet', 'resnext', 'vision_transformer', 'swin_transformer', 'convnext', 'regnet',
          'cspnet', 'timm_backbone', 'poolformer')
+FILES += ('resnest', 'res2net')
 TEST_DIR = 'tests/test_models/test_backbones'
 IMPORT = re.compile(r'from mmpretrain\.models\.backbones import (\([^)]*\)|[^\n]*)')
 

@@ -73,6 +73,48 @@ def compare(entry: dict, tmp_dir: str) -> str:
     return 'ok'
 
 
+def compare_through_the_cache(entry: dict, monkeypatch, home: str) -> str:
+    """The switched backbone's own ``open-mmlab://`` checkpoint (``init_cfg`` or mmseg's
+    ``pretrained``), served from our cache as a file with the native weights in the layout that
+    URL holds (mmcv-era stem, a classifier beside): ``init_weights()`` gives the native
+    outputs."""
+    import importlib as _importlib
+
+    from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models
+
+    from mmbackbones.checkpoint.download import cache_path_for
+    monkeypatch.setenv('MMBACKBONES_HOME', home)
+    monkeypatch.setattr(_importlib.import_module('mmbackbones.checkpoint.download'),
+                        '_check_hash', lambda *args: None)  # a stand-in for the real file
+    toolbox, cfg = entry['toolbox'], dict(entry['backbone'])
+    url = cfg.get('pretrained') or cfg['init_cfg']['checkpoint']
+    name = url.split('://', 1)[1]
+    path = cache_path_for(get_external_models()[get_deprecated_model_names().get(name, name)])
+    assert path.startswith(home)
+    registry = importlib.import_module(f'{toolbox}.registry').MODELS
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        native = registry.build(dict(cfg, _scope_=toolbox))
+        ours = registry.build(dict(cfg, type=f'mmbackbones.{toolbox}.{cfg["type"]}',
+                                   _scope_=toolbox))
+    from tests.parity import assert_outputs_close, perturb_
+    perturb_(native)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    state = dict(native.state_dict(), **{'fc.weight': torch.zeros(10, 8)})
+    torch.save({'meta': {}, 'state_dict': state}, path)
+    try:
+        ours.init_weights()
+    finally:
+        os.remove(path)
+    native.eval()
+    ours.eval()
+    x = torch.randn(1, 3, DCN_SIZE if cfg.get('dcn') else SIZE, SIZE,
+                    generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert_outputs_close(native(x), ours(x))
+    return 'ok'
+
+
 def _id(entry: dict) -> str:
     first = os.path.splitext(os.path.basename(entry['configs'][0]))[0]
     return f"{entry['toolbox']}-{entry['type']}-{first}"
@@ -92,6 +134,18 @@ if __name__ != '__main__':
     @pytest.mark.parametrize('entry', ENTRIES, ids=[_id(e) for e in ENTRIES])
     def test_shipped_backbone_switches_by_type_only(entry, tmp_path):
         assert compare(entry, str(tmp_path)) == 'ok'
+
+    _BY_URL = {}
+    for _entry in ENTRIES:
+        _url = _entry['backbone'].get('pretrained') or (
+            _entry['backbone'].get('init_cfg') or {}).get('checkpoint')
+        if _url and _url.startswith('open-mmlab://'):
+            _BY_URL.setdefault(_url, _entry)
+
+    @pytest.mark.parametrize('url', sorted(_BY_URL))
+    def test_open_mmlab_checkpoint_loads_through_our_cache(url, tmp_path, monkeypatch):
+        assert compare_through_the_cache(_BY_URL[url], monkeypatch, str(tmp_path / 'home')) \
+            == 'ok'
 
 
 def main() -> int:

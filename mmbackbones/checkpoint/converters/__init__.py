@@ -59,6 +59,7 @@ CONVERTERS = (
     ('timm_regnet', 'timm'),
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
+    ('timm_efficientnet', 'timm'),  # MobileNetV2/V3, EfficientNet(V2)
     ('timm_beit', 'timm'),  # before timm_vit: a BEiT has its keys too
     ('timm_eva02', 'timm'),  # before timm_vit: EVA-02's q_bias/v_bias, fc1_g/fc1_x
     ('detectron2_swin', 'detectron2'),  # detectron2's/detrex's Swin (norm{i} outputs)
@@ -68,12 +69,8 @@ CONVERTERS = (
     ('timm_vit', 'timm'),
     ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
     ('openmmlab_resnet', 'openmmlab'),  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
+    ('mmdet_mobilenet_v2', 'openmmlab'),  # mmdet's named MobileNetV2 blocks
     ('mmpretrain_eva02', 'mmpretrain'),  # ViTEVA02's norm1/norm2/mlp names
-    ('timm_efficientnet', 'timm'),  # MobileNetV2/V3, EfficientNet(V2)
-    ('timm_vit', 'timm'),
-    ('mmseg_vit', 'openmmlab'),  # mmseg's ViT (attn.attn.in_proj_*)
-    ('openmmlab_resnet', 'openmmlab'),
-    ('mmdet_mobilenet_v2', 'openmmlab'),  # mmdet's named MobileNetV2 blocks  # mmcv-era deep stems of mmdet/mmseg ResNetV1c/V1d
     ('mmpretrain_classifier', 'mmpretrain'),
     ('official_pvt', 'timm'),  # whai362/PVT v1/v2 releases (mmdet's pvt_convert layout)
     ('timm_pvt_v2', 'timm'),

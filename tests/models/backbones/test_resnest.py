@@ -249,3 +249,20 @@ def test_cli_info_show_and_dynamic_export(tmp_path):
                      '--json', *small)
     assert export.returncode == 0, export.stderr
     assert json.loads(export.stdout)['max_abs_diff'] < 1e-4
+
+
+def test_mmdet_layout_round_trip_through_openmmlab_converter():
+    """mmdet's/mmseg's ResNeSt layout (mmcv-era stem, a pool kept in layer1's shortcut) and ours
+    convert into each other, with and without the model's keys."""
+    from mmbackbones.checkpoint.converters.openmmlab_resnet import (convert_openmmlab_resnet,
+                                                                    is_openmmlab_resnet,
+                                                                    revert_openmmlab_resnet)
+    with torch.device('meta'):
+        ours = ResNeSt(**NARROW, out_indices=ALL).state_dict()
+    theirs = revert_openmmlab_resnet(ours)
+    assert 'stem.0.weight' in theirs and 'stem.1.running_mean' in theirs
+    assert 'layer1.0.downsample.1.weight' in theirs and 'layer1.0.downsample.2.weight' in theirs
+    assert 'layer2.0.downsample.1.weight' in theirs and is_openmmlab_resnet(theirs)
+    target = {k: tuple(v.shape) for k, v in ours.items()}
+    for back in (convert_openmmlab_resnet(theirs), convert_openmmlab_resnet(theirs, target)):
+        assert {k: tuple(v.shape) for k, v in back.items()} == target

@@ -134,7 +134,7 @@ class MobileNetV3(BaseBackbone):
             self.add_module(f'layer{i + 1}', InvertedResidual(
                 width, out, mid, kernel_size=kernel, stride=block_stride, dilation=dilation,
                 se_cfg=se_cfg, conv_cfg=conv_cfg,
-                dw_conv_cfg=same if tf_padding and block_stride == 2 else 'same',
+                dw_conv_cfg=same if tf_padding and block_stride == 2 else conv_cfg,
                 norm_cfg=self.norm_cfg, act_cfg=dict(type=act), with_cp=with_cp))
             width, stride = out, stride * block_stride
             channels.append(out)

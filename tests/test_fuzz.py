@@ -473,20 +473,20 @@ VALID['beit'] = dict(type='BEiTViT', img_size=32, patch_size=8, out_type='featma
 
 _MOBILE_BAD = [('in_channels', 0)] + NORM_FAULTS + ROUTE_FAULTS
 MOBILENET_V2 = faulty({'type': st.just('MobileNetV2')}, {
-    'out_indices': valid_out_indices(8), 'frozen_stages': frozen_stages(-1, 8),
+    'out_indices': valid_out_indices(8), 'frozen_stages': frozen_stages(-1, 7),
     'widen_factor': st.sampled_from([0.35, 0.5]), 'in_channels': st.sampled_from([1, 3]),
     'strides': st.sampled_from([(1, 2, 2, 2, 1, 2, 1), (1, 2, 2, 1, 1, 1, 1)]),
     'dilations': st.sampled_from([(1, ) * 7, (1, 1, 1, 2, 2, 4, 4)]), 'norm_cfg': BN_NORMS,
 }, [('widen_factor', 0), ('widen_factor', '1'), ('strides', (1, 2)), ('dilations', (0, ) * 7)]
-   + bad_out_indices(8) + bad_frozen_stages(8) + _MOBILE_BAD)
+   + bad_out_indices(8) + bad_frozen_stages(7) + _MOBILE_BAD)
 MOBILENET_V3 = faulty({'type': st.just('MobileNetV3'),
                        'arch': st.sampled_from(['small', 'small_050'])}, {
-    'out_indices': valid_out_indices(13), 'frozen_stages': frozen_stages(-1, 13),
+    'out_indices': valid_out_indices(13), 'frozen_stages': frozen_stages(-1, 12),
     'output_stride': st.sampled_from([32, 16, 8]), 'tf_padding': st.booleans(),
     'reduction_factor': st.sampled_from([1, 2]), 'in_channels': st.sampled_from([1, 3]),
     'norm_cfg': BN_NORMS,
 }, [('arch', 'tiny'), ('output_stride', 4), ('reduction_factor', 0), ('tf_padding', 1)]
-   + bad_out_indices(13) + bad_frozen_stages(13) + _MOBILE_BAD)
+   + bad_out_indices(13) + bad_frozen_stages(12) + _MOBILE_BAD)
 EFFICIENTNET = faulty({'type': st.just('EfficientNet'), 'arch': st.sampled_from(['b0', 'es'])}, {
     'out_indices': valid_out_indices(7), 'frozen_stages': frozen_stages(-1, 7),
     'conv_cfg': st.sampled_from([None, dict(type='Conv2dAdaptivePadding')]),

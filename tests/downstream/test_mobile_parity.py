@@ -113,3 +113,44 @@ def test_hosts_refusals():
         MMSegMobileNetV3(arch='small_075')
     with pytest.raises(ValueError, match='arch'):
         MMDetEfficientNet(arch='l2')
+
+
+class _Whole(nn.Module):
+    """A detector/segmentor's state dict around its backbone."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.decode_head = nn.Conv2d(4, 2, 1)
+
+
+@pytest.mark.parametrize('toolbox,kind,kwargs', [
+    ('mmdet', 'MobileNetV2', dict(out_indices=(2, 4, 6))), ('mmseg', 'MobileNetV2', {}),
+    ('mmseg', 'MobileNetV3', dict(arch='large')), ('mmdet', 'EfficientNet', dict(arch='b0'))])
+def test_whole_model_checkpoints_both_ways(toolbox, kind, kwargs, tmp_path):
+    """The host's whole-model checkpoint loads into ours with mmengine's ``load_checkpoint``
+    and ``strict=True`` (mmdet's MobileNetV2 names converted on load); ours, written back with
+    ``convert_checkpoint_to(to=host)``, loads strictly into the host's module. Outputs equal."""
+    from mmengine.runner import load_checkpoint
+
+    from mmbackbones.checkpoint.convert import convert_checkpoint_to
+    native, _ = _pair(toolbox, kind, **kwargs)
+    path = str(tmp_path / 'native.pth')
+    torch.save({'state_dict': _Whole(native).state_dict()}, path)
+    ours = _Whole(TWINS[(toolbox, kind)](**kwargs))
+    load_checkpoint(ours, path, map_location='cpu', strict=True, logger='silent')
+    x = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    native.eval()
+    ours.eval()
+    with torch.no_grad():
+        assert_outputs_close(native(x), ours.backbone(x))
+    perturb_(ours.backbone, seed=5)
+    src, dst = str(tmp_path / 'ours.pth'), str(tmp_path / 'back.pth')
+    torch.save({'state_dict': ours.state_dict()}, src)
+    convert_checkpoint_to(src, dst, to=toolbox)
+    back = _native(toolbox, kind, **kwargs)
+    whole = _Whole(back)
+    load_checkpoint(whole, dst, map_location='cpu', strict=True, logger='silent')
+    back.eval()
+    with torch.no_grad():
+        assert_outputs_close(ours.backbone(x), back(x))

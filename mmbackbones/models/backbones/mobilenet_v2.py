@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import check_bool, check_positive_int, normalize_out_indices
+from ...utils.validation import (check_bool, check_frozen_stages, check_positive_int,
+                                 normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.mobile_blocks import (SequentialInvertedResidual, check_built_stages,
                                     conv_norm_act, make_divisible)
@@ -53,9 +54,8 @@ class MobileNetV2(BaseBackbone):
             last conv has ``int(1280 * widen_factor)`` channels when it is above 1).
         out_indices (Sequence[int]): 0..6 the stages ``layer1..layer7``, 7 the last conv
             ``conv2``; default ``(7, )``. Nothing after the last output is built.
-        frozen_stages (int): -1 none, 0 ``conv1``, k also ``layer1..layerk`` (8 also
-            ``conv2``). Frozen layers stay in eval mode (mmpretrain leaves the stem's norm
-            training).
+        frozen_stages (int): -1 none, 0 ``conv1``, k (up to 7) also ``layer1..layerk``.
+            Frozen layers stay in eval mode (mmpretrain leaves the stem's norm training).
         conv_cfg, norm_cfg, act_cfg (dict): layer configs (``act_cfg`` default ``ReLU6``).
         norm_eval (bool): BatchNorms in eval mode during training.
         with_cp (bool): gradient checkpointing of every block.
@@ -92,7 +92,8 @@ class MobileNetV2(BaseBackbone):
         self.widen_factor = check_widen_factor(widen_factor)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
-        self.frozen_stages = frozen_stages
+        # mmpretrain's range: conv1 and layer1..layer7 (conv2 is never frozen)
+        self.frozen_stages = check_frozen_stages(frozen_stages, self.num_stages - 1)
         check_bool('norm_eval', norm_eval)
         check_bool('with_cp', with_cp)
         default_strides = tuple(row[3] for row in self.arch_settings)

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_positive_int,
-                                 normalize_out_indices)
+from ...utils.validation import (check_bool, check_choice, check_frozen_stages,
+                                 check_positive_int, normalize_out_indices)
 from ..base import BaseBackbone
 from ..layers.mobile_blocks import (SAME_PADDING, InvertedResidual, check_built_stages,
                                     conv_norm_act)
@@ -44,7 +44,7 @@ class MobileNetV3(BaseBackbone):
             ``BN(eps=0.001, momentum=0.01)``: TF's; timm's ``mobilenetv3_*`` use ``eps=1e-5``).
         out_indices (Sequence[int], optional): 0 the stem ``layer0``, i the block ``layer{i}``,
             the last index the final 1x1 conv; default that one (12 small, 16 large).
-        frozen_stages (int): -1 none, k ``layer0..layerk``.
+        frozen_stages (int): -1 none, k ``layer0..layerk`` (k up to the last index).
         norm_eval (bool): BatchNorms in eval mode during training.
         with_cp (bool): gradient checkpointing of every block.
         in_channels (int): input channels (extra).
@@ -107,7 +107,7 @@ class MobileNetV3(BaseBackbone):
         if out_indices is None:
             out_indices = (len(rows) + 1, )
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
-        self.frozen_stages = frozen_stages
+        self.frozen_stages = check_frozen_stages(frozen_stages, self.num_stages - 1)
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.output_stride = check_choice('output_stride', output_stride, OUTPUT_STRIDES)
         self.reduction_factor = check_positive_int('reduction_factor', reduction_factor)
@@ -134,7 +134,7 @@ class MobileNetV3(BaseBackbone):
             self.add_module(f'layer{i + 1}', InvertedResidual(
                 width, out, mid, kernel_size=kernel, stride=block_stride, dilation=dilation,
                 se_cfg=se_cfg, conv_cfg=conv_cfg,
-                dw_conv_cfg=same if tf_padding and block_stride == 2 else 'same',
+                dw_conv_cfg=same if tf_padding and block_stride == 2 else conv_cfg,
                 norm_cfg=self.norm_cfg, act_cfg=dict(type=act), with_cp=with_cp))
             width, stride = out, stride * block_stride
             channels.append(out)

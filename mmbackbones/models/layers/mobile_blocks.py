@@ -187,14 +187,15 @@ def _residual(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class InvertedResidual(nn.Module):
     """MobileNetV2/V3's and EfficientNet's block (see the module docstring).
 
-    ``dw_conv_cfg`` (default ``conv_cfg``) is the depthwise conv's: mmseg's MobileNetV3 gives
-    its stride-2 depthwise convs ``'same'`` padding whatever ``conv_cfg`` is.
+    ``dw_conv_cfg`` is the depthwise conv's (default ``'conv_cfg'``: the same as the others):
+    mmseg's MobileNetV3 gives its stride-2 depthwise convs ``'same'`` padding whatever
+    ``conv_cfg`` is.
     """
 
     def __init__(self, in_channels: int, out_channels: int, mid_channels: int,
                  kernel_size: int = 3, stride: int = 1, dilation: int = 1,
                  se_cfg: Optional[dict] = None, with_expand_conv: Optional[bool] = None,
-                 conv_cfg: Optional[dict] = None, dw_conv_cfg: Optional[dict] = 'same',
+                 conv_cfg: Optional[dict] = None, dw_conv_cfg: Optional[dict] = 'conv_cfg',
                  norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU'),
                  drop_path_rate: float = 0.0, with_cp: bool = False):
         super().__init__()
@@ -209,7 +210,8 @@ class InvertedResidual(nn.Module):
                                              norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.depthwise_conv = conv_norm_act(
             mid_channels, mid_channels, kernel_size, stride=stride, dilation=dilation,
-            groups=mid_channels, conv_cfg=conv_cfg if dw_conv_cfg == 'same' else dw_conv_cfg,
+            groups=mid_channels,
+            conv_cfg=conv_cfg if dw_conv_cfg == 'conv_cfg' else dw_conv_cfg,
             norm_cfg=norm_cfg, act_cfg=act_cfg)
         if se_cfg is not None:
             self.se = SqueezeExcite(**se_cfg)

@@ -214,3 +214,15 @@ def test_onnx_export_with_same_padding_at_dynamic_sides(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert len(report['verify']) == 2 and report['max_abs_diff'] < 1e-4
+
+
+def test_show_draws_the_feature_maps(tmp_path):
+    import os
+
+    from mmbackbones.cli import main
+    out = tmp_path / 'eff.png'
+    image = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))), 'demo', 'demo.png')
+    assert main(['show', 'efficientnet-b0', image, '-o', str(out), '--input-size', '64', '64',
+                 '--panel-size', '32']) == 0
+    assert out.stat().st_size > 0

@@ -141,7 +141,8 @@ def test_metadata_before_forward_and_out_indices_order():
 @pytest.mark.parametrize('cls,kwargs,error,match', [
     (MobileNetV2, dict(out_indices=(8, )), ValueError, 'out_indices'),
     (MobileNetV2, dict(out_indices=(1, 1)), ValueError, 'repeat'),
-    (MobileNetV2, dict(frozen_stages=9), ValueError, 'frozen_stages'),
+    (MobileNetV2, dict(frozen_stages=8), ValueError, 'frozen_stages'),  # mmpretrain's range
+    (MobileNetV3, dict(frozen_stages=13), ValueError, 'frozen_stages'),
     (MobileNetV2, dict(widen_factor=0), ValueError, 'widen_factor'),
     (MobileNetV2, dict(widen_factor='1'), TypeError, 'widen_factor'),
     (MobileNetV2, dict(strides=(1, 2)), ValueError, 'strides'),

@@ -120,7 +120,8 @@ def print_results(title: str, results: dict) -> None:
             f'{k} {v:.1e}' for k, v in res['max_rel_diff_eval'].items()))
 
 
-def parse(argv, doc: str, default_archs, out: str):
+def parse(argv, doc: str, default_archs, out: str, out_option: str = '--out'):
+    """The shared command line; the report goes where ``out_option`` (run_all's) says."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='batch 1, 128 px, 3 rounds')
     parser.add_argument('--archs', nargs='+', default=default_archs)
@@ -128,7 +129,8 @@ def parse(argv, doc: str, default_archs, out: str):
     parser.add_argument('--batch', type=int, default=None)
     parser.add_argument('--size', type=int, default=None)
     parser.add_argument('--rounds', type=int, default=None)
-    parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results', out))
+    parser.add_argument(out_option, dest='out',
+                        default=os.path.join(ROOT, 'benchmarks', 'results', out))
     add_device_arguments(parser)
     args = parser.parse_args(argv)
     check_device_arguments(parser, args)
@@ -152,7 +154,7 @@ def report_of(name: str, args, results: dict, load_before) -> dict:
 
 
 def main(argv=None) -> dict:
-    args = parse(argv, __doc__, ['v2-b0', 'v2-b2', 'v1-t'], 'pvt.json')
+    args = parse(argv, __doc__, ['v2-b0', 'v2-b2', 'v1-t'], 'pvt.json', out_option='--out')
     device = torch.device(args.device)
     load_before = os.getloadavg() if hasattr(os, 'getloadavg') else None
     results = {arch: run_models(build_models(arch, device), 'mmdet', args, device)

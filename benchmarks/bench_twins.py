@@ -67,7 +67,7 @@ def build_models(arch: str, device: torch.device) -> dict:
 
 
 def main(argv=None) -> dict:
-    args = parse(argv, __doc__, ['pcpvt-s', 'svt-s'], 'twins.json')
+    args = parse(argv, __doc__, ['pcpvt-s', 'svt-s'], 'twins.json', out_option='--out')
     device = torch.device(args.device)
     load_before = os.getloadavg() if hasattr(os, 'getloadavg') else None
     results = {arch: run_models(build_models(arch, device), 'mmseg', args, device)

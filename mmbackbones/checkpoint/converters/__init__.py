@@ -60,8 +60,8 @@ CONVERTERS = (
     ('timm_resnet', 'timm'),
     ('timm_swin', 'timm'),
     ('timm_efficientnet', 'timm'),  # MobileNetV2/V3, EfficientNet(V2)
+    ('timm_eva02', 'timm'),  # before timm_beit/timm_vit: EVA-02's q_bias/v_bias, fc1_g/fc1_x
     ('timm_beit', 'timm'),  # before timm_vit: a BEiT has its keys too
-    ('timm_eva02', 'timm'),  # before timm_vit: EVA-02's q_bias/v_bias, fc1_g/fc1_x
     ('detectron2_swin', 'detectron2'),  # detectron2's/detrex's Swin (norm{i} outputs)
     ('detrex_convnext', 'detectron2'),  # detrex's (and the official) ConvNeXt
     ('detrex_focalnet', 'detectron2'),  # the official FocalNet classification files

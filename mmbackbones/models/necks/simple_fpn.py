@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import check_choice, check_positive_int
+from ...utils.validation import (accepts_config_containers, check_choice, check_positive_int,
+                                 checks_keywords)
 from ..layers.layer_norm2d import LayerNorm2d
 
 SCALES = (4.0, 2.0, 1.0, 0.5)
@@ -59,6 +60,8 @@ class SimpleFeaturePyramid(nn.Module):
         in_stride: stride of the input map (16 for a ViT-B/16); names the outputs.
     """
 
+    @checks_keywords
+    @accepts_config_containers
     def __init__(self, in_channels: Union[int, Sequence[int]], out_channels: int = 256,
                  scale_factors: Sequence[float] = SCALES, norm: str = 'LN',
                  top_block: bool = False, in_stride: int = 16):

@@ -368,6 +368,8 @@ def picture_settings(page: Page) -> Optional[dict]:
 
     for name in page.classes:
         cls = MODELS.module_dict[name]
+        if 'mask' in inspect.signature(cls.forward).parameters:
+            continue  # a pre-training encoder (MAEViT): its default forward masks patches
         if arch_table(cls) is not None:  # not a wrapper (TIMMBackbone): nothing of its own
             return dict(name=name, cls=cls)
     return None

@@ -23,6 +23,7 @@ from torch import nn
 
 from ...registry import MODELS
 from ...utils.validation import check_rate
+from ..layers.pos_embed import resize_pos_embed
 from .vit import VisionTransformer
 
 
@@ -107,9 +108,15 @@ class MAEViT(VisionTransformer):
             return super().forward(x)
         self.check_input(x)
         batch = x.shape[0]
-        x = self.patch_embed(x)[0] + self.pos_embed[:, 1:, :]
+        x, hw = self.patch_embed(x)
+        pos_embed = self.pos_embed
+        if hw != self.patch_resolution:  # any input size, as the plain forward
+            pos_embed = resize_pos_embed(pos_embed, self.patch_resolution, hw,
+                                         mode=self.interpolate_mode, num_extra_tokens=1,
+                                         antialias=self.interpolate_antialias)
+        x = x + pos_embed[:, 1:, :]
         x, mask, ids_restore = self.random_masking(x, self.mask_ratio)
-        cls_token = (self.cls_token + self.pos_embed[:, :1, :]).expand(batch, -1, -1)
+        cls_token = (self.cls_token + pos_embed[:, :1, :]).expand(batch, -1, -1)
         x = torch.cat((cls_token, x), dim=1)
         for layer in self.layers:
             x = layer(x)

@@ -63,3 +63,17 @@ def test_sincos_table_and_arguments():
         MAEViT(arch=ARCH, img_size=32, patch_size=8, mask_ratio=1.5)
     assert type(build_backbone(dict(type='mmcls.MAEViT', arch=ARCH, img_size=32,
                                     patch_size=8))) is MAEViT
+
+
+def test_masked_forward_takes_any_input_size():
+    """The masked (pre-training) forward resizes the position embedding to the input's grid,
+    as the plain forward does; at the built size it is the table itself."""
+    import torch
+
+    from mmbackbones import build_backbone
+    model = build_backbone(dict(type='MAEViT', arch=dict(embed_dims=32, num_layers=1,
+                                                         num_heads=2, feedforward_channels=64),
+                                img_size=32, patch_size=8, mask_ratio=0.75)).eval()
+    tokens, mask, ids_restore = model(torch.randn(2, 3, 48, 40))
+    assert tokens.shape == (2, 1 + (6 * 5) // 4, 32)  # 30 patches, a quarter kept, + class
+    assert mask.shape == ids_restore.shape == (2, 30) and int(mask.sum()) == 2 * (30 - 7)

@@ -150,6 +150,10 @@ def arch_argument(cls) -> Optional[str]:
     for name in ('arch', 'depth'):
         if name in params:
             return name
+    table = arch_table(cls)
+    if table and all(isinstance(k, int) for k in table) and any(
+            p.kind is p.VAR_KEYWORD for p in params.values()):
+        return 'depth'  # passed on to the base class (mmpretrain's Res2Net(ResNet, **kwargs))
     return None
 
 

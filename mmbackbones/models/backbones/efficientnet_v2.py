@@ -61,7 +61,7 @@ class EfficientNetV2(BaseBackbone):
 
     Args:
         arch (str): ``'s'``/``'small'``, ``'m'``/``'medium'``, ``'l'``/``'large'``, ``'xl'``,
-            ``'b0'``..``'b3'``.
+            ``'b0'`` to ``'b3'``.
         in_channels (int): input channels.
         drop_path_rate (float): stochastic depth, linear from 0 over the blocks.
         out_indices (Sequence[int]): 0 the stem, i the i-th stage, the last index (-1) the

@@ -20,7 +20,7 @@ the core is its spelling). Parameter tree (the MiT tree of mmseg, shared blocks 
     layers.{i}.2   stage norm (v2; v1 ``norm_after_stage=False``: Identity)
 
 Our additions: ``frozen_stages``, ``norm_eval``, ``with_cp``, ``arch`` (mmdet's configs: v1
-``'t'``, ``'s'``, ``'m'``, ``'l'``; v2 ``'b0'``..``'b5'``), out_indices checks, stages after the
+``'t'``, ``'s'``, ``'m'``, ``'l'``; v2 ``'b0'`` to ``'b5'``), out_indices checks, stages after the
 last output not built, the input checks, ``get_layer_depth``. The official releases
 (``whai362/PVT``, what mmdet's ``convert_weights=True`` converts with ``pvt_convert``) and timm's
 ``pvt_v2_b*`` convert through :mod:`mmbackbones.checkpoint.converters.official_pvt` and
@@ -327,7 +327,7 @@ class PyramidVisionTransformerV2(PyramidVisionTransformer):
     """PVT v2: mmdet 3.3's ``PyramidVisionTransformerV2(**kwargs)``, i.e. the v1 class with
     ``patch_sizes=[7, 3, 3, 3]``, ``paddings=[3, 1, 1, 1]``, no position embeddings, a norm
     after each stage and the depth-wise conv FFN (those five may not be given, as in mmdet).
-    Default depths: PVTv2-B2's. ``arch``: ``'b0'``..``'b5'``."""
+    Default depths: PVTv2-B2's. ``arch``: ``'b0'`` to ``'b5'``."""
 
     arch_settings = PVTV2_ARCHS
 

@@ -374,7 +374,8 @@ def picture_settings(page: Page) -> Optional[dict]:
         cls = MODELS.module_dict[name]
         if 'mask' in inspect.signature(cls.forward).parameters:
             continue  # a pre-training encoder (MAEViT): its default forward masks patches
-        if arch_table(cls) is not None:  # not a wrapper (TIMMBackbone): nothing of its own
+        from mmbackbones.models.wrapper import WrapperBackbone
+        if not issubclass(cls, WrapperBackbone):  # a wrapper (TIMMBackbone) has no net of its own
             return dict(name=name, cls=cls)
     return None
 

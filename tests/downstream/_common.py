@@ -152,3 +152,28 @@ def assert_native_weights_carry_over(native, ours, tmp_dir: str, in_channels: in
     for i, (e, g) in enumerate(zip(expected, got)):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item(),
                                    msg=f'output {i}')
+
+
+def switch_report(entries, compare, ident, group) -> int:
+    """What ``python tests/downstream/test_shipped_<family>_configs.py`` prints: each distinct
+    backbone dict through ``compare(entry, tmp_dir)``, then per ``group(entry)`` (a toolbox, a
+    type, or both) how many shipped configs build with the type switched alone and equal the
+    native outputs. 0 when all of them do."""
+    import collections
+    import tempfile
+    counts, ok = collections.Counter(), collections.Counter()
+    for entry in entries:
+        key, n = group(entry), len(entry['configs'])
+        counts[key] += n
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                compare(entry, tmp)
+                ok[key] += n
+            except Exception as err:  # noqa: BLE001 - a report, not a test
+                print(f'FAIL {ident(entry)} ({n} configs): {type(err).__name__}: {err}'[:300])
+    for key in sorted(counts, key=str):
+        name = ' '.join(key) if isinstance(key, tuple) else key
+        print(f'{name}: {ok[key]} of {counts[key]} shipped configs build with the type switched '
+              f'alone and equal the native outputs')
+    print(f'{len(entries)} distinct backbone dicts')
+    return 0 if ok == counts else 1

@@ -99,24 +99,8 @@ if __name__ != '__main__':
 
 
 def main() -> int:
-    import tempfile
-    entries = shipped_dicts()
-    counts, ok = collections.Counter(), collections.Counter()
-    for entry in entries:
-        n = len(entry['configs'])
-        counts[entry['kind']] += n
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                compare(entry, tmp)
-                ok[entry['kind']] += n
-            except Exception as err:  # noqa: BLE001 - a report, not a test
-                print(f'FAIL {_id(entry)} ({n} configs): {type(err).__name__}: {err}'[:300])
-    for kind in sorted(counts):
-        print(f'{kind}: {ok[kind]} of {counts[kind]} mmseg configs build with our twin and equal '
-              f'the native outputs')
-    print(f'{len(entries)} distinct backbone dicts')
-    return 0 if ok == counts else 1
-
+    from tests.downstream import _common
+    return _common.switch_report(shipped_dicts(), compare, _id, lambda e: e['kind'])
 
 if __name__ == '__main__':
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(

@@ -95,23 +95,8 @@ if __name__ != '__main__':
 
 
 def main() -> int:
-    import tempfile
-    entries = shipped_mit_dicts()
-    total = ok = 0
-    for entry in entries:
-        n = len(entry['configs'])
-        total += n
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                compare(entry, tmp)
-                ok += n
-            except Exception as err:  # noqa: BLE001 - a report, not a test
-                print(f'FAIL {_id(entry)} ({n} configs): {type(err).__name__}: {err}'[:300])
-    print(f'mmseg: {ok} of {total} MixVisionTransformer configs build as '
-          f'mmbackbones.{TYPE} and equal the native outputs; {len(entries)} distinct backbone '
-          f'dicts')
-    return 0 if ok == total else 1
-
+    from tests.downstream import _common
+    return _common.switch_report(shipped_mit_dicts(), compare, _id, lambda e: 'mmseg MixVisionTransformer')
 
 if __name__ == '__main__':
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(

@@ -91,24 +91,8 @@ if __name__ != '__main__':
 
 
 def main() -> int:
-    import tempfile
-    entries = shipped_mobile_dicts()
-    counts, ok = collections.Counter(), collections.Counter()
-    for entry in entries:
-        n, key = len(entry['configs']), (entry['toolbox'], entry['kind'])
-        counts[key] += n
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                compare(entry, tmp)
-                ok[key] += n
-            except Exception as err:  # noqa: BLE001 - a report, not a test
-                print(f'FAIL {_id(entry)} ({n} configs): {type(err).__name__}: {err}'[:300])
-    for key in sorted(counts):
-        print(f'{key[0]} {key[1]}: {ok[key]} of {counts[key]} configs build with the twin and '
-              f'equal the native outputs')
-    print(f'{len(entries)} distinct backbone dicts')
-    return 0 if ok == counts else 1
-
+    from tests.downstream import _common
+    return _common.switch_report(shipped_mobile_dicts(), compare, _id, lambda e: (e['toolbox'], e['kind']))
 
 if __name__ == '__main__':
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(

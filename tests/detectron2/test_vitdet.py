@@ -134,3 +134,39 @@ def test_detrex_vit_and_simple_feature_pyramid_load_a_vitdet_model_state():
         OurViT(depth=2, residual_block_indexes=[0])
     with pytest.raises(ValueError, match='norm_layer'):
         OurViT(depth=2, norm_layer=nn.BatchNorm2d)
+
+
+def test_vitdet_mask_rcnn_trains_a_detectron2_step():
+    """detectron2's Mask R-CNN (model-zoo config) with mmbackbones.detrex's ViT +
+    SimpleFeaturePyramid as its backbone, as detectron2's ViTDet configs build it: one training
+    step, every trainable backbone parameter gets a gradient."""
+    from detectron2 import model_zoo
+    from detectron2.modeling import build_model
+    from detectron2.utils.events import EventStorage
+
+    import mmbackbones.detrex as ours
+    from tests.detectron2._common import detection_batch
+    cfg = model_zoo.get_config('COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml')
+    cfg.MODEL.DEVICE, cfg.MODEL.WEIGHTS = 'cpu', ''
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 64
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 32
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    net = ours.ViT(img_size=64, patch_size=16, embed_dim=48, depth=3, num_heads=3,
+                   window_size=2, window_block_indexes=[0, 2], use_rel_pos=True,
+                   out_feature='last_feat')
+    model.backbone = ours.SimpleFeaturePyramid(net, in_feature='last_feat', out_channels=256,
+                                               scale_factors=(4.0, 2.0, 1.0, 0.5),
+                                               top_block=LastLevelMaxPool(), norm='LN',
+                                               square_pad=64)
+    assert {k: v.stride for k, v in model.backbone.output_shape().items()} == {
+        'p2': 4, 'p3': 8, 'p4': 16, 'p5': 32, 'p6': 64}
+    model.train()
+    with EventStorage():
+        losses = model(detection_batch(size=64, with_masks=True))
+    total = sum(losses.values())
+    assert torch.isfinite(total), losses
+    total.backward()
+    missing = [n for n, p in model.backbone.named_parameters()
+               if p.requires_grad and p.grad is None]
+    assert missing == []

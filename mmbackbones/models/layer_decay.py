@@ -66,3 +66,26 @@ def stage_layer_depth(param_name: str, prefix: str, num_stages: int,
     if name.startswith(stages + '.'):
         return int(name.split('.')[1]) + 1, num_depths
     return num_depths - 1, num_depths
+
+
+def patch_stage_layer_depth(param_name: str, prefix: str, num_layers: Sequence[int],
+                            leading: int = 0) -> Tuple[int, int]:
+    """``(depth, sum(num_layers) + 2)`` for the ``layers.<i>.{0: patch embedding, 1: blocks,
+    2: norm}`` layout of MiT and PVT: 0 the first patch embedding, one depth per block (a later
+    stage's patch embedding, and the first ``leading`` entries of its block list such as PVT's
+    position embedding, with its first block; a stage norm with its last), the last depth
+    anything else (a head)."""
+    num_depths = sum(num_layers) + 2
+    name = strip_prefix(param_name, prefix)
+    parts = name.split('.') if name is not None else []
+    if len(parts) < 3 or parts[0] != 'layers':
+        return num_depths - 1, num_depths
+    stage, part = int(parts[1]), parts[2]
+    before = sum(num_layers[:stage])
+    embed = 0 if stage == 0 else before + 1
+    if part == '0':
+        return embed, num_depths
+    if part == '1':
+        j = int(parts[3]) - leading
+        return (embed if j < 0 else before + j + 1), num_depths
+    return before + num_layers[stage], num_depths

@@ -35,11 +35,12 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice
                                  check_size_limit, normalize_out_indices, to_plain)
 from ..base import BaseBackbone
 from ..host_init import run_host_init, trunc_normal_linear_init
-from ..layer_decay import strip_prefix
+from ..layer_decay import patch_stage_layer_depth
 from ..layers.norm import build_norm
 from ..layers.spatial_reduction import (EfficientSelfAttention, MixFFN,  # noqa: F401
                                         OverlapPatchEmbed, SRBlock, check_act_cfg,
-                                        check_token_norm_cfg, stage_int_list, tokens_to_map)
+                                        check_token_norm_cfg, patch_stage_groups,
+                                        stage_int_list, tokens_to_map)
 
 MiTBlock = SRBlock  # the MiT name of the shared block
 _int_list = stage_int_list
@@ -167,33 +168,13 @@ class MixVisionTransformer(BaseBackbone):
         self._freeze_stages()
 
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        # Throwaway containers: the layers stay registered under their own names.
-        groups: List[Optional[nn.Module]] = [self.layers[0][0]]
-        for i in range(self.num_stages):
-            if i >= self.num_built:
-                groups.append(None)
-            elif i == 0:
-                groups.append(nn.ModuleList([self.layers[0][1], self.layers[0][2]]))
-            else:
-                groups.append(self.layers[i])
-        return groups
+        return patch_stage_groups(self.layers, self.num_stages, self.num_built)
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """``(depth, sum(num_layers) + 2)`` for layer-wise lr decay: 0 the first patch
         embedding, one depth per block (a later stage's patch embedding with its first block,
         a stage norm with its last), the last depth anything else (a head)."""
-        num_depths = sum(self.num_layers) + 2
-        name = strip_prefix(param_name, prefix)
-        parts = name.split('.') if name is not None else []
-        if len(parts) < 3 or parts[0] != 'layers':
-            return num_depths - 1, num_depths
-        stage, part = int(parts[1]), parts[2]
-        before = sum(self.num_layers[:stage])
-        if part == '0':
-            return (0 if stage == 0 else before + 1), num_depths
-        if part == '1':
-            return before + int(parts[3]) + 1, num_depths
-        return before + self.num_layers[stage], num_depths
+        return patch_stage_layer_depth(param_name, prefix, self.num_layers)
 
     def init_weights(self):
         """``init_cfg`` (a Pretrained checkpoint, ...) as mmengine applies it; without one,

@@ -237,3 +237,19 @@ class SRBlock(nn.Module):
 __all__ = ['check_stage_grids', 'tokens_to_map', 'map_to_tokens', 'stage_int_list', 'check_act_cfg',
            'check_token_norm_cfg', 'OverlapPatchEmbed', 'InOutProj', 'reduced_attention',
            'EfficientSelfAttention', 'MixFFN', 'SRBlock']
+
+
+def patch_stage_groups(layers: nn.ModuleList, num_stages: int, num_built: int) -> list:
+    """``stem_and_stages()`` of the ``layers[i] = [patch embedding, blocks, norm]`` layout (MiT,
+    PVT): the first patch embedding is the stem, stage 1 its blocks and norm, a later stage its
+    whole entry, ``None`` for the stages not built. Throwaway containers: the modules stay
+    registered under their own names."""
+    groups = [layers[0][0]]
+    for i in range(num_stages):
+        if i >= num_built:
+            groups.append(None)
+        elif i == 0:
+            groups.append(nn.ModuleList([layers[0][1], layers[0][2]]))
+        else:
+            groups.append(layers[i])
+    return groups

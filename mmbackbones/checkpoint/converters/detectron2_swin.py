@@ -25,6 +25,8 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 
+from .key_parts import rename_prefix
+
 from .timm_swin import _BLOCK_PARTS, convert_timm_swin, fold_order, is_timm_swin
 
 _NORM = re.compile(r'^norm\d+\.')
@@ -79,8 +81,7 @@ def revert_detectron2_swin(state_dict: Mapping[str, torch.Tensor],
             out[f'layers.{stage}.downsample.{rest}'] = value
         elif _OUR_BLOCK.match(key):
             stage, block, rest = _OUR_BLOCK.match(key).groups()
-            new = next((dst + rest[len(src):] for src, dst in parts if rest.startswith(src)),
-                       None)
+            new = rename_prefix(rest, parts)
             if new is None:
                 other.append(key)
             else:

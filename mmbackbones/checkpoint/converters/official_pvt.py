@@ -28,6 +28,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from .key_parts import join_q_kv, linear_as_conv1x1, rename_prefix, split_in_proj
+
 _BLOCK = re.compile(r'^block(\d+)\.(\d+)\.(.+)$')
 _PATCH = re.compile(r'^patch_embed(\d+)\.(proj|norm)\.(weight|bias)$')
 _NORM = re.compile(r'^norm(\d+)\.(weight|bias)$')
@@ -35,6 +37,7 @@ _POS = re.compile(r'^pos_embed(\d+)$')
 _RENAMES = (('attn.proj.', 'attn.attn.out_proj.'), ('attn.sr.', 'attn.sr.'),
             ('attn.norm.', 'attn.norm.'), ('norm1.', 'norm1.'), ('norm2.', 'norm2.'),
             ('mlp.fc1.', 'ffn.layers.0.'), ('mlp.dwconv.dwconv.', 'ffn.layers.1.'))
+_REVERSE = tuple((ours, theirs) for theirs, ours in _RENAMES)
 
 
 def is_official_pvt(state_dict: Mapping[str, torch.Tensor]) -> bool:
@@ -79,20 +82,14 @@ def convert_official_pvt(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, to
         if rest.startswith('mlp.fc2.'):
             new = f'ffn.layers.{4 if conv_ffn else 3}.' + rest[len('mlp.fc2.'):]
         else:
-            new = next((ours + rest[len(theirs):] for theirs, ours in _RENAMES
-                        if rest.startswith(theirs)), None)
+            new = rename_prefix(rest, _RENAMES)
             if new is None:
                 raise KeyError(f'unexpected key {key!r} in an official PVT state dict (the '
                                f'"linear" PVTv2 variants have no mmdet counterpart)')
-        if new.startswith(('ffn.layers.0.weight', 'ffn.layers.3.weight',
-                           'ffn.layers.4.weight')) and value.dim() == 2:
-            value = value.reshape(*value.shape, 1, 1)
+        if new in ('ffn.layers.0.weight', 'ffn.layers.3.weight', 'ffn.layers.4.weight'):
+            value = linear_as_conv1x1(value)
         out[prefix + new] = value
-    for (prefix, kind), parts in qkv.items():
-        if set(parts) != {'q', 'kv'}:
-            raise KeyError(f'official PVT state dict: {prefix} has only some of the '
-                           f'query/key-value {kind}s')
-        out[f'{prefix}attn.attn.in_proj_{kind}'] = torch.cat([parts['q'], parts['kv']])
+    out.update(join_q_kv(qkv, 'official PVT'))
     return out
 
 
@@ -116,16 +113,12 @@ def revert_official_pvt(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, tor
         else:
             head, rest = f'block{stage}.{int(parts[3]) - v1}.', '.'.join(parts[4:])
             if rest.startswith('attn.attn.in_proj_'):
-                kind = rest.rsplit('_', 1)[1]
-                c = value.shape[0] // 3
-                out[head + f'attn.q.{kind}'], out[head + f'attn.kv.{kind}'] = value.split(
-                    [c, 2 * c])
+                out.update(split_in_proj(head, rest.rsplit('_', 1)[1], value))
                 continue
             if rest.startswith(('ffn.layers.3.', 'ffn.layers.4.')):
                 rest = 'mlp.fc2.' + rest.split('.', 3)[3]
             else:
-                rest = next((theirs + rest[len(ours):] for theirs, ours in _RENAMES
-                             if rest.startswith(ours)), rest)
+                rest = rename_prefix(rest, _REVERSE, default=rest)
             if rest in ('mlp.fc1.weight', 'mlp.fc2.weight'):
                 value = value.flatten(1)
             out[head + rest] = value

@@ -21,6 +21,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from .key_parts import rename_prefix
+
 _DOWN = re.compile(r'^layers\.(\d+)\.downsample\.(.+)$')
 _BLOCK = re.compile(r'^(layers\.\d+\.blocks\.\d+\.)(.+)$')
 _PARTS = {'norm1_post.': 'norm1.', 'norm2_post.': 'norm2.', 'modulation.norm.':
@@ -53,8 +55,8 @@ def convert_timm_focalnet(state_dict: Mapping[str, torch.Tensor],
             new = f'layers.{int(stage) - 1}.downsample.{rest}' if int(stage) > 0 else None
         elif _BLOCK.match(key):
             head, rest = _BLOCK.match(key).groups()
-            new = next((head + dst + rest[len(src):] for src, dst in _PARTS.items()
-                        if rest.startswith(src)), None)
+            new = rename_prefix(rest, _PARTS.items())
+            new = head + new if new is not None else None
             if new is None and rest.startswith(_SAME):
                 new = key
         else:

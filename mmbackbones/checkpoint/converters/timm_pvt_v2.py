@@ -25,6 +25,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from .key_parts import join_q_kv, linear_as_conv1x1, rename_prefix, split_in_proj
+
 _BLOCK = re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.(.+)$')
 _DOWN = re.compile(r'^stages\.(\d+)\.downsample\.(proj|norm)\.(weight|bias)$')
 _NORM = re.compile(r'^stages\.(\d+)\.norm\.(weight|bias)$')
@@ -33,6 +35,7 @@ _RENAMES = (('attn.proj.', 'attn.attn.out_proj.'), ('attn.sr.', 'attn.sr.'),
             ('attn.norm.', 'attn.norm.'), ('norm1.', 'norm1.'), ('norm2.', 'norm2.'),
             ('mlp.fc1.', 'ffn.layers.0.'), ('mlp.dwconv.', 'ffn.layers.1.'),
             ('mlp.fc2.', 'ffn.layers.4.'))
+_REVERSE = tuple((ours, theirs) for theirs, ours in _RENAMES)
 
 
 def is_timm_pvt_v2(state_dict: Mapping[str, torch.Tensor]) -> bool:
@@ -64,19 +67,14 @@ def convert_timm_pvt_v2(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, tor
         if found:
             qkv.setdefault((prefix, found.group(2)), {})[found.group(1)] = value
             continue
-        new = next((ours + rest[len(theirs):] for theirs, ours in _RENAMES
-                    if rest.startswith(theirs)), None)
+        new = rename_prefix(rest, _RENAMES)
         if new is None:
             raise KeyError(f'unexpected key {key!r} in a timm pvt_v2 state dict (the linear '
                            f'"_li" variants have no mmdet counterpart)')
-        if new in ('ffn.layers.0.weight', 'ffn.layers.4.weight') and value.dim() == 2:
-            value = value.reshape(*value.shape, 1, 1)
+        if new in ('ffn.layers.0.weight', 'ffn.layers.4.weight'):
+            value = linear_as_conv1x1(value)
         out[prefix + new] = value
-    for (prefix, kind), parts in qkv.items():
-        if set(parts) != {'q', 'kv'}:
-            raise KeyError(f'timm pvt_v2 state dict: {prefix} has only some of the '
-                           f'query/key-value {kind}s')
-        out[f'{prefix}attn.attn.in_proj_{kind}'] = torch.cat([parts['q'], parts['kv']])
+    out.update(join_q_kv(qkv, 'timm pvt_v2'))
     return out
 
 
@@ -100,13 +98,9 @@ def revert_timm_pvt_v2(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torc
         else:
             head, rest = f'stages.{stage}.blocks.{parts[3]}.', '.'.join(parts[4:])
             if rest.startswith('attn.attn.in_proj_'):
-                kind = rest.rsplit('_', 1)[1]
-                c = value.shape[0] // 3
-                out[head + f'attn.q.{kind}'], out[head + f'attn.kv.{kind}'] = value.split(
-                    [c, 2 * c])
+                out.update(split_in_proj(head, rest.rsplit('_', 1)[1], value))
                 continue
-            rest = next((theirs + rest[len(ours):] for theirs, ours in _RENAMES
-                         if rest.startswith(ours)), rest)
+            rest = rename_prefix(rest, _REVERSE, default=rest)
             if rest in ('mlp.fc1.weight', 'mlp.fc2.weight'):
                 value = value.flatten(1)
             out[head + rest] = value

@@ -17,6 +17,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from .key_parts import rename_prefix
+
 from .timm_resnet import _DEEP_STEM
 
 _PLAIN = dict(deep_stem=False, avg_down=False)
@@ -53,10 +55,7 @@ def convert_timm_res2net(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, to
         if key.startswith('fc.'):
             continue
         if deep and not key.startswith('layer'):
-            for src, dst in _DEEP_STEM.items():
-                if key.startswith(src):
-                    key = dst + key[len(src):]
-                    break
+            key = rename_prefix(key, _DEEP_STEM.items(), default=key)
         out[key] = value
     return out
 
@@ -68,9 +67,6 @@ def revert_timm_res2net(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, tor
     for key, value in state_dict.items():
         if not key.startswith(('stem.', 'layer', 'conv1.', 'bn1.')):
             raise ValueError(f"timm's Res2Net has no place for {key!r}")
-        for src, dst in stem.items():
-            if key.startswith(src):
-                key = dst + key[len(src):]
-                break
+        key = rename_prefix(key, stem.items(), default=key)
         out[key] = value
     return out

@@ -16,6 +16,8 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 
+from .key_parts import rename_prefix
+
 from .timm_resnet import _DEEP_STEM, _DOWNSAMPLE, convert_timm_resnet
 
 # timm name -> ResNeSt arguments
@@ -63,10 +65,7 @@ def revert_timm_resnest(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, tor
     for key, value in state_dict.items():
         if not (key.startswith(('stem.', 'layer')) or key in ('conv1.weight', )):
             raise ValueError(f"timm's ResNeSt has no place for {key!r}")
-        for src, dst in stem.items():
-            if key.startswith(src):
-                key = dst + key[len(src):]
-                break
+        key = rename_prefix(key, stem.items(), default=key)
         match = _DOWNSAMPLE.match(key) if avg else None
         if match and f'{match.group(1)}2.weight' not in state_dict:
             key = f'{match.group(1)}{int(match.group(2)) + 1}.{match.group(3)}'

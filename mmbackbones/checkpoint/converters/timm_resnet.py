@@ -25,6 +25,8 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 
+from .key_parts import rename_prefix
+
 _DEEP_STEM = {'conv1.0.': 'stem.0.conv.', 'conv1.1.': 'stem.0.bn.',
               'conv1.3.': 'stem.1.conv.', 'conv1.4.': 'stem.1.bn.',
               'conv1.6.': 'stem.2.conv.', 'bn1.': 'stem.2.bn.'}
@@ -63,10 +65,7 @@ def convert_timm_resnet(state_dict: Mapping[str, torch.Tensor],
         if key.startswith('fc.'):
             continue
         if deep and not re.match(r'^layer\d', key):
-            for src, dst in _DEEP_STEM.items():
-                if key.startswith(src):
-                    key = dst + key[len(src):]
-                    break
+            key = rename_prefix(key, _DEEP_STEM.items(), default=key)
         match = _DOWNSAMPLE.match(key) if avg else None
         if match and match.group(2) in '12' and _without_pool(match.group(1), target):
             key = f'{match.group(1)}{int(match.group(2)) - 1}.{match.group(3)}'
@@ -86,10 +85,7 @@ def revert_timm_resnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torc
     avg = _avg_down(state_dict)
     out = {}
     for key, value in state_dict.items():
-        for src, dst in stem.items():
-            if key.startswith(src):
-                key = dst + key[len(src):]
-                break
+        key = rename_prefix(key, stem.items(), default=key)
         match = _DOWNSAMPLE.match(key) if avg else None
         if match and f'{match.group(1)}2.weight' not in state_dict:
             key = f'{match.group(1)}{int(match.group(2)) + 1}.{match.group(3)}'

@@ -23,6 +23,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from .key_parts import rename_prefix
+
 from ...models.layers.window_attention import relative_position_index
 
 _BLOCK = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.(.+)$')
@@ -82,7 +84,7 @@ def convert_timm_swin(state_dict: Mapping[str, torch.Tensor],
         m = _BLOCK.match(key)
         if m:
             layer, block, rest = m.groups()
-            dst = next((d + rest[len(s):] for s, d in _BLOCK_PARTS if rest.startswith(s)), None)
+            dst = rename_prefix(rest, _BLOCK_PARTS)
             if dst is None:
                 raise KeyError(f'unexpected key {key!r} in a timm Swin state dict')
             prefix = f'stages.{layer}.blocks.{block}.'
@@ -141,8 +143,7 @@ def revert_timm_swin(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.
             out[f'layers.{int(stage) + 1}.downsample.{rest}'] = value
         elif _OUR_BLOCK.match(key):
             stage, block, rest = _OUR_BLOCK.match(key).groups()
-            new = next((dst + rest[len(src):] for src, dst in parts if rest.startswith(src)),
-                       None)
+            new = rename_prefix(rest, parts)
             if new is None:
                 other.append(key)
             else:

@@ -33,6 +33,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from .key_parts import rename_prefix
+
 _BLOCK_RENAMES = (
     ('norm1.', 'ln1.'),
     ('norm2.', 'ln2.'),
@@ -88,10 +90,7 @@ def convert_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.
             index, rest = match.groups()
             if rest.startswith(('mlp.fc1.', 'mlp.fc2.')) and _is_swiglu(state_dict, index):
                 rest = rest.replace('mlp.fc1.', 'ffn.w12.').replace('mlp.fc2.', 'ffn.w3.')
-            for src, dst in _BLOCK_RENAMES:
-                if rest.startswith(src):
-                    rest = dst + rest[len(src):]
-                    break
+            rest = rename_prefix(rest, _BLOCK_RENAMES, default=rest)
             out[f'layers.{index}.{rest}'] = value
             continue
         for src, dst in _TOP_RENAMES:

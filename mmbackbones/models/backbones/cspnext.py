@@ -18,12 +18,11 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ...utils.validation import (check_bool, check_choice, check_frozen_stages,
-                                 check_positive_int, normalize_out_indices)
+from ...utils.validation import check_bool
 from ..base import BaseBackbone
 from ..layer_decay import strip_prefix
-from ..layers.csp_layer import (YOLO_BN, YOLO_INIT_CFG, CSPStagesMixin, check_arch_rows,
-                                check_factor, check_kernel_sizes, scaled_arch)
+from ..layers.csp_layer import (YOLO_BN, YOLO_INIT_CFG, CSPStagesMixin, check_factor,
+                                check_kernel_sizes)
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.norm import check_norm_cfg
 
@@ -73,18 +72,9 @@ class CSPNeXt(CSPStagesMixin, BaseBackbone):
                  norm_eval: bool = False, init_cfg=YOLO_INIT_CFG, in_channels: int = 3,
                  with_cp: bool = False):
         super().__init__(init_cfg=dict(init_cfg) if init_cfg is YOLO_INIT_CFG else init_cfg)
-        check_choice('arch', arch, self.arch_settings)
-        rows = check_arch_rows('arch_ovewrite', arch_ovewrite) if arch_ovewrite else \
-            self.arch_settings[arch]
-        self.arch, self.arch_rows_unscaled = arch, rows
-        rows = scaled_arch(rows, check_factor('deepen_factor', deepen_factor),
-                           check_factor('widen_factor', widen_factor))
-        self.out_indices = normalize_out_indices(out_indices, len(rows) + 1)
-        self.frozen_stages = check_frozen_stages(frozen_stages, len(rows))
-        self.use_depthwise = check_bool('use_depthwise', use_depthwise)
-        self.norm_eval = check_bool('norm_eval', norm_eval)
-        self.with_cp = check_bool('with_cp', with_cp)
-        self.in_channels = check_positive_int('in_channels', in_channels)
+        self.arch_rows_unscaled, rows = self._check_common(
+            arch, arch_ovewrite, deepen_factor, widen_factor, out_indices, frozen_stages,
+            use_depthwise, norm_eval, with_cp, in_channels)
         spp = check_kernel_sizes('spp_kernel_sizes', spp_kernel_sizes)
         layer_kwargs = dict(use_cspnext_block=True, with_cp=with_cp,
                             expand_ratio=check_factor('expand_ratio', expand_ratio),

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import nn
 
-from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_positive_int,
-                                 check_size_limit)
+from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, check_bool, check_choice,
+                                 check_frozen_stages, check_positive_int, check_size_limit,
+                                 normalize_out_indices)
 from .conv_norm_act import ConvNormAct
 
 YOLO_BN = dict(type='BN', momentum=0.03, eps=0.001)
@@ -265,6 +266,26 @@ class CSPStagesMixin:
     to the last output. Freezing groups, forward and layer depths for both CSP backbones."""
 
     num_arch_stages: int = 0
+
+    def _check_common(self, arch: str, arch_ovewrite, deepen_factor: float,
+                      widen_factor: float, out_indices: Sequence[int], frozen_stages: int,
+                      use_depthwise: bool, norm_eval: bool, with_cp: bool,
+                      in_channels: int) -> Tuple[list, list]:
+        """The arguments both CSP backbones share, checked and stored; returns the unscaled
+        and the scaled arch rows (``arch_ovewrite`` replaces the table row list)."""
+        check_choice('arch', arch, self.arch_settings)
+        unscaled = check_arch_rows('arch_ovewrite', arch_ovewrite) if arch_ovewrite else \
+            self.arch_settings[arch]
+        self.arch = arch
+        rows = scaled_arch(unscaled, check_factor('deepen_factor', deepen_factor),
+                           check_factor('widen_factor', widen_factor))
+        self.out_indices = normalize_out_indices(out_indices, len(rows) + 1)
+        self.frozen_stages = check_frozen_stages(frozen_stages, len(rows))
+        self.use_depthwise = check_bool('use_depthwise', use_depthwise)
+        self.norm_eval = check_bool('norm_eval', norm_eval)
+        self.with_cp = check_bool('with_cp', with_cp)
+        self.in_channels = check_positive_int('in_channels', in_channels)
+        return unscaled, rows
 
     def _build_stages(self, rows: List[tuple], use_depthwise: bool,
                       spp_kernel_sizes: Sequence[int], layer_kwargs: dict, cfg: dict) -> None:

@@ -114,7 +114,8 @@ def zoo_family(entry: dict, families: Dict[str, List[str]]) -> Optional[str]:
     for family, classes in families.items():
         if arch_type in classes:
             return family
-    return None
+    # a host twin's name (mmseg's BEiT, MAE): the row names its configs/<family> folder
+    return entry.get('family') if entry.get('family') in families else None
 
 
 def plan() -> List[Page]:

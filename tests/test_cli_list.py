@@ -57,11 +57,17 @@ def test_list_pretrained_and_configs():
     data = json.loads(result.stdout)
     expected = [e['name'] for e in load_zoo() if e['arch']['type'] == 'SwinTransformer']
     assert [row['name'] for row in data['pretrained']] == expected and len(expected) >= 10
-    assert {row['source'] for row in data['pretrained']} == {'mmcls', 'timm'}
+    assert {row['source'] for row in data['pretrained']} == {'mmcls', 'timm', 'mmdet', 'mmseg'}
+    tasks = {row['task']: row for row in data['pretrained']}
+    assert set(tasks) == {'classification', 'detection', 'segmentation'}
+    assert tasks['detection']['result'].startswith('box_AP ') and \
+        tasks['detection']['dataset'] == 'COCO' and tasks['detection']['top1'] is None
     assert all(row['config'].startswith('swin-') for row in data['pretrained'])
     assert {'name': 'swin-tiny_224', 'file': 'swin/swin-tiny_224.py'} in data['configs']
     table = run_cli('list', 'regnetx-400mf', '--pretrained').stdout
     assert 'regnetx-400mf_8xb128_in1k' in table and '72.56' in table and 'MMBACKBONES_HOME' in table
+    table = run_cli('list', 'faster-rcnn_r50_fpn_1x*', '--pretrained').stdout
+    assert 'detection' in table and 'box_AP 37.40 (COCO)' in table
 
 
 def test_list_configs_lists_only_configs():

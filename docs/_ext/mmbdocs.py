@@ -114,7 +114,8 @@ def zoo_family(entry: dict, families: Dict[str, List[str]]) -> Optional[str]:
     for family, classes in families.items():
         if arch_type in classes:
             return family
-    return None
+    # a host twin's name (mmseg's BEiT, MAE): the row names its configs/<family> folder
+    return entry.get('family') if entry.get('family') in families else None
 
 
 def plan() -> List[Page]:
@@ -297,7 +298,7 @@ def twins_of(classes: List[str]) -> List[tuple]:
 
 
 def render_family(page: Page, cache: VariantCache, images_dir: str) -> str:
-    from mmbackbones.checkpoint.zoo import load_zoo
+    from mmbackbones.checkpoint.zoo import format_result, load_zoo
     from mmbackbones.registry import MODELS
 
     lines = [f'# {page.title}', '']
@@ -356,12 +357,13 @@ def render_family(page: Page, cache: VariantCache, images_dir: str) -> str:
                   '): load with `init_cfg=dict(type=\'Pretrained\', checkpoint=\'<source>://'
                   '<name>\')`; the layout is converted on load. `config` is the shipped config '
                   'the weights fit, with `arch` on top.', '',
-                  '| name | source | top-1 | config | arch |', '|---|---|---|---|---|']
+                  '| name | source | task | result | config | arch |',
+                  '|---|---|---|---|---|---|']
         for e in entries:
-            top1 = '' if e.get('top1') is None else f'{e["top1"]:.2f}'
             arch = ', '.join(f'{k}={v!r}' for k, v in e['arch'].items())
-            lines.append(f'| `{e["source"]}://{e["name"]}` | {e["source"]} | {top1} | '
-                         f'`{e.get("config") or ""}` | {_md_escape(arch)} |')
+            lines.append(f'| `{e["source"]}://{e["name"]}` | {e["source"]} | {e["task"]} | '
+                         f'{format_result(e)} | `{e.get("config") or ""}` | '
+                         f'{_md_escape(arch)} |')
         lines.append('')
     return '\n'.join(lines)
 
@@ -471,17 +473,20 @@ def render_cli(page: Page) -> str:
 
 
 def render_zoo(page: Page, families: Dict[str, List[str]]) -> str:
-    from mmbackbones.checkpoint.zoo import load_zoo
+    from mmbackbones.checkpoint.zoo import format_result, load_zoo
 
     lines = ['# All checkpoints', '', 'Every row of `mmbackbones/checkpoint/zoo.json`, by family '
-             '(the family pages add the variants and configs).', '',
-             '| name | source | type | top-1 | config | family |', '|---|---|---|---|---|---|']
+             '(the family pages add the variants and configs). `task`: what the published '
+             'result measures (classification: ImageNet-1k top-1; detection: COCO box AP; '
+             'segmentation: mIoU; pretraining: none published). Detector and segmentor rows are '
+             'whole-model checkpoints of which the backbone (under `backbone.`) is loaded.', '',
+             '| name | source | type | task | result | config | family |',
+             '|---|---|---|---|---|---|---|']
     for e in load_zoo():
         family = zoo_family(e, families)
         link = f'[{family}](families/{family}.md)' if family else ''
-        top1 = '' if e.get('top1') is None else f'{e["top1"]:.2f}'
         lines.append(f'| `{e["name"]}` | {e["source"]} | `{e["arch"].get("type", "")}` | '
-                     f'{top1} | `{e.get("config") or ""}` | {link} |')
+                     f'{e["task"]} | {format_result(e)} | `{e.get("config") or ""}` | {link} |')
     return '\n'.join(lines) + '\n'
 
 

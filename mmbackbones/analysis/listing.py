@@ -57,7 +57,7 @@ def config_names(pattern: Optional[str] = None) -> List[dict]:
 
 def pretrained(pattern: Optional[str] = None) -> List[dict]:
     """Zoo entries whose name, alias, arch type or config match ``pattern``."""
-    from ..checkpoint.zoo import load_zoo
+    from ..checkpoint.zoo import format_result, load_zoo
 
     glob = as_glob(pattern).lower()
     rows = []
@@ -66,7 +66,9 @@ def pretrained(pattern: Optional[str] = None) -> List[dict]:
                   e.get('config') or '']
         if any(fnmatch.fnmatchcase(str(f).lower(), glob) for f in fields):
             rows.append(dict(name=e['name'], source=e['source'], config=e.get('config'),
-                             top1=e.get('top1'), url=e['url']))
+                             top1=e.get('top1'), task=e['task'], dataset=e.get('dataset'),
+                             metric=e['metric'], score=e['score'], result=format_result(e),
+                             url=e['url']))
     return rows
 
 
@@ -88,9 +90,9 @@ def print_pretrained(console, rows, pattern: str) -> None:
     table = Table(title=f'Pretrained weights{pattern}: {len(rows)} (init_cfg=dict(type='
                   "'Pretrained', checkpoint='<source>://<name>'); cache: $MMBACKBONES_HOME)")
     for column, justify in (('name', 'left'), ('source', 'left'), ('config', 'left'),
-                            ('top-1', 'right')):
+                            ('task', 'left'), ('result', 'right')):
         table.add_column(column, justify=justify, style='bold' if column == 'name' else None)
     for row in rows:
-        top1 = '' if row['top1'] is None else f'{row["top1"]:.2f}'
-        table.add_row(row['name'], row['source'], row['config'] or '', top1)
+        table.add_row(row['name'], row['source'], row['config'] or '', row['task'],
+                      row['result'])
     console.print(table)

@@ -6,11 +6,12 @@ instead of forking it:
 
 * ``CheckpointLoader`` schemes: local paths and ``file://`` (safe loading, see ``io.py``),
   ``http(s)://`` (download into our cache with a hash check, then safe loading), and the zoo names
-  ``mmbackbones://``, ``mmcls://``, ``torchvision://``, ``timm://``, and mmengine's other
-  schemes (``modelzoo://`` = ``torchvision://``, ``open-mmlab://``, ``s3://``/``petrel://``
-  through mmengine's file backend; ``pavi://`` is refused), so no route reaches a plain
-  ``torch.load``. http(s) and zoo files found in torch hub's cache (where mmengine puts them) are
-  used from there, hash-checked. mmengine's own runner
+  ``mmbackbones://``, ``mmcls://``, ``torchvision://``, ``timm://``, ``mmdet://``, ``mmseg://``,
+  ``official://`` (a detector's or segmentor's row takes its ``backbone.`` part), and
+  mmengine's other schemes (``modelzoo://`` = ``torchvision://``, ``open-mmlab://``,
+  ``s3://``/``petrel://`` through mmengine's file backend; ``pavi://`` is refused), so no route
+  reaches a plain ``torch.load``. http(s) and zoo files found in torch hub's cache (where
+  mmengine puts them) are used from there, hash-checked. mmengine's own runner
   (``load_from``, ``resume``) therefore loads safely too once mmbackbones' models are imported.
   ``CheckpointLoader.load_checkpoint`` itself is replaced by the same steps whose log line shows
   a URL without its credentials (``user:password@`` becomes ``***@``).

@@ -25,7 +25,8 @@ def _add_list(sub) -> None:
                    help='list the shipped configs (model names info/bench/show/export take) '
                    'instead of the registered types')
     p.add_argument('--pretrained', action='store_true',
-                   help='list the known pretrained weights (source, config, top-1) instead of '
+                   help='list the known pretrained weights (source, config, task and result: '
+                   'ImageNet top-1, COCO box AP, mIoU) instead of '
                    'the registered types')
     p.add_argument('--timm', action='store_true', help='also list timm models')
     p.add_argument('--torchvision', action='store_true', help='also list torchvision models')
@@ -147,7 +148,9 @@ def _add_zoo(sub) -> None:
     p = sub.add_parser('zoo', help='list (or download) the known pretrained checkpoints')
     p.add_argument('pattern', nargs='?',
                    help="glob or substring of a name, alias or arch type ('resnet50*')")
-    p.add_argument('--source', choices=['mmcls', 'torchvision', 'timm'],
+    # checkpoint.zoo.ZOO_SOURCES (not imported: that package imports torch)
+    p.add_argument('--source', choices=['mmcls', 'torchvision', 'timm', 'mmdet', 'mmseg',
+                                        'official'],
                    help='only entries of this source')
     p.add_argument('--json', action='store_true', help='print the entries as JSON')
     p.add_argument('--download', metavar='NAME', help='download one entry (scheme://name or a '

@@ -23,12 +23,14 @@ def test_zoo_file_is_well_formed():
     names = [e['name'] for e in entries]
     assert len(names) == len(set(names))
     for e in entries:
-        assert e['source'] in ('mmcls', 'torchvision', 'timm'), e['name']
+        assert e['source'] in zoo_mod.ZOO_SOURCES, e['name']
         assert e['url'].startswith('https://'), e['name']
         assert e['sha256'] is None or re.fullmatch(r'[0-9a-f]{64}', e['sha256']), e['name']
         assert e['top1'] is None or 0 < e['top1'] < 100, e['name']
         assert e['arch'].get('type'), e['name']
-        assert e['format'] in ('mmpretrain', 'torchvision', 'timm'), e['name']
+        assert e['format'] in ('mmpretrain', 'torchvision', 'timm', 'mmdet', 'mmseg',
+                               'official'), e['name']
+        assert e['task'] in zoo_mod.TASKS and e['dataset'], e['name']
 
 
 def test_zoo_has_the_published_mmcls_resnet50_checkpoints():

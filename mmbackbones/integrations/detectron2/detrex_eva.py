@@ -4,7 +4,8 @@ core :class:`~mmbackbones.models.backbones.vit.VisionTransformer` (no second ViT
 * ``EVAViT`` (``detrex.modeling.backbone.eva``, EVA-01): detectron2's ViT plus
   ``beit_like_qkv_bias`` (query/value biases only: core ``qkv_bias='qv'``),
   ``beit_like_gamma`` (per-channel scales of both branches, ``gamma_1``/``gamma_2``, init 1:
-  core ``layer_scale_init_value=1``), ``freeze_patch_embed`` and ``interp_type``;
+  core ``layer_scale_init_value=1``), ``freeze_patch_embed`` and ``interp_type``
+  (``rel_pos_resize``);
   ``norm_layer`` defaults to ``LayerNormWithForceFP32`` (eps 1e-5).
 * ``EVA02_ViT`` (``detrex.modeling.backbone.eva_02``): separate q/k/v projections with
   query/value biases (core ``qkv_bias='qv'``, one fused ``qkv`` weight), SwiGLU with sub-LN
@@ -23,9 +24,8 @@ the rope tables ``rope_win``/``rope_glb``/``blocks.{i}.attn.rope`` as detrex sto
 detrex checkpoints load by ``train.init_checkpoint`` and what they save loads into detrex's
 classes; the parameters keep the core's names (converter ``detrex_eva``).
 
-Refused: ``interp_type='beit'`` (EVA's SciPy cubic resampling of the relative position tables,
-for evaluation at another resolution: a NumPy computation outside autograd that the core does
-not build; ``'vitdet'``, the default, is the linear resize of ViTDet).
+``interp_type='beit'`` (EVA's cubic resize of the relative position tables, for evaluation at
+another resolution) is the core's ``rel_pos_resize='beit'``.
 """
 from functools import partial
 from typing import Dict
@@ -55,10 +55,7 @@ class EVAViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
                  interp_type='vitdet'):
         if act_layer is not nn.GELU:
             raise ValueError(f'act_layer must be nn.GELU, got {act_layer!r}')
-        if check_choice('interp_type', interp_type, ('vitdet', 'beit')) == 'beit':
-            raise ValueError("interp_type='beit' (EVA's SciPy cubic resampling of the relative "
-                             "position tables, an evaluation-time NumPy computation) is not "
-                             "built; use interp_type='vitdet' (ViTDet's linear resize)")
+        check_choice('interp_type', interp_type, ('vitdet', 'beit'))
         qv = check_bool('beit_like_qkv_bias', beit_like_qkv_bias)
         gamma = check_bool('beit_like_gamma', beit_like_gamma)
         super().__init__(**vitdet_core_args(
@@ -66,7 +63,8 @@ class EVAViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
             'qv' if qv else qkv_bias, drop_path_rate, norm_layer, use_abs_pos, use_rel_pos,
             rel_pos_zero_init, window_size, window_block_indexes, residual_block_indexes,
             use_act_checkpoint, pretrain_img_size, pretrain_use_cls_token, out_feature,
-            layer_scale_init_value=1.0 if gamma else 0.))
+            layer_scale_init_value=1.0 if gamma else 0.,
+            rel_pos_resize='beit' if interp_type == 'beit' else 'linear'))
         self.pretrain_use_cls_token = pretrain_use_cls_token
         self.beit_like_qkv_bias, self.beit_like_gamma = qv, gamma
         self.interp_type = interp_type

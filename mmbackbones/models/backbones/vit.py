@@ -125,12 +125,12 @@ class VisionTransformer(BaseBackbone):
         use_rel_pos, rel_pos_zero_init, rel_pos_size: ViTDet's decomposed relative position
             tables in every block, for the window (windowed blocks) or for ``rel_pos_size``
             (a global block's token grid; default the ``img_size`` grid); resized to other
-            grids at forward.
+            grids at forward (``rel_pos_resize``: ``'linear'``, ViTDet's, or ``'beit'``, EVA's
+            evaluation-time cubic resize, :mod:`~mmbackbones.models.layers.rel_pos`).
         residual_block_indexes: ViTDet's residual conv block (``layers.{i}.residual``: 1x1, 3x3,
             1x1 convs with channel LayerNorms, the last one zero-initialised) after the listed
             blocks (0-based; the token map only).
-        with_pos_embed: ``False``: no absolute position embedding (ViTDet's
-            ``use_abs_pos=False``; no ``pos_embed`` parameter).
+        with_pos_embed: ``False``: no ``pos_embed`` (ViTDet's ``use_abs_pos=False``).
 
     Arch rows (:data:`~.vit_args.ARCH_EXTRAS`): ``dinov2-*`` build DINOv2 (patch 14, img 518,
     layer scale 1e-5; SwiGLU for giant), ``eva02-*`` EVA-02 (patch 14, SwiGLU, rope, sub-LN
@@ -180,6 +180,7 @@ class VisionTransformer(BaseBackbone):
                  rel_pos_size: Optional[Union[int, Sequence[int]]] = None,
                  residual_block_indexes: Sequence[int] = (),
                  with_pos_embed: bool = True,
+                 rel_pos_resize: str = 'linear',
                  **mmseg_args):
         take_host_args(self, mmseg_args, dict.fromkeys(MMSEG_ONLY, ('mmseg',)))
         extras = arch_extras(arch)
@@ -226,7 +227,7 @@ class VisionTransformer(BaseBackbone):
         layer_cfgs = check_layer_cfgs(layer_cfgs, self.num_layers)
         self._check_modern(num_register_tokens, interpolate_antialias, rope, window_size,
                            window_block_indexes, use_rel_pos, rel_pos_zero_init, rel_pos_size,
-                           residual_block_indexes)
+                           residual_block_indexes, rel_pos_resize)
         self._build(patch_cfg, layer_defaults, layer_cfgs, norm_cfg, pre_norm,
                     check_rate('drop_path_rate', drop_path_rate), init_cfg)
         self._set_metadata()
@@ -310,6 +311,7 @@ class VisionTransformer(BaseBackbone):
                     'window_size': self.window_size if i in self.window_block_indexes else 0,
                     'use_rel_pos': self.use_rel_pos, 'rel_pos_size': self.rel_pos_size,
                     'rel_pos_zero_init': self.rel_pos_zero_init,
+                    'rel_pos_resize': self.rel_pos_resize,
                     'residual_block': i in self.residual_block_indexes, **layer_cfgs[i]})
                 for i in range(num_built)])
             heads = self.layers[0].attn.num_heads if num_built else 1

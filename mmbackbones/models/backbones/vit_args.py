@@ -6,6 +6,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, InvalidChoiceError, chec
                                  check_cfg_keys, check_choice, check_positive_int,
                                  check_size_limit)
 from ..layers.pos_embed import check_pair
+from ..layers.rel_pos import RESIZE_MODES
 from ..layers.rope import ROPE_LAYOUTS
 
 
@@ -162,7 +163,7 @@ def mmseg_spelling(args: dict, host: dict) -> dict:
 def check_modern_args(num_layers, num_extra_tokens, img_grid, num_register_tokens,
                       interpolate_antialias, rope, window_size, window_block_indexes,
                       use_rel_pos, rel_pos_zero_init, rel_pos_size,
-                      residual_block_indexes=()) -> dict:
+                      residual_block_indexes=(), rel_pos_resize='linear') -> dict:
     """The DINOv2 / EVA-02 / ViTDet arguments of :class:`~.vit.VisionTransformer`, checked ->
     the attributes they set."""
     out = {}
@@ -198,6 +199,7 @@ def check_modern_args(num_layers, num_extra_tokens, img_grid, num_register_token
     out['residual_block_indexes'] = _check_indices('residual_block_indexes',
                                                    residual_block_indexes, num_layers)
     out['use_rel_pos'] = check_bool('use_rel_pos', use_rel_pos)
+    out['rel_pos_resize'] = check_choice('rel_pos_resize', rel_pos_resize, RESIZE_MODES)
     out['rel_pos_zero_init'] = check_bool('rel_pos_zero_init', rel_pos_zero_init)
     out['rel_pos_size'] = (check_pair('rel_pos_size', rel_pos_size)
                            if rel_pos_size is not None else img_grid)

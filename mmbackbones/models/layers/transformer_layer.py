@@ -26,7 +26,8 @@ from ...utils.validation import check_cfg_keys, check_choice
 from .attention import MultiheadSelfAttention, split_heads
 from .drop import DropPath
 from .ffn import FFN, LayerScale, SwiGLUFFN
-from .rel_pos import decomposed_rel_pos_bias, window_partition, window_unpartition
+from .rel_pos import (RESIZE_MODES, decomposed_rel_pos_bias, window_partition,
+                      window_unpartition)
 from .rope import apply_rope
 from .vitdet_residual import ResBottleneckBlock
 
@@ -53,7 +54,7 @@ class ViTAttention(MultiheadSelfAttention):
 
     def __init__(self, embed_dims, num_heads, qkv_bias=True, attn_drop=0., proj_drop=0.,
                  layer_scale_init_value=0., rel_pos_size: Optional[Sequence[int]] = None,
-                 rel_pos_zero_init: bool = True):
+                 rel_pos_zero_init: bool = True, rel_pos_resize: str = 'linear'):
         if not (isinstance(qkv_bias, bool) or qkv_bias == 'qv'):
             raise ValueError(f"qkv_bias must be True, False or 'qv' (query and value biases "
                              f"only), got {qkv_bias!r}")
@@ -67,6 +68,7 @@ class ViTAttention(MultiheadSelfAttention):
         self.gamma1 = (LayerScale(embed_dims, layer_scale_init_value)
                        if layer_scale_init_value > 0 else None)
         self.use_rel_pos = rel_pos_size is not None
+        self.rel_pos_resize = check_choice('rel_pos_resize', rel_pos_resize, RESIZE_MODES)
         if self.use_rel_pos:
             h, w = rel_pos_size
             self.rel_pos_h = nn.Parameter(torch.zeros(2 * h - 1, self.head_dims))
@@ -95,7 +97,8 @@ class ViTAttention(MultiheadSelfAttention):
             if hw is None or num_prefix or hw[0] * hw[1] != n:
                 raise ValueError('relative position attention needs the (H, W) grid of the '
                                  'tokens and no class/register tokens')
-            bias = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw).to(q.dtype)
+            bias = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw,
+                                           self.rel_pos_resize).to(q.dtype)
         if num_queries is not None and num_queries < n:
             q = q[:, :, :num_queries]
             bias = None if bias is None else bias[:, :, :num_queries]
@@ -131,7 +134,7 @@ class TransformerEncoderLayer(nn.Module):
                  ffn_type='origin', act_cfg=dict(type='GELU'),
                  norm_cfg=dict(type='LN', eps=1e-6), sub_ln=False, window_size=0,
                  use_rel_pos=False, rel_pos_size=None, rel_pos_zero_init=True,
-                 residual_block=False):
+                 residual_block=False, rel_pos_resize='linear'):
         super().__init__()
         if num_fcs != 2:
             raise ValueError(f'layer_cfgs num_fcs must be 2 (Linear-act-Linear), got {num_fcs!r}')
@@ -151,7 +154,8 @@ class TransformerEncoderLayer(nn.Module):
         self.attn = ViTAttention(embed_dims, num_heads, qkv_bias=qkv_bias,
                                  attn_drop=attn_drop_rate, proj_drop=drop_rate,
                                  layer_scale_init_value=layer_scale_init_value,
-                                 rel_pos_size=rel_pos_size, rel_pos_zero_init=rel_pos_zero_init)
+                                 rel_pos_size=rel_pos_size, rel_pos_zero_init=rel_pos_zero_init,
+                                 rel_pos_resize=rel_pos_resize)
         self.ln2 = _build_norm(norm_cfg, embed_dims)
         if ffn_type == 'origin':
             self.ffn = FFN(embed_dims, feedforward_channels, act_cfg=act_cfg, drop_rate=drop_rate,

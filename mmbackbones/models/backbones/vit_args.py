@@ -205,9 +205,10 @@ def check_modern_args(num_layers, num_extra_tokens, img_grid, num_register_token
                            if rel_pos_size is not None else img_grid)
     if (out['window_block_indexes'] or out['use_rel_pos'] or out['residual_block_indexes']) \
             and out['num_prefix_tokens']:
-        raise ValueError('window attention, relative positions and residual conv blocks '
-                         '(ViTDet) work on the token map only: pass with_cls_token=False and no '
-                         'register tokens')
+        raise ValueError('window attention (window_block_indexes), relative positions '
+                         '(use_rel_pos) and residual conv blocks (residual_block_indexes) of '
+                         'ViTDet work on the token map only: pass with_cls_token=False and '
+                         'num_register_tokens=0')
     return out
 
 

@@ -148,6 +148,18 @@ def test_detrex_eva_checkpoint_loads_by_every_route(case, tmp_path):
     assert used == 'detrex_eva'
     with torch.no_grad():
         assert_close_to_scale(core(x)[0], expected_net)
+    # the way back (convert --to detectron2 --model EVA02_ViT|EVAViT): detrex's names under
+    # backbone.net. (the rope tables aside: detrex computes them), loading into detrex's model
+    from mmbackbones.checkpoint.convert import to_native
+    back = to_native(own_state_dict(core), 'detectron2', model=CASES[case][1].__name__)
+    net_state = {k: v for k, v in state.items() if k.startswith('backbone.net.')}
+    assert set(back) == {k for k in net_state if not k.endswith(('freqs_cos', 'freqs_sin'))}
+    pyramid.load_state_dict({**{k[len('backbone.'):]: v for k, v in net_state.items()},
+                             **{k[len('backbone.'):]: v for k, v in back.items()},
+                             **{k[len('backbone.'):]: v for k, v in state.items()
+                                if k.startswith('backbone.simfp')}})
+    with torch.no_grad():
+        assert_close_to_scale(pyramid.net(x)['last_feat'], expected_net)
     # DetectionCheckpointer (detrex's train.init_checkpoint) into our pyramid
     net = (ours.EVA02_ViT if case == 'eva02' else ours.EVAViT)(**kwargs)
     model = nn.Module()

@@ -106,11 +106,14 @@ def convert_detrex_eva(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torc
     return out
 
 
-def revert_detrex_eva(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Our names -> detrex's, without the ``backbone.net.`` prefix and without the rope tables
-    (an EVA02_ViT computes them; ``mmbackbones.detrex.EVA02_ViT`` adds them to its state dict).
-    A model with a SwiGLU MLP gets ``EVA02_ViT``'s names (separate q/k/v projections), any
-    other ``EVAViT``'s. ``pos_embed`` and the other top-level keys as :mod:`.timm_vit`."""
+def revert_detrex_eva(state_dict: Mapping[str, torch.Tensor], prefix: str = 'backbone.net.',
+                      cls_entry: bool = True) -> Dict[str, torch.Tensor]:
+    """Our names -> detrex's under ``prefix`` (a detrex model's layout, ``convert --to
+    detectron2``), without the rope tables (an EVA02_ViT computes them at construction;
+    ``mmbackbones.detrex.EVA02_ViT`` adds them to its state dict). A model with a SwiGLU MLP gets
+    ``EVA02_ViT``'s names (separate q/k/v projections), any other ``EVAViT``'s. ``pos_embed``
+    and the other top-level keys as :mod:`.timm_vit`; with ``cls_entry`` a model without a class
+    token gets a zero class entry in ``pos_embed`` (detrex's ``pretrain_use_cls_token=True``)."""
     from .timm_vit import revert_timm_vit
     eva02 = any(re.match(r'^layers\.\d+\.ffn\.w12\.', k) for k in state_dict)
     top, out = {}, {}
@@ -138,4 +141,7 @@ def revert_detrex_eva(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch
         else:
             top[key] = value
     out.update(revert_timm_vit(top))
-    return out
+    pos = out.get('pos_embed')
+    if cls_entry and 'cls_token' not in out and isinstance(pos, torch.Tensor) and pos.dim() == 3:
+        out['pos_embed'] = torch.cat((pos.new_zeros(1, 1, pos.shape[2]), pos), dim=1)
+    return {prefix + k: v for k, v in out.items()}

@@ -39,7 +39,7 @@ from ...models.backbones.vit import VisionTransformer
 from ...models.layers.rope import RotaryEmbedding2d
 from ...utils.validation import check_bool, check_choice
 from .contract import BACKBONE_BASE, Detectron2Contract
-from .vitdet import LayerNormWithForceFP32, pos_embed_with_class_entry, vitdet_core_args
+from .vitdet import LayerNormWithForceFP32, vitdet_core_args
 
 
 class EVAViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
@@ -114,13 +114,13 @@ class EVA02_ViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):  # noqa: 
 
 
 def _eva_layout(module: EVAViT, ours: dict) -> dict:
-    return pos_embed_with_class_entry(module, revert_detrex_eva(ours))
+    return revert_detrex_eva(ours, prefix='', cls_entry=module.pretrain_use_cls_token)
 
 
 def _eva02_layout(module: EVA02_ViT, ours: dict) -> dict:
     """detrex's names, with the rope tables detrex keeps as buffers: ``rope_win``, ``rope_glb``
     and each block's ``attn.rope`` (the window's or the global one)."""
-    state = pos_embed_with_class_entry(module, revert_detrex_eva(ours))
+    state = revert_detrex_eva(ours, prefix='', cls_entry=module.pretrain_use_cls_token)
     pt = module.pt_hw_seq_len
     table = RotaryEmbedding2d(module.embed_dims // module.layers[0].attn.num_heads,
                               ref_grid=(pt, pt)) if len(module.layers) else None

@@ -73,15 +73,6 @@ def vitdet_core_args(img_size, patch_size, in_chans, embed_dim, depth, num_heads
         with_pos_embed=use_abs_pos, **extra)
 
 
-def pos_embed_with_class_entry(module, state: dict) -> dict:
-    """``state`` (a host layout) with a zero class entry prepended to ``pos_embed`` when the
-    host class keeps one (``pretrain_use_cls_token=True``)."""
-    pos = state.get('pos_embed')
-    if module.pretrain_use_cls_token and isinstance(pos, torch.Tensor) and pos.dim() == 3:
-        state['pos_embed'] = torch.cat((pos.new_zeros(1, 1, pos.shape[2]), pos), dim=1)
-    return state
-
-
 class ViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
     """detectron2's ``ViT`` (``detectron2.modeling.backbone.vit``), its arguments and defaults;
     ``act_layer`` must be ``nn.GELU``. The state dict is detectron2's (``blocks.{i}``,

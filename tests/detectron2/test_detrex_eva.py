@@ -201,3 +201,23 @@ def test_layer_decay_numbering_equals_detrex(case):
     assert ours_groups == their_groups
     assert all(len(v) == 1 for v in ours_groups.values())
     assert len({next(iter(v)) for v in ours_groups.values()}) == 6  # stem, 4 blocks, the rest
+
+
+@pytest.mark.parametrize('theirs,mine', [(TheirEVA, ours.EVAViT), (TheirEVA02, ours.EVA02_ViT)])
+def test_signatures_and_defaults_are_detrexs(theirs, mine):
+    import inspect
+    from functools import partial
+
+    def described(cls):
+        out = []
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            default = param.default
+            if isinstance(default, partial):  # norm_layer=partial(nn.LayerNorm, eps=1e-6)
+                default = (default.func, default.args, default.keywords)
+            elif isinstance(default, type) and default.__name__ == 'LayerNormWithForceFP32':
+                default = 'LayerNormWithForceFP32'  # detrex's class / ours, same meaning
+            out.append((name, param.kind, default))
+        return out
+
+    assert described(mine) == described(theirs)
+    assert mine.__name__ == theirs.__name__

@@ -69,11 +69,12 @@ class EVAViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
         self.beit_like_qkv_bias, self.beit_like_gamma = qv, gamma
         self.interp_type = interp_type
         self.freeze_patch_embed = check_bool('freeze_patch_embed', freeze_patch_embed)
+        self._set_outputs([embed_dim], [patch_size], [out_feature])
+        save_in_layout(self, _eva_layout)
+        self._reset_parameters()  # initialised at construction, as detrex's
         if freeze_patch_embed:
             for param in self.patch_embed.parameters():
                 param.requires_grad = False
-        self._set_outputs([embed_dim], [patch_size], [out_feature])
-        save_in_layout(self, _eva_layout)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         return dict(zip(self.out_names, super().forward(x)))
@@ -108,6 +109,7 @@ class EVA02_ViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):  # noqa: 
                             grid if intp_freq else pt_hw_seq_len)
         self._set_outputs([embed_dim], [patch_size], [out_feature])
         save_in_layout(self, _eva02_layout)
+        self._reset_parameters()  # initialised at construction, as detrex's
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         return dict(zip(self.out_names, super().forward(x)))

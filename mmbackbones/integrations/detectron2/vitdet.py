@@ -96,6 +96,8 @@ class ViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
         self.pretrain_use_cls_token = pretrain_use_cls_token  # the checkpoint's; dropped on load
         self._set_outputs([embed_dim], [patch_size], [out_feature])
         save_in_layout(self, _detectron2_layout)
+        if init_cfg is None:  # initialised at construction, as detectron2's
+            self._reset_parameters()
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         return dict(zip(self.out_names, super().forward(x)))

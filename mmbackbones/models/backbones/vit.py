@@ -375,7 +375,7 @@ class VisionTransformer(BaseBackbone):
                             param.zero_()
                         else:
                             nn.init.trunc_normal_(param, std=.02)
-                    elif param_name == 'bias':
+                    elif param_name.endswith('bias'):  # also BEiT/EVA's q_bias, v_bias
                         param.zero_()
                     elif isinstance(module, nn.Linear):
                         nn.init.trunc_normal_(param, std=.02)

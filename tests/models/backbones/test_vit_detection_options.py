@@ -138,3 +138,25 @@ def test_beit_resize_is_a_not_a_knot_cubic_spline():
 def test_bad_detection_arguments(kwargs, pattern):
     with pytest.raises((ValueError, TypeError), match=pattern):
         _vit(**kwargs)
+
+
+def test_detrex_wrappers_are_initialised_at_construction_as_detrex():
+    """mmbackbones.detrex's EVA classes (detectron2 not needed: the contract falls back to
+    nn.Module) initialise as detrex's: q/v biases zero, layer scales one, linears trunc-normal
+    0.02, the residual block's last norm zero, a frozen patch embedding stays frozen."""
+    from mmbackbones.detrex import EVA02_ViT, EVAViT
+    torch.manual_seed(0)
+    eva = EVAViT(img_size=64, embed_dim=64, depth=2, num_heads=2, window_size=2,
+                 window_block_indexes=[0], residual_block_indexes=[1], beit_like_gamma=True,
+                 freeze_patch_embed=True)
+    layer = eva.layers[1]
+    assert not layer.attn.q_bias.any() and not layer.attn.v_bias.any()
+    assert torch.equal(layer.attn.gamma1.weight, torch.ones(64))
+    assert 0.015 < float(layer.ffn.layers[0][0].weight.std()) < 0.025
+    assert not layer.residual.norm3.weight.any()
+    assert not any(p.requires_grad for p in eva.patch_embed.parameters())
+    eva02 = EVA02_ViT(img_size=64, embed_dim=64, depth=2, num_heads=2)
+    assert not eva02.layers[0].attn.q_bias.any()
+    assert torch.equal(eva02.layers[0].ffn.norm.weight, torch.ones(eva02.layers[0].ffn.norm.
+                                                                   weight.shape))
+    assert 0.015 < float(eva02.layers[0].ffn.w12.weight.std()) < 0.025

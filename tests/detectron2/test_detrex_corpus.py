@@ -77,8 +77,8 @@ TRAINING = {
     'SwinTransformer': 'projects/dino/configs/dino-swin/dino_swin_tiny_224_4scale_12ep.py',
     'ConvNeXt': 'projects/dino/configs/dino-convnext/dino_convnext_tiny_384_4scale_12ep.py',
     'FocalNet': 'projects/dino/configs/dino-focal/dino_focalnet_large_lrf_384_4scale_12ep.py',
-    'SimpleFeaturePyramid(EVA02_ViT)':
-        'projects/dino_eva/configs/dino-eva-02/dino_eva_02_vitdet_b_4attn_1024_lrd0p7_4scale_12ep.py',
+    'SimpleFeaturePyramid(EVA02_ViT)': 'projects/dino_eva/configs/dino-eva-02/'
+                                       'dino_eva_02_vitdet_b_4attn_1024_lrd0p7_4scale_12ep.py',
 }
 # families compared backbone by backbone (keys, shapes, outputs) but not trained: the ViTDet
 # family trains through EVA02_ViT, which is the same core ViT with more of its options

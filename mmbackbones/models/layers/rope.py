@@ -67,12 +67,16 @@ class RotaryEmbedding2d(nn.Module):
         h, w = int(hw[0]), int(hw[1])
         key = (h, w, str(device))
         tables = self._cache.get(key)
+        if tables is not None and tables[0].is_inference() and \
+                not torch.is_inference_mode_enabled():
+            tables = None  # made under inference_mode: autograd cannot save them for backward
         if tables is None:
             half = self.head_dims // 2
             ah, aw = self._angles(h, self.ref_grid[0]), self._angles(w, self.ref_grid[1])
             angles = torch.cat((ah[:, None, :].expand(h, w, half),
                                 aw[None, :, :].expand(h, w, half)), dim=-1).reshape(h * w, -1)
             tables = (angles.cos().to(device), angles.sin().to(device))
+            self._cache.pop(key, None)
             if len(self._cache) >= 4:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = tables

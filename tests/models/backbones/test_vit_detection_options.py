@@ -160,3 +160,14 @@ def test_detrex_wrappers_are_initialised_at_construction_as_detrex():
     assert torch.equal(eva02.layers[0].ffn.norm.weight, torch.ones(eva02.layers[0].ffn.norm.
                                                                    weight.shape))
     assert 0.015 < float(eva02.layers[0].ffn.w12.weight.std()) < 0.025
+
+
+def test_rope_tables_cached_under_inference_mode_serve_training_after():
+    model = _vit(rope=dict(ref_grid=(16, 16)), window_size=2, window_block_indexes=[1])
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        expected = model(x)[0].clone()
+    model.train()
+    out = model(x)[0]  # the same grids: the cached tables were inference tensors
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), expected)

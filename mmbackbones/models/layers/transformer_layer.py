@@ -38,7 +38,6 @@ LAYER_CFG_KEYS = ('num_heads', 'feedforward_channels', 'layer_scale_init_value',
                   'attn_drop_rate', 'drop_path_rate', 'num_fcs', 'qkv_bias', 'ffn_type',
                   'act_cfg', 'norm_cfg', 'sub_ln', 'window_size', 'use_rel_pos',
                   'residual_block')
-QKV_BIAS = (True, False, 'qv')  # 'qv': query and value biases only (BEiT, EVA)
 
 
 def _build_norm(norm_cfg: dict, dims: int) -> nn.Module:

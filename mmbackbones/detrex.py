@@ -16,7 +16,8 @@ res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages)
 import from ``detectron2.modeling.backbone``; state dict in detectron2's layout) and
 ``ConvNeXt`` (detrex's; state dict in detrex's layout), both on the core networks, and
 ``FocalNet`` (detrex's, on the core FocalNet, which keeps the official names), and ViTDet's
-``ViT`` + ``SimpleFeaturePyramid`` (detectron2's signatures, on the core ViT).
+``ViT`` + ``SimpleFeaturePyramid`` (detectron2's signatures, on the core ViT), and detrex's
+EVA ViTDet backbones ``EVAViT`` (EVA-01) and ``EVA02_ViT`` (EVA-02), on the same core ViT.
 
 The ResNet has detectron2's parameter names, so ``train.init_checkpoint`` (detectron2's
 ``DetectionCheckpointer``) loads detectron2/detrex ResNet weights (``.pth`` and ``.pkl``,
@@ -34,7 +35,9 @@ from .integrations.detectron2.resnet import make_resnet_stages as make_stage
 # ViTDet / EVA-02 (detectron2's and detrex's ViT and SimpleFeaturePyramid signatures, over the
 # core ViT and the SimpleFeaturePyramid neck)
 from .integrations.detectron2.vitdet import SimpleFeaturePyramid, ViT, get_vit_lr_decay_rate
+from .integrations.detectron2.detrex_eva import EVA02_ViT, EVAViT, LayerNormWithForceFP32
 
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
            'TorchvisionBackbone', 'TorchvisionResNet', 'SwinTransformer', 'ConvNeXt', 'FocalNet',
-           'ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate']
+           'ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate', 'EVAViT', 'EVA02_ViT',
+           'LayerNormWithForceFP32']

@@ -579,6 +579,58 @@ VALID.update(resnest=dict(type='ResNeSt', depth=14, base_channels=16, stem_chann
              res2net=dict(type='Res2Net', depth=50, base_channels=16, stem_channels=16,
                           base_width=8, out_indices=(0, 1, 2, 3)))
 
+# ViTDet / EVA options of the core ViT on the token map (no class token): windows (padded),
+# relative positions (resized linearly or by EVA's cubic spline), residual conv blocks, rope in
+# windowed and global blocks, layer scale, query/value biases, no absolute positions
+_VITDET_ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+VITDET = faulty({
+    'type': st.just('VisionTransformer'), 'arch': st.just(_VITDET_ARCH),
+    'img_size': st.sampled_from([32, 48]), 'patch_size': st.just(8),
+    'with_cls_token': st.just(False), 'out_type': st.just('featmap'),
+    'final_norm': st.just(False), 'window_size': st.sampled_from([2, 3]),
+    'window_block_indexes': st.lists(st.integers(0, 3), min_size=1, max_size=4,
+                                     unique=True).map(sorted),
+}, {
+    'use_rel_pos': st.booleans(),
+    'rel_pos_zero_init': st.booleans(),
+    'rel_pos_resize': st.sampled_from(['linear', 'beit']),
+    'residual_block_indexes': st.lists(st.integers(0, 3), max_size=2, unique=True),
+    'rope': st.sampled_from([False, True, dict(ref_grid=(16, 16)), dict(interpolate=False)]),
+    'layer_scale_init_value': st.sampled_from([0.0, 1e-5, 1.0]),
+    'qkv_bias': st.sampled_from([True, False, 'qv']),
+    'with_pos_embed': st.booleans(),
+    'layer_cfgs': st.sampled_from([dict(), dict(ffn_type='swiglu', sub_ln=True)]),
+}, [('window_size', -1), ('window_block_indexes', [9]), ('window_block_indexes', 1),
+    ('residual_block_indexes', [4]), ('residual_block_indexes', 'all'),
+    ('rel_pos_resize', 'cubic'), ('qkv_bias', 'kv'), ('with_pos_embed', 'no'),
+    ('use_rel_pos', 'yes'), ('rope', dict(layout='spiral')), ('rope', dict(interpolate='x')),
+    ('num_register_tokens', 2)] + ROUTE_FAULTS)
+# the modern token options with a class token: registers, layer scale, rope archs (EVA-02),
+# SwiGLU, query/value biases
+VIT_MODERN = faulty({
+    'type': st.just('VisionTransformer'),
+    'arch': st.sampled_from([_VITDET_ARCH, 'eva02-tiny']),
+    'img_size': st.just(32), 'patch_size': st.just(8),
+}, {
+    'num_register_tokens': st.sampled_from([0, 1, 4]),
+    'layer_scale_init_value': st.sampled_from([0.0, 1e-5, 1.0]),
+    'rope': st.sampled_from([True, dict(layout='tiled'), dict(interpolate=False)]),
+    'layer_cfgs': st.sampled_from([dict(ffn_type='swiglu', sub_ln=True),
+                                   dict(ffn_type='swiglu_fused')]),
+    'qkv_bias': st.sampled_from([True, False, 'qv']),
+    'out_type': st.sampled_from(['raw', 'cls_token', 'featmap', 'avg_featmap']),
+    'interpolate_antialias': st.booleans(),
+    'with_pos_embed': st.booleans(),
+}, [('num_register_tokens', -1), ('num_register_tokens', 10**6),
+    ('layer_scale_init_value', -1.0), ('rope', dict(layout='spiral')), ('rope', 'yes'),
+    ('layer_cfgs', dict(ffn_type='geglu')), ('qkv_bias', 'kv'), ('with_pos_embed', 'no'),
+    ('residual_block_indexes', [0]), ('use_rel_pos', True)] + ROUTE_FAULTS)
+FAMILIES.update(vitdet=VITDET, vit_modern=VIT_MODERN)
+VALID.update(vitdet=dict(type='VisionTransformer', arch=_VITDET_ARCH, img_size=32, patch_size=8,
+                         with_cls_token=False, out_type='featmap', final_norm=False,
+                         window_size=3, window_block_indexes=[0, 2], use_rel_pos=True,
+                         rel_pos_resize='beit', residual_block_indexes=[1], qkv_bias='qv',
+                         rope=dict(ref_grid=(16, 16)), layer_scale_init_value=1.0))
 
 BUILT = ('built', 'dtype refused', 'input refused')
 

@@ -255,6 +255,10 @@ _WHY_NOT.update({('MSCAN', 'timm'): 'timm has no MSCAN (SegNeXt)'})
 _MARKERS = (('layers.0.gamma_1', 'BEiTViT'), ('layers.0.attn.q_bias', 'BEiTViT'),
             ('layers.0.attn.relative_position_bias_table', 'BEiTViT'),
             ('block1.0.layer_scale_1', 'MSCAN')) + _MARKERS
+# detrex's EVA ViTDet backbones (the core ViT with query/value biases, EVA-02's SwiGLU)
+_FAMILIES.update(EVAViT='EVAViT', EVA02_ViT='EVAViT')
+_ROUTES.update({('EVAViT', 'detectron2'): 'detrex_eva'})
+
 
 def family_of(state_dict, model=None) -> Optional[str]:
     """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,

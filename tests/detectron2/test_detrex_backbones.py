@@ -28,11 +28,13 @@ from mmbackbones.models.backbones.swin import SwinTransformer as CoreSwin  # noq
 
 
 def perturbed_state(model: nn.Module, seed: int = 0) -> dict:
-    """The model's state with every float tensor moved off its init (variances kept > 0)."""
+    """The model's state with every float tensor moved off its init (variances kept > 0), but
+    EVA-02's rotary tables (``freqs_cos``/``freqs_sin`` buffers: functions of the config that
+    detrex stores, not weights)."""
     gen = torch.Generator().manual_seed(seed)
     out = {}
     for key, value in model.state_dict().items():
-        if value.is_floating_point():
+        if value.is_floating_point() and not key.endswith(('freqs_cos', 'freqs_sin')):
             value = value + 0.05 * torch.randn(value.shape, generator=gen)
             if key.endswith('running_var'):
                 value = value.abs() + 0.5

@@ -14,11 +14,15 @@ such target of the backbone's config is replaced by ours: what changing the conf
 * Its outputs are compared on the same weights with a depth/width-reduced copy of the same
   config (Swin, ConvNeXt and FocalNet: at most 2 blocks a stage, ``embed_dim = 8 *
   num_heads[0]`` / ``dims // 8`` / ``embed_dim = 16``; ResNets: depth 50; all other arguments as
-  written): full-size Swin-L and ConvNeXt-L take ~20 s each to build on two cores.
+  written; ViTDet/EVA nets: their first 6 blocks with the window/global/residual indices
+  among them, 32 channels in 2 heads, ``img_size`` 80 with 2 x 2 windows, compared on 80 x 80
+  inputs, see ``_reduce_vit``): full-size Swin-L and ConvNeXt-L take ~20 s each to build on
+  two cores.
 * One whole model per backbone family trains a CPU step: detrex's model and ours (same config,
   import switched, same weights) give equal losses and equal backbone gradient norms (backbone
   ``drop_path_rate`` 0, fewer queries and transformer layers, two 96 x 96 images; FocalNet-L
-  with 2 blocks a stage).
+  with 2 blocks a stage; DINO EVA-02-B by the ViT rule with 64 channels, 3 x 3 windows and
+  ``img_size`` 96, the images' size, which detrex's EVA-02 rope tables need).
 
 dino-focal's own copy of the official FocalNet (``from .focalnet import FocalNet`` in its config
 folder) is switched like detrex's. Configs that do not load with detrex itself and backbones we do
@@ -50,6 +54,9 @@ from tests.detectron2.test_detrex_backbones import (assert_close_to_scale,  # no
                                                     perturbed_state)
 
 BACKBONE_MODULES = ('detrex.modeling.backbone', 'detectron2.modeling.backbone')
+# detectron2's objects a switched backbone config keeps (the config's import line for them is
+# not the backbone's): the parameter-free ``LastLevelMaxPool`` top block of the ViTDet pyramids
+KEPT = ('LastLevelMaxPool', )
 # project-local copies of a detrex backbone, loaded by LazyConfig from a config folder
 # (``from .focalnet import FocalNet`` in projects/dino/configs/dino-focal/): the module-name
 # pattern and class name of each, switched like detrex's own
@@ -70,7 +77,13 @@ TRAINING = {
     'SwinTransformer': 'projects/dino/configs/dino-swin/dino_swin_tiny_224_4scale_12ep.py',
     'ConvNeXt': 'projects/dino/configs/dino-convnext/dino_convnext_tiny_384_4scale_12ep.py',
     'FocalNet': 'projects/dino/configs/dino-focal/dino_focalnet_large_lrf_384_4scale_12ep.py',
+    'SimpleFeaturePyramid(EVA02_ViT)': 'projects/dino_eva/configs/dino-eva-02/'
+                                       'dino_eva_02_vitdet_b_4attn_1024_lrd0p7_4scale_12ep.py',
 }
+# families compared backbone by backbone (keys, shapes, outputs) but not trained: the ViTDet
+# family trains through EVA02_ViT, which is the same core ViT with more of its options
+COMPARED = (*TRAINING, 'SimpleFeaturePyramid(ViT)', 'SimpleFeaturePyramid(EVAViT)')
+VIT_NETS = ('ViT', 'EVAViT', 'EVA02_ViT')
 
 
 @dataclasses.dataclass
@@ -130,7 +143,7 @@ def _switch(backbone: DictConfig):
     missing = []
     for node in _targets(switched):
         target = node._target_
-        if not _switchable(target):
+        if not _switchable(target) or (node is not switched and _name(target) in KEPT):
             if node is switched:
                 missing.append(_name(target))
             continue
@@ -231,12 +244,12 @@ def test_every_config_loads_or_is_explained(corpus):
             re.search(p, e.path) and re.search(r, e.reason) for p, r in KNOWN_LOAD_FAILURES)]
     assert not unexplained, f'configs failing to load with detrex for an unknown reason: ' \
                             f'{unexplained}'
-    for family in TRAINING:
+    for family in COMPARED:
         assert table[family]['switched'] > 0, family
         assert table[family]['not provided'] == 0, family  # all of its configs switch
 
 
-@pytest.mark.parametrize('family', sorted(TRAINING))
+@pytest.mark.parametrize('family', sorted(COMPARED))
 def test_switched_backbones_match_detrex(corpus, family):
     entries = [e for e in corpus if e.family == family and e.status == 'switched']
     assert entries
@@ -254,7 +267,9 @@ def test_switched_backbones_match_detrex(corpus, family):
     for entry in distinct.values():
         native = _reduce(family, copy.deepcopy(entry.native))
         reduced.setdefault(_key(native), (entry.path, native))
-    x = torch.randn(2, 3, 72, 56)
+    # ViTs: an input of the reduced img_size (detrex's EVA-02 rope tables fit that grid only)
+    x = torch.randn(2, 3, 80, 80) if family.endswith(VIT_NETS_SUFFIXES) else \
+        torch.randn(2, 3, 72, 56)
     for path, native in reduced.values():
         torch.manual_seed(0)
         theirs = instantiate(native)
@@ -273,9 +288,33 @@ def test_switched_backbones_match_detrex(corpus, family):
           f'outputs')
 
 
+VIT_NETS_SUFFIXES = tuple(f'({name})' for name in VIT_NETS)
+
+
+def _reduce_vit(net: DictConfig, img_size: int = 80) -> DictConfig:
+    """A ViTDet/EVA net, cheaper with the same structure: its first (at most) 6 blocks with
+    their window/global/residual indices (every config has a global block among them), 32
+    channels in 2 heads (``mlp_ratio`` as written), ``img_size`` 80 (a 5 x 5 token map) with
+    2 x 2 windows (padded to 6 x 6, as ViTDet pads), ``pretrain_img_size`` as written."""
+    depth = min(net.get('depth', 12), 6)
+    net.depth = depth
+    for key in ('window_block_indexes', 'residual_block_indexes'):
+        if key in net:
+            net[key] = [i for i in net[key] if i < depth]
+    net.embed_dim, net.num_heads = 32, 2
+    net.img_size = img_size
+    if net.get('window_size', 0):
+        net.window_size = 2
+    return net
+
+
 def _reduce(family: str, backbone: DictConfig) -> DictConfig:
     """The same config, cheaper: fewer blocks and channels (see the module docstring)."""
-    if family == 'SwinTransformer':
+    if family.endswith(VIT_NETS_SUFFIXES):
+        _reduce_vit(backbone.net)
+        if backbone.get('square_pad', 0):
+            backbone.square_pad = 80
+    elif family == 'SwinTransformer':
         heads = list(backbone.get('num_heads', (3, 6, 12, 24)))
         backbone.depths = [min(d, 2) for d in backbone.get('depths', (2, 2, 6, 2))]
         backbone.embed_dim = 8 * heads[0]
@@ -306,6 +345,14 @@ def _small_model(model: DictConfig) -> DictConfig:
             node.num_layers = min(node.num_layers, 2)
     if 'drop_path_rate' in model.backbone:
         model.backbone.drop_path_rate = 0.0
+    if 'net' in model.backbone and _name(model.backbone.net._target_) in VIT_NETS:
+        # the ViT rule of _reduce, with img_size = the batch's 96 px (EVA-02's rope tables);
+        # 64 channels in 2 heads, 3 x 3 windows
+        _reduce_vit(model.backbone.net, img_size=96)
+        model.backbone.net.embed_dim = 64
+        model.backbone.net.window_size = 3
+        model.backbone.net.drop_path_rate = 0.0
+        model.backbone.square_pad = 96
     if _name(model.backbone._target_) == 'FocalNet':  # FocalNet-L: 2 blocks a stage
         model.backbone.depths = [min(d, 2) for d in model.backbone.depths]
     return model

@@ -131,7 +131,7 @@ def test_detrex_vit_and_simple_feature_pyramid_load_a_vitdet_model_state():
     assert ours_rates == sorted(get_vit_lr_decay_rate(n, 0.7, 3) for n in d2_names)
     assert len(set(ours_rates)) == 5  # the stem, 3 blocks, the rest
     with pytest.raises(ValueError, match='residual_block_indexes'):
-        OurViT(depth=2, residual_block_indexes=[0])
+        OurViT(depth=2, residual_block_indexes=[2])
     with pytest.raises(ValueError, match='norm_layer'):
         OurViT(depth=2, norm_layer=nn.BatchNorm2d)
 
@@ -170,3 +170,59 @@ def test_vitdet_mask_rcnn_trains_a_detectron2_step():
     missing = [n for n, p in model.backbone.named_parameters()
                if p.requires_grad and p.grad is None]
     assert missing == []
+
+
+@pytest.mark.parametrize('use_abs_pos,pretrain_use_cls_token', [(True, True), (True, False),
+                                                                (False, True)])
+def test_residual_blocks_and_no_abs_pos_match_detectron2(use_abs_pos, pretrain_use_cls_token,
+                                                        tmp_path):
+    """ViTDet's residual conv blocks (``residual_block_indexes``) and ``use_abs_pos=False`` in
+    the core ViT: detectron2's keys (``blocks.{i}.residual.conv1|norm1|...``, no ``pos_embed``),
+    its init (last norm zero: the block starts as the identity), its outputs on the same
+    weights, and the core ViT loading the same detectron2 checkpoint through ``init_cfg``."""
+    from mmbackbones.checkpoint.keys import own_state_dict
+    from mmbackbones.detrex import ViT as OurViT
+    from tests.detectron2.test_detrex_backbones import assert_close_to_scale, perturbed_state
+    kwargs = dict(img_size=64, patch_size=16, embed_dim=48, depth=4, num_heads=3, window_size=3,
+                  window_block_indexes=[0, 2], residual_block_indexes=[1, 2], use_rel_pos=True,
+                  rel_pos_zero_init=False, pretrain_img_size=32, use_abs_pos=use_abs_pos,
+                  pretrain_use_cls_token=pretrain_use_cls_token,
+                  norm_layer=partial(nn.LayerNorm, eps=1e-6))
+    torch.manual_seed(0)
+    theirs, mine = ViT(**kwargs).eval(), OurViT(**kwargs).eval()
+    # detectron2's init of the residual block: the last norm zero (identity at start)
+    for name in ('norm3.weight', 'norm3.bias'):
+        assert not own_state_dict(mine)[f'layers.1.residual.{name}'].any()
+    assert torch.equal(own_state_dict(mine)['layers.1.residual.norm1.weight'],
+                       torch.ones(24))
+    state = perturbed_state(theirs)
+    theirs.load_state_dict(state)
+    assert {k: v.shape for k, v in mine.state_dict().items()} == \
+        {k: v.shape for k, v in state.items()}
+    assert ('pos_embed' in state) == use_abs_pos
+    mine.load_state_dict(state)
+    for size in [(64, 64), (96, 80)]:
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            assert_close_to_scale(mine(x)['last_feat'], theirs(x)['last_feat'])
+    again = ViT(**kwargs).eval()
+    again.load_state_dict(mine.state_dict(), strict=True)  # ours saves detectron2's layout
+    # the core class, from a detectron2 checkpoint file (backbone.net.*), by init_cfg
+    path = tmp_path / 'vitdet_res.pth'
+    torch.save({'model': {'backbone.net.' + k: v for k, v in state.items()}}, path)
+    core = VisionTransformer(
+        arch=ARCH | dict(num_layers=4), img_size=32, patch_size=16, with_cls_token=False,
+        final_norm=False, out_type='featmap', window_size=3, window_block_indexes=[0, 2],
+        use_rel_pos=True, rel_pos_size=4, residual_block_indexes=[1, 2],
+        with_pos_embed=use_abs_pos, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    core.init_weights()
+    core.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert_close_to_scale(core(x)[0], theirs(x)['last_feat'])
+    # layer decay: the residual blocks get detectron2's rate (the last depth)
+    for name, _ in core.named_parameters():
+        (d2_name,) = revert_detectron2_vit({name: torch.zeros(1)}, cls_entry=False)
+        depth, num = core.get_layer_depth(name)
+        assert 0.7 ** (num - 1 - depth) == pytest.approx(
+            get_vit_lr_decay_rate(d2_name, 0.7, num_layers=4)), name

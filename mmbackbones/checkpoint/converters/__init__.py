@@ -48,6 +48,7 @@ CONVERTERS = (
     ('detectron2_resnet', 'detectron2'),
     ('timm_resnest', 'timm'),  # before the plain ResNets: split-attention blocks
     ('timm_res2net', 'timm'),  # before the plain ResNets: Res2Net scale convs
+    ('detrex_eva', 'detectron2'),  # before detectron2_vit: detrex's EVAViT / EVA02_ViT
     ('detectron2_vit', 'detectron2'),  # ViTDet: backbone.net.*, attn.rel_pos_h|w
     ('torchvision_resnet', 'torchvision'),
     ('timm_convnext', 'timm'),

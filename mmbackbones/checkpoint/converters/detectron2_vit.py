@@ -11,6 +11,7 @@ detectron2 ``ViT``                    mmbackbones ``VisionTransformer``
 ``[backbone.]net.*``                  taken from under the prefix, then :mod:`.timm_vit`'s
                                       renames (``blocks.{i}`` -> ``layers.{i}``, ...)
 ``blocks.{i}.attn.rel_pos_h|w``       ``layers.{i}.attn.rel_pos_h|w``
+``blocks.{i}.residual.*``             ``layers.{i}.residual.*`` (``residual_block_indexes``)
 ``pos_embed`` (with a class entry,    ``pos_embed``: the class entry is dropped at load
 ``pretrain_use_cls_token=True``)      by a model built with ``with_cls_token=False``
 ``backbone.simfp_*``, heads           not the backbone's: dropped (load them into the
@@ -59,12 +60,17 @@ def convert_detectron2_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, 
     return convert_timm_vit(own)
 
 
-def revert_detectron2_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Our ViT names -> detectron2's, under ``backbone.net.`` (a ViTDet checkpoint's layout). A
-    model without a class token gets a zero class entry in ``pos_embed``: detectron2's default
-    ``pretrain_use_cls_token=True`` expects one (and drops it before use)."""
-    out = revert_timm_vit(state_dict)
+def revert_detectron2_vit(state_dict: Mapping[str, torch.Tensor], prefix: str = 'backbone.net.',
+                          cls_entry: bool = True) -> Dict[str, torch.Tensor]:
+    """Our ViT names -> detectron2's, under ``prefix`` (a ViTDet checkpoint's layout). With
+    ``cls_entry``, a model without a class token gets a zero class entry in ``pos_embed``:
+    detectron2's default ``pretrain_use_cls_token=True`` expects one (and drops it before use).
+    ViTDet's residual conv blocks (``layers.{i}.residual.*``) keep their names in ``blocks.{i}``.
+    """
+    residual = {k: v for k, v in state_dict.items() if re.match(r'^layers\.\d+\.residual\.', k)}
+    out = revert_timm_vit({k: v for k, v in state_dict.items() if k not in residual})
+    out.update({'blocks.' + k[len('layers.'):]: v for k, v in residual.items()})
     pos = out.get('pos_embed')
-    if 'cls_token' not in out and isinstance(pos, torch.Tensor) and pos.dim() == 3:
+    if cls_entry and 'cls_token' not in out and isinstance(pos, torch.Tensor) and pos.dim() == 3:
         out['pos_embed'] = torch.cat((pos.new_zeros(1, 1, pos.shape[2]), pos), dim=1)
-    return {'backbone.net.' + k: v for k, v in out.items()}
+    return {prefix + k: v for k, v in out.items()}

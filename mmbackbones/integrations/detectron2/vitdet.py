@@ -8,8 +8,10 @@ window_block_indexes, residual_block_indexes, use_act_checkpoint, pretrain_img_s
 pretrain_use_cls_token, out_feature)`` returns ``{out_feature: (N, C, H/16, W/16)}``;
 ``SimpleFeaturePyramid(net, in_feature, out_channels, scale_factors, top_block, norm,
 square_pad)`` returns ``{'p2': ..., 'p6': ...}`` with detectron2's ``simfp_*`` parameter names.
-The ViT's parameters have the core's names (``layers.{i}``); detectron2's (``blocks.{i}``,
-under ``backbone.net.``) are converted when a checkpoint loads (``detectron2_vit``).
+The ViT's parameters have the core's names (``layers.{i}``); its state dict is detectron2's
+(``blocks.{i}``), so detectron2's checkpoints load by ``DetectionCheckpointer`` and what it saves
+loads into detectron2's class (``mmbackbones.checkpoint.keys.own_state_dict`` gives our names).
+detrex's EVA classes (:mod:`.detrex_eva`) build on the same helpers.
 """
 from functools import partial
 from typing import Dict, Sequence
@@ -17,25 +19,65 @@ from typing import Dict, Sequence
 import torch
 from torch import nn
 
+from ...checkpoint.converters.detectron2_vit import revert_detectron2_vit
+from ...checkpoint.keys import save_in_layout
 from ...models.backbones.vit import VisionTransformer
 from ...models.necks.simple_fpn import SimpleFeaturePyramid as _SimpleFeaturePyramid
+from ...utils.validation import check_bool, check_positive_int
 from .contract import BACKBONE_BASE, Detectron2Contract
 
 
+class LayerNormWithForceFP32(nn.LayerNorm):
+    """detrex's EVA-01 default ``norm_layer`` (eps 1e-5, computed in float32). The ViT builds
+    ``nn.LayerNorm``: the same in float32, and under autocast, which runs ``layer_norm`` in
+    float32; it differs only for a model cast to half precision."""
+
+
 def _layer_norm_eps(norm_layer) -> float:
-    """``nn.LayerNorm`` or ``partial(nn.LayerNorm, eps=...)`` -> eps; anything else refused."""
-    if norm_layer is nn.LayerNorm:
-        return 1e-5
-    if isinstance(norm_layer, partial) and norm_layer.func is nn.LayerNorm and \
-            not norm_layer.args and set(norm_layer.keywords) <= {'eps'}:
-        return float(norm_layer.keywords.get('eps', 1e-5))
-    raise ValueError(f'norm_layer must be nn.LayerNorm or partial(nn.LayerNorm, eps=...), got '
-                     f'{norm_layer!r}')
+    """``nn.LayerNorm``, ``LayerNormWithForceFP32`` (ours or detrex's) or ``partial(<one of
+    them>, eps=...)`` -> eps; anything else refused."""
+    base, keywords = norm_layer, {}
+    if isinstance(norm_layer, partial) and not norm_layer.args and \
+            set(norm_layer.keywords) <= {'eps'}:
+        base, keywords = norm_layer.func, norm_layer.keywords
+    if base is nn.LayerNorm or getattr(base, '__name__', '') == 'LayerNormWithForceFP32':
+        return float(keywords.get('eps', 1e-5))
+    raise ValueError(f'norm_layer must be nn.LayerNorm, LayerNormWithForceFP32 or '
+                     f'partial(<one of them>, eps=...), got {norm_layer!r}')
+
+
+def vitdet_core_args(img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio,
+                     qkv_bias, drop_path_rate, norm_layer, use_abs_pos, use_rel_pos,
+                     rel_pos_zero_init, window_size, window_block_indexes,
+                     residual_block_indexes, use_act_checkpoint, pretrain_img_size,
+                     pretrain_use_cls_token, out_feature, **extra) -> dict:
+    """The core ``VisionTransformer``'s arguments for detectron2's / detrex's ViTDet arguments
+    (``extra``: more core arguments, e.g. ``layer_cfgs``, ``rope``)."""
+    for name, flag in (('use_abs_pos', use_abs_pos), ('pretrain_use_cls_token',
+                                                      pretrain_use_cls_token)):
+        check_bool(name, flag)
+    if not isinstance(out_feature, str):
+        raise TypeError(f'out_feature must be a name, got {out_feature!r}')
+    grid = check_positive_int('img_size', img_size) // check_positive_int('patch_size',
+                                                                          patch_size)
+    return dict(
+        arch=dict(embed_dims=embed_dim, num_layers=depth, num_heads=num_heads,
+                  feedforward_channels=int(embed_dim * mlp_ratio)),
+        img_size=pretrain_img_size, patch_size=patch_size, in_channels=in_chans,
+        drop_path_rate=drop_path_rate, qkv_bias=qkv_bias,
+        norm_cfg=dict(type='LN', eps=_layer_norm_eps(norm_layer)), final_norm=False,
+        out_type='featmap', with_cls_token=False, with_cp=use_act_checkpoint,
+        window_size=window_size, window_block_indexes=tuple(window_block_indexes),
+        use_rel_pos=use_rel_pos, rel_pos_zero_init=rel_pos_zero_init,
+        rel_pos_size=(grid, grid), residual_block_indexes=tuple(residual_block_indexes),
+        with_pos_embed=use_abs_pos, **extra)
 
 
 class ViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
     """detectron2's ``ViT`` (``detectron2.modeling.backbone.vit``), its arguments and defaults;
-    ``use_abs_pos=False`` and ``residual_block_indexes`` are refused (not built here)."""
+    ``act_layer`` must be ``nn.GELU``. The state dict is detectron2's (``blocks.{i}``,
+    ``patch_embed.proj``, ``pos_embed`` with a class entry when ``pretrain_use_cls_token``,
+    ``blocks.{i}.residual.*``); the parameters keep the core's names."""
 
     def __init__(self, img_size=1024, patch_size=16, in_chans=3, embed_dim=768, depth=12,
                  num_heads=12, mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.0,
@@ -44,32 +86,25 @@ class ViT(Detectron2Contract, VisionTransformer, BACKBONE_BASE):
                  window_block_indexes=(), residual_block_indexes=(), use_act_checkpoint=False,
                  pretrain_img_size=224, pretrain_use_cls_token=True, out_feature='last_feat',
                  init_cfg=None):
-        if not use_abs_pos:
-            raise ValueError('use_abs_pos=False is not supported: the ViT adds its absolute '
-                             'position embedding (resized to the input)')
-        if residual_block_indexes:
-            raise ValueError(f'residual_block_indexes={residual_block_indexes!r}: ViTDet\'s '
-                             f'residual conv blocks are not supported; give ()')
         if act_layer is not nn.GELU:
             raise ValueError(f'act_layer must be nn.GELU, got {act_layer!r}')
-        if not isinstance(out_feature, str):
-            raise TypeError(f'out_feature must be a name, got {out_feature!r}')
-        super().__init__(
-            arch=dict(embed_dims=embed_dim, num_layers=depth, num_heads=num_heads,
-                      feedforward_channels=int(embed_dim * mlp_ratio)),
-            img_size=pretrain_img_size, patch_size=patch_size, in_channels=in_chans,
-            drop_path_rate=drop_path_rate, qkv_bias=qkv_bias,
-            norm_cfg=dict(type='LN', eps=_layer_norm_eps(norm_layer)), final_norm=False,
-            out_type='featmap', with_cls_token=False, init_cfg=init_cfg,
-            with_cp=use_act_checkpoint, window_size=window_size,
-            window_block_indexes=tuple(window_block_indexes), use_rel_pos=use_rel_pos,
-            rel_pos_zero_init=rel_pos_zero_init,
-            rel_pos_size=(img_size // patch_size, img_size // patch_size))
+        super().__init__(**vitdet_core_args(
+            img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias,
+            drop_path_rate, norm_layer, use_abs_pos, use_rel_pos, rel_pos_zero_init,
+            window_size, window_block_indexes, residual_block_indexes, use_act_checkpoint,
+            pretrain_img_size, pretrain_use_cls_token, out_feature, init_cfg=init_cfg))
         self.pretrain_use_cls_token = pretrain_use_cls_token  # the checkpoint's; dropped on load
         self._set_outputs([embed_dim], [patch_size], [out_feature])
+        save_in_layout(self, _detectron2_layout)
+        if init_cfg is None:  # initialised at construction, as detectron2's
+            self._reset_parameters()
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         return dict(zip(self.out_names, super().forward(x)))
+
+
+def _detectron2_layout(module: ViT, ours: dict) -> dict:
+    return revert_detectron2_vit(ours, prefix='', cls_entry=module.pretrain_use_cls_token)
 
 
 class SimpleFeaturePyramid(Detectron2Contract, _SimpleFeaturePyramid, BACKBONE_BASE):
@@ -123,4 +158,4 @@ def get_vit_lr_decay_rate(name: str, lr_decay_rate: float = 1.0, num_layers: int
     return lr_decay_rate ** (num_layers + 1 - layer_id)
 
 
-__all__ = ['ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate']
+__all__ = ['ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate', 'LayerNormWithForceFP32']

@@ -58,6 +58,7 @@ from ..layers.rope import RotaryEmbedding2d
 from ..layers.transformer_layer import TransformerEncoderLayer, _build_norm, check_layer_cfgs
 from .vit_args import (ARCH_EXTRAS, ARCH_KEYS, MMSEG_ONLY, OUT_TYPES,  # noqa: F401 (re-exported)
                        PATCH_CFG_KEYS, arch_extras, arch_settings, check_modern_args,
+                       freeze_except,
                        mmseg_spelling, resolve_arch)
 
 
@@ -81,7 +82,8 @@ class VisionTransformer(BaseBackbone):
             the last layer). Outputs come back in this order.
         drop_rate: dropout after the position embedding and in each block.
         drop_path_rate: stochastic depth, rising linearly from 0 to this over the layers.
-        qkv_bias: bias of the qkv projections.
+        qkv_bias: bias of the qkv projections (``'qv'``: query and value biases only,
+            ``q_bias``/``v_bias``, as BEiT and EVA).
         norm_cfg: norm of every block, of ``pre_norm``, ``ln1`` and ``ln2``.
         final_norm: apply ``ln1`` after the last layer.
         out_type: ``'raw'``, ``'cls_token'``, ``'featmap'`` or ``'avg_featmap'`` (module doc).
@@ -123,7 +125,12 @@ class VisionTransformer(BaseBackbone):
         use_rel_pos, rel_pos_zero_init, rel_pos_size: ViTDet's decomposed relative position
             tables in every block, for the window (windowed blocks) or for ``rel_pos_size``
             (a global block's token grid; default the ``img_size`` grid); resized to other
-            grids at forward.
+            grids at forward (``rel_pos_resize``: ``'linear'``, ViTDet's, or ``'beit'``, EVA's
+            evaluation-time cubic resize, :mod:`~mmbackbones.models.layers.rel_pos`).
+        residual_block_indexes: ViTDet's residual conv block (``layers.{i}.residual``: 1x1, 3x3,
+            1x1 convs with channel LayerNorms, the last one zero-initialised) after the listed
+            blocks (0-based; the token map only).
+        with_pos_embed: ``False``: no ``pos_embed`` (ViTDet's ``use_abs_pos=False``).
 
     Arch rows (:data:`~.vit_args.ARCH_EXTRAS`): ``dinov2-*`` build DINOv2 (patch 14, img 518,
     layer scale 1e-5; SwiGLU for giant), ``eva02-*`` EVA-02 (patch 14, SwiGLU, rope, sub-LN
@@ -171,6 +178,9 @@ class VisionTransformer(BaseBackbone):
                  use_rel_pos: bool = False,
                  rel_pos_zero_init: bool = True,
                  rel_pos_size: Optional[Union[int, Sequence[int]]] = None,
+                 residual_block_indexes: Sequence[int] = (),
+                 with_pos_embed: bool = True,
+                 rel_pos_resize: str = 'linear',
                  **mmseg_args):
         take_host_args(self, mmseg_args, dict.fromkeys(MMSEG_ONLY, ('mmseg',)))
         extras = arch_extras(arch)
@@ -196,8 +206,10 @@ class VisionTransformer(BaseBackbone):
                               with_cls_token, interpolate_mode, frozen_stages, final_norm,
                               with_cp)
         self._check_extras(out_origin, output_cls_token, norm_eval)
-        for name, flag in (('qkv_bias', qkv_bias), ('pre_norm', pre_norm)):
-            check_bool(name, flag)
+        check_bool('pre_norm', pre_norm)
+        if qkv_bias != 'qv':
+            check_bool('qkv_bias', qkv_bias)
+        self.with_pos_embed = check_bool('with_pos_embed', with_pos_embed)
         if isinstance(layer_scale_init_value, bool) or not isinstance(
                 layer_scale_init_value, (int, float)) or layer_scale_init_value < 0:
             raise ValueError(f'layer_scale_init_value must be a float >= 0 (0 disables layer '
@@ -214,7 +226,8 @@ class VisionTransformer(BaseBackbone):
         layer_defaults.update({k: extras[k] for k in ('ffn_type', 'sub_ln') if k in extras})
         layer_cfgs = check_layer_cfgs(layer_cfgs, self.num_layers)
         self._check_modern(num_register_tokens, interpolate_antialias, rope, window_size,
-                           window_block_indexes, use_rel_pos, rel_pos_zero_init, rel_pos_size)
+                           window_block_indexes, use_rel_pos, rel_pos_zero_init, rel_pos_size,
+                           residual_block_indexes, rel_pos_resize)
         self._build(patch_cfg, layer_defaults, layer_cfgs, norm_cfg, pre_norm,
                     check_rate('drop_path_rate', drop_path_rate), init_cfg)
         self._set_metadata()
@@ -285,7 +298,8 @@ class VisionTransformer(BaseBackbone):
                 nn.Parameter(torch.zeros(1, self.num_register_tokens, self.embed_dims))
                 if self.num_register_tokens else None)
             self.pos_embed = nn.Parameter(
-                torch.zeros(1, num_patches + self.num_extra_tokens, self.embed_dims))
+                torch.zeros(1, num_patches + self.num_extra_tokens, self.embed_dims)) \
+                if self.with_pos_embed else None
             drop_rate = layer_defaults['drop_rate']
             self.drop_after_pos = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
             self.pre_norm = _build_norm(norm_cfg, self.embed_dims) if pre_norm else nn.Identity()
@@ -296,7 +310,9 @@ class VisionTransformer(BaseBackbone):
                     'embed_dims': self.embed_dims, **layer_defaults, 'drop_path_rate': dpr[i],
                     'window_size': self.window_size if i in self.window_block_indexes else 0,
                     'use_rel_pos': self.use_rel_pos, 'rel_pos_size': self.rel_pos_size,
-                    'rel_pos_zero_init': self.rel_pos_zero_init, **layer_cfgs[i]})
+                    'rel_pos_zero_init': self.rel_pos_zero_init,
+                    'rel_pos_resize': self.rel_pos_resize,
+                    'residual_block': i in self.residual_block_indexes, **layer_cfgs[i]})
                 for i in range(num_built)])
             heads = self.layers[0].attn.num_heads if num_built else 1
             self.rope = (RotaryEmbedding2d(self.embed_dims // heads, **self.rope_cfg)
@@ -327,20 +343,7 @@ class VisionTransformer(BaseBackbone):
                           [f'stage{i + 1}' for i in indices])
 
     def _freeze_except(self, frozen_exclude) -> None:
-        """mmseg's ``frozen_exclude``: freeze every parameter whose name contains none of the
-        strings (``['all']`` or ``None``: nothing)."""
-        if frozen_exclude is None:
-            return
-        if isinstance(frozen_exclude, str) or not isinstance(frozen_exclude, (list, tuple)) \
-                or not all(isinstance(e, str) for e in frozen_exclude):
-            raise TypeError(f'frozen_exclude must be a list of parameter-name substrings (or '
-                            f'["all"]), got {frozen_exclude!r}')
-        self.frozen_exclude = list(frozen_exclude)
-        if 'all' in frozen_exclude:
-            return
-        for name, param in self.named_parameters():
-            if not any(e in name for e in frozen_exclude):
-                param.requires_grad = False
+        freeze_except(self, frozen_exclude)
 
     # ---- metadata -------------------------------------------------------------------------------
     norm1 = property(lambda self: self.ln1)  # mmpretrain's names of the final norms
@@ -356,7 +359,10 @@ class VisionTransformer(BaseBackbone):
                 if names is not None and full not in names:
                     continue
                 with torch.no_grad():
-                    if isinstance(module, LayerScale):
+                    if '.residual.' in f'.{full}':  # ViTDet's conv block: detectron2's init
+                        cut = full.index('residual.') + 9
+                        self.get_submodule(full[:cut - 1]).reset_parameter(full[cut:], param)
+                    elif isinstance(module, LayerScale):
                         param.fill_(module.init_value)
                     elif full == 'pos_embed':
                         nn.init.trunc_normal_(param, std=.02)
@@ -369,7 +375,7 @@ class VisionTransformer(BaseBackbone):
                             param.zero_()
                         else:
                             nn.init.trunc_normal_(param, std=.02)
-                    elif param_name == 'bias':
+                    elif param_name.endswith('bias'):  # also BEiT/EVA's q_bias, v_bias
                         param.zero_()
                     elif isinstance(module, nn.Linear):
                         nn.init.trunc_normal_(param, std=.02)
@@ -395,7 +401,7 @@ class VisionTransformer(BaseBackbone):
                 self._pending_init = set()
         elif self.init_cfg is None:
             self._reset_parameters()
-        elif not is_pretrained_init(self.init_cfg):
+        elif not is_pretrained_init(self.init_cfg) and self.pos_embed is not None:
             # another init_cfg (mmpretrain's ViT configs pass a Kaiming one) does not touch the
             # position embedding: it gets its trunc-normal init, as in mmpretrain
             with torch.no_grad():
@@ -447,7 +453,8 @@ class VisionTransformer(BaseBackbone):
             # mmseg's with_cls_token=False keeps a class token that never reaches an output
             state_dict.pop(prefix + 'cls_token', None)
         key = prefix + 'pos_embed'
-        if key in state_dict and isinstance(state_dict[key], torch.Tensor):
+        if key in state_dict and isinstance(state_dict[key], torch.Tensor) and \
+                self.pos_embed is not None:
             state_dict[key] = self._adapt_pos_embed(state_dict[key])
         if self._pending_init:
             # committed by _load_post_hook only when the whole load went through: a load that
@@ -496,8 +503,11 @@ class VisionTransformer(BaseBackbone):
                 f'are allocated but not initialised: call init_weights() (or load_state_dict) '
                 f'before forward. Uninitialised: {sorted(self._pending_init)[:5]}...')
         x, hw = self._embed(x)
-        rope = None if self.rope is None else self.rope(hw, x.device)
-        extra = (rope, self.num_prefix_tokens, hw)
+        rope = rope_win = None
+        if self.rope is not None:
+            rope = self.rope(hw, x.device)
+            if self.window_block_indexes:  # windowed blocks: the positions within a window
+                rope_win = self.rope((self.window_size, self.window_size), x.device)
         outs: Dict[int, torch.Tensor] = {}
         if self.out_origin:
             outs[-1] = self._format_output(x, hw)
@@ -507,6 +517,7 @@ class VisionTransformer(BaseBackbone):
             # a class-token output needs only the class token of the last built layer: its
             # query, its attention output and its MLP (the other tokens serve as keys/values)
             num_queries = 1 if self.out_type == 'cls_token' and i == last_built else None
+            extra = (rope_win if layer.window_size else rope, self.num_prefix_tokens, hw)
             if self.with_cp and self.training and x.requires_grad:
                 x = torch.utils.checkpoint.checkpoint(layer, x, num_queries, *extra,
                                                       use_reentrant=False)
@@ -527,12 +538,13 @@ class VisionTransformer(BaseBackbone):
         if self.cls_token is not None:
             x = torch.cat((self.cls_token.expand(batch, -1, -1), x), dim=1)
         pos_embed = self.pos_embed
-        if is_tracing() or hw != self.patch_resolution:
-            pos_embed = resize_pos_embed(pos_embed, self.patch_resolution, hw,
-                                         mode=self.interpolate_mode,
-                                         num_extra_tokens=self.num_extra_tokens,
-                                         antialias=self.interpolate_antialias)
-        x = x + pos_embed
+        if pos_embed is not None:
+            if is_tracing() or hw != self.patch_resolution:
+                pos_embed = resize_pos_embed(pos_embed, self.patch_resolution, hw,
+                                             mode=self.interpolate_mode,
+                                             num_extra_tokens=self.num_extra_tokens,
+                                             antialias=self.interpolate_antialias)
+            x = x + pos_embed
         if self.register_tokens is not None:  # after the class token, without a position
             n = self.num_extra_tokens
             x = torch.cat((x[:, :n], self.register_tokens.expand(batch, -1, -1), x[:, n:]), 1)
@@ -558,8 +570,9 @@ class VisionTransformer(BaseBackbone):
         if name in ('cls_token', 'pos_embed', 'register_tokens') or \
                 name.startswith(('patch_embed', 'pre_norm')):
             return 0, num_depths
-        if name.startswith('layers.'):
+        if name.startswith('layers.') and '.residual.' not in name:
             return int(name.split('.')[1]) + 1, num_depths
+        # ViTDet's residual conv blocks: the last depth, as detectron2's get_vit_lr_decay_rate
         return num_depths - 1, num_depths  # final norms, a head, anything else
 
     def extra_repr(self) -> str:

@@ -6,6 +6,7 @@ from ...utils.validation import (MAX_BLOCKS, MAX_WIDTH, InvalidChoiceError, chec
                                  check_cfg_keys, check_choice, check_positive_int,
                                  check_size_limit)
 from ..layers.pos_embed import check_pair
+from ..layers.rel_pos import RESIZE_MODES
 from ..layers.rope import ROPE_LAYOUTS
 
 
@@ -161,7 +162,8 @@ def mmseg_spelling(args: dict, host: dict) -> dict:
 
 def check_modern_args(num_layers, num_extra_tokens, img_grid, num_register_tokens,
                       interpolate_antialias, rope, window_size, window_block_indexes,
-                      use_rel_pos, rel_pos_zero_init, rel_pos_size) -> dict:
+                      use_rel_pos, rel_pos_zero_init, rel_pos_size,
+                      residual_block_indexes=(), rel_pos_resize='linear') -> dict:
     """The DINOv2 / EVA-02 / ViTDet arguments of :class:`~.vit.VisionTransformer`, checked ->
     the attributes they set."""
     out = {}
@@ -173,13 +175,14 @@ def check_modern_args(num_layers, num_extra_tokens, img_grid, num_register_token
     if rope is True:
         rope = {}
     if rope is not False and rope is not None:
-        rope = check_cfg_keys('rope', rope, ('layout', 'ref_grid', 'theta'))
+        rope = check_cfg_keys('rope', rope, ('layout', 'ref_grid', 'theta', 'interpolate'))
         layout = check_choice('rope layout', rope.get('layout', 'interleaved'), ROPE_LAYOUTS)
         ref = rope.get('ref_grid', 'default')
         if ref == 'default':
             ref = None if layout == 'tiled' else img_grid
         rope = dict(layout=layout, ref_grid=None if ref is None else check_pair(
-            'rope ref_grid', ref), theta=float(rope.get('theta', 10000.)))
+            'rope ref_grid', ref), theta=float(rope.get('theta', 10000.)),
+                    interpolate=check_bool('rope interpolate', rope.get('interpolate', True)))
     else:
         rope = None
     out['rope_cfg'] = rope
@@ -193,11 +196,43 @@ def check_modern_args(num_layers, num_extra_tokens, img_grid, num_register_token
     if window_block_indexes and not out['window_size']:
         raise ValueError(f'window_block_indexes={window_block_indexes!r} needs '
                          f'window_size > 0')
+    out['residual_block_indexes'] = _check_indices('residual_block_indexes',
+                                                   residual_block_indexes, num_layers)
     out['use_rel_pos'] = check_bool('use_rel_pos', use_rel_pos)
+    out['rel_pos_resize'] = check_choice('rel_pos_resize', rel_pos_resize, RESIZE_MODES)
     out['rel_pos_zero_init'] = check_bool('rel_pos_zero_init', rel_pos_zero_init)
     out['rel_pos_size'] = (check_pair('rel_pos_size', rel_pos_size)
                            if rel_pos_size is not None else img_grid)
-    if (out['window_block_indexes'] or out['use_rel_pos']) and out['num_prefix_tokens']:
-        raise ValueError('window attention and relative positions (ViTDet) work on the '
-                         'token map only: pass with_cls_token=False and no register tokens')
+    if (out['window_block_indexes'] or out['use_rel_pos'] or out['residual_block_indexes']) \
+            and out['num_prefix_tokens']:
+        raise ValueError('window attention (window_block_indexes), relative positions '
+                         '(use_rel_pos) and residual conv blocks (residual_block_indexes) of '
+                         'ViTDet work on the token map only: pass with_cls_token=False and '
+                         'num_register_tokens=0')
     return out
+
+
+def _check_indices(name: str, indices, num_layers: int) -> tuple:
+    if isinstance(indices, int) or not isinstance(indices, (list, tuple, range)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < num_layers
+            for i in indices):
+        raise ValueError(f'{name} must be a list of block indices in [0, {num_layers}), got '
+                         f'{indices!r}')
+    return tuple(indices)
+
+
+def freeze_except(model, frozen_exclude) -> None:
+    """mmseg's ``frozen_exclude``: freeze every parameter of ``model`` whose name contains none
+    of the strings (``['all']`` or ``None``: nothing)."""
+    if frozen_exclude is None:
+        return
+    if isinstance(frozen_exclude, str) or not isinstance(frozen_exclude, (list, tuple)) \
+            or not all(isinstance(e, str) for e in frozen_exclude):
+        raise TypeError(f'frozen_exclude must be a list of parameter-name substrings (or '
+                        f'["all"]), got {frozen_exclude!r}')
+    model.frozen_exclude = list(frozen_exclude)
+    if 'all' in frozen_exclude:
+        return
+    for name, param in model.named_parameters():
+        if not any(e in name for e in frozen_exclude):
+            param.requires_grad = False

@@ -167,10 +167,15 @@ def adapt_pos_embed(ckpt: torch.Tensor, target_shape: Sequence[int], num_extra_t
         return ckpt, (f'pos_embed of shape {tuple(ckpt.shape)} in the checkpoint: cannot infer '
                       f'its patch grid, left as is (model: {tuple(target_shape)})')
     ckpt_extra, src = readings[0]
+    shape, entry = tuple(ckpt.shape), ''
     if ckpt_extra > num_extra_tokens:  # checkpoint has a cls token the model lacks
-        ckpt = ckpt[:, 1:]
+        ckpt, entry = ckpt[:, 1:], 'its class entry dropped'
     elif ckpt_extra < num_extra_tokens:  # timm no_embed_class: cls gets no position
         ckpt = torch.cat((ckpt.new_zeros(1, 1, ckpt.shape[2]), ckpt), dim=1)
+        entry = 'a zero class entry added'
     resized = resize_pos_embed(ckpt, src, grid, mode, num_extra_tokens)
-    return resized, (f'Resized pos_embed from {tuple(ckpt.shape)} (grid {src[0]}x{src[1]}) to '
-                     f'{tuple(resized.shape)} (grid {grid[0]}x{grid[1]})')
+    if tuple(src) == tuple(grid):
+        return resized, f'pos_embed {shape} of the checkpoint: {entry} -> {tuple(resized.shape)}'
+    return resized, (f'Resized pos_embed from {shape} (grid {src[0]}x{src[1]}) to '
+                     f'{tuple(resized.shape)} (grid {grid[0]}x{grid[1]})' +
+                     (f', {entry}' if entry else ''))

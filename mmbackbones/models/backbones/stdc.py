@@ -53,7 +53,7 @@ from ..layers.norm import check_norm_cfg
 from ..layers.stdc_blocks import (AttentionRefinementModule, FeatureFusionModule, STDCModule,
                                   init_conv_norm_act_)
 
-UPSAMPLE_MODES = ('nearest', 'linear', 'bilinear', 'bicubic', 'trilinear')
+UPSAMPLE_MODES = ('nearest', 'bilinear', 'bicubic')  # mmseg's list, the modes of 4-D maps
 FFM_KEYS = ('in_channels', 'out_channels', 'scale_factor', 'norm_cfg', 'act_cfg')
 MAX_CONVS = 16
 
@@ -260,7 +260,7 @@ class STDCContextPathNet(BaseBackbone):
         self.upsample_mode = check_choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
         if align_corners is not None:
             check_bool('align_corners', align_corners)
-            if upsample_mode not in ('linear', 'bilinear', 'bicubic', 'trilinear'):
+            if upsample_mode == 'nearest':
                 raise ValueError(f'align_corners={align_corners} needs a linear upsample_mode '
                                  f'(F.interpolate refuses it with {upsample_mode!r}); use '
                                  f'align_corners=None')
@@ -306,16 +306,27 @@ class STDCContextPathNet(BaseBackbone):
         return MODELS.get(name)
 
     def _build_backbone(self, backbone_cfg) -> BaseBackbone:
-        cfg = cfg_as_dict(backbone_cfg, 'backbone_cfg')
-        if 'type' not in cfg:
-            raise KeyError(f'backbone_cfg needs a "type" (e.g. "STDCNet"), got {shown(cfg)}')
-        if isinstance(cfg['type'], str) and '_scope_' not in cfg:
-            cfg['type'] = self._resolve(cfg['type'])
-        backbone = MODELS.build(cfg)
+        try:
+            cfg = cfg_as_dict(backbone_cfg, 'backbone_cfg')
+            if 'type' not in cfg:
+                raise KeyError(f'backbone_cfg needs a "type" (e.g. "STDCNet"), got {shown(cfg)}')
+            written = cfg['type']
+            if isinstance(written, str) and '_scope_' not in cfg:
+                cfg['type'] = self._resolve(written)
+            backbone = MODELS.build(cfg)
+        except (KeyError, TypeError, ValueError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            if 'backbone_cfg' in str(message):
+                raise
+            try:
+                named = type(err)(f'backbone_cfg: {message}')
+            except Exception:  # noqa: BLE001 - an error class with another signature
+                named = ValueError(f'backbone_cfg: {message}')
+            raise named from None
         if not isinstance(backbone, BaseBackbone):
             raise TypeError(f'backbone_cfg must build one of our backbones (it reads their output '
                             f'metadata), got {type(backbone).__module__}.'
-                            f'{type(backbone).__qualname__} from type {shown(cfg["type"])}')
+                            f'{type(backbone).__qualname__} from type {shown(written)}')
         return backbone
 
     def init_weights(self):

@@ -328,3 +328,19 @@ def test_detectron2_adapter_output_shape():
     out = adapter(torch.randn(2, 3, 64, 64))  # training: conv_avg's BN needs 2 pooled values
     assert list(out) == ['stage3', 'arm1', 'arm2', 'ffm']
     assert [v.shape[1] for v in out.values()] == [32, 16, 16, 32]
+
+
+def test_convert_to_writes_mmseg_and_the_official_layout():
+    from mmbackbones.checkpoint.convert import family_of, locate_backbone, to_native
+    from mmbackbones.checkpoint.converters.official_stdc import convert_official_stdc
+    state = _tiny(stdc_type='STDCNet2', out_indices=(0, 1, 2, 3, 4)).state_dict()
+    assert family_of(state) == 'STDC' and family_of({}, 'mmbackbones.mmseg.STDCNet') == 'STDC'
+    assert to_native(state, 'mmseg') == dict(state)
+    official = to_native(state, 'timm')
+    assert 'features.13.conv_list.3.bn.running_var' in official  # STDC2: 2 + 12 blocks
+    assert convert_official_stdc(official).keys() == state.keys()
+    whole = {f'backbone.backbone.{k}': v for k, v in state.items()}
+    whole['decode_head.conv_seg.weight'] = torch.zeros(2, 4, 1, 1)
+    assert locate_backbone(whole) == 'backbone.backbone.'
+    with pytest.raises(ValueError, match='truncated'):
+        to_native(_tiny(out_indices=(2, )).state_dict(), 'timm')

@@ -177,13 +177,13 @@ class STDCNet(BaseBackbone):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}
-        checkpoint = self.with_cp and self.training and torch.is_grad_enabled()
         for i, stage in enumerate(self.stages):
-            if i < 2 or not checkpoint:
+            if i < 2 or not (self.with_cp and self.training):
                 x = stage(x)
             else:
                 for block in stage:
-                    x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+                    x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False) \
+                        if x.requires_grad else block(x)
             if i in self.out_indices:
                 outs[i] = x
         if 4 in outs and hasattr(self, 'final_conv'):
@@ -296,6 +296,9 @@ class STDCContextPathNet(BaseBackbone):
             (widths[0], self.out_channels_arm, self.out_channels_arm, ffm['out_channels']),
             (strides[0], strides[1], strides[0], strides[0]),
             (self.backbone.out_names[0], 'arm1', 'arm2', 'ffm'))
+        # no out_indices to check here: install the converting, all-or-nothing load directly
+        from ...checkpoint import load_hooks
+        load_hooks.install(self)
 
     def _resolve(self, name: str):
         """The class an unscoped ``backbone_cfg`` type means here (module doc)."""

@@ -632,6 +632,50 @@ VALID.update(vitdet=dict(type='VisionTransformer', arch=_VITDET_ARCH, img_size=3
                          rel_pos_resize='beit', residual_block_indexes=[1], qkv_bias='qv',
                          rope=dict(ref_grid=(16, 16)), layer_scale_init_value=1.0))
 
+_STDC_TINY = dict(channels=(8, 16, 32, 32, 64))
+STDC = faulty({'type': st.just('STDCNet'), 'channels': st.just(_STDC_TINY['channels'])}, {
+    'stdc_type': st.sampled_from(['STDCNet1', 'STDCNet2']),
+    'bottleneck_type': st.sampled_from(['cat', 'add']),
+    'num_convs': st.sampled_from([2, 3, 4]),
+    'with_final_conv': st.booleans(),
+    'out_indices': valid_out_indices(5),
+    'frozen_stages': frozen_stages(-1, 5),
+    'norm_eval': st.booleans(),
+    'in_channels': st.sampled_from([1, 3]),
+    'norm_cfg': BN_NORMS,
+}, [('stdc_type', 'STDCNet3'), ('bottleneck_type', 'sum'), ('channels', (8, 16, 32, 64)),
+    ('channels', (8, 16, 30, 32, 64)), ('num_convs', 1), ('num_convs', 10**9),
+    ('act_cfg', 'ReLU'), ('with_final_conv', 1), ('in_channels', 0)]
+   + bad_out_indices(5) + bad_frozen_stages(5) + NORM_FAULTS + ROUTE_FAULTS)
+_STDC_PATH_TINY = dict(backbone_cfg=dict(type='STDCNet', **_STDC_TINY), last_in_channels=(64, 32),
+                       out_channels=16, ffm_cfg=dict(in_channels=48, out_channels=32))
+
+
+def _nearest_without_align_corners(cfg):
+    if cfg.get('upsample_mode', 'nearest') == 'nearest':
+        cfg.pop('align_corners', None)
+    return cfg
+
+
+STDC_CONTEXT_PATH = faulty({
+    'type': st.just('STDCContextPathNet'),
+    **{k: st.just(v) for k, v in _STDC_PATH_TINY.items()},
+}, {
+    'upsample_mode': st.sampled_from(['nearest', 'bilinear', 'bicubic']),
+    'align_corners': st.sampled_from([None, True, False]),
+    'norm_eval': st.booleans(),
+    'norm_cfg': BN_NORMS,
+}, [('backbone_cfg', dict(type='os.system')), ('backbone_cfg', 'STDCNet'),
+    ('backbone_cfg', dict(type='STDCNet', out_indices=(3, 4))),
+    ('backbone_cfg', dict(type='STDCNet', channels=(8, 16, 32, 64))),
+    ('last_in_channels', (1024, 512)), ('ffm_cfg', dict(in_channels=512, out_channels=256)),
+    ('ffm_cfg', dict(in_channels=48, out_channels=32, scale=4)), ('out_channels', 0),
+    ('upsample_mode', 'area')] + NORM_FAULTS + ROUTE_FAULTS, tidy=_nearest_without_align_corners)
+FAMILIES.update(stdc=STDC, stdc_context_path=STDC_CONTEXT_PATH)
+VALID.update(stdc=dict(type='STDCNet', out_indices=(0, 2, 4), **_STDC_TINY),
+             stdc_context_path=dict(type='STDCContextPathNet', **_STDC_PATH_TINY))
+
+
 BUILT = ('built', 'dtype refused', 'input refused')
 
 

@@ -146,9 +146,10 @@ def _family_title(family: str, classes: List[str]) -> str:
 
 
 def arch_argument(cls) -> Optional[str]:
-    """The constructor argument that picks a row of ``arch_settings`` (``arch`` or ``depth``)."""
+    """The constructor argument that picks a row of ``arch_settings`` (``arch`` or ``depth``;
+    mmseg's ``stdc_type`` for STDCNet)."""
     params = inspect.signature(cls.__init__).parameters
-    for name in ('arch', 'depth'):
+    for name in ('arch', 'depth', 'stdc_type'):
         if name in params:
             return name
     table = arch_table(cls)

@@ -260,6 +260,13 @@ _FAMILIES.update(EVAViT='EVAViT', EVA02_ViT='EVAViT')
 _ROUTES.update({('EVAViT', 'detectron2'): 'detrex_eva'})
 
 
+# STDC (mmseg's names = ours; the official STDC-Seg layout back out with --to timm, the source
+# our converter table files it under)
+_FAMILIES.update(STDCNet='STDC')
+_ROUTES.update({('STDC', 'mmseg'): '', ('STDC', 'timm'): 'official_stdc'})
+_MARKERS = _MARKERS + (('stages.2.0.layers.0.conv.weight', 'STDC'),)
+
+
 def family_of(state_dict, model=None) -> Optional[str]:
     """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,
     config dict or module) when given, else from the keys (a RegNet's bottleneck keeps its

@@ -40,6 +40,8 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmseg.ResNet``                ``mmseg.models.backbones.ResNet``
 ``mmbackbones.mmseg.SVT``                   ``mmseg.models.backbones.SVT``
 ``mmbackbones.mmseg.SwinTransformer``       ``mmseg.models.backbones.SwinTransformer``
+``mmbackbones.mmseg.STDCNet``               ``mmseg.models.backbones.STDCNet``
+``mmbackbones.mmseg.STDCContextPathNet``    ``mmseg.models.backbones.STDCContextPathNet``
 ``mmbackbones.mmseg.VisionTransformer``     ``mmseg.models.backbones.VisionTransformer``
 ==========================================  ========================================
 
@@ -59,6 +61,7 @@ from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMS
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .twins import MMSegPCPVT, MMSegSVT
 from .vit import MMSegVisionTransformer
+from .stdc import MMSegSTDCContextPathNet, MMSegSTDCNet
 
 __all__ = [
     'MMDetCSPDarknet',
@@ -91,4 +94,6 @@ __all__ = [
     'MMSegSVT',
     'MMSegSwinTransformer',
     'MMSegVisionTransformer',
+    'MMSegSTDCContextPathNet',
+    'MMSegSTDCNet',
 ]

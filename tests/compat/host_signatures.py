@@ -158,3 +158,15 @@ HOST_SIGNATURES.update({
             {'type': 'Kaiming', 'layer': 'Conv2d'},
             {'type': 'Constant', 'layer': ['_BatchNorm', 'GroupNorm'], 'val': 1}]),
 })
+
+# mmseg's STDC (STDCNet requires its first six arguments)
+HOST_SIGNATURES.update({
+    ('mmseg', 'STDCNet'): _args(
+        stdc_type=REQUIRED, in_channels=REQUIRED, channels=REQUIRED, bottleneck_type=REQUIRED,
+        norm_cfg=REQUIRED, act_cfg=REQUIRED, num_convs=4, with_final_conv=False,
+        pretrained=None, init_cfg=None),
+    ('mmseg', 'STDCContextPathNet'): _args(
+        backbone_cfg=REQUIRED, last_in_channels=(1024, 512), out_channels=128,
+        ffm_cfg={'in_channels': 512, 'out_channels': 256, 'scale_factor': 4},
+        upsample_mode='nearest', align_corners=None, norm_cfg={'type': 'BN'}, init_cfg=None),
+})

@@ -83,6 +83,11 @@ CORES.append(BEiTViT)
 CORES += [MobileNetV2, MobileNetV3, EfficientNet, EfficientNetV2]
 CORES += [PCPVT, SVT]
 CORES += [ViTEVA02]
+from mmbackbones.compat.stdc import MMSegSTDCContextPathNet, MMSegSTDCNet  # noqa: E402
+from mmbackbones.models.backbones.stdc import STDCContextPathNet, STDCNet  # noqa: E402
+
+TWINS.update({('mmseg', 'STDCNet'): (MMSegSTDCNet, STDCNet),
+              ('mmseg', 'STDCContextPathNet'): (MMSegSTDCContextPathNet, STDCContextPathNet)})
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

@@ -77,6 +77,7 @@ CONVERTERS = (
     ('timm_pvt_v2', 'timm'),
     ('mmseg_twins', 'openmmlab'),  # mmseg's Twins (layers.*, attn.attn.in_proj_*, norm_list)
     ('timm_twins', 'timm'),
+    ('official_stdc', 'timm'),  # MichaelFan01/STDC-Seg's ImageNet STDC1/2 (features.*)
 )
 _CACHE: List[Converter] = []
 

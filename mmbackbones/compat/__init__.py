@@ -16,6 +16,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.CSPDarknet``            ``mmdet.models.backbones.CSPDarknet``
 ``mmbackbones.mmdet.CSPNeXt``               ``mmdet.models.backbones.CSPNeXt``
 ``mmbackbones.mmdet.Darknet``               ``mmdet.models.backbones.Darknet``
+``mmbackbones.mmdet.DetectoRS_ResNet``      ``mmdet.models.backbones.DetectoRS_ResNet``
 ``mmbackbones.mmdet.EfficientNet``          ``mmdet.models.backbones.EfficientNet``
 ``mmbackbones.mmdet.HRNet``                 ``mmdet.models.backbones.HRNet``
 ``mmbackbones.mmdet.MobileNetV2``           ``mmdet.models.backbones.MobileNetV2``
@@ -59,6 +60,7 @@ from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMS
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .twins import MMSegPCPVT, MMSegSVT
 from .vit import MMSegVisionTransformer
+from .detectors import MMDetDetectoRS_ResNet
 
 __all__ = [
     'MMDetCSPDarknet',
@@ -91,4 +93,5 @@ __all__ = [
     'MMSegSVT',
     'MMSegSwinTransformer',
     'MMSegVisionTransformer',
+    'MMDetDetectoRS_ResNet',
 ]

@@ -27,6 +27,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
 ``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
+``mmbackbones.mmdet.TridentResNet``         ``mmdet.models.backbones.TridentResNet``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
@@ -60,7 +61,7 @@ from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMS
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .twins import MMSegPCPVT, MMSegSVT
 from .vit import MMSegVisionTransformer
-from .detectors import MMDetDetectoRS_ResNet
+from .detectors import MMDetDetectoRS_ResNet, MMDetTridentResNet
 
 __all__ = [
     'MMDetCSPDarknet',
@@ -94,4 +95,5 @@ __all__ = [
     'MMSegSwinTransformer',
     'MMSegVisionTransformer',
     'MMDetDetectoRS_ResNet',
+    'MMDetTridentResNet',
 ]

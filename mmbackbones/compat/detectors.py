@@ -12,6 +12,7 @@ all-or-nothing loader, where mmdet loads ``pretrained`` with ``strict=False`` (w
 ResNet lacks, the SAC modules, ``rfp_conv`` and the AWS statistics, is named as added).
 """
 from ..models.backbones.detectors_resnet import DetectoRS_ResNet
+from ..models.backbones.trident_resnet import TridentResNet
 from ..registry import HOST_TWINS
 from .resnet import MMDetResNet
 
@@ -28,3 +29,14 @@ class MMDetDetectoRS_ResNet(MMDetResNet, DetectoRS_ResNet):  # noqa: N801 - mmde
         self._set_detectors_args(sac, stage_with_sac, rfp_inplanes, output_img,
                                  kwargs.get('num_stages', 4))
         MMDetResNet.__init__(self, pretrained=pretrained, init_cfg=init_cfg, **kwargs)
+
+
+@MMDET.register_module('TridentResNet')
+class MMDetTridentResNet(MMDetResNet, TridentResNet):
+    """mmdet's ``TridentResNet(depth, num_branch, test_branch_idx, trident_dilations,
+    **kwargs)`` (``num_stages=3`` must be given, as there)."""
+
+    def __init__(self, depth, num_branch, test_branch_idx, trident_dilations, **kwargs):
+        self._set_trident_args(num_branch, test_branch_idx, trident_dilations,
+                               kwargs.get('num_stages', 4))
+        MMDetResNet.__init__(self, depth, **kwargs)

@@ -163,3 +163,79 @@ def test_mmdet_rfp_neck_drives_our_backbone():
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         assert_outputs_close(native_neck(native_bb(x)), our_neck(ours_bb(x)))
+
+
+# ----- TridentResNet ---------------------------------------------------------------------------
+from mmbackbones.compat import MMDetTridentResNet  # noqa: E402
+
+TRIDENT = dict(depth=50, num_branch=3, test_branch_idx=1, trident_dilations=(1, 2, 3),
+               num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2, ),
+               base_channels=16)
+TRIDENT_CASES = {
+    'shipped-c4': dict(TRIDENT, style='caffe', frozen_stages=1,
+                       norm_cfg=dict(type='BN', requires_grad=False)),
+    'all-branches-pytorch': dict(TRIDENT, test_branch_idx=-1, out_indices=(0, 1, 2)),
+    'two-branches-avg-down': dict(TRIDENT, num_branch=2, trident_dilations=(1, 3),
+                                  test_branch_idx=0, avg_down=True, deep_stem=True),
+}
+
+
+def _trident_pair(**kwargs):
+    importlib.import_module('mmdet.models')
+    from mmdet.registry import MODELS
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        native = MODELS.build(dict(type='TridentResNet', _scope_='mmdet', **kwargs))
+    for m in native.modules():  # mmdet allocates the trident weight uninitialised
+        if type(m).__name__ == 'TridentConv':
+            nn.init.kaiming_uniform_(m.weight, a=1)
+    perturb_(native)
+    ours = MMDetTridentResNet(**kwargs)
+    assert len(ours.state_dict()) == len(native.state_dict())
+    if not kwargs.get('deep_stem'):
+        assert list(ours.state_dict()) == list(native.state_dict())
+    ours.load_state_dict(native.state_dict(), strict=True)
+    return native, ours
+
+
+@pytest.mark.parametrize('name', list(TRIDENT_CASES))
+def test_trident_outputs_equal_in_eval_and_training(name):
+    kwargs = TRIDENT_CASES[name]
+    native, ours = _trident_pair(**kwargs)
+    for train in (False, True):
+        native.train(train)
+        ours.train(train)
+        for size in ((64, 64), (45, 61)):
+            x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(1))
+            with torch.no_grad():
+                expected, got = native(x), ours(x)
+            assert_outputs_close(expected, got)
+            factors = ours.out_batch_factors
+            assert [g.shape[0] for g in got] == [2 * f for f in factors]
+            multi = train or kwargs['test_branch_idx'] == -1
+            assert factors[-1] == (kwargs['num_branch'] if multi else 1)
+    # training forwards updated the running statistics the same way (per branch, as there)
+    for (key, theirs), mine in zip(native.state_dict().items(), ours.state_dict().values()):
+        torch.testing.assert_close(mine, theirs, msg=key)
+
+
+@pytest.mark.parametrize('frozen_stages', [-1, 1, 3])
+def test_trident_frozen_stages_and_norm_eval_as_upstream(frozen_stages):
+    native, ours = _trident_pair(**dict(TRIDENT, frozen_stages=frozen_stages))
+    assert ours.norm_eval is native.norm_eval is True
+    native.train()
+    ours.train()
+    assert [p.requires_grad for p in ours.parameters()] == \
+        [p.requires_grad for p in native.parameters()]
+    assert [m.training for m in ours.modules() if isinstance(m, nn.BatchNorm2d)] == \
+        [m.training for m in native.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def test_trident_refusals_name_the_argument():
+    with pytest.raises(ValueError, match='num_stages'):
+        MMDetTridentResNet(**dict(TRIDENT, num_stages=4, strides=(1, 2, 2, 2),
+                                  dilations=(1, 1, 1, 1)))
+    with pytest.raises(ValueError, match='trident_dilations'):
+        MMDetTridentResNet(**dict(TRIDENT, trident_dilations=(1, 2)))
+    with pytest.raises(ValueError, match='test_branch_idx'):
+        MMDetTridentResNet(**dict(TRIDENT, test_branch_idx=3))

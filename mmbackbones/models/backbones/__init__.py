@@ -20,3 +20,4 @@ from . import pvt  # noqa: F401
 from . import twins  # noqa: F401
 from . import focalnet  # noqa: F401
 from . import detectors_resnet  # noqa: F401
+from . import trident_resnet  # noqa: F401

@@ -158,3 +158,11 @@ HOST_SIGNATURES.update({
             {'type': 'Kaiming', 'layer': 'Conv2d'},
             {'type': 'Constant', 'layer': ['_BatchNorm', 'GroupNorm'], 'val': 1}]),
 })
+
+# mmdet's DetectoRS_ResNet and TridentResNet (their kwargs are mmdet's ResNet's)
+HOST_SIGNATURES[('mmdet', 'DetectoRS_ResNet')] = _args(
+    sac=None, stage_with_sac=(False, False, False, False), rfp_inplanes=None, output_img=False,
+    pretrained=None, init_cfg=None) + _KWARGS
+HOST_SIGNATURES[('mmdet', 'TridentResNet')] = _args(
+    depth=REQUIRED, num_branch=REQUIRED, test_branch_idx=REQUIRED,
+    trident_dilations=REQUIRED) + _KWARGS

@@ -81,6 +81,9 @@ def compare(entry: dict, tmp_dir: str = None) -> str:
         rfp_backbones = list(ours.neck.rfp_modules)
         assert rfp_backbones and all(type(b).__module__.startswith('mmbackbones.compat')
                                      for b in rfp_backbones)
+    for m in native.modules():  # mmdet allocates the trident weight uninitialised
+        if type(m).__name__ == 'TridentConv':
+            torch.nn.init.kaiming_uniform_(m.weight, a=1)
     aws_perturb_(native)
     state = native.state_dict()
     assert list(ours.state_dict()) == list(state)

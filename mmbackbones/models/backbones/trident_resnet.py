@@ -34,6 +34,7 @@ class TridentResNet(ResNet):
         test_branch_idx: in eval mode, ``-1`` runs every branch, ``k`` only branch ``k``.
         trident_dilations: the dilation (and padding) of each branch's 3x3 conv.
         num_stages: must be 3 (the default here; ResNet's is 4).
+        strides, dilations: one per stage, default ``(1, 2, 2)`` and ``(1, 1, 1)``.
         out_indices: default ``(2,)``, the trident stage (``res4``).
 
     As in mmdet, the trident stage ignores ``dilations[2]`` and ``avg_down`` (its shortcut is a
@@ -46,9 +47,11 @@ class TridentResNet(ResNet):
 
     def __init__(self, depth: int, num_branch: int, test_branch_idx: int,
                  trident_dilations: Sequence[int], num_stages: int = 3,
+                 strides: Sequence[int] = (1, 2, 2), dilations: Sequence[int] = (1, 1, 1),
                  out_indices: Union[int, Sequence[int]] = (2, ), **kwargs):
         self._set_trident_args(num_branch, test_branch_idx, trident_dilations, num_stages)
-        super().__init__(depth, num_stages=num_stages, out_indices=out_indices, **kwargs)
+        super().__init__(depth, num_stages=num_stages, strides=strides, dilations=dilations,
+                         out_indices=out_indices, **kwargs)
 
     def _set_trident_args(self, num_branch, test_branch_idx, trident_dilations,
                           num_stages) -> None:

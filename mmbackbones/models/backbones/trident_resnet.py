@@ -27,7 +27,8 @@ TRIDENT_STAGE = 2  # the third (last) stage
 class TridentResNet(ResNet):
     """ResNet backbone of TridentNet, mmdet's signature ``TridentResNet(depth, num_branch,
     test_branch_idx, trident_dilations, **kwargs)`` with :class:`~.resnet.ResNet`'s arguments
-    in ``kwargs``; depths 50, 101, 152; always three stages.
+    in ``kwargs``; depths 50, 101, 152; always three stages. mmdet requires the first four
+    arguments (so does the twin); here they default to its shipped configs' values.
 
     Args:
         num_branch: branches of the trident stage.
@@ -45,8 +46,8 @@ class TridentResNet(ResNet):
     arch_settings = {k: v for k, v in ResNet.arch_settings.items() if k >= 50}
     zero_init_blocks = (Bottleneck, )
 
-    def __init__(self, depth: int, num_branch: int, test_branch_idx: int,
-                 trident_dilations: Sequence[int], num_stages: int = 3,
+    def __init__(self, depth: int = 50, num_branch: int = 3, test_branch_idx: int = 1,
+                 trident_dilations: Sequence[int] = (1, 2, 3), num_stages: int = 3,
                  strides: Sequence[int] = (1, 2, 2), dilations: Sequence[int] = (1, 1, 1),
                  out_indices: Union[int, Sequence[int]] = (2, ), **kwargs):
         self._set_trident_args(num_branch, test_branch_idx, trident_dilations, num_stages)

@@ -62,7 +62,9 @@ def build_models(family: str, deform: bool) -> dict:
         warnings.simplefilter('ignore')
         theirs = MODELS.build(dict(type=kind, _scope_='mmdet', **kwargs))
     theirs.load_state_dict(ours.state_dict())
-    return {'ours': ours.eval(), 'mmdet': theirs.eval()}
+    ours.eval()
+    theirs.eval()  # (mmdet's ResNet.train() returns None)
+    return {'ours': ours, 'mmdet': theirs}
 
 
 def main(argv=None) -> dict:

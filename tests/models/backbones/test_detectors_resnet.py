@@ -162,8 +162,9 @@ def test_imagenet_resnet_loads_with_the_additions_named(tmp_path):
     from mmbackbones.checkpoint import load_checkpoint
     resnet = ResNet(depth=50, stem_channels=16, base_channels=16, out_indices=ALL)
     perturb_(resnet)
-    path = tmp_path / 'resnet.pth'
-    torch.save(resnet.state_dict(), path)
+    path = tmp_path / 'resnet.pth'  # torchvision's layout: our ResNet's keys and a classifier
+    torch.save(dict(resnet.state_dict(), **{'fc.weight': torch.zeros(10, 512),
+                                            'fc.bias': torch.zeros(10)}), path)
     model = _tiny(rfp_inplanes=8)
     report = load_checkpoint(model, str(path), logger='silent')  # not refused
     assert report.missing and all(  # left at their own init, as in mmdet (strict=False there)

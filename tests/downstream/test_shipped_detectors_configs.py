@@ -134,3 +134,64 @@ if __name__ == '__main__':
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
     sys.exit(main())
+
+
+def torchvision_checkpoint_route(path: str, monkeypatch, home: str) -> str:
+    """The shipped DetectoRS backbones name ``torchvision://resnet50``/``resnet101`` (mmdet
+    loads it with ``strict=False``): served from our cache as a torchvision ResNet file, it goes
+    into both switched backbones (the detector's and the RFP neck's) through ``init_weights()``
+    and they equal mmdet's backbones given the same file by mmdet's ``strict=False`` load (SAC
+    and RFP modules at their own init, AWS statistics computed from the weights)."""
+    import importlib as _importlib
+
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+
+    from mmbackbones.checkpoint.download import cache_path_for
+    from mmbackbones.checkpoint.zoo import resolve
+    from tests.parity import assert_outputs_close, perturb_
+    monkeypatch.setenv('MMBACKBONES_HOME', home)
+    monkeypatch.setattr(_importlib.import_module('mmbackbones.checkpoint.download'),
+                        '_check_hash', lambda *args: None)  # a stand-in for the real file
+    model = Config.fromfile(path).model
+    done = 0
+    for cfg in (model.backbone, model.neck.get('rfp_backbone')):
+        if cfg is None:
+            continue
+        cfg = cfg.to_dict()
+        url = cfg.get('pretrained') or cfg['init_cfg']['checkpoint']
+        assert url.startswith('torchvision://'), url
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            native = MODELS.build(dict(cfg, _scope_='mmdet'))
+            ours = MODELS.build(dict(cfg, type='mmbackbones.mmdet.DetectoRS_ResNet',
+                                     _scope_='mmdet'))
+            plain = MODELS.build(dict(type='ResNet', depth=cfg['depth'], _scope_='mmdet'))
+        perturb_(plain)
+        state = dict(plain.state_dict(), **{'fc.weight': torch.zeros(10, 2048),
+                                            'fc.bias': torch.zeros(10)})
+        file = cache_path_for(resolve(url)['url'])
+        assert file.startswith(home)
+        os.makedirs(os.path.dirname(file), exist_ok=True)
+        torch.save(state, file)
+        try:
+            ours.init_weights()
+        finally:
+            os.remove(file)
+        native.load_state_dict(state, strict=False)
+        assert torch.equal(ours.layer3[2].conv2.weight, plain.layer3[2].conv2.weight)
+        native.eval()
+        ours.eval()
+        x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            assert_outputs_close(native(x), ours(x))
+        done += 1
+    return done
+
+
+if __name__ != '__main__':
+    @pytest.mark.parametrize('config', ['detectors/detectors_cascade-rcnn_r50_1x_coco.py'])
+    def test_torchvision_checkpoint_of_the_shipped_backbones(config, monkeypatch, tmp_path):
+        import mmdet
+        path = os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs', config)
+        assert torchvision_checkpoint_route(path, monkeypatch, str(tmp_path / 'home')) == 2

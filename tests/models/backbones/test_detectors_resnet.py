@@ -251,3 +251,29 @@ def test_smallest_config_runs():
     path = next(p for p in family_configs('detectors') if p.endswith('resnet50-sac.py'))
     model = assert_config_builds_and_runs(path, DetectoRS_ResNet, size=SIZE)
     assert isinstance(model.layer2[0].conv2, SAConv2d)
+
+
+def test_cli_info_and_export(tmp_path):
+    """``info`` (declared outputs checked against a forward) and an ONNX export checked in
+    onnxruntime (SAC's reflect padding and context pooling export), with a checkpoint whose AWS
+    statistics are the weights' own (a freshly built AWS network has unit-variance weights and
+    overflows in float32 by the last stage)."""
+    import json
+    pytest.importorskip('onnx', reason='ONNX export needs the onnx package')
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    from tests.cli_helpers import run_cli
+    model = DetectoRS_ResNet(depth=50, stem_channels=16, base_channels=16, out_indices=ALL,
+                             conv_cfg=dict(type='ConvAWS'), sac=SAC,
+                             stage_with_sac=(False, True, True, True))
+    perturb_(model)
+    _stats_from_weights_(model)
+    torch.save(model.state_dict(), tmp_path / 'small.pth')
+    small = ['--checkpoint', tmp_path / 'small.pth', '--cfg-options',
+             'model.backbone.stem_channels=16', 'model.backbone.base_channels=16']
+    info = run_cli('info', 'detectors_resnet50-sac', '--input-size', '96', '96', '--json', *small)
+    assert info.returncode == 0, info.stderr
+    assert [o['channels'] for o in json.loads(info.stdout)['outputs']] == [64, 128, 256, 512]
+    export = run_cli('export', 'detectors_resnet50-sac', '-o', tmp_path / 'detectors.onnx',
+                     '--input-size', '96', '96', '--json', *small)
+    assert export.returncode == 0, export.stderr
+    assert json.loads(export.stdout)['max_abs_diff'] < 1e-3

@@ -179,3 +179,19 @@ def test_smallest_config_runs():
     path = next(p for p in family_configs('trident') if p.endswith('r50-caffe.py'))
     model = assert_config_builds_and_runs(path, TridentResNet, size=64)
     assert model.style == 'caffe' and model.frozen_stages == 1
+
+
+def test_cli_info_and_export(tmp_path):
+    """``info`` and an ONNX export (eval mode: one branch) checked in onnxruntime."""
+    import json
+    pytest.importorskip('onnx', reason='ONNX export needs the onnx package')
+    pytest.importorskip('onnxruntime', reason='the round trip needs onnxruntime')
+    from tests.cli_helpers import run_cli
+    small = ['--cfg-options', 'model.backbone.stem_channels=16', 'model.backbone.base_channels=16']
+    info = run_cli('info', 'tridentnet_r50-caffe', '--input-size', '64', '64', '--json', *small)
+    assert info.returncode == 0, info.stderr
+    assert [o['channels'] for o in json.loads(info.stdout)['outputs']] == [256]
+    export = run_cli('export', 'tridentnet_r50-caffe', '-o', tmp_path / 'trident.onnx',
+                     '--input-size', '64', '64', '--json', *small)
+    assert export.returncode == 0, export.stderr
+    assert json.loads(export.stdout)['max_abs_diff'] < 1e-4

@@ -13,7 +13,7 @@ BACKBONES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
                          'mmbackbones', 'models', 'backbones')
 #: family file -> the family file whose core it subclasses
 VARIANT_OF = {'resnest': 'resnet', 'res2net': 'resnet', 'mae': 'vit', 'vit_eva02': 'vit',
-              'hrnet_twins': 'hrnet'}
+              'hrnet_twins': 'hrnet', 'detectors_resnet': 'resnet', 'trident_resnet': 'resnet'}
 
 
 def _family(module: str) -> str:

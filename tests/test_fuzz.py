@@ -676,6 +676,48 @@ VALID.update(stdc=dict(type='STDCNet', out_indices=(0, 2, 4), **_STDC_TINY),
              stdc_context_path=dict(type='STDCContextPathNet', **_STDC_PATH_TINY))
 
 
+DETECTORS = faulty({
+    'type': st.just('DetectoRS_ResNet'), 'depth': st.just(50), 'base_channels': st.just(8),
+    'stem_channels': st.just(8),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'conv_cfg': st.sampled_from([None, dict(type='ConvAWS')]),
+    'sac': st.sampled_from([None, dict(type='SAC'), dict(type='SAC', use_deform=False)]),
+    'stage_with_sac': st.sampled_from([(False, True, True, True), (False, False, False, True)]),
+    'rfp_inplanes': st.sampled_from([None, 8]),
+    'output_img': st.booleans(),
+    'norm_cfg': BN_NORMS,
+    'in_channels': st.sampled_from([1, 3]),
+}, [('sac', dict(type='DCN')), ('sac', 'SAC'), ('stage_with_sac', (True, )),
+    ('rfp_inplanes', 0), ('output_img', 1), ('depth', 18), ('in_channels', 0)]
+   + bad_out_indices(4) + bad_frozen_stages(4) + NORM_FAULTS + ROUTE_FAULTS)
+# test_branch_idx=-1 is left out here: in eval mode the trident stage then returns every branch
+# (3N rows for N images), which this oracle's "batch N in, batch N out" cannot check;
+# tests/models/backbones/test_trident_resnet.py checks it against out_batch_factors
+TRIDENT = faulty({
+    'type': st.just('TridentResNet'), 'depth': st.just(50), 'base_channels': st.just(8),
+    'stem_channels': st.just(8), 'num_branch': st.just(3), 'trident_dilations': st.just((1, 2, 3)),
+    'test_branch_idx': st.sampled_from([0, 1, 2]),
+}, {
+    'out_indices': valid_out_indices(3),
+    'frozen_stages': frozen_stages(-1, 3),
+    'style': st.sampled_from(['pytorch', 'caffe']),
+    'norm_cfg': BN_NORMS,
+    'in_channels': st.sampled_from([1, 3]),
+}, [('num_branch', 0), ('trident_dilations', (1, 2)), ('test_branch_idx', 3),
+    ('num_stages', 4), ('depth', 18), ('in_channels', 0)]
+   + bad_out_indices(3) + bad_frozen_stages(3) + NORM_FAULTS + ROUTE_FAULTS)
+FAMILIES.update(detectors=DETECTORS, trident=TRIDENT)
+VALID.update(detectors=dict(type='DetectoRS_ResNet', depth=50, base_channels=8, stem_channels=8,
+                            conv_cfg=dict(type='ConvAWS'), sac=dict(type='SAC'),
+                            stage_with_sac=(False, True, True, True), output_img=True,
+                            out_indices=(0, 1, 2, 3)),
+             trident=dict(type='TridentResNet', depth=50, base_channels=8, stem_channels=8,
+                          num_branch=3, test_branch_idx=1, trident_dilations=(1, 2, 3),
+                          out_indices=(0, 1, 2)))
+
+
 BUILT = ('built', 'dtype refused', 'input refused')
 
 

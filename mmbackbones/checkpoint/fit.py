@@ -108,7 +108,7 @@ def _addition_prefixes(model: nn.Module, keys: Sequence[str]) -> Dict[str, str]:
     """``{'name.': why}`` for modules added on top of a checkpoint's architecture: mmcv DCN
     offsets, mmdet block plugins, output norms ``norm{i}`` of ``out_indices`` before the last
     norm the checkpoint (``keys``) has, and what a module declares in a ``checkpoint_additions``
-    attribute (names of its children, or a ``{child: why}`` dict)."""
+    attribute (names of its children or of its own tensors, or a ``{child: why}`` dict)."""
     out: Dict[str, str] = {}
     for name, module in model.named_modules():
         dot = f'{name}.' if name else ''
@@ -238,7 +238,8 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tenso
         additions = _addition_prefixes(model, list(state_dict))
         params = {name for name, _ in model.named_parameters()}
         for key in missing:
-            why = next((why for p, why in additions.items() if key.startswith(p)), None)
+            why = next((why for p, why in additions.items()
+                        if key.startswith(p) or key == p[:-1]), None)  # a child or a tensor
             if why is not None:
                 why = f'{ADDED} ({why})'
             elif key not in params and not own[key].is_floating_point():

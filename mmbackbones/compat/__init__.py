@@ -16,6 +16,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.CSPDarknet``            ``mmdet.models.backbones.CSPDarknet``
 ``mmbackbones.mmdet.CSPNeXt``               ``mmdet.models.backbones.CSPNeXt``
 ``mmbackbones.mmdet.Darknet``               ``mmdet.models.backbones.Darknet``
+``mmbackbones.mmdet.DetectoRS_ResNet``      ``mmdet.models.backbones.DetectoRS_ResNet``
 ``mmbackbones.mmdet.EfficientNet``          ``mmdet.models.backbones.EfficientNet``
 ``mmbackbones.mmdet.HRNet``                 ``mmdet.models.backbones.HRNet``
 ``mmbackbones.mmdet.MobileNetV2``           ``mmdet.models.backbones.MobileNetV2``
@@ -26,6 +27,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
 ``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
+``mmbackbones.mmdet.TridentResNet``         ``mmdet.models.backbones.TridentResNet``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
@@ -62,6 +64,7 @@ from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .twins import MMSegPCPVT, MMSegSVT
 from .vit import MMSegVisionTransformer
 from .stdc import MMSegSTDCContextPathNet, MMSegSTDCNet
+from .detectors import MMDetDetectoRS_ResNet, MMDetTridentResNet
 
 __all__ = [
     'MMDetCSPDarknet',
@@ -96,4 +99,6 @@ __all__ = [
     'MMSegVisionTransformer',
     'MMSegSTDCContextPathNet',
     'MMSegSTDCNet',
+    'MMDetDetectoRS_ResNet',
+    'MMDetTridentResNet',
 ]

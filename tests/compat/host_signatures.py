@@ -170,3 +170,10 @@ HOST_SIGNATURES.update({
         ffm_cfg={'in_channels': 512, 'out_channels': 256, 'scale_factor': 4},
         upsample_mode='nearest', align_corners=None, norm_cfg={'type': 'BN'}, init_cfg=None),
 })
+# mmdet's DetectoRS_ResNet and TridentResNet (their kwargs are mmdet's ResNet's)
+HOST_SIGNATURES[('mmdet', 'DetectoRS_ResNet')] = _args(
+    sac=None, stage_with_sac=(False, False, False, False), rfp_inplanes=None, output_img=False,
+    pretrained=None, init_cfg=None) + _KWARGS
+HOST_SIGNATURES[('mmdet', 'TridentResNet')] = _args(
+    depth=REQUIRED, num_branch=REQUIRED, test_branch_idx=REQUIRED,
+    trident_dilations=REQUIRED) + _KWARGS

@@ -79,6 +79,11 @@ TWINS.update({('mmdet', 'ResNeSt'): (MMDetResNeSt, ResNeSt),
               ('mmseg', 'ResNeSt'): (MMSegResNeSt, ResNeSt),
               ('mmdet', 'Res2Net'): (MMDetRes2Net, Res2Net)})
 CORES += [ResNeSt, Res2Net]
+from mmbackbones.compat import MMDetDetectoRS_ResNet, MMDetTridentResNet  # noqa: E402
+from mmbackbones.models.backbones.detectors_resnet import DetectoRS_ResNet  # noqa: E402
+from mmbackbones.models.backbones.trident_resnet import TridentResNet  # noqa: E402
+TWINS.update({('mmdet', 'DetectoRS_ResNet'): (MMDetDetectoRS_ResNet, DetectoRS_ResNet),
+              ('mmdet', 'TridentResNet'): (MMDetTridentResNet, TridentResNet)})
 CORES.append(BEiTViT)
 CORES += [MobileNetV2, MobileNetV3, EfficientNet, EfficientNetV2]
 CORES += [PCPVT, SVT]

@@ -20,3 +20,5 @@ from . import pvt  # noqa: F401
 from . import twins  # noqa: F401
 from . import focalnet  # noqa: F401
 from . import stdc  # noqa: F401
+from . import detectors_resnet  # noqa: F401
+from . import trident_resnet  # noqa: F401

@@ -122,6 +122,14 @@ def _declared_pairs(module: nn.Module) -> List[Tuple[str, str]]:
     return []
 
 
+def reparametrises_weight(conv: nn.Module) -> bool:
+    """Whether ``conv`` transforms its weight before convolving (weight standardisation:
+    mmcv's ``ConvWS2d``/``ConvAWS2d``, DetectoRS's SAC): a norm folded into such a weight would
+    be standardised away, so its pair is left alone."""
+    name = type(conv).__name__
+    return hasattr(conv, 'weight_gamma') or 'ConvWS' in name or 'ConvAWS' in name
+
+
 def fuse_conv_bn(module: nn.Module) -> int:
     """Fold every eval-mode BatchNorm/FrozenBN of ``module`` into the conv feeding it (see the
     module docstring for how pairs are found), in place. Returns the number of folded norms."""
@@ -131,7 +139,8 @@ def fuse_conv_bn(module: nn.Module) -> int:
         folded = 0
         for conv_name, norm_name in _declared_pairs(parent):
             conv, norm = children.get(conv_name), children.get(norm_name)
-            if isinstance(conv, _ConvNd) and norm is not None and is_foldable_norm(norm):
+            if isinstance(conv, _ConvNd) and norm is not None and is_foldable_norm(norm) \
+                    and not reparametrises_weight(conv):
                 fold_conv_norm(conv, norm)
                 children[norm_name] = nn.Identity()
                 folded += 1

@@ -26,6 +26,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.ResNetV1d``             ``mmdet.models.backbones.ResNetV1d``
 ``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
+``mmbackbones.mmdet.SSDVGG``                ``mmdet.models.backbones.SSDVGG``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
@@ -59,6 +60,7 @@ from .resnet import (MMDetRegNet, MMDetResNet, MMDetResNetV1d, MMDetResNeXt, MMS
 from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .twins import MMSegPCPVT, MMSegSVT
 from .vit import MMSegVisionTransformer
+from .vgg import MMDetSSDVGG
 
 __all__ = [
     'MMDetCSPDarknet',
@@ -91,4 +93,5 @@ __all__ = [
     'MMSegSVT',
     'MMSegSwinTransformer',
     'MMSegVisionTransformer',
+    'MMDetSSDVGG',
 ]

@@ -251,10 +251,16 @@ _FAMILIES.update(BEiTViT='BEiTViT', BEiT='BEiTViT', MAE='BEiTViT', MSCAN='MSCAN'
                  MAEViT='VisionTransformer')
 _ROUTES.update({('BEiTViT', 'timm'): 'timm_beit', ('BEiTViT', 'mmseg'): '',
                 ('MSCAN', 'mmseg'): ''})
+_FAMILIES.update(VGG='VGG')
+_ROUTES.update({('VGG', 'timm'): 'timm_vgg', ('VGG', 'torchvision'): 'torchvision_vgg'})
+_WHY_NOT.update({('VGG', 'mmdet'): "mmdet's VGG is SSDVGG (VGG-16 + fc6/fc7, torchvision's "
+                                    "flat layout): build SSDVGG, or --to torchvision",
+                 ('VGG', 'mmseg'): 'mmseg ships no VGG'})
 _WHY_NOT.update({('MSCAN', 'timm'): 'timm has no MSCAN (SegNeXt)'})
 _MARKERS = (('layers.0.gamma_1', 'BEiTViT'), ('layers.0.attn.q_bias', 'BEiTViT'),
             ('layers.0.attn.relative_position_bias_table', 'BEiTViT'),
             ('block1.0.layer_scale_1', 'MSCAN')) + _MARKERS
+_MARKERS += (('features.0.conv.weight', 'VGG'), )
 
 def family_of(state_dict, model=None) -> Optional[str]:
     """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,

@@ -76,6 +76,8 @@ CONVERTERS = (
     ('timm_pvt_v2', 'timm'),
     ('mmseg_twins', 'openmmlab'),  # mmseg's Twins (layers.*, attn.attn.in_proj_*, norm_list)
     ('timm_twins', 'timm'),
+    ('timm_vgg', 'timm'),  # flat features.N + pre_logits ConvMlp
+    ('torchvision_vgg', 'torchvision'),  # flat features.N (+ classifier.0/3/6)
 )
 _CACHE: List[Converter] = []
 

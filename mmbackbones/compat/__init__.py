@@ -27,6 +27,7 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
 ``mmbackbones.mmdet.SSDVGG``                ``mmdet.models.backbones.SSDVGG``
+``mmbackbones.mmdet.HourglassNet``          ``mmdet.models.backbones.HourglassNet``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
@@ -61,6 +62,7 @@ from .swin import MMDetSwinTransformer, MMSegSwinTransformer
 from .twins import MMSegPCPVT, MMSegSVT
 from .vit import MMSegVisionTransformer
 from .vgg import MMDetSSDVGG
+from .hourglass import MMDetHourglassNet
 
 __all__ = [
     'MMDetCSPDarknet',
@@ -94,4 +96,5 @@ __all__ = [
     'MMSegSwinTransformer',
     'MMSegVisionTransformer',
     'MMDetSSDVGG',
+    'MMDetHourglassNet',
 ]

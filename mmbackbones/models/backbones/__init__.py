@@ -20,3 +20,4 @@ from . import pvt  # noqa: F401
 from . import twins  # noqa: F401
 from . import focalnet  # noqa: F401
 from . import vgg  # noqa: F401
+from . import hourglass  # noqa: F401

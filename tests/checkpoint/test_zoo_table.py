@@ -22,6 +22,7 @@ NATIVE = {'ResNet': 'resnet', 'ResNetV1c': 'resnet', 'ResNetV1d': 'resnet',
           'Darknet': 'darknet', 'MobileNetV2': 'efficientnet', 'MobileNetV3': 'efficientnet',
           'EfficientNet': 'efficientnet', 'EfficientNetV2': 'efficientnet', 'PCPVT': 'twins',
           'SVT': 'twins', 'PyramidVisionTransformerV2': 'pvt_v2'}
+NATIVE['VGG'] = 'vgg'
 # families without an mmpretrain weights row, and why
 NO_MMPRETRAIN_WEIGHTS = {
     'resnest': "mmpretrain 1.2.0's metafiles list no ResNeSt weights",

@@ -158,10 +158,10 @@ class VGG(BaseBackbone):
         norm_eval (bool): BatchNorms in eval mode during training.
         ceil_mode (bool): ``ceil_mode`` of the max pools.
         with_last_pool (bool): keep the last stage's max pool.
+        init_cfg: mmengine init config; default mmpretrain's.
         in_channels (int): input image channels (extra; mmpretrain fixes 3).
         layout (str): ``'mmpretrain'`` (``features.N.conv.*``) or ``'torchvision'``
             (``features.N.weight``: mmcv's, torchvision's and timm's layout) (extra).
-        init_cfg: mmengine init config; default mmpretrain's.
 
     Input ``(N, in_channels, H, W)``; stage ``i`` gives ``(N, C_i, H / 2^(i+1), W / 2^(i+1))``
     (the last without ``with_last_pool``: ``H / 2^i``), ``C_i`` 64, 128, 256, 512, 512, named
@@ -175,7 +175,7 @@ class VGG(BaseBackbone):
                  frozen_stages: int = -1, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, act_cfg: dict = dict(type='ReLU'),
                  norm_eval: bool = False, ceil_mode: bool = False, with_last_pool: bool = True,
-                 in_channels: int = 3, layout: str = 'mmpretrain', init_cfg=DEFAULT_INIT_CFG):
+                 init_cfg=DEFAULT_INIT_CFG, in_channels: int = 3, layout: str = 'mmpretrain'):
         if init_cfg == DEFAULT_INIT_CFG:  # a copy: mmengine keeps (and may edit) it
             init_cfg = copy.deepcopy(DEFAULT_INIT_CFG)
         super().__init__(init_cfg=init_cfg)

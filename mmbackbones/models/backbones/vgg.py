@@ -36,6 +36,7 @@ from ..layer_decay import strip_prefix
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.mmcv_bricks import build_activation_layer, build_conv_layer, build_norm_layer
 from ..layers.norm import check_norm_cfg
+from ..layers.pos_embed import is_tracing
 from ..layers.spatial_reduction import check_act_cfg
 from ..layers.unbuilt import skip_unbuilt_entries
 
@@ -125,6 +126,19 @@ def _layer_depth(model, param_name: str, prefix: str) -> Tuple[int, int]:
             if start <= index < end:
                 return i + 1, total
     return total - 1, total
+
+
+def check_input_size(model, x: torch.Tensor) -> None:
+    """``ValueError`` when a floor-mode 2x2 max pool would get a side of 1 (its output would
+    be empty): ``k`` such pools need sides of at least ``2^k``."""
+    pools = [m for m in model.features if isinstance(m, nn.MaxPool2d) and m.stride == 2]
+    if not pools or pools[0].ceil_mode or is_tracing():
+        return
+    least = 2 ** len(pools)
+    if min(x.shape[-2:]) < least:
+        raise ValueError(f'{type(model).__name__}: input size {tuple(x.shape[-2:])} is too '
+                         f'small: its {len(pools)} max pools (ceil_mode=False) need sides of at '
+                         f'least {least}')
 
 
 def _check_dilations(dilations, num_stages: int) -> Tuple[int, ...]:
@@ -246,12 +260,18 @@ class VGG(BaseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
+        check_input_size(self, x)
+        size = tuple(x.shape[-2:])
         outs = {}
         for i, (start, end) in enumerate(self.range_sub_modules):
             for j in range(start, end):
                 x = self.features[j](x)
             outs[i] = x
         if self.num_classes > 0:
+            if tuple(x.shape[-2:]) != (7, 7) and not is_tracing():
+                raise ValueError(f'VGG: the classifier (num_classes={self.num_classes}) needs a '
+                                 f'7x7 last map (224 px inputs for 5 stages); the input size '
+                                 f'{size} gives {tuple(x.shape[-2:])}')
             outs[len(self.range_sub_modules)] = self.classifier(torch.flatten(x, 1))
         return tuple(outs[i] for i in self.out_indices)
 
@@ -335,6 +355,7 @@ class SSDVGG(BaseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
+        check_input_size(self, x)
         outs = []
         wanted = set(self.out_feature_indices)
         for i, layer in enumerate(self.features):

@@ -141,6 +141,22 @@ def check_input_size(model, x: torch.Tensor) -> None:
                          f'least {least}')
 
 
+def _mmpretrain_to_flat(state_dict, prefix, *args) -> None:
+    """Load pre-hook of ``layout='torchvision'``: ``features.N.conv|bn.*`` keys (mmpretrain's
+    layout, of a whole 5-stage VGG) renamed to the flat indices in place."""
+    from ...checkpoint.converters.torchvision_vgg import ours_to_flat
+    mine = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix + 'features.')}
+    if not any('.conv.' in k for k in mine):
+        return
+    try:
+        flat = ours_to_flat({k: state_dict[full] for k, full in mine.items()})
+    except ValueError:
+        return  # not a whole 5-stage VGG: left for the fit check to refuse
+    for full in mine.values():
+        del state_dict[full]
+    state_dict.update((prefix + k, v) for k, v in flat.items())
+
+
 def _check_dilations(dilations, num_stages: int) -> Tuple[int, ...]:
     dilations = to_plain(dilations)
     if not isinstance(dilations, (list, tuple)) or len(dilations) != num_stages:
@@ -227,6 +243,8 @@ class VGG(BaseBackbone):
             self.norm_cfg, self.act_cfg, ceil_mode, with_last_pool, layout)
         self.module_name = 'features'
         self.features = nn.Sequential(*layers)
+        if layout == 'torchvision':  # mmpretrain-layout checkpoints load too
+            self._register_load_state_dict_pre_hook(_mmpretrain_to_flat)
         skip_unbuilt_entries(self, {'features': (len(layers), features_length(
             self.stage_blocks, layout, self.with_norm, with_last_pool))})
         if with_classifier:

@@ -302,3 +302,18 @@ def test_onnx_export_round_trip(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report['outputs'] == ['stage5'] and report['max_abs_diff'] < 1e-4
+
+
+def test_torchvision_layout_loads_mmpretrain_layout_checkpoints():
+    """layout='torchvision' accepts mmpretrain's keys (a zoo row's checkpoint) and gives the
+    same outputs; the way back is the torchvision_vgg converter."""
+    source = VGG(depth=11, norm_cfg=BN)
+    perturb_(source)
+    flat = VGG(depth=11, norm_cfg=BN, layout='torchvision')
+    flat.load_state_dict(source.state_dict())
+    assert 'features.1.running_var' in flat.state_dict()
+    part = VGG(depth=11, norm_cfg=BN, layout='torchvision', out_indices=(2, ))
+    part.load_state_dict(source.state_dict())
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert_outputs_close(source.eval()(x), flat.eval()(x))

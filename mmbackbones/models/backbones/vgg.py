@@ -315,7 +315,8 @@ class SSDVGG(BaseBackbone):
     (sides rounded up by the ceil-mode pools).
     """
 
-    arch_settings = ARCH_SETTINGS
+    # no ``arch_settings`` here: SSD is VGG-16 (fc6/fc7 and the default out_feature_indices
+    # are VGG-16's); the depth still picks a row of ARCH_SETTINGS, as in mmdet
     extra_setting = {
         300: (256, 'S', 512, 128, 'S', 256, 128, 256, 128, 256),
         512: (256, 'S', 512, 128, 'S', 256, 128, 'S', 256, 128, 'S', 256, 128),
@@ -329,11 +330,11 @@ class SSDVGG(BaseBackbone):
         if init_cfg is None and pretrained is None:
             init_cfg = copy.deepcopy(MMDET_INIT_CFG)
         super().__init__(init_cfg=self._pretrained_to_init_cfg(pretrained, init_cfg))
-        check_choice('depth', depth, self.arch_settings)
+        check_choice('depth', depth, ARCH_SETTINGS)
         check_bool('with_last_pool', with_last_pool)
         check_bool('ceil_mode', ceil_mode)
         self.depth, self.in_channels = depth, 3
-        self.stage_blocks = self.arch_settings[depth]
+        self.stage_blocks = ARCH_SETTINGS[depth]
         self.stage_out_indices = normalize_out_indices(out_indices, 6, 'out_indices')
         full = features_length(self.stage_blocks, 'torchvision', False, with_last_pool) + 5
         indices = normalize_out_indices(out_feature_indices, full, 'out_feature_indices')

@@ -718,6 +718,37 @@ VALID.update(detectors=dict(type='DetectoRS_ResNet', depth=50, base_channels=8, 
                           out_indices=(0, 1, 2)))
 
 
+# VGG (mmpretrain's), mmdet's SSDVGG and HourglassNet (a tiny hourglass)
+VGG = faulty({'type': st.just('VGG'), 'depth': st.sampled_from([11, 13])}, {
+    'out_indices': valid_out_indices(5), 'frozen_stages': frozen_stages(-1, 5),
+    'ceil_mode': st.booleans(), 'with_last_pool': st.booleans(),
+    'layout': st.sampled_from(['mmpretrain', 'torchvision']), 'norm_eval': st.booleans(),
+    'in_channels': st.sampled_from([1, 3]), 'norm_cfg': BN_NORMS,
+}, [('depth', 12), ('depth', '11'), ('num_stages', 0), ('num_stages', 6), ('dilations', (1, 1)),
+    ('layout', 'timm'), ('num_classes', '10'), ('ceil_mode', 1), ('in_channels', 0)]
+   + bad_out_indices(5) + bad_frozen_stages(5) + NORM_FAULTS + ROUTE_FAULTS)
+SSD_VGG = faulty({'type': st.just('SSDVGG'), 'depth': st.just(16)}, {
+    'out_feature_indices': st.sampled_from([(22, 34), (15, ), (3, 8, 22)]),
+    'ceil_mode': st.booleans(), 'with_last_pool': st.booleans(),
+    'out_indices': st.sampled_from([(3, 4), (0, 5)]),
+}, [('depth', 15), ('out_feature_indices', (34, 22)), ('out_feature_indices', (22, 99)),
+    ('out_feature_indices', []), ('out_indices', (7, )), ('ceil_mode', 'yes')] + ROUTE_FAULTS)
+_HOURGLASS = dict(downsample_times=2, stage_channels=[8, 8, 16], stage_blocks=[1, 1, 1],
+                  feat_channel=8)
+HOURGLASS = faulty({'type': st.just('HourglassNet'),
+                    **{k: st.just(v) for k, v in _HOURGLASS.items()}}, {
+    'num_stacks': st.just(2), 'out_indices': valid_out_indices(2),
+    'frozen_stages': frozen_stages(-1, 2), 'norm_eval': st.booleans(),
+    'with_cp': st.booleans(), 'norm_cfg': BN_NORMS,
+}, [('downsample_times', 3), ('stage_blocks', [1, 1]), ('stage_channels', 'wide'),
+    ('feat_channel', 0), ('num_stacks', 0), ('with_cp', 1)]
+   + bad_out_indices(2) + bad_frozen_stages(2) + NORM_FAULTS + ROUTE_FAULTS)
+FAMILIES.update(vgg=VGG, ssd_vgg=SSD_VGG, hourglass=HOURGLASS)
+VALID.update(vgg=dict(type='VGG', depth=11, out_indices=(1, 4), norm_cfg=dict(type='BN')),
+             ssd_vgg=dict(type='SSDVGG', depth=16),
+             hourglass=dict(type='HourglassNet', **_HOURGLASS))
+
+
 BUILT = ('built', 'dtype refused', 'input refused')
 
 
@@ -762,3 +793,4 @@ def test_fuzz_inputs(family):
     def run(image):
         assert check_forward(model, cfg, image) in ('built', 'dtype refused', 'input refused')
     run()
+

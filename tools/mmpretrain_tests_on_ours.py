@@ -21,7 +21,7 @@ from collections import Counter
 
 FILES = ('resnet', 'resnext', 'vision_transformer', 'swin_transformer', 'convnext', 'regnet',
          'cspnet', 'timm_backbone', 'poolformer', 'mobilenet_v2', 'mobilenet_v3', 'efficientnet',
-         'efficientnet_v2', 'resnest', 'res2net')
+         'efficientnet_v2', 'resnest', 'res2net', 'vgg')
 TEST_DIR = 'tests/test_models/test_backbones'
 IMPORT = re.compile(r'from mmpretrain\.models\.backbones import (\([^)]*\)|[^\n]*)')
 

@@ -251,6 +251,11 @@ _FAMILIES.update(BEiTViT='BEiTViT', BEiT='BEiTViT', MAE='BEiTViT', MSCAN='MSCAN'
                  MAEViT='VisionTransformer')
 _ROUTES.update({('BEiTViT', 'timm'): 'timm_beit', ('BEiTViT', 'mmseg'): '',
                 ('MSCAN', 'mmseg'): ''})
+_FAMILIES.update(VGG='VGG')
+_ROUTES.update({('VGG', 'timm'): 'timm_vgg', ('VGG', 'torchvision'): 'torchvision_vgg'})
+_WHY_NOT.update({('VGG', 'mmdet'): "mmdet's VGG is SSDVGG (VGG-16 + fc6/fc7, torchvision's "
+                                    "flat layout): build SSDVGG, or --to torchvision",
+                 ('VGG', 'mmseg'): 'mmseg ships no VGG'})
 _WHY_NOT.update({('MSCAN', 'timm'): 'timm has no MSCAN (SegNeXt)'})
 _MARKERS = (('layers.0.gamma_1', 'BEiTViT'), ('layers.0.attn.q_bias', 'BEiTViT'),
             ('layers.0.attn.relative_position_bias_table', 'BEiTViT'),
@@ -266,6 +271,7 @@ _FAMILIES.update(STDCNet='STDC')
 _ROUTES.update({('STDC', 'mmseg'): '', ('STDC', 'timm'): 'official_stdc'})
 _MARKERS = _MARKERS + (('stages.2.0.layers.0.conv.weight', 'STDC'),)
 
+_MARKERS += (('features.0.conv.weight', 'VGG'), )
 
 def family_of(state_dict, model=None) -> Optional[str]:
     """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,

@@ -28,6 +28,8 @@ type                                        host class (its signature and defaul
 ``mmbackbones.mmdet.ResNet``                ``mmdet.models.backbones.ResNet``
 ``mmbackbones.mmdet.SwinTransformer``       ``mmdet.models.backbones.SwinTransformer``
 ``mmbackbones.mmdet.TridentResNet``         ``mmdet.models.backbones.TridentResNet``
+``mmbackbones.mmdet.SSDVGG``                ``mmdet.models.backbones.SSDVGG``
+``mmbackbones.mmdet.HourglassNet``          ``mmdet.models.backbones.HourglassNet``
 ``mmbackbones.mmseg.BEiT``                  ``mmseg.models.backbones.BEiT``
 ``mmbackbones.mmseg.HRNet``                 ``mmseg.models.backbones.HRNet``
 ``mmbackbones.mmseg.MAE``                   ``mmseg.models.backbones.MAE``
@@ -65,6 +67,8 @@ from .twins import MMSegPCPVT, MMSegSVT
 from .vit import MMSegVisionTransformer
 from .stdc import MMSegSTDCContextPathNet, MMSegSTDCNet
 from .detectors import MMDetDetectoRS_ResNet, MMDetTridentResNet
+from .vgg import MMDetSSDVGG
+from .hourglass import MMDetHourglassNet
 
 __all__ = [
     'MMDetCSPDarknet',
@@ -101,4 +105,6 @@ __all__ = [
     'MMSegSTDCNet',
     'MMDetDetectoRS_ResNet',
     'MMDetTridentResNet',
+    'MMDetSSDVGG',
+    'MMDetHourglassNet',
 ]

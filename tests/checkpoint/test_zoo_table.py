@@ -30,6 +30,7 @@ NATIVE = {'ResNet': 'resnet', 'ResNetV1c': 'resnet', 'ResNetV1d': 'resnet',
 DENSE = {'CSPNeXt': 'cspnext', 'YOLOXCSPDarknet': 'yolox_cspdarknet',
          'PyramidVisionTransformer': 'pvt', 'MixVisionTransformer': 'mit', 'BEiT': 'beit',
          'MAE': 'mae', 'MSCAN': 'mscan', 'PoolFormer': 'poolformer', 'FocalNet': 'focalnet'}
+NATIVE['VGG'] = 'vgg'
 # families without an mmpretrain weights row, and why
 NO_MMPRETRAIN_WEIGHTS = {
     'resnest': "mmpretrain 1.2.0's metafiles list no ResNeSt weights",

@@ -177,3 +177,13 @@ HOST_SIGNATURES[('mmdet', 'DetectoRS_ResNet')] = _args(
 HOST_SIGNATURES[('mmdet', 'TridentResNet')] = _args(
     depth=REQUIRED, num_branch=REQUIRED, test_branch_idx=REQUIRED,
     trident_dilations=REQUIRED) + _KWARGS
+# mmdet 3.3's SSD VGG and CornerNet/CentripetalNet Hourglass
+HOST_SIGNATURES.update({
+    ('mmdet', 'SSDVGG'): _args(
+        depth=REQUIRED, with_last_pool=False, ceil_mode=True, out_indices=(3, 4),
+        out_feature_indices=(22, 34), pretrained=None, init_cfg=None, input_size=None,
+        l2_norm_scale=None),
+    ('mmdet', 'HourglassNet'): _args(
+        downsample_times=5, num_stacks=2, stage_channels=(256, 256, 384, 384, 384, 512),
+        stage_blocks=(2, 2, 2, 2, 2, 4), feat_channel=256, norm_cfg=_BN, init_cfg=None),
+})

@@ -93,6 +93,12 @@ from mmbackbones.models.backbones.stdc import STDCContextPathNet, STDCNet  # noq
 
 TWINS.update({('mmseg', 'STDCNet'): (MMSegSTDCNet, STDCNet),
               ('mmseg', 'STDCContextPathNet'): (MMSegSTDCContextPathNet, STDCContextPathNet)})
+from mmbackbones.compat import MMDetHourglassNet, MMDetSSDVGG  # noqa: E402
+from mmbackbones.models.backbones.hourglass import HourglassNet  # noqa: E402
+from mmbackbones.models.backbones.vgg import SSDVGG, VGG  # noqa: E402
+TWINS.update({('mmdet', 'SSDVGG'): (MMDetSSDVGG, SSDVGG),
+              ('mmdet', 'HourglassNet'): (MMDetHourglassNet, HourglassNet)})
+CORES.append(VGG)
 # where our default is another spelling of mmpretrain's (same built model), or mmpretrain
 # requires an argument we default: (class, argument) -> why
 SAME_MEANING = {

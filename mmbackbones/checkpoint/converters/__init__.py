@@ -78,6 +78,8 @@ CONVERTERS = (
     ('mmseg_twins', 'openmmlab'),  # mmseg's Twins (layers.*, attn.attn.in_proj_*, norm_list)
     ('timm_twins', 'timm'),
     ('official_stdc', 'timm'),  # MichaelFan01/STDC-Seg's ImageNet STDC1/2 (features.*)
+    ('timm_vgg', 'timm'),  # flat features.N + pre_logits ConvMlp
+    ('torchvision_vgg', 'torchvision'),  # flat features.N (+ classifier.0/3/6)
 )
 _CACHE: List[Converter] = []
 

@@ -22,3 +22,5 @@ from . import focalnet  # noqa: F401
 from . import stdc  # noqa: F401
 from . import detectors_resnet  # noqa: F401
 from . import trident_resnet  # noqa: F401
+from . import vgg  # noqa: F401
+from . import hourglass  # noqa: F401

@@ -1,0 +1,2 @@
+_base_ = ['../_base_/models/vgg.py']
+model = dict(backbone=dict(depth=13))

@@ -19,3 +19,4 @@ from . import efficientnet, efficientnet_v2  # noqa: F401
 from . import pvt  # noqa: F401
 from . import twins  # noqa: F401
 from . import focalnet  # noqa: F401
+from . import internimage  # noqa: F401

@@ -76,6 +76,7 @@ CONVERTERS = (
     ('timm_pvt_v2', 'timm'),
     ('mmseg_twins', 'openmmlab'),  # mmseg's Twins (layers.*, attn.attn.in_proj_*, norm_list)
     ('timm_twins', 'timm'),
+    ('detrex_internimage', 'detectron2'),  # the official InternImage classification files
 )
 _CACHE: List[Converter] = []
 

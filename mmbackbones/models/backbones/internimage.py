@@ -12,7 +12,7 @@ keeps): ``patch_embed.conv1|norm1.1|conv2|norm2.1``, ``levels.{i}.blocks.{j}.nor
 ``levels.{i}.norm.0`` and ``levels.{i}.downsample.conv|norm.1``. detrex's checkpoints load as they
 are; the official classification files (``conv_head``, ``head``, or InternImage-H's
 ``clip_projector``/``dcnv3_head_x3|x4``/``fc_norm``) through
-:mod:`mmbackbones.checkpoint.converters.official_internimage`, which drops the head.
+:mod:`mmbackbones.checkpoint.converters.detrex_internimage`, which drops the head.
 
 mmpretrain ships no InternImage (its ``projects/internimage_classification`` is not part of the
 package): the arguments are the OpenMMLab spelling of the official ones, the variants the

@@ -135,6 +135,8 @@ class InternImageBlock(nn.Module):
         if self.post_norm_block_ids:
             self.post_norms = nn.ModuleList(_ln(channels) for _ in self.post_norm_block_ids)
         self.downsample = DownsampleLayer(channels, norm) if downsample else None
+        # the checkpoint of a deeper model has a downsampling here, feeding a stage not built
+        self.checkpoint_not_built = () if downsample else ('downsample', )
 
     def forward(self, x: torch.Tensor):
         for i, block in enumerate(self.blocks):

@@ -105,8 +105,9 @@ def dcnv3_sample(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kern
     cx = (dilation_w * (kernel_w - 1)) // 2 - pad_w + stride_w * torch.arange(
         w_out, device=device, dtype=dtype)
     # kernel points, x outer and y inner: point p = i * kernel_h + j
-    kx = _window(kernel_w, dilation_w, device, dtype).repeat_interleave(kernel_h)
-    ky = _window(kernel_h, dilation_h, device, dtype).repeat(kernel_w)
+    kx = _window(kernel_w, dilation_w, device, dtype)[:, None].expand(kernel_w, kernel_h)
+    ky = _window(kernel_h, dilation_h, device, dtype)[None, :].expand(kernel_w, kernel_h)
+    kx, ky = kx.reshape(points), ky.reshape(points)
     off = offset.reshape(n, h_out, w_out, group, points, 2)
     px = cx.view(1, 1, w_out, 1, 1) + (kx + off[..., 0]) * offset_scale
     py = cy.view(1, h_out, 1, 1, 1) + (ky + off[..., 1]) * offset_scale
@@ -187,7 +188,10 @@ class DCNv3(nn.Module):
         if self.center_feature_scale:
             gate = F.linear(feats, self.center_feature_scale_proj_weight,
                             self.center_feature_scale_proj_bias).sigmoid()
-            gate = gate.repeat_interleave(self.group_channels, dim=-1)
+            # one gate per group, repeated over its channels (expand + reshape: the ONNX
+            # exporter mistranslates repeat_interleave here)
+            gate = gate[..., None].expand(n, h, w, self.group, self.group_channels).reshape(
+                n, h, w, self.channels)
             out = out * (1 - gate) + value * gate
         return self.output_proj(out)
 

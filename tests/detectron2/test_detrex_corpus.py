@@ -12,13 +12,15 @@ such target of the backbone's config is replaced by ours: what changing the conf
   ours on the ``meta`` device: same state-dict keys and shapes, same trainable tensors, same
   ``output_shape()`` (``num_channels`` for ``TorchvisionResNet``, which has none).
 * Its outputs are compared on the same weights with a depth/width-reduced copy of the same
-  config (Swin, ConvNeXt and FocalNet: at most 2 blocks a stage, ``embed_dim = 8 *
-  num_heads[0]`` / ``dims // 8`` / ``embed_dim = 16``; ResNets: depth 50; all other arguments as
-  written): full-size Swin-L and ConvNeXt-L take ~20 s each to build on two cores.
+  config (Swin, ConvNeXt, FocalNet and InternImage: at most 2 blocks a stage, ``embed_dim = 8 *
+  num_heads[0]`` / ``dims // 8`` / ``embed_dim = 16`` / ``channels = 4 * groups[0]``; ResNets:
+  depth 50; all other arguments as written): full-size Swin-L and ConvNeXt-L take ~20 s each to
+  build on two cores. detrex's InternImage runs with ``core_op='DCNv3_pytorch'`` there (its
+  compiled ``DCNv3`` is not implemented on the CPU); ours runs its pure-PyTorch DCNv3 for both.
 * One whole model per backbone family trains a CPU step: detrex's model and ours (same config,
   import switched, same weights) give equal losses and equal backbone gradient norms (backbone
   ``drop_path_rate`` 0, fewer queries and transformer layers, two 96 x 96 images; FocalNet-L
-  with 2 blocks a stage).
+  and InternImage-T with 2 blocks a stage).
 
 dino-focal's own copy of the official FocalNet (``from .focalnet import FocalNet`` in its config
 folder) is switched like detrex's. Configs that do not load with detrex itself and backbones we do
@@ -70,7 +72,13 @@ TRAINING = {
     'SwinTransformer': 'projects/dino/configs/dino-swin/dino_swin_tiny_224_4scale_12ep.py',
     'ConvNeXt': 'projects/dino/configs/dino-convnext/dino_convnext_tiny_384_4scale_12ep.py',
     'FocalNet': 'projects/dino/configs/dino-focal/dino_focalnet_large_lrf_384_4scale_12ep.py',
+    'InternImage': 'projects/dino/configs/dino-internimage/dino_internimage_tiny_4scale_12ep.py',
 }
+# detrex's compiled DCNv3 (core_op='DCNv3', what its configs write) raises "Not implemented on
+# the CPU": where a native InternImage runs (reduced outputs, the training step) it uses detrex's
+# own pure-PyTorch module, core_op='DCNv3_pytorch' (same parameters); the full-size comparison
+# on the meta device builds the configs as written
+PYTORCH_CORE_OP = 'DCNv3_pytorch'
 
 
 @dataclasses.dataclass
@@ -285,6 +293,10 @@ def _reduce(family: str, backbone: DictConfig) -> DictConfig:
     elif family == 'FocalNet':
         backbone.depths = [min(d, 2) for d in backbone.get('depths', [2, 2, 6, 2])]
         backbone.embed_dim = 16
+    elif family == 'InternImage':
+        backbone.depths = [min(d, 2) for d in backbone.get('depths', [3, 4, 18, 5])]
+        backbone.channels = 4 * list(backbone.get('groups', [3, 6, 12, 24]))[0]
+        backbone.core_op = PYTORCH_CORE_OP
     elif family == 'ResNet':
         if 'depth' in backbone.stages:
             backbone.stages.depth = min(backbone.stages.depth, 50)
@@ -308,6 +320,9 @@ def _small_model(model: DictConfig) -> DictConfig:
         model.backbone.drop_path_rate = 0.0
     if _name(model.backbone._target_) == 'FocalNet':  # FocalNet-L: 2 blocks a stage
         model.backbone.depths = [min(d, 2) for d in model.backbone.depths]
+    if _name(model.backbone._target_) == 'InternImage':  # 2 blocks a stage, detrex's CPU op
+        model.backbone.depths = [min(d, 2) for d in model.backbone.depths]
+        model.backbone.core_op = PYTORCH_CORE_OP
     return model
 
 

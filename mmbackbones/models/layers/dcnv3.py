@@ -107,12 +107,14 @@ def dcnv3_sample(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kern
     # kernel points, x outer and y inner: point p = i * kernel_h + j
     kx = _window(kernel_w, dilation_w, device, dtype)[:, None].expand(kernel_w, kernel_h)
     ky = _window(kernel_h, dilation_h, device, dtype)[None, :].expand(kernel_w, kernel_h)
-    kx, ky = kx.reshape(points), ky.reshape(points)
+    # the regular window (small: H_out x W_out x P) and the offsets' scale in grid_sample's
+    # align_corners=False coordinates (pixel i spans [i, i + 1) -> (-1, 1)): one multiply-add
+    # over the offsets per axis (Python-number scales: ONNX traces keep the sizes dynamic)
+    base_x = (2 * (cx.view(1, w_out, 1, 1) + offset_scale * kx.reshape(points)) + 1) / w - 1
+    base_y = (2 * (cy.view(h_out, 1, 1, 1) + offset_scale * ky.reshape(points)) + 1) / h - 1
     off = offset.reshape(n, h_out, w_out, group, points, 2)
-    px = cx.view(1, 1, w_out, 1, 1) + (kx + off[..., 0]) * offset_scale
-    py = cy.view(1, h_out, 1, 1, 1) + (ky + off[..., 1]) * offset_scale
-    # grid_sample's align_corners=False coordinates: pixel i spans [i, i + 1) -> (-1, 1)
-    grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), -1)
+    grid = torch.stack((torch.add(base_x, off[..., 0], alpha=2 * offset_scale / w),
+                        torch.add(base_y, off[..., 1], alpha=2 * offset_scale / h)), -1)
     grid = grid.permute(0, 3, 1, 2, 4, 5).reshape(n * group, h_out * w_out, points, 2)
     value = x.reshape(n, h * w, group, group_channels).permute(0, 2, 3, 1).reshape(
         n * group, group_channels, h, w)

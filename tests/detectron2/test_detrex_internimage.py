@@ -22,6 +22,7 @@ from detrex.layers.dcn_v3 import DCNv3_pytorch, dcnv3_core_pytorch  # noqa: E402
 from detrex.modeling.backbone import InternImage as DetrexInternImage  # noqa: E402
 
 import mmbackbones.detrex as ours  # noqa: E402
+from mmbackbones.integrations.detectron2 import Detectron2Backbone  # noqa: E402
 from mmbackbones.models.backbones.internimage import InternImage as CoreInternImage  # noqa
 from mmbackbones.models.layers.dcnv3 import DCNv3, dcnv3_sample  # noqa: E402
 from tests.detectron2.test_detrex_backbones import (_Model, assert_close_to_scale,  # noqa: E402
@@ -156,6 +157,39 @@ def test_official_classification_file_through_both_routes(tmp_path):
     for i, name in enumerate(expected):
         assert_close_to_scale(got_twin[name], expected[name])
         assert_close_to_scale(got_core[i], expected[name])
+
+
+def test_adapter_over_the_core_and_our_checkpoint_back_into_detrex(tmp_path):
+    """``Detectron2Backbone(core InternImage)`` loads detrex's checkpoint through
+    ``DetectionCheckpointer`` (same names, outputs renamed to detrex's); what our twin saves
+    loads into detrex's class strictly."""
+    torch.manual_seed(0)
+    theirs = DetrexInternImage(core_op='DCNv3_pytorch', **TINY, out_indices=(1, 2, 3)).eval()
+    theirs.load_state_dict(perturbed_state(theirs))
+    torch.save({'model': _Model(theirs).state_dict()}, tmp_path / 'detrex.pth')
+    x = torch.randn(1, 3, 64, 48)
+    with torch.no_grad():
+        expected = theirs(x)
+    adapter = _Model(Detectron2Backbone(
+        CoreInternImage(dict(channels=16, depths=[1, 2, 1, 1], groups=[2, 2, 4, 8]),
+                        out_indices=(1, 2, 3), drop_path_rate=0.),
+        rename={'stage2': 'p1', 'stage3': 'p2', 'stage4': 'p3'}).eval())
+    assert {k: (v.channels, v.stride) for k, v in adapter.backbone.output_shape().items()} == \
+        {k: (v.channels, v.stride) for k, v in theirs.output_shape().items()}
+    DetectionCheckpointer(adapter).load(str(tmp_path / 'detrex.pth'))
+    twin = _Model(ours.InternImage(**TINY, out_indices=(1, 2, 3)).eval())
+    DetectionCheckpointer(twin).load(str(tmp_path / 'detrex.pth'))
+    for model in (adapter, twin):
+        with torch.no_grad():
+            got = model.backbone(x)
+        for name in expected:
+            assert_close_to_scale(got[name], expected[name])
+    DetectionCheckpointer(twin, save_dir=str(tmp_path)).save('ours')
+    back = _Model(DetrexInternImage(core_op='DCNv3_pytorch', **TINY, out_indices=(1, 2, 3)))
+    back.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True)['model'])
+    with torch.no_grad():
+        for name, value in back.eval().backbone(x).items():
+            assert_close_to_scale(value, expected[name])
 
 
 def test_signature_is_detrex():

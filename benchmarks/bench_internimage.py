@@ -11,6 +11,9 @@ Runs are paired (each round calls every model once, rotating the order). Reporte
 latency per model and the median of the per-round ratios ours/detrex (target <= 1.00).
 
     python benchmarks/bench_internimage.py [--quick] [--threads 2] [--batch 2] [--size 224]
+
+On a loaded machine use ``--threads 1``: with 2 threads on 2 busy cores both models ran ~15x
+slower (OpenMP threads waiting on each other) and the ratios were noise.
 """
 import argparse
 import logging

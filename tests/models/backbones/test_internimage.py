@@ -207,3 +207,24 @@ def test_shipped_configs_build(path):
 
 def test_registered():
     assert isinstance(build_backbone(dict(type='InternImage', arch=SMALL)), InternImage)
+
+
+def test_convert_cli_both_ways(tmp_path):
+    """``convert`` detects an official classification file (head dropped), ``--to detectron2``
+    writes the backbone back in detrex's layout (our names)."""
+    from tests.cli_helpers import run_cli
+    source = InternImage(SMALL, out_indices=ALL)
+    official = dict(source.state_dict())
+    official.update({'conv_head.0.weight': torch.zeros(24, 128, 1, 1),
+                     'head.weight': torch.zeros(10, 24), 'head.bias': torch.zeros(10)})
+    torch.save({'model': official}, tmp_path / 'official.pth')
+    result = run_cli('convert', tmp_path / 'official.pth', tmp_path / 'ours.pth')
+    assert result.returncode == 0, result.stderr
+    assert 'detrex_internimage' in result.stdout + result.stderr
+    result = run_cli('convert', tmp_path / 'ours.pth', tmp_path / 'detrex.pth', '--to',
+                     'detectron2')
+    assert result.returncode == 0, result.stderr
+    written = torch.load(tmp_path / 'detrex.pth', weights_only=True)['model']
+    assert set(written) == set(source.state_dict())
+    for key, value in source.state_dict().items():
+        assert torch.equal(written[key], value), key

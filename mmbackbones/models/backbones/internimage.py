@@ -222,9 +222,12 @@ class InternImage(BaseBackbone):
         return [self.patch_embed, *self.levels]
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """``(depth, sum(depths) + 2)`` for layer-wise lr decay: 0 the stem, one depth per
-        block (a stage's norms and downsampling with its last block), the last depth anything
-        else (a head); the official layer-decay numbering of InternImage's detection configs."""
+        """``(depth, sum(depths) + 2)`` for layer-wise lr decay, the numbering of the official
+        detection/segmentation ``CustomLayerDecayOptimizerConstructor``: 0 the stem, one depth
+        per block (``levels.i.blocks.j``: ``sum(depths[:i]) + j + 1``; InternImage-H's
+        ``post_norms.k`` counted as block ``k``, as there), a stage's norm and downsampling
+        with the first block of the next stage (the last stage's with its own first block),
+        the last depth anything else (a head)."""
         num_depths = sum(self.depths) + 2
         name = strip_prefix(param_name, prefix)
         if name is None:
@@ -235,10 +238,9 @@ class InternImage(BaseBackbone):
         if parts[0] != 'levels' or len(parts) < 3:
             return num_depths - 1, num_depths
         stage = int(parts[1])
-        before = sum(self.depths[:stage])
-        if parts[2] == 'blocks':
-            return before + int(parts[3]) + 1, num_depths
-        return before + self.depths[stage], num_depths
+        if parts[2] in ('norm', 'downsample'):
+            return 1 + sum(self.depths[:min(stage + 1, self.num_stages - 1)]), num_depths
+        return sum(self.depths[:stage]) + int(parts[3]) + 1, num_depths
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` maps."""

@@ -126,16 +126,23 @@ def test_drop_path_types():
 
 
 def test_get_layer_depth():
-    model = InternImage(SMALL, out_indices=ALL)  # 5 blocks: depths 0..6
-    assert model.get_layer_depth('backbone.patch_embed.conv1.weight', 'backbone.') == (0, 7)
-    assert model.get_layer_depth('backbone.levels.0.blocks.0.dcn.offset.weight',
-                                 'backbone.') == (1, 7)
-    assert model.get_layer_depth('backbone.levels.1.blocks.1.mlp.fc1.weight',
-                                 'backbone.') == (3, 7)
-    assert model.get_layer_depth('backbone.levels.1.downsample.conv.weight', 'backbone.') == \
-        (3, 7)
-    assert model.get_layer_depth('backbone.levels.3.norm.0.weight', 'backbone.') == (5, 7)
-    assert model.get_layer_depth('head.fc.weight', 'backbone.') == (6, 7)
+    """The official CustomLayerDecayOptimizerConstructor's numbering (depths [1, 1, 3, 1]:
+    0..7)."""
+    model = InternImage(HUGE, out_indices=ALL)  # depths [1, 1, 3, 1], post_norms in level 2
+
+    def depth(name):
+        return model.get_layer_depth('backbone.' + name, 'backbone.')
+
+    assert depth('patch_embed.conv1.weight') == (0, 8)
+    assert depth('levels.0.blocks.0.dcn.offset.weight') == (1, 8)
+    assert depth('levels.0.downsample.conv.weight') == (2, 8)  # with the next stage's first
+    assert depth('levels.0.norm.0.weight') == (2, 8)
+    assert depth('levels.2.blocks.2.mlp.fc1.weight') == (5, 8)
+    assert depth('levels.2.post_norms.1.0.weight') == (4, 8)  # counted as block 1
+    assert depth('levels.2.downsample.norm.1.weight') == (6, 8)
+    assert depth('levels.3.blocks.0.gamma1') == (6, 8)
+    assert depth('levels.3.norm.0.weight') == (6, 8)  # the last stage's: its first block
+    assert model.get_layer_depth('head.fc.weight', 'backbone.') == (7, 8)
 
 
 @pytest.mark.parametrize('kwargs, error, fragment', [

@@ -15,7 +15,9 @@ res5_dilation=2)`` (detrex's module-level ``make_stage`` builds all four stages)
 ``body.*`` as detrex's), and ``SwinTransformer`` (detectron2's, which detrex's Swin configs
 import from ``detectron2.modeling.backbone``; state dict in detectron2's layout) and
 ``ConvNeXt`` (detrex's; state dict in detrex's layout), both on the core networks, and
-``FocalNet`` (detrex's, on the core FocalNet, which keeps the official names), and ViTDet's
+``FocalNet`` (detrex's, on the core FocalNet, which keeps the official names), ``InternImage``
+(detrex's, on the core InternImage: official names, DCNv3 in pure PyTorch, so no compiled
+extension is needed and ``core_op='DCNv3'`` runs on the CPU), and ViTDet's
 ``ViT`` + ``SimpleFeaturePyramid`` (detectron2's signatures, on the core ViT), and detrex's
 EVA ViTDet backbones ``EVAViT`` (EVA-01) and ``EVA02_ViT`` (EVA-02), on the same core ViT.
 
@@ -28,6 +30,7 @@ installed) and, for ``TimmBackbone``/``TorchvisionBackbone``, nothing more until
 from .integrations.detectron2.backbones import ResNet, TimmBackbone, TorchvisionBackbone
 from .integrations.detectron2.detrex_convnext import ConvNeXt
 from .integrations.detectron2.detrex_focalnet import FocalNet
+from .integrations.detectron2.detrex_internimage import InternImage
 from .integrations.detectron2.detrex_resnet import TorchvisionResNet
 from .integrations.detectron2.detrex_swin import SwinTransformer
 from .integrations.detectron2.resnet import BasicBlock, BasicStem, BottleneckBlock
@@ -40,4 +43,4 @@ from .integrations.detectron2.detrex_eva import EVA02_ViT, EVAViT, LayerNormWith
 __all__ = ['ResNet', 'BasicStem', 'BasicBlock', 'BottleneckBlock', 'make_stage', 'TimmBackbone',
            'TorchvisionBackbone', 'TorchvisionResNet', 'SwinTransformer', 'ConvNeXt', 'FocalNet',
            'ViT', 'SimpleFeaturePyramid', 'get_vit_lr_decay_rate', 'EVAViT', 'EVA02_ViT',
-           'LayerNormWithForceFP32']
+           'LayerNormWithForceFP32', 'InternImage']

@@ -747,6 +747,27 @@ FAMILIES.update(vgg=VGG, ssd_vgg=SSD_VGG, hourglass=HOURGLASS)
 VALID.update(vgg=dict(type='VGG', depth=11, out_indices=(1, 4), norm_cfg=dict(type='BN')),
              ssd_vgg=dict(type='SSDVGG', depth=16),
              hourglass=dict(type='HourglassNet', **_HOURGLASS))
+_INTERN = dict(channels=8, depths=[1, 1, 1, 1], groups=[1, 2, 2, 4])
+INTERNIMAGE = faulty({
+    'type': st.just('InternImage'),
+    'arch': st.sampled_from([_INTERN, dict(_INTERN, post_norm=True, layer_scale=1.0),
+                             dict(_INTERN, dw_kernel_size=5, res_post_norm=True,
+                                  center_feature_scale=True)]),
+}, {
+    'out_indices': valid_out_indices(4),
+    'frozen_stages': frozen_stages(-1, 4),
+    'drop_path_rate': st.sampled_from([0.0, 0.2]),
+    'drop_path_type': st.sampled_from(['linear', 'uniform']),
+    'norm_cfg': st.sampled_from([dict(type='LN'), dict(type='BN')]),
+    'in_channels': st.sampled_from([1, 3]),
+}, [('arch', 'no-such-arch'), ('arch', dict(_INTERN, depths=[10**9, 1, 1, 1])),
+    ('arch', dict(_INTERN, depths=[1, 1])), ('arch', dict(_INTERN, groups=[3, 2, 2, 4])),
+    ('arch', dict(_INTERN, post_norm='yes')), ('arch', dict(_INTERN, dw_kernel_size=4)),
+    ('drop_path_rate', 1.5), ('drop_path_type', 'cosine'), ('in_channels', 0),
+    ('act_cfg', dict(type='Mish')), ('norm_cfg', dict(type='GN'))]
+   + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
+FAMILIES.update(internimage=INTERNIMAGE)
+VALID.update(internimage=dict(type='InternImage', arch=_INTERN, out_indices=(0, 1, 2, 3)))
 
 
 BUILT = ('built', 'dtype refused', 'input refused')

@@ -273,6 +273,15 @@ _MARKERS = _MARKERS + (('stages.2.0.layers.0.conv.weight', 'STDC'),)
 
 _MARKERS += (('features.0.conv.weight', 'VGG'), )
 
+# InternImage: our names are the official/detrex ones (detectron2 = detrex's layout)
+_FAMILIES.update(InternImage='InternImage')
+_ROUTES.update({('InternImage', 'detectron2'): 'detrex_internimage'})
+_WHY_NOT.update({(
+    'InternImage', host): f'{host} ships no InternImage (the official detection/segmentation '
+                          f'code keeps the names --to detectron2 writes)'
+    for host in ('mmdet', 'mmseg', 'timm', 'torchvision')})
+_MARKERS = _MARKERS + (('levels.0.blocks.0.dcn.offset.weight', 'InternImage'), )
+
 def family_of(state_dict, model=None) -> Optional[str]:
     """Which of our families a backbone state dict (our names) is: from ``model`` (a type name,
     config dict or module) when given, else from the keys (a RegNet's bottleneck keeps its

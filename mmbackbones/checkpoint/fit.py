@@ -172,6 +172,9 @@ def _classify_unexpected(key: str, modules: Mapping[str, nn.Module], children,
             if owner is stage_list and child.isdigit() and \
                     len(owner) <= int(child) < num_stages and depth < len(parts) - 1:
                 return NOT_BUILT  # stages past out_indices
+            if child in (getattr(owner, 'checkpoint_not_built', None) or ()):
+                return NOT_BUILT  # a child the module declares it did not build (the
+                # downsampling after the last built stage, which feeds an unbuilt one)
             return None  # a module the model has would lose these tensors
     if len(parts) == 1:
         return None  # a parameter of the model itself (a token, a scale)

@@ -12,17 +12,19 @@ such target of the backbone's config is replaced by ours: what changing the conf
   ours on the ``meta`` device: same state-dict keys and shapes, same trainable tensors, same
   ``output_shape()`` (``num_channels`` for ``TorchvisionResNet``, which has none).
 * Its outputs are compared on the same weights with a depth/width-reduced copy of the same
-  config (Swin, ConvNeXt and FocalNet: at most 2 blocks a stage, ``embed_dim = 8 *
-  num_heads[0]`` / ``dims // 8`` / ``embed_dim = 16``; ResNets: depth 50; all other arguments as
-  written; ViTDet/EVA nets: their first 6 blocks with the window/global/residual indices
-  among them, 32 channels in 2 heads, ``img_size`` 80 with 2 x 2 windows, compared on 80 x 80
-  inputs, see ``_reduce_vit``): full-size Swin-L and ConvNeXt-L take ~20 s each to build on
-  two cores.
+  config (Swin, ConvNeXt, FocalNet and InternImage: at most 2 blocks a stage, ``embed_dim = 8 *
+  num_heads[0]`` / ``dims // 8`` / ``embed_dim = 16`` / ``channels = 4 * groups[0]``; ResNets:
+  depth 50; all other arguments as written; ViTDet/EVA nets: their first 6 blocks with the
+  window/global/residual indices among them, 32 channels in 2 heads, ``img_size`` 80 with 2 x 2
+  windows, compared on 80 x 80 inputs, see ``_reduce_vit``): full-size Swin-L and ConvNeXt-L
+  take ~20 s each to build on two cores. detrex's InternImage runs with
+  ``core_op='DCNv3_pytorch'`` there (its compiled ``DCNv3`` is not implemented on the CPU); ours
+  runs its pure-PyTorch DCNv3 for both.
 * One whole model per backbone family trains a CPU step: detrex's model and ours (same config,
   import switched, same weights) give equal losses and equal backbone gradient norms (backbone
   ``drop_path_rate`` 0, fewer queries and transformer layers, two 96 x 96 images; FocalNet-L
-  with 2 blocks a stage; DINO EVA-02-B by the ViT rule with 64 channels, 3 x 3 windows and
-  ``img_size`` 96, the images' size, which detrex's EVA-02 rope tables need).
+  and InternImage-T with 2 blocks a stage; DINO EVA-02-B by the ViT rule with 64 channels, 3 x 3
+  windows and ``img_size`` 96, the images' size, which detrex's EVA-02 rope tables need).
 
 dino-focal's own copy of the official FocalNet (``from .focalnet import FocalNet`` in its config
 folder) is switched like detrex's. Configs that do not load with detrex itself and backbones we do
@@ -79,11 +81,17 @@ TRAINING = {
     'FocalNet': 'projects/dino/configs/dino-focal/dino_focalnet_large_lrf_384_4scale_12ep.py',
     'SimpleFeaturePyramid(EVA02_ViT)': 'projects/dino_eva/configs/dino-eva-02/'
                                        'dino_eva_02_vitdet_b_4attn_1024_lrd0p7_4scale_12ep.py',
+    'InternImage': 'projects/dino/configs/dino-internimage/dino_internimage_tiny_4scale_12ep.py',
 }
 # families compared backbone by backbone (keys, shapes, outputs) but not trained: the ViTDet
 # family trains through EVA02_ViT, which is the same core ViT with more of its options
 COMPARED = (*TRAINING, 'SimpleFeaturePyramid(ViT)', 'SimpleFeaturePyramid(EVAViT)')
 VIT_NETS = ('ViT', 'EVAViT', 'EVA02_ViT')
+# detrex's compiled DCNv3 (core_op='DCNv3', what its configs write) raises "Not implemented on
+# the CPU": where a native InternImage runs (reduced outputs, the training step) it uses detrex's
+# own pure-PyTorch module, core_op='DCNv3_pytorch' (same parameters); the full-size comparison
+# on the meta device builds the configs as written
+PYTORCH_CORE_OP = 'DCNv3_pytorch'
 
 
 @dataclasses.dataclass
@@ -324,6 +332,10 @@ def _reduce(family: str, backbone: DictConfig) -> DictConfig:
     elif family == 'FocalNet':
         backbone.depths = [min(d, 2) for d in backbone.get('depths', [2, 2, 6, 2])]
         backbone.embed_dim = 16
+    elif family == 'InternImage':
+        backbone.depths = [min(d, 2) for d in backbone.get('depths', [3, 4, 18, 5])]
+        backbone.channels = 4 * list(backbone.get('groups', [3, 6, 12, 24]))[0]
+        backbone.core_op = PYTORCH_CORE_OP
     elif family == 'ResNet':
         if 'depth' in backbone.stages:
             backbone.stages.depth = min(backbone.stages.depth, 50)
@@ -355,6 +367,9 @@ def _small_model(model: DictConfig) -> DictConfig:
         model.backbone.square_pad = 96
     if _name(model.backbone._target_) == 'FocalNet':  # FocalNet-L: 2 blocks a stage
         model.backbone.depths = [min(d, 2) for d in model.backbone.depths]
+    if _name(model.backbone._target_) == 'InternImage':  # 2 blocks a stage, detrex's CPU op
+        model.backbone.depths = [min(d, 2) for d in model.backbone.depths]
+        model.backbone.core_op = PYTORCH_CORE_OP
     return model
 
 

@@ -29,6 +29,9 @@ FAMILIES = {
     'TorchvisionBackbone': dict(type='TorchvisionBackbone', model_name='resnet18',
                                 return_nodes=['layer1', 'layer4']),
 }
+FAMILIES['InternImage'] = dict(type='InternImage', arch=dict(
+    channels=8, depths=[1, 1, 1, 1], groups=[1, 2, 2, 4], center_feature_scale=True),
+    out_indices=(0, 1, 2, 3))  # DCNv3 (grid_sample) in every dtype and autocast
 EXTRA_OUTPUTS = {  # the other output kinds, whose shapes are built differently
     'ViT-raw': dict(FAMILIES['VisionTransformer'], out_type='raw'),
     'ViT-cls_token': dict(FAMILIES['VisionTransformer'], out_type='cls_token'),

@@ -80,6 +80,7 @@ CONVERTERS = (
     ('official_stdc', 'timm'),  # MichaelFan01/STDC-Seg's ImageNet STDC1/2 (features.*)
     ('timm_vgg', 'timm'),  # flat features.N + pre_logits ConvMlp
     ('torchvision_vgg', 'torchvision'),  # flat features.N (+ classifier.0/3/6)
+    ('detrex_internimage', 'detectron2'),  # the official InternImage classification files
 )
 _CACHE: List[Converter] = []
 

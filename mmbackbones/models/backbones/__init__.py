@@ -24,3 +24,4 @@ from . import detectors_resnet  # noqa: F401
 from . import trident_resnet  # noqa: F401
 from . import vgg  # noqa: F401
 from . import hourglass  # noqa: F401
+from . import internimage  # noqa: F401

@@ -27,7 +27,7 @@ from ..layer_decay import strip_prefix
 from ..layers.conv_norm_act import ConvNormAct
 from ..layers.norm import check_norm_cfg
 from ..layers.resnet_blocks import BasicBlock, make_downsample
-from ..layers.unbuilt import skip_unbuilt_entries
+from ..layers.unbuilt import declare_unbuilt_entries
 
 HOURGLASS_NORM = dict(type='BN', requires_grad=True)  # what mmdet's hourglass modules use
 
@@ -168,7 +168,7 @@ class HourglassNet(BaseBackbone):
             for _ in range(last))
         self.relu = nn.ReLU(inplace=True)
         full = max(num_stacks - 1, 1)  # mmdet's ResLayer has >= 1 block: an unused inters.0
-        skip_unbuilt_entries(self, {'hourglass_modules': (last + 1, num_stacks),
+        declare_unbuilt_entries(self, {'hourglass_modules': (last + 1, num_stacks),
                                     'out_convs': (last + 1, num_stacks), 'inters': (last, full),
                                     'conv1x1s': (last, full), 'remap_convs': (last, full)})
         n = len(self.out_indices)

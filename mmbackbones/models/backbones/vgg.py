@@ -19,7 +19,7 @@ at stride 16). The L2 normalisation of SSD is not part of it: in mmdet 3.3 it li
 ``SSDNeck`` (``neck.l2_norm.weight``).
 
 Layers after the last output are not built; a full checkpoint still loads (the keys of the
-unbuilt entries are skipped, :mod:`..layers.unbuilt`).
+unbuilt entries are reported as not built, :mod:`..layers.unbuilt`).
 """
 import copy
 import warnings
@@ -38,7 +38,7 @@ from ..layers.mmcv_bricks import build_activation_layer, build_conv_layer, build
 from ..layers.norm import check_norm_cfg
 from ..layers.pos_embed import is_tracing
 from ..layers.spatial_reduction import check_act_cfg
-from ..layers.unbuilt import skip_unbuilt_entries
+from ..layers.unbuilt import declare_unbuilt_entries
 
 LAYOUTS = ('mmpretrain', 'torchvision')
 ARCH_SETTINGS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3),
@@ -245,7 +245,7 @@ class VGG(BaseBackbone):
         self.features = nn.Sequential(*layers)
         if layout == 'torchvision':  # mmpretrain-layout checkpoints load too
             self._register_load_state_dict_pre_hook(_mmpretrain_to_flat)
-        skip_unbuilt_entries(self, {'features': (len(layers), features_length(
+        declare_unbuilt_entries(self, {'features': (len(layers), features_length(
             self.stage_blocks, layout, self.with_norm, with_last_pool))})
         if with_classifier:
             self.classifier = nn.Sequential(
@@ -362,7 +362,7 @@ class SSDVGG(BaseBackbone):
                                   if s < len(layers)]
         self.module_name = 'features'
         self.features = nn.Sequential(*layers)
-        skip_unbuilt_entries(self, {'features': (len(layers), full)})
+        declare_unbuilt_entries(self, {'features': (len(layers), full)})
         self.out_indices = indices
         shapes = walk_features(self.features, 3)
         self._set_outputs([shapes[i][0] for i in indices], [shapes[i][1] for i in indices],

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mmbackbones import build_backbone
-from mmbackbones.checkpoint import load_checkpoint
+from mmbackbones.checkpoint import CheckpointMismatchError, load_checkpoint, load_state_dict
 from mmbackbones.checkpoint.convert import family_of, to_native
 from mmbackbones.checkpoint.converters import convert_state_dict
 from mmbackbones.checkpoint.converters.timm_vgg import convert_timm_vgg, is_timm_vgg
@@ -170,9 +170,14 @@ def test_truncated_model_loads_a_full_checkpoint(tmp_path):
     path = str(tmp_path / 'full.pth')
     torch.save(full.state_dict(), path)
     part = VGG(depth=11, norm_cfg=BN, out_indices=(1, ))
-    assert load_checkpoint(part, path, strict=True, logger='silent').ok
+    # the default route names the unbuilt entries' tensors; strict=True allows no exception
+    report = load_checkpoint(part, path, logger='silent')
+    assert not report.missing and len(report.loaded) == len(part.state_dict())
+    assert 'features.4' in next(n for n in report.notes if 'not built' in n)
     for key, value in part.state_dict().items():
         assert torch.equal(value, full.state_dict()[key]), key
+    with pytest.raises(CheckpointMismatchError, match='unexpected'):
+        load_checkpoint(part, path, strict=True, logger='silent')
     part.load_state_dict(full.state_dict(), strict=False)  # plain torch route too
     with pytest.raises(RuntimeError, match=r'features\.0\.\*: 1 \(bn\.weight'):  # a real gap is refused
         part.load_state_dict({k: v for k, v in full.state_dict().items()
@@ -313,7 +318,8 @@ def test_torchvision_layout_loads_mmpretrain_layout_checkpoints():
     flat.load_state_dict(source.state_dict())
     assert 'features.1.running_var' in flat.state_dict()
     part = VGG(depth=11, norm_cfg=BN, layout='torchvision', out_indices=(2, ))
-    part.load_state_dict(source.state_dict())
+    report = load_state_dict(part, source.state_dict(), logger='silent')  # unbuilt: named
+    assert not report.missing and len(report.loaded) == len(part.state_dict())
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert_outputs_close(source.eval()(x), flat.eval()(x))

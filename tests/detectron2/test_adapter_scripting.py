@@ -77,7 +77,7 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
                 'MAEViT': "MAE's pre-training encoder: forward(x) masks patches at random and "
                           "returns (tokens, mask, ids_restore), no feature maps (its "
                           "fine-tuning networks are VisionTransformer's and BEiTViT's)"}
-SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt'}
+SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _CNA = 'Unsupported annotation typing.Optional[torch.nn.modules.module.Module]'
 _COMPILE = "Compiled functions can't take variable number of arguments"
@@ -86,7 +86,7 @@ NOT_SCRIPTABLE = {
     'ResNeSt': 'ResNeStBottleneck cannot be scripted (torch.jit.script): its own residual '
                'forward',
     'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
-    'RegNet': _PROPERTY, 'HRNet': _PROPERTY, 'CSPDarkNet': _CNA, 'CSPResNet': _CNA,
+    'HRNet': _PROPERTY, 'CSPDarkNet': _CNA, 'CSPResNet': _CNA,
     'CSPResNeXt': _CNA, 'CSPNeXt': _CNA, 'YOLOXCSPDarknet': _CNA, 'Darknet': _CNA,
     'MobileNetV2': _CNA,
     'MobileNetV3': _CNA,

@@ -79,20 +79,21 @@ class ScriptableBlock(nn.Module):
 
 
 class ScriptableResNet(nn.Module):
-    """mmpretrain's ``ResNet`` (``ResNetV1c``/``V1d``, ``ResNeXt``) forward in TorchScript's
-    subset, over the same stem, blocks, convs and norms: a list of feature maps in
+    """mmpretrain's ``ResNet`` (``ResNetV1c``/``V1d``, ``ResNeXt``) and ``RegNet`` forward in
+    TorchScript's subset, over the same stem, blocks, convs and norms: a list of feature maps in
     ``out_indices`` order (a list, TorchScript's sequence of tensors, for the tuple)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        if model.deep_stem:
+        if getattr(model, 'deep_stem', False):
             self.stem = nn.Sequential(*[plain_conv_norm_act(m) for m in model.stem])
         else:
             if type(model.relu) is not nn.ReLU:
                 raise not_scriptable(type(model).__name__, 'fuse() folded the stem (script '
                                      'before fuse)')
             self.stem = nn.Sequential(model.conv1, model.norm1, model.relu)
-        self.maxpool = model.maxpool
+        # RegNet: the same stem without the max pool
+        self.maxpool = model.maxpool if hasattr(model, 'maxpool') else nn.Identity()
         self.stages = nn.ModuleList([
             nn.Sequential(*[ScriptableBlock(b) for b in model._modules[name]])
             for name in model.res_layers])

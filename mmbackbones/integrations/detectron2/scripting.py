@@ -60,7 +60,9 @@ class ScriptableAdapter(nn.Module):
     ``out_features``, from the network's outputs in its own order. ``torch.jit.script`` prepares
     the network in turn (its ``__prepare_scriptable__``: e.g.
     :class:`~mmbackbones.models.layers.scripting.ScriptableResNet`, which returns a list); a
-    network without a TorchScript forward fails there, with TorchScript's reason."""
+    network without a TorchScript forward fails there, with TorchScript's reason. As for the
+    detectron2-style ResNet, ``torch.jit.script`` of a parent (an FPN) leaves this prepared module
+    in the parent's children: the same parameters and outputs, without the adapter's metadata."""
 
     size_divisibility: int
     padding_constraints: Dict[str, int]

@@ -77,24 +77,24 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
                 'MAEViT': "MAE's pre-training encoder: forward(x) masks patches at random and "
                           "returns (tokens, mask, ids_restore), no feature maps (its "
                           "fine-tuning networks are VisionTransformer's and BEiTViT's)"}
-SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet'}
+SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
-_CNA = 'Unsupported annotation typing.Optional[torch.nn.modules.module.Module]'
+_DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 _COMPILE = "Compiled functions can't take variable number of arguments"
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
     'ResNeSt': 'ResNeStBottleneck cannot be scripted (torch.jit.script): its own residual '
                'forward',
     'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
-    'HRNet': _PROPERTY, 'CSPDarkNet': _CNA, 'CSPResNet': _CNA,
-    'CSPResNeXt': _CNA, 'CSPNeXt': _CNA, 'YOLOXCSPDarknet': _CNA, 'Darknet': _CNA,
-    'MobileNetV2': _CNA,
-    'MobileNetV3': _CNA,
+    'HRNet': _PROPERTY, 'CSPDarkNet': _DICT, 'CSPResNet': _PROPERTY, 'CSPResNeXt': _PROPERTY,
+    'CSPNeXt': _COMPILE, 'YOLOXCSPDarknet': 'cannot statically infer the expected size of a list',
+    'Darknet': _DICT,
+    'MobileNetV3': "Unknown type name 'nn.Module'",
     'EfficientNet': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'EfficientNetV2': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'ConvNeXt': "Don't support conversion in JoinedStr",
     'SwinTransformer': 'is currently not supported in Torchscript',
-    'FocalNet': _COMPILE, 'PoolFormer': "has no attribute '__dict__'",
+    'FocalNet': _COMPILE, 'PoolFormer': _DICT,
     'MixVisionTransformer': _COMPILE, 'PyramidVisionTransformer': _COMPILE,
     'PyramidVisionTransformerV2': _COMPILE, 'PCPVT': "for argument 'q_bias'",
     'SVT': 'Arguments for call are not valid', 'MSCAN': "getattr's second argument",

@@ -25,7 +25,16 @@ def plain_conv_norm_act(module: nn.Module) -> nn.Sequential:
     for a missing norm or activation): the same modules."""
     norm = module._modules[module.norm_name] if module.norm_name else nn.Identity()
     act = module.activate if module.activate is not None else nn.Identity()
-    return nn.Sequential(module.conv, norm, act)
+    return keep_source(nn.Sequential(module.conv, norm, act), module)
+
+
+def keep_source(prepared: nn.Module, source: nn.Module) -> nn.Module:
+    """``prepared`` holding a reference to the module it stands for. ``torch.jit.script``
+    memoises prepared modules by ``id()`` and swaps them into the parents' children: a source
+    that nothing else holds is freed, and a module created later at its address would be
+    taken for it. (A tuple attribute: not a submodule, never compiled.)"""
+    prepared._scripting_source = (source, )
+    return prepared
 
 
 class ScriptableBlock(nn.Module):
@@ -111,4 +120,39 @@ class ScriptableResNet(nn.Module):
         return [feats[i] for i in self.out_indices]
 
 
-__all__ = ['not_scriptable', 'plain_conv_norm_act', 'ScriptableBlock', 'ScriptableResNet']
+class ScriptableResidual(nn.Module):
+    """``x + body(x)`` (``residual``) or ``body(x)``, over the same ``body``: MobileNetV2's
+    block without gradient checkpointing (the same numbers)."""
+
+    def __init__(self, body: nn.Module, residual: bool):
+        super().__init__()
+        self.body = body
+        self.residual: bool = bool(residual)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.residual:
+            return x + self.body(x)
+        return self.body(x)
+
+
+class ScriptableStages(nn.Module):
+    """A network that is a stem then stages in sequence, outputs after the stages: ``[stage_i(..)
+    for i in out_indices]`` as a list, over the same modules."""
+
+    def __init__(self, stem: nn.Module, stages, out_indices):
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.ModuleList(list(stages))
+        self.out_indices: List[int] = [int(i) for i in out_indices]
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self.stem(x)
+        feats: List[torch.Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return [feats[i] for i in self.out_indices]
+
+
+__all__ = ['not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock', 'ScriptableResNet',
+           'ScriptableResidual', 'ScriptableStages']

@@ -77,7 +77,8 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
                 'MAEViT': "MAE's pre-training encoder: forward(x) masks patches at random and "
                           "returns (tokens, mask, ids_restore), no feature maps (its "
                           "fine-tuning networks are VisionTransformer's and BEiTViT's)"}
-SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet'}
+SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet',
+           'CSPDarkNet', 'CSPResNet', 'CSPResNeXt'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 _COMPILE = "Compiled functions can't take variable number of arguments"
@@ -86,7 +87,7 @@ NOT_SCRIPTABLE = {
     'ResNeSt': 'ResNeStBottleneck cannot be scripted (torch.jit.script): its own residual '
                'forward',
     'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
-    'HRNet': _PROPERTY, 'CSPDarkNet': _DICT, 'CSPResNet': _PROPERTY, 'CSPResNeXt': _PROPERTY,
+    'HRNet': 'Unsupported annotation typing.Optional[typing.Sequence[int]]',
     'CSPNeXt': _COMPILE, 'YOLOXCSPDarknet': 'cannot statically infer the expected size of a list',
     'MobileNetV3': "Unknown type name 'nn.Module'",
     'EfficientNet': "Expected a value of type 'Tensor (inferred)' for argument 'side'",

@@ -12,7 +12,6 @@ checkpointing (a training-time memory trade, same numbers).
 from typing import List
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -56,9 +55,6 @@ class ScriptableBlock(nn.Module):
             reasons.append('plugins')
         if not isinstance(getattr(block, 'drop_path', None), nn.Identity):
             reasons.append('drop path (drop_path_rate > 0)')
-        if type(getattr(block, 'relu', None)) is not nn.ReLU:
-            reasons.append(f'activation {type(getattr(block, "relu", None)).__name__} '
-                           f'(ReLU is scripted)')
         if getattr(block, '_folded', False):
             reasons.append('fuse() folded its norms into conv+ReLU kernels (script before fuse)')
         if reasons:
@@ -74,17 +70,18 @@ class ScriptableBlock(nn.Module):
         self.conv3 = modules[steps[2][0]] if self.has_conv3 else nn.Identity()
         self.norm3 = norm(steps[2][1]) if self.has_conv3 else nn.Identity()
         self.shortcut = modules.get(block._shortcut_name)
+        self.act = block.relu  # the block's activation (ReLU; LeakyReLU in CSPResNet)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.norm1(self.conv1(x)))
+        out = self.act(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
         if self.has_conv3:
-            out = self.norm3(self.conv3(F.relu(out)))
+            out = self.norm3(self.conv3(self.act(out)))
         if self.shortcut is not None:
             out = out + self.shortcut(x)
         else:
             out = out + x
-        return F.relu(out)
+        return self.act(out)
 
 
 class ScriptableResNet(nn.Module):

@@ -42,11 +42,10 @@ class ScriptableBlock(nn.Module):
 
     def __init__(self, block: nn.Module):
         super().__init__()
-        from .resnet_blocks import ResidualBlockBase
         steps = getattr(block, '_steps', ())
         reasons = []
-        if type(block)._residual is not ResidualBlockBase._residual or \
-                type(block).forward is not ResidualBlockBase.forward:
+        plain = getattr(block, 'has_plain_residual', None)
+        if plain is None or not plain():
             reasons.append('its own residual forward (only the plain conv-norm steps of '
                            'BasicBlock/Bottleneck are scripted)')
         if not 2 <= len(steps) <= 3:

@@ -19,7 +19,8 @@ _TINY_VIT = dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=
 _TWINS = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_heads=[1, 2, 3, 4],
               patch_sizes=[4, 2, 2, 2], strides=[4, 2, 2, 2], mlp_ratios=[2, 2, 2, 2],
               sr_ratios=[8, 4, 2, 1])
-CONFIGS = {k: v for k, v in VALID.items() if k not in ('timm', 'torchvision')}
+# the wrappers have no frozen_stages; 'vit_modern' (DINOv2-S, 12 layers) is 'vit_dinov2' small
+CONFIGS = {k: v for k, v in VALID.items() if k not in ('timm', 'torchvision', 'vit_modern')}
 CONFIGS.update({
     'vit3': dict(type='VisionTransformer', arch=_TINY_VIT, img_size=32, patch_size=8,
                  out_type='avg_featmap'),

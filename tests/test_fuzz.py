@@ -768,6 +768,59 @@ INTERNIMAGE = faulty({
    + bad_out_indices(4) + bad_frozen_stages(4) + ROUTE_FAULTS)
 FAMILIES.update(internimage=INTERNIMAGE)
 VALID.update(internimage=dict(type='InternImage', arch=_INTERN, out_indices=(0, 1, 2, 3)))
+# The modern ViT by its arch rows (issue 28): DINOv2 / EVA-02 arch rows, layer scale, register tokens, rope,
+# ViTDet's windows and relative positions, out_type, with_cls_token. Outputs come from the first
+# layers only (the named archs have 12: only up to max(out_indices) is built, so each example
+# stays small), and frozen_stages reaches past them (a no-op, CONTRIBUTING point 3).
+_VIT_ARCHS = ['dinov2-s', 'eva02-t', TINY_VIT_ARCHS[0]]
+
+
+def _vit_archs_tidy(cfg):
+    """The valid combinations: ViTDet's windows and relative positions take the token map
+    only (no class or register token), and a class-token output needs the class token."""
+    if cfg.get('window_block_indexes') and not cfg.get('window_size'):
+        cfg['window_size'] = 2
+    if cfg.get('window_block_indexes') or cfg.get('use_rel_pos'):
+        cfg['with_cls_token'] = False
+        cfg.pop('num_register_tokens', None)
+    if cfg.get('with_cls_token') is False and cfg.get('out_type', 'cls_token') == 'cls_token':
+        cfg['out_type'] = 'featmap'
+    return cfg
+
+
+VIT_ARCHS = faulty({
+    'type': st.just('VisionTransformer'),
+    'arch': st.sampled_from(_VIT_ARCHS),
+    'out_indices': st.lists(st.integers(0, 2), min_size=1, max_size=3, unique=True).map(
+        sorted).flatmap(_plain_or_numpy),
+}, {
+    'img_size': st.sampled_from([28, 56, (28, 42)]),
+    'patch_size': st.sampled_from([8, 14]),
+    'out_type': st.sampled_from(['raw', 'cls_token', 'featmap', 'avg_featmap']),
+    'with_cls_token': st.booleans(),
+    'frozen_stages': frozen_stages(-1, 3),
+    'layer_scale_init_value': st.sampled_from([0.0, 1e-5]),
+    'num_register_tokens': st.sampled_from([0, 1, 4]),
+    'interpolate_antialias': st.booleans(),
+    'rope': st.sampled_from([False, True, dict(layout='tiled')]),
+    'window_size': st.sampled_from([0, 2, 3]),
+    'window_block_indexes': st.sampled_from([(), (0,), [0, 2]]),
+    'use_rel_pos': st.booleans(),
+    'rel_pos_zero_init': st.booleans(),
+    'layer_cfgs': st.sampled_from([{}, dict(ffn_type='swiglu_fused'),
+                                   dict(ffn_type='swiglu', sub_ln=True)]),
+}, [('arch', 'dinov2-tiny'), ('num_register_tokens', -1), ('num_register_tokens', 10**6),
+    ('num_register_tokens', '4'), ('layer_scale_init_value', -1.0),
+    ('interpolate_antialias', 'yes'), ('rope', dict(layout='spiral')), ('rope', dict(freq=1)),
+    ('window_size', -2), ('window_block_indexes', (40,)), ('window_block_indexes', 1),
+    ('use_rel_pos', 'yes'), ('rel_pos_zero_init', None), ('rel_pos_size', 0),
+    ('out_type', 'tokens'), ('with_cls_token', 'no'),
+    ('layer_cfgs', dict(ffn_type='geglu')), ('layer_cfgs', dict(ffn_type='origin', sub_ln=True)),
+    ('frozen_stages', 13)] + bad_out_indices(3)[:3] + ROUTE_FAULTS,
+    tidy=_vit_archs_tidy)
+FAMILIES['vit_archs'] = VIT_ARCHS
+VALID['vit_archs'] = dict(type='VisionTransformer', arch='dinov2-s', out_indices=(0, 1),
+                           img_size=28, out_type='featmap', num_register_tokens=4)
 
 
 BUILT = ('built', 'dtype refused', 'input refused')

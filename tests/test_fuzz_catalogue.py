@@ -66,6 +66,11 @@ CATALOGUE = [
     (dict(type=collections.OrderedDict), (1, 32, 32), ('refused', 'type')),
     (dict(type='ConvNeXt', arch='atto', act_cfg=dict(type='os.system', command='true')),
      (1, 32, 32), ('refused', 'act_cfg')),
+    # Issue 28: the ViT checked frozen_stages against its built layers, so out_indices=(0,)
+    # refused frozen_stages=2; every family checks it against the architecture (a no-op past
+    # the last output: tests/models/test_frozen_stages_rule.py).
+    (dict(type='VisionTransformer', arch=dict(TINY_VIT, num_layers=3), img_size=32,
+          patch_size=8, out_indices=(0,), frozen_stages=2), (1, 32, 32), 'built'),
 ]
 
 

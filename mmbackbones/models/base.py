@@ -402,6 +402,14 @@ class BaseBackbone(InitReportMixin, BaseModule):
         """
         return []
 
+    def _architecture_stages(self) -> Optional[int]:
+        """The stage count of the architecture (built or not) that bounds ``frozen_stages``:
+        ``num_stages`` by default. ``frozen_stages`` is checked against it, never against
+        ``out_indices``; stages past the last output are not built and freezing them is a
+        no-op. A family whose stage count is not ``num_stages`` (ViT: ``num_layers``) says so
+        here."""
+        return getattr(self, 'num_stages', None)
+
     def _freeze_stages(self) -> None:
         frozen = self.frozen_stages
         if frozen == -1 and isinstance(frozen, int) and not isinstance(frozen, bool):
@@ -415,7 +423,7 @@ class BaseBackbone(InitReportMixin, BaseModule):
                              f'declares no stages to freeze (implement stem_and_stages(): '
                              f'index 0 the stem, index i stage i)')
         top = len(groups) - 1
-        declared = getattr(self, 'num_stages', None)
+        declared = self._architecture_stages()
         if isinstance(declared, int) and not isinstance(declared, bool) and declared > top:
             # stages past the last output are not built: freezing them is a no-op, as freezing
             # stages that run after the last output is in mmpretrain

@@ -167,6 +167,13 @@ class Detectron2Backbone(Detectron2Contract, BACKBONE_BASE):
             out = dict(zip(self.backbone.out_names, out))
         return {f: out[self._source[f]] for f in self.out_names}
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`.scripting.ScriptableAdapter`, the same
+        network (prepared in turn) with a forward in TorchScript's subset. The families whose
+        network scripts are listed in the detectron2 guide."""
+        from .scripting import ScriptableAdapter
+        return ScriptableAdapter(self)
+
     @property
     def size_divisibility(self) -> int:
         if self._size_divisibility is not None:

@@ -15,38 +15,9 @@ parameters and outputs, without the backbone's metadata methods.
 from typing import Dict, List
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-class ScriptableBlock(nn.Module):
-    """A detectron2 ``BasicBlock``/``BottleneckBlock`` (plain: no plugins, drop path or
-    checkpointing) over the same ``conv1``.. ``conv3`` and ``shortcut`` modules."""
-
-    def __init__(self, block: nn.Module):
-        super().__init__()
-        steps = getattr(block, '_steps', ())
-        plain = (2 <= len(steps) <= 3 and not any(norm or plugins for _, norm, plugins in steps)
-                 and not block.with_plugins and isinstance(block.drop_path, nn.Identity)
-                 and type(block.relu) is nn.ReLU)
-        if not plain:
-            raise TypeError(f'{type(block).__name__} cannot be scripted: only detectron2-style '
-                            f'blocks without plugins or drop path are')
-        self.conv1 = block._modules[steps[0][0]]
-        self.conv2 = block._modules[steps[1][0]]
-        self.conv3 = block._modules[steps[2][0]] if len(steps) == 3 else None
-        self.shortcut = block._modules.get(block._shortcut_name)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.conv1(x))
-        out = self.conv2(out)
-        if self.conv3 is not None:
-            out = self.conv3(F.relu(out))
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
-        else:
-            out = out + x
-        return F.relu(out)
+from ...models.layers.scripting import ScriptableBlock
 
 
 class ScriptableResNet(nn.Module):
@@ -82,4 +53,36 @@ class ScriptableResNet(nn.Module):
         return out
 
 
-__all__ = ['ScriptableBlock', 'ScriptableResNet']
+
+
+class ScriptableAdapter(nn.Module):
+    """``Detectron2Backbone``'s forward in TorchScript's subset: ``{name: feature}`` for
+    ``out_features``, from the network's outputs in its own order. ``torch.jit.script`` prepares
+    the network in turn (its ``__prepare_scriptable__``: e.g.
+    :class:`~mmbackbones.models.layers.scripting.ScriptableResNet`, which returns a list); a
+    network without a TorchScript forward fails there, with TorchScript's reason. As for the
+    detectron2-style ResNet, ``torch.jit.script`` of a parent (an FPN) leaves this prepared module
+    in the parent's children: the same parameters and outputs, without the adapter's metadata."""
+
+    size_divisibility: int
+    padding_constraints: Dict[str, int]
+
+    def __init__(self, adapter: nn.Module):
+        super().__init__()
+        self.backbone = adapter.backbone
+        names = list(adapter.backbone.out_names)
+        self.out_features: List[str] = list(adapter.out_names)
+        self.indices: List[int] = [names.index(adapter._source[f]) for f in adapter.out_names]
+        self.size_divisibility = int(adapter.size_divisibility)
+        self.padding_constraints = {str(k): int(v)
+                                    for k, v in adapter.padding_constraints.items()}
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        outs = self.backbone(x)
+        out: Dict[str, torch.Tensor] = {}
+        for name, index in zip(self.out_features, self.indices):
+            out[name] = outs[index]
+        return out
+
+
+__all__ = ['ScriptableBlock', 'ScriptableResNet', 'ScriptableAdapter']

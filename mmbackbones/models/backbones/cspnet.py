@@ -218,6 +218,12 @@ class _CSPNet(BaseBackbone):
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         return [self.stem, *self.stages]
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the stem and the stages in sequence
+        (``layers.scripting.ScriptableStages``), a list of the same maps."""
+        from ..layers.scripting import ScriptableStages
+        return ScriptableStages(self.stem, self.stages, self.out_indices)
+
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> one ``(N, C_i, ~H/s_i, ~W/s_i)`` map per out index."""
         self.check_input(x)

@@ -136,6 +136,13 @@ class Darknet(BaseBackbone):
                 if isinstance(layer, DarknetResBlock) else layer(x)
         return x
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: ``conv1`` and the built ``conv_res_block``s in
+        sequence (``layers.scripting.ScriptableStages``), a list of the same maps."""
+        from ..layers.scripting import ScriptableStages
+        return ScriptableStages(nn.Identity(), [self._modules[n] for n in self.cr_blocks],
+                                self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, in_channels, H, W)`` -> one map per ``out_indices`` entry, in that order."""
         self.check_input(x)

@@ -154,6 +154,13 @@ class MobileNetV2(BaseBackbone):
             return int(head[5:]), 10
         return 9, 10
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the stem and the built stages in sequence
+        (``layers.scripting.ScriptableStages``), a list of the same maps."""
+        from ..layers.scripting import ScriptableStages
+        stages = [self._modules[name] for name in self.layers[:max(self.out_indices) + 1]]
+        return ScriptableStages(self.conv1, stages, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         x = self.conv1(x)

@@ -276,6 +276,12 @@ class RegNet(BaseBackbone):
                 if isinstance(module, Bottleneck):
                     constant_init(module.last_norm, 0)
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the ResNet's scriptable form (the same stem and
+        bottlenecks, no max pool), returning a list of the same maps."""
+        from ..layers.scripting import ScriptableResNet
+        return ScriptableResNet(self)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         x = self.relu(self._modules[self.norm1_name](self.conv1(x)))

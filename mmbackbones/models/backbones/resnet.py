@@ -332,6 +332,14 @@ class ResNet(BaseBackbone):
             x = self.relu(self.norm1(self.conv1(x)))
         return self.maxpool(x)
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`~..layers.scripting.ScriptableResNet`,
+        the same modules, returning a list (TorchScript's sequence) of the same maps. A network
+        with blocks of their own (ResNeSt, Res2Net), plugins or drop path is refused, naming
+        why."""
+        from ..layers.scripting import ScriptableResNet
+        return ScriptableResNet(self)
+
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of feature maps in ``out_indices`` order."""
         self.check_input(x)

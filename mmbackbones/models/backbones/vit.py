@@ -475,6 +475,11 @@ class VisionTransformer(BaseBackbone):
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         return [self.patch_embed, *self.layers]
 
+    def _architecture_stages(self) -> int:
+        # frozen_stages counts the arch's layers, built or not (layers past max(out_indices)
+        # are not built: freezing them is a no-op, as in every other family)
+        return self.num_layers
+
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
             return

@@ -77,6 +77,7 @@ class _FastLayer:
     def __prepare_scriptable__(self):
         plain = copy.copy(self)
         plain.__class__ = {fast: slow for slow, (fast, _) in _FAST.items()}[type(self)]
+        plain._scripting_source = (self, )  # kept alive: scripting.keep_source says why
         return plain
 
 

@@ -54,6 +54,11 @@ class ConvNormAct(nn.Module):
     def norm(self) -> Optional[nn.Module]:
         return getattr(self, self.norm_name) if self.norm_name else None
 
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` compiles ``Sequential(conv, norm, act)`` over the same modules."""
+        from .scripting import plain_conv_norm_act
+        return plain_conv_norm_act(self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
         if self.norm_name is not None:

@@ -256,6 +256,10 @@ class SequentialInvertedResidual(nn.Module):
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
+    def __prepare_scriptable__(self):
+        from .scripting import ScriptableResidual, keep_source
+        return keep_source(ScriptableResidual(self.conv, self.use_res_connect), self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _residual(self, x)
 

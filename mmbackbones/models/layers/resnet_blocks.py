@@ -265,6 +265,18 @@ class ResidualBlockBase(BaseModule):
         identity = x if shortcut is None else shortcut(x)
         return conv_add_relu(modules[self._steps[-1][0]], out, identity)
 
+    def has_plain_residual(self) -> bool:
+        """The conv-norm steps of this base class's forward (not a block's own residual, as
+        ResNeSt's or Res2Net's): what :class:`~.scripting.ScriptableBlock` reproduces."""
+        return (type(self)._residual is ResidualBlockBase._residual
+                and type(self).forward is ResidualBlockBase.forward)
+
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` compiles :class:`~.scripting.ScriptableBlock` (the same convs and
+        norms; a block with plugins, drop path or its own residual is refused, naming why)."""
+        from .scripting import ScriptableBlock, keep_source
+        return keep_source(ScriptableBlock(self), self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._folded and not self.training:
             return self._folded_forward(x)

@@ -139,7 +139,8 @@ class TransformerEncoderLayer(nn.Module):
             raise ValueError(f'layer_cfgs num_fcs must be 2 (Linear-act-Linear), got {num_fcs!r}')
         check_choice('ffn_type', ffn_type, FFN_TYPES)
         if sub_ln and ffn_type != 'swiglu':
-            raise ValueError(f"sub_ln=True needs ffn_type='swiglu' (EVA-02), got {ffn_type!r}")
+            raise ValueError(f"layer_cfgs sub_ln=True needs ffn_type='swiglu' (EVA-02's sub-LN "
+                             f"is inside its SwiGLU MLP), got ffn_type={ffn_type!r}")
         self.embed_dims = embed_dims
         self.window_size = int(window_size)
         if use_rel_pos:

@@ -1,0 +1,154 @@
+"""What ``torch.jit.script`` compiles for the residual networks (detectron2's rule: a backbone
+scripts alone and inside an FPN / meta-architecture).
+
+The eager blocks (:class:`~.resnet_blocks.ResidualBlockBase`: conv steps looked up by name,
+gradient checkpointing, plugins, the folded deploy path) and :class:`~.conv_norm_act.ConvNormAct`
+use constructs outside TorchScript's subset; a network's ``__prepare_scriptable__`` hands
+``torch.jit.script`` these modules instead: the same convs and norms (the same parameter tensors,
+no copy) with a forward in TorchScript's subset that computes the same numbers. Only eval-mode
+equivalence is promised where the eager block has stochastic depth (refused here) or
+checkpointing (a training-time memory trade, same numbers).
+"""
+from typing import List
+
+import torch
+from torch import nn
+
+
+def not_scriptable(what: str, why: str) -> TypeError:
+    return TypeError(f'{what} cannot be scripted (torch.jit.script): {why}')
+
+
+def plain_conv_norm_act(module: nn.Module) -> nn.Sequential:
+    """A :class:`~.conv_norm_act.ConvNormAct` as ``Sequential(conv, norm, act)`` (``Identity``
+    for a missing norm or activation): the same modules."""
+    norm = module._modules[module.norm_name] if module.norm_name else nn.Identity()
+    act = module.activate if module.activate is not None else nn.Identity()
+    return keep_source(nn.Sequential(module.conv, norm, act), module)
+
+
+def keep_source(prepared: nn.Module, source: nn.Module) -> nn.Module:
+    """``prepared`` holding a reference to the module it stands for. ``torch.jit.script``
+    memoises prepared modules by ``id()`` and swaps them into the parents' children: a source
+    that nothing else holds is freed, and a module created later at its address would be
+    taken for it. (A tuple attribute: not a submodule, never compiled.)"""
+    prepared._scripting_source = (source, )
+    return prepared
+
+
+class ScriptableBlock(nn.Module):
+    """A ``BasicBlock``/``Bottleneck`` (ours: ``convK`` then ``bnK``; detectron2's: ``convK``
+    applying its own norm) without plugins or drop path, over the same modules."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        steps = getattr(block, '_steps', ())
+        reasons = []
+        plain = getattr(block, 'has_plain_residual', None)
+        if plain is None or not plain():
+            reasons.append('its own residual forward (only the plain conv-norm steps of '
+                           'BasicBlock/Bottleneck are scripted)')
+        if not 2 <= len(steps) <= 3:
+            reasons.append(f'{len(steps)} conv steps (2 or 3 are scripted)')
+        if getattr(block, 'with_plugins', False) or any(p for _, _, p in steps):
+            reasons.append('plugins')
+        if not isinstance(getattr(block, 'drop_path', None), nn.Identity):
+            reasons.append('drop path (drop_path_rate > 0)')
+        if getattr(block, '_folded', False):
+            reasons.append('fuse() folded its norms into conv+ReLU kernels (script before fuse)')
+        if reasons:
+            raise not_scriptable(type(block).__name__, ', '.join(reasons))
+        modules = block._modules
+
+        def norm(name: str) -> nn.Module:
+            return modules[name] if name else nn.Identity()
+
+        self.conv1, self.norm1 = modules[steps[0][0]], norm(steps[0][1])
+        self.conv2, self.norm2 = modules[steps[1][0]], norm(steps[1][1])
+        self.has_conv3 = len(steps) == 3
+        self.conv3 = modules[steps[2][0]] if self.has_conv3 else nn.Identity()
+        self.norm3 = norm(steps[2][1]) if self.has_conv3 else nn.Identity()
+        self.shortcut = modules.get(block._shortcut_name)
+        self.act = block.relu  # the block's activation (ReLU; LeakyReLU in CSPResNet)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        if self.has_conv3:
+            out = self.norm3(self.conv3(self.act(out)))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        else:
+            out = out + x
+        return self.act(out)
+
+
+class ScriptableResNet(nn.Module):
+    """mmpretrain's ``ResNet`` (``ResNetV1c``/``V1d``, ``ResNeXt``) and ``RegNet`` forward in
+    TorchScript's subset, over the same stem, blocks, convs and norms: a list of feature maps in
+    ``out_indices`` order (a list, TorchScript's sequence of tensors, for the tuple)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        if getattr(model, 'deep_stem', False):
+            self.stem = nn.Sequential(*[plain_conv_norm_act(m) for m in model.stem])
+        else:
+            if type(model.relu) is not nn.ReLU:
+                raise not_scriptable(type(model).__name__, 'fuse() folded the stem (script '
+                                     'before fuse)')
+            self.stem = nn.Sequential(model.conv1, model.norm1, model.relu)
+        # RegNet: the same stem without the max pool
+        self.maxpool = model.maxpool if hasattr(model, 'maxpool') else nn.Identity()
+        self.stages = nn.ModuleList([
+            nn.Sequential(*[ScriptableBlock(b) for b in model._modules[name]])
+            for name in model.res_layers])
+        self.out_indices: List[int] = [int(i) for i in model.out_indices]
+        self.channels_last: bool = bool(getattr(model, 'channels_last', False))
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.maxpool(self.stem(x))
+        feats: List[torch.Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return [feats[i] for i in self.out_indices]
+
+
+class ScriptableResidual(nn.Module):
+    """``x + body(x)`` (``residual``) or ``body(x)``, over the same ``body``: MobileNetV2's
+    block without gradient checkpointing (the same numbers)."""
+
+    def __init__(self, body: nn.Module, residual: bool):
+        super().__init__()
+        self.body = body
+        self.residual: bool = bool(residual)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.residual:
+            return x + self.body(x)
+        return self.body(x)
+
+
+class ScriptableStages(nn.Module):
+    """A network that is a stem then stages in sequence, outputs after the stages: ``[stage_i(..)
+    for i in out_indices]`` as a list, over the same modules."""
+
+    def __init__(self, stem: nn.Module, stages, out_indices):
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.ModuleList(list(stages))
+        self.out_indices: List[int] = [int(i) for i in out_indices]
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self.stem(x)
+        feats: List[torch.Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return [feats[i] for i in self.out_indices]
+
+
+__all__ = ['not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock', 'ScriptableResNet',
+           'ScriptableResidual', 'ScriptableStages']

@@ -19,8 +19,10 @@ _TINY_VIT = dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=
 _TWINS = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_heads=[1, 2, 3, 4],
               patch_sizes=[4, 2, 2, 2], strides=[4, 2, 2, 2], mlp_ratios=[2, 2, 2, 2],
               sr_ratios=[8, 4, 2, 1])
-# the wrappers have no frozen_stages; 'vit_modern' (DINOv2-S, 12 layers) is 'vit_dinov2' small
-CONFIGS = {k: v for k, v in VALID.items() if k not in ('timm', 'torchvision', 'vit_modern')}
+# the wrappers, SSDVGG (as mmdet's) and STDC's context path (its STDCNet has it) have no
+# frozen_stages; 'vit_archs' (DINOv2-S, 12 layers) is 'vit_dinov2' small
+NO_FROZEN_STAGES = ('timm', 'torchvision', 'vit_archs', 'ssd_vgg', 'stdc_context_path')
+CONFIGS = {k: v for k, v in VALID.items() if k not in NO_FROZEN_STAGES}
 CONFIGS.update({
     'vit3': dict(type='VisionTransformer', arch=_TINY_VIT, img_size=32, patch_size=8,
                  out_type='avg_featmap'),
@@ -45,7 +47,8 @@ TOPS = {
     'mscan': (4, 4), 'beit': (2, 2), 'mobilenet_v2': (8, 7), 'mobilenet_v3': (13, 12),
     'efficientnet': (7, 7), 'efficientnet_v2': (8, 8), 'pvt': (4, 4), 'twins': (4, 4),
     'resnest': (4, 4), 'res2net': (4, 4), 'mit': (4, 4), 'pcpvt': (4, 4), 'pvt_v1': (4, 4),
-    'poolformer': (4, 4),
+    'poolformer': (4, 4), 'detectors': (4, 4), 'trident': (3, 3), 'hourglass': (2, 2),
+    'internimage': (4, 4), 'stdc': (5, 5), 'vgg': (5, 5), 'vitdet': (4, 4),
 }
 
 

@@ -34,7 +34,6 @@ Layers after ``max(out_indices)`` are not built (no unused parameters under DDP)
 is only built when the last layer is built (it is applied after the last layer only).
 """
 import contextlib
-import math
 from functools import partial
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -49,13 +48,13 @@ from ...utils.validation import (MAX_IMAGE_SIDE, check_bool, check_cfg_keys, che
 from ..base import BaseBackbone, is_pretrained_init
 from ..host_args import take_host_args
 from ..layer_decay import strip_prefix
-from ..layers.ffn import LayerScale
 from ..layers.norm import check_norm_cfg
 from ..layers.patch_embed import PatchEmbed
 from ..layers.pos_embed import (INTERPOLATE_MODES, adapt_pos_embed, check_pair, is_tracing,
                                 resize_pos_embed)
 from ..layers.rope import RotaryEmbedding2d
 from ..layers.transformer_layer import TransformerEncoderLayer, _build_norm, check_layer_cfgs
+from ..layers.vit_init import adopt_tensors, reset_vit_parameters
 from .vit_args import (ARCH_EXTRAS, ARCH_KEYS, MMSEG_ONLY, OUT_TYPES,  # noqa: F401 (re-exported)
                        PATCH_CFG_KEYS, arch_extras, arch_settings, check_modern_args,
                        freeze_except,
@@ -351,40 +350,9 @@ class VisionTransformer(BaseBackbone):
 
     # ---- init and loading -----------------------------------------------------------------------
     def _reset_parameters(self, names: Optional[set] = None) -> None:
-        """Default init (trunc-normal 0.02 linears and position embedding, unit norms, zero
-        biases) of the parameters in ``names`` (all when ``None``)."""
-        for module_name, module in self.named_modules():
-            for param_name, param in module.named_parameters(recurse=False):
-                full = f'{module_name}.{param_name}' if module_name else param_name
-                if names is not None and full not in names:
-                    continue
-                with torch.no_grad():
-                    if '.residual.' in f'.{full}':  # ViTDet's conv block: detectron2's init
-                        cut = full.index('residual.') + 9
-                        self.get_submodule(full[:cut - 1]).reset_parameter(full[cut:], param)
-                    elif isinstance(module, LayerScale):
-                        param.fill_(module.init_value)
-                    elif full == 'pos_embed':
-                        nn.init.trunc_normal_(param, std=.02)
-                    elif full == 'cls_token':
-                        param.zero_()
-                    elif full == 'register_tokens':
-                        nn.init.normal_(param, std=1e-6)
-                    elif param_name in ('rel_pos_h', 'rel_pos_w'):
-                        if module.rel_pos_zero_init:
-                            param.zero_()
-                        else:
-                            nn.init.trunc_normal_(param, std=.02)
-                    elif param_name.endswith('bias'):  # also BEiT/EVA's q_bias, v_bias
-                        param.zero_()
-                    elif isinstance(module, nn.Linear):
-                        nn.init.trunc_normal_(param, std=.02)
-                    elif isinstance(module, nn.Conv2d):
-                        nn.init.kaiming_uniform_(param, a=math.sqrt(5))
-                    elif param.dim() == 1:  # norm weights
-                        param.fill_(1.)
-                    else:
-                        nn.init.trunc_normal_(param, std=.02)
+        """Default init of the parameters in ``names`` (all when ``None``): see
+        :func:`~mmbackbones.models.layers.vit_init.reset_vit_parameters`."""
+        reset_vit_parameters(self, names)
 
     def init_weights(self):
         if self._deferred_init and not self._is_init:
@@ -417,7 +385,7 @@ class VisionTransformer(BaseBackbone):
         bookkeeping (the mean of every parameter before and after, to log what changed) is
         skipped: one summary line says what was loaded."""
         adopt = {id(p) for n, p in self.named_parameters() if n in self._pending_init}
-        handles = [m.register_load_state_dict_pre_hook(partial(_adopt_tensors, adopt=adopt))
+        handles = [m.register_load_state_dict_pre_hook(partial(adopt_tensors, adopt=adopt))
                    for m in self.modules() if m is not self and any(
                        id(p) in adopt for p in m._parameters.values() if p is not None)]
         try:
@@ -584,21 +552,6 @@ class VisionTransformer(BaseBackbone):
         return (f'embed_dims={self.embed_dims}, num_layers={self.num_layers} '
                 f'(built {len(self.layers)}), patch_size={self.patch_size}, '
                 f'out_type={self.out_type!r}, ' + super().extra_repr())
-
-
-def _adopt_tensors(module, state_dict, prefix, *args, adopt):
-    """A block's load pre-hook (:meth:`VisionTransformer._init_from_checkpoint`): its pending
-    parameters take the checkpoint's tensors (same shape, dtype, device, contiguous), so the
-    ``copy_`` of the load that follows copies nothing."""
-    for name, param in module._parameters.items():
-        value = state_dict.get(prefix + name)
-        if param is None or id(param) not in adopt or not isinstance(value, torch.Tensor) or \
-                isinstance(value, nn.Parameter) or value.shape != param.shape or \
-                value.dtype != param.dtype or value.device != param.device or \
-                not value.is_contiguous() or value.requires_grad:
-            continue
-        torch.utils.swap_tensors(param, nn.Parameter(value, requires_grad=param.requires_grad))
-        adopt.discard(id(param))
 
 
 # ``ViT`` is the same class under a short name.

@@ -356,7 +356,8 @@ def test_every_config_builds(path):
     model = build_backbone_from_config(path)
     assert len(model.out_names) == len(model.out_channels) == len(model.out_strides) >= 1
     name = os.path.basename(path)
-    expected_strides = {'resnet50-dc5.py': (4, 8, 16, 16), 'resnet50-v1c-os8.py': (4, 8, 8, 8)}
+    expected_strides = {'resnet50-dc5.py': (4, 8, 16, 16), 'resnet50-v1c-os8.py': (4, 8, 8, 8),
+                        'resnet50-v1c-d8_mmseg.py': (4, 8, 8, 8)}
     assert model.out_strides == expected_strides.get(name, (4, 8, 16, 32))
     if name in ('resnet18.py', 'resnet50-dc5.py', 'resnet50-detectron2.py'):
         model.eval()

@@ -34,9 +34,9 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import nn
 
-from .conv_norm_act import ConvNormAct
+from .conv_norm_act import ConvNormAct, Hardswish, SiLU
 from .drop import DropPath
-from .pos_embed import is_exporting, is_tracing
+from .pos_embed import is_tracing
 
 SAME_PADDING = 'Conv2dAdaptivePadding'  # mmcv's name of the TF-'same' conv, as configs write it
 
@@ -156,29 +156,6 @@ class HSigmoid(nn.Module):
 
 
 _HARD_SIGMOID_DTYPES = (torch.float32, torch.float64)
-
-
-def _may_overwrite(x: torch.Tensor) -> bool:
-    """Whether an activation may write its result into ``x``: no autograd graph is recorded
-    (in training an in-place SiLU/Hardswish makes autograd keep a copy of its input, the
-    out-of-place op does not) and no tracing/export (which keep the plain ops)."""
-    return not (torch.is_grad_enabled() and x.requires_grad) and not is_exporting()
-
-
-class SiLU(nn.SiLU):
-    """``nn.SiLU`` (``Swish``) that overwrites its input when no gradient is recorded (one
-    allocation less per call; built only where the input is a fresh conv/norm output)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.silu(x, inplace=self.inplace or _may_overwrite(x))
-
-
-class Hardswish(nn.Hardswish):
-    """``nn.Hardswish``, in place when no gradient is recorded and out of place otherwise (an
-    in-place one costs a copy of its input for the backward)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.hardswish(x, inplace=_may_overwrite(x))
 
 
 _ACTS = {'ReLU': lambda: nn.ReLU(inplace=True), 'ReLU6': lambda: nn.ReLU6(inplace=True),
@@ -362,4 +339,4 @@ class ConvNormActSkip(ConvNormAct):
 
 __all__ = ['make_divisible', 'drop_path_rates', 'check_built_stages', 'Conv2dSame', 'conv_norm_act', 'HSigmoid', 'build_mobile_act',
            'SqueezeExcite', 'InvertedResidual', 'SequentialInvertedResidual', 'EdgeResidual',
-           'ConvNormActSkip', 'SAME_PADDING', 'is_same_padding', 'SiLU', 'Hardswish']
+           'ConvNormActSkip', 'SAME_PADDING', 'is_same_padding']

@@ -12,28 +12,23 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 from .mmcv_bricks import build_activation_layer, build_conv_layer, build_norm_layer
-from .pos_embed import is_exporting
 from torch import nn
 
 # Activations without an ``inplace`` argument (the same list mmcv's ConvModule uses).
 _NO_INPLACE = ('Tanh', 'PReLU', 'Sigmoid', 'HSigmoid', 'Swish', 'GELU')
 
 
-def _may_overwrite(x: torch.Tensor) -> bool:
-    """Whether an activation may write its result into ``x``: no autograd graph is recorded
-    (under autograd an in-place SiLU/Hardswish makes autograd keep a copy of its input, the
-    out-of-place op does not) and no tracing/export (which keep the plain ops)."""
-    return not (torch.is_grad_enabled() and x.requires_grad) and not is_exporting()
-
-
 class SiLU(nn.SiLU):
     """``nn.SiLU`` that overwrites its input when no gradient is recorded (one allocation less
     per call) and stays out of place under autograd (no input copy kept for the backward);
     ``inplace=True`` always overwrites. Built only where its input is a fresh conv/norm
-    output (:class:`ConvNormAct`, the mobile blocks)."""
+    output (:class:`ConvNormAct`, the mobile blocks). (Under autograd an in-place SiLU makes
+    autograd keep a copy of its input; the out-of-place op does not.)"""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.silu(x, inplace=self.inplace or _may_overwrite(x))
+        # the test inline (no helper call): it runs once per conv of every block
+        return F.silu(x, inplace=self.inplace or not x.requires_grad
+                      or not torch.is_grad_enabled())
 
 
 class Hardswish(nn.Hardswish):
@@ -41,7 +36,8 @@ class Hardswish(nn.Hardswish):
     :class:`SiLU`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.hardswish(x, inplace=self.inplace or _may_overwrite(x))
+        return F.hardswish(x, inplace=self.inplace or not x.requires_grad
+                           or not torch.is_grad_enabled())
 
 
 # an in-place activation ConvNormAct builds -> the class that is in place only without autograd

@@ -7,7 +7,8 @@ model through our converter's way back (``revert_timm_efficientnet``; timm's cla
 dropped with ``num_classes=0`` and its pooled head left out of the timed call:
 ``forward_features``). BN eps and padding follow timm's model (``mobilenetv3_large_100``: eps
 1e-5; ``efficientnet_b0``: symmetric padding, eps 1e-5; ``tf_efficientnetv2_b0``: TF padding,
-eps 1e-3). Outputs (the last feature map) are checked equal before timing.
+eps 1e-3); ``EfficientNet-tf`` is EfficientNet's default build (TF padding, eps 1e-3) against
+``tf_efficientnet_b0``. Outputs (the last feature map) are checked equal before timing.
 
 Runs are paired: each round calls every model once in a rotating order, so drifts of a shared
 machine hit all alike. Reported per family and mode (``infer``: ``torch.inference_mode``;
@@ -42,6 +43,8 @@ FAMILIES = {
     'EfficientNet': (dict(arch='b0', conv_cfg=None, norm_cfg=BN5, out_indices=(6, )),
                      'efficientnet_b0'),
     'EfficientNetV2': (dict(arch='b0', out_indices=(-1, )), 'tf_efficientnetv2_b0'),
+    # the default build (TF 'same' padding, eps 1e-3) against timm's TF port
+    'EfficientNet-tf': (dict(arch='b0', out_indices=(6, )), 'tf_efficientnet_b0'),
 }
 
 
@@ -65,9 +68,10 @@ def build_models(family: str) -> dict:
     from mmbackbones.registry import MODELS
 
     kwargs, timm_name = FAMILIES[family]
-    ours = MODELS.build(dict(type=family, **kwargs)).eval()
+    kind = family.split('-')[0]  # 'EfficientNet-tf': the class EfficientNet
+    ours = MODELS.build(dict(type=kind, **kwargs)).eval()
     state = randomize_(ours)
-    theirs = getattr(mmpretrain_backbones, family)(**kwargs)
+    theirs = getattr(mmpretrain_backbones, kind)(**kwargs)
     theirs.load_state_dict(state)
     theirs.eval()  # mmpretrain's train() returns None: no chaining
     timm_model = timm.create_model(timm_name, num_classes=0)

@@ -83,8 +83,8 @@ def _dinov2_models():
     return {'timm': (tm, tm.forward_features), 'ours': (ours, lambda x, m=ours: m(x)[-1])}, 518
 
 
-def _paired(times, name):
-    return round(statistics.median(a / b for a, b in zip(times[name], times['timm'])), 4)
+def _paired(times, name, anchor='timm'):
+    return round(statistics.median(a / b for a, b in zip(times[name], times[anchor])), 4)
 
 
 def bench_pair(build, args) -> dict:
@@ -110,6 +110,9 @@ def bench_pair(build, args) -> dict:
                          train_median_ms=round(statistics.median(train[name]) * 1e3, 1),
                          infer_vs_timm=_paired(infer, name), train_vs_timm=_paired(train, name),
                          max_abs_diff_vs_reference=check[name])
+        if name == 'ours' and 'detectron2' in models:  # paired against detectron2 directly
+            res[name].update(infer_vs_detectron2=_paired(infer, name, 'detectron2'),
+                             train_vs_detectron2=_paired(train, name, 'detectron2'))
     return dict(size=size, batch=args.batch, rounds=rounds, models=res)
 
 
@@ -200,6 +203,10 @@ def main(argv=None) -> dict:
                 f'{n} infer {r["infer_median_ms"]} ms ({r["infer_vs_timm"]}x timm), train '
                 f'{r["train_median_ms"]} ms ({r["train_vs_timm"]}x), max|diff| '
                 f'{r["max_abs_diff_vs_reference"]}' for n, r in res['models'].items()))
+            ours = res['models']['ours']
+            if 'infer_vs_detectron2' in ours:
+                print(f'  ours/detectron2: infer {ours["infer_vs_detectron2"]}, train step '
+                      f'{ours["train_vs_detectron2"]}')
     if args.only in (None, 'load'):
         report['build_load_vit_l'] = load = bench_build_load(args)
         print(f'ViT-L build+load: {load["build_load_s"]}; ours/timm {load["ours_over_timm"]} '

@@ -42,6 +42,28 @@ def split_heads(qkv: torch.Tensor, heads: int):
     return qkv.reshape(b, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4).unbind(0)
 
 
+def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                     scale: Optional[float] = None, dropout_p: float = 0.) -> torch.Tensor:
+    """``softmax(q @ k^T * scale + bias) @ v``, ``scale`` defaulting to ``D ** -0.5``.
+
+    On the CPU, when autograd records a gradient of the additive ``bias`` (a learned relative
+    position bias), ``F.scaled_dot_product_attention`` leaves its fused kernel for its generic
+    path, which scales ``q`` and ``k`` each and runs a "safe" softmax (``isneginf``, ``all`` and
+    ``where`` over the whole ``(B, heads, N, N)`` map on top of the softmax). There this function
+    computes the plain product instead (ViTDet's own order: ``(q * scale) @ k^T``, the bias
+    added in place, softmax, ``@ v``); elsewhere it is SDPA."""
+    if q.device.type != 'cpu' or not (torch.is_grad_enabled() and bias.requires_grad) or \
+            is_exporting():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
+                                              scale=scale)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    attn = torch.matmul(q * scale, k.transpose(-2, -1)).add_(bias).softmax(-1)
+    if dropout_p > 0:
+        attn = F.dropout(attn, dropout_p)
+    return torch.matmul(attn, v)
+
+
 def head_dims(embed_dims: int, num_heads: int) -> int:
     """The channels of one head; ``embed_dims`` must be divisible by ``num_heads``."""
     if embed_dims % num_heads:

@@ -10,7 +10,10 @@ dict, same results up to summation order):
   contiguous (NCHW) float tensor on the CPU, PyTorch runs strided convs through oneDNN, whose
   backward first copies the whole input into another layout; for ResNet-50's layer2 shortcut
   (batch 4, 256x56x56) forward + backward takes 60 ms that way and 27 ms as a stride-1 1x1 conv
-  of the subsampled input.
+  of the subsampled input. Without a backward (no autograd graph recorded: inference, frozen
+  stages) the strided oneDNN kernel reads the strided pixels itself, where the subsampled path
+  first copies them out (an extra ``clone`` per call; 1.0-1.3x the time of the strided kernel
+  for ResNet-50's shortcuts), so the plain strided kernel runs there.
 * :class:`ChannelsLastMaxPool2d` for ``nn.MaxPool2d``: CPU inference on an NCHW tensor pools in
   channels-last layout and turns the result back to NCHW, several times faster than ATen's NCHW
   max-pool kernel (about 5% of a ResNet-50 forward otherwise).
@@ -63,9 +66,11 @@ def _is_strided_pointwise_conv(conv: nn.Conv2d) -> bool:
 def strided_pointwise_conv2d(input: torch.Tensor, weight: torch.Tensor, bias, stride,
                              groups: int = 1) -> torch.Tensor:
     """``F.conv2d(input, weight, bias, stride, groups=groups)`` for a 1x1 ``weight``, through the
-    subsampled input where that is the faster kernel (contiguous CPU tensors, eager mode)."""
+    subsampled input where that is the faster kernel (contiguous CPU tensors, eager mode, a
+    backward to come)."""
     sh, sw = _pair(stride)
-    if input.device.type == 'cpu' and input.is_contiguous() and not is_exporting():
+    if input.device.type == 'cpu' and input.is_contiguous() and torch.is_grad_enabled() and \
+            (input.requires_grad or weight.requires_grad) and not is_exporting():
         return F.conv2d(input[:, :, ::sh, ::sw], weight, bias, 1, 0, 1, groups)
     return F.conv2d(input, weight, bias, (sh, sw), 0, 1, groups)
 

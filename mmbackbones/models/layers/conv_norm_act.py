@@ -3,16 +3,45 @@
 mmpretrain builds many backbones (CSPNet, DarkNet, ...) from ``mmcv.cnn.ConvModule``; its
 checkpoints hold ``<name>.conv.weight`` and ``<name>.bn.*`` (the norm layer's abbreviation:
 ``bn``, ``gn``, ``ln``, ...). This module keeps those names, so such checkpoints load unchanged,
-with a forward that is a plain call chain (no per-call ``order`` loop).
+with a forward that is a plain call chain (no per-call ``order`` loop). An in-place SiLU or
+Hardswish (mmcv's ``inplace=True`` default) becomes :class:`SiLU`/:class:`Hardswish`: in place
+without autograd, out of place under it, where the in-place op costs a copy of its input.
 """
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 from .mmcv_bricks import build_activation_layer, build_conv_layer, build_norm_layer
 from torch import nn
 
 # Activations without an ``inplace`` argument (the same list mmcv's ConvModule uses).
 _NO_INPLACE = ('Tanh', 'PReLU', 'Sigmoid', 'HSigmoid', 'Swish', 'GELU')
+
+
+class SiLU(nn.SiLU):
+    """``nn.SiLU`` that overwrites its input when no gradient is recorded (one allocation less
+    per call) and stays out of place under autograd (no input copy kept for the backward);
+    ``inplace=True`` always overwrites. Built only where its input is a fresh conv/norm
+    output (:class:`ConvNormAct`, the mobile blocks). (Under autograd an in-place SiLU makes
+    autograd keep a copy of its input; the out-of-place op does not.)"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the test inline (no helper call): it runs once per conv of every block
+        return F.silu(x, inplace=self.inplace or not x.requires_grad
+                      or not torch.is_grad_enabled())
+
+
+class Hardswish(nn.Hardswish):
+    """``nn.Hardswish`` in place when no gradient is recorded, out of place otherwise (as
+    :class:`SiLU`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardswish(x, inplace=self.inplace or not x.requires_grad
+                           or not torch.is_grad_enabled())
+
+
+# an in-place activation ConvNormAct builds -> the class that is in place only without autograd
+_GRAD_AWARE = {nn.SiLU: SiLU, nn.Hardswish: Hardswish}
 
 
 class ConvNormAct(nn.Module):
@@ -49,6 +78,9 @@ class ConvNormAct(nn.Module):
             if act_cfg.get('type') not in _NO_INPLACE:
                 act_cfg.setdefault('inplace', inplace)
             self.activate = build_activation_layer(act_cfg)
+            if type(self.activate) in _GRAD_AWARE and self.activate.inplace:
+                # its input is this module's own conv/norm output: free to overwrite
+                self.activate = _GRAD_AWARE[type(self.activate)]()
 
     @property
     def norm(self) -> Optional[nn.Module]:

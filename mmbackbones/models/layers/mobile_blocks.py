@@ -4,7 +4,8 @@
   more than 10% down).
 * :class:`Conv2dSame`: TensorFlow's ``'same'`` padding computed per input (mmcv's
   ``Conv2dAdaptivePadding``, timm's ``Conv2dSame``): for stride 2 the extra row/column of
-  padding goes to the bottom/right. Also in traced graphs (ONNX with dynamic sides).
+  padding goes to the bottom/right. Also in traced graphs (ONNX with dynamic sides). At
+  stride 1 with an odd (dilated) kernel it is the conv's own symmetric padding, no pad copy.
 * :class:`SqueezeExcite`: ``conv1`` (reduce, bias) -> act -> ``conv2`` (expand, bias) -> gate,
   mmpretrain's ``SELayer`` (``se.conv1.conv.weight``, ...).
 * :class:`InvertedResidual`: ``expand_conv`` (1x1, left out when the mid width equals the
@@ -20,7 +21,10 @@
 
 The activations are built by name (:func:`build_mobile_act`): ``ReLU``, ``ReLU6``, ``HSwish``,
 ``Swish`` (``x * sigmoid(x)``, as ``nn.SiLU``), ``HSigmoid`` (``clamp((x + 3) / 6, 0, 1)``),
-``Sigmoid``; any other ``act_cfg`` goes to mmcv's builder.
+``Sigmoid``; any other ``act_cfg`` goes to mmcv's builder. ``Swish``/``SiLU`` and ``HSwish``
+overwrite their input (always a fresh conv/norm output here) when no gradient is recorded and
+stay out of place under autograd, where an in-place one would make autograd copy its input;
+``HSigmoid`` with its default numbers is ``F.hardsigmoid`` (one kernel, the same values).
 """
 import math
 from typing import Optional
@@ -30,7 +34,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import nn
 
-from .conv_norm_act import ConvNormAct
+from .conv_norm_act import ConvNormAct, Hardswish, SiLU
 from .drop import DropPath
 from .pos_embed import is_tracing
 
@@ -78,6 +82,11 @@ class Conv2dSame(nn.Conv2d):
                  groups=1, bias=True):
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
                          bias)
+        # at stride 1 the padding is (k - 1) * d whatever the input: when that is even on both
+        # sides it is the conv's own symmetric padding (no F.pad copy per call), as timm does
+        total = [(k - 1) * d for k, d in zip(self.kernel_size, self.dilation)]
+        self._static_padding = tuple(t // 2 for t in total) if self.stride == (1, 1) and all(
+            t % 2 == 0 for t in total) else None
 
     def _pad(self, side, kernel: int, stride: int, dilation: int):
         if isinstance(side, torch.Tensor):  # traced: keep the arithmetic in the graph
@@ -87,6 +96,9 @@ class Conv2dSame(nn.Conv2d):
                    0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._static_padding is not None:
+            return F.conv2d(x, self.weight, self.bias, 1, self._static_padding, self.dilation,
+                            self.groups)
         h, w = x.shape[-2:]
         if is_tracing():
             h, w = torch.as_tensor(h), torch.as_tensor(w)
@@ -133,13 +145,21 @@ class HSigmoid(nn.Module):
         self.bias, self.divisor = bias, divisor
         self.min_value, self.max_value = min_value, max_value
 
+        # the default numbers are ``F.hardsigmoid``'s: one kernel instead of add, div and
+        # clamp, bit-identical in float32/float64 (min(max(x + 3, 0), 6) / 6)
+        self._is_hardsigmoid = (bias, divisor, min_value, max_value) == (3, 6, 0, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._is_hardsigmoid and x.dtype in _HARD_SIGMOID_DTYPES:
+            return F.hardsigmoid(x)
         return ((x + self.bias) / self.divisor).clamp(self.min_value, self.max_value)
 
 
+_HARD_SIGMOID_DTYPES = (torch.float32, torch.float64)
+
+
 _ACTS = {'ReLU': lambda: nn.ReLU(inplace=True), 'ReLU6': lambda: nn.ReLU6(inplace=True),
-         'HSwish': lambda: nn.Hardswish(inplace=True), 'Swish': nn.SiLU,
-         'SiLU': lambda: nn.SiLU(inplace=True), 'Sigmoid': nn.Sigmoid}
+         'HSwish': Hardswish, 'Swish': SiLU, 'SiLU': SiLU, 'Sigmoid': nn.Sigmoid}
 
 
 def build_mobile_act(act_cfg: dict) -> nn.Module:

@@ -113,7 +113,9 @@ def decomposed_rel_pos_bias(q: torch.Tensor, table_h: torch.Tensor, table_w: tor
     b, heads, n, d = q.shape
     rh, rw = relative_table(table_h, h, h, mode), relative_table(table_w, w, w, mode)
     r_q = q.reshape(b, heads, h, w, d)
-    rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, rh)
-    rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, rw)
+    # einsum returns permuted views; the broadcast sum would take their layout, and the
+    # reshape below would then copy the whole (N, N) map: made contiguous here (1/w its size)
+    rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, rh).contiguous()
+    rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, rw).contiguous()
     bias = rel_h[..., :, None] + rel_w[..., None, :]
     return bias.reshape(b, heads, n, h * w)

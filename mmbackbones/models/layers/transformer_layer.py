@@ -23,7 +23,7 @@ from torch import nn
 from .mmcv_bricks import build_norm_layer
 
 from ...utils.validation import check_cfg_keys, check_choice
-from .attention import MultiheadSelfAttention, split_heads
+from .attention import MultiheadSelfAttention, biased_attention, split_heads
 from .drop import DropPath
 from .ffn import FFN, LayerScale, SwiGLUFFN
 from .rel_pos import (RESIZE_MODES, decomposed_rel_pos_bias, window_partition,
@@ -103,9 +103,11 @@ class ViTAttention(MultiheadSelfAttention):
             bias = None if bias is None else bias[:, :, :num_queries]
         else:
             num_queries = n
-        x = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.,
-            scale=self.scale)
+        dropout_p = self.attn_drop if self.training else 0.
+        if bias is None:
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)
+        else:
+            x = biased_attention(q, k, v, bias, self.scale, dropout_p)
         return x.transpose(1, 2).reshape(b, num_queries, self.embed_dims)
 
     def forward(self, x: torch.Tensor, num_queries: Optional[int] = None, rope=None,

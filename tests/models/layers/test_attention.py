@@ -36,3 +36,30 @@ def test_attention_module_trains_and_runs_without_grad():
     assert x.grad.shape == x.shape and attn.qkv.weight.grad is not None
     with torch.no_grad():
         assert attn(torch.randn(0, 6, 16)).shape == (0, 6, 16)
+
+
+def test_biased_attention_equals_sdpa_with_the_bias_as_mask(monkeypatch):
+    """With a learned bias under autograd on the CPU it computes the product itself (no SDPA
+    fallback with its safe softmax); values and gradients are SDPA's with the bias as mask."""
+    import mmbackbones.models.layers.attention as attention
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 8, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    table = torch.randn(2, 3, 10, 10, dtype=torch.float64, requires_grad=True)
+    calls = []
+    real_sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(attention.F, 'scaled_dot_product_attention',
+                        lambda *a, **kw: calls.append(1) or real_sdpa(*a, **kw))
+    results = []
+    for fn in (lambda *t: attention.biased_attention(*t, scale=0.3),
+               lambda q, k, v, b: real_sdpa(q, k, v, attn_mask=b, scale=0.3)):
+        out = fn(q, k, v, table * 1.0)
+        grads = torch.autograd.grad(out.pow(2).sum(), (q, k, v, table))
+        results.append((out, *grads))
+    assert calls == []  # the explicit product ran
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want)
+    with torch.no_grad():  # without autograd: SDPA (its fused kernel)
+        torch.testing.assert_close(attention.biased_attention(q, k, v, table, 0.3),
+                                   results[0][0].detach())
+    assert calls == [1]

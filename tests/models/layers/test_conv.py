@@ -86,6 +86,20 @@ def test_the_subsampled_kernel_is_taken_only_for_contiguous_cpu_input_in_eager_m
     assert 'aten::slice' not in str(traced.graph)
 
 
+def test_without_a_backward_the_strided_kernel_runs(conv2d_strides):
+    ref, ours = _pair()
+    x = torch.randn(2, 8, 10, 10)
+    with torch.no_grad():
+        out = ours(x)
+    with torch.inference_mode():
+        ours(x)
+    ours.requires_grad_(False)
+    ours(x)  # frozen weights, an input without grad: nothing to differentiate
+    ours(x.requires_grad_())  # a gradient for the input: the subsampled kernel
+    assert conv2d_strides == [(2, 2), (2, 2), (2, 2), 1]
+    torch.testing.assert_close(out, ref(x), rtol=1e-5, atol=1e-5)
+
+
 def test_state_dict_and_class_contract():
     ref, ours = _pair()
     assert isinstance(ours, nn.Conv2d)

@@ -35,6 +35,8 @@ ROWS = {
     'yolov3_mobilenetv2_8xb24-ms-416-300e_coco': ('neck.detect1.conv1.conv.weight', ),
     'cspnext-tiny_8xb256-rsb-a1-600e_in1k': ('head.fc.weight', 'head.fc.bias'),  # a classifier
     'mscan-t_in1k-pre': (),  # the backbone alone, mmseg's names
+    'stdc1_in1k-pre': (),  # STDCNet alone, mmseg's names (the file holds no final conv)
+    'tridentnet_r50-caffe_ms-3x_coco': ('roi_head.bbox_head.fc_cls.weight', ),
     'pvt_tiny': ('head.weight', 'head.bias'),  # the official layout
     'focalnet_tiny_srf': ('head.weight', 'head.bias'),
 }

@@ -154,7 +154,8 @@ def test_dense_rows_cover_the_served_families():
     assert set(dense) >= {'hrnet', 'resnest', 'res2net', 'cspnext', 'yolox_cspdarknet',
                           'darknet', 'mobilenet_v2', 'mobilenet_v3', 'efficientnet', 'pvt',
                           'mit', 'twins', 'beit', 'mae', 'mscan', 'swin', 'convnext', 'resnet',
-                          'regnet', 'vit', 'poolformer'}, sorted(dense)
+                          'regnet', 'vit', 'poolformer', 'detectors', 'trident', 'vgg',
+                          'hourglass', 'stdc'}, sorted(dense)
     assert {'detection', 'segmentation'} <= set().union(*dense.values())
     from mmbackbones.cli import build_parser
     import argparse

@@ -371,16 +371,19 @@ def render_family(page: Page, cache: VariantCache, images_dir: str) -> str:
 
 def picture_settings(page: Page) -> Optional[dict]:
     """The class the family's picture is drawn from: its first class with a variant table."""
+    from mmbackbones.models.wrapper import WrapperBackbone
     from mmbackbones.registry import MODELS
 
+    eligible = []
     for name in page.classes:
         cls = MODELS.module_dict[name]
         if 'mask' in inspect.signature(cls.forward).parameters:
             continue  # a pre-training encoder (MAEViT): its default forward masks patches
-        from mmbackbones.models.wrapper import WrapperBackbone
         if not issubclass(cls, WrapperBackbone):  # a wrapper (TIMMBackbone) has no net of its own
-            return dict(name=name, cls=cls)
-    return None
+            eligible.append(dict(name=name, cls=cls))
+    # a class without a table may need a nested config (STDC's context path: backbone_cfg)
+    with_table = [e for e in eligible if arch_table(e['cls'])]
+    return (with_table or eligible or [None])[0]
 
 
 def spread_out_indices(num_stages: int, count: int = 4) -> tuple:

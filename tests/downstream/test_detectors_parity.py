@@ -148,7 +148,9 @@ def test_mmdet_rfp_neck_drives_our_backbone():
     rfp_backbone = dict(CASES['aws-sac'], rfp_inplanes=32, frozen_stages=1)  # 4 ASPP branches
     neck = dict(type='RFP', in_channels=[64, 128, 256, 512], out_channels=16, num_outs=5,
                 rfp_steps=2, aspp_out_channels=8, aspp_dilations=(1, 3, 6, 1))
-    with warnings.catch_warnings():
+    from mmengine.registry import DefaultScope
+    # RFP builds its backbone by the default scope: mmdet's, whatever an earlier test set
+    with warnings.catch_warnings(), DefaultScope.overwrite_default_scope('mmdet'):
         warnings.simplefilter('ignore')
         native_neck = MODELS.build(dict(neck, rfp_backbone=dict(rfp_backbone,
                                                                 type='DetectoRS_ResNet')))

@@ -104,7 +104,9 @@ def test_hourglass_keys_and_outputs_equal_in_eval_and_training(num_stacks):
     if num_stacks == 1:  # mmdet builds one inters block that a single stack never runs
         theirs = [k for k in theirs if not k.startswith('inters.')]
     assert list(ours.state_dict()) == theirs
-    ours.load_state_dict(native.state_dict(), strict=True)  # inters.0.* skipped, as unbuilt
+    # num_stacks=1: mmdet's unused inters.0 is reported as not built (strict=True allows no
+    # exception, as for every family)
+    ours.load_state_dict(native.state_dict(), strict=num_stacks > 1)
     native.train()
     ours.train()
     assert _flags(ours) == tuple(

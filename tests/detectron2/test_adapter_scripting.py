@@ -78,7 +78,7 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
                           "returns (tokens, mask, ids_restore), no feature maps (its "
                           "fine-tuning networks are VisionTransformer's and BEiTViT's)"}
 SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet',
-           'CSPDarkNet', 'CSPResNet', 'CSPResNeXt'}
+           'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 _COMPILE = "Compiled functions can't take variable number of arguments"
@@ -92,7 +92,6 @@ NOT_SCRIPTABLE = {
     'MobileNetV3': "Unknown type name 'nn.Module'",
     'EfficientNet': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'EfficientNetV2': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
-    'ConvNeXt': "Don't support conversion in JoinedStr",
     'SwinTransformer': 'is currently not supported in Torchscript',
     'FocalNet': _COMPILE, 'PoolFormer': _DICT,
     'MixVisionTransformer': _COMPILE, 'PyramidVisionTransformer': _COMPILE,

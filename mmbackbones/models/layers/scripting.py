@@ -150,5 +150,33 @@ class ScriptableStages(nn.Module):
         return [feats[i] for i in self.out_indices]
 
 
-__all__ = ['not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock', 'ScriptableResNet',
-           'ScriptableResidual', 'ScriptableStages']
+class ScriptableNormedStages(nn.Module):
+    """Stages in sequence, each output map through its own norm: ``[norms[j](stage_i(..)) for
+    j, i in enumerate(out_indices)]`` as a list, over the same modules. ``pool`` averages each
+    map over its sides before the norm and returns ``(N, C)`` vectors (ConvNeXt's
+    ``gap_before_final_norm``)."""
+
+    def __init__(self, stages, norms, out_indices, pool: bool = False):
+        super().__init__()
+        self.stages = nn.ModuleList(list(stages))
+        self.norms = nn.ModuleList(list(norms))
+        self.out_indices: List[int] = [int(i) for i in out_indices]
+        self.pool: bool = bool(pool)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        feats: List[torch.Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        outs: List[torch.Tensor] = []
+        for j, norm in enumerate(self.norms):
+            out = feats[self.out_indices[j]]
+            if self.pool:
+                outs.append(norm(out.mean((2, 3), keepdim=True)).flatten(1))
+            else:
+                outs.append(norm(out).contiguous())
+        return outs
+
+
+__all__ = ['not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock',
+           'ScriptableResNet', 'ScriptableResidual', 'ScriptableStages', 'ScriptableNormedStages']

@@ -178,5 +178,45 @@ class ScriptableNormedStages(nn.Module):
         return outs
 
 
-__all__ = ['not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock',
+class ScriptableSum(nn.Module):
+    """``first(x) + sum(branch(first(x)) for branch in branches)``, over the same modules
+    (MSCAN's multi-scale attention before its 1x1 conv, without the named-branch lookup)."""
+
+    def __init__(self, first: nn.Module, branches):
+        super().__init__()
+        self.first = first
+        self.branches = nn.ModuleList(list(branches))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first(x)
+        total = x
+        for branch in self.branches:
+            total = total + branch(x)
+        return total
+
+
+class ScriptableGate(nn.Module):
+    """``body(x) * x`` over the same ``body``."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) * x
+
+
+class ScriptableChannelsLastNorm(nn.Module):
+    """``norm`` (a ``LayerNorm`` over channels) on the ``(N, H, W, C)`` view of a ``(N, C, H, W)``
+    map, back to ``(N, C, H, W)`` (contiguous), over the same norm."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+
+
+__all__ = ['ScriptableSum', 'ScriptableGate', 'ScriptableChannelsLastNorm', 'not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock',
            'ScriptableResNet', 'ScriptableResidual', 'ScriptableStages', 'ScriptableNormedStages']

@@ -79,7 +79,7 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
                           "fine-tuning networks are VisionTransformer's and BEiTViT's)"}
 SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet',
            'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt',
-           'MSCAN'}
+           'MSCAN', 'PCPVT', 'SVT'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 _COMPILE = "Compiled functions can't take variable number of arguments"
@@ -96,8 +96,7 @@ NOT_SCRIPTABLE = {
     'SwinTransformer': 'is currently not supported in Torchscript',
     'FocalNet': _COMPILE, 'PoolFormer': _DICT,
     'MixVisionTransformer': _COMPILE, 'PyramidVisionTransformer': _COMPILE,
-    'PyramidVisionTransformerV2': _COMPILE, 'PCPVT': "for argument 'q_bias'",
-    'SVT': 'Arguments for call are not valid',
+    'PyramidVisionTransformerV2': _COMPILE,
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
 }
 

@@ -129,8 +129,9 @@ class InOutProj(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's own init
 
 
-def reduced_attention(x: torch.Tensor, kv_in: torch.Tensor, heads: int, q_weight, q_bias,
-                      kv_weight, kv_bias, dropout_p: float = 0.) -> torch.Tensor:
+def reduced_attention(x: torch.Tensor, kv_in: torch.Tensor, heads: int, q_weight: torch.Tensor,
+                      q_bias: Optional[torch.Tensor], kv_weight: torch.Tensor,
+                      kv_bias: Optional[torch.Tensor], dropout_p: float = 0.) -> torch.Tensor:
     """Multi-head attention of the tokens ``x`` ``(N, L, C)`` over ``kv_in`` ``(N, L', C)``:
     queries ``x @ q_weight.T``, keys and values from ``kv_in @ kv_weight.T`` (``[k; v]`` rows),
     through ``scaled_dot_product_attention``. Returns ``(N, L, C)`` before the output

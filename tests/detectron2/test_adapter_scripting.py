@@ -79,7 +79,8 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
                           "fine-tuning networks are VisionTransformer's and BEiTViT's)"}
 SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet',
            'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt',
-           'MSCAN', 'PCPVT', 'SVT'}
+           'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
+           'PyramidVisionTransformerV2', 'MixVisionTransformer'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 _COMPILE = "Compiled functions can't take variable number of arguments"
@@ -95,8 +96,6 @@ NOT_SCRIPTABLE = {
     'EfficientNetV2': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'SwinTransformer': 'is currently not supported in Torchscript',
     'FocalNet': _COMPILE, 'PoolFormer': _DICT,
-    'MixVisionTransformer': _COMPILE, 'PyramidVisionTransformer': _COMPILE,
-    'PyramidVisionTransformerV2': _COMPILE,
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
 }
 

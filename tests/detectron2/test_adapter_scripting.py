@@ -80,7 +80,7 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
 SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet',
            'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt',
            'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
-           'PyramidVisionTransformerV2', 'MixVisionTransformer'}
+           'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 _COMPILE = "Compiled functions can't take variable number of arguments"
@@ -90,7 +90,6 @@ NOT_SCRIPTABLE = {
                'forward',
     'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
     'HRNet': 'Unsupported annotation typing.Optional[typing.Sequence[int]]',
-    'CSPNeXt': _COMPILE, 'YOLOXCSPDarknet': 'cannot statically infer the expected size of a list',
     'MobileNetV3': "Unknown type name 'nn.Module'",
     'EfficientNet': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'EfficientNetV2': "Expected a value of type 'Tensor (inferred)' for argument 'side'",

@@ -139,7 +139,7 @@ class ConvNeXtBlock(nn.Module):
         return cp.checkpoint(self._forward, x, use_reentrant=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
+        if self.with_cp and x.requires_grad and not torch.jit.is_scripting():
             return self._checkpointed(x)
         return self._forward(x)
 

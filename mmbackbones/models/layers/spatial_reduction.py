@@ -235,7 +235,7 @@ class SRBlock(nn.Module):
         return cp.checkpoint(self._inner_forward, x, hw, use_reentrant=False)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
+        if self.with_cp and x.requires_grad and not torch.jit.is_scripting():
             return self._checkpointed(x, hw)
         return self._inner_forward(x, hw)
 

@@ -80,10 +80,10 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
 SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet',
            'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt',
            'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
-           'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt'}
+           'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
+           'FocalNet'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
-_COMPILE = "Compiled functions can't take variable number of arguments"
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
     'ResNeSt': 'ResNeStBottleneck cannot be scripted (torch.jit.script): its own residual '
@@ -94,7 +94,7 @@ NOT_SCRIPTABLE = {
     'EfficientNet': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'EfficientNetV2': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'SwinTransformer': 'is currently not supported in Torchscript',
-    'FocalNet': _COMPILE, 'PoolFormer': _DICT,
+    'PoolFormer': _DICT,
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
 }
 

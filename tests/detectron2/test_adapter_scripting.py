@@ -81,7 +81,7 @@ SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2
            'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt',
            'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
            'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
-           'FocalNet', 'MobileNetV3'}
+           'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 _DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
@@ -90,8 +90,6 @@ NOT_SCRIPTABLE = {
                'forward',
     'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
     'HRNet': 'Unsupported annotation typing.Optional[typing.Sequence[int]]',
-    'EfficientNet': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
-    'EfficientNetV2': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
     'SwinTransformer': 'is currently not supported in Torchscript',
     'PoolFormer': _DICT,
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,

@@ -88,6 +88,12 @@ class Conv2dSame(nn.Conv2d):
         self._static_padding = tuple(t // 2 for t in total) if self.stride == (1, 1) and all(
             t % 2 == 0 for t in total) else None
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: ``layers.scripting.ScriptableConv2dSame``, this
+        forward over the same weight and bias."""
+        from .scripting import ScriptableConv2dSame, keep_source
+        return keep_source(ScriptableConv2dSame(self), self)
+
     def _pad(self, side, kernel: int, stride: int, dilation: int):
         if isinstance(side, torch.Tensor):  # traced: keep the arithmetic in the graph
             out = torch.div(side + stride - 1, stride, rounding_mode='floor')

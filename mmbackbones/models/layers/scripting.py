@@ -9,9 +9,10 @@ no copy) with a forward in TorchScript's subset that computes the same numbers. 
 equivalence is promised where the eager block has stochastic depth (refused here) or
 checkpointing (a training-time memory trade, same numbers).
 """
-from typing import List
+from typing import List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -218,5 +219,41 @@ class ScriptableChannelsLastNorm(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
 
 
-__all__ = ['ScriptableSum', 'ScriptableGate', 'ScriptableChannelsLastNorm', 'not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock',
+class ScriptableConv2dSame(nn.Module):
+    """:class:`~.mobile_blocks.Conv2dSame`'s forward in TorchScript's subset (the padding in
+    integer arithmetic, ``ceil(side / stride) == (side + stride - 1) // stride``), over the same
+    weight and bias."""
+
+    bias: Optional[torch.Tensor]
+    static_padding: Optional[List[int]]
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.register_parameter('weight', conv.weight)
+        self.register_parameter('bias', conv.bias)
+        self.kernel: List[int] = [int(k) for k in conv.kernel_size]
+        self.stride: List[int] = [int(s) for s in conv.stride]
+        self.dilation: List[int] = [int(d) for d in conv.dilation]
+        self.groups: int = int(conv.groups)
+        static = conv._static_padding
+        self.static_padding = None if static is None else [int(p) for p in static]
+
+    def _pad(self, side: int, i: int) -> int:
+        stride = self.stride[i]
+        out = (side + stride - 1) // stride
+        return max((out - 1) * stride + (self.kernel[i] - 1) * self.dilation[i] + 1 - side, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        static = self.static_padding
+        if static is not None:
+            return F.conv2d(x, self.weight, self.bias, [1, 1], static, self.dilation,
+                            self.groups)
+        pad_h, pad_w = self._pad(x.shape[-2], 0), self._pad(x.shape[-1], 1)
+        if pad_h > 0 or pad_w > 0:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, [0, 0], self.dilation,
+                        self.groups)
+
+
+__all__ = ['ScriptableConv2dSame', 'ScriptableSum', 'ScriptableGate', 'ScriptableChannelsLastNorm', 'not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock',
            'ScriptableResNet', 'ScriptableResidual', 'ScriptableStages', 'ScriptableNormedStages']

@@ -81,9 +81,9 @@ SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2
            'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt',
            'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
            'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
-           'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2'}
+           'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2',
+           'PoolFormer'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
-_DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
     'ResNeSt': 'ResNeStBottleneck cannot be scripted (torch.jit.script): its own residual '
@@ -91,7 +91,6 @@ NOT_SCRIPTABLE = {
     'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
     'HRNet': 'Unsupported annotation typing.Optional[typing.Sequence[int]]',
     'SwinTransformer': 'is currently not supported in Torchscript',
-    'PoolFormer': _DICT,
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
 }
 

@@ -84,6 +84,16 @@ class ScriptableBlock(nn.Module):
         return self.act(out)
 
 
+def _scriptable_block(block: nn.Module) -> nn.Module:
+    """The block's own scriptable form where its class defines one (ResNeSt's), else
+    :class:`ScriptableBlock`."""
+    from .resnet_blocks import ResidualBlockBase
+    prepare = getattr(type(block), '__prepare_scriptable__', None)
+    if prepare is not None and prepare is not ResidualBlockBase.__prepare_scriptable__:
+        return block.__prepare_scriptable__()
+    return ScriptableBlock(block)
+
+
 class ScriptableResNet(nn.Module):
     """mmpretrain's ``ResNet`` (``ResNetV1c``/``V1d``, ``ResNeXt``) and ``RegNet`` forward in
     TorchScript's subset, over the same stem, blocks, convs and norms: a list of feature maps in
@@ -100,8 +110,9 @@ class ScriptableResNet(nn.Module):
             self.stem = nn.Sequential(model.conv1, model.norm1, model.relu)
         # RegNet: the same stem without the max pool
         self.maxpool = model.maxpool if hasattr(model, 'maxpool') else nn.Identity()
+        # (a block with its own scriptable form, e.g. ResNeSt's, prepares itself)
         self.stages = nn.ModuleList([
-            nn.Sequential(*[ScriptableBlock(b) for b in model._modules[name]])
+            nn.Sequential(*[_scriptable_block(b) for b in model._modules[name]])
             for name in model.res_layers])
         self.out_indices: List[int] = [int(i) for i in model.out_indices]
         self.channels_last: bool = bool(getattr(model, 'channels_last', False))

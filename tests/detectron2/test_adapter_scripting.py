@@ -82,11 +82,10 @@ SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2
            'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
            'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
            'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2',
-           'PoolFormer', 'HRNet', 'ResNeSt'}
+           'PoolFormer', 'HRNet', 'ResNeSt', 'Res2Net'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
-    'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
     'SwinTransformer': 'is currently not supported in Torchscript',
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
 }

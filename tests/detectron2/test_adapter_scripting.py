@@ -1,4 +1,4 @@
-"""TorchScript behind the adapter (issue 29 item 3): every registered native family, small, as
+"""TorchScript behind the adapter (issue 29 item 3): every registered native family (39), small, as
 ``Detectron2Backbone`` inside detectron2's FPN, is traced (``torch.jit.trace``) and, where its
 network has a TorchScript forward, scripted (``torch.jit.script``); the compiled module computes
 what the eager one does. The families whose network does not script are listed in
@@ -30,6 +30,7 @@ _TWINS = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_heads=[1, 2, 
 _HR = {f'stage{i}': dict(num_modules=1, num_branches=i, block='BASIC', num_blocks=(1, ) * i,
                          num_channels=(8, 16, 32, 64)[:i]) for i in range(1, 5)}
 _R = dict(base_channels=8, stem_channels=8)
+_STDC = dict(channels=(8, 16, 32, 32, 64))
 # one small variant per registered native type, with feature-map outputs
 FAMILIES = {
     'ResNet': dict(depth=18, **_R),
@@ -67,6 +68,21 @@ FAMILIES = {
     'SVT': dict(arch=dict(_TWINS, window_sizes=[3, 3, 2, 2]), out_indices=(0, 1, 2, 3)),
     'MSCAN': dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], mlp_ratios=[4, 4, 4, 4],
                   norm_cfg=dict(type='BN')),
+    'DetectoRS_ResNet': dict(depth=50, base_channels=8, stem_channels=8,
+                             conv_cfg=dict(type='ConvAWS'), sac=dict(type='SAC'),
+                             stage_with_sac=(False, True, True, False), out_indices=(0, 1, 2, 3)),
+    'TridentResNet': dict(depth=50, base_channels=8, stem_channels=8, num_branch=3,
+                          test_branch_idx=1, trident_dilations=(1, 2, 3), out_indices=(0, 1, 2)),
+    'VGG': dict(depth=11, out_indices=(1, 2, 3, 4), norm_cfg=dict(type='BN')),
+    'SSDVGG': dict(depth=16),
+    'HourglassNet': dict(downsample_times=2, stage_channels=[8, 8, 16], stage_blocks=[1, 1, 1],
+                         feat_channel=8),
+    'STDCNet': dict(_STDC, out_indices=(2, 3, 4)),
+    'STDCContextPathNet': dict(backbone_cfg=dict(type='STDCNet', **_STDC),
+                               last_in_channels=(64, 32), out_channels=16,
+                               ffm_cfg=dict(in_channels=48, out_channels=32)),
+    'InternImage': dict(arch=dict(channels=8, depths=[1, 1, 1, 1], groups=[1, 2, 2, 4]),
+                        out_indices=(0, 1, 2, 3)),
     'VisionTransformer': dict(arch=_VIT, img_size=32, patch_size=8, out_type='featmap'),
     'ViTEVA02': dict(arch=_VIT, img_size=32, patch_size=8, out_type='featmap'),
     'BEiTViT': dict(arch=_VIT, img_size=32, patch_size=8, out_type='featmap'),
@@ -83,10 +99,19 @@ SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2
            'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
            'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2',
            'PoolFormer', 'HRNet', 'ResNeSt', 'Res2Net'}
+_DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
     'SwinTransformer': 'is currently not supported in Torchscript',
+    'DetectoRS_ResNet': 'cannot statically infer the expected size of a list',
+    'TridentResNet': 'TridentBottleneck cannot be scripted (torch.jit.script): its own residual '
+                     'forward',
+    'VGG': _DICT, 'SSDVGG': _DICT,
+    'HourglassNet': 'keyword-arg expansion is not supported',
+    'STDCNet': "object has no attribute or method '__call__'",
+    'STDCContextPathNet': "object has no attribute or method '__call__'",
+    'InternImage': "Expected a value of type 'Optional[Device]' for argument 'device'",
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
 }
 

@@ -98,8 +98,8 @@ SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2
            'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
            'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
            'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2',
-           'PoolFormer', 'HRNet', 'ResNeSt', 'Res2Net'}
-_DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
+           'PoolFormer', 'HRNet', 'ResNeSt', 'Res2Net', 'VGG',
+           'SSDVGG'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
@@ -107,7 +107,6 @@ NOT_SCRIPTABLE = {
     'DetectoRS_ResNet': 'cannot statically infer the expected size of a list',
     'TridentResNet': 'TridentBottleneck cannot be scripted (torch.jit.script): its own residual '
                      'forward',
-    'VGG': _DICT, 'SSDVGG': _DICT,
     'HourglassNet': 'keyword-arg expansion is not supported',
     'STDCNet': "object has no attribute or method '__call__'",
     'STDCContextPathNet': "object has no attribute or method '__call__'",

@@ -174,6 +174,16 @@ class STDCNet(BaseBackbone):
             init_conv_norm_act_(self)
         super().init_weights()
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the stages in sequence, output 4 through
+        ``final_conv`` where there is one (``layers.scripting.ScriptableNormedStages``), a list
+        of the same maps (without gradient checkpointing: the same numbers)."""
+        from ..layers.scripting import ScriptableNormedStages
+        final = self._modules.get('final_conv')
+        ends = [final if i == 4 and final is not None else nn.Identity()
+                for i in self.out_indices]
+        return ScriptableNormedStages(self.stages, ends, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}

@@ -99,7 +99,8 @@ SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2
            'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
            'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2',
            'PoolFormer', 'HRNet', 'ResNeSt', 'Res2Net', 'VGG',
-           'SSDVGG', 'HourglassNet', 'STDCNet'}
+           'SSDVGG', 'HourglassNet', 'STDCNet',
+           'STDCContextPathNet'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
@@ -107,7 +108,6 @@ NOT_SCRIPTABLE = {
     'DetectoRS_ResNet': 'cannot statically infer the expected size of a list',
     'TridentResNet': 'TridentBottleneck cannot be scripted (torch.jit.script): its own residual '
                      'forward',
-    'STDCContextPathNet': "has no attribute '__dict__'",  # BaseBackbone's properties
     'InternImage': "Expected a value of type 'Optional[Device]' for argument 'device'",
     'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
 }

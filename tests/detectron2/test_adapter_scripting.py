@@ -109,7 +109,10 @@ NOT_SCRIPTABLE = {
     'TridentResNet': 'TridentBottleneck cannot be scripted (torch.jit.script): its own residual '
                      'forward',
     'InternImage': "Expected a value of type 'Optional[Device]' for argument 'device'",
-    'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
+    'VisionTransformer': _PROPERTY, 'BEiTViT': _PROPERTY,
+    # the rope's per-grid cache (filled by the eager and traced runs before): a dict keyed by
+    # tuples, which TorchScript cannot type
+    'ViTEVA02': 'Error inferring type for _cache',
 }
 
 

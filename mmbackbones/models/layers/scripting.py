@@ -87,9 +87,10 @@ class ScriptableBlock(nn.Module):
 def _scriptable_block(block: nn.Module) -> nn.Module:
     """The block's own scriptable form where its class defines one (ResNeSt's), else
     :class:`ScriptableBlock`."""
-    from .resnet_blocks import ResidualBlockBase
     prepare = getattr(type(block), '__prepare_scriptable__', None)
-    if prepare is not None and prepare is not ResidualBlockBase.__prepare_scriptable__:
+    # (by name: resnet_blocks imports this module, not the other way round)
+    if prepare is not None and \
+            prepare.__qualname__ != 'ResidualBlockBase.__prepare_scriptable__':
         return block.__prepare_scriptable__()
     return ScriptableBlock(block)
 

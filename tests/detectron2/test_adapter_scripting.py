@@ -1,4 +1,4 @@
-"""TorchScript behind the adapter (issue 29 item 3): every registered native family, small, as
+"""TorchScript behind the adapter (issue 29 item 3): every registered native family (39), small, as
 ``Detectron2Backbone`` inside detectron2's FPN, is traced (``torch.jit.trace``) and, where its
 network has a TorchScript forward, scripted (``torch.jit.script``); the compiled module computes
 what the eager one does. The families whose network does not script are listed in
@@ -30,6 +30,7 @@ _TWINS = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_heads=[1, 2, 
 _HR = {f'stage{i}': dict(num_modules=1, num_branches=i, block='BASIC', num_blocks=(1, ) * i,
                          num_channels=(8, 16, 32, 64)[:i]) for i in range(1, 5)}
 _R = dict(base_channels=8, stem_channels=8)
+_STDC = dict(channels=(8, 16, 32, 32, 64))
 # one small variant per registered native type, with feature-map outputs
 FAMILIES = {
     'ResNet': dict(depth=18, **_R),
@@ -67,6 +68,21 @@ FAMILIES = {
     'SVT': dict(arch=dict(_TWINS, window_sizes=[3, 3, 2, 2]), out_indices=(0, 1, 2, 3)),
     'MSCAN': dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], mlp_ratios=[4, 4, 4, 4],
                   norm_cfg=dict(type='BN')),
+    'DetectoRS_ResNet': dict(depth=50, base_channels=8, stem_channels=8,
+                             conv_cfg=dict(type='ConvAWS'), sac=dict(type='SAC'),
+                             stage_with_sac=(False, True, True, False), out_indices=(0, 1, 2, 3)),
+    'TridentResNet': dict(depth=50, base_channels=8, stem_channels=8, num_branch=3,
+                          test_branch_idx=1, trident_dilations=(1, 2, 3), out_indices=(0, 1, 2)),
+    'VGG': dict(depth=11, out_indices=(1, 2, 3, 4), norm_cfg=dict(type='BN')),
+    'SSDVGG': dict(depth=16),
+    'HourglassNet': dict(downsample_times=2, stage_channels=[8, 8, 16], stage_blocks=[1, 1, 1],
+                         feat_channel=8),
+    'STDCNet': dict(_STDC, out_indices=(2, 3, 4)),
+    'STDCContextPathNet': dict(backbone_cfg=dict(type='STDCNet', **_STDC),
+                               last_in_channels=(64, 32), out_channels=16,
+                               ffm_cfg=dict(in_channels=48, out_channels=32)),
+    'InternImage': dict(arch=dict(channels=8, depths=[1, 1, 1, 1], groups=[1, 2, 2, 4]),
+                        out_indices=(0, 1, 2, 3)),
     'VisionTransformer': dict(arch=_VIT, img_size=32, patch_size=8, out_type='featmap'),
     'ViTEVA02': dict(arch=_VIT, img_size=32, patch_size=8, out_type='featmap'),
     'BEiTViT': dict(arch=_VIT, img_size=32, patch_size=8, out_type='featmap'),
@@ -78,27 +94,25 @@ NOT_FAMILIES = {'ViT': 'alias of VisionTransformer', 'BackboneWithNeck': 'a back
                           "returns (tokens, mask, ids_restore), no feature maps (its "
                           "fine-tuning networks are VisionTransformer's and BEiTViT's)"}
 SCRIPTS = {'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'RegNet', 'MobileNetV2', 'Darknet',
-           'CSPDarkNet', 'CSPResNet', 'CSPResNeXt'}
+           'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'ConvNeXt',
+           'MSCAN', 'PCPVT', 'SVT', 'PyramidVisionTransformer',
+           'PyramidVisionTransformerV2', 'MixVisionTransformer', 'YOLOXCSPDarknet', 'CSPNeXt',
+           'FocalNet', 'MobileNetV3', 'EfficientNet', 'EfficientNetV2',
+           'PoolFormer', 'HRNet', 'ResNeSt', 'Res2Net', 'VGG',
+           'SSDVGG', 'HourglassNet', 'STDCNet',
+           'STDCContextPathNet'}
 _PROPERTY = 'Expected a single top-level function'  # TorchScript compiles the module's properties
-_DICT = "has no attribute '__dict__'"  # BaseBackbone's properties read self.__dict__
-_COMPILE = "Compiled functions can't take variable number of arguments"
 #: family -> TorchScript's reason (the first error torch.jit.script raises for its network)
 NOT_SCRIPTABLE = {
-    'ResNeSt': 'ResNeStBottleneck cannot be scripted (torch.jit.script): its own residual '
-               'forward',
-    'Res2Net': 'Bottle2neck cannot be scripted (torch.jit.script): its own residual forward',
-    'HRNet': 'Unsupported annotation typing.Optional[typing.Sequence[int]]',
-    'CSPNeXt': _COMPILE, 'YOLOXCSPDarknet': 'cannot statically infer the expected size of a list',
-    'MobileNetV3': "Unknown type name 'nn.Module'",
-    'EfficientNet': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
-    'EfficientNetV2': "Expected a value of type 'Tensor (inferred)' for argument 'side'",
-    'ConvNeXt': "Don't support conversion in JoinedStr",
     'SwinTransformer': 'is currently not supported in Torchscript',
-    'FocalNet': _COMPILE, 'PoolFormer': _DICT,
-    'MixVisionTransformer': _COMPILE, 'PyramidVisionTransformer': _COMPILE,
-    'PyramidVisionTransformerV2': _COMPILE, 'PCPVT': "for argument 'q_bias'",
-    'SVT': 'Arguments for call are not valid', 'MSCAN': "getattr's second argument",
-    'VisionTransformer': _PROPERTY, 'ViTEVA02': _PROPERTY, 'BEiTViT': _PROPERTY,
+    'DetectoRS_ResNet': 'cannot statically infer the expected size of a list',
+    'TridentResNet': 'TridentBottleneck cannot be scripted (torch.jit.script): its own residual '
+                     'forward',
+    'InternImage': "Expected a value of type 'Optional[Device]' for argument 'device'",
+    'VisionTransformer': _PROPERTY, 'BEiTViT': _PROPERTY,
+    # the rope's per-grid cache (filled by the eager and traced runs before): a dict keyed by
+    # tuples, which TorchScript cannot type
+    'ViTEVA02': 'Error inferring type for _cache',
 }
 
 

@@ -100,6 +100,7 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = (nn.Parameter(torch.full((in_channels,), float(layer_scale_init_value)))
                       if layer_scale_init_value > 0 else None)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self._drops_path = drop_path_rate > 0  # (TorchScript resolves no isinstance(.., DropPath))
         # A LayerNorm over channels runs on the channels-last view; any other norm runs before
         # the permute, on (N, C, H, W).
         self._norm_channels_last = linear_pw_conv and _is_channel_norm(self.norm)
@@ -126,15 +127,20 @@ class ConvNeXtBlock(nn.Module):
         branch = self._branch(x)
         if self.gamma is not None:
             gamma = self.gamma.view(1, -1, 1, 1)
-            if not (self.training and isinstance(self.drop_path, DropPath)):
+            if not (self.training and self._drops_path):
                 # x + gamma * branch in one pass (no separate scaled copy of the branch)
                 return torch.addcmul(x, branch, gamma)
             branch = branch * gamma
         return x + self.drop_path(branch)
 
+    @torch.jit.unused
+    def _checkpointed(self, x: torch.Tensor) -> torch.Tensor:
+        # (a training-time memory trade: TorchScript compiles no checkpoint)
+        return cp.checkpoint(self._forward, x, use_reentrant=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        if self.with_cp and x.requires_grad and not torch.jit.is_scripting():
+            return self._checkpointed(x)
         return self._forward(x)
 
 
@@ -318,6 +324,16 @@ class ConvNeXt(BaseBackbone):
         return [self.downsample_layers[0], *(
             stage if i == 0 else nn.ModuleList([self.downsample_layers[i], stage])
             for i, stage in enumerate(self.stages))]
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: each built downsampling layer and its stage in
+        sequence, the outputs through their norms (``layers.scripting.ScriptableNormedStages``),
+        a list of the same maps (or pooled vectors)."""
+        from ..layers.scripting import ScriptableNormedStages
+        stages = [nn.Sequential(self.downsample_layers[i], stage)
+                  for i, stage in enumerate(self.stages)]
+        return ScriptableNormedStages(stages, [self._modules[f'norm{i}'] for i in self.out_indices],
+                                      self.out_indices, pool=self.gap_before_final_norm)
 
     def forward(self, x: torch.Tensor):
         """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` maps (or ``(N, C_i)``

@@ -172,6 +172,12 @@ class EfficientNetV2(BaseBackbone):
             return int(parts[1]), total
         return total - 1, total
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the built layers in sequence
+        (``layers.scripting.ScriptableStages``), a list of the same maps."""
+        from ..layers.scripting import ScriptableStages
+        return ScriptableStages(nn.Identity(), self.layers, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}

@@ -18,7 +18,7 @@ twin ``mmbackbones.detrex.FocalNet``.
 Any input size works (the patch embeddings pad right/bottom). Stage ``i`` has
 ``embed_dims * 2 ** i`` channels and stride ``4 * 2 ** i``; maps are kept as ``(N, H, W, C)``.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -198,9 +198,14 @@ class FocalModulationBlock(nn.Module):
         x = x + self._scaled(self.modulation(self.norm1(x)), self.gamma_1)
         return x + self._scaled(self.mlp(self.norm2(x)), self.gamma_2)
 
+    @torch.jit.unused
+    def _checkpointed(self, x: torch.Tensor) -> torch.Tensor:
+        # (a training-time memory trade: TorchScript compiles no checkpoint)
+        return cp.checkpoint(self._forward, x, use_reentrant=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        if self.with_cp and x.requires_grad and not torch.jit.is_scripting():
+            return self._checkpointed(x)
         return self._forward(x)
 
 
@@ -298,6 +303,11 @@ class FocalNet(BaseBackbone):
     def stem_and_stages(self) -> List[Optional[nn.Module]]:
         return [self.patch_embed, *self.layers]
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`ScriptableFocalNet`, this forward over the
+        same modules, a list of the same maps."""
+        return ScriptableFocalNet(self)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, in_channels, H, W)`` -> tuple of ``(N, C_i, H_i, W_i)`` maps."""
         self.check_input(x)
@@ -312,6 +322,45 @@ class FocalNet(BaseBackbone):
             if layer.downsample is not None:
                 x = layer.downsample(x.permute(0, 3, 1, 2))
         return tuple(outs)
+
+
+class _ChannelsFirst(nn.Module):
+    """``module(x.permute(0, 3, 1, 2))``: a downsampling patch embedding on channels-last
+    tokens."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.permute(0, 3, 1, 2))
+
+
+class ScriptableFocalNet(nn.Module):
+    """:class:`FocalNet`'s forward in TorchScript's subset over the same modules: a list of the
+    ``out_indices`` maps."""
+
+    def __init__(self, model: FocalNet):
+        super().__init__()
+        self.stem = nn.Sequential(model.patch_embed, model.pos_drop)
+        self.stages = nn.ModuleList([nn.Sequential(*layer.blocks) for layer in model.layers])
+        self.downsamples = nn.ModuleList([
+            nn.Identity() if layer.downsample is None else _ChannelsFirst(layer.downsample)
+            for layer in model.layers])
+        self.norms = nn.ModuleList([
+            model._modules[f'norm{i}'] if f'norm{i}' in model._modules else nn.Identity()
+            for i in range(len(model.layers))])
+        self.out_indices: List[int] = [int(i) for i in model.out_indices]
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self.stem(x)
+        feats: Dict[int, torch.Tensor] = {}
+        for i, (stage, down, norm) in enumerate(zip(self.stages, self.downsamples, self.norms)):
+            x = stage(x)
+            if i in self.out_indices:
+                feats[i] = norm(x).permute(0, 3, 1, 2).contiguous()
+            x = down(x)
+        return [feats[i] for i in self.out_indices]
 
 
 __all__ = ['FocalNet', 'arch_settings', 'parse_arch']

@@ -78,6 +78,11 @@ class HourglassModule(nn.Module):
             self.low2 = res_layer(nxt, nxt, stage_blocks[1], **kw)
         self.low3 = res_layer(nxt, cur, stage_blocks[0], downsample_first=False, **kw)
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`ScriptableHourglassModule`, this forward
+        over the same modules."""
+        return ScriptableHourglassModule(self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         up1 = self.up1(x)
         low = self.low3(self.low2(self.low1(x)))
@@ -205,6 +210,11 @@ class HourglassNet(BaseBackbone):
                 if isinstance(m, nn.Conv2d):
                     m.reset_parameters()
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`ScriptableHourglassNet`, this forward
+        over the same modules, a list of the same maps."""
+        return ScriptableHourglassNet(self)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         inter = self.stem(x)
@@ -216,6 +226,81 @@ class HourglassNet(BaseBackbone):
                 inter = self.inters[i](self.relu(self.conv1x1s[i](inter)
                                                  + self.remap_convs[i](out)))
         return tuple(outs[i] for i in self.out_indices)
+
+
+class ScriptableHourglassModule(nn.Module):
+    """:class:`HourglassModule`'s forward in TorchScript's subset, over the same modules (the
+    ``upsample_cfg`` keys ``mode``, ``scale_factor`` and ``align_corners``)."""
+
+    scale_factor: Optional[float]
+    align_corners: Optional[bool]
+
+    def __init__(self, module: HourglassModule):
+        super().__init__()
+        from ..layers.scripting import not_scriptable
+        cfg = dict(module.upsample_cfg)
+        extra = set(cfg) - {'mode', 'scale_factor', 'align_corners'}
+        if extra or isinstance(cfg.get('scale_factor'), (list, tuple)):
+            raise not_scriptable('HourglassModule', f'upsample_cfg={cfg!r} (mode, a single '
+                                 f'scale_factor and align_corners are scripted)')
+        self.up1, self.low1, self.low2, self.low3 = (module.up1, module.low1, module.low2,
+                                                     module.low3)
+        self.mode: str = cfg.get('mode', 'nearest')
+        scale = cfg.get('scale_factor')
+        self.scale_factor = None if scale is None else float(scale)
+        self.align_corners = cfg.get('align_corners')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up1 = self.up1(x)
+        low = self.low3(self.low2(self.low1(x)))
+        scale = self.scale_factor
+        if scale is not None:
+            return up1 + F.interpolate(low, scale_factor=scale, mode=self.mode,
+                                       align_corners=self.align_corners)
+        return up1 + F.interpolate(low, size=[up1.shape[2], up1.shape[3]], mode=self.mode,
+                                   align_corners=self.align_corners)
+
+
+class _StackLink(nn.Module):
+    """The input of the next stack: ``inter(relu(conv1x1(inter) + remap(out)))``."""
+
+    def __init__(self, conv1x1: nn.Module, remap: nn.Module, inter: nn.Module, relu: nn.Module):
+        super().__init__()
+        self.conv1x1, self.remap, self.inter, self.relu = conv1x1, remap, inter, relu
+
+    def forward(self, inter: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return self.inter(self.relu(self.conv1x1(inter) + self.remap(out)))
+
+
+class _LastStack(nn.Module):
+    def forward(self, inter: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return inter
+
+
+class ScriptableHourglassNet(nn.Module):
+    """:class:`HourglassNet`'s forward in TorchScript's subset over the same modules: a list
+    of the ``out_indices`` maps."""
+
+    def __init__(self, model: HourglassNet):
+        super().__init__()
+        self.stem = model.stem
+        self.hourglass_modules = model.hourglass_modules
+        self.out_convs = model.out_convs
+        links = [_StackLink(model.conv1x1s[i], model.remap_convs[i], model.inters[i],
+                            model.relu) for i in range(len(model.conv1x1s))]
+        links += [_LastStack()] * (len(model.hourglass_modules) - len(links))
+        self.links = nn.ModuleList(links)
+        self.out_indices: List[int] = [int(i) for i in model.out_indices]
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        inter = self.stem(x)
+        outs: List[torch.Tensor] = []
+        for hourglass, out_conv, link in zip(self.hourglass_modules, self.out_convs,
+                                             self.links):
+            out = out_conv(hourglass(inter))
+            outs.append(out)
+            inter = link(inter, out)
+        return [outs[i] for i in self.out_indices]
 
 
 class MMDetHourglassNet(HourglassNet):

@@ -373,6 +373,12 @@ class HRNet(BaseBackbone):
                     if isinstance(module, (BasicBlock, Bottleneck)):
                         constant_init(module.last_norm, 0)
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: ``layers.hrnet_scripting.ScriptableHRNet``, this
+        forward over the same modules, a list of the same maps."""
+        from ..layers.hrnet_scripting import scriptable_hrnet
+        return scriptable_hrnet(self)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         x = self.relu(self.norm1(self.conv1(x)))

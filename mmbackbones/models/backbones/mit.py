@@ -186,6 +186,13 @@ class MixVisionTransformer(BaseBackbone):
                       "Conv2d)")
         return None
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: ``layers.spatial_reduction.ScriptableTokenStages``,
+        this forward over the same modules without the input-size checks, a list of the same
+        maps."""
+        from ..layers.spatial_reduction import ScriptableTokenStages
+        return ScriptableTokenStages(self.layers, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}

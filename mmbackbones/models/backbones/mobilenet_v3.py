@@ -167,6 +167,13 @@ class MobileNetV3(BaseBackbone):
             return int(head[5:]), total
         return total - 1, total
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the built layers in sequence
+        (``layers.scripting.ScriptableStages``, index 0 the stem), a list of the same maps."""
+        from ..layers.scripting import ScriptableStages
+        return ScriptableStages(nn.Identity(), [self._modules[n] for n in self._run],
+                                self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}

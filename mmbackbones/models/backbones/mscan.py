@@ -207,6 +207,16 @@ class MSCAN(BaseBackbone):
         super().init_weights()
 
     # ---- forward -------------------------------------------------------------------------------
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: per built stage its patch embedding, blocks and
+        channels-last norm in sequence (``layers.scripting.ScriptableStages``), a list of the
+        same maps (without gradient checkpointing: the same numbers)."""
+        from ..layers.scripting import ScriptableChannelsLastNorm, ScriptableStages
+        stages = [nn.Sequential(getattr(self, f'patch_embed{i}'), *getattr(self, f'block{i}'),
+                                ScriptableChannelsLastNorm(getattr(self, f'norm{i}')))
+                  for i in range(1, self.num_built + 1)]
+        return ScriptableStages(nn.Identity(), stages, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}

@@ -212,6 +212,15 @@ class PoolFormer(BaseBackbone):
                 groups[self._positions[i][3]].append(getattr(self, f'norm{i}'))
         return [nn.ModuleList(g) if g else None for g in groups]
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the patch embedding and the built positions in
+        sequence, the outputs through their norms (``layers.scripting.ScriptableNormedStages``),
+        a list of the same maps."""
+        from ..layers.scripting import ScriptableNormedStages
+        stages = [nn.Sequential(self.patch_embed, self.network[0]), *self.network[1:]]
+        return ScriptableNormedStages(stages, [self._modules[f'norm{i}'] for i in self.out_indices],
+                                      self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         x = self.patch_embed(x)

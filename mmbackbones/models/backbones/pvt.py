@@ -285,6 +285,13 @@ class PyramidVisionTransformer(BaseBackbone):
                                   "embeddings, unit LayerNorm, fan-out normal Conv2d)")
         return None
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: ``layers.spatial_reduction.ScriptableTokenStages``,
+        this forward over the same modules without the input-size checks, a list of the same
+        maps."""
+        from ..layers.spatial_reduction import ScriptableTokenStages
+        return ScriptableTokenStages(self.layers, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         check_stage_grids(type(self).__name__, x.shape[2:], [

@@ -174,6 +174,16 @@ class STDCNet(BaseBackbone):
             init_conv_norm_act_(self)
         super().init_weights()
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the stages in sequence, output 4 through
+        ``final_conv`` where there is one (``layers.scripting.ScriptableNormedStages``), a list
+        of the same maps (without gradient checkpointing: the same numbers)."""
+        from ..layers.scripting import ScriptableNormedStages
+        final = self._modules.get('final_conv')
+        ends = [final if i == 4 and final is not None else nn.Identity()
+                for i in self.out_indices]
+        return ScriptableNormedStages(self.stages, ends, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         outs = {}
@@ -339,6 +349,11 @@ class STDCContextPathNet(BaseBackbone):
                     init_conv_norm_act_(child)
         super().init_weights()
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`ScriptableSTDCContextPath`, this forward
+        over the same modules, a list of the same maps."""
+        return ScriptableSTDCContextPath(self)
+
     def _up(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=like.shape[2:], mode=self.upsample_mode,
                              align_corners=self.align_corners)
@@ -365,3 +380,31 @@ class STDCContextPathNet(BaseBackbone):
             _, num = self.backbone.get_layer_depth('')
             return num - 1, num
         return 0, 1
+
+
+class ScriptableSTDCContextPath(nn.Module):
+    """:class:`STDCContextPathNet`'s forward in TorchScript's subset, over the same modules."""
+
+    align_corners: Optional[bool]
+
+    def __init__(self, model: 'STDCContextPathNet'):
+        super().__init__()
+        self.backbone, self.conv_avg = model.backbone, model.conv_avg
+        self.arms, self.convs, self.ffm = model.arms, model.convs, model.ffm
+        self.mode: str = model.upsample_mode
+        self.align_corners = model.align_corners
+
+    def _up(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=[like.shape[2], like.shape[3]], mode=self.mode,
+                             align_corners=self.align_corners)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        outs: List[torch.Tensor] = self.backbone(x)
+        n = len(outs)
+        context = self._up(self.conv_avg(F.adaptive_avg_pool2d(outs[n - 1], 1)), outs[n - 1])
+        result: List[torch.Tensor] = [outs[0]]
+        for i, (arm, conv) in enumerate(zip(self.arms, self.convs)):
+            context = conv(self._up(arm(outs[n - 1 - i]) + context, outs[n - 2 - i]))
+            result.append(context)
+        result.append(self.ffm(outs[0], result[2]))
+        return result

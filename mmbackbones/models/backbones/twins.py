@@ -246,6 +246,12 @@ class PCPVT(BaseBackbone):
                       "normal Conv2d)")
         return None
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: ``layers.twins_blocks.ScriptableTwins``, this
+        forward over the same modules without the input-size checks, a list of the same maps."""
+        from ..layers.twins_blocks import ScriptableTwins
+        return ScriptableTwins(self)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         check_stage_grids(type(self).__name__, x.shape[2:], [

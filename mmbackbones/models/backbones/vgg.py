@@ -276,6 +276,17 @@ class VGG(BaseBackbone):
         classifier (or a head)."""
         return _layer_depth(self, param_name, prefix)
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the stages' layers (and the classifier, after a
+        flatten) in sequence (``layers.scripting.ScriptableStages``), a list of the same
+        outputs, without the input-size checks."""
+        from ..layers.scripting import ScriptableStages
+        stages = [nn.Sequential(*[self.features[j] for j in range(start, end)])
+                  for start, end in self.range_sub_modules]
+        if self.num_classes > 0:
+            stages.append(nn.Sequential(nn.Flatten(1), self.classifier))
+        return ScriptableStages(nn.Identity(), stages, self.out_indices)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         check_input_size(self, x)
@@ -371,6 +382,18 @@ class SSDVGG(BaseBackbone):
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """As :meth:`VGG.get_layer_depth`; fc6/fc7 at the last depth."""
         return _layer_depth(self, param_name, prefix)
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the layers up to each output index in sequence
+        (``layers.scripting.ScriptableStages``), a list of the same maps, without the
+        input-size checks."""
+        from ..layers.scripting import ScriptableStages
+        ends = sorted(set(self.out_feature_indices))
+        starts = [0] + [end + 1 for end in ends[:-1]]
+        stages = [nn.Sequential(*[self.features[j] for j in range(start, end + 1)])
+                  for start, end in zip(starts, ends)]
+        return ScriptableStages(nn.Identity(), stages,
+                                [ends.index(i) for i in self.out_feature_indices])
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)

@@ -66,7 +66,7 @@ class Focus(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % 2 or x.shape[-1] % 2:
             raise ValueError(f'the Focus stem (YOLOX CSPDarknet) folds 2x2 cells into channels '
-                             f'and needs even input sides, got {tuple(x.shape[-2:])}; pad the '
+                             f'and needs even input sides, got {(x.shape[-2], x.shape[-1])}; pad the '
                              f'image to a multiple of 32')
         x = torch.cat((x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2],
                        x[..., 1::2, 1::2]), dim=1)
@@ -188,14 +188,20 @@ class CSPLayer(nn.Module):
         self.attention = ChannelAttention(2 * mid) if channel_attention else None
         self.with_cp = with_cp
 
+    @torch.jit.unused
+    def _checkpointed_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        # (a training-time memory trade: TorchScript compiles no checkpoint)
+        for block in self.blocks:
+            x = cp.checkpoint(block, x, use_reentrant=False) if x.requires_grad else block(x)
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         short = self.short_conv(x)
         x = self.main_conv(x)
-        for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+        if self.with_cp and not torch.jit.is_scripting():
+            x = self._checkpointed_blocks(x)
+        else:
+            x = self.blocks(x)
         x = torch.cat((x, short), dim=1)
         if self.attention is not None:
             x = self.attention(x)
@@ -313,6 +319,13 @@ class CSPStagesMixin:
             return 0, num_depths
         match = re.fullmatch(r'stage(\d+)', head)
         return (int(match.group(1)), num_depths) if match else (num_depths - 1, num_depths)
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the stem and the built stages in sequence
+        (``layers.scripting.ScriptableStages``, index 0 the stem), a list of the same maps."""
+        from .scripting import ScriptableStages
+        return ScriptableStages(nn.Identity(), [self._modules[n] for n in self.layers],
+                                self.out_indices)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)

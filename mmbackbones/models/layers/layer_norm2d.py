@@ -28,10 +28,11 @@ class LayerNorm2d(nn.LayerNorm):
         if data_format == 'channel_last':
             return self.forward_channels_last(x)
         if data_format != 'channel_first':
-            raise ValueError(f"data_format must be 'channel_first' or 'channel_last', "
-                             f'got {data_format!r}')
+            # (plain concatenation: TorchScript compiles no ``!r`` conversion)
+            raise ValueError("data_format must be 'channel_first' or 'channel_last', got '"
+                             + data_format + "'")
         if x.dim() != 4:
-            raise ValueError(f'LayerNorm2d expects (N, C, H, W), got shape {tuple(x.shape)}')
+            raise ValueError('LayerNorm2d expects (N, C, H, W), got shape ' + str(list(x.shape)))
         x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
                          self.eps)
         return x.permute(0, 3, 1, 2)

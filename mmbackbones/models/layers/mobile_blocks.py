@@ -88,6 +88,12 @@ class Conv2dSame(nn.Conv2d):
         self._static_padding = tuple(t // 2 for t in total) if self.stride == (1, 1) and all(
             t % 2 == 0 for t in total) else None
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: ``layers.scripting.ScriptableConv2dSame``, this
+        forward over the same weight and bias."""
+        from .scripting import ScriptableConv2dSame, keep_source
+        return keep_source(ScriptableConv2dSame(self), self)
+
     def _pad(self, side, kernel: int, stride: int, dilation: int):
         if isinstance(side, torch.Tensor):  # traced: keep the arithmetic in the graph
             out = torch.div(side + stride - 1, stride, rounding_mode='floor')
@@ -150,12 +156,10 @@ class HSigmoid(nn.Module):
         self._is_hardsigmoid = (bias, divisor, min_value, max_value) == (3, 6, 0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._is_hardsigmoid and x.dtype in _HARD_SIGMOID_DTYPES:
+        if self._is_hardsigmoid and (x.dtype == torch.float32 or x.dtype == torch.float64):
             return F.hardsigmoid(x)
         return ((x + self.bias) / self.divisor).clamp(self.min_value, self.max_value)
 
-
-_HARD_SIGMOID_DTYPES = (torch.float32, torch.float64)
 
 
 _ACTS = {'ReLU': lambda: nn.ReLU(inplace=True), 'ReLU6': lambda: nn.ReLU6(inplace=True),
@@ -198,13 +202,22 @@ class SqueezeExcite(nn.Module):
         return x * self.conv2(self.conv1(x.mean((2, 3), keepdim=True)))
 
 
-def _residual(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    if block.with_cp and x.requires_grad:
-        return cp.checkpoint(block._inner_forward, x, use_reentrant=False)
-    return block._inner_forward(x)
+class _CheckpointedForward(nn.Module):
+    """``forward``: ``_inner_forward``, checkpointed with ``with_cp`` when the input needs
+    gradients (the checkpoint path is outside TorchScript: a scripted block runs it plain, the
+    same numbers)."""
+
+    @torch.jit.unused
+    def _checkpointed(self, x: torch.Tensor) -> torch.Tensor:
+        return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad and not torch.jit.is_scripting():
+            return self._checkpointed(x)
+        return self._inner_forward(x)
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(_CheckpointedForward):
     """MobileNetV2/V3's and EfficientNet's block (see the module docstring).
 
     ``dw_conv_cfg`` is the depthwise conv's (default ``'conv_cfg'``: the same as the others):
@@ -239,18 +252,18 @@ class InvertedResidual(nn.Module):
                                          norm_cfg=norm_cfg)
 
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.expand_conv(x) if self.with_expand_conv else x
+        out = x
+        if hasattr(self, 'expand_conv'):  # with_expand_conv (hasattr: resolved by TorchScript)
+            out = self.expand_conv(x)
         out = self.depthwise_conv(out)
-        if self.with_se:
+        if hasattr(self, 'se'):  # with_se
             out = self.se(out)
         out = self.linear_conv(out)
         return x + self.drop_path(out) if self.with_res_shortcut else out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _residual(self, x)
 
 
-class SequentialInvertedResidual(nn.Module):
+class SequentialInvertedResidual(_CheckpointedForward):
     """MobileNetV2's block with mmpretrain's/mmseg's names: ``conv.0`` (1x1 expand, left out
     when ``expand_ratio == 1``), then the 3x3 depthwise conv (``dilation``: mmseg's) and the
     linear 1x1 conv; residual when ``stride == 1`` and the widths agree."""
@@ -280,11 +293,9 @@ class SequentialInvertedResidual(nn.Module):
         from .scripting import ScriptableResidual, keep_source
         return keep_source(ScriptableResidual(self.conv, self.use_res_connect), self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _residual(self, x)
 
 
-class EdgeResidual(nn.Module):
+class EdgeResidual(_CheckpointedForward):
     """``conv1`` (kxk, ``in -> mid``, act) -> ``se`` -> ``conv2`` (1x1, ``mid -> out``, no act),
     residual when ``with_residual`` and the shapes allow. The stride is ``conv1``'s
     (mmpretrain's) or, with ``stride_in_conv2=True`` (mmdet's), the 1x1 ``conv2``'s, which then
@@ -314,13 +325,11 @@ class EdgeResidual(nn.Module):
 
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
-        if self.with_se:
+        if hasattr(self, 'se'):  # with_se (hasattr: resolved by TorchScript)
             out = self.se(out)
         out = self.conv2(out)
         return x + self.drop_path(out) if self.with_residual else out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _residual(self, x)
 
 
 class ConvNormActSkip(ConvNormAct):

@@ -83,6 +83,15 @@ class MSCAAttention(nn.Module):
                                                     padding=pad[::-1], groups=channels))
         self.conv3 = nn.Conv2d(channels, channels, 1)
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the same convs without the named-branch lookup
+        (``layers.scripting.ScriptableGate`` of a ``ScriptableSum``)."""
+        from .scripting import ScriptableGate, ScriptableSum, keep_source
+        branches = [nn.Sequential(self._modules[f'conv{i}_1'], self._modules[f'conv{i}_2'])
+                    for i in range(self.num_branches)]
+        return keep_source(ScriptableGate(nn.Sequential(ScriptableSum(self.conv0, branches),
+                                                        self.conv3)), self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attn = self.conv0(x)
         total = attn

@@ -13,7 +13,7 @@ disagree: mmpretrain and timm always pool (``stage_pool='always'``), mmdet only 
 (``stage_pool='strided'``).
 """
 import math
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -101,6 +101,12 @@ class Bottle2neck(ResidualBlockBase):
     def after_fuse(self) -> None:
         self._folded = False  # the scale convs keep this block's own forward
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`ScriptableBottle2neck` (the same modules;
+        drop path is refused, naming why)."""
+        from .scripting import keep_source
+        return keep_source(ScriptableBottle2neck(self), self)
+
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules
         (conv1, norm1, _), (conv3, norm3, _) = self._steps
@@ -122,4 +128,41 @@ class Bottle2neck(ResidualBlockBase):
         return out
 
 
-__all__ = ['Bottle2neck', 'STAGE_POOLS']
+class ScriptableBottle2neck(nn.Module):
+    """:class:`Bottle2neck`'s forward in TorchScript's subset, over the same modules."""
+
+    def __init__(self, block: Bottle2neck):
+        super().__init__()
+        from .scripting import not_scriptable
+        if not isinstance(block.drop_path, nn.Identity):
+            raise not_scriptable(type(block).__name__, 'drop path (drop_path_rate > 0)')
+        modules = block._modules
+        (conv1, norm1, _), (conv3, norm3, _) = block._steps
+        self.conv1, self.norm1 = modules[conv1], modules[norm1]
+        self.conv3, self.norm3 = modules[conv3], modules[norm3]
+        self.convs, self.bns = block.convs, block.bns
+        self.pool = block.pool if block.pool is not None else nn.Identity()
+        self.shortcut = modules.get(block._shortcut_name)
+        self.relu = block.relu
+        self.width: int = int(block.width)
+        self.stage: bool = block.stage_type == 'stage'
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        splits = torch.split(out, self.width, 1)
+        outs: List[torch.Tensor] = []
+        sp = splits[0]
+        for i, (conv, norm) in enumerate(zip(self.convs, self.bns)):
+            sp = splits[i] if self.stage or i == 0 else sp + splits[i]
+            sp = self.relu(norm(conv(sp.contiguous())))
+            outs.append(sp)
+        outs.append(self.pool(splits[-1]))
+        out = self.norm3(self.conv3(torch.cat(outs, 1)))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        else:
+            out = out + x
+        return self.relu(out)
+
+
+__all__ = ['Bottle2neck', 'ScriptableBottle2neck', 'STAGE_POOLS']

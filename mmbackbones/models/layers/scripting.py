@@ -9,9 +9,10 @@ no copy) with a forward in TorchScript's subset that computes the same numbers. 
 equivalence is promised where the eager block has stochastic depth (refused here) or
 checkpointing (a training-time memory trade, same numbers).
 """
-from typing import List
+from typing import List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -83,6 +84,17 @@ class ScriptableBlock(nn.Module):
         return self.act(out)
 
 
+def _scriptable_block(block: nn.Module) -> nn.Module:
+    """The block's own scriptable form where its class defines one (ResNeSt's), else
+    :class:`ScriptableBlock`."""
+    prepare = getattr(type(block), '__prepare_scriptable__', None)
+    # (by name: resnet_blocks imports this module, not the other way round)
+    if prepare is not None and \
+            prepare.__qualname__ != 'ResidualBlockBase.__prepare_scriptable__':
+        return block.__prepare_scriptable__()
+    return ScriptableBlock(block)
+
+
 class ScriptableResNet(nn.Module):
     """mmpretrain's ``ResNet`` (``ResNetV1c``/``V1d``, ``ResNeXt``) and ``RegNet`` forward in
     TorchScript's subset, over the same stem, blocks, convs and norms: a list of feature maps in
@@ -99,8 +111,9 @@ class ScriptableResNet(nn.Module):
             self.stem = nn.Sequential(model.conv1, model.norm1, model.relu)
         # RegNet: the same stem without the max pool
         self.maxpool = model.maxpool if hasattr(model, 'maxpool') else nn.Identity()
+        # (a block with its own scriptable form, e.g. ResNeSt's, prepares itself)
         self.stages = nn.ModuleList([
-            nn.Sequential(*[ScriptableBlock(b) for b in model._modules[name]])
+            nn.Sequential(*[_scriptable_block(b) for b in model._modules[name]])
             for name in model.res_layers])
         self.out_indices: List[int] = [int(i) for i in model.out_indices]
         self.channels_last: bool = bool(getattr(model, 'channels_last', False))
@@ -150,5 +163,109 @@ class ScriptableStages(nn.Module):
         return [feats[i] for i in self.out_indices]
 
 
-__all__ = ['not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock', 'ScriptableResNet',
-           'ScriptableResidual', 'ScriptableStages']
+class ScriptableNormedStages(nn.Module):
+    """Stages in sequence, each output map through its own norm: ``[norms[j](stage_i(..)) for
+    j, i in enumerate(out_indices)]`` as a list, over the same modules. ``pool`` averages each
+    map over its sides before the norm and returns ``(N, C)`` vectors (ConvNeXt's
+    ``gap_before_final_norm``)."""
+
+    def __init__(self, stages, norms, out_indices, pool: bool = False):
+        super().__init__()
+        self.stages = nn.ModuleList(list(stages))
+        self.norms = nn.ModuleList(list(norms))
+        self.out_indices: List[int] = [int(i) for i in out_indices]
+        self.pool: bool = bool(pool)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        feats: List[torch.Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        outs: List[torch.Tensor] = []
+        for j, norm in enumerate(self.norms):
+            out = feats[self.out_indices[j]]
+            if self.pool:
+                outs.append(norm(out.mean((2, 3), keepdim=True)).flatten(1))
+            else:
+                outs.append(norm(out).contiguous())
+        return outs
+
+
+class ScriptableSum(nn.Module):
+    """``first(x) + sum(branch(first(x)) for branch in branches)``, over the same modules
+    (MSCAN's multi-scale attention before its 1x1 conv, without the named-branch lookup)."""
+
+    def __init__(self, first: nn.Module, branches):
+        super().__init__()
+        self.first = first
+        self.branches = nn.ModuleList(list(branches))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first(x)
+        total = x
+        for branch in self.branches:
+            total = total + branch(x)
+        return total
+
+
+class ScriptableGate(nn.Module):
+    """``body(x) * x`` over the same ``body``."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) * x
+
+
+class ScriptableChannelsLastNorm(nn.Module):
+    """``norm`` (a ``LayerNorm`` over channels) on the ``(N, H, W, C)`` view of a ``(N, C, H, W)``
+    map, back to ``(N, C, H, W)`` (contiguous), over the same norm."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+
+
+class ScriptableConv2dSame(nn.Module):
+    """:class:`~.mobile_blocks.Conv2dSame`'s forward in TorchScript's subset (the padding in
+    integer arithmetic, ``ceil(side / stride) == (side + stride - 1) // stride``), over the same
+    weight and bias."""
+
+    bias: Optional[torch.Tensor]
+    static_padding: Optional[List[int]]
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.register_parameter('weight', conv.weight)
+        self.register_parameter('bias', conv.bias)
+        self.kernel: List[int] = [int(k) for k in conv.kernel_size]
+        self.stride: List[int] = [int(s) for s in conv.stride]
+        self.dilation: List[int] = [int(d) for d in conv.dilation]
+        self.groups: int = int(conv.groups)
+        static = conv._static_padding
+        self.static_padding = None if static is None else [int(p) for p in static]
+
+    def _pad(self, side: int, i: int) -> int:
+        stride = self.stride[i]
+        out = (side + stride - 1) // stride
+        return max((out - 1) * stride + (self.kernel[i] - 1) * self.dilation[i] + 1 - side, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        static = self.static_padding
+        if static is not None:
+            return F.conv2d(x, self.weight, self.bias, [1, 1], static, self.dilation,
+                            self.groups)
+        pad_h, pad_w = self._pad(x.shape[-2], 0), self._pad(x.shape[-1], 1)
+        if pad_h > 0 or pad_w > 0:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, [0, 0], self.dilation,
+                        self.groups)
+
+
+__all__ = ['ScriptableConv2dSame', 'ScriptableSum', 'ScriptableGate', 'ScriptableChannelsLastNorm', 'not_scriptable', 'plain_conv_norm_act', 'keep_source', 'ScriptableBlock',
+           'ScriptableResNet', 'ScriptableResidual', 'ScriptableStages', 'ScriptableNormedStages']

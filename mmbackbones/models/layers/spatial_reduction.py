@@ -5,7 +5,7 @@ block that combines them (mmseg's/mmdet's ``nn.MultiheadAttention`` names).
 
 Also the argument checks these families share (per-stage int lists, token norms, activations).
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -129,8 +129,9 @@ class InOutProj(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's own init
 
 
-def reduced_attention(x: torch.Tensor, kv_in: torch.Tensor, heads: int, q_weight, q_bias,
-                      kv_weight, kv_bias, dropout_p: float = 0.) -> torch.Tensor:
+def reduced_attention(x: torch.Tensor, kv_in: torch.Tensor, heads: int, q_weight: torch.Tensor,
+                      q_bias: Optional[torch.Tensor], kv_weight: torch.Tensor,
+                      kv_bias: Optional[torch.Tensor], dropout_p: float = 0.) -> torch.Tensor:
     """Multi-head attention of the tokens ``x`` ``(N, L, C)`` over ``kv_in`` ``(N, L', C)``:
     queries ``x @ q_weight.T``, keys and values from ``kv_in @ kv_weight.T`` (``[k; v]`` rows),
     through ``scaled_dot_product_attention``. Returns ``(N, L, C)`` before the output
@@ -167,7 +168,7 @@ class EfficientSelfAttention(nn.Module):
 
     def reduce(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         """The key/value tokens: ``norm(sr(x))`` on the map, or ``x`` itself."""
-        if self.sr_ratio > 1:
+        if hasattr(self, 'sr'):  # sr_ratio > 1 (TorchScript resolves hasattr when compiling)
             return self.norm(map_to_tokens(self.sr(tokens_to_map(x, hw))))
         return x
 
@@ -228,15 +229,43 @@ class SRBlock(nn.Module):
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
         return x + self.drop_path(self.ffn(self.norm2(x), hw))
 
+    @torch.jit.unused
+    def _checkpointed(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        # (a training-time memory trade: TorchScript compiles no checkpoint)
+        return cp.checkpoint(self._inner_forward, x, hw, use_reentrant=False)
+
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._inner_forward, x, hw, use_reentrant=False)
+        if self.with_cp and x.requires_grad and not torch.jit.is_scripting():
+            return self._checkpointed(x, hw)
         return self._inner_forward(x, hw)
+
+
+class ScriptableTokenStages(nn.Module):
+    """The forward of PVT / MiT (``layers``: per stage ``[patch_embed, blocks, norm]``) in
+    TorchScript's subset, without the input-size checks, over the same modules: a list of the
+    ``out_indices`` maps."""
+
+    def __init__(self, layers: nn.ModuleList, out_indices):
+        super().__init__()
+        self.patch_embeds = nn.ModuleList([layer[0] for layer in layers])
+        self.blocks = nn.ModuleList([layer[1] for layer in layers])
+        self.norms = nn.ModuleList([layer[2] for layer in layers])
+        self.out_indices: List[int] = [int(i) for i in out_indices]
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        feats: List[torch.Tensor] = []
+        for patch_embed, blocks, norm in zip(self.patch_embeds, self.blocks, self.norms):
+            x, hw = patch_embed(x)
+            for block in blocks:
+                x = block(x, hw)
+            x = tokens_to_map(norm(x), hw)
+            feats.append(x)
+        return [feats[i] for i in self.out_indices]
 
 
 __all__ = ['check_stage_grids', 'tokens_to_map', 'map_to_tokens', 'stage_int_list', 'check_act_cfg',
            'check_token_norm_cfg', 'OverlapPatchEmbed', 'InOutProj', 'reduced_attention',
-           'EfficientSelfAttention', 'MixFFN', 'SRBlock']
+           'EfficientSelfAttention', 'MixFFN', 'SRBlock', 'ScriptableTokenStages']
 
 
 def patch_stage_groups(layers: nn.ModuleList, num_stages: int, num_built: int) -> list:

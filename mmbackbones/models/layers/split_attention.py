@@ -31,7 +31,8 @@ class RSoftmax(nn.Module):
         self.radix, self.groups = radix, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels = x.shape[:2]  # explicit sizes: an empty batch has no -1 to infer
+        # explicit sizes: an empty batch has no -1 to infer
+        batch, channels = x.shape[0], x.shape[1]
         if self.radix > 1:
             x = x.view(batch, self.groups, self.radix, channels // (self.groups * self.radix))
             return F.softmax(x.transpose(1, 2), dim=1).reshape(batch, channels)
@@ -85,6 +86,12 @@ class SplitAttentionConv2d(nn.Module):
 
     def conv_norm_pairs(self):
         return [('conv', self.norm0_name), ('fc1', self.norm1_name)]
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`ScriptableSplitAttention`, this forward
+        over the same modules."""
+        from .scripting import keep_source
+        return keep_source(ScriptableSplitAttention(self), self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules
@@ -180,6 +187,12 @@ class ResNeStBottleneck(ResidualBlockBase):
         conv+ReLU step)."""
         self._folded = False
 
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: :class:`ScriptableResNeStBottleneck` (the same
+        modules; plugins and drop path are refused, naming why)."""
+        from .scripting import keep_source
+        return keep_source(ScriptableResNeStBottleneck(self), self)
+
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules
         (conv1, norm1, after1), (conv2, _, after2), (conv3, norm3, after3) = self._steps
@@ -201,4 +214,66 @@ class ResNeStBottleneck(ResidualBlockBase):
         return out
 
 
-__all__ = ['RSoftmax', 'SplitAttentionConv2d', 'ResNeStBottleneck', 'grouped_width']
+class ScriptableSplitAttention(nn.Module):
+    """:class:`SplitAttentionConv2d`'s forward in TorchScript's subset, over the same modules."""
+
+    def __init__(self, module: SplitAttentionConv2d):
+        super().__init__()
+        self.conv, self.norm0, self.relu = module.conv, module.norm0, module.relu
+        self.fc1, self.norm1, self.fc2 = module.fc1, module.norm1, module.fc2
+        self.rsoftmax = module.rsoftmax
+        self.radix: int = int(module.radix)
+        self.channels: int = int(module.channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.norm0(self.conv(x)))
+        batch, channels = x.size(0), self.channels
+        splits = x
+        gap = x
+        if self.radix > 1:
+            splits = x.view(batch, self.radix, channels, x.shape[2], x.shape[3])
+            gap = splits.sum(dim=1)
+        gap = F.adaptive_avg_pool2d(gap, 1)
+        gap = self.relu(self.norm1(self.fc1(gap)))
+        atten = self.rsoftmax(self.fc2(gap)).view(batch, channels * self.radix, 1, 1)
+        if self.radix > 1:
+            out = (atten.view(batch, self.radix, channels, 1, 1) * splits).sum(dim=1)
+        else:
+            out = atten * x
+        return out.contiguous()
+
+
+class ScriptableResNeStBottleneck(nn.Module):
+    """:class:`ResNeStBottleneck` without plugins or drop path, over the same modules:
+    ``conv1``-norm-ReLU, the split-attention ``conv2`` (its own norm and ReLU), the average
+    down-sampling, ``conv3``-norm, plus the shortcut, ReLU."""
+
+    def __init__(self, block: 'ResNeStBottleneck'):
+        super().__init__()
+        from .scripting import not_scriptable
+        reasons = []
+        if getattr(block, 'with_plugins', False) or any(p for _, _, p in block._steps):
+            reasons.append('plugins')
+        if not isinstance(block.drop_path, nn.Identity):
+            reasons.append('drop path (drop_path_rate > 0)')
+        if reasons:
+            raise not_scriptable(type(block).__name__, ', '.join(reasons))
+        modules = block._modules
+        (conv1, norm1, _), (conv2, _, _), (conv3, norm3, _) = block._steps
+        self.conv1, self.norm1, self.conv2 = modules[conv1], modules[norm1], modules[conv2]
+        self.avd = block.avd_layer if block.avd_layer is not None else nn.Identity()
+        self.conv3, self.norm3 = modules[conv3], modules[norm3]
+        self.shortcut = modules.get(block._shortcut_name)
+        self.relu = block.relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.norm3(self.conv3(self.avd(self.conv2(out))))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        else:
+            out = out + x
+        return self.relu(out)
+
+
+__all__ = ['ScriptableSplitAttention', 'ScriptableResNeStBottleneck', 'RSoftmax', 'SplitAttentionConv2d', 'ResNeStBottleneck', 'grouped_width']

@@ -16,7 +16,7 @@
 Every conv is a :class:`~.conv_norm_act.ConvNormAct` (mmcv ``ConvModule``'s ``conv``/``bn``
 names).
 """
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import nn
@@ -63,18 +63,24 @@ class STDCModule(nn.Module):
                                            padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (hasattr: skip/downsample exist with with_downsample; TorchScript resolves it)
+        outs: List[torch.Tensor] = []
+        out = x
         if self.fusion_type == 'add':
-            outs, out = [], x
             for layer in self.layers:  # layers.0 downsamples in a stride-2 block
                 out = layer(out)
                 outs.append(out)
-            return torch.cat(outs, dim=1) + (self.skip(x) if self.with_downsample else x)
-        first = self.layers[0](x)
-        out = self.downsample(first) if self.with_downsample else first
-        outs = [self.skip(first) if self.with_downsample else first]
-        for layer in self.layers[1:]:
+            skip = x
+            if hasattr(self, 'skip'):
+                skip = self.skip(x)
+            return torch.cat(outs, dim=1) + skip
+        for i, layer in enumerate(self.layers):
             out = layer(out)
-            outs.append(out)
+            if i == 0 and hasattr(self, 'downsample'):
+                outs.append(self.skip(out))
+                out = self.downsample(out)
+            else:
+                outs.append(out)
         return torch.cat(outs, dim=1)
 
 

@@ -9,7 +9,7 @@ Drop path, as upstream: mmpretrain's/mmseg's GSA and FFN apply their own drop pa
 layer's, so a GSA layer drops each branch twice and an LSA layer its FFN branch twice (both
 hold no parameters and act only in training).
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -52,8 +52,9 @@ class GlobalSubsampledAttention(nn.Module):
             self.norm = build_norm(norm_cfg, embed_dims)[1]
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        kv_in = self.norm(map_to_tokens(self.sr(tokens_to_map(x, hw)))) \
-            if self.sr_ratio > 1 else x
+        kv_in = x
+        if hasattr(self, 'sr'):  # sr_ratio > 1 (TorchScript resolves hasattr when compiling)
+            kv_in = self.norm(map_to_tokens(self.sr(tokens_to_map(x, hw))))
         out = reduced_attention(x, kv_in, self.num_heads, self.q.weight, self.q.bias,
                                 self.kv.weight, self.kv.bias,
                                 self.attn_drop if self.training else 0.)
@@ -65,7 +66,7 @@ class GlobalSubsampledAttention(nn.Module):
 
 
 def _window_mask(hp: int, wp: int, pad_b: int, pad_r: int, window: int,
-                 device) -> Optional[torch.Tensor]:
+                 device: torch.device) -> Optional[torch.Tensor]:
     """mmpretrain's/mmseg's LSA mask, ``(1, windows, 1, w*w, w*w)`` with -1000 between a padded
     and an unpadded position, or None when it masks nothing. Upstream marks the padded rows as
     ``mask[:, -pad_b:, :]``: with ``pad_b == 0`` that slice is the whole map (likewise columns),
@@ -158,9 +159,14 @@ class TwinsEncoderLayer(nn.Module):
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
         return x + self.drop_path(self.ffn_drop_path(self.ffn(self.norm2(x))))
 
+    @torch.jit.unused
+    def _checkpointed(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        # (a training-time memory trade: TorchScript compiles no checkpoint)
+        return cp.checkpoint(self._inner_forward, x, hw, use_reentrant=False)
+
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._inner_forward, x, hw, use_reentrant=False)
+        if self.with_cp and x.requires_grad and not torch.jit.is_scripting():
+            return self._checkpointed(x, hw)
         return self._inner_forward(x, hw)
 
 
@@ -176,5 +182,35 @@ class ConditionalPositionEncoding(nn.Module):
         return map_to_tokens(self.proj(feat) + feat)
 
 
-__all__ = ['GlobalSubsampledAttention', 'LocallyGroupedSelfAttention', 'TwinsEncoderLayer',
+class ScriptableTwins(nn.Module):
+    """:class:`~mmbackbones.models.backbones.twins.PCPVT`'s forward in TorchScript's subset
+    (without its input-size checks), over the same modules: a list of the ``out_indices`` maps."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.patch_embeds = model.patch_embeds
+        self.position_encoding_drops = model.position_encoding_drops
+        self.stages = model.stages
+        self.position_encodings = model.position_encodings
+        self.norms = nn.ModuleList([model._modules[f'norm_after_stage{i}']
+                                    for i in range(model.num_built)])
+        self.out_indices: List[int] = [int(i) for i in model.out_indices]
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        feats: List[torch.Tensor] = []
+        for i, (embed, drop, stage, pos, norm) in enumerate(zip(
+                self.patch_embeds, self.position_encoding_drops, self.stages,
+                self.position_encodings, self.norms)):
+            x, hw = embed(x)
+            x = drop(x)
+            for j, layer in enumerate(stage):
+                x = layer(x, hw)
+                if j == 0:
+                    x = pos(x, hw)
+            x = tokens_to_map(norm(x), hw).contiguous()
+            feats.append(x)
+        return [feats[i] for i in self.out_indices]
+
+
+__all__ = ['ScriptableTwins', 'GlobalSubsampledAttention', 'LocallyGroupedSelfAttention', 'TwinsEncoderLayer',
            'ConditionalPositionEncoding']

@@ -12,17 +12,16 @@ numbers; timm's ``efficientnet_b*`` use ``conv_cfg=None`` and ``eps=1e-5``.
 """
 import copy
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
-import torch
 from torch import nn
 
 from ...registry import MODELS
 from ...utils.validation import (check_bool, check_choice, check_positive_int, check_rate,
                                  normalize_out_indices)
 from ..base import BaseBackbone
-from ..layers.mobile_blocks import (EdgeResidual, InvertedResidual, conv_norm_act,
-                                    drop_path_rates, make_divisible)
+from ..layers.mobile_blocks import (EdgeResidual, InvertedResidual, LayerListStagesMixin,
+                                    conv_norm_act, drop_path_rates, make_divisible)
 from ..layers.norm import check_norm_cfg
 
 DEFAULT_INIT_CFG = [dict(type='Kaiming', layer='Conv2d'),
@@ -61,7 +60,7 @@ def model_scaling(layer_setting, arch_setting):
 
 
 @MODELS.register_module()
-class EfficientNet(BaseBackbone):
+class EfficientNet(LayerListStagesMixin, BaseBackbone):
     """EfficientNet, mmpretrain 1.2.0's signature and defaults.
 
     Args:
@@ -187,32 +186,7 @@ class EfficientNet(BaseBackbone):
                           [f'stage{i}' for i in self.out_indices])
         self._freeze_stages()
 
-    def stem_and_stages(self) -> List[Optional[nn.Module]]:
-        """``[None, layers[0], layers[1], ...]``: mmpretrain's ``frozen_stages=k`` freezes
-        ``layers[0..k-1]`` (0 nothing), i.e. the groups ``0..k`` here."""
-        return [None] + list(self.layers)
-
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """``(i, len(layers) + 1)`` for ``layers.{i}``; the last depth for anything else."""
         from ..layer_decay import strip_prefix
-        name = strip_prefix(param_name, prefix)
-        total = self.num_stages + 1
-        parts = [] if name is None else name.split('.')
-        if len(parts) > 1 and parts[0] == 'layers' and parts[1].isdigit():
-            return int(parts[1]), total
-        return total - 1, total
-
-    def __prepare_scriptable__(self):
-        """What ``torch.jit.script`` compiles: the built layers in sequence
-        (``layers.scripting.ScriptableStages``), a list of the same maps."""
-        from ..layers.scripting import ScriptableStages
-        return ScriptableStages(nn.Identity(), self.layers, self.out_indices)
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        outs = {}
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in self.out_indices:
-                outs[i] = x
-        return tuple(outs[i] for i in self.out_indices)
+        return self._layer_list_depth(strip_prefix(param_name, prefix))

@@ -350,6 +350,41 @@ class ConvNormActSkip(ConvNormAct):
         return self.drop_path(out) + x if self.has_skip else out
 
 
-__all__ = ['make_divisible', 'drop_path_rates', 'check_built_stages', 'Conv2dSame', 'conv_norm_act', 'HSigmoid', 'build_mobile_act',
+class LayerListStagesMixin:
+    """The stage plumbing of EfficientNet and EfficientNetV2: ``self.layers`` (an
+    ``nn.ModuleList`` of the built stages, the stem first) run in sequence, output ``i`` the
+    map after ``layers[i]``; freezing groups ``[None, layers[0], ...]`` (mmpretrain's
+    ``frozen_stages=k`` freezes ``layers[0..k-1]``); layer depth ``i`` for ``layers.{i}``."""
+
+    def stem_and_stages(self):
+        return [None] + list(self.layers)
+
+    def _layer_list_depth(self, name):
+        """``(i, num_stages + 1)`` for ``layers.{i}``; the last depth for anything else
+        (``name`` without its prefix, ``None``: not ours)."""
+        total = self.num_stages + 1
+        parts = [] if name is None else name.split('.')
+        if len(parts) > 1 and parts[0] == 'layers' and parts[1].isdigit():
+            return int(parts[1]), total
+        return total - 1, total
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the built layers in sequence
+        (``layers.scripting.ScriptableStages``), a list of the same maps."""
+        from .scripting import ScriptableStages
+        return ScriptableStages(nn.Identity(), self.layers, self.out_indices)
+
+    def forward(self, x: torch.Tensor):
+        """``(N, C, H, W)`` -> one map per ``out_indices`` entry, in that order."""
+        self.check_input(x)
+        outs = {}
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in self.out_indices:
+                outs[i] = x
+        return tuple(outs[i] for i in self.out_indices)
+
+
+__all__ = ['LayerListStagesMixin', 'make_divisible', 'drop_path_rates', 'check_built_stages', 'Conv2dSame', 'conv_norm_act', 'HSigmoid', 'build_mobile_act',
            'SqueezeExcite', 'InvertedResidual', 'SequentialInvertedResidual', 'EdgeResidual',
            'ConvNormActSkip', 'SAME_PADDING', 'is_same_padding']
